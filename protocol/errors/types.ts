@@ -1,0 +1,17 @@
+/**
+ * The shape of one entry of the error catalog.
+ *
+ * Every failure that a user, a script or a device report can see carries one stable string code
+ * from the catalog. The code never changes once released; the message may be improved. `status`
+ * is the HTTP status the cloud or the agent's socket answers with, `exit` the CLI's exit code.
+ */
+export interface ErrorSpec {
+  /** HTTP status for API answers. */
+  readonly status: number;
+  /** Process exit code for the CLI (see EXIT in exit-codes.ts). */
+  readonly exit: number;
+  /** What the code means and what the user should do about it (shown in docs/errors.md). */
+  readonly hint: string;
+}
+
+export type ErrorTable = Readonly<Record<string, ErrorSpec>>;

@@ -1,0 +1,30 @@
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+/**
+ * The root logger factory both sides use. Logs are pino JSON on stdout (journald keeps them on a
+ * device); each module takes a child: `log.child({ module: 'sync' })`. Secrets never reach the
+ * log: every path below is replaced by "[redacted]" wherever it appears.
+ *
+ * This is the one piece of protocol/ that is not a pure function: both sides must redact the same
+ * keys, so the list lives next to the wire documents that carry them.
+ */
+export const REDACT_PATHS = [
+  'token', '*.token', 'password', '*.password', 'authorization', '*.authorization',
+  'headers.authorization', 'req.headers.authorization', 'credentials', '*.credentials',
+  'privateKey', '*.privateKey', 'secret', '*.secret',
+];
+
+export type { Logger };
+
+export function createLogger(opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+  const options: LoggerOptions = {
+    name: opts.name ?? 'outpost',
+    level: opts.level ?? process.env.OUTPOST_LOG_LEVEL ?? 'info',
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    base: { pid: process.pid },
+  };
+  return opts.destination ? pino(options, opts.destination) : pino(options);
+}
+
+/** A logger that drops everything, for library callers and tests that do not care. */
+export const silentLogger: Logger = pino({ level: 'silent' });

@@ -1,0 +1,69 @@
+/**
+ * The types of `alwaysai.model.json`, the contract of the seed document (Working with Models).
+ *
+ * The file has the seed's catalog fields at the top level and the model's parameters under
+ * `model_parameters`, as the aai CLI writes it. The parser (protocol/manifest.ts) also accepts
+ * the parameter fields flat at the top level, since the seed's table lists them flat.
+ */
+export const FRAMEWORKS = ['tensorflow', 'caffe', 'dldt', 'enet', 'darknet', 'onnx', 'tensor-rt', 'myriad', 'hailo'] as const;
+export type Framework = (typeof FRAMEWORKS)[number];
+
+export const PURPOSES = ['Classification', 'ObjectDetection', 'PoseEstimation', 'SemanticSegmentation'] as const;
+export type Purpose = (typeof PURPOSES)[number];
+
+export const TRT_DEVICES = ['nano', 'xavier-nx', 'agx-xavier'] as const;
+export type TrtDevice = (typeof TRT_DEVICES)[number];
+
+export const TRT_ARCHITECTURES = ['yolo', 'mobilenet_ssd'] as const;
+export const HAILO_ARCHITECTURES = ['yolov3', 'mobilenet_ssd'] as const;
+export type Architecture = (typeof TRT_ARCHITECTURES)[number] | (typeof HAILO_ARCHITECTURES)[number];
+
+export interface ModelParameters {
+  framework_type: Framework;
+  /** Paths are relative to the model folder, never absolute, never with `..`. */
+  model_file: string;
+  /** [R, G, B] average intensity subtracted before scaling. Default [0, 0, 0]. */
+  mean: [number, number, number];
+  /** Multiplies pixel values after the mean is subtracted. Default 1. */
+  scalefactor: number;
+  /** [width, height] of the network input. */
+  size: [number, number];
+  purpose: Purpose;
+  crop: boolean;
+  config_file?: string;
+  label_file?: string;
+  colors_file?: string;
+  swaprb: boolean;
+  softmax: boolean;
+  output_layer_names?: string[];
+  device?: TrtDevice;
+  architecture?: Architecture;
+  quantize_input?: boolean;
+  quantize_output?: boolean;
+  input_format?: string;
+  output_format?: string;
+}
+
+export interface ModelManifest {
+  accuracy: string;
+  dataset: string;
+  /** `owner/name`; the placeholder `<username>/<modelname>` until the developer fills it in. */
+  id: string;
+  inference_time: number;
+  license: string;
+  mean_average_precision_top_1: number;
+  mean_average_precision_top_5: number;
+  public: boolean;
+  website_url: string;
+  model_parameters: ModelParameters;
+  /** Keys Outpost does not know are kept as they were, never dropped. */
+  [extra: string]: unknown;
+}
+
+/** One file of a published version, as the catalog stores it and as signed metadata lists it. */
+export interface VersionFile {
+  /** Relative POSIX path inside the model folder. */
+  path: string;
+  sha256: string;
+  size: number;
+}

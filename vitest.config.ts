@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// Tests run real brokers, HTTP servers and child processes: give them room, and run test files
+// in separate forks so a native crash or a leaked handle stays inside one file.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    teardownTimeout: 10_000,
+  },
+});
