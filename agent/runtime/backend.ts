@@ -1,0 +1,62 @@
+import type { Framework, ModelParameters, VersionFile } from '../../protocol/manifest-types.js';
+
+/**
+ * The contract between the runtime and every inference backend (onnxruntime-node, the OpenCV DNN
+ * addon, TensorRT, HailoRT, OpenVINO). TypeScript owns validation, pre- and post-processing and
+ * policy; a backend owns only loading a model and running tensors through it.
+ *
+ * Invariants every backend keeps:
+ * - availability() never throws: an absent SDK, library or device is `{available: false, reason}`.
+ * - load() validates the files and throws OutpostError with a catalog code (never crashes).
+ * - run() may be called concurrently; the backend serialises internally if its engine must.
+ * - dispose() is idempotent; run() after dispose() rejects with a code.
+ */
+export type DType = 'float32' | 'float16' | 'uint8' | 'int8' | 'int32' | 'int64' | 'bool';
+
+export type TensorData = Float32Array | Uint8Array | Int8Array | Int32Array | BigInt64Array | Uint16Array;
+
+export interface Tensor {
+  dtype: DType;
+  /** Row-major (C order) dimensions. */
+  shape: number[];
+  data: TensorData;
+}
+
+export interface TensorInfo {
+  name: string;
+  dtype: DType;
+  /** null for a dynamic dimension. */
+  shape: (number | null)[];
+}
+
+export interface LoadedModel {
+  readonly backend: string;
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  dispose(): Promise<void>;
+}
+
+export interface ModelSource {
+  /** The folder that holds the version's files. */
+  dir: string;
+  params: ModelParameters;
+  files?: readonly VersionFile[];
+}
+
+export interface Availability {
+  available: boolean;
+  /** Why not, in words an operator can act on (missing library, no device, not built). */
+  reason?: string;
+  /** Versions, devices, build options: reported in the device's capabilities. */
+  details?: Record<string, unknown>;
+  /** True only when it ran on the real engine/hardware here; never true for a simulation. */
+  hardware?: boolean;
+}
+
+export interface Backend {
+  readonly name: string;
+  readonly frameworks: readonly Framework[];
+  availability(): Promise<Availability>;
+  load(source: ModelSource): Promise<LoadedModel>;
+}
