@@ -1,0 +1,109 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { canonicalJson, keyIdOf, loadTrustedKeys, verifyEnvelope } from '../../protocol/signing.js';
+import { silentLogger } from '../../protocol/log.js';
+import { createSigner } from '../../cloud-broker/signing/sign.js';
+import { loadOrCreateSigner, SIGNING_KEY_FILE } from '../../cloud-broker/signing/keys.js';
+
+function newSigner() {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  return createSigner(privateKey, publicKey);
+}
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+}
+
+describe('canonicalJson', () => {
+  it('sorts keys at every depth and drops whitespace', () => {
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: true, y: null }], c: 'x' } })).toBe('{"a":{"c":"x","d":[3,{"y":null,"z":true}]},"b":1}');
+  });
+
+  it('gives the same bytes for objects built in different key orders and after a JSON round trip', () => {
+    const a = { models: [{ id: 'o/n', files: [{ size: 3, path: 'a' }] }], revision: 7, device: undefined };
+    const b = JSON.parse(JSON.stringify({ revision: 7, models: [{ files: [{ path: 'a', size: 3 }], id: 'o/n' }] }));
+    expect(canonicalJson(a)).toBe(canonicalJson(b));
+  });
+
+  it('escapes strings like JSON and keeps non-ASCII text', () => {
+    expect(canonicalJson({ 'é': 'line\n"q"\u0001' })).toBe('{"é":"line\\n\\"q\\"\\u0001"}');
+  });
+
+  it('refuses fractions, non-finite numbers, functions and class instances', () => {
+    expect(codeOf(() => canonicalJson({ a: 1.5 }))).toBe('CANONICAL_JSON_INVALID');
+    expect(codeOf(() => canonicalJson({ a: Number.NaN }))).toBe('CANONICAL_JSON_INVALID');
+    expect(codeOf(() => canonicalJson({ a: 2 ** 60 }))).toBe('CANONICAL_JSON_INVALID');
+    expect(codeOf(() => canonicalJson({ a: () => 1 }))).toBe('CANONICAL_JSON_INVALID');
+    expect(codeOf(() => canonicalJson({ a: new Date(0) }))).toBe('CANONICAL_JSON_INVALID');
+    expect(codeOf(() => canonicalJson([undefined]))).toBe('CANONICAL_JSON_INVALID');
+  });
+});
+
+describe('keys and envelopes', () => {
+  it('keyid is the sha256 of the SPKI DER and is recomputed, not trusted', () => {
+    const s = newSigner();
+    expect(keyIdOf(s.publicKeyPem)).toBe(s.keyid);
+    expect(s.keyid).toMatch(/^[0-9a-f]{64}$/);
+    const other = newSigner();
+    expect(codeOf(() => loadTrustedKeys([{ keyid: other.keyid, publicKey: s.publicKeyPem }]))).toBe('TRUSTED_KEY_INVALID');
+  });
+
+  it('refuses a non-ed25519 trusted key', () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    expect(codeOf(() => loadTrustedKeys([{ keyid: keyIdOf(pem), publicKey: pem }]))).toBe('TRUSTED_KEY_INVALID');
+    expect(codeOf(() => loadTrustedKeys([{ keyid: 'x', publicKey: 'not a pem' }]))).toBe('TRUSTED_KEY_INVALID');
+  });
+
+  it('verifies a signed envelope and names the key', () => {
+    const s = newSigner();
+    const env = s.sign({ hello: 'world', n: 3 });
+    expect(verifyEnvelope(env, loadTrustedKeys([s.trustedKey()]))).toBe(s.keyid);
+  });
+
+  it('a changed byte is a bad signature; an unknown signer is an untrusted key', () => {
+    const s = newSigner();
+    const env = s.sign({ hello: 'world', n: 3 });
+    const trusted = loadTrustedKeys([s.trustedKey()]);
+    expect(codeOf(() => verifyEnvelope({ ...env, signed: { hello: 'world', n: 4 } }, trusted))).toBe('DESIRED_BAD_SIGNATURE');
+    const other = newSigner();
+    expect(codeOf(() => verifyEnvelope(other.sign({ hello: 'world' }), trusted))).toBe('DESIRED_UNTRUSTED_KEY');
+    // A forged signature under the trusted keyid (attacker copies the id) must not pass.
+    const forged = other.sign({ hello: 'world' });
+    forged.signatures[0].keyid = s.keyid;
+    expect(codeOf(() => verifyEnvelope(forged, trusted))).toBe('DESIRED_BAD_SIGNATURE');
+  });
+});
+
+describe('signing key file', () => {
+  let dir: string | undefined;
+  afterEach(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('is generated once with mode 0600 and reloaded with the same keyid', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'outpost-sign-'));
+    const a = await loadOrCreateSigner(dir, silentLogger);
+    const st = await stat(path.join(dir, SIGNING_KEY_FILE));
+    expect(st.mode & 0o777).toBe(0o600);
+    const b = await loadOrCreateSigner(dir, silentLogger);
+    expect(b.keyid).toBe(a.keyid);
+    expect(verifyEnvelope(a.sign({ x: 1 }), loadTrustedKeys([b.trustedKey()]))).toBe(a.keyid);
+  });
+
+  it('a corrupt key file is refused with its code, not replaced', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'outpost-sign-'));
+    await mkdir(path.join(dir, 'signing'));
+    await writeFile(path.join(dir, SIGNING_KEY_FILE), 'garbage');
+    await expect(loadOrCreateSigner(dir, silentLogger)).rejects.toMatchObject({ code: 'SIGNING_KEY_INVALID' });
+  });
+});
