@@ -42,6 +42,8 @@ export interface ModelParameters {
   quantize_output?: boolean;
   input_format?: string;
   output_format?: string;
+  /** Parameter keys Outpost does not know are kept as they were. */
+  [extra: string]: unknown;
 }
 
 export interface ModelManifest {

@@ -20,6 +20,5 @@ export const MODEL = {
   APP_MODEL_NOT_IN_APP: { status: 404, exit: EXIT.NOT_FOUND, hint: 'The model is not in the app\'s "models" list, so there is nothing to remove. Run `outpost app models show` to see the list.' },
   APP_ID_UNKNOWN: { status: 400, exit: EXIT.INVALID_INPUT, hint: 'The app\'s catalog id could not be determined. Set "outpost": {"app": "owner/name"} in alwaysai.app.json.' },
   CLI_NO_CLOUD: { status: 503, exit: EXIT.UNAVAILABLE, hint: 'No cloud to talk to: pass --cloud URL or set OUTPOST_CLOUD_URL, or start a local one with `outpost cloud start` (it writes <data-dir>/cloud.json).' },
-  CLI_NO_TOKEN: { status: 401, exit: EXIT.AUTH, hint: 'No access token: pass --token or set OUTPOST_TOKEN (the local cloud\'s admin token is read from <data-dir>/admin.token when the CLI uses the local cloud).' },
   CLI_VERB_UNAVAILABLE: { status: 501, exit: EXIT.FAILURE, hint: 'This verb is not part of this installation (its module is missing). Install the full Outpost package or use a newer version.' },
 } as const satisfies ErrorTable;

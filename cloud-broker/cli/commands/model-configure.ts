@@ -1,0 +1,157 @@
+import { join } from 'node:path';
+import type { CliContext } from '../../../protocol/cli.js';
+import { printResult } from '../../../protocol/cli.js';
+import { OutpostError } from '../../../protocol/errors/index.js';
+import {
+  FILE_KEYS, MODEL_JSON, PARAM_KEYS, PLACEHOLDER_ID, defaultManifest, parseColorsFile, parseModelManifest, toModelJson,
+} from '../../../protocol/manifest.js';
+import type { ModelManifest } from '../../../protocol/manifest-types.js';
+import { defineCommand, type FlagOptions, type FlagValues } from '../args.js';
+import { readIfExists, resolveInside, writeFileAtomic } from '../fs-util.js';
+
+/** The seed's flags, same names; framework maps to the JSON key framework_type. */
+const FLAG_NAMES = [
+  'framework', 'model_file', 'mean', 'scalefactor', 'size', 'purpose', 'crop', 'config_file', 'label_file',
+  'colors_file', 'swaprb', 'softmax', 'output_layer_names', 'device', 'architecture', 'quantize_input',
+  'quantize_output', 'input_format', 'output_format',
+] as const;
+const BOOL_FLAGS = new Set(['crop', 'swaprb', 'softmax', 'quantize_input', 'quantize_output']);
+const OPTIONS: FlagOptions = Object.fromEntries(FLAG_NAMES.map((n) => [n, { type: 'string' as const }]));
+
+const USAGE = `outpost model configure --framework F --purpose P --model_file FILE [flags]
+
+Writes ${MODEL_JSON} in the current folder (the model folder) with every field of the model JSON,
+flags filled in, defaults for the rest, and "id" left as ${PLACEHOLDER_ID} for you to set.
+If the file exists, its catalog fields (id, license, ...) and unknown keys are kept and the
+model parameters are replaced by these flags.
+
+  --framework F            tensorflow, caffe, dldt, enet, darknet, onnx, tensor-rt, myriad, hailo (required)
+  --purpose P              Classification, ObjectDetection, PoseEstimation, SemanticSegmentation (required)
+  --model_file FILE        the weights, relative to this folder (required; .h5 is not supported)
+  --config_file FILE       the model structure (.prototxt, .cfg, .xml, .pbtxt)
+  --label_file FILE        one label per line (required for ObjectDetection)
+  --colors_file FILE       one <x>,<y>,<z> color per line, integers 0-255
+  --mean M                 one number or R,G,B (default 0,0,0)
+  --scalefactor S          number > 0 (default 1)
+  --size WxH               also W,H (default 300x300 for tensorflow, 320x320 for darknet and yolo)
+  --crop [true|false]      crop before resize (default false)
+  --swaprb [true|false]    swap red and blue channels (default false)
+  --softmax [true|false]   apply softmax to the output (default false)
+  --output_layer_names L   comma-separated output layer names
+  --device D               tensor-rt only: nano, xavier-nx, agx-xavier (required for tensor-rt)
+  --architecture A         tensor-rt: yolo, mobilenet_ssd; hailo: yolov3, mobilenet_ssd (required for both)
+  --quantize_input [B]     hailo only (default true)
+  --quantize_output [B]    hailo only (default true)
+  --input_format S         hailo only (required for hailo, e.g. auto)
+  --output_format S        hailo only (required for hailo, e.g. none)
+  --json                   print {"file", "manifest"} as one JSON line`;
+
+/** `--crop` alone means true; `--crop false` takes the next word as its value. */
+export function preprocessBooleans(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : '';
+    if (BOOL_FLAGS.has(name)) {
+      const next = argv[i + 1];
+      if (next !== undefined && /^(true|false)$/i.test(next)) {
+        out.push(`${a}=${next}`);
+        i++;
+      } else out.push(`${a}=true`);
+    } else out.push(a);
+  }
+  return out;
+}
+
+function bad(flag: string, value: string, expected: string): OutpostError {
+  return new OutpostError('MODEL_FLAG_INVALID', `--${flag} is "${value}"; expected ${expected}`, { key: flag, value });
+}
+
+function numbers(flag: string, value: string, count: number[], sep: RegExp): number[] {
+  const inner = value.trim().replace(/^\[(.*)\]$/, '$1');
+  const parts = inner.split(sep).map((s) => s.trim());
+  const nums = parts.map((s) => (s === '' ? NaN : Number(s)));
+  if (!count.includes(nums.length) || nums.some((n) => !Number.isFinite(n))) {
+    throw bad(flag, value, flag === 'size' ? 'WIDTHxHEIGHT or WIDTH,HEIGHT, e.g. 300x300' : 'one number or three comma-separated numbers, e.g. 104,117,123');
+  }
+  return nums;
+}
+
+/** Turns flag strings into the typed parameter values the manifest parser checks. */
+export function flagsToParams(values: FlagValues): Record<string, unknown> {
+  const p: Record<string, unknown> = {};
+  for (const flag of FLAG_NAMES) {
+    const v = values[flag];
+    if (typeof v !== 'string') continue;
+    const key = flag === 'framework' ? 'framework_type' : flag;
+    if (BOOL_FLAGS.has(flag)) {
+      if (!/^(true|false)$/i.test(v)) throw bad(flag, v, 'true or false');
+      p[key] = v.toLowerCase() === 'true';
+    } else if (flag === 'size') {
+      p[key] = numbers(flag, v, [2], /[xX,]/);
+    } else if (flag === 'mean') {
+      const n = numbers(flag, v, [1, 3], /,/);
+      p[key] = n.length === 1 ? [n[0], n[0], n[0]] : n;
+    } else if (flag === 'scalefactor') {
+      const n = Number(v);
+      if (v.trim() === '' || !Number.isFinite(n)) throw bad(flag, v, 'a number > 0, e.g. 0.007843');
+      p[key] = n;
+    } else {
+      p[key] = v;
+    }
+  }
+  return p;
+}
+
+/** Checks that every named file is a regular file inside the folder, and the colors file's lines. */
+export async function checkModelFiles(dir: string, m: ModelManifest, labelOf: (key: string) => string): Promise<void> {
+  for (const key of FILE_KEYS) {
+    const rel = m.model_parameters[key];
+    if (typeof rel !== 'string') continue;
+    const { abs } = await resolveInside(dir, rel, labelOf(key));
+    if (key === 'colors_file') parseColorsFile((await readIfExists(abs)) ?? '', `${labelOf(key)} "${rel}"`);
+  }
+}
+
+/** The existing file's catalog fields and unknown keys, so reconfiguring never loses the id. */
+async function existingTopLevel(path: string): Promise<Record<string, unknown> | undefined> {
+  const text = await readIfExists(path);
+  if (text === undefined) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new OutpostError('MODEL_JSON_SYNTAX', `the existing ${MODEL_JSON} is not valid JSON (${(err as Error).message}); fix it or delete it, then run configure again`, { path });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new OutpostError('MODEL_FIELD_INVALID', `the existing ${MODEL_JSON} does not hold a JSON object; fix it or delete it`, { path });
+  }
+  const top = { ...(raw as Record<string, unknown>) };
+  delete top.model_parameters;
+  for (const k of PARAM_KEYS) delete top[k];
+  return top;
+}
+
+export const modelConfigure = defineCommand({
+  usage: USAGE,
+  options: OPTIONS,
+  preprocess: preprocessBooleans,
+  async run({ values, json }, ctx: CliContext) {
+    const params = flagsToParams(values);
+    // Validate the flags alone first so the messages name --flags, not JSON keys.
+    let manifest = defaultManifest(params);
+    const target = join(ctx.cwd, MODEL_JSON);
+    const top = await existingTopLevel(target);
+    if (top !== undefined) manifest = parseModelManifest({ ...top, model_parameters: toModelJson(manifest).model_parameters }, { allowPlaceholderId: true });
+    await checkModelFiles(ctx.cwd, manifest, (k) => `--${k}`);
+    const doc = toModelJson(manifest);
+    await writeFileAtomic(target, JSON.stringify(doc, null, 2) + '\n');
+    const p = manifest.model_parameters;
+    const next = manifest.id === PLACEHOLDER_ID
+      ? `Next: set "id" in ${MODEL_JSON} to "<your user name>/<model name>", then run \`outpost model publish\`.`
+      : `Next: run \`outpost model publish\` to publish ${manifest.id}.`;
+    printResult(ctx, json, { file: target, manifest: doc },
+      `wrote ${target}\n  framework ${p.framework_type}, purpose ${p.purpose}, size ${p.size.join('x')}, model_file ${p.model_file}\n${next}`);
+    return 0;
+  },
+});

@@ -1,0 +1,86 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { OutpostError } from '../../protocol/errors/index.js';
+
+/** Writes a file so that readers see the old or the new content, never a mix or a truncation. */
+export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dirname(path));
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** sha256 and size of a file, streamed (memory stays flat for any size). */
+export async function hashFile(path: string, onBytes?: (n: number) => void): Promise<{ sha256: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    onBytes?.((chunk as Buffer).length);
+  }
+  return { sha256: h.digest('hex'), size };
+}
+
+/**
+ * Resolves a manifest path against the model folder and checks, on the real file system, that it
+ * is a regular file whose real path (symlinks followed) stays inside the folder.
+ */
+export async function resolveInside(root: string, rel: string, label: string): Promise<{ abs: string; size: number }> {
+  const abs = resolve(root, rel);
+  let real: string;
+  try {
+    real = await realpath(abs);
+  } catch {
+    throw new OutpostError('MODEL_FILE_MISSING', `${label} "${rel}" does not exist in ${root}; copy the file into the model folder or fix the path`, { key: label, path: rel });
+  }
+  const realRoot = await realpath(root);
+  const r = relative(realRoot, real);
+  if (r === '' || r.startsWith('..' + sep) || r === '..' || resolve(realRoot, r) !== real) {
+    throw new OutpostError('MODEL_PATH_OUTSIDE', `${label} "${rel}" resolves to ${real}, outside the model folder ${realRoot}; copy the file into the folder`, { key: label, path: rel });
+  }
+  const st = await stat(real);
+  if (!st.isFile()) {
+    throw new OutpostError('MODEL_FILE_MISSING', `${label} "${rel}" is not a regular file`, { key: label, path: rel });
+  }
+  return { abs: real, size: st.size };
+}
+
+export async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      return await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new OutpostError('IO_ERROR', `cannot read ${path}: ${(err as Error).message}`, { path });
+  }
+}

@@ -1,0 +1,127 @@
+import { pathToFileURL } from 'node:url';
+import { printError, type CliContext, type Command } from '../../protocol/cli.js';
+import { OutpostError } from '../../protocol/errors/index.js';
+
+/**
+ * The `outpost` dispatcher. Verbs are looked up by their words (`model configure`,
+ * `app models add`) and imported lazily, so `outpost model configure` never loads the HTTP
+ * client and a verb whose module is missing fails alone with CLI_VERB_UNAVAILABLE.
+ */
+interface Verb {
+  load: () => Promise<Command>;
+  help: string;
+}
+
+const DEVELOPER_VERBS: Record<string, Verb> = {
+  'model configure': { load: async () => (await import('./commands/model-configure.js')).modelConfigure, help: 'write alwaysai.model.json in this model folder' },
+  'model publish': { load: async () => (await import('./commands/model-publish.js')).modelPublish, help: 'upload this model folder as a new version' },
+  'model list': { load: async () => (await import('./commands/model-query.js')).modelList, help: 'list the models you can see' },
+  'model show': { load: async () => (await import('./commands/model-query.js')).modelShow, help: 'show a model version: manifest and files' },
+  'model versions': { load: async () => (await import('./commands/model-query.js')).modelVersions, help: "list a model's versions" },
+  'app models add': { load: async () => (await import('./commands/app-models.js')).appModelsAdd, help: 'add a model (owner/name[@version]) to this app' },
+  'app models remove': { load: async () => (await import('./commands/app-models.js')).appModelsRemove, help: 'remove a model from this app' },
+  'app models show': { load: async () => (await import('./commands/app-models.js')).appModelsShow, help: "show this app's models" },
+  'app models sync': { load: async () => (await import('./commands/app-models.js')).appModelsSync, help: "replace this app's models with the catalog's list" },
+  'app install': { load: async () => (await import('./commands/app-install.js')).appInstall, help: "download this app's models into ./models" },
+};
+
+const CLOUD_VERBS: Record<string, Verb> = {
+  'cloud start': { load: async () => (await import('./commands/cloud.js')).cloudStart, help: 'run the cloud (catalog, blobs, broker) in this process' },
+};
+
+/**
+ * Fleet verbs (device provision|list|show, deploy, rollout status, rollback) are added here by
+ * their owners, one line each, in the same shape as above.
+ */
+const FLEET_VERBS: Record<string, Verb> = {};
+
+const VERBS: Record<string, Verb> = { ...DEVELOPER_VERBS, ...CLOUD_VERBS, ...FLEET_VERBS };
+
+/** Device verbs live in agent/cli (the agent never imports this package, only the reverse). */
+const DEVICE_GROUPS = new Set(['agent', 'predict']);
+// A computed specifier: the device CLI may be absent from a cloud-only install, and tsc must not
+// require it to exist.
+const AGENT_CLI = '../../agent/cli/main.js';
+
+export function usage(): string {
+  const rows = (t: Record<string, Verb>) => Object.entries(t).map(([k, v]) => `  outpost ${k.padEnd(20)} ${v.help}`);
+  return [
+    'usage: outpost <group> <verb> [flags]   (every verb takes --help and --json)',
+    '',
+    'Model developers:', ...rows(DEVELOPER_VERBS),
+    '', 'Cloud:', ...rows(CLOUD_VERBS),
+    ...(Object.keys(FLEET_VERBS).length ? ['', 'Fleet:', ...rows(FLEET_VERBS)] : []),
+    '', 'Device (run on the device):', '  outpost agent ...            the agent daemon and its status', '  outpost predict ...          run a model on an image',
+    '',
+    'Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid input, 4 not found, 5 auth, 6 conflict,',
+    '7 unavailable, 8 integrity, 9 incompatible. See docs/cli.md and docs/errors.md.',
+  ].join('\n') + '\n';
+}
+
+/** Finds the longest run of leading words that names a verb (3, 2, then 1 word). */
+function lookup(argv: string[]): { key: string; rest: string[] } | undefined {
+  for (let n = Math.min(3, argv.length); n >= 1; n--) {
+    const key = argv.slice(0, n).join(' ');
+    if (Object.hasOwn(VERBS, key)) return { key, rest: argv.slice(n) };
+  }
+  return undefined;
+}
+
+export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
+  const json = argv.includes('--json');
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    ctx.stdout.write(usage());
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (DEVICE_GROUPS.has(argv[0])) {
+    let mod: { runAgentCli: (argv: string[], ctx: CliContext) => Promise<number> };
+    try {
+      mod = (await import(AGENT_CLI)) as typeof mod;
+    } catch (err) {
+      return printError(ctx, json, new OutpostError('CLI_VERB_UNAVAILABLE', `the device verbs (outpost ${argv[0]} ...) are not available in this installation: ${(err as Error).message}`));
+    }
+    return mod.runAgentCli(argv, ctx);
+  }
+  const found = lookup(argv);
+  if (!found) {
+    const group = argv[0];
+    const verbs = Object.keys(VERBS).filter((k) => k.startsWith(group + ' '));
+    const hint = verbs.length ? `verbs of "${group}": ${verbs.join(', ')}` : 'run `outpost --help` for the list of verbs';
+    if (verbs.length && argv.slice(1).some((a) => a === '--help' || a === '-h')) {
+      ctx.stdout.write(verbs.map((k) => `  outpost ${k.padEnd(20)} ${VERBS[k].help}`).join('\n') + '\n');
+      return 0;
+    }
+    const words = argv.filter((a) => !a.startsWith('-')).slice(0, 3).join(' ');
+    return printError(ctx, json, new OutpostError('USAGE', `unknown verb "outpost ${words}"; ${hint}`, { verb: words }));
+  }
+  let command: Command;
+  try {
+    command = await VERBS[found.key].load();
+  } catch (err) {
+    return printError(ctx, json, new OutpostError('CLI_VERB_UNAVAILABLE', `outpost ${found.key} is not available in this installation: ${(err as Error).message}`));
+  }
+  try {
+    return await command(found.rest, ctx);
+  } catch (err) {
+    return printError(ctx, json, err);
+  }
+}
+
+/** Runs the CLI on this process: argv, env, stdio; SIGINT/SIGTERM abort ctx.signal once. */
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (ac.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
+    ac.abort(new OutpostError('INTERNAL', `interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const code = await runCli(argv, { cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signal: ac.signal });
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.exitCode = code;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}

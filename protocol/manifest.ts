@@ -1,0 +1,326 @@
+import { OutpostError, type ErrorCode } from './errors/index.js';
+import { isModelIdPart } from './ids.js';
+import {
+  FRAMEWORKS, HAILO_ARCHITECTURES, PURPOSES, TRT_ARCHITECTURES, TRT_DEVICES,
+  type Architecture, type Framework, type ModelManifest, type ModelParameters, type Purpose, type TrtDevice,
+} from './manifest-types.js';
+
+/**
+ * Parsing, defaults and the written form of `alwaysai.model.json` (the seed's "Model JSON" and
+ * "Model Configuration Flags" tables). Pure: no I/O. Reading accepts the parameters under
+ * `model_parameters` or flat at the top level; writing always nests them. Keys Outpost does not
+ * know are kept, at the level where they were found.
+ */
+
+export const MODEL_JSON = 'alwaysai.model.json';
+export const PLACEHOLDER_ID = '<username>/<modelname>';
+
+export const CATALOG_KEYS = [
+  'accuracy', 'dataset', 'id', 'inference_time', 'license', 'mean_average_precision_top_1',
+  'mean_average_precision_top_5', 'public', 'website_url',
+] as const;
+
+export const PARAM_KEYS = [
+  'framework_type', 'model_file', 'mean', 'scalefactor', 'size', 'purpose', 'crop', 'config_file',
+  'label_file', 'colors_file', 'swaprb', 'softmax', 'output_layer_names', 'device', 'architecture',
+  'quantize_input', 'quantize_output', 'input_format', 'output_format',
+] as const;
+
+/** The parameters that name a file of the model folder. */
+export const FILE_KEYS = ['model_file', 'config_file', 'label_file', 'colors_file'] as const;
+
+export interface ParseManifestOptions {
+  /** Accept the `<username>/<modelname>` placeholder id (configure writes it; publish refuses it). */
+  allowPlaceholderId?: boolean;
+  /**
+   * The values came from `outpost model configure` flags: errors use the MODEL_FLAG_* codes and
+   * name `--flag` instead of the JSON key, since the user typed flags, not JSON.
+   */
+  asFlags?: boolean;
+}
+
+/** Size defaults of the seed: tensorflow 300x300; darknet and yolo architectures 320x320. */
+export function defaultSize(framework: Framework, architecture?: string): [number, number] | undefined {
+  if (framework === 'tensorflow') return [300, 300];
+  if (framework === 'darknet' || architecture === 'yolo' || architecture === 'yolov3') return [320, 320];
+  return undefined;
+}
+
+/** Builds the manifest `outpost model configure` writes from already-typed flag values. */
+export function defaultManifest(flags: Partial<Record<(typeof PARAM_KEYS)[number], unknown>>): ModelManifest {
+  return parseModelManifest({ id: PLACEHOLDER_ID, model_parameters: flags }, { allowPlaceholderId: true, asFlags: true });
+}
+
+class Ctx {
+  constructor(private readonly opts: ParseManifestOptions) {}
+  label(key: string): string {
+    if (!this.opts.asFlags) return `"${key}"`;
+    return key === 'framework_type' ? '--framework' : `--${key}`;
+  }
+  missing(key: string, why: string): OutpostError {
+    const code: ErrorCode = this.opts.asFlags ? 'MODEL_FLAG_MISSING' : 'MODEL_FIELD_MISSING';
+    return new OutpostError(code, `${this.label(key)} is required ${why}`, { key });
+  }
+  invalid(key: string, value: unknown, expected: string): OutpostError {
+    const code: ErrorCode = this.opts.asFlags ? 'MODEL_FLAG_INVALID' : 'MODEL_FIELD_INVALID';
+    return new OutpostError(code, `${this.label(key)} is ${show(value)}; expected ${expected}`, { key, value });
+  }
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 80 ? s.slice(0, 77) + '...' : s;
+}
+
+/** Empty strings and null mean "not set": the written file carries every key, unset ones empty. */
+function isUnset(v: unknown): boolean {
+  return v === undefined || v === null || v === '';
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function parseModelManifest(input: unknown, opts: ParseManifestOptions = {}): ModelManifest {
+  const c = new Ctx(opts);
+  if (!isObject(input)) {
+    throw new OutpostError('MODEL_FIELD_INVALID', `${MODEL_JSON} must hold one JSON object, got ${show(input)}`, { value: input });
+  }
+  const nested = input.model_parameters;
+  if (nested !== undefined && !isObject(nested)) throw c.invalid('model_parameters', nested, 'an object');
+  const rawParams: Record<string, unknown> = nested ?? pick(input, PARAM_KEYS);
+
+  const top: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) {
+    if (k === 'model_parameters' || (nested === undefined && (PARAM_KEYS as readonly string[]).includes(k))) continue;
+    if (!(CATALOG_KEYS as readonly string[]).includes(k)) top[k] = v;
+  }
+  return {
+    ...top,
+    accuracy: str(c, input, 'accuracy'),
+    dataset: str(c, input, 'dataset'),
+    id: parseManifestId(c, input.id, opts.allowPlaceholderId ?? false),
+    inference_time: num(c, input, 'inference_time', 0),
+    license: str(c, input, 'license'),
+    mean_average_precision_top_1: num(c, input, 'mean_average_precision_top_1', 0),
+    mean_average_precision_top_5: num(c, input, 'mean_average_precision_top_5', 0),
+    public: bool(c, input, 'public', false),
+    website_url: str(c, input, 'website_url'),
+    model_parameters: parseParams(c, rawParams),
+  };
+}
+
+function pick(o: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (k in o) out[k] = o[k];
+  return out;
+}
+
+function parseManifestId(c: Ctx, v: unknown, allowPlaceholder: boolean): string {
+  if (isUnset(v)) {
+    if (allowPlaceholder) return PLACEHOLDER_ID;
+    throw new OutpostError('MODEL_PLACEHOLDER_ID', `"id" is empty; set it to "<your user name>/<model name>" in ${MODEL_JSON}`, { key: 'id' });
+  }
+  if (v === PLACEHOLDER_ID) {
+    if (allowPlaceholder) return v;
+    throw new OutpostError('MODEL_PLACEHOLDER_ID', `"id" is still the placeholder ${PLACEHOLDER_ID}; open ${MODEL_JSON} and set it to "<your user name>/<model name>", e.g. "alice/my-detector"`, { key: 'id', value: v });
+  }
+  const parts = typeof v === 'string' ? v.split('/') : [];
+  if (parts.length !== 2 || !isModelIdPart(parts[0]) || !isModelIdPart(parts[1])) {
+    throw c.invalid('id', v, '"owner/name" (letters, digits, . _ -, at most 64 each)');
+  }
+  return v as string;
+}
+
+function str(c: Ctx, o: Record<string, unknown>, key: string): string {
+  const v = o[key];
+  if (isUnset(v)) return '';
+  if (typeof v === 'number') return String(v);
+  if (typeof v !== 'string') throw c.invalid(key, v, 'a string');
+  return v;
+}
+
+function optStr(c: Ctx, o: Record<string, unknown>, key: string): string | undefined {
+  const s = str(c, o, key).trim();
+  return s === '' ? undefined : s;
+}
+
+function num(c: Ctx, o: Record<string, unknown>, key: string, dflt: number): number {
+  const v = o[key];
+  if (isUnset(v)) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw c.invalid(key, v, 'a number >= 0');
+  return v;
+}
+
+function bool(c: Ctx, o: Record<string, unknown>, key: string, dflt: boolean): boolean {
+  const v = o[key];
+  if (isUnset(v)) return dflt;
+  if (typeof v !== 'boolean') throw c.invalid(key, v, 'true or false');
+  return v;
+}
+
+function oneOf<T extends string>(c: Ctx, o: Record<string, unknown>, key: string, allowed: readonly T[], why: string | null): T | undefined {
+  const v = o[key];
+  if (isUnset(v)) {
+    if (why !== null) throw c.missing(key, `${why} (one of: ${allowed.join(', ')})`);
+    return undefined;
+  }
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw c.invalid(key, v, `one of: ${allowed.join(', ')}`);
+  }
+  return v as T;
+}
+
+/**
+ * A path inside the model folder: relative POSIX, no `..`, no empty or `.` segments after
+ * normalising a leading `./`, no backslash or NUL. Whether it resolves through a symlink to
+ * somewhere else is checked by the CLI against the real folder.
+ */
+export function parseModelPath(value: string, label: string): string {
+  const p = value.startsWith('./') ? value.slice(2) : value;
+  const bad = p === '' || p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.includes('\\') || p.includes('\0') ||
+    p.split('/').some((s) => s === '..' || s === '.' || s === '');
+  if (bad) {
+    throw new OutpostError('MODEL_PATH_OUTSIDE', `${label} is ${show(value)}: paths must be relative to the model folder, without ".." and not absolute; copy the file into the folder`, { key: label, value });
+  }
+  return p;
+}
+
+function filePath(c: Ctx, o: Record<string, unknown>, key: string, required: string | null): string | undefined {
+  const v = optStr(c, o, key);
+  if (v === undefined) {
+    if (required !== null) throw c.missing(key, required);
+    return undefined;
+  }
+  const p = parseModelPath(v, c.label(key));
+  if (/\.h5$/i.test(p)) {
+    throw new OutpostError('MODEL_H5_UNSUPPORTED', `${c.label(key)} is ${show(v)}: we currently do not support h5 format; convert the model (for example to ONNX) first`, { key, value: v });
+  }
+  return p;
+}
+
+function triple(c: Ctx, v: unknown, key: string): [number, number, number] {
+  if (typeof v === 'number' && Number.isFinite(v)) return [v, v, v];
+  if (Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+    return v as [number, number, number];
+  }
+  throw c.invalid(key, v, 'three numbers [R, G, B] (or one number for all three)');
+}
+
+function size(c: Ctx, v: unknown): [number, number] {
+  const ok = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= 16384;
+  if (Array.isArray(v) && v.length === 2 && v.every(ok)) return v as [number, number];
+  throw c.invalid('size', v, '[width, height] with integers 1-16384');
+}
+
+function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
+  const framework = oneOf(c, p, 'framework_type', FRAMEWORKS, 'for every model')!;
+  const purpose = oneOf(c, p, 'purpose', PURPOSES, 'for every model')! as Purpose;
+  const trt = framework === 'tensor-rt';
+  const hailo = framework === 'hailo';
+
+  const device = oneOf<TrtDevice>(c, p, 'device', TRT_DEVICES, trt ? 'for tensor-rt models' : null);
+  if (device !== undefined && !trt) throw c.invalid('device', p.device, 'no value: device applies only to tensor-rt models');
+  const archs: readonly string[] = trt ? TRT_ARCHITECTURES : hailo ? HAILO_ARCHITECTURES : [];
+  let architecture: Architecture | undefined;
+  if (trt || hailo) {
+    architecture = oneOf(c, p, 'architecture', archs, `for ${framework} models`) as Architecture;
+  } else if (!isUnset(p.architecture)) {
+    throw c.invalid('architecture', p.architecture, 'no value: architecture applies only to tensor-rt and hailo models');
+  }
+
+  const sz = isUnset(p.size) ? defaultSize(framework, architecture) : size(c, p.size);
+  if (sz === undefined) throw c.missing('size', `for ${framework} models, which have no default input size (give [width, height])`);
+  const scalefactor = isUnset(p.scalefactor) ? 1 : p.scalefactor;
+  if (typeof scalefactor !== 'number' || !Number.isFinite(scalefactor) || scalefactor <= 0) {
+    throw c.invalid('scalefactor', scalefactor, 'a number > 0');
+  }
+  let outputs: string[] | undefined;
+  const o = p.output_layer_names;
+  if (typeof o === 'string' && o.trim() !== '') outputs = o.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  else if (Array.isArray(o) && o.every((s) => typeof s === 'string' && s !== '')) outputs = o.length ? (o as string[]) : undefined;
+  else if (!isUnset(o) && !(typeof o === 'string')) throw c.invalid('output_layer_names', o, 'a list of layer names');
+
+  const params: ModelParameters = {
+    framework_type: framework,
+    model_file: filePath(c, p, 'model_file', 'for every model (the file with the weights)')!,
+    mean: isUnset(p.mean) ? [0, 0, 0] : triple(c, p.mean, 'mean'),
+    scalefactor,
+    size: sz,
+    purpose,
+    crop: bool(c, p, 'crop', false),
+    config_file: filePath(c, p, 'config_file', null),
+    label_file: filePath(c, p, 'label_file', purpose === 'ObjectDetection' ? 'for ObjectDetection models (one label per line)' : null),
+    colors_file: filePath(c, p, 'colors_file', null),
+    swaprb: bool(c, p, 'swaprb', false),
+    softmax: bool(c, p, 'softmax', false),
+    output_layer_names: outputs,
+    device,
+    architecture,
+    quantize_input: hailo ? bool(c, p, 'quantize_input', true) : optBool(c, p, 'quantize_input'),
+    quantize_output: hailo ? bool(c, p, 'quantize_output', true) : optBool(c, p, 'quantize_output'),
+    input_format: optStr(c, p, 'input_format'),
+    output_format: optStr(c, p, 'output_format'),
+  };
+  if (hailo && params.input_format === undefined) throw c.missing('input_format', 'for hailo models (for example "auto")');
+  if (hailo && params.output_format === undefined) throw c.missing('output_format', 'for hailo models (for example "none")');
+  for (const [k, v] of Object.entries(p)) {
+    if (!(PARAM_KEYS as readonly string[]).includes(k)) params[k] = v;
+  }
+  return params;
+}
+
+function optBool(c: Ctx, o: Record<string, unknown>, key: string): boolean | undefined {
+  return isUnset(o[key]) ? undefined : bool(c, o, key, false);
+}
+
+/** The relative paths of every file the manifest names, deduplicated, in key order. */
+export function manifestFiles(m: ModelManifest): string[] {
+  const out: string[] = [];
+  for (const k of FILE_KEYS) {
+    const v = m.model_parameters[k];
+    if (typeof v === 'string' && !out.includes(v)) out.push(v);
+  }
+  return out;
+}
+
+/**
+ * The written form: every key of the seed's table, in the table's order, unset optional values
+ * as "" (strings), [] (output layers) or null (quantize flags of non-hailo models), then unknown
+ * keys as they came.
+ */
+export function toModelJson(m: ModelManifest): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of CATALOG_KEYS) out[k] = m[k];
+  for (const [k, v] of Object.entries(m)) if (!(k in out) && k !== 'model_parameters') out[k] = v;
+  const p = m.model_parameters;
+  const params: Record<string, unknown> = {};
+  for (const k of PARAM_KEYS) {
+    const v = p[k];
+    if (v !== undefined) params[k] = v;
+    else params[k] = k === 'output_layer_names' ? [] : k.startsWith('quantize_') ? null : '';
+  }
+  for (const [k, v] of Object.entries(p)) if (!(k in params)) params[k] = v;
+  out.model_parameters = params;
+  return out;
+}
+
+/** Checks a colors file: one `<x>,<y>,<z>` line per class, integers 0-255; blank lines ignored. */
+export function parseColorsFile(text: string, label = 'colors_file'): [number, number, number][] {
+  const colors: [number, number, number][] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === '') continue;
+    const m = /^(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})$/.exec(line);
+    const rgb = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [];
+    if (!m || rgb.some((x) => x > 255)) {
+      throw new OutpostError('MODEL_COLORS_INVALID', `${label} line ${i + 1} is ${show(line)}; every line must be <x>,<y>,<z> with integers 0-255`, { line: i + 1, value: line });
+    }
+    colors.push(rgb as [number, number, number]);
+  }
+  if (colors.length === 0) {
+    throw new OutpostError('MODEL_COLORS_INVALID', `${label} has no colors; write one <x>,<y>,<z> line per class`, { line: 0 });
+  }
+  return colors;
+}
