@@ -1,0 +1,182 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import { OutpostError } from '../../protocol/errors/index.js';
+import type { Logger } from '../../protocol/log.js';
+import { canPublish, canSubscribe, clientIdAllowed, type Identity } from './acl.js';
+
+/** Checks a username/password pair; null refuses the connection. Must not throw for bad input. */
+export type Authenticate = (username: string, password: Buffer) => Promise<Identity | null>;
+
+export interface BrokerOptions {
+  host: string;
+  /** MQTT over TCP; 0 picks a free port. */
+  port: number;
+  /** MQTT over WebSocket (path /mqtt and /); omitted = no WebSocket listener, 0 = free port. */
+  wsPort?: number;
+  /** MQTT over TLS (PEM strings or buffers). */
+  tls?: { port: number; cert: string | Buffer; key: string | Buffer };
+  authenticate: Authenticate;
+  log: Logger;
+}
+
+export interface RunningBroker {
+  url: string;
+  wsUrl: string | null;
+  tlsUrl: string | null;
+  broker: Aedes;
+  /** Closes every connection of a device (used when its credentials are revoked). */
+  disconnectDevice(deviceId: string): number;
+  close(): Promise<void>;
+}
+
+function authError(code: 2 | 4 | 5, message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
+}
+
+async function listen(server: NetServer | HttpServer, port: number, host: string, what: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(new OutpostError('BROKER_LISTEN_FAILED', `MQTT ${what} listener cannot listen on ${host}:${port}: ${err.message}`, { listener: what, host, port }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Starts the embedded aedes broker with Outpost's authentication and ACL. Persistence is aedes's
+ * in-memory default: retained desired states are re-published by the fleet from the database at
+ * every start (docs/protocol.md), so the database, not the broker, is the source of truth.
+ */
+export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
+  const log = opts.log.child({ module: 'broker' });
+  const identities = new WeakMap<Client, Identity>();
+  const byDevice = new Map<string, Set<Client>>();
+
+  const broker = await Aedes.createBroker({
+    authenticate(client, username, password, done) {
+      if (!username || !password) {
+        done(authError(4, 'username and password required'), false);
+        return;
+      }
+      opts.authenticate(username, Buffer.from(password)).then((id) => {
+        if (!id) {
+          log.warn({ username, clientId: client.id }, 'refused connection: bad username or password');
+          done(authError(4, 'bad username or password'), false);
+        } else if (!clientIdAllowed(id, client.id)) {
+          log.warn({ username, clientId: client.id }, 'refused connection: client id does not belong to this device');
+          done(authError(2, 'client id must be the device id or "<deviceId>:<suffix>"'), false);
+        } else {
+          identities.set(client, id);
+          if (id.kind === 'device') {
+            let set = byDevice.get(id.deviceId);
+            if (!set) byDevice.set(id.deviceId, (set = new Set()));
+            set.add(client);
+          }
+          done(null, true);
+        }
+      }, (err: unknown) => {
+        log.error({ err, username }, 'authentication failed with an error');
+        done(authError(5, 'authentication unavailable'), false);
+      });
+    },
+    authorizeSubscribe(client, sub, done) {
+      const id = identities.get(client);
+      if (id && canSubscribe(id, sub.topic)) {
+        done(null, sub);
+        return;
+      }
+      log.warn({ clientId: client.id, topic: sub.topic }, 'refused subscription');
+      // A null subscription is answered with SUBACK 0x80 for this filter only [MQTT-3.9.3-2].
+      done(null, null);
+    },
+    authorizePublish(client, packet, done) {
+      // client is null for the broker's own publishes (none in Outpost, but aedes allows them).
+      if (client === null) {
+        done(null);
+        return;
+      }
+      const id = identities.get(client);
+      if (id && canPublish(id, packet.topic)) {
+        done(null);
+        return;
+      }
+      log.warn({ clientId: client.id, topic: packet.topic }, 'refused publish; closing the connection');
+      done(new Error(`not allowed to publish to ${packet.topic}`));
+    },
+  });
+
+  broker.on('clientDisconnect', (client) => forget(client));
+  broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
+  function forget(client: Client): void {
+    const id = identities.get(client);
+    if (id?.kind === 'device') byDevice.get(id.deviceId)?.delete(client);
+  }
+
+  const servers: (NetServer | HttpServer)[] = [];
+  let wss: WebSocketServer | null = null;
+  try {
+    const tcp = createNetServer((socket) => broker.handle(socket));
+    servers.push(tcp);
+    const port = await listen(tcp, opts.port, opts.host, 'tcp');
+    const url = `mqtt://${urlHost(opts.host)}:${port}`;
+
+    let tlsUrl: string | null = null;
+    if (opts.tls) {
+      const tls = createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, (socket) => broker.handle(socket));
+      servers.push(tls);
+      tlsUrl = `mqtts://${urlHost(opts.host)}:${await listen(tls, opts.tls.port, opts.host, 'tls')}`;
+    }
+
+    let wsUrl: string | null = null;
+    if (opts.wsPort !== undefined) {
+      const http = createHttpServer((_req, res) => {
+        res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: upgrade required\n');
+      });
+      servers.push(http);
+      wss = new WebSocketServer({ server: http });
+      wss.on('connection', (ws, req) => broker.handle(createWebSocketStream(ws), req));
+      wsUrl = `ws://${urlHost(opts.host)}:${await listen(http, opts.wsPort, opts.host, 'websocket')}/mqtt`;
+    }
+    log.info({ url, tlsUrl, wsUrl }, 'MQTT broker listening');
+
+    let closed: Promise<void> | null = null;
+    return {
+      url,
+      wsUrl,
+      tlsUrl,
+      broker,
+      disconnectDevice(deviceId: string): number {
+        const set = byDevice.get(deviceId);
+        if (!set) return 0;
+        const n = set.size;
+        for (const c of [...set]) c.close();
+        byDevice.delete(deviceId);
+        return n;
+      },
+      close(): Promise<void> {
+        closed ??= (async () => {
+          // aedes closes its client connections; the listeners then have nothing left open.
+          await new Promise<void>((resolve) => broker.close(() => resolve()));
+          wss?.close();
+          await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+          log.info('MQTT broker closed');
+        })();
+        return closed;
+      },
+    };
+  } catch (err) {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    for (const s of servers) s.close();
+    throw err;
+  }
+}
