@@ -69,3 +69,13 @@ export function stringFlag(values: FlagValues, name: string): string | undefined
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
 }
+
+/** Runs a parser on a command-line value; its failure is a usage error (exit 2), not bad input. */
+export function usageOnError<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    const e = err as OutpostError;
+    throw new OutpostError('USAGE', e.message, e.details);
+  }
+}

@@ -3,11 +3,11 @@ import type { CliContext } from '../../../protocol/cli.js';
 import { printResult } from '../../../protocol/cli.js';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import {
-  FILE_KEYS, MODEL_JSON, PARAM_KEYS, PLACEHOLDER_ID, defaultManifest, parseColorsFile, parseModelManifest, toModelJson,
+  MODEL_JSON, PARAM_KEYS, PLACEHOLDER_ID, defaultManifest, parseModelManifest, toModelJson,
 } from '../../../protocol/manifest.js';
-import type { ModelManifest } from '../../../protocol/manifest-types.js';
 import { defineCommand, type FlagOptions, type FlagValues } from '../args.js';
-import { readIfExists, resolveInside, writeFileAtomic } from '../fs-util.js';
+import { readIfExists, writeFileAtomic } from '../fs-util.js';
+import { checkModelFiles } from '../model-folder.js';
 
 /** The seed's flags, same names; framework maps to the JSON key framework_type. */
 const FLAG_NAMES = [
@@ -101,16 +101,6 @@ export function flagsToParams(values: FlagValues): Record<string, unknown> {
     }
   }
   return p;
-}
-
-/** Checks that every named file is a regular file inside the folder, and the colors file's lines. */
-export async function checkModelFiles(dir: string, m: ModelManifest, labelOf: (key: string) => string): Promise<void> {
-  for (const key of FILE_KEYS) {
-    const rel = m.model_parameters[key];
-    if (typeof rel !== 'string') continue;
-    const { abs } = await resolveInside(dir, rel, labelOf(key));
-    if (key === 'colors_file') parseColorsFile((await readIfExists(abs)) ?? '', `${labelOf(key)} "${rel}"`);
-  }
 }
 
 /** The existing file's catalog fields and unknown keys, so reconfiguring never loses the id. */

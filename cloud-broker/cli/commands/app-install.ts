@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { downloadVerified } from '../../../agent/fetch/index.js';
+import { printResult, type CliContext } from '../../../protocol/cli.js';
+import { OutpostError } from '../../../protocol/errors/index.js';
+import { parseModelId } from '../../../protocol/ids.js';
+import { parseModelPath } from '../../../protocol/manifest.js';
+import type { VersionFile } from '../../../protocol/manifest-types.js';
+import type { CloudClient } from '../../client/cloud-client.js';
+import { defineCommand } from '../args.js';
+import { fsyncDir, hashFile, readIfExists, writeFileAtomic } from '../fs-util.js';
+import { createProgress, type Progress } from '../progress.js';
+import { CLOUD_FLAGS, CLOUD_FLAGS_HELP, connect } from '../target.js';
+import { loadApp } from './app-models.js';
+
+/**
+ * `outpost app install`: every model of alwaysai.app.json into `./models/<owner>/<name>/`.
+ *
+ * Invariants: a model folder is only ever replaced by a complete, verified one. Files are
+ * downloaded into `models/.outpost-staging/<owner>/<name>@<version>/` (kept across runs, so an
+ * interrupted install resumes there), then the old folder is renamed aside, the staged one
+ * renamed into place, and the old one deleted. A crash between those two renames leaves the old
+ * folder under `.outpost-staging/<owner>/<name>.old-*`, and the next run puts it back first.
+ */
+const MARKER = '.outpost-install.json';
+const STAGING = '.outpost-staging';
+const SHA256 = /^[0-9a-f]{64}$/;
+
+interface Result {
+  id: string;
+  version: number;
+  status: 'installed' | 'unchanged';
+  path: string;
+}
+
+/** The catalog's file list is input like any other: paths must stay inside the model folder. */
+function checkFiles(id: string, files: unknown): VersionFile[] {
+  if (!Array.isArray(files)) throw new OutpostError('CLOUD_BAD_RESPONSE', `the catalog sent no file list for ${id}`, { id });
+  return files.map((f: VersionFile) => {
+    if (typeof f?.path !== 'string' || !SHA256.test(String(f.sha256)) || !Number.isSafeInteger(f.size) || f.size < 0) {
+      throw new OutpostError('CLOUD_BAD_RESPONSE', `the catalog sent a malformed file entry for ${id}: ${JSON.stringify(f)}`, { id });
+    }
+    return { path: parseModelPath(f.path, `file of ${id}`), sha256: f.sha256, size: f.size };
+  });
+}
+
+async function isInstalled(target: string, id: string, version: number, files: VersionFile[]): Promise<boolean> {
+  const text = await readIfExists(join(target, MARKER));
+  if (text === undefined) return false;
+  try {
+    const m = JSON.parse(text) as { id?: unknown; version?: unknown; files?: VersionFile[] };
+    if (m.id !== id || m.version !== version || JSON.stringify(m.files) !== JSON.stringify(files)) return false;
+  } catch {
+    return false;
+  }
+  for (const f of files) {
+    const st = await stat(join(target, f.path)).catch(() => undefined);
+    if (!st || !st.isFile() || st.size !== f.size) return false;
+  }
+  return true;
+}
+
+/** Puts back a folder left aside by a crash between the two renames of a replace. */
+async function recoverAside(stagingOwner: string, name: string, target: string): Promise<void> {
+  const entries = await readdir(stagingOwner).catch(() => [] as string[]);
+  const aside = entries.filter((e) => e.startsWith(`${name}.old-`));
+  const targetExists = await stat(target).then(() => true, () => false);
+  for (const [i, e] of aside.entries()) {
+    if (!targetExists && i === 0) await rename(join(stagingOwner, e), target);
+    else await rm(join(stagingOwner, e), { recursive: true, force: true });
+  }
+}
+
+async function stageFile(client: CloudClient, dir: string, f: VersionFile, ctx: CliContext, onBytes: (n: number) => void): Promise<void> {
+  const dest = join(dir, f.path);
+  await mkdir(dirname(dest), { recursive: true });
+  // A staged file only appears by the verified rename; a rerun still re-hashes it, cheaply.
+  const st = await stat(dest).catch(() => undefined);
+  if (st?.isFile() && st.size === f.size && (await hashFile(dest)).sha256 === f.sha256) {
+    onBytes(f.size);
+    return;
+  }
+  await rm(dest, { force: true });
+  let last = 0;
+  await downloadVerified({
+    url: client.blobUrl(f.sha256), headers: client.authHeaders(), sha256: f.sha256, size: f.size, dest, signal: ctx.signal,
+    onProgress: (done) => {
+      onBytes(done - last);
+      last = done;
+    },
+  });
+  onBytes(f.size - last);
+}
+
+async function installOne(client: CloudClient, ctx: CliContext, id: string, version: number, files: VersionFile[], progress: (n: number) => void): Promise<void> {
+  const { owner, name } = parseModelId(id);
+  const models = join(ctx.cwd, 'models');
+  const target = join(models, owner, name);
+  const stagingOwner = join(models, STAGING, owner);
+  const staged = join(stagingOwner, `${name}@${version}`);
+  await mkdir(staged, { recursive: true });
+  for (const f of files) await stageFile(client, staged, f, ctx, progress);
+  await writeFileAtomic(join(staged, MARKER), JSON.stringify({ id, version, files }, null, 2) + '\n');
+
+  await mkdir(dirname(target), { recursive: true });
+  const aside = join(stagingOwner, `${name}.old-${randomBytes(4).toString('hex')}`);
+  const hadOld = await stat(target).then(() => true, () => false);
+  if (hadOld) await rename(target, aside);
+  await rename(staged, target);
+  await fsyncDir(dirname(target));
+  if (hadOld) await rm(aside, { recursive: true, force: true });
+}
+
+export const appInstall = defineCommand({
+  usage: `outpost app install [--json]
+
+Downloads every model of alwaysai.app.json into ./models/<owner>/<name>/, verifying each file's
+sha256 and size. Models already installed at the right version are skipped; a changed version
+replaces the folder only once the new one is complete. An interrupted install resumes.
+
+${CLOUD_FLAGS_HELP}`,
+  options: CLOUD_FLAGS,
+  async run({ values, json }, ctx) {
+    const app = await loadApp(ctx.cwd, true);
+    const ids = Object.keys(app.file.models).sort();
+    const client = await connect(values, ctx);
+    const plan: { id: string; version: number; files: VersionFile[]; target: string; todo: boolean }[] = [];
+    for (const id of ids) {
+      const { owner, name } = parseModelId(id);
+      const target = join(ctx.cwd, 'models', owner, name);
+      await recoverAside(join(ctx.cwd, 'models', STAGING, owner), name, target);
+      const d = await client.getVersion(id, app.file.models[id]);
+      const files = checkFiles(id, d.files);
+      plan.push({ id, version: d.version, files, target, todo: !(await isInstalled(target, id, d.version, files)) });
+    }
+    const total = plan.filter((p) => p.todo).reduce((a, p) => a + p.files.reduce((s, f) => s + f.size, 0), 0);
+    const bar: Progress = createProgress(ctx, json, 'installing', total);
+    let done = 0;
+    const results: Result[] = [];
+    for (const p of plan) {
+      if (p.todo) await installOne(client, ctx, p.id, p.version, p.files, (n) => bar.update((done += n)));
+      results.push({ id: p.id, version: p.version, status: p.todo ? 'installed' : 'unchanged', path: p.target });
+    }
+    bar.finish();
+    await rm(join(ctx.cwd, 'models', STAGING), { recursive: true, force: true }).catch(() => undefined);
+    const human = results.length === 0
+      ? 'no models in alwaysai.app.json; add one with `outpost app models add <owner/name>`'
+      : results.map((r) => `${r.status === 'installed' ? 'installed' : 'up to date'}  ${r.id} version ${r.version}  -> models/${r.id}`).join('\n');
+    printResult(ctx, json, { models: results }, human);
+    return 0;
+  },
+});
