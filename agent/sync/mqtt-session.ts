@@ -1,0 +1,177 @@
+import { EventEmitter } from 'node:events';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from '../../protocol/log.js';
+import { Backoff } from './backoff.js';
+
+/**
+ * The agent's one MQTT connection. Only this file knows MQTT.
+ *
+ * - Persistent session (clean=false, clientId = device id) so QoS 1 desired states published while
+ *   the device was offline are delivered when it returns; the desired state is also retained, so a
+ *   device whose session expired still gets it on subscribe.
+ * - Last Will `offline` (retained) on the status topic, birth `online` after every connect.
+ * - Reconnect with exponential back-off and full jitter, done here (mqtt.js's own reconnect is a
+ *   fixed period with no jitter), with reconnectPeriod=0 so the library never races us.
+ * - Bounded offline queue: nothing is queued while disconnected. Reported state is a retained
+ *   document, so only the newest one matters: it is kept and published on reconnect. Telemetry
+ *   taken while offline is dropped (it is a sample, not a record).
+ */
+export interface SessionTopics {
+  desired: string;
+  /** A filter for the commands, e.g. `.../commands/+`. */
+  commands: string;
+  reported: string;
+  status: string;
+  telemetry: string;
+  /** The topic a command's response goes to. */
+  response(command: string): string;
+  /** The command name of a topic that matched `commands`, or null. */
+  commandOf(topic: string): string | null;
+}
+
+export interface SessionOptions {
+  url: string;
+  deviceId: string;
+  username: string;
+  password: string;
+  topics: SessionTopics;
+  keepaliveSeconds?: number;
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  /** PEM CA for mqtts:// with a private CA. */
+  ca?: string;
+  log: Logger;
+  agentVersion?: string;
+}
+
+export interface MqttSessionEvents {
+  desired: [payload: Buffer];
+  command: [name: string, payload: Buffer];
+  connected: [];
+  disconnected: [reason: string];
+}
+
+export class MqttSession extends EventEmitter<MqttSessionEvents> {
+  private client: MqttClient | null = null;
+  private readonly backoff: Backoff;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private pendingReported: string | null = null;
+  private stopping = false;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: SessionOptions) {
+    super();
+    this.log = opts.log.child({ module: 'mqtt' });
+    this.backoff = new Backoff(opts.reconnectMinMs ?? 500, opts.reconnectMaxMs ?? 60_000);
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  start(): void {
+    const { opts } = this;
+    const options: IClientOptions = {
+      clientId: opts.deviceId,
+      username: opts.username,
+      password: opts.password,
+      clean: false,
+      keepalive: opts.keepaliveSeconds ?? 30,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      queueQoSZero: false,
+      resubscribe: false,
+      ca: opts.ca,
+      will: { topic: opts.topics.status, payload: Buffer.from(statusDoc('offline', opts.agentVersion)), qos: 1, retain: true },
+    };
+    const client = mqtt.connect(opts.url, options);
+    this.client = client;
+    client.on('connect', (connack) => void this.onConnect(connack.sessionPresent));
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('close', () => this.onClose('connection closed'));
+    client.on('error', (err) => this.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
+  }
+
+  /** Publishes the reported state (retained, QoS 1) now, or on the next connect. */
+  publishReported(doc: unknown): void {
+    this.pendingReported = JSON.stringify(doc);
+    this.flushReported();
+  }
+
+  publishTelemetry(doc: unknown): void {
+    if (!this.connected) return;
+    this.client!.publish(this.opts.topics.telemetry, JSON.stringify(doc), { qos: 0 });
+  }
+
+  respond(command: string, doc: unknown): void {
+    if (!this.connected) return;
+    this.client!.publish(this.opts.topics.response(command), JSON.stringify(doc), { qos: 1 });
+  }
+
+  /** Publishes `offline` (the broker would only send the will on an unclean loss) and disconnects. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    if (!client) return;
+    if (client.connected) {
+      await Promise.race([
+        client.publishAsync(this.opts.topics.status, statusDoc('offline', this.opts.agentVersion), { qos: 1, retain: true }),
+        new Promise((r) => setTimeout(r, 2000)),
+      ]).catch(() => undefined);
+    }
+    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+  }
+
+  private async onConnect(sessionPresent: boolean): Promise<void> {
+    this.backoff.reset();
+    const client = this.client!;
+    this.log.info({ sessionPresent }, 'connected to broker');
+    try {
+      // Subscribing again even with a present session is harmless and repairs a session that
+      // lost its subscriptions (a broker without persistence).
+      await client.subscribeAsync([this.opts.topics.desired, this.opts.topics.commands], { qos: 1 });
+      await client.publishAsync(this.opts.topics.status, statusDoc('online', this.opts.agentVersion), { qos: 1, retain: true });
+    } catch (err) {
+      this.log.warn({ err }, 'subscribe or birth message failed; reconnecting');
+      client.end(true);
+      return;
+    }
+    this.flushReported();
+    this.emit('connected');
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    if (topic === this.opts.topics.desired) {
+      this.emit('desired', payload);
+      return;
+    }
+    const command = this.opts.topics.commandOf(topic);
+    if (command) this.emit('command', command, payload);
+  }
+
+  private onClose(reason: string): void {
+    if (this.stopping) return;
+    this.emit('disconnected', reason);
+    if (this.reconnectTimer) return;
+    const delay = this.backoff.next();
+    this.log.info({ delayMs: delay }, 'broker connection lost; reconnecting');
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.stopping) this.client?.reconnect();
+    }, delay);
+  }
+
+  private flushReported(): void {
+    if (!this.connected || this.pendingReported === null) return;
+    const body = this.pendingReported;
+    this.client!.publish(this.opts.topics.reported, body, { qos: 1, retain: true }, (err) => {
+      // Keep it for the next connect unless a newer document replaced it meanwhile.
+      if (!err && this.pendingReported === body) this.pendingReported = null;
+    });
+  }
+}
+
+function statusDoc(state: 'online' | 'offline', agentVersion?: string): string {
+  return JSON.stringify({ state, at: new Date().toISOString(), agentVersion });
+}
