@@ -23,47 +23,47 @@ Napi::Array ToJsShape(Napi::Env env, const std::vector<int64_t>& shape) {
 std::vector<std::string> ReadStringArray(Napi::Env env, Napi::Value value, const char* what) {
   std::vector<std::string> out;
   if (value.IsUndefined() || value.IsNull()) return out;
-  if (!value.IsArray()) ThrowError(env, "ADDON_INPUT_INVALID", std::string(what) + " must be an array of strings");
+  if (!value.IsArray()) ThrowError(env, "RUNTIME_INPUT_INVALID", std::string(what) + " must be an array of strings");
   Napi::Array arr = value.As<Napi::Array>();
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     Napi::Value v = arr.Get(i);
-    if (!v.IsString()) ThrowError(env, "ADDON_INPUT_INVALID", std::string(what) + " must be an array of strings");
+    if (!v.IsString()) ThrowError(env, "RUNTIME_INPUT_INVALID", std::string(what) + " must be an array of strings");
     out.push_back(v.As<Napi::String>().Utf8Value());
   }
   return out;
 }
 
 std::vector<InputTensor> ReadInputs(Napi::Env env, Napi::Value value) {
-  if (!value.IsArray()) ThrowError(env, "ADDON_INPUT_INVALID", "inputs must be an array of {name, shape, data}");
+  if (!value.IsArray()) ThrowError(env, "RUNTIME_INPUT_INVALID", "inputs must be an array of {name, shape, data}");
   Napi::Array arr = value.As<Napi::Array>();
   std::vector<InputTensor> inputs;
   inputs.reserve(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     Napi::Value item = arr.Get(i);
-    if (!item.IsObject()) ThrowError(env, "ADDON_INPUT_INVALID", "each input must be an object {name, shape, data}");
+    if (!item.IsObject()) ThrowError(env, "RUNTIME_INPUT_INVALID", "each input must be an object {name, shape, data}");
     Napi::Object obj = item.As<Napi::Object>();
     InputTensor t;
     Napi::Value name = obj.Get("name");
     t.name = name.IsString() ? name.As<Napi::String>().Utf8Value() : std::string();
     Napi::Value shape = obj.Get("shape");
-    if (!shape.IsArray()) ThrowError(env, "ADDON_INPUT_INVALID", "input '" + t.name + "': shape must be an array");
+    if (!shape.IsArray()) ThrowError(env, "RUNTIME_INPUT_INVALID", "input '" + t.name + "': shape must be an array");
     Napi::Array dims = shape.As<Napi::Array>();
     size_t expected = 1;
     for (uint32_t d = 0; d < dims.Length(); ++d) {
       Napi::Value dim = dims.Get(d);
-      if (!dim.IsNumber()) ThrowError(env, "ADDON_INPUT_INVALID", "input '" + t.name + "': shape entries must be numbers");
+      if (!dim.IsNumber()) ThrowError(env, "RUNTIME_INPUT_INVALID", "input '" + t.name + "': shape entries must be numbers");
       int64_t n = dim.As<Napi::Number>().Int64Value();
-      if (n <= 0) ThrowError(env, "ADDON_INPUT_INVALID", "input '" + t.name + "': dimensions must be positive");
+      if (n <= 0) ThrowError(env, "RUNTIME_INPUT_INVALID", "input '" + t.name + "': dimensions must be positive");
       t.shape.push_back(n);
       expected *= static_cast<size_t>(n);
     }
     Napi::Value data = obj.Get("data");
     if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      ThrowError(env, "ADDON_INPUT_INVALID", "input '" + t.name + "': data must be a Float32Array");
+      ThrowError(env, "RUNTIME_INPUT_INVALID", "input '" + t.name + "': data must be a Float32Array");
     }
     Napi::Float32Array fa = data.As<Napi::Float32Array>();
     if (fa.ElementLength() != expected) {
-      ThrowError(env, "ADDON_INPUT_INVALID", "input '" + t.name + "': data has " + std::to_string(fa.ElementLength()) +
+      ThrowError(env, "RUNTIME_INPUT_INVALID", "input '" + t.name + "': data has " + std::to_string(fa.ElementLength()) +
                                                  " elements but the shape needs " + std::to_string(expected));
     }
     // ArrayBuffer() externalises an on-heap typed array, so the pointer below is stable.
@@ -121,10 +121,10 @@ void PromiseWorker::Execute() {
     code_ = e.code();
     SetError(e.what());
   } catch (const std::exception& e) {
-    code_ = "ADDON_RUN_FAILED";
+    code_ = "RUNTIME_INFERENCE_FAILED";
     SetError(e.what());
   } catch (...) {
-    code_ = "ADDON_RUN_FAILED";
+    code_ = "RUNTIME_INFERENCE_FAILED";
     SetError("unknown native exception");
   }
 }
@@ -137,7 +137,7 @@ void PromiseWorker::OnOK() {
   } catch (const Napi::Error& e) {
     deferred_.Reject(e.Value());
   } catch (const std::exception& e) {
-    deferred_.Reject(MakeError(env, "ADDON_RUN_FAILED", e.what()).Value());
+    deferred_.Reject(MakeError(env, "RUNTIME_INFERENCE_FAILED", e.what()).Value());
   }
 }
 

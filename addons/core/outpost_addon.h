@@ -61,7 +61,7 @@ struct OutputTensor {
   std::shared_ptr<void> owner;
 };
 
-// Reads [{name, shape, data: Float32Array}] on the JS thread. Throws AddonError("ADDON_INPUT_INVALID").
+// Reads [{name, shape, data: Float32Array}] on the JS thread. Throws AddonError("RUNTIME_INPUT_INVALID").
 std::vector<InputTensor> ReadInputs(Napi::Env env, Napi::Value value);
 
 // Builds [{name, shape, data: Float32Array}] on the JS thread.
@@ -88,7 +88,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   void OnError(const Napi::Error& error) final;
 
   Napi::Promise::Deferred deferred_;
-  std::string code_ = "ADDON_RUN_FAILED";
+  std::string code_ = "RUNTIME_INFERENCE_FAILED";
   std::string message_;
 };
 

@@ -90,7 +90,7 @@ class NetWrap : public Napi::ObjectWrap<NetWrap> {
   }
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!state_) outpost::ThrowError(env, "ADDON_DISPOSED", "the model was disposed; load it again");
+    if (!state_) outpost::ThrowError(env, "RUNTIME_MODEL_UNLOADED", "the model was disposed; load it again");
     Napi::Object o = Napi::Object::New(env);
     Napi::Array names = Napi::Array::New(env, state_->outputNames.size());
     for (uint32_t i = 0; i < state_->outputNames.size(); ++i) names.Set(i, state_->outputNames[i]);
@@ -158,7 +158,7 @@ class ForwardWorker : public outpost::PromiseWorker {
       try {
         state_->net.forward(outs, names);
       } catch (const cv::Exception& e) {
-        throw AddonError("ADDON_RUN_FAILED", "OpenCV forward failed: " + e.msg);
+        throw AddonError("RUNTIME_INFERENCE_FAILED", "OpenCV forward failed: " + e.msg);
       }
       // forward() hands back headers over the net's own buffers, which the next run overwrites;
       // one copy here makes each result independent of later runs.
@@ -189,7 +189,7 @@ class ForwardWorker : public outpost::PromiseWorker {
 
 Napi::Value NetWrap::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!state_) outpost::ThrowError(env, "ADDON_DISPOSED", "the model was disposed; load it again");
+  if (!state_) outpost::ThrowError(env, "RUNTIME_MODEL_UNLOADED", "the model was disposed; load it again");
   auto inputs = outpost::ReadInputs(env, info[0]);
   auto names = outpost::ReadStringArray(env, info[1], "output names");
   return outpost::Start(new ForwardWorker(env, state_, std::move(inputs), std::move(names)));
@@ -202,10 +202,10 @@ std::string OptString(Napi::Object o, const char* key) {
 
 Napi::Value Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject()) outpost::ThrowError(env, "ADDON_INPUT_INVALID", "load() needs {framework, model, config?, target?}");
+  if (!info[0].IsObject()) outpost::ThrowError(env, "RUNTIME_INPUT_INVALID", "load() needs {framework, model, config?, target?}");
   Napi::Object o = info[0].As<Napi::Object>();
   LoadSpec spec{OptString(o, "framework"), OptString(o, "model"), OptString(o, "config"), OptString(o, "target")};
-  if (spec.model.empty()) outpost::ThrowError(env, "ADDON_INPUT_INVALID", "load() needs the model file path");
+  if (spec.model.empty()) outpost::ThrowError(env, "RUNTIME_INPUT_INVALID", "load() needs the model file path");
   return outpost::Start(new LoadWorker(env, std::move(spec)));
 }
 

@@ -1,0 +1,56 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Loads Outpost's native addons (`build/addons/Release/<name>.node`, built by
+ * `npm run build:addons`) lazily and never throws: every place tried and every load error is
+ * collected into one reason an operator can act on, as sharp's loader does. An addon is loaded at
+ * most once per process (Node caches dlopen anyway); the outcome is cached here too.
+ */
+export type AddonName = 'outpost_opencv_dnn' | 'outpost_tensorrt' | 'outpost_hailort' | 'outpost_openvino';
+
+export type AddonLoad<T> = { ok: true; binding: T; path: string } | { ok: false; reason: string };
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const cache = new Map<string, AddonLoad<unknown>>();
+
+/** Where an addon may be: $OUTPOST_ADDON_DIR first, then the cmake-js output folders. */
+export function addonDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const dirs = [join(REPO_ROOT, 'build', 'addons', 'Release'), join(REPO_ROOT, 'build', 'addons')];
+  return env.OUTPOST_ADDON_DIR ? [env.OUTPOST_ADDON_DIR, ...dirs] : dirs;
+}
+
+export function loadAddon<T>(name: AddonName, dirs: readonly string[] = addonDirs()): AddonLoad<T> {
+  const key = `${name}\0${dirs.join('\0')}`;
+  const hit = cache.get(key);
+  if (hit) return hit as AddonLoad<T>;
+  const result = tryLoad<T>(name, dirs);
+  cache.set(key, result);
+  return result;
+}
+
+function tryLoad<T>(name: AddonName, dirs: readonly string[]): AddonLoad<T> {
+  const req = createRequire(import.meta.url);
+  const problems: string[] = [];
+  for (const dir of dirs) {
+    const file = join(dir, `${name}.node`);
+    if (!existsSync(file)) continue;
+    try {
+      const binding = req(file) as T & { abi?: number };
+      if (binding.abi !== 1) {
+        problems.push(`${file}: built from another Outpost version (abi ${String(binding.abi)}); run npm run build:addons`);
+        continue;
+      }
+      return { ok: true, binding, path: file };
+    } catch (err) {
+      // A missing vendor library shows up here as a dlopen error naming the .so.
+      problems.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  if (problems.length === 0) {
+    return { ok: false, reason: `${name}.node is not built (looked in ${dirs.join(', ')}); run npm run build:addons on a machine with the SDK` };
+  }
+  return { ok: false, reason: `${name}.node did not load: ${problems.join('; ')}` };
+}
