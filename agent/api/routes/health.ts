@@ -1,0 +1,30 @@
+import { OutpostError } from '../../../protocol/errors/index.js';
+import type { ServerMetadata } from '../../../protocol/kserve.js';
+import type { Handler } from '../context.js';
+import { sendError, sendJson } from '../http.js';
+
+/** KServe extensions this server implements (reported by GET /v2). */
+export const EXTENSIONS = ['binary_tensor_data', 'outpost_predict', 'outpost_events'];
+
+/** GET /v2/health/live: the process answers. */
+export const live: Handler = (_req, res) => sendJson(res, 200, { live: true });
+
+/**
+ * GET /v2/health/ready: the agent takes inference requests. Ready once no model is still loading
+ * its first version; a model whose load failed does not hold the whole agent unready (its own
+ * /ready says so).
+ */
+export const ready: Handler = (_req, res, _p, ctx) => {
+  if (ctx.isClosing()) return void sendError(res, new OutpostError('API_SHUTTING_DOWN', 'the agent is stopping'));
+  const loading = ctx.runtime.list().filter((m) => m.state === 'loading').map((m) => m.id);
+  if (loading.length > 0) {
+    return void sendError(res, new OutpostError('API_MODEL_NOT_READY', `models still loading: ${loading.join(', ')}`, { loading }));
+  }
+  sendJson(res, 200, { ready: true });
+};
+
+/** GET /v2: server metadata. */
+export const serverMetadata: Handler = (_req, res, _p, ctx) => {
+  const body: ServerMetadata = { name: 'outpost-agent', version: ctx.version, extensions: EXTENSIONS };
+  sendJson(res, 200, body);
+};

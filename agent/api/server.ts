@@ -1,0 +1,173 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
+import type { ApiContext, Route } from './context.js';
+import { SseClients } from './events.js';
+import { ConcurrencyGate } from './gate.js';
+import { ClientGone, errorBody, sendError, splitUrl } from './http.js';
+import { ApiMetrics } from './metrics.js';
+import { ROUTES } from './routes/index.js';
+import { listenOnSocket } from './socket.js';
+import { DEFAULT_LIMITS, type ApiLimits, type ApiServerOptions } from './types.js';
+
+/**
+ * The agent's local API: HTTP/1.1 over a Unix socket (docs/local-api.md). This file owns the
+ * lifecycle (listen, limits, close) and the dispatch; each route group lives in routes/.
+ *
+ * Invariants: nothing a client sends can throw out of a handler (every failure becomes a coded
+ * answer or a closed connection); every request that reached a model releases its slot; close()
+ * lets requests in flight finish (up to a grace period) before it cuts connections.
+ */
+export interface ApiServer {
+  readonly path: string;
+  readonly metrics: ApiMetrics;
+  /** Resolves when the socket is listening with its mode applied. */
+  listen(path: string, mode?: number): Promise<void>;
+  close(graceMs?: number): Promise<void>;
+}
+
+interface Match { route: Route; params: Record<string, string> }
+
+function match(segments: string[]): Match | undefined {
+  outer: for (const route of ROUTES) {
+    if (route.pattern.length !== segments.length) continue;
+    const params: Record<string, string> = {};
+    for (let i = 0; i < segments.length; i++) {
+      const p = route.pattern[i]!;
+      if (p.startsWith(':')) params[p.slice(1)] = segments[i]!;
+      else if (p !== segments[i]) continue outer;
+    }
+    return { route, params };
+  }
+  return undefined;
+}
+
+export function createApiServer(opts: ApiServerOptions): ApiServer {
+  const limits: ApiLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+  limits.headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  const log = opts.log.child({ module: 'api' });
+  const gate = new ConcurrencyGate(limits.maxConcurrentPerModel);
+  const metrics = new ApiMetrics(() => gate.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })), () => sse.size);
+  const sse = new SseClients(log, { heartbeatMs: limits.heartbeatMs, maxBuffered: limits.sseMaxBufferedBytes },
+    (e) => metrics.loads.inc({ model: e.model, event: e.type }), opts.events);
+  const sockets = new Set<Socket>();
+  let closing = false;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+  let socketPath = '';
+
+  const ctx: ApiContext = {
+    runtime: opts.runtime, log, limits, gate, metrics, sse,
+    version: opts.version ?? '0.1.0', startedAt: Date.now(), status: opts.status,
+    isClosing: () => closing, connections: () => sockets.size,
+  };
+
+  const server: Server = createServer({
+    requestTimeout: limits.requestTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: limits.timeoutCheckMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+  });
+
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  // Malformed HTTP, oversized headers and the request/headers timeouts all land here (Node's
+  // parser sees them before any route); answer with a coded body when the socket can still take it.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) return void socket.destroy();
+    const e = code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new OutpostError('API_REQUEST_TIMEOUT', `the request was not received within ${limits.requestTimeoutMs} ms (headers within ${limits.headersTimeoutMs} ms)`)
+      : code === 'HPE_HEADER_OVERFLOW'
+        ? new OutpostError('API_HEADERS_TOO_LARGE', 'the request headers are too large')
+        : new OutpostError('API_BAD_HEADER', `the request is not valid HTTP/1.1 (${code || err.message})`, { parser: code });
+    metrics.rejected.inc({ code: e.code });
+    log.debug({ err: { code, message: err.message } }, 'client error');
+    // A response already under way cannot be replaced: cut the connection instead.
+    if ((socket as Socket & { _httpMessage?: ServerResponse })._httpMessage?.headersSent) return void socket.destroy();
+    const body = JSON.stringify(errorBody(e));
+    socket.end(`HTTP/1.1 ${e.status} ${statusText(e.status)}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    inFlight++;
+    const started = process.hrtime.bigint();
+    let routeName = 'unmatched';
+    res.on('error', () => {});
+    req.on('error', () => {});
+    res.on('close', () => {
+      metrics.requests.inc({ route: routeName, status: String(res.statusCode) });
+      metrics.requestSeconds.observe({ route: routeName }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (--inFlight === 0 && idle) idle();
+    });
+    void dispatch(req, res, (n) => (routeName = n));
+  });
+
+  async function dispatch(req: IncomingMessage, res: ServerResponse, setRoute: (n: string) => void): Promise<void> {
+    try {
+      const { segments, query } = splitUrl(req.url ?? '/');
+      const m = match(segments);
+      if (!m) throw new OutpostError('NOT_FOUND', `no route ${req.method} /${segments.join('/').slice(0, 200)}; see docs/local-api.md`, { path: (req.url ?? '').slice(0, 200) });
+      setRoute(m.route.name);
+      const handler = m.route.methods[req.method as 'GET' | 'POST'];
+      if (!handler) {
+        const allow = Object.keys(m.route.methods).join(', ');
+        throw Object.assign(new OutpostError('API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on this route; use ${allow}`, { allow }), { allow });
+      }
+      if (closing && m.route.name !== 'health_live') throw new OutpostError('API_SHUTTING_DOWN', 'the agent is stopping; retry after it restarts');
+      await handler(req, res, { params: m.params, query }, ctx);
+    } catch (err) {
+      if (err instanceof ClientGone) {
+        res.destroy();
+        return;
+      }
+      const e = toOutpostError(err);
+      if (e.code === 'INTERNAL') log.error({ err, url: req.url?.slice(0, 200) }, 'request failed');
+      else log.debug({ code: e.code, url: req.url?.slice(0, 200) }, 'request refused');
+      if (e.status < 500 || e.code === 'API_SATURATED') metrics.rejected.inc({ code: e.code });
+      const headers: Record<string, string> = {};
+      if (e.code === 'API_SATURATED') headers['Retry-After'] = String(gate.retryAfter);
+      if (e.code === 'API_METHOD_NOT_ALLOWED') headers.Allow = String((err as { allow?: string }).allow ?? '');
+      // The unread rest of an oversized body must not be parsed as the next request.
+      if (e.code === 'API_BODY_TOO_LARGE') headers.Connection = 'close';
+      if (res.headersSent) res.destroy();
+      else sendError(res, e, headers);
+    }
+  }
+
+  return {
+    get path() {
+      return socketPath;
+    },
+    metrics,
+    async listen(path: string, mode = 0o660) {
+      await listenOnSocket(server, path, mode);
+      socketPath = path;
+      log.info({ socket: path, mode: mode.toString(8) }, 'local API listening');
+    },
+    async close(graceMs = 5_000) {
+      if (closing) return;
+      closing = true;
+      sse.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          idle = resolve;
+          setTimeout(resolve, graceMs).unref();
+        });
+      }
+      server.closeAllConnections();
+      for (const s of sockets) s.destroy();
+      await closed;
+      log.info({ socket: socketPath }, 'local API closed');
+    },
+  };
+}
+
+function statusText(status: number): string {
+  return ({ 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' } as Record<number, string>)[status] ?? 'Error';
+}

@@ -1,0 +1,118 @@
+import type { Logger } from '../../protocol/log.js';
+import type { Framework, Purpose } from '../../protocol/manifest-types.js';
+import type { Tensor, TensorInfo } from '../runtime/backend.js';
+
+/**
+ * The narrow view of the runtime that the socket API needs. The daemon passes an adapter over
+ * the real model service (see runtime-adapter.ts); the API never reaches into the runtime
+ * further than this, so the two can change independently.
+ */
+export type ModelState = 'loading' | 'ready' | 'failed' | 'unloaded';
+
+export interface ModelEntry {
+  /** owner/name */
+  id: string;
+  /** The version new requests go to; null while nothing is active. */
+  activeVersion: number | null;
+  /** Versions that are loaded and can serve `/versions/{v}` requests. */
+  loadedVersions: number[];
+  state: ModelState;
+  error?: { code: string; message: string };
+}
+
+export interface ServedModel {
+  id: string;
+  version: number;
+  purpose: Purpose;
+  framework: Framework;
+  backend: string;
+  inputs: readonly TensorInfo[];
+  outputs: readonly TensorInfo[];
+}
+
+export interface PredictOptions {
+  /** Minimum confidence for detections and classifications (runtime default when absent). */
+  confidence?: number;
+  /** Keep at most this many classification results. */
+  topK?: number;
+}
+
+/** A post-processed result, shaped like edgeIQ's results objects (see docs/runtime.md). */
+export interface PredictResult {
+  purpose?: Purpose;
+  /** Seconds of inference. */
+  duration?: number;
+  predictions?: unknown[];
+  [k: string]: unknown;
+}
+
+export interface ServingRuntime {
+  list(): ModelEntry[];
+  /** The loaded model for `version` (the active one when absent), or undefined. */
+  describe(id: string, version?: number): ServedModel | undefined;
+  /**
+   * Runs tensors through `version` (the active one when absent). The runtime holds a reference
+   * on that version for the whole call, so a switch never fails a request in flight.
+   */
+  infer(id: string, version: number | undefined, inputs: Record<string, Tensor>): Promise<{ version: number; outputs: Record<string, Tensor> }>;
+  /** Pre-processing, inference and post-processing of one JPEG/PNG image. */
+  predict(id: string, version: number | undefined, image: Uint8Array, opts: PredictOptions): Promise<{ version: number; result: PredictResult }>;
+}
+
+/** A model change, as streamed on /v1/events and counted in /metrics. */
+export type AgentEventType = 'installed' | 'activated' | 'failed' | 'rolled-back';
+export interface AgentEvent {
+  type: AgentEventType;
+  model: string;
+  version?: number;
+  /** ISO time; set by the hub when absent. */
+  at?: string;
+  code?: string;
+  message?: string;
+}
+
+export interface EventSource {
+  /** Returns the function that unsubscribes. */
+  subscribe(listener: (e: AgentEvent) => void): () => void;
+}
+
+export interface ApiLimits {
+  /** Largest request body (bytes); larger ones get 413 API_BODY_TOO_LARGE. */
+  maxBodyBytes: number;
+  /** Requests one model runs at once; more get 503 API_SATURATED with Retry-After. */
+  maxConcurrentPerModel: number;
+  /** Time to receive a whole request (headers and body); slower ones get 408. */
+  requestTimeoutMs: number;
+  /** Time to receive the headers alone (at most requestTimeoutMs). */
+  headersTimeoutMs: number;
+  /** How often Node checks those two timeouts. */
+  timeoutCheckMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** SSE heartbeat comment period. */
+  heartbeatMs: number;
+  /** An SSE client that leaves this many bytes unread is dropped. */
+  sseMaxBufferedBytes: number;
+}
+
+export const DEFAULT_LIMITS: ApiLimits = Object.freeze({
+  maxBodyBytes: 64 * 1024 * 1024,
+  maxConcurrentPerModel: 4,
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  timeoutCheckMs: 1_000,
+  keepAliveTimeoutMs: 5_000,
+  heartbeatMs: 15_000,
+  sseMaxBufferedBytes: 1024 * 1024,
+});
+
+export interface ApiServerOptions {
+  runtime: ServingRuntime;
+  log: Logger;
+  events?: EventSource;
+  limits?: Partial<ApiLimits>;
+  /** Extra fields merged into /v1/status (device id, sync state, capabilities...). */
+  status?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** Reported by GET /v2 and /v1/status. */
+  version?: string;
+}
