@@ -4,3 +4,5 @@
  * device already has).
  */
 export { downloadVerified, type DownloadRequest, type DownloadResult } from './download.js';
+export { BlobPool, type BlobPoolOptions, type BlobRef, type BlobSource, type EnsureOptions, type EnsureResult } from './pool.js';
+export { fsyncDir, isNoSpace, linkOrCopy, writeFileAtomic } from './fs-util.js';

@@ -49,6 +49,8 @@ export interface BlobServer {
   requests: RequestRecord[];
   /** Body bytes written to sockets so far. */
   bytesServed(): number;
+  /** Most responses that were streaming at the same time. */
+  maxConcurrent(): number;
   close(): Promise<void>;
 }
 
@@ -62,6 +64,8 @@ export async function startBlobServer(): Promise<BlobServer> {
   let mis: Misbehavior = {};
   let cuts = 0;
   let served = 0;
+  let active = 0;
+  let maxActive = 0;
 
   const server = http.createServer((req, res) => {
     const m = /^\/v1\/blobs\/([0-9a-f]{64})$/.exec(req.url ?? '');
@@ -97,6 +101,9 @@ export async function startBlobServer(): Promise<BlobServer> {
     if (!mis.chunked) headers['content-length'] = mis.contentLength ?? body.length;
     rec.status = status;
     res.writeHead(status, headers);
+    active++;
+    maxActive = Math.max(maxActive, active);
+    res.once('close', () => active--);
 
     const cut = mis.cutAfter !== undefined && (mis.cutTimes === undefined || cuts < mis.cutTimes);
     if (cut) {
@@ -139,10 +146,33 @@ export async function startBlobServer(): Promise<BlobServer> {
     },
     requests,
     bytesServed: () => served,
+    maxConcurrent: () => maxActive,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
         server.close(() => r());
       }),
   };
+}
+
+/**
+ * Deterministic content for version `version` of a test model: the same bytes in every process
+ * (the kill -9 test's child and parent agree on them). File `shared.bin` is the same in every
+ * version, so reuse across versions can be observed.
+ */
+export function versionContent(version: number, nFiles = 4, fileSize = 64 * 1024): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const fill = (seed: string, size: number): Buffer => {
+    const parts: Buffer[] = [];
+    for (let i = 0, n = 0; n < size; i++, n += 32) parts.push(createHash('sha256').update(`${seed}:${i}`).digest());
+    return Buffer.concat(parts).subarray(0, size);
+  };
+  out.set('shared.bin', fill('shared', fileSize));
+  for (let i = 0; i < nFiles; i++) out.set(`${i % 2 ? 'sub/dir/' : ''}file-${i}.bin`, fill(`v${version}:f${i}`, fileSize + version + i));
+  return out;
+}
+
+/** Adds the files to the server and returns the metadata list the store installs. */
+export function publish(server: BlobServer, content: Map<string, Buffer>): { path: string; sha256: string; size: number }[] {
+  return [...content].map(([path, data]) => ({ path, sha256: server.add(data), size: data.length }));
 }
