@@ -1,0 +1,40 @@
+import { createReadStream } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { OutpostError } from '../../protocol/errors/index.js';
+import type { BlobStore } from './blob-store.js';
+import { decideRange } from './range.js';
+
+/**
+ * Answers HEAD/GET of one blob with Range support, streaming from disk (memory stays flat for
+ * any size). Blobs never change, so the sha256 is a strong ETag and caches may keep them forever.
+ */
+export async function serveBlob(req: IncomingMessage, res: ServerResponse, store: BlobStore, sha256: string): Promise<void> {
+  const st = await store.stat(sha256);
+  if (!st) throw new OutpostError('BLOB_NOT_FOUND', `no blob ${sha256} is stored; upload it with PUT /v1/blobs/${sha256}`, { sha256 });
+  const etag = `"${sha256}"`;
+  const header = (name: string): string | undefined => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const decision = decideRange(header('range'), header('if-range'), st.size, etag);
+  res.setHeader('Accept-Ranges', 'bytes');
+  res.setHeader('ETag', etag);
+  res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
+  if (decision.kind === 'unsatisfiable') {
+    res.setHeader('Content-Range', `bytes */${st.size}`);
+    throw new OutpostError('HTTP_RANGE_NOT_SATISFIABLE', `Range "${header('range')}" is outside the blob of ${st.size} bytes or malformed; ask for one range within it`, { range: header('range'), size: st.size });
+  }
+  const start = decision.kind === 'partial' ? decision.start : 0;
+  const end = decision.kind === 'partial' ? decision.end : st.size - 1;
+  res.statusCode = decision.kind === 'partial' ? 206 : 200;
+  res.setHeader('Content-Type', 'application/octet-stream');
+  res.setHeader('Content-Length', String(end - start + 1));
+  if (decision.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end}/${st.size}`);
+  if (req.method === 'HEAD' || st.size === 0) {
+    res.end();
+    return;
+  }
+  // A client that goes away mid-download rejects the pipeline; the caller only logs that.
+  await pipeline(createReadStream(store.pathOf(sha256), { start, end }), res);
+}

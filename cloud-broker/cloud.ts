@@ -1,0 +1,163 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { OutpostError } from '../protocol/errors/index.js';
+import { silentLogger, type Logger } from '../protocol/log.js';
+import { BlobStore, writeFileAtomic } from './artifacts/index.js';
+import { ensureAdminToken } from './auth/index.js';
+import { openDb, type Db } from './db/index.js';
+import { catalogRouter, createApiServer } from './http/index.js';
+
+export interface CloudOptions {
+  /** Default: `$OUTPOST_DATA_DIR`, else `~/.outpost/cloud`. */
+  dataDir?: string;
+  /** Default 127.0.0.1 (local only); 0.0.0.0 to serve a fleet. */
+  host?: string;
+  /** Default 8080; 0 picks a free port. */
+  httpPort?: number;
+  /** Default 1883; 0 picks a free port. Used once the broker is wired in. */
+  mqttPort?: number;
+  log?: Logger;
+}
+
+export interface Cloud {
+  httpUrl: string;
+  /** null until the MQTT broker is wired in (cloud-broker/broker/). */
+  mqttUrl: string | null;
+  adminTokenFile: string;
+  dataDir: string;
+  db: Db;
+  blobs: BlobStore;
+  close(): Promise<void>;
+}
+
+/** What `<dataDir>/cloud.json` holds so the CLI can find a running local cloud. */
+export interface CloudInfo {
+  http: string;
+  mqtt: string | null;
+  pid: number;
+}
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_HTTP_PORT = 8080;
+export const DEFAULT_MQTT_PORT = 1883;
+export const CLOUD_INFO_FILE = 'cloud.json';
+export const DB_FILE = 'catalog.db';
+export const BLOB_DIR = 'blobs';
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.OUTPOST_DATA_DIR || path.join(os.homedir(), '.outpost', 'cloud');
+}
+
+/**
+ * Starts the cloud in this process: database, blob store, admin token, HTTP API (and, once
+ * wired, the MQTT broker). Resolves when it listens; `close()` stops it and removes cloud.json.
+ */
+export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
+  const log = (opts.log ?? silentLogger).child({ module: 'cloud' });
+  const dataDir = path.resolve(opts.dataDir ?? defaultDataDir());
+  const host = opts.host ?? DEFAULT_HOST;
+  await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const db = openDb(path.join(dataDir, DB_FILE), log);
+  const cleanups: (() => Promise<void> | void)[] = [() => { db.close(); }];
+  const closeAll = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.warn({ err }, 'cleanup failed');
+      }
+    }
+  };
+  try {
+    const blobs = new BlobStore(path.join(dataDir, BLOB_DIR));
+    await blobs.init();
+    const adminTokenFile = await ensureAdminToken(db, dataDir, log);
+    const router = catalogRouter({ db, blobs, version: packageVersion(), log });
+
+    // ---- FLEET / BROKER WIRING (cloud-broker/broker/, cloud-broker/fleet/) -------------------
+    // Start the MQTT broker on opts.mqttPort ?? DEFAULT_MQTT_PORT here, add the fleet's routes
+    // to `router`, push its close() onto `cleanups`, and set mqttUrl.
+    const mqttUrl: string | null = null;
+    // ------------------------------------------------------------------------------------------
+
+    const server = createApiServer({ db, router, log });
+    const port = await listen(server, host, opts.httpPort ?? DEFAULT_HTTP_PORT);
+    cleanups.push(() => closeServer(server));
+    const httpUrl = `http://${urlHost(host)}:${port}`;
+
+    const infoFile = path.join(dataDir, CLOUD_INFO_FILE);
+    const info: CloudInfo = { http: httpUrl, mqtt: mqttUrl, pid: process.pid };
+    await writeFileAtomic(infoFile, JSON.stringify(info) + '\n');
+    cleanups.push(() => removeInfoIfOurs(infoFile));
+    log.info({ http: httpUrl, mqtt: mqttUrl, dataDir }, 'cloud listening');
+
+    let closing: Promise<void> | null = null;
+    return {
+      httpUrl, mqttUrl, adminTokenFile, dataDir, db, blobs,
+      close: () => (closing ??= closeAll().then(() => log.info('cloud stopped'))),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new OutpostError('CLOUD_LISTEN_FAILED', `cannot listen on ${host}:${port} (${err.code ?? err.message}); pick another --http-port or 0 for a free one`, { host, port, cause: err.code }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Keep-alive and half-finished downloads must not hold the shutdown.
+    server.closeAllConnections();
+  });
+}
+
+/** A wildcard address is not a place to connect to: advertise loopback for it. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+async function removeInfoIfOurs(file: string): Promise<void> {
+  try {
+    const info = JSON.parse(await fsp.readFile(file, 'utf8')) as Partial<CloudInfo>;
+    if (info.pid === process.pid) await fsp.rm(file, { force: true });
+  } catch {
+    // Absent or unreadable: nothing of ours to remove.
+  }
+}
+
+let cachedVersion: string | undefined;
+
+/** The version in the nearest package.json above this file (works from source and from dist/). */
+export function packageVersion(): string {
+  if (cachedVersion) return cachedVersion;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'outpost' && pkg.version) return (cachedVersion = pkg.version);
+    } catch {
+      // keep looking upwards
+    }
+    dir = path.dirname(dir);
+  }
+  return (cachedVersion = '0.0.0');
+}

@@ -1,0 +1,3 @@
+export { openDb, type Db } from './open.js';
+export { migrate, type Migration } from './migrate.js';
+export { MIGRATIONS } from './migrations.js';

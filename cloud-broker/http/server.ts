@@ -1,0 +1,69 @@
+import http from 'node:http';
+import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
+import type { Logger } from '../../protocol/log.js';
+import { authenticate, authorize } from '../auth/index.js';
+import type { Db } from '../db/open.js';
+import { sendError, sendJson } from './respond.js';
+import type { Router } from './router.js';
+
+export interface ApiServerDeps {
+  db: Db;
+  router: Router;
+  log: Logger;
+}
+
+/**
+ * The cloud's HTTP server: every request is matched against the router, authenticated as the
+ * route demands, and every failure is answered as an error body with the catalog's status. A
+ * handler failure never takes the server down.
+ */
+export function createApiServer(deps: ApiServerDeps): http.Server {
+  const log = deps.log.child({ module: 'http' });
+  const server = http.createServer((req, res) => {
+    void handle(deps, log, req, res);
+  });
+  // Slow or stalled clients must not hold sockets forever; big uploads keep the socket busy, so
+  // the limit is on idleness, not on total time.
+  server.requestTimeout = 0;
+  server.headersTimeout = 30_000;
+  server.setTimeout(120_000);
+  return server;
+}
+
+async function handle(deps: ApiServerDeps, log: Logger, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const started = process.hrtime.bigint();
+  const method = req.method ?? 'GET';
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    url = new URL('http://localhost/');
+  }
+  try {
+    const match = deps.router.match(method, url.pathname);
+    if (match.kind === 'none') throw new OutpostError('NOT_FOUND', `no route ${method} ${url.pathname}; see docs/http-api.md`, { path: url.pathname });
+    if (match.kind === 'method-not-allowed') {
+      res.setHeader('Allow', match.allow.join(', '));
+      throw new OutpostError('HTTP_METHOD_NOT_ALLOWED', `${url.pathname} does not take ${method}; it takes ${match.allow.join(', ')}`, { method, allow: match.allow });
+    }
+    const { route, params } = match;
+    let principal = null;
+    if (route.access !== 'none') {
+      principal = authenticate(deps.db, req.headers.authorization);
+      authorize(principal, route.access);
+    }
+    const reply = await route.handler({ req, res, params, url, principal, log });
+    if (reply) sendJson(res, reply.status ?? 200, reply.body);
+  } catch (thrown) {
+    const err = toOutpostError(thrown);
+    if (err.code === 'INTERNAL' || err.code === 'IO_ERROR') log.error({ err: thrown, method, path: url.pathname }, 'request failed');
+    if (res.headersSent) {
+      // A stream broke mid-answer (client gone, disk error): nothing sane can be sent any more.
+      res.destroy();
+    } else {
+      sendError(req, res, err);
+    }
+  } finally {
+    log.debug({ method, path: url.pathname, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+  }
+}

@@ -1,0 +1,21 @@
+import type { Db } from '../db/open.js';
+import { createUser, parseUserName } from '../catalog/index.js';
+import { readJsonBody } from './body.js';
+import type { Route } from './router.js';
+
+/** `/v1/health`, `/v1/whoami`, `/v1/users`. */
+export function systemRoutes(db: Db, version: string): Route[] {
+  return [
+    { method: 'GET', path: '/v1/health', access: 'none', handler: async () => ({ body: { ok: true, version } }) },
+    { method: 'GET', path: '/v1/whoami', access: 'any', handler: async ({ principal }) => ({ body: { user: principal!.subject, kind: principal!.kind } }) },
+    {
+      method: 'POST', path: '/v1/users', access: 'admin',
+      handler: async ({ req, log }) => {
+        const name = parseUserName(await readJsonBody(req));
+        const created = createUser(db, name);
+        log.info({ user: name }, 'user created');
+        return { status: 201, body: created };
+      },
+    },
+  ];
+}
