@@ -1,0 +1,2 @@
+export { AgentClient, DEFAULT_SOCKET, type AgentClientOptions, type AgentEventMessage, type InferOptions, type PredictAnswer, type PredictOptions } from './client.js';
+export type { WireTensor as Tensor } from '../../protocol/kserve.js';
