@@ -8,6 +8,7 @@ import { RUNTIME } from './codes/runtime.js';
 import { API } from './codes/api.js';
 import { ADDON } from './codes/addon.js';
 import { AGENT } from './codes/agent.js';
+import { SYNC } from './codes/sync.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -28,6 +29,7 @@ export const AREAS = {
   api: API,
   addon: ADDON,
   agent: AGENT,
+  sync: SYNC,
 } as const;
 
 type Areas = typeof AREAS;

@@ -1,0 +1,307 @@
+import type { Logger } from '../../protocol/log.js';
+import { OutpostError, toOutpostError, CATALOG, EXIT } from '../../protocol/errors/index.js';
+import { verifyDesired, type DesiredModel, type DesiredState } from '../../protocol/desired-state.js';
+import type { TrustedKey } from '../../protocol/signing.js';
+import type { Capabilities, ReportedModel, ReportedState } from '../../protocol/reported-state.js';
+import type { Store, InstallPhase } from '../store/index.js';
+import type { BlobSource } from '../fetch/index.js';
+import { plan, type FailureMemo, type Step } from './planner.js';
+import { ExclusiveRunner } from './exclusive-runner.js';
+import { Backoff } from './backoff.js';
+import { SyncState } from './sync-state.js';
+
+/**
+ * The reconcile loop: verified desired state -> plan -> apply, one apply at a time, reporting
+ * every transition. Only verified documents (verifyDesired) reach the planner; the applied
+ * revision is persisted so that a replayed older document is refused after a restart too.
+ *
+ * The loop is level-triggered: every apply starts from what is on disk (store.list()), so a
+ * crash, a cancelled apply or a reconnect is handled by simply applying again.
+ */
+export interface ReconcilerOptions {
+  deviceId: string;
+  trustedKeys: readonly TrustedKey[];
+  store: Store;
+  blobs: BlobSource;
+  /** Persisted applied revision and last verified document. */
+  state: SyncState;
+  /** The compatibility gate: why this device cannot run a model, or null. */
+  gate: (model: DesiredModel) => OutpostError | null;
+  /** Load + smoke-run a version before it becomes current (throw to refuse it). */
+  beforeActivate?: (versionDir: string, model: DesiredModel) => Promise<void>;
+  /** Called after a version became current (the runtime switches to it) or a model was removed. */
+  onActivated?: (id: string, version: number, dir: string) => Promise<void> | void;
+  onRemoved?: (id: string) => Promise<void> | void;
+  onEvent?: (event: { type: 'installed' | 'activated' | 'failed' | 'rolled-back' | 'removed'; model: string; version?: number; error?: { code: string; message: string } }) => void;
+  publish: (doc: ReportedState) => void;
+  capabilities: () => Capabilities;
+  agentVersion: string;
+  log: Logger;
+  now?: () => Date;
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+/** Errors that another attempt can fix (network, disk space, a cancelled apply). */
+export function isRetryable(code: string): boolean {
+  const exit = (CATALOG as Record<string, { exit: number }>)[code]?.exit;
+  return code === 'FETCH_NETWORK' || code === 'FETCH_HTTP_STATUS' || code === 'FETCH_ABORTED' || code === 'FETCH_NO_SPACE' || code === 'STORE_NO_SPACE' || code === 'IO_ERROR' || exit === EXIT.UNAVAILABLE;
+}
+
+export class Reconciler {
+  private desired: DesiredState | null = null;
+  private readonly models = new Map<string, ReportedModel>();
+  private readonly failures = new Map<string, FailureMemo>();
+  private readonly runner: ExclusiveRunner;
+  private readonly retry: Backoff;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private publishTimer: NodeJS.Timeout | null = null;
+  private lastError: { code: string; message: string } | null = null;
+  private readonly log: Logger;
+  private stopped = false;
+
+  constructor(private readonly opts: ReconcilerOptions) {
+    this.log = opts.log.child({ module: 'sync' });
+    this.runner = new ExclusiveRunner((err) => this.log.error({ err }, 'apply failed unexpectedly'));
+    this.retry = new Backoff(opts.retryMinMs ?? 2_000, opts.retryMaxMs ?? 300_000);
+  }
+
+  /** Starts from the persisted document (a device that reboots offline keeps converging). */
+  async start(): Promise<void> {
+    const saved = this.opts.state.lastDocument();
+    if (saved !== null) {
+      try {
+        this.accept(this.verify(saved, null));
+      } catch (err) {
+        this.log.warn({ err: toOutpostError(err).toJSON() }, 'persisted desired state no longer valid; waiting for a fresh one');
+      }
+    }
+    await this.refreshInstalled();
+    this.publishNow();
+  }
+
+  /** A desired-state message from the broker (raw payload). Bad documents never reach the planner. */
+  onDesired(payload: Buffer | string): void {
+    let verified: DesiredState;
+    try {
+      verified = this.verify(payload, this.opts.state.lastRevision());
+    } catch (err) {
+      const e = toOutpostError(err);
+      this.lastError = { code: e.code, message: e.message };
+      this.log.warn({ code: e.code }, e.message);
+      this.publishNow();
+      return;
+    }
+    this.lastError = null;
+    if (this.desired && verified.revision === this.desired.revision) {
+      this.log.debug({ revision: verified.revision }, 'desired state redelivered');
+      this.kick();
+      return;
+    }
+    this.opts.state.save(verified.revision, typeof payload === 'string' ? payload : payload.toString('utf8'));
+    this.failures.clear();
+    this.accept(verified);
+  }
+
+  /** `sync` command: forget failures and apply again now. */
+  syncNow(): void {
+    this.failures.clear();
+    this.kick();
+  }
+
+  /** `rollback` command: go back to the previous kept version and pin it until the desired state changes. */
+  async rollback(id: string): Promise<{ from: number; to: number }> {
+    const result = await this.opts.store.rollback(id);
+    this.failures.set(`${id}@${result.from}`, { id, version: result.from, code: 'SYNC_PINNED_BY_ROLLBACK', retryable: false });
+    const dir = await this.opts.store.currentDir(id);
+    if (dir) await this.opts.onActivated?.(id, result.to, dir);
+    this.setModel(id, { state: 'rolled-back', activeVersion: result.to, error: { code: 'SYNC_PINNED_BY_ROLLBACK', message: `rolled back from ${result.from} to ${result.to} by command` } });
+    this.opts.onEvent?.({ type: 'rolled-back', model: id, version: result.to });
+    this.publishNow();
+    return result;
+  }
+
+  report(): ReportedState {
+    return {
+      type: 'reported',
+      device: this.opts.deviceId,
+      agentVersion: this.opts.agentVersion,
+      appliedRevision: this.desired?.revision ?? this.opts.state.lastRevision(),
+      time: (this.opts.now?.() ?? new Date()).toISOString(),
+      models: [...this.models.values()].sort((a, b) => a.id.localeCompare(b.id)),
+      capabilities: this.opts.capabilities(),
+      ...(this.lastError ? { desiredError: this.lastError } : {}),
+    };
+  }
+
+  publishNow(): void {
+    if (this.publishTimer) clearTimeout(this.publishTimer);
+    this.publishTimer = null;
+    if (!this.stopped) this.opts.publish(this.report());
+  }
+
+  /** Resolves when no apply runs or is queued (tests and shutdown). */
+  idle(): Promise<void> {
+    return this.runner.idle();
+  }
+
+  /** Parks the running apply (downloads keep their partial files and resume later). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.publishTimer) clearTimeout(this.publishTimer);
+    await this.runner.stop();
+  }
+
+  private verify(payload: Buffer | string, lastRevision: number | null): DesiredState {
+    return verifyDesired(payload, {
+      trustedKeys: this.opts.trustedKeys,
+      deviceId: this.opts.deviceId,
+      now: this.opts.now?.() ?? new Date(),
+      lastRevision,
+    });
+  }
+
+  private accept(desired: DesiredState): void {
+    this.desired = desired;
+    this.log.info({ revision: desired.revision, models: desired.models.map((m) => `${m.id}@${m.version}`) }, 'desired state accepted');
+    for (const m of desired.models) {
+      const prev = this.models.get(m.id);
+      if (!prev || prev.version !== m.version || prev.state === 'failed') {
+        this.models.set(m.id, { id: m.id, version: m.version, activeVersion: prev?.activeVersion ?? null, state: prev?.activeVersion === m.version ? 'active' : 'pending' });
+      }
+    }
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.runner.run((signal) => this.apply(signal));
+  }
+
+  private async apply(signal: AbortSignal): Promise<void> {
+    const desired = this.desired;
+    if (!desired) return;
+    const installed = await this.opts.store.list();
+    const steps = plan({
+      desired: desired.models,
+      installed,
+      failures: [...this.failures.values()],
+      incompatible: (m) => {
+        const e = this.opts.gate(m);
+        return e ? { code: e.code, message: e.message } : null;
+      },
+    });
+    for (const m of installed) this.syncActive(m.id, m.current);
+    let transient = false;
+    for (const step of steps) {
+      if (signal.aborted) return;
+      try {
+        await this.execute(step, desired, signal);
+      } catch (err) {
+        if (signal.aborted) return;
+        const e = toOutpostError(err);
+        const version = 'version' in step ? step.version : 0;
+        const retryable = isRetryable(e.code);
+        transient ||= retryable;
+        this.failures.set(`${step.id}@${version}`, { id: step.id, version, code: e.code, retryable });
+        this.setModel(step.id, { state: 'failed', error: { code: e.code, message: e.message } });
+        this.opts.onEvent?.({ type: 'failed', model: step.id, version, error: { code: e.code, message: e.message } });
+        this.log.warn({ model: step.id, version, code: e.code }, `step ${step.kind} failed: ${e.message}`);
+        this.publishNow();
+      }
+    }
+    if (transient && !this.stopped) {
+      const delay = this.retry.next();
+      this.log.info({ delayMs: delay }, 'retrying transient failures later');
+      this.retryTimer = setTimeout(() => {
+        for (const [k, f] of this.failures) if (f.retryable) this.failures.delete(k);
+        this.kick();
+      }, delay);
+    } else if (!transient) this.retry.reset();
+  }
+
+  /** The executor table: one function per step kind. */
+  private async execute(step: Step, desired: DesiredState, signal: AbortSignal): Promise<void> {
+    const model = desired.models.find((m) => m.id === step.id);
+    switch (step.kind) {
+      case 'reject':
+        throw new OutpostError(step.code as never, step.message, { model: step.id, version: step.version });
+      case 'install': {
+        if (!model) return;
+        let lastPublish = 0;
+        const result = await this.opts.store.installVersion({
+          id: model.id,
+          version: model.version,
+          files: model.files,
+          source: model.blobBase ? { ...this.opts.blobs, urlOf: (sha) => `${model.blobBase}${sha}` } : this.opts.blobs,
+          beforeActivate: this.opts.beforeActivate ? (dir) => this.opts.beforeActivate!(dir, model) : undefined,
+          signal,
+          onProgress: ({ phase, done, total }: { phase: InstallPhase; done: number; total: number }) => {
+            this.setModel(model.id, phase === 'downloading' ? { state: 'downloading', progress: { bytes: done, total } } : { state: phase });
+            // Progress is throttled to one report a second; phase changes go out at once.
+            const now = Date.now();
+            if (phase !== 'downloading' || now - lastPublish > 1000 || done === total) {
+              lastPublish = now;
+              this.publishNow();
+            }
+          },
+        });
+        this.log.info({ model: model.id, version: model.version, downloaded: result.downloaded, reused: result.reused }, 'installed');
+        this.opts.onEvent?.({ type: 'installed', model: model.id, version: model.version });
+        await this.activated(model.id, model.version);
+        return;
+      }
+      case 'activate': {
+        await this.opts.store.activate(step.id, step.version, {
+          beforeActivate: this.opts.beforeActivate && model ? (dir) => this.opts.beforeActivate!(dir, model) : undefined,
+        });
+        await this.activated(step.id, step.version);
+        return;
+      }
+      case 'remove': {
+        await this.opts.onRemoved?.(step.id);
+        await this.opts.store.remove(step.id);
+        this.models.delete(step.id);
+        this.opts.onEvent?.({ type: 'removed', model: step.id });
+        this.publishNow();
+        await this.opts.store.gc();
+        return;
+      }
+    }
+  }
+
+  private async activated(id: string, version: number): Promise<void> {
+    const dir = await this.opts.store.currentDir(id);
+    if (dir) await this.opts.onActivated?.(id, version, dir);
+    this.failures.delete(`${id}@${version}`);
+    this.setModel(id, { state: 'active', activeVersion: version, progress: undefined, error: undefined });
+    this.opts.onEvent?.({ type: 'activated', model: id, version });
+    this.publishNow();
+    await this.opts.store.gc().catch((err) => this.log.warn({ err }, 'gc failed'));
+  }
+
+  private async refreshInstalled(): Promise<void> {
+    for (const m of await this.opts.store.list()) this.syncActive(m.id, m.current);
+  }
+
+  private syncActive(id: string, current: number | null): void {
+    const entry = this.models.get(id);
+    if (entry) {
+      entry.activeVersion = current;
+      if (current !== null && entry.version === current && entry.state !== 'failed') entry.state = 'active';
+    } else if (current !== null) {
+      this.models.set(id, { id, version: current, activeVersion: current, state: 'active' });
+    }
+  }
+
+  private setModel(id: string, patch: Partial<ReportedModel>): void {
+    const prev = this.models.get(id) ?? { id, version: null, activeVersion: null, state: 'pending' as const };
+    const next: ReportedModel = { ...prev, ...patch };
+    if (next.state !== 'downloading') delete next.progress;
+    if (next.state !== 'failed' && next.state !== 'rolled-back') delete next.error;
+    this.models.set(id, next);
+  }
+}
