@@ -50,7 +50,7 @@ export const DB_FILE = 'catalog.db';
 export const BLOB_DIR = 'blobs';
 
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.OUTPOST_DATA_DIR || path.join(os.homedir(), '.outpost', 'cloud');
+  return env.OUTPOST_DATA_DIR || path.join(env.HOME || os.homedir(), '.outpost', 'cloud');
 }
 
 /**
