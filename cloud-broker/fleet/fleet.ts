@@ -1,0 +1,300 @@
+import type { AgentConfigDraft } from './provision.js';
+import { parseDesiredSigned, type DesiredModel, type DesiredSigned } from '../../protocol/desired-state.js';
+import { OutpostError } from '../../protocol/errors/index.js';
+import { formatModelId, parseModelId, parseModelRef } from '../../protocol/ids.js';
+import type { Logger } from '../../protocol/log.js';
+import { parseReported, type ReportedState } from '../../protocol/reported-state.js';
+import { parseDeviceId, parseDeviceTopic, STATUS_OFFLINE, STATUS_ONLINE } from '../../protocol/topics.js';
+import { createToken, revokeTokens } from '../auth/tokens.js';
+import type { Db } from '../db/open.js';
+import type { Signer } from '../signing/sign.js';
+import { appModels, desiredModelOf, latestVersion, versionExists } from './catalog-read.js';
+import { buildSigned, effectiveDeployments, modelsDigest, planRollback } from './desired.js';
+import type { Publisher } from './publisher.js';
+import { rolloutOf, type RolloutDevice } from './rollout.js';
+import { FleetStore } from './store.js';
+import { describeTarget, parseTag, type Deployment, type DeviceRecord, type Target } from './types.js';
+
+export interface FleetOptions {
+  db: Db;
+  signer: Signer;
+  log: Logger;
+  /** Written into agent.json by provision. */
+  urls: { http: string; mqtt: string };
+  /** Signed into each model entry; default: `${urls.http}/v1/blobs/`. */
+  blobBase?: string;
+  /** How long a signed document stays valid (default 7 days); re-signed at half-life. */
+  lifetimeSeconds?: number;
+  /** Called when a device is removed, to drop its live connections (the embedded broker). */
+  onRevoke?: (deviceId: string) => void;
+}
+
+export type DeploySpec = { model: string } | { app: string };
+
+export interface DeployResult {
+  target: Target;
+  deployments: Deployment[];
+  /** Devices whose desired state changed and got a new revision. */
+  devices: string[];
+}
+
+const DAY = 24 * 3600;
+
+/**
+ * The fleet: devices, tags, deployments, and one signed desired-state document per device.
+ *
+ * Invariants: a device's revision only grows (DB trigger); a document is stored before it is
+ * published, so a crash between the two is healed by the republication at the next connect;
+ * every document is checked with parseDesiredSigned before it is signed.
+ */
+export class Fleet {
+  readonly store: FleetStore;
+  private publisher: Publisher | null = null;
+  private readonly log: Logger;
+  private readonly lifetime: number;
+  private readonly blobBase: string;
+  private timer: NodeJS.Timeout | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: FleetOptions) {
+    this.store = new FleetStore(opts.db);
+    this.log = opts.log.child({ module: 'fleet' });
+    this.lifetime = opts.lifetimeSeconds ?? 7 * DAY;
+    this.blobBase = opts.blobBase ?? `${opts.urls.http.replace(/\/$/, '')}/v1/blobs/`;
+  }
+
+  /** Attaches the MQTT publisher; call republishAll from its onConnect. */
+  attach(publisher: Publisher): void {
+    this.publisher = publisher;
+  }
+
+  /** Re-signs documents at half-life so that a running cloud never lets a device's state expire. */
+  startRefresh(everyMs = 3600_000): void {
+    this.timer ??= setInterval(() => void this.reconcile().catch((err) => this.log.error({ err }, 'refresh failed')), everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  // ---- devices ---------------------------------------------------------------------------
+
+  async provision(idIn: string, tagsIn: readonly string[] = []): Promise<{ device: DeviceRecord; agentConfig: AgentConfigDraft }> {
+    const id = parseDeviceId(idIn);
+    const tags = [...new Set(tagsIn.map((t, i) => parseTag(t, `tags[${i}]`)))];
+    const token = this.opts.db.transaction(() => {
+      const existing = this.store.getDevice(id);
+      if (existing && existing.removedAt === null) {
+        throw new OutpostError('DEVICE_EXISTS', `device ${id} is already provisioned; run \`outpost device remove ${id}\` first to issue new credentials`, { device: id });
+      }
+      this.store.upsertDevice(id, tags);
+      return createToken(this.opts.db, 'device', id);
+    })();
+    this.log.info({ device: id, tags }, 'device provisioned');
+    await this.reconcile([id]);
+    return {
+      device: this.store.getDevice(id)!,
+      agentConfig: {
+        deviceId: id,
+        cloud: { http: this.opts.urls.http, mqtt: this.opts.urls.mqtt },
+        credentials: { username: id, token },
+        trustedKeys: [this.opts.signer.trustedKey()],
+        tags,
+      },
+    };
+  }
+
+  getDevice(idIn: string): DeviceRecord {
+    const id = parseDeviceId(idIn);
+    const d = this.store.getDevice(id);
+    if (!d || d.removedAt !== null) throw new OutpostError('DEVICE_NOT_FOUND', `no device "${id}"; see \`outpost device list\``, { device: id });
+    return d;
+  }
+
+  listDevices(): DeviceRecord[] {
+    return this.store.listDevices();
+  }
+
+  /** Revokes the device's credentials, drops its connections and its retained desired state. */
+  async remove(idIn: string): Promise<void> {
+    const d = this.getDevice(idIn);
+    this.opts.db.transaction(() => {
+      revokeTokens(this.opts.db, 'device', d.id);
+      this.store.markRemoved(d.id);
+    })();
+    this.opts.onRevoke?.(d.id);
+    await this.publisher?.clearDesired(d.id).catch((err: unknown) => this.log.warn({ err, device: d.id }, 'could not clear the retained desired state'));
+    this.log.info({ device: d.id }, 'device removed and its credentials revoked');
+  }
+
+  async tag(idIn: string, add: readonly string[], remove: readonly string[]): Promise<DeviceRecord> {
+    const d = this.getDevice(idIn);
+    const a = add.map((t, i) => parseTag(t, `add[${i}]`));
+    const r = remove.map((t, i) => parseTag(t, `remove[${i}]`));
+    this.opts.db.transaction(() => {
+      this.store.removeTags(d.id, r);
+      this.store.addTags(d.id, a);
+    })();
+    await this.reconcile([d.id]);
+    return this.getDevice(d.id);
+  }
+
+  // ---- deployments -----------------------------------------------------------------------
+
+  parseTarget(t: Target): Target {
+    if (t.kind === 'device') return { kind: 'device', value: this.getDevice(t.value).id };
+    if (t.kind === 'tag') return { kind: 'tag', value: parseTag(t.value) };
+    if (t.kind === 'all') return { kind: 'all', value: '*' };
+    throw new OutpostError('DEPLOY_TARGET_INVALID', `target kind ${JSON.stringify((t as Target).kind)} is not device, tag or all`);
+  }
+
+  async deploy(spec: DeploySpec, targetIn: Target): Promise<DeployResult> {
+    const target = this.parseTarget(targetIn);
+    const items: { model: string; version: number; app: string | null }[] = [];
+    if ('app' in spec) {
+      const app = formatModelId(parseModelId(spec.app, 'app'));
+      const models = appModels(this.opts.db, app);
+      if (!models) throw new OutpostError('DEPLOY_VERSION_NOT_FOUND', `app ${app} has no model list in the catalog; run \`outpost app models add\` in the app folder first`, { app });
+      for (const [model, version] of Object.entries(models)) items.push({ model, version, app });
+    } else {
+      const ref = parseModelRef(spec.model);
+      const model = formatModelId(ref);
+      const version = ref.version ?? latestVersion(this.opts.db, model);
+      if (version === null) throw new OutpostError('DEPLOY_VERSION_NOT_FOUND', `model ${model} has no published version; publish it with \`outpost model publish\``, { model });
+      items.push({ model, version, app: null });
+    }
+    for (const it of items) {
+      if (!versionExists(this.opts.db, it.model, it.version)) {
+        throw new OutpostError('DEPLOY_VERSION_NOT_FOUND', `${it.model}@${it.version} is not in the catalog; see \`outpost model versions ${it.model}\``, { model: it.model, version: it.version });
+      }
+    }
+    const deployments = this.opts.db.transaction(() => items.map((it) => this.store.insertDeployment(target, it.model, it.version, it.app)))();
+    this.log.info({ target, items }, `deployed to ${describeTarget(target)}`);
+    return { target, deployments, devices: await this.reconcile() };
+  }
+
+  async rollback(modelIn: string, targetIn: Target): Promise<DeployResult & { from: number; to: number }> {
+    const target = this.parseTarget(targetIn);
+    const model = formatModelId(parseModelId(modelIn, 'model'));
+    const plan = planRollback(this.store.liveDeploymentsFor(target, model));
+    if (!plan) throw new OutpostError('ROLLBACK_NO_PREVIOUS', `${model} has no earlier deployment to ${describeTarget(target)} to go back to`, { model, target });
+    this.store.markRolledBack(plan.undo);
+    this.log.info({ target, model, from: plan.from, to: plan.to }, 'rolled back');
+    return { target, deployments: [], devices: await this.reconcile(), from: plan.from, to: plan.to };
+  }
+
+  // ---- desired state ---------------------------------------------------------------------
+
+  /** The models a device should hold now, from the live deployments and the catalog. */
+  desiredModels(device: { id: string; tags: readonly string[] }): DesiredModel[] {
+    const eff = effectiveDeployments(this.store.liveDeployments(), device);
+    const models: DesiredModel[] = [];
+    for (const d of [...eff.values()].sort((a, b) => a.model.localeCompare(b.model))) {
+      const m = desiredModelOf(this.opts.db, d.model, d.version);
+      if (m) models.push({ ...m, blobBase: this.blobBase });
+    }
+    return models;
+  }
+
+  /**
+   * Brings each device's signed document up to date: a new revision when its model list changed
+   * or when the document passed half of its lifetime. Returns the devices
+   * that got a new revision. Signing and storing happen in one transaction per device.
+   */
+  reconcile(ids?: readonly string[]): Promise<string[]> {
+    // One reconcile at a time: two overlapping ones could publish revisions out of order, and
+    // the broker would then retain the older one, which the device refuses as a rollback.
+    const run = this.queue.then(() => this.reconcileNow(ids));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reconcileNow(ids: readonly string[] | undefined): Promise<string[]> {
+    const devices = ids ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null) : this.store.listDevices();
+    const now = new Date();
+    const changed: { id: string; doc: string }[] = [];
+    for (const d of devices) {
+      const models = this.desiredModels(d);
+      const digest = modelsDigest(models);
+      const cur = this.store.desiredOf(d.id);
+      const halfLife = cur?.expires ? Date.parse(cur.expires) - (this.lifetime * 1000) / 2 : 0;
+      const stale = now.getTime() >= halfLife;
+      if (cur?.digest === digest && !stale) continue;
+      const doc = this.opts.db.transaction(() => {
+        const revision = (this.store.desiredOf(d.id)?.revision ?? 0) + 1;
+        const signed = parseDesiredSigned(buildSigned(d.id, revision, models, now, this.lifetime));
+        const json = JSON.stringify(this.opts.signer.sign(signed));
+        this.store.saveDesired(d.id, revision, json, digest, signed.expires);
+        return json;
+      })();
+      changed.push({ id: d.id, doc });
+    }
+    await Promise.all(changed.map((c) => this.publish(c.id, c.doc)));
+    if (changed.length > 0) this.log.info({ devices: changed.length }, 'signed and published desired states');
+    return changed.map((c) => c.id);
+  }
+
+  private async publish(id: string, doc: string): Promise<void> {
+    if (!this.publisher) return;
+    try {
+      await this.publisher.publishDesired(id, doc);
+    } catch (err) {
+      // The document is in the database; the next connect republishes it.
+      this.log.warn({ err, device: id }, 'publish failed; will republish on reconnect');
+    }
+  }
+
+  /** Publishes every device's latest signed document again (at start and after reconnects). */
+  republishAll(): Promise<number> {
+    const run = this.queue.then(async () => {
+      const docs = this.store.allDesiredDocs();
+      await Promise.all(docs.map((d) => this.publish(d.id, d.doc)));
+      return docs.length;
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  signedOf(id: string): DesiredSigned | null {
+    const doc = this.store.desiredOf(id)?.doc;
+    return doc ? (JSON.parse(doc) as { signed: DesiredSigned }).signed : null;
+  }
+
+  // ---- reports ---------------------------------------------------------------------------
+
+  /** Handles a message from the publisher's subscriptions; bad input is logged, never thrown. */
+  ingest(topic: string, payload: Buffer): void {
+    const t = parseDeviceTopic(topic);
+    if (!t || payload.length === 0) return;
+    const dev = this.store.getDevice(t.deviceId);
+    if (!dev || dev.removedAt !== null) return;
+    const at = new Date().toISOString();
+    if (t.kind === 'status') {
+      const s = payload.toString();
+      if (s === STATUS_ONLINE || s === STATUS_OFFLINE) this.store.saveStatus(t.deviceId, s, at);
+      return;
+    }
+    if (t.kind !== 'reported') return;
+    try {
+      const rep = parseReported(payload);
+      if (rep.device !== t.deviceId) {
+        this.log.warn({ topic, device: rep.device }, 'report names another device; ignored');
+        return;
+      }
+      this.store.saveReported(t.deviceId, JSON.stringify(rep), at);
+    } catch (err) {
+      this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');
+    }
+  }
+
+  reportedOf(id: string): ReportedState | null {
+    const r = this.store.reportedOf(id);
+    return r ? (JSON.parse(r) as ReportedState) : null;
+  }
+
+  rolloutStatus(): RolloutDevice[] {
+    return this.store.listDevices().map((d) => rolloutOf(d, this.signedOf(d.id), this.reportedOf(d.id)));
+  }
+}

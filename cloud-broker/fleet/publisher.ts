@@ -1,0 +1,87 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import { OutpostError } from '../../protocol/errors/index.js';
+import type { Logger } from '../../protocol/log.js';
+import { topics } from '../../protocol/topics.js';
+
+/**
+ * The cloud's MQTT session, as the service identity: publishes desired states (retained, QoS 1)
+ * and receives reports. It is an ordinary MQTT client, so the same code works against the
+ * embedded aedes broker and any external MQTT 3.1.1/5 broker (Mosquitto, EMQX).
+ */
+export interface PublisherOptions {
+  url: string;
+  username: string;
+  password: string;
+  clientId?: string;
+  log: Logger;
+  /** Called on every (re)connect, after the report subscriptions are in place. */
+  onConnect?: () => void;
+  onMessage?: (topic: string, payload: Buffer) => void;
+  /** Extra TLS options for mqtts:// (e.g. `ca`). */
+  tls?: { ca?: string | Buffer };
+}
+
+export interface Publisher {
+  publishDesired(deviceId: string, payload: string): Promise<void>;
+  /** Removes the retained desired state (a zero-byte retained message [MQTT-3.3.1-10]). */
+  clearDesired(deviceId: string): Promise<void>;
+  publishCommand(deviceId: string, cmd: string, payload: string): Promise<void>;
+  readonly connected: boolean;
+  close(): Promise<void>;
+}
+
+export async function connectPublisher(opts: PublisherOptions): Promise<Publisher> {
+  const log = opts.log.child({ module: 'fleet-publisher' });
+  const client: MqttClient = mqtt.connect(opts.url, {
+    username: opts.username,
+    password: opts.password,
+    clientId: opts.clientId ?? `outpost-cloud-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+    // A clean session: the cloud republishes from its database on every connect, so it never
+    // needs the broker to have kept anything for it.
+    clean: true,
+    reconnectPeriod: 1000,
+    connectTimeout: 10_000,
+    ...(opts.tls?.ca ? { ca: opts.tls.ca } : {}),
+  });
+  client.on('message', (topic, payload) => opts.onMessage?.(topic, payload));
+  client.on('connect', () => {
+    client.subscribe([topics.allReported, topics.allStatus, topics.allResponses], { qos: 1 }, (err) => {
+      if (err) log.error({ err }, 'cannot subscribe to device reports');
+      else log.info({ url: opts.url }, 'fleet publisher connected');
+      opts.onConnect?.();
+    });
+  });
+  client.on('error', (err) => log.warn({ err: err.message }, 'fleet publisher error'));
+  client.on('offline', () => log.warn('fleet publisher offline; will reconnect'));
+
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => {
+      client.end(true);
+      reject(new OutpostError('BROKER_UNREACHABLE', `cannot connect to the MQTT broker at ${opts.url} as ${opts.username} within 10 s`, { url: opts.url }));
+    }, 10_000);
+    client.once('connect', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    client.once('error', (err) => {
+      if ((err as { code?: number }).code === 4 || (err as { code?: number }).code === 5) {
+        clearTimeout(t);
+        client.end(true);
+        reject(new OutpostError('BROKER_UNREACHABLE', `the MQTT broker at ${opts.url} refused the service identity ${opts.username}: ${err.message}`, { url: opts.url }));
+      }
+    });
+  });
+
+  const publish = (topic: string, payload: string, retain: boolean): Promise<void> =>
+    client.publishAsync(topic, payload, { qos: 1, retain }).then(() => undefined);
+
+  return {
+    publishDesired: (id, payload) => publish(topics.desired(id), payload, true),
+    clearDesired: (id) => publish(topics.desired(id), '', true),
+    publishCommand: (id, cmd, payload) => publish(topics.command(id, cmd), payload, false),
+    get connected() {
+      return client.connected;
+    },
+    close: () => client.endAsync(true).then(() => undefined),
+  };
+}

@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../../protocol/log.js';
+import { startBroker, type RunningBroker } from '../broker/broker.js';
+import type { Db } from '../db/open.js';
+import { loadOrCreateSigner } from '../signing/keys.js';
+import type { Signer } from '../signing/sign.js';
+import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
+import { Fleet } from './fleet.js';
+import { connectPublisher, type Publisher } from './publisher.js';
+
+export interface FleetServicesOptions {
+  db: Db;
+  dataDir: string;
+  log: Logger;
+  /** The cloud's HTTP URL as devices reach it (agent.json, blob downloads). */
+  httpUrl: string;
+  /** The embedded broker's listeners; ignored when `externalBroker` is given. */
+  host: string;
+  mqttPort: number;
+  wsPort?: number;
+  tls?: { port: number; cert: string | Buffer; key: string | Buffer };
+  /** Use another MQTT broker (e.g. Mosquitto) instead of the embedded aedes. */
+  externalBroker?: { url: string; username: string; password: string; publicUrl?: string; ca?: string | Buffer };
+  /** Desired-state lifetime in seconds (default 7 days). */
+  lifetimeSeconds?: number;
+}
+
+export interface FleetServices {
+  fleet: Fleet;
+  signer: Signer;
+  broker: RunningBroker | null;
+  publisher: Publisher;
+  /** The MQTT URL devices connect to. */
+  mqttUrl: string;
+  close(): Promise<void>;
+}
+
+export const SERVICE_USERNAME = 'outpost-cloud';
+
+/**
+ * Starts the broker (unless external), the signing key, the fleet and its MQTT publisher. The
+ * publisher republishes every stored desired state on each connect, which is what makes retained
+ * desired states survive a broker restart (the embedded broker keeps retained messages in memory).
+ */
+export async function startFleetServices(o: FleetServicesOptions): Promise<FleetServices> {
+  const log = o.log;
+  const signer = await loadOrCreateSigner(o.dataDir, log);
+  let broker: RunningBroker | null = null;
+  let creds: ServiceCredentials & { url: string };
+  let mqttUrl: string;
+  if (o.externalBroker) {
+    creds = { url: o.externalBroker.url, username: o.externalBroker.username, password: o.externalBroker.password };
+    mqttUrl = o.externalBroker.publicUrl ?? o.externalBroker.url;
+  } else {
+    // A fresh service secret per start: it never leaves this process.
+    const service = { username: SERVICE_USERNAME, password: randomBytes(32).toString('base64url') };
+    broker = await startBroker({ host: o.host, port: o.mqttPort, wsPort: o.wsPort, tls: o.tls, authenticate: brokerAuthenticator(o.db, service), log });
+    creds = { ...service, url: broker.url };
+    mqttUrl = broker.url;
+  }
+  const fleet = new Fleet({ db: o.db, signer, log, urls: { http: o.httpUrl, mqtt: mqttUrl }, lifetimeSeconds: o.lifetimeSeconds, onRevoke: (id) => broker?.disconnectDevice(id) });
+  let publisher: Publisher;
+  try {
+    publisher = await connectPublisher({
+      url: creds.url,
+      username: creds.username,
+      password: creds.password,
+      log,
+      tls: o.externalBroker?.ca ? { ca: o.externalBroker.ca } : undefined,
+      onMessage: (topic, payload) => fleet.ingest(topic, payload),
+      onConnect: () => void fleet.reconcile().then(() => fleet.republishAll()).catch((err: unknown) => log.error({ err }, 'republication failed')),
+    });
+  } catch (err) {
+    await broker?.close();
+    throw err;
+  }
+  fleet.attach(publisher);
+  fleet.startRefresh();
+  return {
+    fleet,
+    signer,
+    broker,
+    publisher,
+    mqttUrl,
+    async close() {
+      fleet.stop();
+      await publisher.close();
+      await broker?.close();
+    },
+  };
+}
