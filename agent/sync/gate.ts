@@ -1,0 +1,36 @@
+import { OutpostError } from '../../protocol/errors/index.js';
+import type { DesiredModel } from '../../protocol/desired-state.js';
+import type { Framework } from '../../protocol/manifest-types.js';
+import type { BackendCapability } from '../../protocol/reported-state.js';
+
+/**
+ * The compatibility gate: a model this device cannot run is refused before a byte is downloaded
+ * (DESIGN principle 3: "a model for another device type or runtime"), with a code the operator
+ * sees in `outpost rollout status`.
+ *
+ * - A framework with no available backend here: SYNC_NO_BACKEND, naming why each candidate is
+ *   unavailable.
+ * - A tensor-rt engine: TensorRT engines are specific to the GPU and TensorRT version they were
+ *   built on, so the model's `device` must equal this host's Jetson type.
+ * - A hailo model: the HailoRT backend must be available (a Hailo device present).
+ */
+export interface GateInput {
+  backends: readonly BackendCapability[];
+  /** nano | xavier-nx | agx-xavier when the host is a Jetson, else null. */
+  deviceType: string | null;
+}
+
+export function compatibilityGate(host: GateInput): (model: DesiredModel) => OutpostError | null {
+  return (model) => {
+    const candidates = host.backends.filter((b) => (b.frameworks ?? []).includes(model.framework as Framework));
+    const usable = candidates.filter((b) => b.available);
+    if (usable.length === 0) {
+      const why = candidates.length === 0 ? 'no backend handles it' : candidates.map((b) => `${b.name}: ${b.reason ?? 'unavailable'}`).join('; ');
+      return new OutpostError('SYNC_NO_BACKEND', `${model.id}@${model.version} is a ${model.framework} model and this device cannot run it (${why})`, { model: model.id, framework: model.framework });
+    }
+    if (model.framework === 'tensor-rt' && model.device !== undefined && model.device !== host.deviceType) {
+      return new OutpostError('SYNC_WRONG_DEVICE_TYPE', `${model.id}@${model.version} is a TensorRT engine built for ${model.device}; this device is ${host.deviceType ?? 'not a Jetson'}`, { model: model.id, device: model.device, host: host.deviceType });
+    }
+    return null;
+  };
+}

@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { compatibilityGate } from '../../agent/sync/gate.js';
+import type { DesiredModel } from '../../protocol/desired-state.js';
+
+const model = (over: Partial<DesiredModel>): DesiredModel => ({ id: 'a/m', version: 1, framework: 'onnx', purpose: 'Classification', files: [], ...over });
+const backends = [
+  { name: 'onnx', available: true, frameworks: ['onnx'] },
+  { name: 'tensorrt', available: true, frameworks: ['tensor-rt'] },
+  { name: 'hailort', available: false, reason: 'HailoRT library not found', frameworks: ['hailo'] },
+];
+
+describe('compatibility gate', () => {
+  it('lets a model with an available backend through', () => {
+    expect(compatibilityGate({ backends, deviceType: null })(model({}))).toBeNull();
+  });
+
+  it('refuses a framework whose backends are all unavailable, saying why', () => {
+    const e = compatibilityGate({ backends, deviceType: null })(model({ framework: 'hailo', architecture: 'yolov3' }));
+    expect(e?.code).toBe('SYNC_NO_BACKEND');
+    expect(e?.message).toContain('HailoRT library not found');
+    expect(compatibilityGate({ backends, deviceType: null })(model({ framework: 'caffe' }))?.code).toBe('SYNC_NO_BACKEND');
+  });
+
+  it('refuses a TensorRT engine built for another device type', () => {
+    const gate = compatibilityGate({ backends, deviceType: 'nano' });
+    expect(gate(model({ framework: 'tensor-rt', device: 'agx-xavier' }))?.code).toBe('SYNC_WRONG_DEVICE_TYPE');
+    expect(gate(model({ framework: 'tensor-rt', device: 'nano' }))).toBeNull();
+  });
+});
