@@ -30,6 +30,7 @@ function points(k: unknown): { x: number; y: number; name?: string }[] {
     if (Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'number') out.push({ x: v[0], y: v[1], name });
     else if (v && typeof v === 'object' && typeof (v as { x: unknown }).x === 'number' && typeof (v as { y: unknown }).y === 'number') {
       const p = v as { x: number; y: number; name?: string; label?: string };
+      // A keypoint the model did not find is null and never reaches here.
       out.push({ x: p.x, y: p.y, name: name ?? p.name ?? p.label });
     }
   };
@@ -53,6 +54,14 @@ function svgFor(result: PredictResult, width: number, height: number): string {
     }
     for (const k of points(p.keypoints)) {
       parts.push(`<circle cx="${k.x}" cy="${k.y}" r="${stroke * 2 + 1}" fill="${color}"/>`);
+    }
+  });
+  const poses = (Array.isArray(result.poses) ? result.poses : []) as { key_points?: unknown }[];
+  poses.forEach((pose, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    for (const k of points(pose.key_points)) {
+      parts.push(`<circle cx="${k.x}" cy="${k.y}" r="${stroke * 2 + 1}" fill="${color}"/>`);
+      if (k.name) parts.push(`<text x="${k.x + stroke * 3}" y="${k.y}" font-family="sans-serif" font-size="${Math.round(font * 0.7)}" fill="${color}">${esc(k.name)}</text>`);
     }
   });
   if (result.purpose === 'Classification') {
