@@ -32,6 +32,15 @@ interface Result {
   version: number;
   status: 'installed' | 'unchanged';
   path: string;
+  /** Bytes received over the network for this model by this run. */
+  downloadedBytes: number;
+  /** Some file continued from a partial download left by an interrupted run. */
+  resumed: boolean;
+}
+
+interface Fetched {
+  bytes: number;
+  resumed: boolean;
 }
 
 /** The catalog's file list is input like any other: paths must stay inside the model folder. */
@@ -72,7 +81,7 @@ async function recoverAside(stagingOwner: string, name: string, target: string):
   }
 }
 
-async function stageFile(client: CloudClient, dir: string, f: VersionFile, ctx: CliContext, onBytes: (n: number) => void): Promise<void> {
+async function stageFile(client: CloudClient, dir: string, f: VersionFile, ctx: CliContext, onBytes: (n: number) => void, fetched: Fetched): Promise<void> {
   const dest = join(dir, f.path);
   await mkdir(dirname(dest), { recursive: true });
   // A staged file only appears by the verified rename; a rerun still re-hashes it, cheaply.
@@ -83,7 +92,7 @@ async function stageFile(client: CloudClient, dir: string, f: VersionFile, ctx: 
   }
   await rm(dest, { force: true });
   let last = 0;
-  await downloadVerified({
+  const r = await downloadVerified({
     url: client.blobUrl(f.sha256), headers: client.authHeaders(), sha256: f.sha256, size: f.size, dest, signal: ctx.signal,
     onProgress: (done) => {
       onBytes(done - last);
@@ -91,16 +100,19 @@ async function stageFile(client: CloudClient, dir: string, f: VersionFile, ctx: 
     },
   });
   onBytes(f.size - last);
+  fetched.bytes += r.bytesFetched;
+  fetched.resumed ||= r.resumed;
 }
 
-async function installOne(client: CloudClient, ctx: CliContext, id: string, version: number, files: VersionFile[], progress: (n: number) => void): Promise<void> {
+async function installOne(client: CloudClient, ctx: CliContext, id: string, version: number, files: VersionFile[], progress: (n: number) => void): Promise<Fetched> {
   const { owner, name } = parseModelId(id);
   const models = join(ctx.cwd, 'models');
   const target = join(models, owner, name);
   const stagingOwner = join(models, STAGING, owner);
   const staged = join(stagingOwner, `${name}@${version}`);
   await mkdir(staged, { recursive: true });
-  for (const f of files) await stageFile(client, staged, f, ctx, progress);
+  const fetched: Fetched = { bytes: 0, resumed: false };
+  for (const f of files) await stageFile(client, staged, f, ctx, progress, fetched);
   await writeFileAtomic(join(staged, MARKER), JSON.stringify({ id, version, files }, null, 2) + '\n');
 
   await mkdir(dirname(target), { recursive: true });
@@ -110,6 +122,7 @@ async function installOne(client: CloudClient, ctx: CliContext, id: string, vers
   await rename(staged, target);
   await fsyncDir(dirname(target));
   if (hadOld) await rm(aside, { recursive: true, force: true });
+  return fetched;
 }
 
 export const appInstall = defineCommand({
@@ -139,8 +152,8 @@ ${CLOUD_FLAGS_HELP}`,
     let done = 0;
     const results: Result[] = [];
     for (const p of plan) {
-      if (p.todo) await installOne(client, ctx, p.id, p.version, p.files, (n) => bar.update((done += n)));
-      results.push({ id: p.id, version: p.version, status: p.todo ? 'installed' : 'unchanged', path: p.target });
+      const f = p.todo ? await installOne(client, ctx, p.id, p.version, p.files, (n) => bar.update((done += n))) : { bytes: 0, resumed: false };
+      results.push({ id: p.id, version: p.version, status: p.todo ? 'installed' : 'unchanged', path: p.target, downloadedBytes: f.bytes, resumed: f.resumed });
     }
     bar.finish();
     await rm(join(ctx.cwd, 'models', STAGING), { recursive: true, force: true }).catch(() => undefined);
