@@ -1,0 +1,174 @@
+import { EventEmitter } from 'node:events';
+import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
+import { silentLogger, type Logger } from '../../protocol/log.js';
+import type { ModelManifest } from '../../protocol/manifest-types.js';
+import type { Tensor } from './backend.js';
+import { ModelVersion, type InferOutput } from './model-version.js';
+import type { PostOptions, PredictResult } from './postprocess/index.js';
+import type { RawFrame } from './preprocess.js';
+import { BackendRegistry, type BackendCapability } from './registry.js';
+
+/**
+ * The runtime the agent serves models from: one active version per model, switched without
+ * failing a request.
+ *
+ *   const rt = new Runtime({ log, registry? })
+ *   await rt.activate(id, version, dir)         load + smoke-test, then swap atomically
+ *   rt.beforeActivate                           (dir, manifest) => Promise<void>: the store's gate
+ *   await rt.infer(id, tensors, {version?})     -> { outputs, duration, version }
+ *   await rt.predict(id, image|frame, opts)     -> typed result + version
+ *   rt.list() / rt.get(id)                      what is served (id, version, backend, inputs...)
+ *   await rt.unload(id) / await rt.close()
+ *   await rt.capabilities()                     every backend with availability and reason
+ *   rt.events.on('activated'|'unloaded'|'failed', ...)
+ *
+ * Invariants: a request takes a reference on the version that was active when it started and
+ * keeps it to the end, even if another version becomes active meanwhile; a replaced version is
+ * disposed when its last reference is released, never earlier; a failed load or smoke test
+ * leaves the active version untouched. Activations of the same model are serialised.
+ */
+export interface ServedModel {
+  id: string;
+  version: number;
+  dir: string;
+  backend: string;
+  purpose: string;
+  inputs: ModelVersion['inputs'];
+  outputs: ModelVersion['outputs'];
+  labels: string[];
+  inFlight: number;
+}
+
+export interface RuntimeEvents {
+  activated: [{ id: string; version: number; previous?: number; backend: string }];
+  unloaded: [{ id: string; version: number }];
+  failed: [{ id: string; version: number; code: string; message: string }];
+}
+
+class Slot {
+  refs = 0;
+  retired = false;
+  constructor(readonly version: number, readonly model: ModelVersion) {}
+}
+
+export class Runtime {
+  readonly registry: BackendRegistry;
+  readonly events = new EventEmitter<RuntimeEvents>();
+  private readonly log: Logger;
+  private readonly active = new Map<string, Slot>();
+  private readonly activating = new Map<string, Promise<unknown>>();
+
+  constructor(opts: { log?: Logger; registry?: BackendRegistry } = {}) {
+    this.log = (opts.log ?? silentLogger).child({ module: 'runtime' });
+    this.registry = opts.registry ?? new BackendRegistry({ log: opts.log });
+  }
+
+  /** The store's beforeActivate hook: load and smoke-test a staged version, then let it go. */
+  readonly beforeActivate = async (dir: string, _manifest?: ModelManifest): Promise<void> => {
+    const mv = await ModelVersion.load(dir, { registry: this.registry, log: this.log });
+    try {
+      await mv.smokeTest();
+    } finally {
+      await mv.dispose();
+    }
+  };
+
+  /** Loads, smoke-tests and serves `dir` as `version` of `id`; the previous version retires. */
+  async activate(id: string, version: number, dir: string, opts: { backend?: string } = {}): Promise<void> {
+    const prev = this.activating.get(id) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(() => this.doActivate(id, version, dir, opts));
+    this.activating.set(id, run);
+    try {
+      await run;
+    } finally {
+      if (this.activating.get(id) === run) this.activating.delete(id);
+    }
+  }
+
+  private async doActivate(id: string, version: number, dir: string, opts: { backend?: string }): Promise<void> {
+    let mv: ModelVersion | undefined;
+    try {
+      mv = await ModelVersion.load(dir, { registry: this.registry, log: this.log, backend: opts.backend });
+      if (mv.id !== id) throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, { expected: id, found: mv.id });
+      await mv.smokeTest();
+    } catch (err) {
+      await mv?.dispose().catch(() => undefined);
+      const e = toOutpostError(err);
+      this.events.emit('failed', { id, version, code: e.code, message: e.message });
+      this.log.warn({ model: id, version, err: e }, 'activation failed; the previous version stays active');
+      throw e;
+    }
+    const old = this.active.get(id);
+    this.active.set(id, new Slot(version, mv));
+    this.events.emit('activated', { id, version, previous: old?.version, backend: mv.backend });
+    this.log.info({ model: id, version, previous: old?.version, backend: mv.backend }, 'activated');
+    if (old) this.retire(id, old);
+  }
+
+  async infer(id: string, inputs: Record<string, Tensor>, opts: { version?: number } = {}): Promise<InferOutput & { version: number }> {
+    return this.withModel(id, opts.version, async (m, version) => ({ ...(await m.infer(inputs)), version }));
+  }
+
+  async predict(id: string, image: Uint8Array | RawFrame, opts: PostOptions & { version?: number } = {}): Promise<PredictResult & { model: string; version: number }> {
+    return this.withModel(id, opts.version, async (m, version) => ({ ...(await m.predict(image, opts)), model: id, version }));
+  }
+
+  get(id: string): ServedModel | undefined {
+    const s = this.active.get(id);
+    if (!s) return undefined;
+    const m = s.model;
+    return { id, version: s.version, dir: m.dir, backend: m.backend, purpose: m.params.purpose, inputs: m.inputs, outputs: m.outputs, labels: m.labels, inFlight: s.refs };
+  }
+
+  list(): ServedModel[] {
+    return [...this.active.keys()].map((id) => this.get(id)!);
+  }
+
+  capabilities(): Promise<BackendCapability[]> {
+    return this.registry.capabilities();
+  }
+
+  /** Stops serving `id`; in-flight requests finish on the version they hold. */
+  async unload(id: string): Promise<void> {
+    await this.activating.get(id)?.catch(() => undefined);
+    const s = this.active.get(id);
+    if (!s) return;
+    this.active.delete(id);
+    await this.retire(id, s);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.active.keys()].map((id) => this.unload(id)));
+  }
+
+  /** Runs fn on the active version holding a reference for the whole call. */
+  private async withModel<T>(id: string, version: number | undefined, fn: (m: ModelVersion, v: number) => Promise<T>): Promise<T> {
+    const s = this.active.get(id);
+    if (!s) throw new OutpostError('RUNTIME_MODEL_NOT_LOADED', `model ${id} is not being served; install and activate it first`, { model: id });
+    if (version !== undefined && version !== s.version) {
+      throw new OutpostError('RUNTIME_MODEL_NOT_LOADED', `model ${id} serves version ${s.version}, not ${version}`, { model: id, version, active: s.version });
+    }
+    // Taking the reference synchronously, before any await, is what makes the swap safe.
+    s.refs++;
+    try {
+      return await fn(s.model, s.version);
+    } finally {
+      s.refs--;
+      if (s.retired && s.refs === 0) void this.disposeSlot(id, s);
+    }
+  }
+
+  private async retire(id: string, s: Slot): Promise<void> {
+    s.retired = true;
+    if (s.refs === 0) await this.disposeSlot(id, s);
+  }
+
+  private async disposeSlot(id: string, s: Slot): Promise<void> {
+    try {
+      await s.model.dispose();
+      this.events.emit('unloaded', { id, version: s.version });
+    } catch (err) {
+      this.log.error({ model: id, version: s.version, err }, 'dispose failed');
+    }
+  }
+}
