@@ -24,7 +24,8 @@ export interface ServedModel {
   id: string;
   version: number;
   purpose: Purpose;
-  framework: Framework;
+  /** The model JSON's framework_type, when the runtime reports it. */
+  framework?: Framework;
   backend: string;
   inputs: readonly TensorInfo[];
   outputs: readonly TensorInfo[];

@@ -23,11 +23,14 @@ export function servedModel(ctx: Parameters<Handler>[3], params: Record<string, 
   return { entry, model };
 }
 
+/** KServe's platform names where one exists for the backend; otherwise the backend's own name. */
+const PLATFORM: Record<string, string> = { onnx: 'onnxruntime_onnx', tensorrt: 'tensorrt_plan' };
+
 export function metadataOf(entry: ModelEntry, model: ServedModel): ModelMetadata & { outpost: Record<string, unknown> } {
   return {
     name: entry.id,
     versions: entry.loadedVersions.map(String),
-    platform: `${model.backend}_${model.framework}`,
+    platform: PLATFORM[model.backend] ?? model.backend,
     inputs: model.inputs.map(tensorMeta),
     outputs: model.outputs.map(tensorMeta),
     // Outpost's additions, outside KServe's fields so KServe clients ignore them.
