@@ -122,8 +122,8 @@ export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor;
     offY = Math.trunc(0.5 * (dstH - h));
   }
   const same = cols === dstW && rows === dstH;
-  const xs = same ? identityTaps(w) : linearTaps(cols, dstW, invX, offX, w);
-  const ys = same ? identityTaps(h) : linearTaps(rows, dstH, invY, offY, h);
+  const xs = same ? identityTaps(w, offX) : linearTaps(cols, dstW, invX, offX, w);
+  const ys = same ? identityTaps(h, offY) : linearTaps(rows, dstH, invY, offY, h);
 
   // Blob channel k reads image channel src[k]; the image is BGR (see the header comment).
   const bgrIndex = frame.format === 'bgr' ? [0, 1, 2] : [2, 1, 0];
@@ -156,8 +156,9 @@ export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor;
 
 interface Taps { i0: Int32Array; i1: Int32Array; f: Float64Array }
 
-function identityTaps(n: number): Taps {
-  const i0 = Int32Array.from({ length: n }, (_, i) => i);
+/** No resize (cv::resize is skipped); with crop the window still starts at `off`. */
+function identityTaps(n: number, off: number): Taps {
+  const i0 = Int32Array.from({ length: n }, (_, i) => i + off);
   return { i0, i1: i0, f: new Float64Array(n) };
 }
 

@@ -31,6 +31,8 @@ const IMAGES: Img[] = [
   { name: 'noise 97x61', img: noiseImage(97, 61, 7) },
   { name: 'rects 40x30', img: rectsImage(40, 30, [20, 40, 60], [{ box: [5, 5, 20, 25], color: [250, 10, 30] }, { box: [25, 2, 38, 12], color: [5, 200, 90] }]) },
   { name: 'noise 16x16', img: noiseImage(16, 16, 3) },
+  // Into 16x16 with crop: factor 1, so no resize but a centre crop (a separate code path).
+  { name: 'noise 48x16', img: noiseImage(48, 16, 5) },
 ];
 const SIZES: [number, number][] = [[32, 32], [64, 48], [16, 16], [300, 300]];
 const MEANS: [number, number, number][] = [[0, 0, 0], [104, 117, 123]];
