@@ -54,3 +54,13 @@ function tryLoad<T>(name: AddonName, dirs: readonly string[]): AddonLoad<T> {
   }
   return { ok: false, reason: `${name}.node did not load: ${problems.join('; ')}` };
 }
+
+/** Runs a native call and turns its {code, message} rejection into an OutpostError. */
+export async function native<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const { toOutpostError } = await import('../../../protocol/errors/index.js');
+    throw toOutpostError(err);
+  }
+}
