@@ -11,6 +11,8 @@ import { BlobStore, writeFileAtomic } from './artifacts/index.js';
 import { ensureAdminToken } from './auth/index.js';
 import { openDb, type Db } from './db/index.js';
 import { catalogRouter, createApiServer } from './http/index.js';
+import type { FleetServices } from './fleet/start.js';
+import { wireFleet } from './fleet/wire.js';
 
 export interface CloudOptions {
   /** Default: `$OUTPOST_DATA_DIR`, else `~/.outpost/cloud`. */
@@ -32,6 +34,8 @@ export interface Cloud {
   dataDir: string;
   db: Db;
   blobs: BlobStore;
+  /** The broker, signing key and fleet (cloud-broker/fleet/). */
+  fleet: FleetServices;
   close(): Promise<void>;
 }
 
@@ -80,15 +84,24 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     const router = catalogRouter({ db, blobs, version: packageVersion(), log });
 
     // ---- FLEET / BROKER WIRING (cloud-broker/broker/, cloud-broker/fleet/) -------------------
-    // Start the MQTT broker on opts.mqttPort ?? DEFAULT_MQTT_PORT here, add the fleet's routes
-    // to `router`, push its close() onto `cleanups`, and set mqttUrl.
-    const mqttUrl: string | null = null;
+    // The fleet's routes go on the router now; the broker and fleet start below, once the HTTP
+    // URL (written into agent.json and the signed blob URLs) is known.
+    const fleetWiring = wireFleet(router);
+    let mqttUrl: string | null = null;
     // ------------------------------------------------------------------------------------------
 
     const server = createApiServer({ db, router, log });
     const port = await listen(server, host, opts.httpPort ?? DEFAULT_HTTP_PORT);
     cleanups.push(() => closeServer(server));
     const httpUrl = `http://${urlHost(host)}:${port}`;
+
+    // ---- FLEET / BROKER START (H6: cloud-broker/fleet/wire.ts) --------------------------------
+    // Asking for a free HTTP port (tests) implies a free MQTT port unless one is given.
+    const mqttPort = opts.mqttPort ?? (opts.httpPort === 0 ? 0 : DEFAULT_MQTT_PORT);
+    const fleet = await fleetWiring.start({ db, dataDir, log, httpUrl, host, mqttPort });
+    cleanups.push(() => fleet.close());
+    mqttUrl = fleet.mqttUrl;
+    // ------------------------------------------------------------------------------------------
 
     const infoFile = path.join(dataDir, CLOUD_INFO_FILE);
     const info: CloudInfo = { http: httpUrl, mqtt: mqttUrl, pid: process.pid };
@@ -98,7 +111,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
 
     let closing: Promise<void> | null = null;
     return {
-      httpUrl, mqttUrl, adminTokenFile, dataDir, db, blobs,
+      httpUrl, mqttUrl, adminTokenFile, dataDir, db, blobs, fleet,
       close: () => (closing ??= closeAll().then(() => log.info('cloud stopped'))),
     };
   } catch (err) {

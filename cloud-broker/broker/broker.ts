@@ -48,7 +48,10 @@ async function listen(server: NetServer | HttpServer, port: number, host: string
   return (server.address() as AddressInfo).port;
 }
 
+/** A wildcard address is not a place to connect to: advertise loopback for it. */
 function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
   return host.includes(':') ? `[${host}]` : host;
 }
 

@@ -33,7 +33,16 @@ const CLOUD_VERBS: Record<string, Verb> = {
  * Fleet verbs (device provision|list|show, deploy, rollout status, rollback) are added here by
  * their owners, one line each, in the same shape as above.
  */
-const FLEET_VERBS: Record<string, Verb> = {};
+const FLEET_VERBS: Record<string, Verb> = {
+  'device provision': { load: async () => (await import('./commands/device.js')).deviceProvision, help: 'register a device and write its agent.json' },
+  'device list': { load: async () => (await import('./commands/device.js')).deviceList, help: 'list devices, tags, status' },
+  'device show': { load: async () => (await import('./commands/device.js')).deviceShow, help: "show a device's desired and reported state" },
+  'device tag': { load: async () => (await import('./commands/device.js')).deviceTag, help: 'add or remove tags of a device' },
+  'device remove': { load: async () => (await import('./commands/device.js')).deviceRemove, help: "remove a device and revoke its credentials" },
+  deploy: { load: async () => (await import('./commands/deploy.js')).deploy, help: 'set a model version (or an app) on a device, tag or all' },
+  'rollout status': { load: async () => (await import('./commands/rollout.js')).rolloutStatus, help: 'desired vs reported versions per device' },
+  rollback: { load: async () => (await import('./commands/rollback.js')).rollback, help: 'go back to the previous version on a target' },
+};
 
 const VERBS: Record<string, Verb> = { ...DEVELOPER_VERBS, ...CLOUD_VERBS, ...FLEET_VERBS };
 

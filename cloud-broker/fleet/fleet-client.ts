@@ -1,0 +1,69 @@
+import { OutpostError, fromErrorBody } from '../../protocol/errors/index.js';
+import type { DesiredSigned } from '../../protocol/desired-state.js';
+import type { ReportedState } from '../../protocol/reported-state.js';
+import type { AgentConfigDraft } from './provision.js';
+import type { RolloutDevice } from './rollout.js';
+import type { Deployment, DeviceRecord, Target } from './types.js';
+
+/** The fleet routes of the cloud's HTTP API (cloud-broker/http/fleet-routes.ts), for the CLI. */
+export class FleetClient {
+  private readonly url: string;
+  constructor(opts: { url: string; token: string }, private readonly token = opts.token) {
+    this.url = opts.url.replace(/\/$/, '');
+  }
+
+  provision(id: string, tags: string[]): Promise<{ device: DeviceRecord; agentConfig: AgentConfigDraft }> {
+    return this.call('POST', '/v1/devices', { id, tags });
+  }
+
+  async listDevices(): Promise<DeviceRecord[]> {
+    return (await this.call<{ devices: DeviceRecord[] }>('GET', '/v1/devices')).devices;
+  }
+
+  showDevice(id: string): Promise<{ device: DeviceRecord; desired: DesiredSigned | null; reported: ReportedState | null }> {
+    return this.call('GET', `/v1/devices/${encodeURIComponent(id)}`);
+  }
+
+  tagDevice(id: string, add: string[], remove: string[]): Promise<{ device: DeviceRecord }> {
+    return this.call('PATCH', `/v1/devices/${encodeURIComponent(id)}/tags`, { add, remove });
+  }
+
+  removeDevice(id: string): Promise<{ id: string; removed: true }> {
+    return this.call('DELETE', `/v1/devices/${encodeURIComponent(id)}`);
+  }
+
+  deploy(spec: { model: string } | { app: string }, target: Target): Promise<{ target: Target; deployments: Deployment[]; devices: string[] }> {
+    return this.call('POST', '/v1/deployments', { ...spec, target });
+  }
+
+  rollback(model: string, target: Target): Promise<{ target: Target; devices: string[]; from: number; to: number }> {
+    return this.call('POST', '/v1/rollbacks', { model, target });
+  }
+
+  async rollout(): Promise<RolloutDevice[]> {
+    return (await this.call<{ devices: RolloutDevice[] }>('GET', '/v1/rollout')).devices;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      throw new OutpostError('CLOUD_UNREACHABLE', `cannot reach the cloud at ${this.url} (${cause}); check --cloud or start it with \`outpost cloud start\``, { url: this.url });
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new OutpostError('CLOUD_BAD_RESPONSE', `${method} ${this.url}${path} answered ${res.status} with a body that is not JSON; is this an Outpost cloud?`, { status: res.status });
+    }
+    if (!res.ok) throw fromErrorBody(json, res.status);
+    return json as T;
+  }
+}

@@ -1,0 +1,23 @@
+import type { Logger } from '../../protocol/log.js';
+import type { Db } from '../db/open.js';
+import { fleetRoutes } from '../http/fleet-routes.js';
+import type { Router } from '../http/router.js';
+import type { Fleet } from './fleet.js';
+import { startFleetServices, type FleetServices, type FleetServicesOptions } from './start.js';
+
+/**
+ * The two calls startCloud makes (cloud-broker/cloud.ts): add the fleet's routes before the HTTP
+ * server listens, then start the broker and the fleet once the HTTP URL is known (it goes into
+ * agent.json and the signed blob URLs). Until `start` resolves the routes answer 503.
+ */
+export function wireFleet(router: Router): { start(o: Omit<FleetServicesOptions, 'db' | 'dataDir' | 'log'> & { db: Db; dataDir: string; log: Logger }): Promise<FleetServices> } {
+  let fleet: Fleet | null = null;
+  router.add(...fleetRoutes(() => fleet));
+  return {
+    async start(o) {
+      const services = await startFleetServices(o);
+      fleet = services.fleet;
+      return services;
+    },
+  };
+}
