@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLogger, type Logger } from '../../protocol/log.js';
+import { toOutpostError } from '../../protocol/errors/index.js';
+import type { AgentConfig } from '../../protocol/agent-config.js';
+import type { BackendCapability as ReportedBackend } from '../../protocol/reported-state.js';
+import { loadAgentConfig, diffReloadable, applyReloadable } from '../config/index.js';
+import { openStore, type Store } from '../store/index.js';
+import { Runtime } from '../runtime/model-service.js';
+import { createApiServer, type ApiServer } from '../api/server.js';
+import { createNotifier, type Notifier } from '../system/sd-notify.js';
+import { startWatchdog } from '../system/watchdog.js';
+import { MqttSession } from '../sync/mqtt-session.js';
+import { Reconciler } from '../sync/reconciler.js';
+import { SyncState } from '../sync/sync-state.js';
+import { compatibilityGate } from '../sync/gate.js';
+import { sessionTopics } from './session-topics.js';
+import { EventHub } from './event-hub.js';
+import { handleCommand } from './commands.js';
+import { servingRuntime } from '../api/runtime-adapter.js';
+import { probeHost } from './host.js';
+
+/**
+ * The agent daemon: config -> store -> runtime -> local API -> sync, in that order, so that the
+ * device serves what it has before (and whether or not) it reaches the broker. Shutdown runs in
+ * the reverse order: stop taking requests and let in-flight ones finish, park downloads (their
+ * partial files stay and resume), publish `offline`, unload models.
+ */
+export const AGENT_VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+export interface DaemonOptions {
+  configPath?: string;
+  /** Dotted keys from the command line (`modelsDir`, `socket`), applied over file and env. */
+  overrides?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+}
+
+export interface Daemon {
+  readonly config: AgentConfig;
+  readonly store: Store;
+  readonly runtime: Runtime;
+  readonly api: ApiServer;
+  readonly session: MqttSession;
+  readonly reconciler: Reconciler;
+  /** Re-reads the config and applies what can change without a restart (SIGHUP). */
+  reload(): Promise<{ applied: string[]; restartNeeded: string[] }>;
+  /** The graceful stop: see the class comment. Idempotent. */
+  stop(opts?: { graceMs?: number }): Promise<void>;
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  const env = opts.env ?? process.env;
+  const loaded = await loadAgentConfig({ path: opts.configPath, env, overrides: opts.overrides });
+  let config = loaded.config;
+  const root = opts.log ?? createLogger({ level: config.log.level, name: 'outpost-agent' });
+  const log = root.child({ module: 'daemon', device: config.deviceId });
+  const notifier: Notifier = createNotifier({ env, log: root });
+  notifier.status('opening the models folder');
+
+  const store = await openStore({
+    dir: config.modelsDir,
+    keep: config.keepVersions,
+    log: root,
+    concurrency: config.download.parallel,
+    marginBytes: config.download.minFreeBytes,
+    retries: config.download.retries,
+  });
+
+  // Serve what is installed before anything else: a device that boots offline keeps working.
+  const runtime = new Runtime({ log: root });
+  const hub = new EventHub();
+  for (const m of await store.list()) {
+    if (m.current === null) continue;
+    const dir = await store.currentDir(m.id);
+    if (!dir) continue;
+    await runtime.activate(m.id, m.current, dir).catch((err) => {
+      const e = toOutpostError(err);
+      log.error({ model: m.id, version: m.current, code: e.code }, `installed model could not be loaded: ${e.message}`);
+    });
+  }
+
+  const host = await probeHost(root);
+  let backends: ReportedBackend[] = (await runtime.capabilities()).map((b) => ({
+    name: b.name, available: b.available, reason: b.reason, frameworks: [...b.frameworks], hardware: b.hardware, details: b.details,
+  }));
+
+  const session = new MqttSession({
+    url: config.cloud.mqtt,
+    deviceId: config.deviceId,
+    username: config.credentials.username,
+    password: config.credentials.token,
+    topics: sessionTopics(config.deviceId),
+    keepaliveSeconds: config.mqtt.keepaliveSeconds,
+    reconnectMinMs: config.mqtt.reconnectMinMs,
+    reconnectMaxMs: config.mqtt.reconnectMaxMs,
+    log: root,
+    agentVersion: AGENT_VERSION,
+  });
+
+  const reconciler = new Reconciler({
+    deviceId: config.deviceId,
+    trustedKeys: config.trustedKeys,
+    store,
+    blobs: { baseUrl: config.cloud.http, headers: { authorization: `Bearer ${config.credentials.token}` } },
+    state: new SyncState(join(config.modelsDir, '.outpost', 'sync.json')),
+    gate: (m) => compatibilityGate({ backends, deviceType: host.deviceType })(m),
+    beforeActivate: (dir) => runtime.beforeActivate(dir),
+    onActivated: (id, version, dir) => runtime.activate(id, version, dir),
+    onRemoved: (id) => runtime.unload(id),
+    onEvent: (e) => hub.emit({ type: e.type === 'removed' ? 'activated' : e.type, model: e.model, version: e.version, code: e.error?.code, message: e.error?.message }),
+    publish: (doc) => session.publishReported(doc),
+    capabilities: () => ({ backends, host: host.summary }),
+    agentVersion: AGENT_VERSION,
+    log: root,
+  });
+
+  const api = createApiServer({
+    runtime: servingRuntime(runtime),
+    log: root,
+    events: hub,
+    limits: { maxBodyBytes: config.api.maxBodyBytes, maxConcurrentPerModel: config.api.maxConcurrentPerModel, requestTimeoutMs: config.api.requestTimeoutMs },
+    version: AGENT_VERSION,
+    status: () => ({ deviceId: config.deviceId, broker: { url: config.cloud.mqtt, connected: session.connected }, sync: reconciler.report() }),
+  });
+  await api.listen(config.socket, config.socketMode);
+  log.info({ socket: config.socket, models: runtime.list().length }, 'local API listening');
+
+  // READY once the socket listens, whether or not the broker is reachable (issue 6).
+  notifier.ready(`serving ${runtime.list().length} model(s); connecting to ${config.cloud.mqtt}`);
+  const watchdog = startWatchdog(notifier, env);
+
+  session.on('desired', (payload) => reconciler.onDesired(payload));
+  session.on('command', (name, payload) => {
+    void handleCommand(name, payload, { reconciler, log }).then((res) => session.respond(name, res));
+  });
+  session.on('connected', () => notifier.status(`connected to ${config.cloud.mqtt}; serving ${runtime.list().length} model(s)`));
+  session.on('disconnected', () => notifier.status(`broker unreachable, retrying; serving ${runtime.list().length} model(s)`));
+  await reconciler.start();
+  session.start();
+
+  let stopping: Promise<void> | null = null;
+  const daemon: Daemon = {
+    get config() {
+      return config;
+    },
+    store, runtime, api, session, reconciler,
+    async reload() {
+      notifier.reloading('reloading configuration');
+      try {
+        const next = (await loadAgentConfig({ path: loaded.path, env, overrides: opts.overrides })).config;
+        const diff = diffReloadable(config, next);
+        config = applyReloadable(config, next);
+        root.level = config.log.level;
+        backends = (await runtime.capabilities()).map((b) => ({ name: b.name, available: b.available, reason: b.reason, frameworks: [...b.frameworks], hardware: b.hardware, details: b.details }));
+        log.info({ applied: diff.reloadable, restartNeeded: diff.restartRequired }, 'configuration reloaded');
+        return { applied: diff.reloadable, restartNeeded: diff.restartRequired };
+      } finally {
+        notifier.ready('configuration reloaded');
+      }
+    },
+    stop(stopOpts = {}) {
+      stopping ??= (async () => {
+        notifier.stopping('stopping: finishing requests in flight');
+        log.info('stopping');
+        await api.close(stopOpts.graceMs ?? 10_000);
+        await reconciler.stop();
+        await session.stop();
+        await runtime.close();
+        watchdog.stop();
+        notifier.close();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+  return daemon;
+}
