@@ -67,6 +67,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     headersTimeout: limits.headersTimeoutMs,
     connectionsCheckingInterval: limits.timeoutCheckMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Host names nothing on a Unix socket; Node's default would answer 400 with no code.
+    requireHostHeader: false,
   });
 
   server.on('connection', (s: Socket) => {
