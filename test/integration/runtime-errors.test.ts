@@ -59,7 +59,7 @@ describe('runtime: bad inputs answer with codes', () => {
       expect(r.status).toBe('rejected');
       expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'RUNTIME_IMAGE_INVALID' });
     }
-    for (const g of await Promise.all(good)) expect(g.predictions[0]).toMatchObject({ label: 'red' });
+    for (const g of await Promise.all(good)) expect(g).toMatchObject({ purpose: 'Classification', predictions: [{ label: 'red' }] });
   });
 
   it('unknown model or version -> RUNTIME_MODEL_NOT_LOADED', async () => {
