@@ -165,7 +165,10 @@ export class CloudClient {
       };
       const req = lib.request(target, { method, headers, signal: opts.signal }, (res) => {
         // The server may answer (e.g. 401) before the upload ends: stop sending, keep the answer.
-        if (opts.stream) opts.stream.source.unpipe(req);
+        if (opts.stream && !opts.stream.source.readableEnded) {
+          opts.stream.source.unpipe(req);
+          opts.stream.source.destroy();
+        }
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => finish(null, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
