@@ -20,10 +20,10 @@ export function putAppModels(db: Db, app: string, models: Record<string, number>
   putApp(db, { kind: 'admin', subject: 'admin' }, owner, name, models);
 }
 
-export async function waitFor<T>(what: string, get: () => T | undefined | null | false, ms = 8000): Promise<T> {
+export async function waitFor<T>(what: string, get: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms = 8000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
-    const v = get();
+    const v = await get();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));

@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { TOPIC_ROOT } from '../../protocol/topics.js';
+
+const run = promisify(execFile);
+
+/**
+ * Running the fleet against Mosquitto 2 instead of the embedded aedes (DESIGN.md principle 6).
+ * The same policy as cloud-broker/broker/acl.ts, in Mosquitto's terms:
+ * - `allow_anonymous false` + a password file: each device logs in as its id with its token;
+ * - `use_username_as_clientid true`: the client id is forced to the username, so no device can
+ *   take over another's session [MQTT-3.1.4-2];
+ * - `pattern` ACL lines with %u: a device reads only its own desired/commands and writes only its
+ *   own reported/status/telemetry/responses; the service user reads and writes the whole tree.
+ * Mosquitto keeps retained messages in memory here (persistence false), like aedes: the fleet
+ * republishes every desired state when its publisher reconnects.
+ */
+export function mosquittoAcl(serviceUser: string): string {
+  const d = `${TOPIC_ROOT}/%u`;
+  return [
+    `user ${serviceUser}`,
+    `topic readwrite ${TOPIC_ROOT}/#`,
+    '',
+    `pattern read ${d}/desired`,
+    `pattern read ${d}/commands/#`,
+    `pattern write ${d}/reported`,
+    `pattern write ${d}/status`,
+    `pattern write ${d}/telemetry`,
+    `pattern write ${d}/responses/#`,
+    '',
+  ].join('\n');
+}
+
+export function mosquittoConf(o: { host: string; port: number; passwordFile: string; aclFile: string; user?: string }): string {
+  return [
+    // Started as root, mosquitto switches to this user; it must be able to read the 0600 files.
+    ...(o.user ? [`user ${o.user}`] : []),
+    'per_listener_settings false',
+    'allow_anonymous false',
+    `password_file ${o.passwordFile}`,
+    `acl_file ${o.aclFile}`,
+    'use_username_as_clientid true',
+    'persistence false',
+    `listener ${o.port} ${o.host}`,
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    '',
+  ].join('\n');
+}
+
+export interface MosquittoFiles {
+  conf: string;
+  passwordFile: string;
+  aclFile: string;
+}
+
+/** Writes mosquitto.conf, acl and an initial password file (mode 0600) into `dir`. */
+export async function writeMosquittoFiles(dir: string, o: { host: string; port: number; service: { username: string; password: string }; user?: string }): Promise<MosquittoFiles> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const files = { conf: path.join(dir, 'mosquitto.conf'), passwordFile: path.join(dir, 'passwd'), aclFile: path.join(dir, 'acl') };
+  await fs.writeFile(files.aclFile, mosquittoAcl(o.service.username), { mode: 0o600 });
+  await fs.writeFile(files.passwordFile, '', { mode: 0o600 });
+  await addMosquittoUser(files.passwordFile, o.service.username, o.service.password);
+  await fs.writeFile(files.conf, mosquittoConf({ host: o.host, port: o.port, passwordFile: files.passwordFile, aclFile: files.aclFile, user: o.user }), { mode: 0o600 });
+  return files;
+}
+
+/** Adds or replaces a user (hashed by mosquitto_passwd); send SIGHUP to mosquitto to reload. */
+export async function addMosquittoUser(passwordFile: string, username: string, password: string): Promise<void> {
+  await run('mosquitto_passwd', ['-b', passwordFile, username, password]);
+}
+
+export async function removeMosquittoUser(passwordFile: string, username: string): Promise<void> {
+  await run('mosquitto_passwd', ['-D', passwordFile, username]);
+}
