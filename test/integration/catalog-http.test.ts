@@ -109,6 +109,13 @@ describe('catalog HTTP API: publishing', () => {
     expect(await call('GET', '/v1/models/alice/mobilenet/versions/zero', { token: aliceToken })).toMatchObject({ status: 400, json: { code: 'BAD_REQUEST' } });
   });
 
+  it('gives concurrent publishes distinct consecutive versions', async () => {
+    const body = { manifest: manifest('alice/race'), files: files(), force: true };
+    const got = await Promise.all(Array.from({ length: 5 }, () => alice.createVersion('alice', 'race', body)));
+    expect(got.map((g) => g.version).sort()).toEqual([1, 2, 3, 4, 5]);
+    expect((await alice.getModel('alice/race')).versions.map((v) => v.version)).toEqual([1, 2, 3, 4, 5]);
+  });
+
   it('keeps users to their own owner; the admin may publish anywhere', async () => {
     const bob = new CloudClient({ url: cloud.httpUrl, token: bobToken });
     await expectCode(bob.createVersion('alice', 'mobilenet', { manifest: manifest('alice/mobilenet'), files: files(), force: true }), 'AUTH_OWNER_FORBIDDEN');
