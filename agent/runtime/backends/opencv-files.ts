@@ -80,8 +80,12 @@ async function head(file: string, n: number): Promise<Buffer> {
   }
 }
 
+/** Text configs have no control bytes besides tab/newline/CR; protobuf binaries are full of them. */
 async function looksBinary(file: string): Promise<boolean> {
-  return (await head(file, 4096)).includes(0);
+  const b = await head(file, 4096);
+  let control = 0;
+  for (const c of b) if (c < 0x09 || (c > 0x0d && c < 0x20) || c === 0x7f) control++;
+  return control > b.length / 100;
 }
 
 /**
