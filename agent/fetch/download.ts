@@ -179,7 +179,14 @@ async function receive(req: DownloadRequest, partial: string, res: OpenResponse,
         req.onProgress?.(done, req.size);
       }
     } catch (err) {
-      if (err instanceof OutpostError) throw err;
+      if (err instanceof OutpostError) {
+        // A full disk will not make room by itself: free what the partial holds for everyone else.
+        if (err.code === 'FETCH_NO_SPACE') {
+          await fh.close().catch(() => undefined);
+          await removeQuietly(partial);
+        }
+        throw err;
+      }
       // Keep what arrived: it is hashed again on the next attempt before being continued.
       await fh.sync().catch(() => undefined);
       throw networkOrAbort(err, req);
@@ -189,7 +196,11 @@ async function receive(req: DownloadRequest, partial: string, res: OpenResponse,
       await removeQuietly(partial);
       throw new OutpostError('FETCH_TRUNCATED', `blob server ended the file after ${done} of the signed ${req.size} bytes`, { url: req.url, received: done, size: req.size });
     }
-    await fh.sync();
+    await fh.sync().catch(async (err: unknown) => {
+      await fh.close().catch(() => undefined);
+      await removeQuietly(partial);
+      throw ioError(err, partial);
+    });
   } finally {
     await fh.close().catch(() => undefined);
   }

@@ -103,7 +103,14 @@ export async function startBlobServer(): Promise<BlobServer> {
     res.writeHead(status, headers);
     active++;
     maxActive = Math.max(maxActive, active);
-    res.once('close', () => active--);
+    // 'finish' (all bytes handed to the kernel) comes before the client can ask again; 'close' covers cuts.
+    let counted = true;
+    const release = (): void => {
+      if (counted) active--;
+      counted = false;
+    };
+    res.once('finish', release);
+    res.once('close', release);
 
     const cut = mis.cutAfter !== undefined && (mis.cutTimes === undefined || cuts < mis.cutTimes);
     if (cut) {
@@ -123,8 +130,13 @@ export async function startBlobServer(): Promise<BlobServer> {
       off += part.length;
       rec.bodyBytes += part.length;
       served += part.length;
+      // The last piece ends the response at once, so the server is done when the client is.
+      if (off >= body.length && !cut) {
+        res.end(part);
+        return;
+      }
       res.write(part, () => {
-        if (mis.delayMs) setTimeout(next, mis.delayMs);
+        if (mis.delayMs && off < body.length) setTimeout(next, mis.delayMs);
         else next();
       });
     };
