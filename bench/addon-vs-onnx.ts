@@ -1,0 +1,70 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createOnnxBackend } from '../agent/runtime/backends/onnx.js';
+import { createOpenCvBackend } from '../agent/runtime/backends/opencv.js';
+import { loadAddon } from '../agent/runtime/backends/native-loader.js';
+import type { OpenCvBinding } from '../agent/runtime/backends/opencv-binding.js';
+import type { LoadedModel } from '../agent/runtime/backend.js';
+import { toOnnx, type Net } from '../test/fixtures/caffe/nets.js';
+import type { BenchRow } from './run.js';
+
+/**
+ * The OpenCV DNN addon against onnxruntime-node on the same ONNX model (three convolutions on a
+ * 128x128 input), and the addon's asynchronous call overhead against a plain JS async no-op.
+ * Both engines run on the CPU, single process, one inference at a time; medians of timed runs
+ * after a warm-up.
+ */
+const SIZE = 128;
+
+function convNet(): Net {
+  const r = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 0.2);
+  const conv = (cin: number, out: number, k: number) => ({ kind: 'conv' as const, out, k, pad: (k - 1) / 2, weights: r(out * cin * k * k), bias: r(out) });
+  return {
+    name: 'segmenter', size: [SIZE, SIZE], channels: 3, outputShape: [1, 8, SIZE, SIZE],
+    layers: [conv(3, 16, 3), { kind: 'relu' }, conv(16, 16, 3), { kind: 'relu' }, conv(16, 8, 1)],
+  };
+}
+
+async function median(n: number, f: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < Math.min(10, n); i++) await f();
+  const t: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = process.hrtime.bigint();
+    await f();
+    t.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return t.sort((a, b) => a - b)[Math.floor(n / 2)]!;
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const opencv = createOpenCvBackend({ target: 'cpu' });
+  const avail = await opencv.availability();
+  if (!avail.available) return [{ name: 'opencv addon', metric: 'ms', ours: NaN, note: `not run: ${avail.reason}` }];
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-addon-'));
+  const models: LoadedModel[] = [];
+  try {
+    const net = convNet();
+    await writeFile(join(dir, 'model.onnx'), toOnnx(net));
+    const params = { framework_type: 'onnx' as const, model_file: 'model.onnx', mean: [0, 0, 0] as [number, number, number], scalefactor: 1, size: net.size, purpose: 'SemanticSegmentation' as const, crop: false, swaprb: false, softmax: false };
+    const cv = await opencv.load({ dir, params });
+    const ort = await createOnnxBackend().load({ dir, params });
+    models.push(cv, ort);
+    const input = { data: { dtype: 'float32' as const, shape: [1, 3, SIZE, SIZE], data: Float32Array.from({ length: 3 * SIZE * SIZE }, (_, i) => (i % 255) / 255) } };
+    const cvMs = await median(40, () => cv.run(input));
+    const ortMs = await median(40, () => ort.run(input));
+
+    const addon = loadAddon<OpenCvBinding>('outpost_opencv_dnn');
+    if (!addon.ok) throw new Error(addon.reason);
+    const noopMs = await median(2000, () => addon.binding.noop());
+    const jsMs = await median(2000, async () => null);
+    return [
+      { name: `conv net ${SIZE}x${SIZE} (3 convs)`, metric: 'p50 ms/inference', ours: cvMs, baseline: ortMs, baselineName: 'onnxruntime-node CPU', ratio: cvMs / ortMs, note: 'OpenCV DNN addon; ratio < 1: addon faster' },
+      { name: 'addon async call (noop)', metric: 'p50 us/call', ours: noopMs * 1000, baseline: jsMs * 1000, baselineName: 'JS async no-op', ratio: noopMs / jsMs, note: 'cost of a worker-pool round trip' },
+      { name: 'call overhead share', metric: '% of one inference', ours: (noopMs / cvMs) * 100, note: 'addon noop / conv net inference' },
+    ];
+  } finally {
+    for (const m of models) await m.dispose();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
