@@ -127,6 +127,20 @@ describe('fleet: deploy, tags, rollback, reports (real aedes, real clients, real
     expect(r3.models.find((m) => m.id === 'alice/cls')).toMatchObject({ desired: 1, state: 'unreported' });
   });
 
+  it('birth and Last Will on status/ are ingested as online/offline', async () => {
+    const { agentConfig } = await svc.fleet.provision('cam-lwt');
+    const c = await mqtt.connectAsync(svc.mqttUrl, {
+      username: 'cam-lwt', password: agentConfig.credentials.token, clientId: 'cam-lwt', reconnectPeriod: 0,
+      will: { topic: 'outpost/v1/devices/cam-lwt/status', payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
+    await c.publishAsync('outpost/v1/devices/cam-lwt/status', 'online', { qos: 1, retain: true });
+    await waitFor('online', () => svc.fleet.getDevice('cam-lwt').status === 'online');
+    c.stream.destroy(); // an unclean drop fires the Last Will
+    await waitFor('offline via Last Will', () => svc.fleet.getDevice('cam-lwt').status === 'offline');
+    await c.endAsync(true).catch(() => undefined);
+    await svc.fleet.remove('cam-lwt');
+  });
+
   it('retained desired states survive a broker restart and reach a device that connects later', async () => {
     const before = new Map(devices.map((d) => [d.config.deviceId, d.last!.revision]));
     await Promise.all(devices.map((d) => d.close()));
