@@ -14,7 +14,7 @@ import type { CliContext } from '../../protocol/cli.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { silentLogger } from '../../protocol/log.js';
 import { encodePng, rectsImage } from '../fixtures/images.js';
-import { raw, randomInput, startAgent, type Harness } from './api-harness.js';
+import { parseAnswer, raw, randomInput, startAgent, type Harness } from './api-harness.js';
 
 /**
  * The socket's lifecycle (mode, stale file, a live agent on the path), saturation with 503 and
@@ -89,6 +89,32 @@ describe('saturation', () => {
     holder.destroy();
     while ((await inFlight()) > 0) await tick();
     expect((await h.client.infer('acme/classifier', input)).meta.model_version).toBe('1');
+  });
+});
+
+describe('close', () => {
+  it('lets a request in flight finish, refuses new connections, and removes the socket', async () => {
+    const body = Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 3, 32, 32], datatype: 'FP32', data: Array.from(randomInput(3072)) }] }));
+    const s = connect(h.socket);
+    const chunks: Buffer[] = [];
+    s.on('data', (c) => chunks.push(c));
+    await new Promise((r) => s.once('connect', r));
+    s.write(`POST /v2/models/acme%2Fclassifier/infer HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n`);
+    s.write(body.subarray(0, 100));
+    const inFlight = async () => ((await h.client.status()) as { api: { inFlight: unknown[] } }).api.inFlight.length;
+    while ((await inFlight()) === 0) await tick();
+    const closing = h.server.close(5_000);
+    await tick();
+    await expect(h.client.health()).rejects.toMatchObject({ code: 'API_UNREACHABLE' });
+    s.end(body.subarray(100));
+    await closing;
+    await new Promise((r) => (s.destroyed ? r(null) : s.once('close', r)));
+    const answer = parseAnswer(Buffer.concat(chunks));
+    expect(answer?.status).toBe(200);
+    expect(answer?.json?.model_version).toBe('1');
+    expect(existsSync(h.socket)).toBe(false);
+    await h.close();
+    h = await startAgent({ kinds: ['classifier', 'ssd'], limits: { maxConcurrentPerModel: 1 } });
   });
 });
 
