@@ -148,3 +148,12 @@ describe('outpost agent check-config', () => {
   });
 
 });
+
+describe('docs/configuration.md', () => {
+  it('documents every key and its variable', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const doc = await readFile(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    for (const m of ENV_MAPPING) expect(doc, `${m.key} / ${m.env}`).toContain(`| \`${m.key}\` | \`${m.env}\``);
+    expect(doc).toContain('| `trustedKeys` | (file only)');
+  });
+});
