@@ -126,6 +126,12 @@ describe.skipIf(skip)('outpost agent install-service --root', () => {
     await expect(stat(root)).rejects.toThrow();
   });
 
+  it('refuses to install without a config when none is installed', async () => {
+    const c = ctx();
+    expect(await installService(['--root', join(dir, 'empty'), '--dry-run'], c)).toBe(2);
+    expect(c.err()).toContain('pass --config FILE');
+  });
+
   it('prints the steps and changes nothing with --dry-run', async () => {
     const good = join(dir, 'good.json');
     await writeFile(good, JSON.stringify(config));

@@ -64,6 +64,10 @@ export const installService: Command = async (argv: string[], ctx: CliContext) =
       throw new OutpostError('USAGE', `--bin must be an absolute path (systemd needs one), got "${values.bin}"`, { flag: 'bin' });
     }
     const bin = values.bin ?? (root === '/' ? await findOnPath('outpost', ctx.env) : null) ?? '/usr/bin/outpost';
+    // Without --config an existing config is kept; with neither, the unit could only fail at start.
+    if (!configFile && !(await access(join(root, 'etc/outpost/agent.json')).then(() => true, () => false))) {
+      throw new OutpostError('USAGE', `no agent config: ${join(root, 'etc/outpost/agent.json')} does not exist, so pass --config FILE`, { flag: 'config' });
+    }
     if (root === '/' && !dryRun && process.getuid?.() !== 0) {
       throw new OutpostError('SERVICE_INSTALL_FAILED', 'installing into / needs root: run it with sudo, or pass --root DIR or --dry-run', {});
     }
