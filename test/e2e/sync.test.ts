@@ -26,8 +26,8 @@ describe('fleet sync end to end', () => {
     await waitFor('cam-1 active', () => activeAt(agent, 'acme/colors', v1));
     // The cloud's view is built from the device's reports only.
     await waitFor('rollout shows active', async () => {
-      const d = (await f.fleet.rollout()).find((x) => x.id === 'cam-1' || (x as { device?: string }).device === 'cam-1');
-      return JSON.stringify(d).includes('"active"') ? d : null;
+      const d = (await f.fleet.rollout()).find((x) => x.device === 'cam-1');
+      return d?.converged && d.models.some((m) => JSON.stringify(m).includes('"active"')) ? d : null;
     });
     const current = await readlink(join(agent.modelsDir, 'acme', 'colors', 'current'));
     expect(current).toContain(String(v1));
