@@ -7,7 +7,7 @@ import type { BackendCapability as ReportedBackend } from '../../protocol/report
 import { loadAgentConfig, diffReloadable, applyReloadable } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { Runtime } from '../runtime/model-service.js';
-import { createApiServer, type ApiServer } from '../api/server.js';
+import { createApiServer, EventHub, runtimeEventSource, servingRuntime, type ApiServer } from '../api/index.js';
 import { createNotifier, type Notifier } from '../system/sd-notify.js';
 import { startWatchdog } from '../system/watchdog.js';
 import { MqttSession } from '../sync/mqtt-session.js';
@@ -15,9 +15,7 @@ import { Reconciler } from '../sync/reconciler.js';
 import { SyncState } from '../sync/sync-state.js';
 import { compatibilityGate } from '../sync/gate.js';
 import { sessionTopics } from './session-topics.js';
-import { EventHub } from './event-hub.js';
 import { handleCommand } from './commands.js';
-import { servingRuntime } from '../api/runtime-adapter.js';
 import { probeHost } from './host.js';
 
 /**
@@ -75,7 +73,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 
   // Serve what is installed before anything else: a device that boots offline keeps working.
   const runtime = new Runtime({ log: root });
+  // Model events for /v1/events: activations and failed loads come from the runtime, installs and
+  // rollbacks from the reconciler.
   const hub = new EventHub();
+  runtimeEventSource(runtime).subscribe((e) => hub.publish(e));
   for (const m of await store.list()) {
     if (m.current === null) continue;
     const dir = await store.currentDir(m.id);
@@ -114,7 +115,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     beforeActivate: (dir) => runtime.beforeActivate(dir),
     onActivated: (id, version, dir) => runtime.activate(id, version, dir),
     onRemoved: (id) => runtime.unload(id),
-    onEvent: (e) => hub.emit({ type: e.type === 'removed' ? 'activated' : e.type, model: e.model, version: e.version, code: e.error?.code, message: e.error?.message }),
+    onEvent: (e) => {
+      if (e.type === 'installed' || e.type === 'rolled-back') hub.publish({ type: e.type, model: e.model, version: e.version });
+    },
     publish: (doc) => session.publishReported(doc),
     capabilities: () => ({ backends, host: host.summary }),
     agentVersion: AGENT_VERSION,
