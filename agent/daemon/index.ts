@@ -17,6 +17,8 @@ import { compatibilityGate } from '../sync/gate.js';
 import { sessionTopics } from './session-topics.js';
 import { handleCommand } from './commands.js';
 import { probeHost } from './host.js';
+import { meteredRuntime } from './metered-runtime.js';
+import { createTelemetry, type Telemetry } from '../telemetry/index.js';
 
 /**
  * The agent daemon: config -> store -> runtime -> local API -> sync, in that order, so that the
@@ -47,6 +49,7 @@ export interface Daemon {
   readonly api: ApiServer;
   readonly session: MqttSession;
   readonly reconciler: Reconciler;
+  readonly telemetry: Telemetry;
   /** Re-reads the config and applies what can change without a restart (SIGHUP). */
   reload(): Promise<{ applied: string[]; restartNeeded: string[] }>;
   /** The graceful stop: see the class comment. Idempotent. */
@@ -124,8 +127,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     log: root,
   });
 
+  const telemetry: Telemetry = createTelemetry({
+    deviceId: config.deviceId,
+    modelsDir: config.modelsDir,
+    telemetry: config.telemetry,
+    log: root,
+    publish: (sample) => session.publishTelemetry(sample),
+  });
+
   const api = createApiServer({
-    runtime: servingRuntime(runtime),
+    runtime: meteredRuntime(servingRuntime(runtime), (m, v, ms, ok) => telemetry.recordInference(m, v, ms, ok)),
     log: root,
     events: hub,
     limits: { maxBodyBytes: config.api.maxBodyBytes, maxConcurrentPerModel: config.api.maxConcurrentPerModel, requestTimeoutMs: config.api.requestTimeoutMs },
@@ -141,19 +152,24 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 
   session.on('desired', (payload) => reconciler.onDesired(payload));
   session.on('command', (name, payload) => {
+    if (name === 'telemetry') {
+      void telemetry.sampleNow().then(() => session.respond(name, { ok: true }), (err) => session.respond(name, { ok: false, error: toOutpostError(err).toJSON() }));
+      return;
+    }
     void handleCommand(name, payload, { reconciler, log }).then((res) => session.respond(name, res));
   });
   session.on('connected', () => notifier.status(`connected to ${config.cloud.mqtt}; serving ${runtime.list().length} model(s)`));
   session.on('disconnected', () => notifier.status(`broker unreachable, retrying; serving ${runtime.list().length} model(s)`));
   await reconciler.start();
   session.start();
+  if (config.telemetry.enabled) telemetry.start();
 
   let stopping: Promise<void> | null = null;
   const daemon: Daemon = {
     get config() {
       return config;
     },
-    store, runtime, api, session, reconciler,
+    store, runtime, api, session, reconciler, telemetry,
     async reload() {
       notifier.reloading('reloading configuration');
       try {
@@ -161,6 +177,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         const diff = diffReloadable(config, next);
         config = applyReloadable(config, next);
         root.level = config.log.level;
+        telemetry.reconfigure(config.telemetry);
         backends = (await runtime.capabilities()).map((b) => ({ name: b.name, available: b.available, reason: b.reason, frameworks: [...b.frameworks], hardware: b.hardware, details: b.details }));
         log.info({ applied: diff.reloadable, restartNeeded: diff.restartRequired }, 'configuration reloaded');
         return { applied: diff.reloadable, restartNeeded: diff.restartRequired };
@@ -172,6 +189,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       stopping ??= (async () => {
         notifier.stopping('stopping: finishing requests in flight');
         log.info('stopping');
+        telemetry.stop();
         await api.close(stopOpts.graceMs ?? 10_000);
         await reconciler.stop();
         await session.stop();
