@@ -9,7 +9,12 @@ import { OutpostError } from '../../protocol/errors/index.js';
 export class ConcurrencyGate {
   private readonly inFlight = new Map<string, number>();
 
-  constructor(private readonly max: number, private readonly retryAfterSeconds = 1) {}
+  constructor(private max: number, private readonly retryAfterSeconds = 1) {}
+
+  /** A new limit (SIGHUP): requests already holding slots keep them; only new ones see it. */
+  setMax(max: number): void {
+    this.max = max;
+  }
 
   /** Takes a slot or throws API_SATURATED; the returned function releases it (idempotent). */
   acquire(model: string): () => void {

@@ -24,6 +24,8 @@ export interface ApiServer {
   /** Resolves when the socket is listening with its mode applied. */
   listen(path: string, mode?: number): Promise<void>;
   close(graceMs?: number): Promise<void>;
+  /** Applies reloadable limits (the agent's SIGHUP) to requests that start from now on. */
+  setLimits(next: Partial<Pick<ApiLimits, 'maxBodyBytes' | 'maxConcurrentPerModel' | 'requestTimeoutMs'>>): void;
 }
 
 interface Match { route: Route; params: Record<string, string> }
@@ -44,6 +46,7 @@ function match(segments: string[]): Match | undefined {
 
 export function createApiServer(opts: ApiServerOptions): ApiServer {
   const limits: ApiLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const headersTimeoutMs = limits.headersTimeoutMs;
   limits.headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const log = opts.log.child({ module: 'api' });
   const gate = new ConcurrencyGate(limits.maxConcurrentPerModel);
@@ -149,6 +152,13 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       await listenOnSocket(server, path, mode);
       socketPath = path;
       log.info({ socket: path, mode: mode.toString(8) }, 'local API listening');
+    },
+    setLimits(next) {
+      Object.assign(limits, next);
+      limits.headersTimeoutMs = Math.min(headersTimeoutMs, limits.requestTimeoutMs);
+      gate.setMax(limits.maxConcurrentPerModel);
+      server.requestTimeout = limits.requestTimeoutMs;
+      server.headersTimeout = limits.headersTimeoutMs;
     },
     async close(graceMs = 5_000) {
       if (closing) return;

@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '../../protocol/log.js';
 import { toOutpostError } from '../../protocol/errors/index.js';
 import type { AgentConfig } from '../../protocol/agent-config.js';
 import type { BackendCapability as ReportedBackend } from '../../protocol/reported-state.js';
-import { loadAgentConfig, diffReloadable, applyReloadable } from '../config/index.js';
+import { loadAgentConfig, diffReloadable, applyReloadable, type LoadedAgentConfig } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { Runtime } from '../runtime/model-service.js';
 import { createApiServer, EventHub, runtimeEventSource, servingRuntime, type ApiServer } from '../api/index.js';
@@ -36,6 +36,8 @@ export const AGENT_VERSION: string = (() => {
 
 export interface DaemonOptions {
   configPath?: string;
+  /** A config already loaded (and validated) by the caller; `agent run` reads it first to exit 3 on it. */
+  loaded?: LoadedAgentConfig;
   /** Dotted keys from the command line (`modelsDir`, `socket`), applied over file and env. */
   overrides?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
@@ -58,7 +60,7 @@ export interface Daemon {
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const env = opts.env ?? process.env;
-  const loaded = await loadAgentConfig({ path: opts.configPath, env, overrides: opts.overrides });
+  const loaded = opts.loaded ?? await loadAgentConfig({ path: opts.configPath, env, overrides: opts.overrides });
   let config = loaded.config;
   const root = opts.log ?? createLogger({ level: config.log.level, name: 'outpost-agent' });
   const log = root.child({ module: 'daemon', device: config.deviceId });
@@ -162,7 +164,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   session.on('disconnected', () => notifier.status(`broker unreachable, retrying; serving ${runtime.list().length} model(s)`));
   await reconciler.start();
   session.start();
-  if (config.telemetry.enabled) telemetry.start();
+  // Always started: it samples only while telemetry.enabled, so a SIGHUP can turn it on later.
+  telemetry.start();
 
   let stopping: Promise<void> | null = null;
   const daemon: Daemon = {
@@ -178,11 +181,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         config = applyReloadable(config, next);
         root.level = config.log.level;
         telemetry.reconfigure(config.telemetry);
+        api.setLimits(config.api);
         backends = (await runtime.capabilities()).map((b) => ({ name: b.name, available: b.available, reason: b.reason, frameworks: [...b.frameworks], hardware: b.hardware, details: b.details }));
+        // Restart-only keys keep their running value: say so, so the edit is not silently lost.
+        if (diff.restartRequired.length > 0) {
+          log.warn({ restartNeeded: diff.restartRequired }, `not applied until a restart: ${diff.restartRequired.join(', ')} (systemctl restart outpost-agent)`);
+        }
         log.info({ applied: diff.reloadable, restartNeeded: diff.restartRequired }, 'configuration reloaded');
         return { applied: diff.reloadable, restartNeeded: diff.restartRequired };
       } finally {
-        notifier.ready('configuration reloaded');
+        notifier.ready(`configuration reloaded; serving ${runtime.list().length} model(s)`);
       }
     },
     stop(stopOpts = {}) {

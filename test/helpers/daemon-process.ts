@@ -1,0 +1,223 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The agent as systemd runs it, for tests: `node --import tsx agent/cli/bin.ts agent run` in a
+ * child process, with a real AF_UNIX datagram socket playing systemd's NOTIFY_SOCKET, its pino
+ * lines parsed as they arrive, and a TCP gate that stands for a broker that is down or up.
+ */
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(REPO, 'agent', 'cli', 'bin.ts');
+
+/** Resolves when `pred` holds; rejects after `ms` with `describe()` (only so a broken test ends). */
+async function until(pred: () => boolean, ms: number, what: string, describe: () => string, wake: (cb: () => void) => void): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; ${describe()}`);
+    await new Promise<void>((r) => { wake(r); setTimeout(r, 100); });
+  }
+}
+
+export interface NotifyReceiver {
+  readonly path: string;
+  /** Every datagram received, in order. */
+  readonly messages: string[];
+  until(pred: (m: string) => boolean, ms?: number): Promise<string>;
+  close(): void;
+}
+
+/** Binds a datagram socket at `dir/notify-*.sock`, as systemd binds /run/systemd/notify. */
+export function notifyReceiver(dir: string): NotifyReceiver {
+  const require = createRequire(import.meta.url);
+  const dgram = require('unix-dgram') as {
+    createSocket(type: 'unix_dgram', onMessage: (buf: Buffer) => void): { bind(path: string): void; close(): void; on(e: string, cb: (err: Error) => void): void };
+  };
+  const messages: string[] = [];
+  let waiters: Array<() => void> = [];
+  const path = join(dir, `notify-${randomBytes(4).toString('hex')}.sock`);
+  const sock = dgram.createSocket('unix_dgram', (buf) => {
+    messages.push(buf.toString());
+    for (const w of waiters.splice(0)) w();
+  });
+  sock.on('error', () => undefined);
+  sock.bind(path);
+  return {
+    path, messages,
+    async until(pred, ms = 20_000) {
+      await until(() => messages.some(pred), ms, 'a notification', () => `got ${JSON.stringify(messages)}`, (cb) => waiters.push(cb));
+      return messages.find(pred)!;
+    },
+    close() {
+      waiters = [];
+      sock.close();
+    },
+  };
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  module?: string;
+  [k: string]: unknown;
+}
+
+export interface AgentProcess {
+  readonly child: ChildProcess;
+  /** Parsed pino lines from stdout (non-JSON lines are kept as {level: 0, msg}). */
+  readonly logs: LogLine[];
+  readonly stderr: () => string;
+  /** Resolves with the exit code (or the signal's name) when the process ends. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitForLog(pred: (l: LogLine) => boolean, ms?: number): Promise<LogLine>;
+  signal(sig: NodeJS.Signals): void;
+  /** SIGKILL if still running (cleanup). */
+  kill(): Promise<void>;
+}
+
+export interface SpawnAgentOptions {
+  config: string;
+  env?: NodeJS.ProcessEnv;
+  args?: string[];
+}
+
+/** A clean environment for the agent: nothing OUTPOST_* from the developer's shell. */
+export function agentEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('OUTPOST_') && k !== 'NOTIFY_SOCKET' && !k.startsWith('WATCHDOG_')) env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+export function spawnAgent(opts: SpawnAgentOptions): AgentProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'agent', 'run', '--config', opts.config, ...(opts.args ?? [])], {
+    cwd: REPO,
+    env: opts.env ?? agentEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let err = '';
+  let waiters: Array<() => void> = [];
+  let buf = '';
+  child.stdout!.on('data', (b: Buffer) => {
+    buf += b.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        logs.push({ level: 0, msg: line });
+      }
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => {
+      for (const w of waiters.splice(0)) w();
+      resolve({ code, signal });
+    });
+  });
+  let done = false;
+  void exited.then(() => { done = true; });
+  return {
+    child, logs, exited,
+    stderr: () => err,
+    async waitForLog(pred, ms = 30_000) {
+      await until(() => logs.some(pred) || done, ms, 'a log line', () => `stderr: ${err.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`, (cb) => waiters.push(cb));
+      const hit = logs.find(pred);
+      if (!hit) throw new Error(`the agent exited before the log line appeared; stderr: ${err.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`);
+      return hit;
+    },
+    signal(sig) {
+      child.kill(sig);
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** A local port nothing listens on (bound, then released). */
+export async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/**
+ * A TCP gate in front of a broker: while closed it resets every connection (the broker is down,
+ * as far as the agent can tell); once opened it pipes connections to `target`.
+ */
+export interface BrokerGate {
+  readonly url: string;
+  open(target: { host: string; port: number }): void;
+  close(): Promise<void>;
+  /** Connections refused while closed. */
+  readonly refused: number;
+}
+
+export async function brokerGate(): Promise<BrokerGate> {
+  let target: { host: string; port: number } | null = null;
+  let refused = 0;
+  const conns = new Set<net.Socket>();
+  const srv = net.createServer((s) => {
+    conns.add(s);
+    s.on('close', () => conns.delete(s));
+    s.on('error', () => undefined);
+    if (!target) {
+      refused++;
+      s.resetAndDestroy();
+      return;
+    }
+    const up = net.connect(target.port, target.host);
+    conns.add(up);
+    up.on('close', () => { conns.delete(up); s.destroy(); });
+    up.on('error', () => s.destroy());
+    s.on('close', () => up.destroy());
+    s.pipe(up).pipe(s);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    get refused() { return refused; },
+    open(t) { target = t; },
+    async close() {
+      for (const c of conns) c.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+    },
+  };
+}
+
+/**
+ * Writes a standalone agent.json whose cloud is unreachable (for startup, config and offline
+ * tests that need no cloud): a fresh Ed25519 key, a closed MQTT port and a closed HTTP port.
+ */
+export async function writeStandaloneConfig(dir: string, extra: Record<string, unknown> = {}): Promise<{ path: string; config: Record<string, unknown> }> {
+  const { publicKey } = generateKeyPairSync('ed25519');
+  const mqttPort = await closedPort();
+  const config: Record<string, unknown> = {
+    deviceId: 'standalone-1',
+    cloud: { http: `http://127.0.0.1:${await closedPort()}`, mqtt: `mqtt://127.0.0.1:${mqttPort}` },
+    credentials: { username: 'standalone-1', token: randomBytes(16).toString('hex') },
+    trustedKeys: [{ keyid: 'test', publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString() }],
+    modelsDir: join(dir, 'models'),
+    socket: join(dir, 'agent.sock'),
+    mqtt: { reconnectMinMs: 200, reconnectMaxMs: 1000 },
+    ...extra,
+  };
+  const path = join(dir, 'agent.json');
+  await writeFile(path, JSON.stringify(config, null, 2));
+  return { path, config };
+}
