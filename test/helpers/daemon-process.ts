@@ -221,3 +221,14 @@ export async function writeStandaloneConfig(dir: string, extra: Record<string, u
   await writeFile(path, JSON.stringify(config, null, 2));
   return { path, config };
 }
+
+/** Runs one device verb (`agent check-config ...`) in a child process to its end. */
+export async function runAgentVerb(args: string[], env: NodeJS.ProcessEnv = agentEnv()): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (b: Buffer) => { stdout += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
