@@ -53,6 +53,8 @@ export interface ReportedState {
   time: string;
   models: ReportedModel[];
   capabilities: Capabilities;
+  /** Why the last desired-state document received was refused (bad signature, replay, expiry...). */
+  desiredError?: { code: string; message: string };
 }
 
 function bad(key: string, what: string, value?: unknown): OutpostError {
@@ -131,7 +133,7 @@ export function parseReported(doc: unknown): ReportedState {
   if (typeof v.time !== 'string' || Number.isNaN(Date.parse(v.time))) throw bad('time', 'must be an ISO 8601 time', v.time);
   if (!Array.isArray(v.models)) throw bad('models', 'must be an array', v.models);
   const models = v.models.map((m, i) => parseModel(m, `models[${i}]`));
-  return {
+  const out: ReportedState = {
     type: 'reported',
     device: v.device,
     agentVersion: v.agentVersion,
@@ -140,4 +142,10 @@ export function parseReported(doc: unknown): ReportedState {
     models,
     capabilities: parseCapabilities(v.capabilities),
   };
+  if (v.desiredError !== undefined) {
+    const e = v.desiredError;
+    if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string') throw bad('desiredError', 'must be {code, message}', e);
+    out.desiredError = { code: e.code, message: e.message.slice(0, 2000) };
+  }
+  return out;
 }

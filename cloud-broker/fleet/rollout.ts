@@ -24,6 +24,8 @@ export interface RolloutDevice {
   /** True when the device applied the newest revision and every desired model is active. */
   converged: boolean;
   models: RolloutModel[];
+  /** The device refused the last desired-state document it received, and why. */
+  desiredError?: { code: string; message: string };
 }
 
 /** Joins what the cloud signed with what the device reported. Pure. */
@@ -55,5 +57,6 @@ export function rolloutOf(device: DeviceRecord, desired: DesiredSigned | null, r
     reportedAt: device.reportedAt,
     converged,
     models,
+    ...(reported?.desiredError ? { desiredError: reported.desiredError } : {}),
   };
 }

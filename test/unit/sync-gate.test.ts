@@ -26,4 +26,12 @@ describe('compatibility gate', () => {
     expect(gate(model({ framework: 'tensor-rt', device: 'agx-xavier' }))?.code).toBe('SYNC_WRONG_DEVICE_TYPE');
     expect(gate(model({ framework: 'tensor-rt', device: 'nano' }))).toBeNull();
   });
+
+  it('names the wrong device type even where no TensorRT backend is available', () => {
+    const offJetson = [{ name: 'tensorrt', available: false, reason: 'not a Jetson', frameworks: ['tensor-rt'] }];
+    const gate = compatibilityGate({ backends: offJetson, deviceType: null });
+    expect(gate(model({ framework: 'tensor-rt', device: 'nano' }))?.code).toBe('SYNC_WRONG_DEVICE_TYPE');
+    // An engine with no declared device still needs an available backend.
+    expect(gate(model({ framework: 'tensor-rt' }))?.code).toBe('SYNC_NO_BACKEND');
+  });
 });

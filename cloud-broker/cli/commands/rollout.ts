@@ -30,7 +30,8 @@ export function renderRollout(devices: RolloutDevice[]): string {
     for (const m of d.models) rows.push([d.device, status, rev, m.id, String(m.desired ?? '-'), String(m.active ?? '-'), stateText(m)]);
   }
   const done = devices.filter((d) => d.converged).length;
-  return `${table(rows)}\n${done}/${devices.length} device(s) converged`;
+  const refused = devices.filter((d) => d.desiredError).map((d) => `${d.device} refused its desired state: ${d.desiredError!.code}: ${d.desiredError!.message}`);
+  return [table(rows), ...refused, `${done}/${devices.length} device(s) converged`].join('\n');
 }
 
 export const rolloutStatus = defineCommand({
