@@ -7,6 +7,7 @@ import { OutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger } from '../../protocol/log.js';
 import { fsyncDir, isNoSpace } from './fs-util.js';
 import { requestOnce, type OpenResponse } from './http.js';
+import { pump } from './pump.js';
 
 /**
  * One verified, resumable download (DESIGN.md principle 3).
@@ -164,27 +165,30 @@ async function receive(req: DownloadRequest, partial: string, res: OpenResponse,
     throw ioError(err, partial);
   }
   let done = offset;
+  // `received` runs ahead of `done` (written) while chunks wait in the write queue.
+  let received = offset;
   try {
     try {
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        state.bytesFetched += chunk.length;
-        if (done + chunk.length > req.size) {
-          await fh.close().catch(() => undefined);
-          await removeQuietly(partial);
-          throw new OutpostError('FETCH_TOO_LONG', `blob server sent more than the signed ${req.size} bytes; refusing endless data`, { url: req.url, size: req.size });
-        }
-        hash.update(chunk);
-        await writeAll(fh, chunk, partial);
-        done += chunk.length;
-        req.onProgress?.(done, req.size);
-      }
+      await pump(res.body, {
+        accept(chunk) {
+          state.bytesFetched += chunk.length;
+          if (received + chunk.length > req.size) {
+            throw new OutpostError('FETCH_TOO_LONG', `blob server sent more than the signed ${req.size} bytes; refusing endless data`, { url: req.url, size: req.size });
+          }
+          received += chunk.length;
+          hash.update(chunk);
+        },
+        async write(chunk) {
+          await writeAll(fh, chunk, partial);
+          done += chunk.length;
+          req.onProgress?.(done, req.size);
+        },
+      });
     } catch (err) {
       if (err instanceof OutpostError) {
-        // A full disk will not make room by itself: free what the partial holds for everyone else.
-        if (err.code === 'FETCH_NO_SPACE') {
-          await fh.close().catch(() => undefined);
-          await removeQuietly(partial);
-        }
+        // Too long or a full disk: the partial is not worth keeping (and its space is needed).
+        await fh.close().catch(() => undefined);
+        await removeQuietly(partial);
         throw err;
       }
       // Keep what arrived: it is hashed again on the next attempt before being continued.

@@ -1,11 +1,29 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 
+export interface BodyHandler {
+  data(chunk: Buffer): void;
+  end(): void;
+  error(err: unknown): void;
+}
+
+/**
+ * A response body that is tapped the moment the response arrives. Why: a connection cut while
+ * the caller is still preparing (opening the partial file) destroys the stream, and a Node
+ * stream drops its buffered chunks and emits its events to nobody. Here nothing is lost: chunks
+ * and the end or error that arrive before `start` are replayed to the handler.
+ */
+export interface Body {
+  start(h: BodyHandler): void;
+  pause(): void;
+  resume(): void;
+}
+
 /** An HTTP response whose body has not been read yet. `close()` releases the socket. */
 export interface OpenResponse {
   status: number;
   headers: IncomingHttpHeaders;
-  body: http.IncomingMessage;
+  body: Body;
   close(): void;
 }
 
@@ -27,16 +45,39 @@ export function requestOnce(
     req.setTimeout(opts.idleTimeoutMs, () => req.destroy(new Error(`no data for ${opts.idleTimeoutMs} ms`)));
     req.once('error', reject);
     req.once('response', (res) => {
-      resolve({
-        status: res.statusCode ?? 0,
-        headers: res.headers,
-        body: res,
-        close: () => {
-          // A body left unread (an error status, a refused length) must not pin the socket.
-          if (!res.complete) req.destroy();
-        },
-      });
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: tap(res), close: () => {
+        // A body left unread (an error status, a refused length) must not pin the socket.
+        if (!res.complete) req.destroy();
+      } });
     });
     req.end();
   });
+}
+
+function tap(res: http.IncomingMessage): Body {
+  let early: Buffer[] = [];
+  let outcome: { err: unknown } | 'end' | null = null;
+  let handler: BodyHandler | null = null;
+  const finish = (o: { err: unknown } | 'end'): void => {
+    if (outcome) return;
+    outcome = o;
+    if (!handler) return;
+    if (o === 'end') handler.end();
+    else handler.error(o.err);
+  };
+  res.on('data', (c: Buffer) => (handler ? handler.data(c) : early.push(c)));
+  res.once('end', () => finish('end'));
+  res.once('error', (err) => finish({ err }));
+  res.once('close', () => finish({ err: new Error('connection closed before the end of the body') }));
+  return {
+    start(h) {
+      handler = h;
+      for (const c of early) h.data(c);
+      early = [];
+      if (outcome === 'end') h.end();
+      else if (outcome) h.error(outcome.err);
+    },
+    pause: () => res.pause(),
+    resume: () => res.resume(),
+  };
 }

@@ -181,6 +181,8 @@ export class Store {
     const target = this.layout.versionDir(mid, version);
     const preexisting = (await this.layout.versions(mid)).includes(version);
     const result: InstallResult = { id, version, previous, downloaded: 0, reused: 0, bytesFetched: 0 };
+    // Idempotent: the sync loop re-applies its desired state after every restart.
+    if (preexisting && previous === version) return result;
     const intent: InstallIntent = {
       v: 1, op: 'install', id, version, preexisting, startedAt: new Date().toISOString(),
       staging: `${mid.owner}+${mid.name}+${version}+${randomBytes(4).toString('hex')}`,
@@ -203,7 +205,7 @@ export class Store {
       }
       req.onProgress?.({ phase: 'installing', done: 0, total: 1 });
       if (req.beforeActivate) await this.gate(req.beforeActivate, mid, version, files);
-      if (previous !== version) await this.layout.flip(mid, version);
+      await this.layout.flip(mid, version);
       log.info({ previous, downloaded: result.downloaded, reused: result.reused }, 'installed and activated');
     } catch (err) {
       await this.undo(intent, log);

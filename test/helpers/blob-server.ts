@@ -112,7 +112,8 @@ export async function startBlobServer(): Promise<BlobServer> {
     res.once('finish', release);
     res.once('close', release);
 
-    const cut = mis.cutAfter !== undefined && (mis.cutTimes === undefined || cuts < mis.cutTimes);
+    // Only a real mid-body cut: a "cut" after the whole body would just close a keep-alive socket.
+    const cut = mis.cutAfter !== undefined && mis.cutAfter < body.length && (mis.cutTimes === undefined || cuts < mis.cutTimes);
     if (cut) {
       cuts++;
       body = body.subarray(0, mis.cutAfter);

@@ -106,6 +106,31 @@ describe('store install / activate / rollback', () => {
     await expectCurrent(3);
   });
 
+  it('is idempotent for the current version and cancellable mid-download (the next try resumes)', async () => {
+    await install(1);
+    server.requests.length = 0;
+    let hookRuns = 0;
+    await install(1, { beforeActivate: async () => void hookRuns++ });
+    expect(server.requests).toHaveLength(0);
+    expect(hookRuns).toBe(0);
+
+    server.misbehave({ pieceSize: 8 * 1024, delayMs: 5 });
+    const ac = new AbortController();
+    const files = publish(server, versionContent(2));
+    const p = store.installVersion({
+      id: ID, version: 2, files, source: source(), signal: ac.signal,
+      onProgress: (q) => q.phase === 'downloading' && q.done > 40_000 && ac.abort(),
+    });
+    expect(await codeOf(p)).toBe('FETCH_ABORTED');
+    await expectCurrent(1);
+    expect(await store.list()).toEqual([{ id: ID, current: 1, versions: [1] }]);
+    server.misbehave({});
+    const r = await store.installVersion({ id: ID, version: 2, files, source: source() });
+    const needed = files.filter((f) => f.path !== 'shared.bin').reduce((n, f) => n + f.size, 0);
+    expect(r.bytesFetched).toBeLessThan(needed - 30_000);
+    await expectCurrent(2);
+  });
+
   it('removes a model', async () => {
     await install(1);
     await store.remove(ID);
