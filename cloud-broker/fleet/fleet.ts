@@ -52,7 +52,7 @@ export class Fleet {
   private publisher: Publisher | null = null;
   private readonly log: Logger;
   private readonly lifetime: number;
-  private readonly blobBase: string;
+  private blobBase: string;
   private timer: NodeJS.Timeout | null = null;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -61,6 +61,16 @@ export class Fleet {
     this.log = opts.log.child({ module: 'fleet' });
     this.lifetime = opts.lifetimeSeconds ?? 7 * DAY;
     this.blobBase = opts.blobBase ?? `${opts.urls.http.replace(/\/$/, '')}/v1/blobs/`;
+  }
+
+  /**
+   * Points devices at a blob mirror (a CDN, a caching proxy) from the next signed revision on.
+   * Safe without trusting the mirror: devices verify every blob against the signed hash and size.
+   */
+  useBlobMirror(base: string): void {
+    const u = new URL(base);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new OutpostError('BAD_REQUEST', `blob mirror ${base} must be an http(s) URL`);
+    this.blobBase = base.endsWith('/') ? base : `${base}/`;
   }
 
   /** Attaches the MQTT publisher; call republishAll from its onConnect. */

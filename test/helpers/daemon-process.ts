@@ -232,3 +232,74 @@ export async function runAgentVerb(args: string[], env: NodeJS.ProcessEnv = agen
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   return { code, stdout, stderr };
 }
+
+/** One request that went through the slow mirror. */
+export interface MirrorRequest {
+  path: string;
+  range: string | undefined;
+  status: number;
+  /** Body bytes passed to the client so far. */
+  bytes: number;
+}
+
+export interface SlowMirror {
+  readonly url: string;
+  readonly requests: MirrorRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP mirror in front of the cloud that passes blob bodies on in `chunk`-byte pieces every
+ * `delayMs` (a slow uplink), so a test can stop the agent in the middle of a download.
+ */
+export async function slowMirror(target: string, opts: { chunk: number; delayMs: number }): Promise<SlowMirror> {
+  const http = await import('node:http');
+  const requests: MirrorRequest[] = [];
+  const sockets = new Set<net.Socket>();
+  const srv = http.createServer((req, res) => {
+    const rec: MirrorRequest = { path: req.url ?? '', range: req.headers.range, status: 0, bytes: 0 };
+    requests.push(rec);
+    const up = http.request(new URL(req.url ?? '/', target), { method: req.method, headers: { ...req.headers, host: new URL(target).host } }, (ur) => {
+      rec.status = ur.statusCode ?? 0;
+      res.writeHead(rec.status, ur.headers);
+      const queue: Buffer[] = [];
+      let ended = false;
+      let timer: NodeJS.Timeout | null = null;
+      const pump = (): void => {
+        timer = null;
+        const all = Buffer.concat(queue.splice(0));
+        const piece = all.subarray(0, opts.chunk);
+        if (all.length > piece.length) queue.push(all.subarray(piece.length));
+        if (piece.length > 0) {
+          rec.bytes += piece.length;
+          res.write(piece);
+        }
+        if (queue.length > 0) timer = setTimeout(pump, opts.delayMs);
+        else if (ended) res.end();
+        else ur.resume();
+      };
+      ur.on('data', (b: Buffer) => {
+        queue.push(b);
+        ur.pause();
+        timer ??= setTimeout(pump, opts.delayMs);
+      });
+      ur.on('end', () => {
+        ended = true;
+        timer ??= setTimeout(pump, 0);
+      });
+      res.on('close', () => { if (timer) clearTimeout(timer); ur.destroy(); });
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  srv.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+    requests,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+    },
+  };
+}
