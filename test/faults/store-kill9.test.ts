@@ -108,7 +108,9 @@ describe('kill -9 during install', () => {
     while (killed < KILLS) {
       expect(current, 'too many rounds without a kill mid-install').toBeLessThan(MAX_ROUNDS);
       const next = current + 1;
-      const r = await runChild(next, Math.random() * span);
+      // Every other round aims at the end of the install (gate, flip, prune, journal removal).
+      const delay = current % 2 ? Math.random() * span : span * (0.8 + 0.3 * Math.random());
+      const r = await runChild(next, delay);
       if (r.killed) killed++;
       else span = Math.max(r.ms, 20);
       const cur = await checkFolder([current, next]);
@@ -121,8 +123,8 @@ describe('kill -9 during install', () => {
       expect((await store.list())[0].versions.length).toBeLessThanOrEqual(2);
       current = next;
     }
-    // Most kills land before the flip (download and staging are most of the work); the short
-    // window after it is covered deterministically in test/integration/store-recover.test.ts.
+    // The window after the flip is short, so "new" is not asserted here; every crash point is
+    // also recreated deterministically in test/integration/store-recover.test.ts.
     expect(sawOld).toBeGreaterThan(0);
     console.log(`kill -9: ${killed} kills mid-install in ${current - 1} rounds; after recover ${sawOld} old, ${sawNew} new`);
   }, 240_000);
