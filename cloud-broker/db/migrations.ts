@@ -1,6 +1,7 @@
 import { CATALOG_V1 } from './migrations-catalog.js';
 import type { Migration } from './migrate.js';
 import { FLEET_V1 } from './migrations-fleet.js';
+import { TELEMETRY_V1 } from '../fleet/telemetry.js';
 
 /**
  * Every schema migration of the cloud database, applied in this order; the index + 1 of the last
@@ -13,4 +14,5 @@ export const MIGRATIONS: readonly Migration[] = [
   CATALOG_V1,
   // append new migrations below this line
   FLEET_V1,
+  TELEMETRY_V1,
 ];

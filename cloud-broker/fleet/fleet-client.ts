@@ -3,6 +3,7 @@ import type { DesiredSigned } from '../../protocol/desired-state.js';
 import type { ReportedState } from '../../protocol/reported-state.js';
 import type { AgentConfigDraft } from './provision.js';
 import type { RolloutDevice } from './rollout.js';
+import type { LatestTelemetry } from './telemetry.js';
 import type { Deployment, DeviceRecord, Target } from './types.js';
 
 /** The fleet routes of the cloud's HTTP API (cloud-broker/http/fleet-routes.ts), for the CLI. */
@@ -20,7 +21,7 @@ export class FleetClient {
     return (await this.call<{ devices: DeviceRecord[] }>('GET', '/v1/devices')).devices;
   }
 
-  showDevice(id: string): Promise<{ device: DeviceRecord; desired: DesiredSigned | null; reported: ReportedState | null }> {
+  showDevice(id: string): Promise<{ device: DeviceRecord; desired: DesiredSigned | null; reported: ReportedState | null; telemetry: LatestTelemetry | null }> {
     return this.call('GET', `/v1/devices/${encodeURIComponent(id)}`);
   }
 

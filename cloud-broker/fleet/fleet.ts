@@ -13,6 +13,7 @@ import { buildSigned, effectiveDeployments, modelsDigest, planRollback } from '.
 import type { Publisher } from './publisher.js';
 import { rolloutOf, type RolloutDevice } from './rollout.js';
 import { FleetStore } from './store.js';
+import { TelemetryStore, type LatestTelemetry } from './telemetry.js';
 import { describeTarget, parseTag, type Deployment, type DeviceRecord, type Target } from './types.js';
 
 export interface FleetOptions {
@@ -49,6 +50,7 @@ const DAY = 24 * 3600;
  */
 export class Fleet {
   readonly store: FleetStore;
+  readonly telemetry: TelemetryStore;
   private publisher: Publisher | null = null;
   private readonly log: Logger;
   private readonly lifetime: number;
@@ -59,6 +61,7 @@ export class Fleet {
   constructor(private readonly opts: FleetOptions) {
     this.store = new FleetStore(opts.db);
     this.log = opts.log.child({ module: 'fleet' });
+    this.telemetry = new TelemetryStore(opts.db, this.log.child({ part: 'telemetry' }));
     this.lifetime = opts.lifetimeSeconds ?? 7 * DAY;
     this.blobBase = opts.blobBase ?? `${opts.urls.http.replace(/\/$/, '')}/v1/blobs/`;
   }
@@ -133,6 +136,7 @@ export class Fleet {
     this.opts.db.transaction(() => {
       revokeTokens(this.opts.db, 'device', d.id);
       this.store.markRemoved(d.id);
+      this.telemetry.forget(d.id);
     })();
     this.opts.onRevoke?.(d.id);
     await this.publisher?.clearDesired(d.id).catch((err: unknown) => this.log.warn({ err, device: d.id }, 'could not clear the retained desired state'));
@@ -286,6 +290,10 @@ export class Fleet {
       if (s === STATUS_ONLINE || s === STATUS_OFFLINE) this.store.saveStatus(t.deviceId, s, at);
       return;
     }
+    if (t.kind === 'telemetry') {
+      this.telemetry.ingest(t.deviceId, payload);
+      return;
+    }
     if (t.kind !== 'reported') return;
     try {
       const rep = parseReported(payload);
@@ -297,6 +305,11 @@ export class Fleet {
     } catch (err) {
       this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');
     }
+  }
+
+  /** The device's latest telemetry sample, or null before its first one. */
+  telemetryOf(id: string): LatestTelemetry | null {
+    return this.telemetry.latest(id);
   }
 
   reportedOf(id: string): ReportedState | null {

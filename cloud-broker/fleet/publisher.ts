@@ -45,7 +45,8 @@ export async function connectPublisher(opts: PublisherOptions): Promise<Publishe
   });
   client.on('message', (topic, payload) => opts.onMessage?.(topic, payload));
   client.on('connect', () => {
-    client.subscribe([topics.allReported, topics.allStatus, topics.allResponses], { qos: 1 }, (err) => {
+    // Telemetry is published at QoS 0; subscribing at 1 grants the publisher's QoS, no more.
+    client.subscribe([topics.allReported, topics.allStatus, topics.allResponses, topics.allTelemetry], { qos: 1 }, (err) => {
       if (err) log.error({ err }, 'cannot subscribe to device reports');
       else log.info({ url: opts.url }, 'fleet publisher connected');
       opts.onConnect?.();

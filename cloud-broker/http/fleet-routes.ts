@@ -11,7 +11,7 @@ import type { Route } from './router.js';
  *
  *   POST   /v1/devices               {id, tags?}            -> 201 {device, agentConfig}
  *   GET    /v1/devices                                      -> {devices}
- *   GET    /v1/devices/:id                                  -> {device, desired, reported}
+ *   GET    /v1/devices/:id                                  -> {device, desired, reported, telemetry}
  *   DELETE /v1/devices/:id                                  -> {id, removed: true}
  *   PATCH  /v1/devices/:id/tags      {add?, remove?}        -> {device}
  *   POST   /v1/deployments           {model | app, target}  -> 201 {target, deployments, devices}
@@ -42,7 +42,7 @@ export function fleetRoutes(getFleet: () => Fleet | null): Route[] {
       handler: async ({ params }) => {
         const f = fleet();
         const device = f.getDevice(params.id);
-        return { body: { device, desired: f.signedOf(device.id), reported: f.reportedOf(device.id) } };
+        return { body: { device, desired: f.signedOf(device.id), reported: f.reportedOf(device.id), telemetry: f.telemetryOf(device.id) } };
       },
     },
     {

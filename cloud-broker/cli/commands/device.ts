@@ -6,6 +6,7 @@ import { parseDeviceId } from '../../../protocol/topics.js';
 import { FleetClient } from '../../fleet/fleet-client.js';
 import { writeAgentConfig } from '../../fleet/provision.js';
 import { parseTag } from '../../fleet/types.js';
+import { formatTelemetry } from '../../fleet/telemetry-format.js';
 import { defineCommand, stringFlag, usageOnError, type FlagValues } from '../args.js';
 import { CLOUD_FLAGS, CLOUD_FLAGS_HELP, resolveCloud } from '../target.js';
 
@@ -62,7 +63,8 @@ ${CLOUD_FLAGS_HELP}`,
 export const deviceShow = defineCommand({
   usage: `outpost device show <id> [--json]
 
-Shows one device: tags, status, its signed desired state and its last report.
+Shows one device: tags, status, its signed desired state, its last report and its latest
+telemetry sample (CPU, memory, temperatures, models disk, per-model inference counts and latency).
 
 ${CLOUD_FLAGS_HELP}`,
   options: CLOUD_FLAGS,
@@ -76,6 +78,7 @@ ${CLOUD_FLAGS_HELP}`,
       ...(r.desired?.models ?? []).map((m) => `  ${m.id}@${m.version} ${m.framework} (${m.files.length} files)`),
       `reported (revision ${r.reported?.appliedRevision ?? '-'}, agent ${r.reported?.agentVersion ?? '-'}):`,
       ...(r.reported?.models ?? []).map((m) => `  ${m.id} active ${m.activeVersion ?? '-'} ${m.state}${m.error ? ` ${m.error.code}` : ''}`),
+      ...formatTelemetry(r.telemetry ?? null),
     ];
     printResult(ctx, json, r, lines.join('\n'));
     return 0;
