@@ -120,6 +120,7 @@ async function attempt(req: DownloadRequest, partial: string, state: DownloadRes
     if (res.status === 200 && offset > 0) {
       log.info({ offset }, 'server answered the range request with 200: restarting the file');
       offset = 0;
+      state.resumed = false;
       await truncate(partial, 0);
       return await receive(req, partial, res, createHash('sha256'), 0, state);
     }
@@ -233,7 +234,7 @@ async function writeAll(fh: FileHandle, chunk: Buffer, path: string): Promise<vo
 
 function ioError(err: unknown, path: string): OutpostError {
   if (isNoSpace(err)) {
-    return new OutpostError('FETCH_NO_SPACE', `the disk is full while writing ${path}; free space on that filesystem`, { path }, { cause: err });
+    return new OutpostError('FETCH_NO_SPACE', `no space left (or the file-size limit was reached) while writing ${path}; free space on that filesystem`, { path }, { cause: err });
   }
   return new OutpostError('IO_ERROR', `cannot write ${path}: ${(err as Error).message}`, { path }, { cause: err });
 }

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,15 +6,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../agent/store/index.js';
 import { OutpostError } from '../../protocol/errors/index.js';
-import { skipForPackage } from '../helpers/requires.js';
 import { publish, startBlobServer, type BlobServer } from '../helpers/blob-server.js';
-import { contentOf, versionProblem } from './store-fixture.js';
+import { bigFile, childCommand, contentOf, versionProblem } from './store-fixture.js';
 
 /**
  * Disk full, for real: the models folder lives on a 2 MiB tmpfs. First the free-disk pre-check
  * refuses a version that cannot fit; then, with the check turned off (as if another process had
  * filled the disk after it), the write itself hits ENOSPC. Either way the old version keeps
  * serving, every file of it intact, and the space taken by the failed download is given back.
+ * Where mounting is not allowed (no CAP_SYS_ADMIN), the second half runs in a child process
+ * under `ulimit -f` instead (the kernel refuses the write with EFBIG): a real limit either way.
  */
 const ID = 'acme/detector';
 let mnt: string;
@@ -27,7 +28,7 @@ function tryMount(): string | null {
     mounted = true;
     return null;
   } catch (err) {
-    return `cannot mount a small tmpfs for the disk-full test (needs root and CAP_SYS_ADMIN): ${(err as Error).message.split('\n')[0]}`;
+    return `cannot mount a small tmpfs (needs root and CAP_SYS_ADMIN): ${(err as Error).message.split('\n')[0]}`;
   }
 }
 
@@ -57,8 +58,12 @@ async function free(): Promise<number> {
 }
 
 describe('disk full', () => {
-  it('keeps the old version serving when a new one does not fit', async (ctx) => {
-    if (skipForPackage(tryMount())) return ctx.skip();
+  it('keeps the old version serving when a new one does not fit (2 MiB tmpfs)', async (ctx) => {
+    const why = tryMount();
+    if (why) {
+      console.warn(`[disk-full] ${why}; the ulimit -f test below covers ENOSPC-like failures`);
+      return ctx.skip();
+    }
     let store: Store = await openStore({ dir: mnt, marginBytes: 0, backoffMs: 1 });
     const v1 = contentOf(1);
     await store.installVersion({ id: ID, version: 1, files: publish(server, v1), source: { baseUrl: server.url } });
@@ -77,7 +82,7 @@ describe('disk full', () => {
     store = await openStore({ dir: mnt, marginBytes: 0, backoffMs: 1, checkFreeSpace: false });
     const err = await store.installVersion({ id: ID, version: 2, files, source: { baseUrl: server.url } }).catch((e: unknown) => e);
     expect((err as OutpostError).code).toBe('FETCH_NO_SPACE');
-    expect((err as OutpostError).message).toMatch(/disk is full/);
+    expect((err as OutpostError).message).toMatch(/no space left/);
     expect(await versionProblem(current, 1)).toBeNull();
     expect(await store.list()).toEqual([{ id: ID, current: 1, versions: [1] }]);
     expect(await readdir(join(mnt, '.outpost/staging'))).toEqual([]);
@@ -91,5 +96,32 @@ describe('disk full', () => {
     // Once the version fits, the same store converges.
     await store.installVersion({ id: ID, version: 3, files: publish(server, contentOf(3)), source: { baseUrl: server.url } });
     expect(await versionProblem(current, 3)).toBeNull();
+  });
+
+  it('keeps the old version serving when a write hits the file-size limit (ulimit -f in a child)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'outpost-fsize-'));
+    const cmd = await childCommand();
+    try {
+      const store = await openStore({ dir, marginBytes: 0, backoffMs: 1 });
+      await store.installVersion({ id: ID, version: 1, files: publish(server, contentOf(1)), source: { baseUrl: server.url } });
+      // Version 2 with a 3 MiB file, installed by a child that may not write files over 1 MiB.
+      for (const data of contentOf(2).values()) server.add(data);
+      const big = 3 * 1024 * 1024;
+      server.add(bigFile(big));
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile('bash', ['-c', 'ulimit -f 1024 && exec "$@"', 'bash', process.execPath, ...cmd.args, dir, server.url, '2', String(big)],
+          (err, stdout) => (err && (err as { code?: unknown }).code !== 3 ? reject(err) : resolve(stdout)));
+      });
+      const answer = JSON.parse(out.trim().split('\n').at(-1)!) as { code: string; message: string };
+      expect(answer.code).toBe('FETCH_NO_SPACE');
+      const reopened = await openStore({ dir });
+      expect(await reopened.list()).toEqual([{ id: ID, current: 1, versions: [1] }]);
+      expect(await versionProblem(join(dir, 'acme/detector/current'), 1)).toBeNull();
+      expect((await readdir(join(dir, '.outpost/blobs'))).filter((n) => n.endsWith('.part'))).toEqual([]);
+      expect(existsSync(join(dir, '.outpost/journal.json'))).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      if (cmd.cleanup) await rm(cmd.cleanup, { force: true });
+    }
   });
 });

@@ -1,30 +1,27 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../agent/store/index.js';
 import { startBlobServer, type BlobServer } from '../helpers/blob-server.js';
-import { contentOf, publishedFiles, versionProblem } from './store-fixture.js';
+import { childCommand, contentOf, publishedFiles, versionProblem } from './store-fixture.js';
 
 /**
  * kill -9 of a process installing a model version, at random moments, many times. After each
  * kill, recover() must leave the folder with the old or the new version current, every version
  * folder complete (every file hashed), nothing staged, no journal; and a second install must
- * converge. The child is bundled once with esbuild so that it starts in ~0.1 s instead of
- * tsx's ~0.8 s (falls back to tsx when esbuild is not there).
+ * converge.
  */
 const KILLS = 50;
 const MAX_ROUNDS = 150;
 const ID = 'acme/detector';
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '../..');
 
 let server: BlobServer;
 let dir: string;
 let childCmd: string[];
+let bundle: string | null;
 
 beforeAll(async () => {
   server = await startBlobServer();
@@ -32,23 +29,14 @@ beforeAll(async () => {
   server.misbehave({ pieceSize: 8 * 1024 });
   for (let v = 1; v <= MAX_ROUNDS + 1; v++) for (const data of contentOf(v).values()) server.add(data);
   dir = await mkdtemp(join(tmpdir(), 'outpost-kill9-'));
-  const entry = join(here, 'store-kill-child.ts');
-  try {
-    const { build } = await import('esbuild');
-    // Inside node_modules so that the bundle's external packages (pino) resolve.
-    const outDir = join(root, 'node_modules/.cache/outpost-faults');
-    await mkdir(outDir, { recursive: true });
-    const outfile = join(outDir, `store-kill-child-${process.pid}.mjs`);
-    await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile, logLevel: 'error' });
-    childCmd = [outfile];
-  } catch {
-    childCmd = ['--import', 'tsx', entry];
-  }
+  const cmd = await childCommand();
+  childCmd = cmd.args;
+  bundle = cmd.cleanup;
 });
 afterAll(async () => {
   await server.close();
   await rm(dir, { recursive: true, force: true });
-  if (childCmd[0].endsWith('.mjs')) await rm(childCmd[0], { force: true });
+  if (bundle) await rm(bundle, { force: true });
 });
 
 /** Runs the child; kills it `killAfterMs` after it is ready unless it finished; `ms` counts from ready. */
