@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { formatModelId, parseModelId, parseVersion, type ModelId } from '../../protocol/ids.js';
@@ -158,6 +158,8 @@ export class Store {
     return this.exclusive(async () => {
       await this.ensureRecovered();
       await this.layout.discard(this.layout.modelDir(mid));
+      // The owner folder goes too when this was its last model (rmdir refuses a non-empty one).
+      await rmdir(join(this.layout.dir, mid.owner)).catch(() => undefined);
       this.log.info({ model: id }, 'removed');
     });
   }

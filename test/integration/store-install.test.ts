@@ -135,7 +135,8 @@ describe('store install / activate / rollback', () => {
     await install(1);
     await store.remove(ID);
     expect(await store.list()).toEqual([]);
-    expect(existsSync(join(dir, 'acme/detector'))).toBe(false);
+    expect(existsSync(join(dir, 'acme'))).toBe(false);
+    expect(await codeOf(store.rollback(ID))).toBe('STORE_NOT_INSTALLED');
   });
 });
 
