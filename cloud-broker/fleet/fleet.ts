@@ -286,8 +286,8 @@ export class Fleet {
     if (!dev || dev.removedAt !== null) return;
     const at = new Date().toISOString();
     if (t.kind === 'status') {
-      const s = payload.toString();
-      if (s === STATUS_ONLINE || s === STATUS_OFFLINE) this.store.saveStatus(t.deviceId, s, at);
+      const s = statusOf(payload);
+      if (s) this.store.saveStatus(t.deviceId, s, at);
       return;
     }
     if (t.kind === 'telemetry') {
@@ -320,4 +320,17 @@ export class Fleet {
   rolloutStatus(): RolloutDevice[] {
     return this.store.listDevices().map((d) => rolloutOf(d, this.signedOf(d.id), this.reportedOf(d.id)));
   }
+}
+
+/**
+ * A status message: the plain word of docs/protocol.md, or the agent's JSON form
+ * `{"state": "online", "at", "agentVersion"}` (what agent/sync/mqtt-session.ts publishes).
+ */
+function statusOf(payload: Buffer): typeof STATUS_ONLINE | typeof STATUS_OFFLINE | null {
+  const text = payload.toString('utf8').trim();
+  let s: unknown = text;
+  if (text.startsWith('{') && text.length <= 4096) {
+    try { s = (JSON.parse(text) as { state?: unknown }).state; } catch { s = null; }
+  }
+  return s === STATUS_ONLINE || s === STATUS_OFFLINE ? s : null;
 }
