@@ -95,7 +95,9 @@ export class Reconciler {
     this.lastError = null;
     if (this.desired && verified.revision === this.desired.revision) {
       this.log.debug({ revision: verified.revision }, 'desired state redelivered');
-      this.kick();
+      // Every reconnect redelivers the retained document: an apply in flight already works toward
+      // it, so it must not be cancelled (a flapping broker would otherwise restart every install).
+      this.kick({ preempt: false });
       return;
     }
     this.opts.state.save(verified.revision, typeof payload === 'string' ? payload : payload.toString('utf8'));
@@ -174,11 +176,11 @@ export class Reconciler {
     this.kick();
   }
 
-  private kick(): void {
+  private kick(opts: { preempt?: boolean } = {}): void {
     if (this.stopped) return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    this.runner.run((signal) => this.apply(signal));
+    this.runner.run((signal) => this.apply(signal), opts);
   }
 
   private async apply(signal: AbortSignal): Promise<void> {
