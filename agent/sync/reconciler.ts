@@ -215,6 +215,11 @@ export class Reconciler {
         this.publishNow();
       }
     }
+    // Collect unreferenced versions and cache blobs only after an apply in which nothing failed:
+    // between retries, the blobs a failed install already fetched must stay for the next attempt.
+    if (steps.length > 0 && !signal.aborted && ![...this.failures.values()].some((f) => f.retryable)) {
+      await this.opts.store.gc().catch((err) => this.log.warn({ err }, 'gc failed'));
+    }
     if (transient && !this.stopped) {
       const delay = this.retry.next();
       this.log.info({ delayMs: delay }, 'retrying transient failures later');
@@ -269,7 +274,6 @@ export class Reconciler {
         this.models.delete(step.id);
         this.opts.onEvent?.({ type: 'removed', model: step.id });
         this.publishNow();
-        await this.opts.store.gc();
         return;
       }
     }
@@ -282,7 +286,6 @@ export class Reconciler {
     this.setModel(id, { state: 'active', activeVersion: version, progress: undefined, error: undefined });
     this.opts.onEvent?.({ type: 'activated', model: id, version });
     this.publishNow();
-    await this.opts.store.gc().catch((err) => this.log.warn({ err }, 'gc failed'));
   }
 
   private async refreshInstalled(): Promise<void> {
