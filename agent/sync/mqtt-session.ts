@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../../protocol/log.js';
 import { Backoff } from './backoff.js';
+import { STATUS_OFFLINE, STATUS_ONLINE } from '../../protocol/topics.js';
 
 /**
  * The agent's one MQTT connection. Only this file knows MQTT.
@@ -172,6 +173,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   }
 }
 
-function statusDoc(state: 'online' | 'offline', agentVersion?: string): string {
-  return JSON.stringify({ state, at: new Date().toISOString(), agentVersion });
+/**
+ * The status payload is the plain word `online` / `offline`, as docs/protocol.md defines it: the
+ * Last Will is fixed at connect time, so a timestamp in it would lie; the agent version travels in
+ * the reported state instead.
+ */
+function statusDoc(state: 'online' | 'offline', _agentVersion?: string): string {
+  return state === 'online' ? STATUS_ONLINE : STATUS_OFFLINE;
 }
