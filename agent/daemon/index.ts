@@ -117,7 +117,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     blobs: { baseUrl: config.cloud.http, headers: { authorization: `Bearer ${config.credentials.token}` } },
     state: new SyncState(join(config.modelsDir, '.outpost', 'sync.json')),
     gate: (m) => compatibilityGate({ backends, deviceType: host.deviceType })(m),
-    beforeActivate: (dir) => runtime.beforeActivate(dir),
+    // Load + smoke-run once in the staging folder; activate() then reuses that instance.
+    beforeActivate: (dir, model) => runtime.prepare(model.id, model.version, dir),
     onActivated: (id, version, dir) => runtime.activate(id, version, dir),
     onRemoved: (id) => runtime.unload(id),
     onEvent: (e) => {

@@ -57,6 +57,7 @@ export class Runtime {
   private readonly log: Logger;
   private readonly active = new Map<string, Slot>();
   private readonly activating = new Map<string, Promise<unknown>>();
+  private readonly prepared = new Map<string, { version: number; model: ModelVersion }>();
 
   constructor(opts: { log?: Logger; registry?: BackendRegistry } = {}) {
     this.log = (opts.log ?? silentLogger).child({ module: 'runtime' });
@@ -73,6 +74,25 @@ export class Runtime {
     }
   };
 
+  /**
+   * Like beforeActivate, but keeps the loaded, smoke-tested instance for the activate(id, version)
+   * that follows, so an install loads a model once instead of twice. Engines hold the model in
+   * memory once loaded, so the store renaming the staging folder afterwards does not matter. At
+   * most one prepared instance per model is kept; a newer one replaces (and disposes) it.
+   */
+  async prepare(id: string, version: number, dir: string): Promise<void> {
+    const mv = await ModelVersion.load(dir, { registry: this.registry, log: this.log });
+    try {
+      if (mv.id !== id) throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, { expected: id, found: mv.id });
+      await mv.smokeTest();
+    } catch (err) {
+      await mv.dispose().catch(() => undefined);
+      throw err;
+    }
+    await this.dropPrepared(id);
+    this.prepared.set(id, { version, model: mv });
+  }
+
   /** Loads, smoke-tests and serves `dir` as `version` of `id`; the previous version retires. */
   async activate(id: string, version: number, dir: string, opts: { backend?: string } = {}): Promise<void> {
     const prev = this.activating.get(id) ?? Promise.resolve();
@@ -87,10 +107,16 @@ export class Runtime {
 
   private async doActivate(id: string, version: number, dir: string, opts: { backend?: string }): Promise<void> {
     let mv: ModelVersion | undefined;
+    const ready = this.prepared.get(id);
+    if (ready && ready.version === version && opts.backend === undefined) {
+      this.prepared.delete(id);
+      mv = ready.model;
+      mv.relocate(dir);
+    }
     try {
-      mv = await ModelVersion.load(dir, { registry: this.registry, log: this.log, backend: opts.backend });
+      mv ??= await ModelVersion.load(dir, { registry: this.registry, log: this.log, backend: opts.backend });
       if (mv.id !== id) throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, { expected: id, found: mv.id });
-      await mv.smokeTest();
+      if (mv !== ready?.model) await mv.smokeTest();
     } catch (err) {
       await mv?.dispose().catch(() => undefined);
       const e = toOutpostError(err);
@@ -131,6 +157,7 @@ export class Runtime {
   /** Stops serving `id`; in-flight requests finish on the version they hold. */
   async unload(id: string): Promise<void> {
     await this.activating.get(id)?.catch(() => undefined);
+    await this.dropPrepared(id);
     const s = this.active.get(id);
     if (!s) return;
     this.active.delete(id);
@@ -138,7 +165,14 @@ export class Runtime {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.active.keys()].map((id) => this.unload(id)));
+    await Promise.all([...new Set([...this.active.keys(), ...this.prepared.keys()])].map((id) => this.unload(id)));
+  }
+
+  private async dropPrepared(id: string): Promise<void> {
+    const p = this.prepared.get(id);
+    if (!p) return;
+    this.prepared.delete(id);
+    await p.model.dispose().catch((err) => this.log.warn({ model: id, err }, 'dispose of a prepared version failed'));
   }
 
   /** Runs fn on the active version holding a reference for the whole call. */

@@ -25,7 +25,7 @@ export class ModelVersion {
   private disposed = false;
 
   private constructor(
-    readonly dir: string,
+    private folder: string,
     readonly manifest: ModelManifest,
     readonly labels: string[],
     readonly colors: [number, number, number][] | undefined,
@@ -33,6 +33,9 @@ export class ModelVersion {
     private readonly log: Logger,
   ) {}
 
+  /** The version folder; moves from staging to versions/<v> when the store activates it. */
+  get dir(): string { return this.folder; }
+  relocate(dir: string): void { this.folder = dir; }
   get id(): string { return this.manifest.id; }
   get params(): ModelParameters { return this.manifest.model_parameters; }
   get backend(): string { return this.model.backend; }
