@@ -11,11 +11,10 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
-#include "outpost_addon.h"
+#include "model_wrap.h"
 
 namespace {
 
@@ -34,7 +33,7 @@ hailo_format_order_t OrderOf(const std::string& s) {
   return HAILO_FORMAT_ORDER_AUTO;  // "auto", "none" or unset: the stream's own order
 }
 
-struct Options {
+struct HefSpec {
   std::string hef;
   bool quantizeInput = false;
   bool quantizeOutput = false;
@@ -49,71 +48,6 @@ struct Stream {
   size_t frameSize = 0;
 };
 
-// Everything one loaded HEF owns; released in reverse order of creation.
-struct HefState {
-  hailo_vdevice vdevice = nullptr;
-  hailo_hef hef = nullptr;
-  hailo_configured_network_group group = nullptr;
-  hailo_activated_network_group active = nullptr;
-  std::vector<hailo_input_vstream> inputs;
-  std::vector<hailo_output_vstream> outputs;
-  std::vector<Stream> inInfo, outInfo;
-  std::mutex mu;
-
-  ~HefState() {
-    if (!outputs.empty()) hailo_release_output_vstreams(outputs.data(), outputs.size());
-    if (!inputs.empty()) hailo_release_input_vstreams(inputs.data(), inputs.size());
-    if (active) hailo_deactivate_network_group(active);
-    if (hef) hailo_release_hef(hef);
-    if (vdevice) hailo_release_vdevice(vdevice);
-  }
-};
-
-std::shared_ptr<HefState> Open(const Options& o) {
-  auto s = std::make_shared<HefState>();
-  hailo_vdevice_params_t vparams;
-  Check(hailo_init_vdevice_params(&vparams), "hailo_init_vdevice_params");
-  Check(hailo_create_vdevice(&vparams, &s->vdevice), "hailo_create_vdevice");
-  Check(hailo_create_hef_file(&s->hef, o.hef.c_str()), "hailo_create_hef_file");
-  hailo_configure_params_t cparams;
-  Check(hailo_init_configure_params_by_vdevice(s->hef, s->vdevice, &cparams), "hailo_init_configure_params_by_vdevice");
-  hailo_configured_network_group groups[HAILO_MAX_NETWORK_GROUPS];
-  size_t nGroups = HAILO_MAX_NETWORK_GROUPS;
-  Check(hailo_configure_vdevice(s->vdevice, s->hef, &cparams, groups, &nGroups), "hailo_configure_vdevice");
-  if (nGroups != 1) throw AddonError("ADDON_MODEL_INVALID", "the HEF has " + std::to_string(nGroups) + " network groups; Outpost runs single-group HEFs");
-  s->group = groups[0];
-
-  const hailo_format_type_t inType = o.quantizeInput ? HAILO_FORMAT_TYPE_UINT8 : HAILO_FORMAT_TYPE_FLOAT32;
-  const hailo_format_type_t outType = o.quantizeOutput ? HAILO_FORMAT_TYPE_UINT8 : HAILO_FORMAT_TYPE_FLOAT32;
-  hailo_input_vstream_params_by_name_t inParams[16];
-  hailo_output_vstream_params_by_name_t outParams[16];
-  size_t nIn = 16, nOut = 16;
-  // The bool was `quantized` before HailoRT 4.14 and is ignored since; the format type decides.
-  Check(hailo_make_input_vstream_params(s->group, o.quantizeInput, inType, inParams, &nIn), "hailo_make_input_vstream_params");
-  Check(hailo_make_output_vstream_params(s->group, o.quantizeOutput, outType, outParams, &nOut), "hailo_make_output_vstream_params");
-  for (size_t i = 0; i < nIn; ++i) inParams[i].params.user_buffer_format.order = OrderOf(o.inputFormat);
-  for (size_t i = 0; i < nOut; ++i) outParams[i].params.user_buffer_format.order = OrderOf(o.outputFormat);
-
-  s->inputs.resize(nIn);
-  s->outputs.resize(nOut);
-  Check(hailo_create_input_vstreams(s->group, inParams, nIn, s->inputs.data()), "hailo_create_input_vstreams");
-  Check(hailo_create_output_vstreams(s->group, outParams, nOut, s->outputs.data()), "hailo_create_output_vstreams");
-  for (size_t i = 0; i < nIn; ++i) {
-    Stream st{inParams[i].name, {}, inParams[i].params.user_buffer_format, 0};
-    Check(hailo_get_input_vstream_info(s->inputs[i], &st.info), "hailo_get_input_vstream_info");
-    Check(hailo_get_input_vstream_frame_size(s->inputs[i], &st.frameSize), "hailo_get_input_vstream_frame_size");
-    s->inInfo.push_back(st);
-  }
-  for (size_t i = 0; i < nOut; ++i) {
-    Stream st{outParams[i].name, {}, outParams[i].params.user_buffer_format, 0};
-    Check(hailo_get_output_vstream_info(s->outputs[i], &st.info), "hailo_get_output_vstream_info");
-    Check(hailo_get_output_vstream_frame_size(s->outputs[i], &st.frameSize), "hailo_get_output_vstream_frame_size");
-    s->outInfo.push_back(st);
-  }
-  Check(hailo_activate_network_group(s->group, nullptr, &s->active), "hailo_activate_network_group");
-  return s;
-}
-
 size_t ElementSize(const hailo_format_t& f) {
   return f.type == HAILO_FORMAT_TYPE_FLOAT32 ? 4 : f.type == HAILO_FORMAT_TYPE_UINT16 ? 2 : 1;
 }
@@ -125,45 +59,103 @@ std::vector<int64_t> ShapeOf(const Stream& s) {
   return {1, s.info.shape.height, s.info.shape.width, s.info.shape.features};
 }
 
-class OpenWorker : public outpost::PromiseWorker {
- public:
-  OpenWorker(Napi::Env env, Options o) : PromiseWorker(env), o_(std::move(o)) {}
+// Everything one loaded HEF owns; released in reverse order of creation. ModelWrap serialises
+// runs, so a frame's writes and reads never interleave with another run's.
+struct HailoRt {
+  struct State {
+    hailo_vdevice vdevice = nullptr;
+    hailo_hef hef = nullptr;
+    hailo_configured_network_group group = nullptr;
+    hailo_activated_network_group active = nullptr;
+    std::vector<hailo_input_vstream> inputs;
+    std::vector<hailo_output_vstream> outputs;
+    std::vector<Stream> inInfo, outInfo;
 
- protected:
-  void Run() override { state_ = Open(o_); }
-  Napi::Value Resolve(Napi::Env env) override;
+    ~State() {
+      if (!outputs.empty()) hailo_release_output_vstreams(outputs.data(), outputs.size());
+      if (!inputs.empty()) hailo_release_input_vstreams(inputs.data(), inputs.size());
+      if (active) hailo_deactivate_network_group(active);
+      if (hef) hailo_release_hef(hef);
+      if (vdevice) hailo_release_vdevice(vdevice);
+    }
+  };
+  using Spec = HefSpec;
 
- private:
-  Options o_;
-  std::shared_ptr<HefState> state_;
-};
+  static constexpr const char* kClassName = "HailoModel";
+  static constexpr const char* kRunMethod = "run";
 
-class RunWorker : public outpost::PromiseWorker {
- public:
-  RunWorker(Napi::Env env, std::shared_ptr<HefState> s, std::vector<outpost::InputTensor> in)
-      : PromiseWorker(env), s_(std::move(s)), in_(std::move(in)) {}
+  static Spec ReadSpec(Napi::Env env, Napi::Value arg) {
+    Napi::Object o = outpost::SpecObject(env, arg, "{hef, quantizeInput, quantizeOutput, inputFormat, outputFormat}");
+    return Spec{outpost::SpecString(o, "hef"), outpost::SpecBool(o, "quantizeInput"), outpost::SpecBool(o, "quantizeOutput"),
+                outpost::SpecString(o, "inputFormat"), outpost::SpecString(o, "outputFormat")};
+  }
 
- protected:
-  void Run() override {
-    std::lock_guard<std::mutex> lock(s_->mu);
-    if (in_.size() != s_->inputs.size()) throw AddonError("RUNTIME_INPUT_INVALID", "the HEF has " + std::to_string(s_->inputs.size()) + " inputs");
-    for (size_t i = 0; i < in_.size(); ++i) {
-      const Stream& st = s_->inInfo[i];
+  static void Open(const Spec& o, State& s) {
+    hailo_vdevice_params_t vparams;
+    Check(hailo_init_vdevice_params(&vparams), "hailo_init_vdevice_params");
+    Check(hailo_create_vdevice(&vparams, &s.vdevice), "hailo_create_vdevice");
+    Check(hailo_create_hef_file(&s.hef, o.hef.c_str()), "hailo_create_hef_file");
+    hailo_configure_params_t cparams;
+    Check(hailo_init_configure_params_by_vdevice(s.hef, s.vdevice, &cparams), "hailo_init_configure_params_by_vdevice");
+    hailo_configured_network_group groups[HAILO_MAX_NETWORK_GROUPS];
+    size_t nGroups = HAILO_MAX_NETWORK_GROUPS;
+    Check(hailo_configure_vdevice(s.vdevice, s.hef, &cparams, groups, &nGroups), "hailo_configure_vdevice");
+    if (nGroups != 1) throw AddonError("ADDON_MODEL_INVALID", "the HEF has " + std::to_string(nGroups) + " network groups; Outpost runs single-group HEFs");
+    s.group = groups[0];
+
+    const hailo_format_type_t inType = o.quantizeInput ? HAILO_FORMAT_TYPE_UINT8 : HAILO_FORMAT_TYPE_FLOAT32;
+    const hailo_format_type_t outType = o.quantizeOutput ? HAILO_FORMAT_TYPE_UINT8 : HAILO_FORMAT_TYPE_FLOAT32;
+    hailo_input_vstream_params_by_name_t inParams[16];
+    hailo_output_vstream_params_by_name_t outParams[16];
+    size_t nIn = 16, nOut = 16;
+    // The bool was `quantized` before HailoRT 4.14 and is ignored since; the format type decides.
+    Check(hailo_make_input_vstream_params(s.group, o.quantizeInput, inType, inParams, &nIn), "hailo_make_input_vstream_params");
+    Check(hailo_make_output_vstream_params(s.group, o.quantizeOutput, outType, outParams, &nOut), "hailo_make_output_vstream_params");
+    for (size_t i = 0; i < nIn; ++i) inParams[i].params.user_buffer_format.order = OrderOf(o.inputFormat);
+    for (size_t i = 0; i < nOut; ++i) outParams[i].params.user_buffer_format.order = OrderOf(o.outputFormat);
+
+    // Handles join the State only once created, so ~State never releases a null vstream.
+    std::vector<hailo_input_vstream> ins(nIn);
+    Check(hailo_create_input_vstreams(s.group, inParams, nIn, ins.data()), "hailo_create_input_vstreams");
+    s.inputs = std::move(ins);
+    std::vector<hailo_output_vstream> outs(nOut);
+    Check(hailo_create_output_vstreams(s.group, outParams, nOut, outs.data()), "hailo_create_output_vstreams");
+    s.outputs = std::move(outs);
+    for (size_t i = 0; i < nIn; ++i) {
+      Stream st{inParams[i].name, {}, inParams[i].params.user_buffer_format, 0};
+      Check(hailo_get_input_vstream_info(s.inputs[i], &st.info), "hailo_get_input_vstream_info");
+      Check(hailo_get_input_vstream_frame_size(s.inputs[i], &st.frameSize), "hailo_get_input_vstream_frame_size");
+      s.inInfo.push_back(st);
+    }
+    for (size_t i = 0; i < nOut; ++i) {
+      Stream st{outParams[i].name, {}, outParams[i].params.user_buffer_format, 0};
+      Check(hailo_get_output_vstream_info(s.outputs[i], &st.info), "hailo_get_output_vstream_info");
+      Check(hailo_get_output_vstream_frame_size(s.outputs[i], &st.frameSize), "hailo_get_output_vstream_frame_size");
+      s.outInfo.push_back(st);
+    }
+    Check(hailo_activate_network_group(s.group, nullptr, &s.active), "hailo_activate_network_group");
+  }
+
+  static void Run(State& s, const outpost::RunRequest& req, std::vector<outpost::OutputTensor>& out) {
+    const auto& in = req.inputs;
+    if (in.size() != s.inputs.size()) throw AddonError("RUNTIME_INPUT_INVALID", "the HEF has " + std::to_string(s.inputs.size()) + " inputs");
+    for (size_t i = 0; i < in.size(); ++i) {
+      const Stream& st = s.inInfo[i];
       const size_t n = st.frameSize / ElementSize(st.format);
-      if (in_[i].count != n) throw AddonError("RUNTIME_INPUT_INVALID", "input '" + st.name + "' needs " + std::to_string(n) + " values");
+      if (in[i].count != n) throw AddonError("RUNTIME_INPUT_INVALID", "input '" + st.name + "' needs " + std::to_string(n) + " values");
       if (st.format.type == HAILO_FORMAT_TYPE_FLOAT32) {
-        Check(hailo_vstream_write_raw_buffer(s_->inputs[i], in_[i].data, st.frameSize), "hailo_vstream_write_raw_buffer");
+        Check(hailo_vstream_write_raw_buffer(s.inputs[i], in[i].data, st.frameSize), "hailo_vstream_write_raw_buffer");
       } else {
         // Quantized input: the float tensor carries 0..255 pixel values.
         std::vector<uint8_t> q(n);
-        for (size_t k = 0; k < n; ++k) q[k] = static_cast<uint8_t>(std::clamp(std::lround(in_[i].data[k]), 0L, 255L));
-        Check(hailo_vstream_write_raw_buffer(s_->inputs[i], q.data(), q.size()), "hailo_vstream_write_raw_buffer");
+        for (size_t k = 0; k < n; ++k) q[k] = static_cast<uint8_t>(std::clamp(std::lround(in[i].data[k]), 0L, 255L));
+        Check(hailo_vstream_write_raw_buffer(s.inputs[i], q.data(), q.size()), "hailo_vstream_write_raw_buffer");
       }
     }
-    for (size_t i = 0; i < s_->outputs.size(); ++i) {
-      const Stream& st = s_->outInfo[i];
+    for (size_t i = 0; i < s.outputs.size(); ++i) {
+      const Stream& st = s.outInfo[i];
       std::vector<uint8_t> raw(st.frameSize);
-      Check(hailo_vstream_read_raw_buffer(s_->outputs[i], raw.data(), raw.size()), "hailo_vstream_read_raw_buffer");
+      Check(hailo_vstream_read_raw_buffer(s.outputs[i], raw.data(), raw.size()), "hailo_vstream_read_raw_buffer");
       const size_t n = st.frameSize / ElementSize(st.format);
       auto values = std::make_shared<std::vector<float>>(n);
       for (size_t k = 0; k < n; ++k) {
@@ -171,43 +163,11 @@ class RunWorker : public outpost::PromiseWorker {
                        : st.format.type == HAILO_FORMAT_TYPE_UINT16 ? reinterpret_cast<const uint16_t*>(raw.data())[k]
                                                                      : raw[k];
       }
-      outpost::OutputTensor t{st.name, ShapeOf(st), values->data(), n, values};
-      out_.push_back(std::move(t));
+      out.push_back({st.name, ShapeOf(st), values->data(), n, values});
     }
   }
-  Napi::Value Resolve(Napi::Env env) override { return outpost::WriteOutputs(env, out_); }
 
- private:
-  std::shared_ptr<HefState> s_;
-  std::vector<outpost::InputTensor> in_;
-  std::vector<outpost::OutputTensor> out_;
-};
-
-class HefWrap : public Napi::ObjectWrap<HefWrap> {
- public:
-  static Napi::FunctionReference* ctor;
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "HailoModel", {InstanceMethod("run", &HefWrap::RunJs), InstanceMethod("dispose", &HefWrap::Dispose),
-                                           InstanceMethod("info", &HefWrap::Info)});
-  }
-  explicit HefWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<HefWrap>(info) {
-    auto* p = info[0].As<Napi::External<std::shared_ptr<HefState>>>().Data();
-    s_ = std::move(*p);
-    delete p;
-  }
-
- private:
-  Napi::Value RunJs(const Napi::CallbackInfo& info) {
-    if (!s_) outpost::ThrowError(info.Env(), "RUNTIME_MODEL_UNLOADED", "the model was disposed; load it again");
-    return outpost::Start(new RunWorker(info.Env(), s_, outpost::ReadInputs(info.Env(), info[0])));
-  }
-  Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    s_.reset();
-    return info.Env().Undefined();
-  }
-  Napi::Value Info(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!s_) outpost::ThrowError(env, "RUNTIME_MODEL_UNLOADED", "the model was disposed; load it again");
+  static Napi::Value Info(Napi::Env env, const State& s) {
     auto list = [&](const std::vector<Stream>& v) {
       Napi::Array a = Napi::Array::New(env, v.size());
       for (uint32_t i = 0; i < v.size(); ++i) {
@@ -220,29 +180,11 @@ class HefWrap : public Napi::ObjectWrap<HefWrap> {
       return a;
     };
     Napi::Object o = Napi::Object::New(env);
-    o.Set("inputs", list(s_->inInfo));
-    o.Set("outputs", list(s_->outInfo));
+    o.Set("inputs", list(s.inInfo));
+    o.Set("outputs", list(s.outInfo));
     return o;
   }
-  std::shared_ptr<HefState> s_;
 };
-
-Napi::FunctionReference* HefWrap::ctor = nullptr;
-
-Napi::Value OpenWorker::Resolve(Napi::Env env) {
-  auto* p = new std::shared_ptr<HefState>(std::move(state_));
-  return HefWrap::ctor->New({Napi::External<std::shared_ptr<HefState>>::New(env, p)});
-}
-
-Napi::Value Load(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject()) outpost::ThrowError(env, "RUNTIME_INPUT_INVALID", "load() needs {hef, quantizeInput, quantizeOutput, inputFormat, outputFormat}");
-  Napi::Object o = info[0].As<Napi::Object>();
-  auto str = [&](const char* k) { Napi::Value v = o.Get(k); return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); };
-  auto flag = [&](const char* k) { Napi::Value v = o.Get(k); return v.IsBoolean() && v.As<Napi::Boolean>().Value(); };
-  Options opts{str("hef"), flag("quantizeInput"), flag("quantizeOutput"), str("inputFormat"), str("outputFormat")};
-  return outpost::Start(new OpenWorker(env, std::move(opts)));
-}
 
 Napi::Value Version(const Napi::CallbackInfo& info) {
   hailo_version_t v{};
@@ -252,11 +194,8 @@ Napi::Value Version(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  HefWrap::ctor = new Napi::FunctionReference(Napi::Persistent(HefWrap::Define(env)));
-  exports.Set("load", Napi::Function::New(env, Load));
+  outpost::ExportModelApi<HailoRt>(env, exports);
   exports.Set("version", Napi::Function::New(env, Version));
-  exports.Set("noop", Napi::Function::New(env, outpost::Noop));
-  exports.Set("abi", Napi::Number::New(env, 1));
   return exports;
 }
 
