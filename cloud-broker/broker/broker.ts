@@ -38,7 +38,7 @@ function authError(code: 2 | 4 | 5, message: string): AuthenticateError {
 
 async function listen(server: NetServer | HttpServer, port: number, host: string, what: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new OutpostError('BROKER_LISTEN_FAILED', `MQTT ${what} listener cannot listen on ${host}:${port}: ${err.message}`, { listener: what, host, port }));
+    const onError = (err: Error) => reject(new OutpostError('BROKER_LISTEN_FAILED', `MQTT ${what} listener cannot listen on ${host}:${port}: ${err.message}; pick another port (--mqtt-port; 0 picks a free one) or stop what holds it`, { listener: what, host, port }));
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);

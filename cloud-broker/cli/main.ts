@@ -27,6 +27,8 @@ const DEVELOPER_VERBS: Record<string, Verb> = {
 
 const CLOUD_VERBS: Record<string, Verb> = {
   'cloud start': { load: async () => (await import('./commands/cloud.js')).cloudStart, help: 'run the cloud (catalog, blobs, broker) in this process' },
+  'user create': { load: async () => (await import('./commands/user.js')).userCreate, help: 'create a user and print its token (admin)' },
+  'user whoami': { load: async () => (await import('./commands/user.js')).userWhoami, help: 'show whom the token belongs to' },
 };
 
 /**
@@ -60,7 +62,13 @@ export function usage(): string {
     'Model developers:', ...rows(DEVELOPER_VERBS),
     '', 'Cloud:', ...rows(CLOUD_VERBS),
     ...(Object.keys(FLEET_VERBS).length ? ['', 'Fleet:', ...rows(FLEET_VERBS)] : []),
-    '', 'Device (run on the device):', '  outpost agent ...            the agent daemon and its status', '  outpost predict ...          run a model on an image',
+    // Listed here, not imported: the dispatcher must not load the agent's modules for --help.
+    '', 'Device (run on the device):',
+    '  outpost agent run            run the agent daemon (systemd runs it)',
+    '  outpost agent status         show the local agent\'s models and state',
+    '  outpost agent check-config   validate the agent config',
+    '  outpost agent install-service  install the systemd units, user and config',
+    '  outpost predict              run a model on an image through the local agent',
     '',
     'Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid input, 4 not found, 5 auth, 6 conflict,',
     '7 unavailable, 8 integrity, 9 incompatible. See docs/cli.md and docs/errors.md.',

@@ -170,7 +170,8 @@ export class Fleet {
     if ('app' in spec) {
       const app = formatModelId(parseModelId(spec.app, 'app'));
       const models = appModels(this.opts.db, app);
-      if (!models) throw new OutpostError('DEPLOY_VERSION_NOT_FOUND', `app ${app} has no model list in the catalog; run \`outpost app models add\` in the app folder first`, { app });
+      // An empty list would deploy nothing yet answer success: refuse it like a missing one.
+      if (!models || Object.keys(models).length === 0) throw new OutpostError('DEPLOY_VERSION_NOT_FOUND', `app ${app} has ${models ? 'an empty' : 'no'} model list in the catalog; run \`outpost app models add\` in the app folder first`, { app });
       for (const [model, version] of Object.entries(models)) items.push({ model, version, app });
     } else {
       const ref = parseModelRef(spec.model);

@@ -9,7 +9,8 @@ import { parseModelPath } from '../../../protocol/manifest.js';
 import type { VersionFile } from '../../../protocol/manifest-types.js';
 import type { CloudClient } from '../../client/cloud-client.js';
 import { defineCommand } from '../args.js';
-import { fsyncDir, hashFile, readIfExists, writeFileAtomic } from '../fs-util.js';
+import { fsyncDir, hashFile, writeFileAtomic } from '../fs-util.js';
+import { MARKER, STAGING, pruneRemoved, readMarker, reuseInstalled, type Marker, type Removed } from '../install-folder.js';
 import { createProgress, type Progress } from '../progress.js';
 import { CLOUD_FLAGS, CLOUD_FLAGS_HELP, connect } from '../target.js';
 import { loadApp } from './app-models.js';
@@ -22,9 +23,10 @@ import { loadApp } from './app-models.js';
  * interrupted install resumes there), then the old folder is renamed aside, the staged one
  * renamed into place, and the old one deleted. A crash between those two renames leaves the old
  * folder under `.outpost-staging/<owner>/<name>.old-*`, and the next run puts it back first.
+ * A file whose content the installed version already has is linked or copied from it, not
+ * downloaded again. Once every model is in place, folders of models the app no longer lists
+ * (and that app install made: install-folder.ts) are removed, so ./models mirrors the app.
  */
-const MARKER = '.outpost-install.json';
-const STAGING = '.outpost-staging';
 const SHA256 = /^[0-9a-f]{64}$/;
 
 interface Result {
@@ -36,11 +38,14 @@ interface Result {
   downloadedBytes: number;
   /** Some file continued from a partial download left by an interrupted run. */
   resumed: boolean;
+  /** Bytes taken from the previously installed version instead of the network. */
+  reusedBytes: number;
 }
 
 interface Fetched {
   bytes: number;
   resumed: boolean;
+  reused: number;
 }
 
 /** The catalog's file list is input like any other: paths must stay inside the model folder. */
@@ -55,14 +60,8 @@ function checkFiles(id: string, files: unknown): VersionFile[] {
 }
 
 async function isInstalled(target: string, id: string, version: number, files: VersionFile[]): Promise<boolean> {
-  const text = await readIfExists(join(target, MARKER));
-  if (text === undefined) return false;
-  try {
-    const m = JSON.parse(text) as { id?: unknown; version?: unknown; files?: VersionFile[] };
-    if (m.id !== id || m.version !== version || JSON.stringify(m.files) !== JSON.stringify(files)) return false;
-  } catch {
-    return false;
-  }
+  const m = await readMarker(target);
+  if (!m || m.id !== id || m.version !== version || JSON.stringify(m.files) !== JSON.stringify(files)) return false;
   for (const f of files) {
     const st = await stat(join(target, f.path)).catch(() => undefined);
     if (!st || !st.isFile() || st.size !== f.size) return false;
@@ -81,7 +80,12 @@ async function recoverAside(stagingOwner: string, name: string, target: string):
   }
 }
 
-async function stageFile(client: CloudClient, dir: string, f: VersionFile, ctx: CliContext, onBytes: (n: number) => void, fetched: Fetched): Promise<void> {
+interface Old {
+  folder: string;
+  marker: Marker | undefined;
+}
+
+async function stageFile(client: CloudClient, dir: string, f: VersionFile, old: Old, ctx: CliContext, onBytes: (n: number) => void, fetched: Fetched): Promise<void> {
   const dest = join(dir, f.path);
   await mkdir(dirname(dest), { recursive: true });
   // A staged file only appears by the verified rename; a rerun still re-hashes it, cheaply.
@@ -91,6 +95,11 @@ async function stageFile(client: CloudClient, dir: string, f: VersionFile, ctx: 
     return;
   }
   await rm(dest, { force: true });
+  if (await reuseInstalled(old.folder, old.marker, f, dest)) {
+    fetched.reused += f.size;
+    onBytes(f.size);
+    return;
+  }
   let last = 0;
   const r = await downloadVerified({
     url: client.blobUrl(f.sha256), headers: client.authHeaders(), sha256: f.sha256, size: f.size, dest, signal: ctx.signal,
@@ -111,8 +120,9 @@ async function installOne(client: CloudClient, ctx: CliContext, id: string, vers
   const stagingOwner = join(models, STAGING, owner);
   const staged = join(stagingOwner, `${name}@${version}`);
   await mkdir(staged, { recursive: true });
-  const fetched: Fetched = { bytes: 0, resumed: false };
-  for (const f of files) await stageFile(client, staged, f, ctx, progress, fetched);
+  const fetched: Fetched = { bytes: 0, resumed: false, reused: 0 };
+  const old: Old = { folder: target, marker: await readMarker(target) };
+  for (const f of files) await stageFile(client, staged, f, old, ctx, progress, fetched);
   await writeFileAtomic(join(staged, MARKER), JSON.stringify({ id, version, files }, null, 2) + '\n');
 
   await mkdir(dirname(target), { recursive: true });
@@ -130,7 +140,9 @@ export const appInstall = defineCommand({
 
 Downloads every model of alwaysai.app.json into ./models/<owner>/<name>/, verifying each file's
 sha256 and size. Models already installed at the right version are skipped; a changed version
-replaces the folder only once the new one is complete. An interrupted install resumes.
+replaces the folder only once the new one is complete, and files it shares with the installed
+version are not downloaded again. An interrupted install resumes. Folders that app install made
+for models the app no longer lists are then removed; folders it did not make are left alone.
 
 ${CLOUD_FLAGS_HELP}`,
   options: CLOUD_FLAGS,
@@ -152,15 +164,19 @@ ${CLOUD_FLAGS_HELP}`,
     let done = 0;
     const results: Result[] = [];
     for (const p of plan) {
-      const f = p.todo ? await installOne(client, ctx, p.id, p.version, p.files, (n) => bar.update((done += n))) : { bytes: 0, resumed: false };
-      results.push({ id: p.id, version: p.version, status: p.todo ? 'installed' : 'unchanged', path: p.target, downloadedBytes: f.bytes, resumed: f.resumed });
+      const f = p.todo ? await installOne(client, ctx, p.id, p.version, p.files, (n) => bar.update((done += n))) : { bytes: 0, resumed: false, reused: 0 };
+      results.push({ id: p.id, version: p.version, status: p.todo ? 'installed' : 'unchanged', path: p.target, downloadedBytes: f.bytes, resumed: f.resumed, reusedBytes: f.reused });
     }
     bar.finish();
+    // Only after every listed model is in place: a failed run never leaves the app with less.
+    const removed: Removed[] = await pruneRemoved(join(ctx.cwd, 'models'), new Set(ids));
     await rm(join(ctx.cwd, 'models', STAGING), { recursive: true, force: true }).catch(() => undefined);
-    const human = results.length === 0
-      ? 'no models in alwaysai.app.json; add one with `outpost app models add <owner/name>`'
-      : results.map((r) => `${r.status === 'installed' ? 'installed' : 'up to date'}  ${r.id} version ${r.version}  -> models/${r.id}`).join('\n');
-    printResult(ctx, json, { models: results }, human);
+    const lines = [
+      ...results.map((r) => `${r.status === 'installed' ? 'installed' : 'up to date'}  ${r.id} version ${r.version}  -> models/${r.id}`),
+      ...removed.map((r) => `removed    ${r.id} version ${r.version} (no longer in alwaysai.app.json)`),
+    ];
+    const human = lines.length === 0 ? 'no models in alwaysai.app.json; add one with `outpost app models add <owner/name>`' : lines.join('\n');
+    printResult(ctx, json, { models: results, removed }, human);
     return 0;
   },
 });

@@ -4,7 +4,7 @@ import type { ErrorTable } from '../types.js';
 /** Codes of the cloud catalog, blob store, tokens and HTTP API. */
 export const CATALOG = {
   AUTH_TOKEN_MISSING: { status: 401, exit: EXIT.AUTH, hint: 'No token was sent. Pass --token or set OUTPOST_TOKEN; the local cloud\'s admin token is in <data dir>/admin.token.' },
-  AUTH_TOKEN_INVALID: { status: 401, exit: EXIT.AUTH, hint: 'The token is not known to this cloud (mistyped, revoked, or from another cloud). Ask the admin for a token with `POST /v1/users`.' },
+  AUTH_TOKEN_INVALID: { status: 401, exit: EXIT.AUTH, hint: 'The token is not known to this cloud (mistyped, revoked, or from another cloud). Ask the admin for a token (`outpost user create <name>`, or `POST /v1/users`).' },
   AUTH_FORBIDDEN: { status: 403, exit: EXIT.AUTH, hint: 'The token is valid but its kind may not do this (a device token can only read; only the admin may create users).' },
   AUTH_OWNER_FORBIDDEN: { status: 403, exit: EXIT.AUTH, hint: 'A user may write only models and apps whose owner is their own user name. Change the id\'s owner or use that owner\'s token.' },
   CLOUD_UNREACHABLE: { status: 503, exit: EXIT.UNAVAILABLE, hint: 'The cloud could not be reached. Check --cloud / OUTPOST_CLOUD_URL, or start a local one with `outpost cloud start`.' },

@@ -21,7 +21,7 @@ export const FLEET = {
   TAG_INVALID: { status: 400, exit: EXIT.INVALID_INPUT, hint: 'A tag must be 1-64 characters of letters, digits, `.`, `_`, `:` and `-`.' },
   DEPLOY_TARGET_INVALID: { status: 400, exit: EXIT.USAGE, hint: 'A deployment needs exactly one target: --device <id>, --tag <tag> or --all.' },
   DEPLOY_VERSION_NOT_FOUND: { status: 404, exit: EXIT.NOT_FOUND, hint: 'The model version (or the app) to deploy is not in the catalog. Publish it first, or check `outpost model versions <id>`.' },
-  ROLLBACK_NO_PREVIOUS: { status: 409, exit: EXIT.CONFLICT, hint: 'There is no earlier deployment of this model for the target to go back to.' },
+  ROLLBACK_NO_PREVIOUS: { status: 409, exit: EXIT.CONFLICT, hint: 'There is no earlier deployment of this model for exactly this target (--device, --tag or --all as deployed) to go back to. Deploy the version you want with `outpost deploy <owner/name>@<version>` instead.' },
   SIGNING_KEY_INVALID: { status: 500, exit: EXIT.FAILURE, hint: 'The cloud\'s signing key file in the data dir is unreadable or not an ed25519 key. Restore it from backup; replacing it means re-provisioning every device with the new public key.' },
   BROKER_LISTEN_FAILED: { status: 503, exit: EXIT.UNAVAILABLE, hint: 'The MQTT broker could not listen on the given host/port (port in use, no permission, bad TLS certificate or key). The message names the listener.' },
   BROKER_UNREACHABLE: { status: 503, exit: EXIT.UNAVAILABLE, hint: 'The cloud could not reach or authenticate to the MQTT broker to publish desired states. Check the broker URL and the service credentials.' },
