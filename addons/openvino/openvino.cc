@@ -1,16 +1,23 @@
 // OpenVINO addon (API 2.0 of OpenVINO 2022.3 LTS): imports a compiled Myriad .blob on the MYRIAD
 // device (the plugin later releases dropped) or reads a DLDT .xml + .bin and compiles it for CPU
-// or GPU. Written against openvino/runtime/core.hpp of 2022.3; NOT compile-checked here (the
-// headers could not be fetched onto this machine) and not exercised on a Myriad stick.
-#include <openvino/openvino.hpp>
+// or GPU. Compile-checked against the 2022.3 headers it includes (docs/addons.md says which);
+// not exercised on a Myriad stick or with the OpenVINO libraries.
+//
+// Only the runtime headers are included (not openvino/openvino.hpp, which pulls in every op).
+#include <openvino/core/except.hpp>
+#include <openvino/core/type/float16.hpp>
+#include <openvino/core/version.hpp>
+#include <openvino/runtime/core.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <exception>
 #include <fstream>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
-#include "outpost_addon.h"
+#include "model_wrap.h"
 
 namespace {
 
@@ -21,154 +28,154 @@ ov::Core& TheCore() {
   return core;
 }
 
-struct OvState {
-  ov::CompiledModel compiled;
-  ov::InferRequest request;
-  std::mutex mu;  // one InferRequest serves one inference at a time
+// One input or output of a compiled model, read once in Open so that Run and Info never ask
+// OpenVINO again (Info runs on the JS thread, where an OpenVINO exception must not escape).
+struct Port {
+  std::string name;
+  ov::Shape shape;
+  ov::element::Type type;
+  size_t count = 0;
 };
 
-struct Spec {
-  std::string kind, model, weights, device;
-};
-
-std::vector<int64_t> ShapeOf(const ov::Shape& s) { return std::vector<int64_t>(s.begin(), s.end()); }
-
-std::shared_ptr<OvState> Open(const Spec& s) {
-  auto st = std::make_shared<OvState>();
-  try {
-    if (s.kind == "blob") {
-      std::ifstream blob(s.model, std::ios::binary);
-      if (!blob) throw AddonError("ADDON_MODEL_FILE_MISSING", "cannot open " + s.model);
-      st->compiled = TheCore().import_model(blob, s.device);
-    } else {
-      std::shared_ptr<ov::Model> model = TheCore().read_model(s.model, s.weights);
-      st->compiled = TheCore().compile_model(model, s.device);
+std::vector<Port> Ports(const std::vector<ov::Output<const ov::Node>>& ports, const char* what) {
+  std::vector<Port> out;
+  for (size_t i = 0; i < ports.size(); ++i) {
+    const auto& p = ports[i];
+    Port port;
+    // get_any_name() throws on a nameless port; such ports are named by position.
+    port.name = p.get_names().empty() ? std::string(what) + std::to_string(i) : p.get_any_name();
+    if (!p.get_partial_shape().is_static()) {
+      throw AddonError("ADDON_MODEL_INVALID", std::string(what) + " '" + port.name + "' has a dynamic shape; export the model with fixed shapes");
     }
-    st->request = st->compiled.create_infer_request();
-  } catch (const AddonError&) {
-    throw;
-  } catch (const ov::Exception& e) {
-    throw AddonError("ADDON_MODEL_INVALID", std::string("OpenVINO could not load the model on ") + s.device + ": " + e.what());
+    port.shape = p.get_shape();
+    port.type = p.get_element_type();
+    port.count = ov::shape_size(port.shape);
+    out.push_back(std::move(port));
   }
-  for (const auto& p : st->compiled.inputs())
-    if (p.get_element_type() != ov::element::f32) throw AddonError("ADDON_MODEL_INVALID", "input '" + p.get_any_name() + "' is not f32");
-  return st;
+  return out;
 }
 
-class OpenWorker : public outpost::PromiseWorker {
- public:
-  OpenWorker(Napi::Env env, Spec s) : PromiseWorker(env), s_(std::move(s)) {}
+bool Readable(const ov::element::Type& t) { return t == ov::element::f32 || t == ov::element::f16 || t == ov::element::u8; }
 
- protected:
-  void Run() override { st_ = Open(s_); }
-  Napi::Value Resolve(Napi::Env env) override;
+// Converts the caller's float32 values to the element type the compiled input wants. Myriad
+// blobs are often compiled with U8 or FP16 inputs; U8 takes 0..255 pixel values (rounded).
+ov::Tensor HostInput(const Port& p, const outpost::InputTensor& src) {
+  if (p.type == ov::element::f32) {
+    // A tensor over the caller's bytes (no copy); they stay borrowed until the run settles.
+    return ov::Tensor(ov::element::f32, p.shape, const_cast<float*>(src.data));
+  }
+  ov::Tensor t(p.type, p.shape);
+  if (p.type == ov::element::f16) {
+    ov::float16* dst = t.data<ov::float16>();
+    for (size_t k = 0; k < p.count; ++k) dst[k] = ov::float16(src.data[k]);
+  } else {
+    uint8_t* dst = t.data<uint8_t>();
+    for (size_t k = 0; k < p.count; ++k) dst[k] = static_cast<uint8_t>(std::clamp(std::lround(src.data[k]), 0L, 255L));
+  }
+  return t;
+}
 
- private:
-  Spec s_;
-  std::shared_ptr<OvState> st_;
-};
+struct OpenVino {
+  struct State {
+    ov::CompiledModel compiled;
+    ov::InferRequest request;  // one request: ModelWrap serialises the model's runs
+    std::vector<Port> inputs, outputs;
+  };
 
-class RunWorker : public outpost::PromiseWorker {
- public:
-  RunWorker(Napi::Env env, std::shared_ptr<OvState> s, std::vector<outpost::InputTensor> in)
-      : PromiseWorker(env), s_(std::move(s)), in_(std::move(in)) {}
+  struct Spec {
+    std::string kind, model, weights, device;
+  };
 
- protected:
-  void Run() override {
-    std::lock_guard<std::mutex> lock(s_->mu);
-    const auto inputs = s_->compiled.inputs();
-    if (in_.size() != inputs.size()) throw AddonError("RUNTIME_INPUT_INVALID", "the model has " + std::to_string(inputs.size()) + " inputs");
-    for (size_t i = 0; i < in_.size(); ++i) {
-      ov::Shape shape(in_[i].shape.begin(), in_[i].shape.end());
-      // A tensor over the caller's bytes (no copy); it lives until infer() returns.
-      ov::Tensor t(ov::element::f32, shape, const_cast<float*>(in_[i].data));
-      s_->request.set_input_tensor(i, t);
-    }
+  static constexpr const char* kClassName = "OpenVinoModel";
+  static constexpr const char* kRunMethod = "run";
+
+  static Spec ReadSpec(Napi::Env env, Napi::Value arg) {
+    Napi::Object o = outpost::SpecObject(env, arg, "{kind, model, weights?, device}");
+    Spec s{outpost::SpecString(o, "kind"), outpost::SpecString(o, "model"), outpost::SpecString(o, "weights"), outpost::SpecString(o, "device")};
+    if (s.kind != "blob" && s.kind != "ir") outpost::ThrowError(env, "RUNTIME_INPUT_INVALID", "load(): kind must be 'blob' or 'ir', not '" + s.kind + "'");
+    if (s.model.empty() || s.device.empty()) outpost::ThrowError(env, "RUNTIME_INPUT_INVALID", "load() needs the model path and the device");
+    return s;
+  }
+
+  static void Open(const Spec& s, State& st) {
     try {
-      s_->request.infer();
-    } catch (const ov::Exception& e) {
+      if (s.kind == "blob") {
+        std::ifstream blob(s.model, std::ios::binary);
+        if (!blob) throw AddonError("ADDON_MODEL_FILE_MISSING", "cannot open " + s.model);
+        st.compiled = TheCore().import_model(blob, s.device);
+      } else {
+        std::shared_ptr<ov::Model> model = TheCore().read_model(s.model, s.weights);
+        st.compiled = TheCore().compile_model(model, s.device);
+      }
+      st.request = st.compiled.create_infer_request();
+      st.inputs = Ports(st.compiled.inputs(), "input");
+      st.outputs = Ports(st.compiled.outputs(), "output");
+    } catch (const AddonError&) {
+      throw;
+    } catch (const std::exception& e) {
+      // ov::Exception and the plugins' InferenceEngine exceptions are both std::exceptions.
+      throw AddonError("ADDON_MODEL_INVALID", "OpenVINO could not load the model on " + s.device + ": " + e.what());
+    }
+    for (const auto& p : st.inputs)
+      if (!Readable(p.type)) throw AddonError("ADDON_MODEL_INVALID", "input '" + p.name + "' is " + p.type.get_type_name() + "; Outpost feeds f32, f16 or u8");
+    for (const auto& p : st.outputs)
+      if (p.type != ov::element::f32 && p.type != ov::element::f16) {
+        throw AddonError("ADDON_MODEL_INVALID", "output '" + p.name + "' is " + p.type.get_type_name() + "; Outpost reads f32 or f16");
+      }
+  }
+
+  static void Run(State& st, const outpost::RunRequest& req, std::vector<outpost::OutputTensor>& out) {
+    const auto& in = req.inputs;
+    if (in.size() != st.inputs.size()) throw AddonError("RUNTIME_INPUT_INVALID", "the model has " + std::to_string(st.inputs.size()) + " inputs");
+    try {
+      for (size_t i = 0; i < st.inputs.size(); ++i) {
+        const Port& p = st.inputs[i];
+        // Inputs are matched by name when given, else by position.
+        const outpost::InputTensor* src = &in[i];
+        for (const auto& t : in)
+          if (t.name == p.name) src = &t;
+        if (src->count != p.count) throw AddonError("RUNTIME_INPUT_INVALID", "input '" + p.name + "' needs " + std::to_string(p.count) + " values");
+        st.request.set_input_tensor(i, HostInput(p, *src));
+      }
+      st.request.infer();
+      for (size_t i = 0; i < st.outputs.size(); ++i) {
+        const Port& p = st.outputs[i];
+        ov::Tensor t = st.request.get_output_tensor(i);
+        auto host = std::make_shared<std::vector<float>>(t.get_size());
+        if (t.get_element_type() == ov::element::f32) {
+          std::copy_n(t.data<const float>(), t.get_size(), host->data());
+        } else {
+          const ov::float16* src = t.data<const ov::float16>();
+          for (size_t k = 0; k < t.get_size(); ++k) (*host)[k] = static_cast<float>(src[k]);
+        }
+        const ov::Shape shape = t.get_shape();
+        out.push_back({p.name, std::vector<int64_t>(shape.begin(), shape.end()), host->data(), host->size(), host});
+      }
+    } catch (const AddonError&) {
+      throw;
+    } catch (const std::exception& e) {
       throw AddonError("RUNTIME_INFERENCE_FAILED", std::string("OpenVINO inference failed: ") + e.what());
     }
-    const auto outputs = s_->compiled.outputs();
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      ov::Tensor t = s_->request.get_output_tensor(i);
-      auto host = std::make_shared<std::vector<float>>(t.get_size());
-      if (t.get_element_type() == ov::element::f32) {
-        std::copy_n(t.data<float>(), t.get_size(), host->data());
-      } else if (t.get_element_type() == ov::element::f16) {
-        const ov::float16* src = t.data<ov::float16>();
-        for (size_t k = 0; k < t.get_size(); ++k) (*host)[k] = static_cast<float>(src[k]);
-      } else {
-        throw AddonError("RUNTIME_INFERENCE_FAILED", "output '" + outputs[i].get_any_name() + "' is neither f32 nor f16");
-      }
-      out_.push_back({outputs[i].get_any_name(), ShapeOf(t.get_shape()), host->data(), host->size(), host});
-    }
-  }
-  Napi::Value Resolve(Napi::Env env) override { return outpost::WriteOutputs(env, out_); }
-
- private:
-  std::shared_ptr<OvState> s_;
-  std::vector<outpost::InputTensor> in_;
-  std::vector<outpost::OutputTensor> out_;
-};
-
-class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
- public:
-  static Napi::FunctionReference* ctor;
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "OpenVinoModel", {InstanceMethod("run", &ModelWrap::RunJs), InstanceMethod("dispose", &ModelWrap::Dispose),
-                                              InstanceMethod("info", &ModelWrap::Info)});
-  }
-  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
-    auto* p = info[0].As<Napi::External<std::shared_ptr<OvState>>>().Data();
-    s_ = std::move(*p);
-    delete p;
   }
 
- private:
-  Napi::Value RunJs(const Napi::CallbackInfo& info) {
-    if (!s_) outpost::ThrowError(info.Env(), "RUNTIME_MODEL_UNLOADED", "the model was disposed; load it again");
-    return outpost::Start(new RunWorker(info.Env(), s_, outpost::ReadInputs(info.Env(), info[0])));
-  }
-  Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    s_.reset();
-    return info.Env().Undefined();
-  }
-  Napi::Value Info(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!s_) outpost::ThrowError(env, "RUNTIME_MODEL_UNLOADED", "the model was disposed; load it again");
-    auto list = [&](const std::vector<ov::Output<const ov::Node>>& ports) {
+  static Napi::Value Info(Napi::Env env, const State& st) {
+    auto list = [&](const std::vector<Port>& ports) {
       Napi::Array a = Napi::Array::New(env, ports.size());
       for (uint32_t i = 0; i < ports.size(); ++i) {
         Napi::Object o = Napi::Object::New(env);
-        o.Set("name", ports[i].get_any_name());
-        o.Set("shape", outpost::ToJsShape(env, ShapeOf(ports[i].get_shape())));
+        o.Set("name", ports[i].name);
+        o.Set("shape", outpost::ToJsShape(env, std::vector<int64_t>(ports[i].shape.begin(), ports[i].shape.end())));
+        o.Set("type", ports[i].type.get_type_name());
         a.Set(i, o);
       }
       return a;
     };
     Napi::Object o = Napi::Object::New(env);
-    o.Set("inputs", list(s_->compiled.inputs()));
-    o.Set("outputs", list(s_->compiled.outputs()));
+    o.Set("inputs", list(st.inputs));
+    o.Set("outputs", list(st.outputs));
     return o;
   }
-  std::shared_ptr<OvState> s_;
 };
-
-Napi::FunctionReference* ModelWrap::ctor = nullptr;
-
-Napi::Value OpenWorker::Resolve(Napi::Env env) {
-  auto* p = new std::shared_ptr<OvState>(std::move(st_));
-  return ModelWrap::ctor->New({Napi::External<std::shared_ptr<OvState>>::New(env, p)});
-}
-
-Napi::Value Load(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsObject()) outpost::ThrowError(env, "RUNTIME_INPUT_INVALID", "load() needs {kind, model, weights?, device}");
-  Napi::Object o = info[0].As<Napi::Object>();
-  auto str = [&](const char* k) { Napi::Value v = o.Get(k); return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); };
-  return outpost::Start(new OpenWorker(env, Spec{str("kind"), str("model"), str("weights"), str("device")}));
-}
 
 Napi::Value Devices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -186,12 +193,9 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
 Napi::Value Version(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), ov::get_openvino_version().buildNumber); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  ModelWrap::ctor = new Napi::FunctionReference(Napi::Persistent(ModelWrap::Define(env)));
-  exports.Set("load", Napi::Function::New(env, Load));
+  outpost::ExportModelApi<OpenVino>(env, exports);
   exports.Set("devices", Napi::Function::New(env, Devices));
   exports.Set("version", Napi::Function::New(env, Version));
-  exports.Set("noop", Napi::Function::New(env, outpost::Noop));
-  exports.Set("abi", Napi::Number::New(env, 1));
   return exports;
 }
 
