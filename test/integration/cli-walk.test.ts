@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
+import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
+import { cleanEnv, runInProcess, spawnCli, tempDir } from '../helpers/cli.js';
+
+// Gaps found by walking issue 2's list with the real CLI as a new developer would (H12): each
+// test here failed before its fix.
+let cloud: Cloud;
+let root: string;
+let cleanup: () => Promise<void>;
+let adminToken: string;
+let aliceToken: string;
+const env = (token = aliceToken) => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, OUTPOST_TOKEN: token, HOME: root });
+const cli = (argv: string[], cwd = root, token?: string) => runInProcess(argv, { cwd, env: env(token) });
+
+/** Publishes `id` (onnx classifier) with these files; returns the version. */
+async function publish(id: string, model: Buffer, labels: string): Promise<number> {
+  const dir = join(root, 'src', id.replace('/', '_'));
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'm.onnx'), model);
+  await writeFile(join(dir, 'labels.txt'), labels);
+  const conf = await cli(['model', 'configure', '--framework', 'onnx', '--purpose', 'Classification', '--model_file', 'm.onnx', '--label_file', 'labels.txt', '--size', '32x32'], dir);
+  expect(conf.code, conf.stderr).toBe(0);
+  const p = join(dir, 'alwaysai.model.json');
+  await writeFile(p, JSON.stringify({ ...JSON.parse(await readFile(p, 'utf8')), id }));
+  const run = await cli(['model', 'publish', '--json'], dir);
+  expect(run.code, run.stderr + run.stdout).toBe(0);
+  return run.json().version;
+}
+
+const big = randomBytes(300_000);
+
+beforeAll(async () => {
+  ({ dir: root, cleanup } = await tempDir('walk'));
+  cloud = await startCloud({ dataDir: join(root, 'cloud'), host: '127.0.0.1', httpPort: 0, mqttPort: 0 });
+  adminToken = (await readFile(cloud.adminTokenFile, 'utf8')).trim();
+  aliceToken = (await new CloudClient({ url: cloud.httpUrl, token: adminToken }).createUser('alice')).token;
+  expect(await publish('alice/cls', big, 'a\nb\n')).toBe(1);
+  expect(await publish('alice/cls', big, 'a\nb\nc\n')).toBe(2);
+  expect(await publish('alice/other', randomBytes(1000), 'x\n')).toBe(1);
+});
+afterAll(async () => {
+  await cloud?.close();
+  await cleanup?.();
+});
+
+describe('app install keeps ./models equal to the app', () => {
+  it('removes the folder of a model taken out of the app, and leaves folders it did not make', async () => {
+    const dir = join(root, 'app-prune');
+    await mkdir(dir, { recursive: true });
+    expect((await cli(['app', 'models', 'add', 'alice/cls'], dir)).code).toBe(0);
+    expect((await cli(['app', 'models', 'add', 'alice/other'], dir)).code).toBe(0);
+    expect((await cli(['app', 'install'], dir)).code).toBe(0);
+    // A model copied by hand, with no install marker: not ours to delete.
+    await mkdir(join(dir, 'models', 'hand', 'made'), { recursive: true });
+    await writeFile(join(dir, 'models', 'hand', 'made', 'weights.bin'), 'mine');
+
+    expect((await cli(['app', 'models', 'remove', 'alice/other'], dir)).code).toBe(0);
+    const run = await cli(['app', 'install', '--json'], dir);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json().removed).toEqual([{ id: 'alice/other', version: 1, path: join(dir, 'models', 'alice', 'other') }]);
+    expect(run.json().models.map((m: { id: string; status: string }) => [m.id, m.status])).toEqual([['alice/cls', 'unchanged']]);
+    expect((await readdir(join(dir, 'models', 'alice'))).sort()).toEqual(['cls']);
+    expect(await readFile(join(dir, 'models', 'hand', 'made', 'weights.bin'), 'utf8')).toBe('mine');
+    expect(await readdir(join(dir, 'models'))).not.toContain('.outpost-staging');
+
+    // The last model out: the owner folder goes too, the hand-made one stays.
+    expect((await cli(['app', 'models', 'remove', 'alice/cls'], dir)).code).toBe(0);
+    const last = await cli(['app', 'install'], dir);
+    expect(last.code).toBe(0);
+    expect(last.stdout).toContain('removed    alice/cls version 2');
+    expect((await readdir(join(dir, 'models'))).sort()).toEqual(['hand']);
+  });
+
+  it('a new version reuses the unchanged files of the installed one instead of downloading them', async () => {
+    const dir = join(root, 'app-reuse');
+    await mkdir(dir, { recursive: true });
+    expect((await cli(['app', 'models', 'add', 'alice/cls@1'], dir)).code).toBe(0);
+    const first = await cli(['app', 'install', '--json'], dir);
+    expect(first.json().models[0]).toMatchObject({ status: 'installed', reusedBytes: 0 });
+    expect(first.json().models[0].downloadedBytes).toBeGreaterThan(big.length);
+
+    expect((await cli(['app', 'models', 'add', 'alice/cls@2'], dir)).code).toBe(0);
+    const second = await cli(['app', 'install', '--json'], dir);
+    const m = second.json().models[0];
+    expect(m).toMatchObject({ id: 'alice/cls', version: 2, status: 'installed' });
+    // Only the labels and alwaysai.model.json changed: the 300 kB model file came from disk.
+    expect(m.reusedBytes).toBeGreaterThanOrEqual(big.length);
+    expect(m.downloadedBytes).toBeLessThan(big.length);
+    expect(await readFile(join(dir, 'models', 'alice', 'cls', 'm.onnx'))).toEqual(big);
+    expect(await readFile(join(dir, 'models', 'alice', 'cls', 'labels.txt'), 'utf8')).toBe('a\nb\nc\n');
+  });
+
+  it('a locally edited file of the installed version is downloaded again, not reused', async () => {
+    const dir = join(root, 'app-edited');
+    await mkdir(dir, { recursive: true });
+    expect((await cli(['app', 'models', 'add', 'alice/cls@1'], dir)).code).toBe(0);
+    expect((await cli(['app', 'install'], dir)).code).toBe(0);
+    const file = join(dir, 'models', 'alice', 'cls', 'm.onnx');
+    const edited = Buffer.from(big);
+    edited[10] ^= 0xff;
+    await writeFile(file, edited);
+    expect((await cli(['app', 'models', 'add', 'alice/cls@2'], dir)).code).toBe(0);
+    const run = await cli(['app', 'install', '--json'], dir);
+    // Only alwaysai.model.json (unchanged between the versions) may come from disk.
+    expect(run.json().models[0].reusedBytes).toBeLessThan(big.length);
+    expect(run.json().models[0].downloadedBytes).toBeGreaterThanOrEqual(big.length);
+    expect(await readFile(file)).toEqual(big);
+  });
+});
+
+describe('fleet and user verbs', () => {
+  it('deploying an app whose catalog list is empty is refused instead of answering success', async () => {
+    const dir = join(root, 'empty-app');
+    await mkdir(dir, { recursive: true });
+    expect((await cli(['app', 'models', 'add', 'alice/other'], dir)).code).toBe(0);
+    expect((await cli(['app', 'models', 'remove', 'alice/other'], dir)).code).toBe(0);
+    const prov = await cli(['device', 'provision', 'walk-1', '--out', join(root, 'walk-1'), '--json'], root, adminToken);
+    expect(prov.code, prov.stderr).toBe(0);
+    const before = prov.json().device.revision;
+    const run = await cli(['deploy', '--app', 'alice/empty-app', '--all', '--json'], root, adminToken);
+    expect(run.code).toBe(4);
+    expect(run.errorCode()).toBe('DEPLOY_VERSION_NOT_FOUND');
+    expect(run.json().error.message).toContain('empty model list');
+    const show = await cli(['device', 'show', 'walk-1', '--json'], root, adminToken);
+    expect(show.json().device.revision).toBe(before);
+  });
+
+  it('user create prints a token that publishes under its own name; whoami names it', async () => {
+    const made = await cli(['user', 'create', 'dora', '--json'], root, adminToken);
+    expect(made.code, made.stderr).toBe(0);
+    const token = made.json().token as string;
+    const who = await cli(['user', 'whoami', '--json'], root, token);
+    expect(who.json()).toMatchObject({ user: 'dora', kind: 'user' });
+    expect((await cli(['user', 'create', 'dora'], root, adminToken)).errorCode()).toBe('CATALOG_USER_EXISTS');
+    const byUser = await cli(['user', 'create', 'eve', '--json'], root, token);
+    expect([byUser.code, byUser.errorCode()]).toEqual([5, 'AUTH_FORBIDDEN']);
+    expect((await cli(['user', 'create', '../x'], root, adminToken)).code).toBe(2);
+  });
+});
+
+describe('outpost cloud start', () => {
+  it('with --http-port 0 alone also picks a free MQTT port, and its help no longer calls the broker future', async () => {
+    const help = await runInProcess(['cloud', 'start', '--help'], { cwd: root, env: cleanEnv() });
+    expect(help.stdout).toContain('embedded MQTT broker');
+    expect(help.stdout).not.toMatch(/once wired/);
+    const dataDir = join(root, 'cloud2');
+    const p = spawnCli(['cloud', 'start', '--http-port', '0', '--data-dir', dataDir, '--json'], { cwd: root, env: cleanEnv({ HOME: root }) });
+    let info: { http: string; mqtt: string } | undefined;
+    for (let i = 0; i < 300 && !info; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const text = await readFile(join(dataDir, 'cloud.json'), 'utf8').catch(() => '');
+      if (text) info = JSON.parse(text);
+    }
+    p.kill('SIGTERM');
+    const done = await p.done;
+    expect(info, done.stderr).toBeDefined();
+    expect(new URL(info!.mqtt).port).not.toBe('1883');
+    expect(done.code).toBe(0);
+    expect(done.json()).toEqual({ http: info!.http, mqtt: info!.mqtt, adminTokenFile: join(dataDir, 'admin.token') });
+    await expect(stat(join(dataDir, 'cloud.json'))).rejects.toThrow();
+  });
+});
+
+describe('docs/cli.md and --help agree', () => {
+  it('every verb of `outpost --help` has a section in docs/cli.md, and its own --help starts with its usage', async () => {
+    const doc = await readFile(fileURLToPath(new URL('../../docs/cli.md', import.meta.url)), 'utf8');
+    const top = await runInProcess(['--help'], { cwd: root, env: cleanEnv() });
+    const verbs = [...top.stdout.matchAll(/^ {2}outpost ([a-z -]+?) {2,}/gm)].map((m) => m[1].trim());
+    expect(verbs.length).toBeGreaterThan(25);
+    const headings = [...doc.matchAll(/^#{2,4} .*$/gm)].map((m) => m[0]).join('\n');
+    for (const v of verbs) {
+      expect(headings, `docs/cli.md has no heading for "outpost ${v}"`).toContain(`outpost ${v}`);
+      const help = await runInProcess([...v.split(' '), '--help'], { cwd: root, env: cleanEnv() });
+      expect(help.code, v).toBe(0);
+      expect(help.stdout.split('\n')[0].toLowerCase(), v).toMatch(new RegExp(`^(usage: )?outpost ${v}\\b`));
+    }
+  });
+});
