@@ -25,7 +25,9 @@ export function authenticate(db: Db, authorization: string | undefined): Princip
 /** 403 unless the principal's kind may use a route with `access`. */
 export function authorize(p: Principal, access: Exclude<Access, 'none'>): void {
   if (!KINDS[access].includes(p.kind)) {
-    throw new OutpostError('AUTH_FORBIDDEN', `a ${p.kind} token may not do this; it needs a ${KINDS[access].join(' or ')} token`, { kind: p.kind });
+    const need = KINDS[access].map((k) => (k === 'admin' ? 'an admin' : `a ${k}`)).join(' or ');
+    const where = access === 'admin' ? ' (the admin token is <data dir>/admin.token on the cloud\'s machine)' : '';
+    throw new OutpostError('AUTH_FORBIDDEN', `a ${p.kind} token may not do this; use ${need} token${where}`, { kind: p.kind });
   }
 }
 
