@@ -1,7 +1,7 @@
 // HailoRT addon: runs a compiled .hef on a Hailo-8 through the HailoRT C API (hailort.h):
 // virtual device -> HEF -> configured network group -> activated group with input/output
-// virtual streams. Written against libhailort 4.x (checked with 4.18 and 5.2 headers); not yet
-// exercised on a Hailo device (see docs/addons.md).
+// virtual streams. Written against libhailort 4.x, compile-checked with the 4.15, 4.17, 4.18
+// and 5.2 headers; not yet exercised on a Hailo device (see docs/addons.md).
 //
 // The model JSON's quantize_input/quantize_output/input_format/output_format map to the vstream
 // user buffer formats: quantized => UINT8 host data that HailoRT passes through unscaled,

@@ -1,7 +1,8 @@
 // OpenVINO addon (API 2.0 of OpenVINO 2022.3 LTS): imports a compiled Myriad .blob on the MYRIAD
 // device (the plugin later releases dropped) or reads a DLDT .xml + .bin and compiles it for CPU
-// or GPU. Compile-checked against the 2022.3 headers it includes (docs/addons.md says which);
-// not exercised on a Myriad stick or with the OpenVINO libraries.
+// or GPU. NOT compile-checked against the 2022.3 headers (they could not be fetched here): the
+// signatures it calls were read in the real headers and it was type-checked against those
+// (docs/addons.md); not exercised on a Myriad stick or with the OpenVINO libraries.
 //
 // Only the runtime headers are included (not openvino/openvino.hpp, which pulls in every op).
 #include <openvino/core/except.hpp>

@@ -3,7 +3,7 @@
 //  - TensorRT >= 8.5 (JetPack 5, TensorRT 10): tensors by name (getIOTensorName, setTensorAddress,
 //    enqueueV3);
 //  - TensorRT 8.0-8.4 (JetPack 4.6 ships 8.2): bindings (getBindingName, enqueueV2).
-// Compile-checked against the public headers of 8.2, 8.5 and 10.13 (docs/addons.md); not yet
+// Compile-checked against the public headers of 8.2, 8.5, 10.13 and 10.16 (docs/addons.md); not yet
 // exercised on a Jetson. The engine's TensorRT version and device are checked in TypeScript
 // before this runs (tensorrt-engine.ts); a version refusal from deserialisation is mapped too.
 #include <NvInfer.h>
