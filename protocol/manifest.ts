@@ -57,6 +57,10 @@ class Ctx {
     if (!this.opts.asFlags) return `"${key}"`;
     return key === 'framework_type' ? '--framework' : `--${key}`;
   }
+  /** How to write a size where the user writes it: a flag or the JSON file. */
+  sizeExample(): string {
+    return this.opts.asFlags ? 'add e.g. --size 224x224' : 'add e.g. "size": [224, 224] to "model_parameters"';
+  }
   missing(key: string, why: string): OutpostError {
     const code: ErrorCode = this.opts.asFlags ? 'MODEL_FLAG_MISSING' : 'MODEL_FIELD_MISSING';
     return new OutpostError(code, `${this.label(key)} is required ${why}`, { key });
@@ -230,7 +234,7 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
   }
 
   const sz = isUnset(p.size) ? defaultSize(framework, architecture) : size(c, p.size);
-  if (sz === undefined) throw c.missing('size', `for ${framework} models, which have no default input size (give [width, height])`);
+  if (sz === undefined) throw c.missing('size', `for ${framework} models, which have no default input size (${c.sizeExample()})`);
   const scalefactor = isUnset(p.scalefactor) ? 1 : p.scalefactor;
   if (typeof scalefactor !== 'number' || !Number.isFinite(scalefactor) || scalefactor <= 0) {
     throw c.invalid('scalefactor', scalefactor, 'a number > 0');

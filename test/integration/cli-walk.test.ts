@@ -113,6 +113,21 @@ describe('app install keeps ./models equal to the app', () => {
   });
 });
 
+describe('messages say what to type where the user types it', () => {
+  it('a missing size names the flag form for configure and the JSON form for publish', async () => {
+    const dir = join(root, 'nosize');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'm.onnx'), 'x');
+    const conf = await cli(['model', 'configure', '--framework', 'onnx', '--purpose', 'Classification', '--model_file', 'm.onnx'], dir);
+    expect([conf.code, conf.errorCode()]).toEqual([2, 'MODEL_FLAG_MISSING']);
+    expect(conf.stderr).toContain('--size 224x224');
+    await writeFile(join(dir, 'alwaysai.model.json'), JSON.stringify({ id: 'alice/nosize', model_parameters: { framework_type: 'onnx', purpose: 'Classification', model_file: 'm.onnx' } }));
+    const pub = await cli(['model', 'publish'], dir);
+    expect([pub.code, pub.errorCode()]).toEqual([3, 'MODEL_FIELD_MISSING']);
+    expect(pub.stderr).toContain('"size": [224, 224]');
+  });
+});
+
 describe('fleet and user verbs', () => {
   it('deploying an app whose catalog list is empty is refused instead of answering success', async () => {
     const dir = join(root, 'empty-app');
