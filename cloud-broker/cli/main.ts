@@ -27,6 +27,7 @@ const DEVELOPER_VERBS: Record<string, Verb> = {
 
 const CLOUD_VERBS: Record<string, Verb> = {
   'cloud start': { load: async () => (await import('./commands/cloud.js')).cloudStart, help: 'run the cloud (catalog, blobs, broker) in this process' },
+  demo: { load: async () => (await import('./commands/demo.js')).demo, help: 'the quickstart: cloud + agent + a generated model, ending in a real prediction' },
   'user create': { load: async () => (await import('./commands/user.js')).userCreate, help: 'create a user and print its token (admin)' },
   'user whoami': { load: async () => (await import('./commands/user.js')).userWhoami, help: 'show whom the token belongs to' },
 };

@@ -9,6 +9,7 @@ import { API } from './codes/api.js';
 import { ADDON } from './codes/addon.js';
 import { AGENT } from './codes/agent.js';
 import { SYNC } from './codes/sync.js';
+import { DEMO } from './codes/demo.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -30,6 +31,7 @@ export const AREAS = {
   addon: ADDON,
   agent: AGENT,
   sync: SYNC,
+  demo: DEMO,
 } as const;
 
 type Areas = typeof AREAS;
