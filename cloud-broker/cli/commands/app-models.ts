@@ -44,7 +44,18 @@ function listText(models: Record<string, number>): string {
 /** Catalog first, then the file: a refused PUT leaves both as they were. */
 async function commit(ctx: CliContext, client: CloudClient, app: LoadedApp, models: Record<string, number>): Promise<string> {
   const appId = await appIdOf(app, client, ctx.cwd);
-  await client.putApp(appId, models);
+  try {
+    await client.putApp(appId, models);
+  } catch (err) {
+    // The catalog checks the whole list: name the file as the source of an entry the user did
+    // not type in this command, or the message reads as if the model they typed were missing.
+    const e = err as OutpostError;
+    const other = (e.details as { id?: unknown } | undefined)?.id;
+    if (e instanceof OutpostError && (e.code === 'CATALOG_MODEL_NOT_FOUND' || e.code === 'CATALOG_VERSION_NOT_FOUND') && typeof other === 'string' && other in app.file.models) {
+      throw new OutpostError(e.code, `${APP_JSON} lists ${other} version ${app.file.models[other]}, which the catalog refuses: ${e.message}; remove it with \`outpost app models remove ${other}\` or use a token that can see it`, e.details);
+    }
+    throw err;
+  }
   await writeFileAtomic(app.path, renderAppFile(app.file, models));
   return appId;
 }
