@@ -58,7 +58,7 @@ const AGENT_CLI = '../../agent/cli/main.js';
 export function usage(): string {
   const rows = (t: Record<string, Verb>) => Object.entries(t).map(([k, v]) => `  outpost ${k.padEnd(20)} ${v.help}`);
   return [
-    'usage: outpost <group> <verb> [flags]   (every verb takes --help and --json)',
+    'usage: outpost <group> <verb> [flags]   (every verb takes --help; all but agent run take --json)',
     '',
     'Model developers:', ...rows(DEVELOPER_VERBS),
     '', 'Cloud:', ...rows(CLOUD_VERBS),
