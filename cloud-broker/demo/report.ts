@@ -73,7 +73,7 @@ export function keepRunningText(i: KeepRunningInfo): string {
     `  npx outpost device show ${i.device}`,
     `  npx outpost predict ${i.image} --model ${i.model} --socket ${i.socket}`,
     `  curl --unix-socket ${i.socket} http://agent/v2/models/${owner}%2F${name}`,
-    `  curl --unix-socket ${i.socket} --data-binary @${i.image} http://agent/v1/models/${owner}/${name}/predict`,
+    `  curl --unix-socket ${i.socket} -H 'Content-Type: image/png' --data-binary @${i.image} http://agent/v1/models/${owner}/${name}/predict`,
     '',
     'Press Ctrl-C to stop the agent and the cloud.',
   ].join('\n');

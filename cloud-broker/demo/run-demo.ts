@@ -126,6 +126,7 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
       }));
       if (opts.json) ctx.stdout.write(JSON.stringify(result) + '\n');
       await untilAborted(ctx.signal, agent);
+      say.begin();
     }
 
     const exit = await agent.stop();
@@ -140,12 +141,16 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
     say.line(`done in ${seconds(say.timings.reduce((a, s) => a + s.ms, 0))}`);
     ok = true;
     return result;
+  } catch (err) {
+    // Ctrl-C cuts whatever step was running; say that, not the step's own complaint about it.
+    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : err;
+    throw err;
   } finally {
     // On failure everything still stops, and the folder stays so that its logs can be read.
     if (agent) await agent.stop().catch(() => undefined);
     if (cloud) await cloud.close().catch(() => undefined);
     await new Promise<void>((r) => cloudLogStream.end(() => r()));
-    if (ok && temporary) await rm(dir, { recursive: true, force: true });
+    if ((ok || ctx.signal.aborted) && temporary) await rm(dir, { recursive: true, force: true });
     else if (!ok) say.line(`the demo's files (logs: ${paths.cloudLog}, ${paths.agentLog}) are kept in ${dir}`);
   }
 }
@@ -187,8 +192,13 @@ async function untilAborted(signal: AbortSignal, agent: AgentProcess): Promise<v
       if (!signal.aborted) throw err;
     });
     await new Promise<void>((r) => {
-      const t = setTimeout(r, 500);
-      signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
+      const wake = (): void => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', wake);
+        r();
+      };
+      const t = setTimeout(wake, 500);
+      signal.addEventListener('abort', wake, { once: true });
     });
   }
 }
