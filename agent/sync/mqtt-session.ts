@@ -58,6 +58,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private pendingReported: string | null = null;
   private stopping = false;
+  /** Counts CONNACKs, so that the set-up of a connection that has since dropped does nothing. */
+  private connection = 0;
   private readonly log: Logger;
 
   constructor(private readonly opts: SessionOptions) {
@@ -87,7 +89,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     };
     const client = mqtt.connect(opts.url, options);
     this.client = client;
-    client.on('connect', (connack) => void this.onConnect(connack.sessionPresent));
+    client.on('connect', (connack) => void this.onConnect(++this.connection, connack.sessionPresent));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('close', () => this.onClose('connection closed'));
     client.on('error', (err) => this.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
@@ -121,12 +123,19 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
         new Promise((r) => setTimeout(r, 2000)),
       ]).catch(() => undefined);
     }
+    // mqtt.js's end() without force waits until every QoS 1 publish is acknowledged, which never
+    // happens once the connection is gone or the broker stopped answering: stop() then hung
+    // forever (500 sessions in bench/broker-restart.ts). Nothing unacknowledged is lost by giving
+    // up here: the reported state is retained and re-sent by the next run, the status falls back
+    // to the Last Will.
+    for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
     await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
   }
 
-  private async onConnect(sessionPresent: boolean): Promise<void> {
+  private async onConnect(connection: number, sessionPresent: boolean): Promise<void> {
     this.backoff.reset();
     const client = this.client!;
+    const current = () => connection === this.connection && client.connected && !this.stopping;
     this.log.info({ sessionPresent }, 'connected to broker');
     try {
       // Subscribing again even with a present session is harmless and repairs a session that
@@ -134,10 +143,17 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       await client.subscribeAsync([this.opts.topics.desired, this.opts.topics.commands], { qos: 1 });
       await client.publishAsync(this.opts.topics.status, statusDoc('online', this.opts.agentVersion), { qos: 1, retain: true });
     } catch (err) {
+      // A dropped connection already scheduled its reconnect in onClose.
+      if (!current()) return;
       this.log.warn({ err }, 'subscribe or birth message failed; reconnecting');
-      client.end(true);
+      // Destroying the socket (not end(), which closes mqtt.js's stores for good) goes through
+      // onClose and the back-off like any other lost connection.
+      client.stream.destroy();
       return;
     }
+    // The birth of a connection that dropped is re-sent and acknowledged on a later one: that
+    // later connection announces itself.
+    if (!current()) return;
     this.flushReported();
     this.emit('connected');
   }
@@ -159,7 +175,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.log.info({ delayMs: delay }, 'broker connection lost; reconnecting');
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
-      if (!this.stopping) this.client?.reconnect();
+      // Keep the stores: QoS 1 publishes not yet acknowledged are re-sent on the new connection
+      // [MQTT-4.4.0-1] and their callbacks settle; reconnect() without them starts empty stores
+      // and leaves those callbacks pending forever.
+      const c = this.client;
+      if (!this.stopping && c) c.reconnect({ incomingStore: c.incomingStore, outgoingStore: c.outgoingStore });
     }, delay);
   }
 
