@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutpostError } from '../protocol/errors/index.js';
-import { silentLogger, type Logger } from '../protocol/log.js';
+import { silentLogger, type Logger, moduleLogger } from '../protocol/log.js';
 import { BlobStore, writeFileAtomic } from './artifacts/index.js';
 import { ensureAdminToken } from './auth/index.js';
 import { openDb, type Db } from './db/index.js';
@@ -62,7 +62,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
  * wired, the MQTT broker). Resolves when it listens; `close()` stops it and removes cloud.json.
  */
 export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
-  const log = (opts.log ?? silentLogger).child({ module: 'cloud' });
+  const log = moduleLogger(opts.log ?? silentLogger, 'cloud');
   const dataDir = path.resolve(opts.dataDir ?? defaultDataDir());
   const host = opts.host ?? DEFAULT_HOST;
   await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });

@@ -26,5 +26,15 @@ export function createLogger(opts: { level?: string; name?: string; destination?
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }
 
+/**
+ * The child logger of one module. pino appends a child's bindings to its parent's, so a module
+ * that receives another module's logger and binds `module` again would print the key twice in
+ * every line; the inner one is bound as `component` instead, keeping each line valid, flat JSON.
+ */
+export function moduleLogger(parent: Logger, module: string, extra: Record<string, unknown> = {}): Logger {
+  const key = parent.bindings().module === undefined ? 'module' : 'component';
+  return parent.child({ [key]: module, ...extra });
+}
+
 /** A logger that drops everything, for library callers and tests that do not care. */
 export const silentLogger: Logger = pino({ level: 'silent' });

@@ -1,3 +1,4 @@
+import { moduleLogger } from '../../protocol/log.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
@@ -48,7 +49,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   const limits: ApiLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const headersTimeoutMs = limits.headersTimeoutMs;
   limits.headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
-  const log = opts.log.child({ module: 'api' });
+  const log = moduleLogger(opts.log, 'api');
   const gate = new ConcurrencyGate(limits.maxConcurrentPerModel);
   const metrics = new ApiMetrics(() => gate.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })), () => sse.size);
   const sse = new SseClients(log, { heartbeatMs: limits.heartbeatMs, maxBuffered: limits.sseMaxBufferedBytes },

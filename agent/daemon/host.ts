@@ -1,5 +1,5 @@
 import { toOutpostError } from '../../protocol/errors/index.js';
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { probeCapabilities } from '../system/probe.js';
 
 /**
@@ -17,7 +17,7 @@ export async function probeHost(log: Logger, root?: string): Promise<HostInfo> {
     const caps = await probeCapabilities({ root });
     return { deviceType: caps.jetson?.device ?? null, summary: { ...caps } };
   } catch (err) {
-    log.child({ module: 'probe' }).warn({ err: toOutpostError(err).toJSON() }, 'host probe failed; reporting no host details');
+    moduleLogger(log, 'probe').warn({ err: toOutpostError(err).toJSON() }, 'host probe failed; reporting no host details');
     return { deviceType: null, summary: {} };
   }
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createLogger, type Logger } from '../../protocol/log.js';
+import { createLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { toOutpostError } from '../../protocol/errors/index.js';
 import type { AgentConfig } from '../../protocol/agent-config.js';
 import type { BackendCapability as ReportedBackend } from '../../protocol/reported-state.js';
@@ -63,7 +63,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const loaded = opts.loaded ?? await loadAgentConfig({ path: opts.configPath, env, overrides: opts.overrides });
   let config = loaded.config;
   const root = opts.log ?? createLogger({ level: config.log.level, name: 'outpost-agent' });
-  const log = root.child({ module: 'daemon', device: config.deviceId });
+  const log = moduleLogger(root, 'daemon', { device: config.deviceId });
   const notifier: Notifier = createNotifier({ env, log: root });
   notifier.status('opening the models folder');
 

@@ -4,7 +4,7 @@ import { open, rename, stat, truncate, unlink, type FileHandle } from 'node:fs/p
 import http from 'node:http';
 import https from 'node:https';
 import { OutpostError } from '../../protocol/errors/index.js';
-import { silentLogger, type Logger } from '../../protocol/log.js';
+import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { fsyncDir, isNoSpace } from './fs-util.js';
 import { requestOnce, type OpenResponse } from './http.js';
 import { pump } from './pump.js';
@@ -67,7 +67,7 @@ export async function downloadVerified(req: DownloadRequest): Promise<DownloadRe
   if (!Number.isSafeInteger(req.size) || req.size < 0) {
     throw new OutpostError('BAD_REQUEST', `size ${req.size} must be a non-negative integer`, { key: 'size' });
   }
-  const log = (req.log ?? silentLogger).child({ module: 'fetch', sha256: req.sha256 });
+  const log = moduleLogger(req.log ?? silentLogger, 'fetch', { sha256: req.sha256 });
   const partial = req.partial ?? `${req.dest}.part`;
   const retries = req.retries ?? 5;
   const state = { bytesFetched: 0, resumed: false };

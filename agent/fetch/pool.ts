@@ -1,7 +1,7 @@
 import { chmod, mkdir, readdir, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OutpostError } from '../../protocol/errors/index.js';
-import { silentLogger, type Logger } from '../../protocol/log.js';
+import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { downloadVerified } from './download.js';
 
 /**
@@ -59,7 +59,7 @@ export class BlobPool {
 
   constructor(private readonly opts: BlobPoolOptions) {
     this.cacheDir = opts.cacheDir;
-    this.log = (opts.log ?? silentLogger).child({ module: 'fetch-pool' });
+    this.log = moduleLogger(opts.log ?? silentLogger, 'fetch-pool');
   }
 
   pathOf(sha256: string): string {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
-import { silentLogger, type Logger } from '../../protocol/log.js';
+import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { ModelManifest } from '../../protocol/manifest-types.js';
 import type { Tensor } from './backend.js';
 import { ModelVersion, type InferOutput } from './model-version.js';
@@ -60,7 +60,7 @@ export class Runtime {
   private readonly prepared = new Map<string, { version: number; model: ModelVersion }>();
 
   constructor(opts: { log?: Logger; registry?: BackendRegistry } = {}) {
-    this.log = (opts.log ?? silentLogger).child({ module: 'runtime' });
+    this.log = moduleLogger(opts.log ?? silentLogger, 'runtime');
     this.registry = opts.registry ?? new BackendRegistry({ log: opts.log });
   }
 

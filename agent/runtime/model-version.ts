@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OutpostError } from '../../protocol/errors/index.js';
-import { silentLogger, type Logger } from '../../protocol/log.js';
+import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { MODEL_JSON, parseColorsFile, parseModelManifest } from '../../protocol/manifest.js';
 import type { ModelManifest, ModelParameters } from '../../protocol/manifest-types.js';
 import type { LoadedModel, Tensor, TensorInfo } from './backend.js';
@@ -49,7 +49,7 @@ export class ModelVersion {
   }
 
   static async load(dir: string, opts: { registry: BackendRegistry; log?: Logger; backend?: string }): Promise<ModelVersion> {
-    const log = (opts.log ?? silentLogger).child({ module: 'runtime.model' });
+    const log = moduleLogger(opts.log ?? silentLogger, 'runtime.model');
     const manifest = await readManifest(dir);
     const p = manifest.model_parameters;
     const labels = p.label_file ? await readLabels(dir, p.label_file) : [];

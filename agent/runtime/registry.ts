@@ -1,5 +1,5 @@
 import { OutpostError } from '../../protocol/errors/index.js';
-import { silentLogger, type Logger } from '../../protocol/log.js';
+import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { Framework } from '../../protocol/manifest-types.js';
 import type { Availability, Backend } from './backend.js';
 
@@ -45,7 +45,7 @@ export class BackendRegistry {
   private readonly log: Logger;
 
   constructor(opts: { log?: Logger; entries?: BackendEntry[] } = {}) {
-    this.log = (opts.log ?? silentLogger).child({ module: 'runtime.registry' });
+    this.log = moduleLogger(opts.log ?? silentLogger, 'runtime.registry');
     for (const e of opts.entries ?? defaultEntries()) this.register(e);
   }
 

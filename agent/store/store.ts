@@ -4,7 +4,7 @@ import { chmod, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { formatModelId, parseModelId, parseVersion, type ModelId } from '../../protocol/ids.js';
-import { silentLogger, type Logger } from '../../protocol/log.js';
+import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { BlobPool, type BlobSource } from '../fetch/pool.js';
 import { fsyncDir, isNoSpace, linkOrCopy } from '../fetch/fs-util.js';
 import { parseVersionFiles, type VersionFile } from './files.js';
@@ -80,7 +80,7 @@ export class Store {
     }
     this.layout = new Layout(opts.dir);
     this.keep = opts.keep ?? 3;
-    this.log = (opts.log ?? silentLogger).child({ module: 'store' });
+    this.log = moduleLogger(opts.log ?? silentLogger, 'store');
     this.pool = new BlobPool({
       cacheDir: this.layout.blobs, concurrency: opts.concurrency, marginBytes: opts.marginBytes,
       checkFreeSpace: opts.checkFreeSpace, retries: opts.retries, backoffMs: opts.backoffMs, log: opts.log,

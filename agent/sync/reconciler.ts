@@ -1,4 +1,4 @@
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { OutpostError, toOutpostError, CATALOG, EXIT } from '../../protocol/errors/index.js';
 import { verifyDesired, type DesiredModel, type DesiredState } from '../../protocol/desired-state.js';
 import type { TrustedKey } from '../../protocol/signing.js';
@@ -61,7 +61,7 @@ export class Reconciler {
   private stopped = false;
 
   constructor(private readonly opts: ReconcilerOptions) {
-    this.log = opts.log.child({ module: 'sync' });
+    this.log = moduleLogger(opts.log, 'sync');
     this.runner = new ExclusiveRunner((err) => this.log.error({ err }, 'apply failed unexpectedly'));
     this.retry = new Backoff(opts.retryMinMs ?? 2_000, opts.retryMaxMs ?? 300_000);
   }

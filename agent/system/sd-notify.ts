@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 
 /**
  * sd_notify(3) for the agent: READY=1 / STATUS= / WATCHDOG=1 / STOPPING=1 datagrams to the
@@ -115,7 +115,7 @@ const disabled: Notifier = Object.freeze({
 export function createNotifier(opts: NotifierOptions): Notifier {
   const env = opts.env ?? process.env;
   const address = env.NOTIFY_SOCKET;
-  const log = opts.log.child({ module: 'sd-notify' });
+  const log = moduleLogger(opts.log, 'sd-notify');
   if (!address) return disabled;
   let transport: Transport;
   try {

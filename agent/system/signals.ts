@@ -1,5 +1,5 @@
 import { OutpostError } from '../../protocol/errors/index.js';
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 
 /**
  * Signal plumbing for the daemon. The daemon composes what to do (stop the API, finish
@@ -45,7 +45,7 @@ let registry: Registry | null = null;
 async function runShutdown(reg: Registry, signal: ShutdownContext['signal']): Promise<number> {
   const entries = [...reg.handlers].reverse();
   const timeoutMs = Math.min(...entries.map((e) => e.opts.timeoutMs));
-  const log = entries[0].opts.log.child({ module: 'signals' });
+  const log = moduleLogger(entries[0].opts.log, 'signals');
   const exit = entries[0].opts.exit ?? ((code: number) => process.exit(code));
   const ctl = new AbortController();
   log.info({ signal, timeoutMs, handlers: entries.length }, 'shutting down');
@@ -125,7 +125,7 @@ export type ReloadHandler = () => Promise<void> | void;
  * A failing reload is logged and the daemon keeps its current config. Returns a disposer.
  */
 export function onReload(handler: ReloadHandler, opts: { log: Logger }): () => void {
-  const log = opts.log.child({ module: 'signals' });
+  const log = moduleLogger(opts.log, 'signals');
   let running = false;
   let again = false;
   const run = async (): Promise<void> => {

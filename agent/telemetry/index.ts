@@ -1,5 +1,5 @@
 import type { AgentConfig } from '../../protocol/agent-config.js';
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 import type { TelemetrySample } from '../../protocol/telemetry.js';
 import { InferenceStats } from './inference-stats.js';
 import { Sampler } from './sampler.js';
@@ -38,7 +38,7 @@ export interface Telemetry {
  * interleaves with inferences instead of stalling them (bench/telemetry.ts measures the delay).
  */
 export function createTelemetry(opts: TelemetryOptions): Telemetry {
-  const log = opts.log.child({ module: 'telemetry' });
+  const log = moduleLogger(opts.log, 'telemetry');
   const stats = new InferenceStats();
   const sampler = new Sampler({ deviceId: opts.deviceId, modelsDir: opts.modelsDir, stats, sensorRoots: opts.sensorRoots });
   let settings = { ...opts.telemetry };

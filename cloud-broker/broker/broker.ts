@@ -4,7 +4,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { OutpostError } from '../../protocol/errors/index.js';
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { canPublish, canSubscribe, clientIdAllowed, type Identity } from './acl.js';
 
 /** Checks a username/password pair; null refuses the connection. Must not throw for bad input. */
@@ -61,7 +61,7 @@ function urlHost(host: string): string {
  * every start (docs/protocol.md), so the database, not the broker, is the source of truth.
  */
 export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
-  const log = opts.log.child({ module: 'broker' });
+  const log = moduleLogger(opts.log, 'broker');
   const identities = new WeakMap<Client, Identity>();
   const byDevice = new Map<string, Set<Client>>();
 

@@ -2,7 +2,7 @@ import type { AgentConfigDraft } from './provision.js';
 import { parseDesiredSigned, type DesiredModel, type DesiredSigned } from '../../protocol/desired-state.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { formatModelId, parseModelId, parseModelRef } from '../../protocol/ids.js';
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { parseReported, type ReportedState } from '../../protocol/reported-state.js';
 import { parseDeviceId, parseDeviceTopic, STATUS_OFFLINE, STATUS_ONLINE } from '../../protocol/topics.js';
 import { createToken, revokeTokens } from '../auth/tokens.js';
@@ -60,7 +60,7 @@ export class Fleet {
 
   constructor(private readonly opts: FleetOptions) {
     this.store = new FleetStore(opts.db);
-    this.log = opts.log.child({ module: 'fleet' });
+    this.log = moduleLogger(opts.log, 'fleet');
     this.telemetry = new TelemetryStore(opts.db, this.log.child({ part: 'telemetry' }));
     this.lifetime = opts.lifetimeSeconds ?? 7 * DAY;
     this.blobBase = opts.blobBase ?? `${opts.urls.http.replace(/\/$/, '')}/v1/blobs/`;

@@ -1,6 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { OutpostError } from '../../protocol/errors/index.js';
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { topics } from '../../protocol/topics.js';
 
 /**
@@ -31,7 +31,7 @@ export interface Publisher {
 }
 
 export async function connectPublisher(opts: PublisherOptions): Promise<Publisher> {
-  const log = opts.log.child({ module: 'fleet-publisher' });
+  const log = moduleLogger(opts.log, 'fleet-publisher');
   const client: MqttClient = mqtt.connect(opts.url, {
     username: opts.username,
     password: opts.password,

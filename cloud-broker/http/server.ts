@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { authenticate, authorize } from '../auth/index.js';
 import type { Db } from '../db/open.js';
 import { sendError, sendJson } from './respond.js';
@@ -18,7 +18,7 @@ export interface ApiServerDeps {
  * handler failure never takes the server down.
  */
 export function createApiServer(deps: ApiServerDeps): http.Server {
-  const log = deps.log.child({ module: 'http' });
+  const log = moduleLogger(deps.log, 'http');
   const server = http.createServer((req, res) => {
     void handle(deps, log, req, res);
   });

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { OutpostError } from '../../../protocol/errors/index.js';
-import { silentLogger, type Logger } from '../../../protocol/log.js';
+import { silentLogger, type Logger, moduleLogger } from '../../../protocol/log.js';
 import type { Availability, Backend, LoadedModel, ModelSource, Tensor, TensorInfo } from '../backend.js';
 import { isDType, validateInputs } from '../tensors.js';
 
@@ -39,7 +39,7 @@ const GPU_LIBS: Record<Exclude<Provider, 'cpu'>, string> = {
 };
 
 export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
-  const log = (opts.log ?? silentLogger).child({ module: 'runtime.onnx' });
+  const log = moduleLogger(opts.log ?? silentLogger, 'runtime.onnx');
   let probe: Promise<Probe | Error> | undefined;
 
   const getProbe = (): Promise<Probe | Error> => (probe ??= probeOrt(opts.providers ?? ['tensorrt', 'cuda', 'cpu']).catch((err: unknown) => err as Error));

@@ -1,5 +1,5 @@
 import { OutpostError, toOutpostError } from '../../../protocol/errors/index.js';
-import { silentLogger, type Logger } from '../../../protocol/log.js';
+import { silentLogger, type Logger, moduleLogger } from '../../../protocol/log.js';
 import type { Availability, Backend, LoadedModel, ModelSource, Tensor, TensorInfo } from '../backend.js';
 import { validateInputs } from '../tensors.js';
 import { loadAddon, type AddonLoad } from './native-loader.js';
@@ -28,7 +28,7 @@ export interface OpenCvBackendOptions {
 export const OPENCV_FRAMEWORKS: readonly OpenCvFramework[] = ['caffe', 'darknet', 'tensorflow', 'enet', 'onnx'];
 
 export function createOpenCvBackend(opts: OpenCvBackendOptions = {}): Backend {
-  const log = (opts.log ?? silentLogger).child({ module: 'runtime.opencv' });
+  const log = moduleLogger(opts.log ?? silentLogger, 'runtime.opencv');
   const addon = (): AddonLoad<OpenCvBinding> => opts.binding ?? loadAddon<OpenCvBinding>('outpost_opencv_dnn');
 
   const chooseTarget = (b: OpenCvBinding): OpenCvTarget => {
