@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import type { Logger } from '../../protocol/log.js';
+import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { Backoff } from './backoff.js';
 import { STATUS_OFFLINE, STATUS_ONLINE } from '../../protocol/topics.js';
 
@@ -64,7 +64,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
 
   constructor(private readonly opts: SessionOptions) {
     super();
-    this.log = opts.log.child({ module: 'mqtt' });
+    this.log = moduleLogger(opts.log, 'mqtt');
     this.backoff = new Backoff(opts.reconnectMinMs ?? 500, opts.reconnectMaxMs ?? 60_000);
   }
 
