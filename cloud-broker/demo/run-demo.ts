@@ -84,8 +84,16 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
     const published = await run<{ id: string; version: number; unchanged?: boolean }>(['model', 'publish'], { cwd: paths.model });
     say.done('publish', `\`outpost model publish\`: ${published.id} version ${published.version}${published.unchanged ? ' (unchanged, already published)' : ''}`);
 
-    const provisioned = await run<{ agentConfig: string }>(['device', 'provision', DEMO_DEVICE_ID, '--out', paths.device]);
-    say.done('provision', `\`outpost device provision\`: ${DEMO_DEVICE_ID}, credentials in ${provisioned.agentConfig}`);
+    const provision = () => run<{ agentConfig: string }>(['device', 'provision', DEMO_DEVICE_ID, '--out', paths.device]);
+    let again = false;
+    const provisioned = await provision().catch(async (err: unknown) => {
+      // A rerun on the same --data-dir: the cloud remembers the device; issue it new credentials.
+      if ((err as OutpostError).code !== 'DEVICE_EXISTS') throw err;
+      again = true;
+      await run(['device', 'remove', DEMO_DEVICE_ID]);
+      return provision();
+    });
+    say.done('provision', `\`outpost device provision\`: ${DEMO_DEVICE_ID}${again ? ' (again, new credentials)' : ''}, credentials in ${provisioned.agentConfig}`);
 
     agent = startAgentProcess({ config: provisioned.agentConfig, modelsDir: paths.models, socket: paths.socket, logFile: paths.agentLog, env: ctx.env });
     await agent.waitLive(opts.timeoutMs, ctx.signal);

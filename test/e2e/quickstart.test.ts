@@ -100,7 +100,7 @@ describe('quickstart: npm run demo', () => {
     expect(await processesMentioning(out.dir)).toEqual([]);
   }, 180_000);
 
-  it('with --data-dir keeps the data, and the agent and cloud remove their socket and cloud.json on the way out', async () => {
+  it('with --data-dir keeps the data, the agent and cloud remove their socket and cloud.json on the way out, and a rerun converges', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'outpost-qs-'));
     try {
       const r = await run(process.execPath, [join(REPO, 'cloud-broker', 'cli', 'outpost.js'), 'demo', '--json', '--data-dir', dir]);
@@ -115,6 +115,14 @@ describe('quickstart: npm run demo', () => {
       // What the device installed stays: the model's current version and the agent's log.
       expect(await readlink(join(out.device.modelsDir, 'demo', 'colors', 'current'))).toContain('1');
       expect((await stat(out.device.agentLog)).size).toBeGreaterThan(0);
+
+      // Run again on the same folder: the version is unchanged, the device gets new credentials,
+      // and the agent (whose model is already installed) must still report the new revision.
+      const again = await run(process.execPath, [join(REPO, 'cloud-broker', 'cli', 'outpost.js'), 'demo', '--json', '--data-dir', dir, '--timeout', '30']);
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(again.stderr).toContain('unchanged, already published');
+      expect(again.stderr).toContain('again, new credentials');
+      expect(lastJson(again).prediction.label).toBe('red');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
