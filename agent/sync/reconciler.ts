@@ -173,6 +173,8 @@ export class Reconciler {
         this.models.set(m.id, { id: m.id, version: m.version, activeVersion: prev?.activeVersion ?? null, state: prev?.activeVersion === m.version ? 'active' : 'pending' });
       }
     }
+    // Report the new revision now: an apply with nothing to do publishes nothing, and the cloud would never see convergence.
+    this.publishNow();
     this.kick();
   }
 
