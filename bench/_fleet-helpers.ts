@@ -74,6 +74,8 @@ export interface LightAgent {
   store: Store;
   /** Resolves once the session subscribed and announced itself (first connect). */
   ready: Promise<void>;
+  /** performance.now() of the last desired-state message received, or null. */
+  lastDesiredAt(): number | null;
   /** True when the agent reports `model` active at `version`. */
   activeAt(model: string, version: number): boolean;
   stop(): Promise<void>;
@@ -121,12 +123,17 @@ export async function startLightAgent(fleet: FleetClient, id: string, root: stri
     agentVersion: 'bench-light',
     log,
   });
-  session.on('desired', (payload) => reconciler.onDesired(payload));
+  let desiredAt: number | null = null;
+  session.on('desired', (payload) => {
+    desiredAt = performance.now();
+    reconciler.onDesired(payload);
+  });
   const ready = new Promise<void>((resolve) => session.once('connected', resolve));
   await reconciler.start();
   session.start();
   return {
     id, token: config.credentials.token, modelsDir, session, reconciler, store, ready,
+    lastDesiredAt: () => desiredAt,
     activeAt(model, version) {
       const m = reconciler.report().models.find((x) => x.id === model);
       return m?.state === 'active' && m.activeVersion === version;
