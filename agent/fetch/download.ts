@@ -3,9 +3,11 @@ import { createReadStream } from 'node:fs';
 import { open, rename, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
+import { dirname } from 'node:path';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
-import { fsyncDir, isNoSpace } from './fs-util.js';
+import { fsyncDir } from '../fs/atomic-file.js';
+import { isNoSpace } from './fs-util.js';
 import { requestOnce, type OpenResponse } from './http.js';
 import { pump } from './pump.js';
 
@@ -78,7 +80,7 @@ export async function downloadVerified(req: DownloadRequest): Promise<DownloadRe
     try {
       await attempt(req, partial, state, log);
       await rename(partial, req.dest);
-      await fsyncDir(req.dest);
+      await fsyncDir(dirname(req.dest));
       log.debug({ bytesFetched: state.bytesFetched, resumed: state.resumed }, 'download verified');
       return state;
     } catch (err) {

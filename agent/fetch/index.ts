@@ -5,4 +5,4 @@
  */
 export { downloadVerified, type DownloadRequest, type DownloadResult } from './download.js';
 export { BlobPool, type BlobPoolOptions, type BlobRef, type BlobSource, type EnsureOptions, type EnsureResult } from './pool.js';
-export { fsyncDir, isNoSpace, linkOrCopy, writeFileAtomic } from './fs-util.js';
+export { isNoSpace, linkOrCopy } from './fs-util.js';

@@ -1,7 +1,8 @@
 import { readFile, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { OutpostError } from '../../protocol/errors/index.js';
 import type { Logger } from '../../protocol/log.js';
-import { fsyncDir, writeFileAtomic } from '../fetch/fs-util.js';
+import { fsyncDir, writeFileAtomic } from '../fs/atomic-file.js';
 
 /**
  * The store's intent log: at most one entry, written (atomically) before an install touches the
@@ -59,5 +60,5 @@ export async function clearJournal(path: string): Promise<void> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw err;
   }
-  await fsyncDir(path);
+  await fsyncDir(dirname(path));
 }

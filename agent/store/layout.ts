@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { formatModelId, parseModelId, type ModelId } from '../../protocol/ids.js';
-import { fsyncDir } from '../fetch/fs-util.js';
+import { fsyncDir } from '../fs/atomic-file.js';
 
 /**
  * Paths of the models folder:
@@ -82,7 +82,7 @@ export class Layout {
       await unlink(tmp).catch(() => undefined);
       throw err;
     }
-    await fsyncDir(join(dir, 'current'));
+    await fsyncDir(dir);
   }
 
   /**
@@ -97,7 +97,7 @@ export class Layout {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw err;
     }
-    await fsyncDir(path);
+    await fsyncDir(dirname(path));
     await rm(dest, { recursive: true, force: true });
   }
 

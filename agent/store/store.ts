@@ -1,12 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, open, rename, rmdir, unlink } from 'node:fs/promises';
+import { chmod, mkdir, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { formatModelId, parseModelId, parseVersion, type ModelId } from '../../protocol/ids.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { BlobPool, type BlobSource } from '../fetch/pool.js';
-import { fsyncDir, isNoSpace, linkOrCopy } from '../fetch/fs-util.js';
+import { fsyncDir } from '../fs/atomic-file.js';
+import { isNoSpace, linkOrCopy } from '../fetch/fs-util.js';
 import { parseVersionFiles, type VersionFile } from './files.js';
 import { clearJournal, readJournal, writeJournal, type InstallIntent } from './journal.js';
 import { Layout } from './layout.js';
@@ -203,7 +204,7 @@ export class Store {
         await this.stage(staging, files, req, log);
         await mkdir(this.layout.versionsDir(mid), { recursive: true });
         await rename(staging, target);
-        await fsyncDir(target);
+        await fsyncDir(dirname(target));
       }
       req.onProgress?.({ phase: 'installing', done: 0, total: 1 });
       if (req.beforeActivate) await this.gate(req.beforeActivate, mid, version, files);
@@ -244,7 +245,7 @@ export class Store {
       if (req.signal?.aborted) throw new OutpostError('FETCH_ABORTED', `install was cancelled while verifying ${f.path}`, { path: f.path });
     }
     // New directory entries must be durable before the rename publishes the folder.
-    for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncPath(d);
+    for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(d);
     log.debug({ files: files.length }, 'staged and verified');
   }
 
@@ -317,13 +318,4 @@ async function hashFile(path: string): Promise<{ sha256: string; size: number }>
     size += (chunk as Buffer).length;
   }
   return { sha256: h.digest('hex'), size };
-}
-
-async function fsyncPath(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { writeFileAtomicSync } from './atomic-sync.js';
+import { writeFileAtomicSync } from '../fs/atomic-file.js';
 
 /**
  * What the reconciler must remember across restarts: the highest applied revision (so that a
@@ -34,6 +34,6 @@ export class SyncState {
     this.revision = Math.max(revision, this.revision ?? revision);
     this.document = document;
     mkdirSync(dirname(this.path), { recursive: true });
-    writeFileAtomicSync(this.path, JSON.stringify({ revision: this.revision, document }));
+    writeFileAtomicSync(this.path, JSON.stringify({ revision: this.revision, document }), { mode: 0o600 });
   }
 }

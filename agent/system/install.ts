@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { writeFileAtomic } from '../fs/atomic-file.js';
 
 const run = promisify(execFile);
 
@@ -90,35 +90,14 @@ export async function planInstall(o: InstallOptions): Promise<InstallStep[]> {
   return steps;
 }
 
-async function writeAtomic(path: string, content: string, mode: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, mode);
-  try {
-    await fh.writeFile(content);
-    await fh.chmod(mode); // the umask may have narrowed the mode given to open()
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  const dir = await open(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
-  try { await dir.sync(); } finally { await dir.close(); }
-}
-
 /** Carries out the plan in order; stops at the first failure with SERVICE_INSTALL_FAILED. */
 export async function applyInstall(steps: InstallStep[], onStep: (s: InstallStep) => void = () => {}): Promise<void> {
   for (const s of steps) {
     onStep(s);
     if (s.kind === 'file') {
       try {
-        await writeAtomic(s.path, s.content, s.mode);
-        await chmod(s.path, s.mode);
+        await mkdir(dirname(s.path), { recursive: true });
+        await writeFileAtomic(s.path, s.content, { mode: s.mode });
       } catch (err) {
         throw new OutpostError('SERVICE_INSTALL_FAILED', `cannot write ${s.path}: ${(err as Error).message} (run as root, or use --root DIR)`, { path: s.path }, { cause: err });
       }

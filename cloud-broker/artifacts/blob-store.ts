@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OutpostError } from '../../protocol/errors/index.js';
-import { fsyncDir } from './atomic-file.js';
+import { fsyncDir } from '../../agent/fs/atomic-file.js';
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../protocol/log.js';
-import { writeFileAtomic } from '../artifacts/atomic-file.js';
+import { writeFileAtomic } from '../../agent/fs/atomic-file.js';
 import type { Db } from '../db/open.js';
 import { createToken, hashToken, insertTokenHash } from './tokens.js';
 
@@ -27,7 +27,7 @@ export async function ensureAdminToken(db: Db, dataDir: string, log: Logger): Pr
     return file;
   }
   const token = createToken(db, 'admin', 'admin');
-  await writeFileAtomic(file, token + '\n', 0o600);
+  await writeFileAtomic(file, token + '\n', { mode: 0o600 });
   log.info({ file }, 'admin token created');
   return file;
 }

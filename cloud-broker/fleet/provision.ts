@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { TrustedKey } from '../../protocol/signing.js';
+import { writeFileAtomic } from '../../agent/fs/atomic-file.js';
 
 /**
  * The part of agent.json that the cloud knows (protocol/agent-config.ts owns the full shape and
@@ -14,24 +15,10 @@ export interface AgentConfigDraft {
   tags: string[];
 }
 
-/** Writes `<dir>/agent.json` atomically with mode 0600 (temp, fsync, rename, fsync dir). */
+/** Writes `<dir>/agent.json` atomically with mode exactly 0600. */
 export async function writeAgentConfig(dir: string, config: AgentConfigDraft): Promise<string> {
   await fs.mkdir(dir, { recursive: true });
   const file = path.join(dir, 'agent.json');
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fh = await fs.open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(config, null, 2) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-  const d = await fs.open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await writeFileAtomic(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
   return file;
 }

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../../agent/fs/atomic-file.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import type { Logger } from '../../protocol/log.js';
 import { createSigner, type Signer } from './sign.js';
@@ -12,24 +13,6 @@ import { createSigner, type Signer } from './sign.js';
  * retired) is the documented next step in docs/security.md; the file layout leaves room for it.
  */
 export const SIGNING_KEY_FILE = path.join('signing', 'desired.key');
-
-async function writeAtomic(file: string, data: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  const fh = await fs.open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-  const dir = await fs.open(path.dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}
 
 export async function loadOrCreateSigner(dataDir: string, log: Logger): Promise<Signer> {
   const file = path.join(dataDir, SIGNING_KEY_FILE);
@@ -45,7 +28,7 @@ export async function loadOrCreateSigner(dataDir: string, log: Logger): Promise<
     await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     const { privateKey } = generateKeyPairSync('ed25519');
     pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    await writeAtomic(file, pem, 0o600);
+    await writeFileAtomic(file, pem, { mode: 0o600 });
     log.info({ path: file }, 'generated the desired-state signing key');
   }
   let priv: KeyObject;

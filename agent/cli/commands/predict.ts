@@ -5,7 +5,7 @@ import { printError, printResult, type Command } from '../../../protocol/cli.js'
 import { OutpostError } from '../../../protocol/errors/index.js';
 import { parseModelId } from '../../../protocol/ids.js';
 import { AgentClient, type PredictAnswer } from '../../client/index.js';
-import { writeFileAtomic } from '../../fetch/fs-util.js';
+import { writeFileAtomic } from '../../fs/atomic-file.js';
 
 const HELP = `usage: outpost predict <image> --model <owner/name> [--annotate OUT.png] [--json]
                        [--confidence 0..1] [--top-k N] [--version V] [--socket PATH]
