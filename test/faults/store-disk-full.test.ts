@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../agent/store/index.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { publish, startBlobServer, type BlobServer } from '../helpers/blob-server.js';
+import { codeOfRejection } from '../helpers/error-code.js';
 import { bigFile, childCommand, contentOf, versionProblem } from './store-fixture.js';
 
 /**
@@ -42,16 +43,6 @@ afterAll(async () => {
   await rm(mnt, { recursive: true, force: true });
 });
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(OutpostError);
-    return (err as OutpostError).code;
-  }
-  throw new Error('expected a failure');
-}
-
 async function free(): Promise<number> {
   const s = await statfs(mnt);
   return s.bavail * s.bsize;
@@ -75,7 +66,7 @@ describe('disk full', () => {
     big.set('weights.bin', Buffer.alloc(3 * 1024 * 1024, 0x5a));
     const files = publish(server, big);
     const freeBefore = await free();
-    expect(await codeOf(store.installVersion({ id: ID, version: 2, files, source: { baseUrl: server.url } }))).toBe('FETCH_NO_SPACE');
+    expect(await codeOfRejection(store.installVersion({ id: ID, version: 2, files, source: { baseUrl: server.url } }))).toBe('FETCH_NO_SPACE');
     expect(await versionProblem(current, 1)).toBeNull();
 
     // Past the pre-check, the write itself fails with ENOSPC.

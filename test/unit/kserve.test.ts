@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { OutpostError } from '../../protocol/errors/index.js';
 import {
   encodeInferRequest, encodeInferResponse, floatToHalf, halfToFloat, parseInferRequest, parseInferResponse, type WireTensor,
 } from '../../protocol/kserve.js';
+import { codeOf } from '../helpers/error-code.js';
 
 const tensors: Record<string, WireTensor> = {
   f: { dtype: 'float32', shape: [2, 3], data: Float32Array.from([0.5, -1.25, 3, 1e-3, 7, -0.0078125]) },
@@ -13,16 +13,6 @@ const tensors: Record<string, WireTensor> = {
   b: { dtype: 'bool', shape: [3], data: Uint8Array.from([1, 0, 1]) },
   h: { dtype: 'float16', shape: [2], data: Uint16Array.from([floatToHalf(1.5), floatToHalf(-2)]) },
 };
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof OutpostError) return err.code;
-    throw err;
-  }
-  throw new Error('expected an OutpostError');
-}
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 

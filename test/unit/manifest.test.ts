@@ -3,16 +3,7 @@ import { OutpostError } from '../../protocol/errors/index.js';
 import {
   PLACEHOLDER_ID, defaultManifest, manifestFiles, parseColorsFile, parseModelManifest, parseModelPath, toModelJson,
 } from '../../protocol/manifest.js';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(OutpostError);
-    return (err as OutpostError).code;
-  }
-  throw new Error('expected a throw');
-}
+import { codeOf } from '../helpers/error-code.js';
 
 const base = { framework_type: 'onnx', purpose: 'Classification', model_file: 'm.onnx', size: [224, 224] };
 

@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseVersionFiles, unsafePathReason } from '../../agent/store/files.js';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { codeOf } from '../helpers/error-code.js';
 
 const sha = 'a'.repeat(64);
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(OutpostError);
-    return (err as OutpostError).code;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('unsafePathReason', () => {
   it.each([
