@@ -1,15 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import net, { type AddressInfo } from 'node:net';
-import os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addMosquittoUser, writeMosquittoFiles, type MosquittoFiles } from '../../cloud-broker/broker/mosquitto.js';
 import { startFleetServices, type FleetServices } from '../../cloud-broker/fleet/index.js';
 import { silentLogger } from '../../protocol/log.js';
 import { encodePng, rawImage } from '../fixtures/images.js';
 import { activeAt, startTestFleet, waitFor, type TestAgent, type TestFleet } from '../helpers/fleet.js';
-import { missingCommand, skipForPackage } from '../helpers/requires.js';
+import { missingMosquitto, startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { skipForPackage } from '../helpers/requires.js';
 
 /**
  * The agent, unchanged, against Debian's Mosquitto 2 instead of the embedded aedes: mosquitto runs
@@ -17,63 +14,35 @@ import { missingCommand, skipForPackage } from '../helpers/requires.js';
  * fleet services (signing, desired-state publisher, report ingestion) point at it; the real agent
  * daemon connects to it with its provisioned credentials, converges and reports back through it.
  */
-const missing = missingCommand('sh', ['-c', 'command -v mosquitto && command -v mosquitto_passwd']);
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitListening(port: number): Promise<void> {
-  await waitFor(`mosquitto listening on ${port}`, () => new Promise<boolean>((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  }), 10_000);
-}
+const missing = missingMosquitto();
 
 describe.skipIf(skipForPackage(missing))('the real agent against Mosquitto 2', () => {
   let f: TestFleet;
-  let files: MosquittoFiles;
-  let mosq: ChildProcess | undefined;
+  let mosq: Mosquitto | undefined;
   let svc: FleetServices;
   let agent: TestAgent;
-  const service = { username: 'outpost-cloud', password: 'svc-' + Math.random().toString(36).slice(2) };
 
   beforeAll(async () => {
     f = await startTestFleet();
-    const port = await freePort();
-    files = await writeMosquittoFiles(join(f.root, 'mosquitto'), { host: '127.0.0.1', port, service, user: os.userInfo().username });
-    mosq = spawn('mosquitto', ['-c', files.conf], { stdio: ['ignore', 'ignore', 'inherit'] });
-    await waitListening(port);
+    mosq = await startMosquitto(f.root);
     // The fleet's broker side moves to mosquitto; catalog, blobs and HTTP stay the cloud's.
     svc = await startFleetServices({
       db: f.cloud.db, dataDir: f.cloud.dataDir, log: silentLogger, httpUrl: f.cloud.httpUrl, host: '127.0.0.1', mqttPort: 0,
-      externalBroker: { url: `mqtt://127.0.0.1:${port}`, username: service.username, password: service.password },
+      externalBroker: mosq.externalBroker,
     });
   }, 30_000);
   afterAll(async () => {
     await agent?.stop();
     await svc?.close();
     await f?.close();
-    if (mosq && mosq.exitCode === null) {
-      const gone = new Promise((r) => mosq!.once('exit', r));
-      mosq.kill('SIGTERM');
-      await gone;
-    }
+    await mosq?.stop();
   });
 
   it('converges on a deployment published through mosquitto and reports back through it', async () => {
     const v1 = await f.publish('acme/colors');
     const { agentConfig } = await svc.fleet.provision('mq-1');
     expect(agentConfig.cloud.mqtt).toBe(svc.mqttUrl);
-    await addMosquittoUser(files.passwordFile, 'mq-1', agentConfig.credentials.token);
-    mosq!.kill('SIGHUP');
+    await mosq!.addUser('mq-1', agentConfig.credentials.token);
     // startAgent reads <root>/agent-<id>.json: the config provisioning wrote, untouched.
     await writeFile(join(f.root, 'agent-mq-1.json'), JSON.stringify(agentConfig, null, 2));
     agent = await f.startAgent('mq-1');
