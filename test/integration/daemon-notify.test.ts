@@ -1,32 +1,22 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentClient } from '../../agent/client/index.js';
-import { agentEnv, notifyReceiver, spawnAgent, writeStandaloneConfig, type AgentProcess, type NotifyReceiver } from '../helpers/daemon-process.js';
+import { writeStandaloneConfig } from '../helpers/daemon-process.js';
+import { useSupervisedAgents } from '../helpers/supervised-agent.js';
+import { useTempDir } from '../helpers/temp-dir.js';
 
 /**
  * `outpost agent run` as systemd starts it: a real child process, a real datagram socket as
  * NOTIFY_SOCKET, a real SIGTERM. The broker is a closed port: READY must not wait for it.
  */
-let dir: string;
-beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'outpost-daemon-notify-')); });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
-
-const agents: AgentProcess[] = [];
-const receivers: NotifyReceiver[] = [];
-afterEach(async () => {
-  for (const a of agents.splice(0)) await a.kill();
-  for (const r of receivers.splice(0)) r.close();
-});
+const tmp = useTempDir('outpost-daemon-notify-', 'all');
+const startAgent = useSupervisedAgents();
 
 describe('agent run under a supervisor', () => {
   it('sends READY once the socket listens with no broker, STATUS lines, WATCHDOG pings, and STOPPING on SIGTERM', async () => {
-    const { path, config } = await writeStandaloneConfig(dir);
-    const rx = notifyReceiver(dir);
-    receivers.push(rx);
-    const agent = spawnAgent({ config: path, env: agentEnv({ NOTIFY_SOCKET: rx.path, WATCHDOG_USEC: '1000000' }) });
-    agents.push(agent);
+    const { path, config } = await writeStandaloneConfig(tmp.dir);
+    const { agent, rx } = startAgent({ dir: tmp.dir, config: path, env: { WATCHDOG_USEC: '1000000' } });
 
     const ready = await rx.until((m) => m.startsWith('READY=1'));
     // READY is sent after listen(): the socket must answer as soon as READY arrived.
@@ -55,12 +45,9 @@ describe('agent run under a supervisor', () => {
   });
 
   it('sends no WATCHDOG pings when systemd asked for none, and SIGINT stops it like SIGTERM', async () => {
-    const sub = await mkdtemp(join(dir, 'nowd-'));
+    const sub = await mkdtemp(join(tmp.dir, 'nowd-'));
     const { path } = await writeStandaloneConfig(sub);
-    const rx = notifyReceiver(sub);
-    receivers.push(rx);
-    const agent = spawnAgent({ config: path, env: agentEnv({ NOTIFY_SOCKET: rx.path }) });
-    agents.push(agent);
+    const { agent, rx } = startAgent({ dir: sub, config: path });
     await rx.until((m) => m.startsWith('READY=1'));
     agent.signal('SIGINT');
     await rx.until((m) => m.startsWith('STOPPING=1'));

@@ -1,24 +1,18 @@
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentClient } from '../../agent/client/index.js';
-import { agentEnv, notifyReceiver, spawnAgent, writeStandaloneConfig, type AgentProcess, type NotifyReceiver } from '../helpers/daemon-process.js';
+import { writeStandaloneConfig } from '../helpers/daemon-process.js';
+import { useSupervisedAgents } from '../helpers/supervised-agent.js';
+import { useTempDir } from '../helpers/temp-dir.js';
 
 /**
  * SIGHUP against the real process: the reloadable keys (log.level, telemetry.*, api.*) take
  * effect without a restart, a restart-only key is logged as such and keeps its running value,
  * and a broken file leaves the running config alone.
  */
-let dir: string;
-beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'outpost-daemon-reload-')); });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
-const agents: AgentProcess[] = [];
-const receivers: NotifyReceiver[] = [];
-afterEach(async () => {
-  for (const a of agents.splice(0)) await a.kill();
-  for (const r of receivers.splice(0)) r.close();
-});
+const tmp = useTempDir('outpost-daemon-reload-', 'all');
+const startAgent = useSupervisedAgents();
 
 interface Status { api: { limits: { maxConcurrentPerModel: number; maxBodyBytes: number } } }
 const INFO = 30;
@@ -26,18 +20,15 @@ const WARN = 40;
 
 describe('SIGHUP', () => {
   it('applies log level, telemetry and API limits live; a restart-only key is logged and not applied', async () => {
-    const { path, config } = await writeStandaloneConfig(dir, { log: { level: 'warn' }, telemetry: { enabled: true, intervalSeconds: 600 }, api: { maxConcurrentPerModel: 4 } });
-    const rx = notifyReceiver(dir);
-    receivers.push(rx);
-    const agent = spawnAgent({ config: path, env: agentEnv({ NOTIFY_SOCKET: rx.path }) });
-    agents.push(agent);
+    const { path, config } = await writeStandaloneConfig(tmp.dir, { log: { level: 'warn' }, telemetry: { enabled: true, intervalSeconds: 600 }, api: { maxConcurrentPerModel: 4 } });
+    const { agent, rx } = startAgent({ dir: tmp.dir, config: path });
     await rx.until((m) => m.startsWith('READY=1'));
     const client = new AgentClient({ socket: config.socket as string });
     expect(((await client.status()) as unknown as Status).api.limits.maxConcurrentPerModel).toBe(4);
     // At warn, the start's info lines were not written.
     expect(agent.logs.some((l) => l.level === INFO)).toBe(false);
 
-    const movedSocket = join(dir, 'moved.sock');
+    const movedSocket = join(tmp.dir, 'moved.sock');
     await writeFile(path, JSON.stringify({
       ...config,
       log: { level: 'info' },
