@@ -1,14 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { appendFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DesiredFile } from '../../protocol/desired-state.js';
 import { encodePng, rawImage } from '../fixtures/images.js';
 import { startBlobServer, type BlobServer } from '../helpers/blob-server.js';
 import { activeAt, startTestFleet, waitFor, type TestAgent, type TestFleet } from '../helpers/fleet.js';
 import { skipForPackage } from '../helpers/requires.js';
-import { checkModelFolder, filesInDesired, publishPadded } from './agent-fixture.js';
+import { checkModelFolder, mirroredModel, type MirroredModel } from './agent-fixture.js';
 
 /**
  * Disk full during a download, at the agent level: the agent's models folder is on a real 8 MiB
@@ -34,13 +33,13 @@ describe.skipIf(skipForPackage(cannotMount))('disk full during a download, agent
   let f: TestFleet;
   let mirror: BlobServer;
   let agent: TestAgent;
-  const signed = new Map<number, DesiredFile[]>();
+  let m: MirroredModel;
   const filler = join(mnt, 'filler.bin');
 
   beforeAll(async () => {
     f = await startTestFleet();
     mirror = await startBlobServer();
-    (f.cloud.fleet.fleet as unknown as { blobBase: string }).blobBase = `${mirror.url}/v1/blobs/`;
+    m = mirroredModel(f, mirror, MODEL, DEVICE);
     await f.provision(DEVICE);
     agent = await f.startAgent(DEVICE, { modelsDir: join(mnt, 'models'), 'download.minFreeBytes': 0 });
   }, 30_000);
@@ -51,28 +50,15 @@ describe.skipIf(skipForPackage(cannotMount))('disk full during a download, agent
     await rm(mnt, { recursive: true, force: true });
   });
 
-  async function publish(bytes: number, fill: number): Promise<number> {
-    const v = await publishPadded(f, MODEL, bytes, fill);
-    const root = join(f.cloud.blobs.root, 'sha256');
-    for (const d of await readdir(root)) for (const name of await readdir(join(root, d))) mirror.add(await readFile(join(root, d, name)));
-    return v;
-  }
-
-  async function deploy(version: number): Promise<DesiredFile> {
-    await f.cloud.fleet.fleet.deploy({ model: `${MODEL}@${version}` }, { kind: 'device', value: DEVICE });
-    filesInDesired(f, DEVICE, signed);
-    return signed.get(version)!.find((x) => x.path === 'model.onnx')!;
-  }
-
   it('fails with a no-space code while v1 keeps serving, and installs once space is back', async () => {
-    const v1 = await publish(256 * 1024, 1);
-    await deploy(v1);
+    const v1 = await m.publish(256 * 1024, 1);
+    await m.deploy(v1);
     await waitFor('v1 active', () => activeAt(agent, MODEL, v1));
     const red = await encodePng(rawImage(32, 32, () => [250, 10, 10]));
 
-    const v2 = await publish(5 * 1024 * 1024, 2);
+    const v2 = await m.publish(5 * 1024 * 1024, 2);
     mirror.misbehave({ pieceSize: 64 * 1024, delayMs: 20 });
-    const file = await deploy(v2);
+    const file = await m.deploy(v2);
     await waitFor('download under way', () => mirror.requests.some((r) => r.sha256 === file.sha256 && r.bodyBytes > 1024 * 1024));
     // Another writer takes every free byte of the filesystem.
     const mb = Buffer.alloc(1024 * 1024, 1);
@@ -90,13 +76,13 @@ describe.skipIf(skipForPackage(cannotMount))('disk full during a download, agent
     });
     expect(['FETCH_NO_SPACE', 'STORE_NO_SPACE']).toContain(code);
     expect(JSON.stringify(await agent.client.predict(MODEL, red))).toContain('"red"');
-    expect(await checkModelFolder(join(mnt, 'models'), MODEL, [v1], signed)).toBe(v1);
+    expect(await checkModelFolder(join(mnt, 'models'), MODEL, [v1], m.signed)).toBe(v1);
 
     // Space comes back; the operator's `sync` command retries at once.
     await rm(filler);
     agent.daemon.reconciler.syncNow();
     await waitFor('v2 active after space was freed', () => activeAt(agent, MODEL, v2), 30_000);
-    expect(await checkModelFolder(join(mnt, 'models'), MODEL, [v2], signed)).toBe(v2);
+    expect(await checkModelFolder(join(mnt, 'models'), MODEL, [v2], m.signed)).toBe(v2);
     expect(JSON.stringify(await agent.client.predict(MODEL, red))).toContain('"red"');
   }, 60_000);
 });

@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
 import { lstat, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { DesiredFile, DesiredSigned } from '../../protocol/desired-state.js';
 import { writeModelFolder } from '../fixtures/model-folder.js';
+import type { BlobServer } from '../helpers/blob-server.js';
 import { runInProcess } from '../helpers/cli.js';
+import { folderProblem } from '../helpers/folder-check.js';
 import type { TestFleet } from '../helpers/fleet.js';
 
 /**
@@ -41,33 +42,44 @@ export async function publishPadded(f: TestFleet, id: string, bytes: number, fil
   return run.json<{ version: number }>().version;
 }
 
+/** A padded-classifier model that one device gets from a mirror the test controls. */
+export interface MirroredModel {
+  /** The signed file list of each version deployed so far. */
+  readonly signed: Map<number, DesiredFile[]>;
+  /** Publishes a version padded to about `bytes` and copies every blob the cloud holds to the mirror. */
+  publish(bytes: number, fill: number): Promise<number>;
+  /** Deploys `version` to the device; returns the signed entry of its model.onnx. */
+  deploy(version: number): Promise<DesiredFile>;
+}
+
+/**
+ * Points the fleet's signed blob base at `mirror` (DESIGN principle 6 allows it: every byte is
+ * verified against the signed hash, so a mirror needs no trust) so that a test can make the
+ * downloads throttle, cut or ignore Range while the cloud itself behaves.
+ */
+export function mirroredModel(f: TestFleet, mirror: BlobServer, model: string, device: string): MirroredModel {
+  f.cloud.fleet.fleet.useBlobMirror(`${mirror.url}/v1/blobs/`);
+  const signed = new Map<number, DesiredFile[]>();
+  return {
+    signed,
+    async publish(bytes, fill) {
+      const v = await publishPadded(f, model, bytes, fill);
+      const root = join(f.cloud.blobs.root, 'sha256');
+      for (const d of await readdir(root)) for (const name of await readdir(join(root, d))) mirror.add(await readFile(join(root, d, name)));
+      return v;
+    },
+    async deploy(version) {
+      await f.cloud.fleet.fleet.deploy({ model: `${model}@${version}` }, { kind: 'device', value: device });
+      filesInDesired(f, device, signed);
+      return signed.get(version)!.find((x) => x.path === 'model.onnx')!;
+    },
+  };
+}
+
 /** The signed file list of each version the cloud has put in a device's desired state. */
 export function filesInDesired(f: TestFleet, device: string, into: Map<number, DesiredFile[]>): void {
   const signed: DesiredSigned | null = f.cloud.fleet.fleet.signedOf(device);
   for (const m of signed?.models ?? []) into.set(m.version, m.files);
-}
-
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else out.push(p);
-  }
-  return out;
-}
-
-/** Null when `dir` holds exactly `files` (same paths, every file hashed), else what differs. */
-export async function folderProblem(dir: string, files: readonly DesiredFile[]): Promise<string | null> {
-  const have = (await walk(dir)).map((p) => relative(dir, p)).sort();
-  const want = files.map((x) => x.path).sort();
-  if (JSON.stringify(have) !== JSON.stringify(want)) return `files ${JSON.stringify(have)} != ${JSON.stringify(want)}`;
-  for (const file of files) {
-    const data = await readFile(join(dir, file.path));
-    const sha = createHash('sha256').update(data).digest('hex');
-    if (sha !== file.sha256 || data.length !== file.size) return `${file.path}: ${data.length} bytes ${sha.slice(0, 12)}, signed ${file.size} ${file.sha256.slice(0, 12)}`;
-  }
-  return null;
 }
 
 /**

@@ -1,13 +1,10 @@
 import net from 'node:net';
-import { readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DesiredFile } from '../../protocol/desired-state.js';
 import { encodePng, rawImage } from '../fixtures/images.js';
 import { startBlobServer, type BlobServer } from '../helpers/blob-server.js';
 import { activeAt, startTestFleet, waitFor, type TestAgent, type TestFleet } from '../helpers/fleet.js';
-import { checkModelFolder, filesInDesired, publishPadded } from './agent-fixture.js';
+import { checkModelFolder, mirroredModel, type MirroredModel } from './agent-fixture.js';
 
 /**
  * Network faults at the agent level: a real cloud and a real agent daemon, with the blobs served
@@ -26,18 +23,17 @@ describe('agent-level network faults', () => {
   let agent: TestAgent;
   let red: Buffer;
   let restarted: { close(): Promise<void> } | null = null;
-  const signed = new Map<number, DesiredFile[]>();
+  let m: MirroredModel;
 
   beforeAll(async () => {
     f = await startTestFleet();
     mirror = await startBlobServer();
-    // Test seam: the fleet signs this base into each model entry (it is a constructor option).
-    (f.cloud.fleet.fleet as unknown as { blobBase: string }).blobBase = `${mirror.url}/v1/blobs/`;
+    m = mirroredModel(f, mirror, MODEL, DEVICE);
     red = await encodePng(rawImage(32, 32, () => [250, 10, 10]));
     await f.provision(DEVICE);
     agent = await f.startAgent(DEVICE, { 'download.minFreeBytes': 0 });
-    const v1 = await publishVersion(64 * 1024, 1);
-    await deploy(v1);
+    const v1 = await m.publish(64 * 1024, 1);
+    await m.deploy(v1);
     await waitFor('v1 active', () => activeAt(agent, MODEL, v1));
   }, 60_000);
   afterAll(async () => {
@@ -45,20 +41,6 @@ describe('agent-level network faults', () => {
     await restarted?.close();
     await mirror?.close();
   });
-
-  /** Publishes a padded model and copies every blob the cloud holds to the mirror. */
-  async function publishVersion(bytes: number, fill: number): Promise<number> {
-    const v = await publishPadded(f, MODEL, bytes, fill);
-    const root = join(f.cloud.blobs.root, 'sha256');
-    for (const d of await readdir(root)) for (const name of await readdir(join(root, d))) mirror.add(await readFile(join(root, d, name)));
-    return v;
-  }
-
-  async function deploy(version: number): Promise<DesiredFile> {
-    await f.cloud.fleet.fleet.deploy({ model: `${MODEL}@${version}` }, { kind: 'device', value: DEVICE });
-    filesInDesired(f, DEVICE, signed);
-    return signed.get(version)!.find((x) => x.path === 'model.onnx')!;
-  }
 
   const requestsFor = (sha: string) => mirror.requests.filter((r) => r.sha256 === sha);
   const servedFor = (sha: string) => requestsFor(sha).reduce((n, r) => n + r.bodyBytes, 0);
@@ -87,11 +69,11 @@ describe('agent-level network faults', () => {
 
   it('the broker restarted mid-download: the download is not restarted from zero', async () => {
     const size = 24 * 1024 * 1024;
-    const v = await publishVersion(size, 2);
+    const v = await m.publish(size, 2);
     mirror.misbehave({ pieceSize: PIECE, delayMs: 40 });
     let disconnects = 0;
     agent.daemon.session.on('disconnected', () => disconnects++);
-    const file = await deploy(v);
+    const file = await m.deploy(v);
     await waitFor('download under way', () => servedFor(file.sha256) > 4 * 1024 * 1024);
     await restartBroker();
     await waitFor('agent reconnected to the new broker', () => disconnects > 0 && agent.daemon.session.connected);
@@ -101,15 +83,15 @@ describe('agent-level network faults', () => {
     expect(servedFor(file.sha256) - file.size).toBeLessThan(PIECE);
     // The redelivered desired state (same revision) did not cancel the download in flight.
     expect(requestsFor(file.sha256)).toHaveLength(1);
-    await checkModelFolder(agent.modelsDir, MODEL, [v], signed);
+    await checkModelFolder(agent.modelsDir, MODEL, [v], m.signed);
     // The cloud's view comes back through the new broker too.
     await waitFor('rollout converged after the restart', () => f.cloud.fleet.fleet.rolloutStatus().find((d) => d.device === DEVICE)?.converged);
   });
 
   it('the HTTP connection cut repeatedly mid-file: each attempt resumes from its offset', async () => {
-    const v = await publishVersion(8 * 1024 * 1024, 3);
+    const v = await m.publish(8 * 1024 * 1024, 3);
     mirror.misbehave({ pieceSize: 64 * 1024, cutAfter: 1024 * 1024, cutTimes: 5 });
-    const file = await deploy(v);
+    const file = await m.deploy(v);
     await waitFor('v3 active', () => activeAt(agent, MODEL, v), 60_000);
     const reqs = requestsFor(file.sha256);
     expect(reqs.length).toBeGreaterThanOrEqual(6);
@@ -119,20 +101,20 @@ describe('agent-level network faults', () => {
     for (let i = 1; i < offsets.length; i++) expect(offsets[i]).toBeGreaterThan(offsets[i - 1]);
     expect(reqs.slice(1).every((r) => r.status === 206 && r.ifRange === `"${file.sha256}"`)).toBe(true);
     expect(servedFor(file.sha256)).toBe(file.size);
-    await checkModelFolder(agent.modelsDir, MODEL, [v, v - 1], signed);
+    await checkModelFolder(agent.modelsDir, MODEL, [v, v - 1], m.signed);
   });
 
   it('a server that answers a Range request with 200: the partial is restarted, not appended to', async () => {
-    const v = await publishVersion(4 * 1024 * 1024, 4);
+    const v = await m.publish(4 * 1024 * 1024, 4);
     mirror.misbehave({ pieceSize: 64 * 1024, cutAfter: 1024 * 1024, cutTimes: 1, ignoreRange: true });
-    const file = await deploy(v);
+    const file = await m.deploy(v);
     await waitFor('v4 active', () => activeAt(agent, MODEL, v), 60_000);
     const reqs = requestsFor(file.sha256);
     expect(reqs.length).toBe(2);
     expect(reqs[1].range).toBe('bytes=1048576-');
     expect(reqs[1].status).toBe(200);
     // Appending the 200 body would have made a 5 MiB file that fails the hash; it is exact.
-    await checkModelFolder(agent.modelsDir, MODEL, [v, v - 1], signed);
+    await checkModelFolder(agent.modelsDir, MODEL, [v, v - 1], m.signed);
     expect(JSON.stringify(await agent.client.predict(MODEL, red))).toContain('"red"');
   });
 });
