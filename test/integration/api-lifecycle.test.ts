@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { lstat, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiServer } from '../../agent/api/server.js';
@@ -15,6 +14,7 @@ import { OutpostError } from '../../protocol/errors/index.js';
 import { silentLogger } from '../../protocol/log.js';
 import { encodePng, rectsImage } from '../fixtures/images.js';
 import { parseAnswer, raw, randomInput, startAgent, type Harness } from './api-harness.js';
+import { capturedContext } from '../helpers/cli-context.js';
 
 /**
  * The socket's lifecycle (mode, stale file, a live agent on the path), saturation with 503 and
@@ -119,13 +119,8 @@ describe('close', () => {
 });
 
 function cli(env: NodeJS.ProcessEnv = {}): { ctx: CliContext; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (c) => (o += c));
-  stderr.on('data', (c) => (e += c));
-  return { ctx: { cwd: h.dir, env, stdout, stderr, signal: new AbortController().signal }, out: () => o, err: () => e };
+  const ctx = capturedContext(h.dir, env);
+  return { ctx, out: ctx.out, err: ctx.err };
 }
 
 describe('CLI verbs against the running agent', () => {

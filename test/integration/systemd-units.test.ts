@@ -3,13 +3,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, readlink, rm, stat, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installService } from '../../agent/cli/commands/install-service.js';
 import { RESTART_STEPS_SINCE, SYSTEMD_SOURCE_DIR, systemdVersion } from '../../agent/system/install.js';
-import type { CliContext } from '../../protocol/cli.js';
 import { missingCommand, skipForPackage } from '../helpers/requires.js';
+import { capturedContext, type CapturedContext } from '../helpers/cli-context.js';
 
 const run = promisify(execFile);
 const UNITS = ['outpost-agent.service', 'outpost-cloud.service'];
@@ -54,15 +53,7 @@ async function verify(root: string, files: string[]): Promise<string[]> {
   return out.split('\n').filter((l) => l.includes('outpost'));
 }
 
-function ctx(): CliContext & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (b) => { o += b; });
-  stderr.on('data', (b) => { e += b; });
-  return { cwd: dir, env: { PATH: process.env.PATH }, stdout, stderr, signal: new AbortController().signal, out: () => o, err: () => e };
-}
+const ctx = (): CapturedContext => capturedContext(dir, { PATH: process.env.PATH });
 
 describe.skipIf(skip)('systemd units', () => {
   it('pass systemd-analyze verify with no warning', async () => {

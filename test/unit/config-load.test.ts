@@ -2,13 +2,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/config/load.js';
 import { ENV_MAPPING } from '../../agent/config/env.js';
 import { checkConfig } from '../../agent/cli/commands/check-config.js';
-import type { CliContext } from '../../protocol/cli.js';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { capturedContext, type CapturedContext } from '../helpers/cli-context.js';
 
 const pem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
 const doc = {
@@ -32,15 +31,7 @@ async function rejection(p: Promise<unknown>): Promise<OutpostError> {
   throw new Error('expected a rejection');
 }
 
-function ctx(env: NodeJS.ProcessEnv = {}): CliContext & { out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let o = '';
-  let e = '';
-  stdout.on('data', (b) => { o += b; });
-  stderr.on('data', (b) => { e += b; });
-  return { cwd: dir, env, stdout, stderr, signal: new AbortController().signal, out: () => o, err: () => e };
-}
+const ctx = (env: NodeJS.ProcessEnv = {}): CapturedContext => capturedContext(dir, env);
 
 describe('loadAgentConfig', () => {
   it('reads the file and freezes the result', async () => {
