@@ -1,5 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
@@ -7,6 +6,7 @@ import { formatModelId, parseModelId, parseVersion, type ModelId } from '../../p
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { BlobPool, type BlobSource } from '../fetch/pool.js';
 import { fsyncDir } from '../fs/atomic-file.js';
+import { hashFile } from '../fs/hash-file.js';
 import { isNoSpace, linkOrCopy } from '../fetch/fs-util.js';
 import { parseVersionFiles, type VersionFile } from './files.js';
 import { clearJournal, readJournal, writeJournal, type InstallIntent } from './journal.js';
@@ -308,14 +308,4 @@ export class Store {
     this.chain = run.catch(() => undefined);
     return run;
   }
-}
-
-async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    h.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), size };
 }

@@ -1,23 +1,10 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import { relative, resolve, sep } from 'node:path';
 import { OutpostError } from '../../protocol/errors/index.js';
 
-// One atomic writer for the whole package (why it lives in agent/: see that module).
+// One atomic writer and one file hasher for the whole package (why in agent/: see atomic-file.ts).
 export { fsyncDir, writeFileAtomic } from '../../agent/fs/atomic-file.js';
-
-/** sha256 and size of a file, streamed (memory stays flat for any size). */
-export async function hashFile(path: string, onBytes?: (n: number) => void): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-    onBytes?.((chunk as Buffer).length);
-  }
-  return { sha256: h.digest('hex'), size };
-}
+export { hashFile } from '../../agent/fs/hash-file.js';
 
 /**
  * Resolves a manifest path against the model folder and checks, on the real file system, that it
