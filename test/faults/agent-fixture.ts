@@ -4,6 +4,7 @@ import type { DesiredFile, DesiredSigned } from '../../protocol/desired-state.js
 import { writeModelFolder } from '../fixtures/model-folder.js';
 import type { BlobServer } from '../helpers/blob-server.js';
 import { runInProcess } from '../helpers/cli.js';
+import { padOnnx } from '../helpers/onnx-pad.js';
 import { folderProblem } from '../helpers/folder-check.js';
 import type { TestFleet } from '../helpers/fleet.js';
 
@@ -11,26 +12,6 @@ import type { TestFleet } from '../helpers/fleet.js';
  * Shared by the agent-level fault tests: models of any size that the real runtime still loads,
  * published through the real CLI, and the "old or new complete version" check of a models folder.
  */
-
-function varint(n: number): number[] {
-  const out: number[] = [];
-  while (n > 127) {
-    out.push((n & 127) | 128);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return out;
-}
-
-/**
- * Pads an ONNX model to about `bytes` with one unknown length-delimited field (number 1000):
- * protobuf readers skip unknown fields, so onnxruntime loads and runs it unchanged. `fill`
- * makes each version's bytes (and sha256) distinct.
- */
-export function padOnnx(model: Uint8Array, bytes: number, fill: number): Buffer {
-  const pad = Buffer.alloc(Math.max(0, bytes - model.length - 10), fill & 0xff);
-  return Buffer.concat([Buffer.from(model), Buffer.from([...varint((1000 << 3) | 2), ...varint(pad.length)]), pad]);
-}
 
 /** Publishes a classifier (red/green/blue) whose model.onnx is padded to `bytes`; returns the version. */
 export async function publishPadded(f: TestFleet, id: string, bytes: number, fill: number): Promise<number> {

@@ -8,6 +8,7 @@ import { encodePng, rawImage } from '../fixtures/images.js';
 import { runInProcess } from '../helpers/cli.js';
 import { agentEnv, notifyReceiver, slowMirror, spawnAgent, type AgentProcess, type NotifyReceiver, type SlowMirror } from '../helpers/daemon-process.js';
 import { startTestFleet, waitFor, type TestFleet } from '../helpers/fleet.js';
+import { padOnnx } from '../helpers/onnx-pad.js';
 
 /**
  * SIGTERM with work in flight, against the real process and the real cloud: a download parked
@@ -16,21 +17,8 @@ import { startTestFleet, waitFor, type TestFleet } from '../helpers/fleet.js';
  * are refused.
  */
 const CHUNK = 64 * 1024;
+/** The model is made this much larger (padOnnx), so that a download can be stopped half-way. */
 const PAD = 3 * 1024 * 1024;
-
-/**
- * A valid ONNX file made ~3 MiB larger: protobuf parsers skip fields they do not know, so an
- * unknown length-delimited field (number 99) at the end changes the size, not the model.
- */
-function padOnnx(bytes: Uint8Array, pad: number): Buffer {
-  const varint = (n: number): number[] => {
-    const out: number[] = [];
-    while (n > 0x7f) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128); }
-    out.push(n);
-    return out;
-  };
-  return Buffer.concat([Buffer.from(bytes), Buffer.from(varint((99 << 3) | 2)), Buffer.from(varint(pad)), Buffer.alloc(pad, 7)]);
-}
 
 async function walk(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -57,7 +45,7 @@ beforeAll(async () => {
   f.cloud.fleet.fleet.useBlobMirror(`${mirror.url}/v1/blobs/`);
   const dir = join(f.root, 'big-model');
   const fx = await writeModelFolder(dir, 'classifier', { id: 'acme/big' });
-  const padded = padOnnx(fx.bytes, PAD);
+  const padded = padOnnx(fx.bytes, fx.bytes.length + PAD, 7);
   modelBytes = padded.length;
   await writeFile(join(dir, 'model.onnx'), padded);
   const run = await runInProcess(['model', 'publish', '--json'], { cwd: dir, env: f.env });
