@@ -61,6 +61,11 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
     cloud: join(dir, 'cloud'), cloudLog: join(dir, 'cloud.log'), model: join(dir, 'model'), device: join(dir, 'device'),
     models: join(dir, 'device', 'models'), socket: join(dir, 'device', 'agent.sock'), agentLog: join(dir, 'device', 'agent.log'), image: join(dir, 'red.png'),
   };
+  // sockaddr_un holds 108 bytes with the NUL: a longer path cannot be bound, whatever the agent does.
+  if (Buffer.byteLength(paths.socket) > 107) {
+    if (temporary) await rm(dir, { recursive: true, force: true });
+    throw new OutpostError('USAGE', `the agent socket path ${paths.socket} would be longer than 107 bytes (a Unix socket limit); pick a shorter --data-dir (or TMPDIR)`, { socket: paths.socket });
+  }
   await mkdir(paths.device, { recursive: true, mode: 0o700 });
   const say = new StepReporter(opts.json ? ctx.stderr : ctx.stdout, STEPS);
   say.line(`outpost demo: cloud, model, device and a prediction, all on this machine, in ${dir}`);
