@@ -105,7 +105,7 @@ export async function run(): Promise<BenchRow[]> {
       { name: 'agent start to READY, 10 models', metric: 'ms', ours: ms10, baseline: ms0, baselineName: '0 models', ratio: ms10 / ms0, note },
       { name: 'per installed model', metric: 'ms', ours: (ms10 - ms0) / 10, note: 'extra start time per model (load + serve)' },
       { name: 'agent idle RSS, 10 models', metric: 'MiB', ours: rss10, baseline: rss0, baselineName: '0 models', ratio: rss10 / rss0, note: '2 s after READY' },
-      { name: 'install 10 models (deploy to all active)', metric: 'ms', ours: ten.installMs, note: 'in-process agent, local cloud; each version is loaded for the smoke test and again to activate' },
+      { name: 'install 10 models (deploy to all active)', metric: 'ms', ours: ten.installMs, note: 'in-process agent, local cloud; each version is loaded once: the smoke-tested instance is the one activated (Runtime.prepare)' },
     ];
   } finally {
     await rm(root, { recursive: true, force: true });
