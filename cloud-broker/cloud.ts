@@ -14,6 +14,7 @@ import { openDb, type Db } from './db/index.js';
 import { catalogRouter, createApiServer } from './http/index.js';
 import type { FleetServices } from './fleet/start.js';
 import { wireFleet } from './fleet/wire.js';
+import { certCoversHost, checkTlsMaterial, type TlsMaterial } from './tls.js';
 
 export interface CloudOptions {
   /** Default: `$OUTPOST_DATA_DIR`, else `~/.outpost/cloud`. */
@@ -22,15 +23,27 @@ export interface CloudOptions {
   host?: string;
   /** Default 8080; 0 picks a free port. */
   httpPort?: number;
-  /** Default 1883; 0 picks a free port. Used once the broker is wired in. */
+  /** Default 1883; 0 picks a free port. */
   mqttPort?: number;
+  /**
+   * MQTT over TLS: PEM certificate (plus intermediates) and key, and the CA devices must trust.
+   * When given, `device provision` writes the mqtts:// URL and that CA into agent.json.
+   * `port`: default 8883, or a free port when `httpPort` is 0.
+   */
+  tls?: TlsMaterial & { port?: number };
+  /** MQTT over WebSocket (plain ws://, path /mqtt); absent = no listener, 0 = a free port. */
+  wsPort?: number;
   log?: Logger;
 }
 
 export interface Cloud {
   httpUrl: string;
-  /** null until the MQTT broker is wired in (cloud-broker/broker/). */
+  /** MQTT over TCP (always on). */
   mqttUrl: string | null;
+  /** MQTT over TLS, when `tls` was given; then also the URL in provisioned agent.json files. */
+  mqttsUrl: string | null;
+  /** MQTT over WebSocket, when `wsPort` was given. */
+  wsUrl: string | null;
   adminTokenFile: string;
   dataDir: string;
   db: Db;
@@ -44,12 +57,15 @@ export interface Cloud {
 export interface CloudInfo {
   http: string;
   mqtt: string | null;
+  mqtts: string | null;
+  ws: string | null;
   pid: number;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_HTTP_PORT = 8080;
 export const DEFAULT_MQTT_PORT = 1883;
+export const DEFAULT_MQTTS_PORT = 8883;
 export const CLOUD_INFO_FILE = 'cloud.json';
 export const DB_FILE = 'catalog.db';
 export const BLOB_DIR = 'blobs';
@@ -66,6 +82,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
   const log = moduleLogger(opts.log ?? silentLogger, 'cloud');
   const dataDir = path.resolve(opts.dataDir ?? defaultDataDir());
   const host = opts.host ?? DEFAULT_HOST;
+  // Checked before anything is created or listens: a bad key must not leave half a cloud running.
+  const tls = opts.tls ? checkTlsMaterial(opts.tls) : null;
   await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const db = openDb(path.join(dataDir, DB_FILE), log);
   const cleanups: (() => Promise<void> | void)[] = [() => { db.close(); }];
@@ -99,20 +117,29 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     // ---- FLEET / BROKER START (H6: cloud-broker/fleet/wire.ts) --------------------------------
     // Asking for a free HTTP port (tests) implies a free MQTT port unless one is given.
     const mqttPort = opts.mqttPort ?? (opts.httpPort === 0 ? 0 : DEFAULT_MQTT_PORT);
-    const fleet = await fleetWiring.start({ db, dataDir, log, httpUrl, host, mqttPort });
+    const tlsPort = opts.tls?.port ?? (opts.httpPort === 0 ? 0 : DEFAULT_MQTTS_PORT);
+    const fleet = await fleetWiring.start({
+      db, dataDir, log, httpUrl, host, mqttPort, wsPort: opts.wsPort,
+      tls: tls ? { port: tlsPort, cert: tls.cert, key: tls.key, deviceCa: tls.deviceCa } : undefined,
+    });
     cleanups.push(() => fleet.close());
-    mqttUrl = fleet.mqttUrl;
+    mqttUrl = fleet.broker?.url ?? fleet.mqttUrl;
+    const mqttsUrl = fleet.broker?.tlsUrl ?? null;
+    const wsUrl = fleet.broker?.wsUrl ?? null;
+    if (tls && mqttsUrl && !certCoversHost(tls.leaf, new URL(mqttsUrl).hostname)) {
+      log.warn({ mqtts: mqttsUrl, subject: tls.leaf.subject, altNames: tls.leaf.subjectAltName }, 'the TLS certificate does not name the host in the mqtts URL that devices get; their hostname check will refuse it');
+    }
     // ------------------------------------------------------------------------------------------
 
     const infoFile = path.join(dataDir, CLOUD_INFO_FILE);
-    const info: CloudInfo = { http: httpUrl, mqtt: mqttUrl, pid: process.pid };
+    const info: CloudInfo = { http: httpUrl, mqtt: mqttUrl, mqtts: mqttsUrl, ws: wsUrl, pid: process.pid };
     await writeFileAtomic(infoFile, JSON.stringify(info) + '\n');
     cleanups.push(() => removeInfoIfOurs(infoFile));
-    log.info({ http: httpUrl, mqtt: mqttUrl, dataDir }, 'cloud listening');
+    log.info({ http: httpUrl, mqtt: mqttUrl, mqtts: mqttsUrl, ws: wsUrl, dataDir }, 'cloud listening');
 
     let closing: Promise<void> | null = null;
     return {
-      httpUrl, mqttUrl, adminTokenFile, dataDir, db, blobs, fleet,
+      httpUrl, mqttUrl, mqttsUrl, wsUrl, adminTokenFile, dataDir, db, blobs, fleet,
       close: () => (closing ??= closeAll().then(() => log.info('cloud stopped'))),
     };
   } catch (err) {

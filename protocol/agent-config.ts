@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, X509Certificate } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import { OutpostError } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
@@ -14,7 +14,11 @@ import { isModelIdPart } from './ids.js';
  */
 export interface AgentConfig {
   deviceId: string;
-  cloud: { http: string; mqtt: string };
+  /**
+   * `ca`: PEM certificate(s) the agent trusts for the broker's TLS certificate (`mqtts://`,
+   * `wss://`) instead of the system's public CAs; absent = the system's CAs. Not used for HTTP.
+   */
+  cloud: { http: string; mqtt: string; ca?: string };
   credentials: { username: string; token: string };
   /** Ed25519 public keys (PEM, SPKI) the agent trusts for signed metadata. */
   trustedKeys: TrustedKey[];
@@ -126,6 +130,19 @@ const trustedKey: Check = (v, key) => {
   if (type !== 'ed25519') throw issue(`${key}.publicKey`, `must be an Ed25519 public key, got ${type ?? 'an unreadable PEM'}`);
   return { keyid, publicKey: k.publicKey };
 };
+/** The PEM certificate blocks in a text, in order (the cloud's TLS checks use it too). */
+export function pemCertificates(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g) ?? [];
+}
+const caBundle: Check = (v, key) => {
+  // Each block must parse: a truncated paste would otherwise surface only as a TLS failure later.
+  const blocks = typeof v === 'string' && v.length <= 256 * 1024 ? pemCertificates(v) : [];
+  if (blocks.length === 0) throw issue(key, 'must be one or more PEM certificates ("-----BEGIN CERTIFICATE-----...")');
+  blocks.forEach((b, i) => {
+    try { new X509Certificate(b); } catch { throw issue(key, `certificate ${i + 1} of ${blocks.length} is not a readable X.509 certificate`); }
+  });
+  return v;
+};
 const listOf = (item: Check, min: number, max: number): Check => (v, key) => {
   if (!Array.isArray(v) || v.length < min || v.length > max) throw issue(key, `must be a list of ${min}..${max} entries, got ${show(v)}`);
   return v.map((x, i) => item(x, `${key}[${i}]`));
@@ -133,7 +150,7 @@ const listOf = (item: Check, min: number, max: number): Check => (v, key) => {
 
 const SCHEMA: Schema = {
   deviceId,
-  cloud: { http: url(['http', 'https']), mqtt: url(['mqtt', 'mqtts', 'ws', 'wss', 'tcp', 'tls']) },
+  cloud: { http: url(['http', 'https']), mqtt: url(['mqtt', 'mqtts', 'ws', 'wss', 'tcp', 'tls']), ca: caBundle },
   credentials: { username: text(/^[^\s]{1,256}$/, 'a user name without spaces'), token: secret },
   trustedKeys: listOf(trustedKey, 1, 32),
   tags: listOf(tag, 0, 64),

@@ -106,6 +106,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     keepaliveSeconds: config.mqtt.keepaliveSeconds,
     reconnectMinMs: config.mqtt.reconnectMinMs,
     reconnectMaxMs: config.mqtt.reconnectMaxMs,
+    ca: config.cloud.ca,
     log: root,
     agentVersion: AGENT_VERSION,
   });

@@ -20,8 +20,8 @@ export interface FleetOptions {
   db: Db;
   signer: Signer;
   log: Logger;
-  /** Written into agent.json by provision. */
-  urls: { http: string; mqtt: string };
+  /** Written into agent.json by provision (`ca` only when the broker uses a private CA). */
+  urls: AgentConfigDraft['cloud'];
   /** Signed into each model entry; default: `${urls.http}/v1/blobs/`. */
   blobBase?: string;
   /** How long a signed document stays valid (default 7 days); re-signed at half-life. */
@@ -111,7 +111,7 @@ export class Fleet {
       device: this.store.getDevice(id)!,
       agentConfig: {
         deviceId: id,
-        cloud: { http: this.opts.urls.http, mqtt: this.opts.urls.mqtt },
+        cloud: { http: this.opts.urls.http, mqtt: this.opts.urls.mqtt, ...(this.opts.urls.ca ? { ca: this.opts.urls.ca } : {}) },
         credentials: { username: id, token },
         trustedKeys: [this.opts.signer.trustedKey()],
         tags,

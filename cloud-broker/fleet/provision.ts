@@ -9,7 +9,8 @@ import { writeFileAtomic } from '../../agent/fs/atomic-file.js';
  */
 export interface AgentConfigDraft {
   deviceId: string;
-  cloud: { http: string; mqtt: string };
+  /** `ca`: PEM the device trusts for the broker's TLS certificate (private CA); omitted otherwise. */
+  cloud: { http: string; mqtt: string; ca?: string };
   credentials: { username: string; token: string };
   trustedKeys: TrustedKey[];
   tags: string[];

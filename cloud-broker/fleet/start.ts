@@ -18,7 +18,12 @@ export interface FleetServicesOptions {
   host: string;
   mqttPort: number;
   wsPort?: number;
-  tls?: { port: number; cert: string | Buffer; key: string | Buffer };
+  /**
+   * MQTT over TLS. When given, devices are provisioned with the mqtts:// URL and `deviceCa` as
+   * `cloud.ca` (null: they trust their system CAs). The service publisher stays on plain TCP
+   * inside this process.
+   */
+  tls?: { port: number; cert: string | Buffer; key: string | Buffer; deviceCa?: string | null };
   /** Use another MQTT broker (e.g. Mosquitto) instead of the embedded aedes. */
   externalBroker?: { url: string; username: string; password: string; publicUrl?: string; ca?: string | Buffer };
   /** Desired-state lifetime in seconds (default 7 days). */
@@ -30,7 +35,7 @@ export interface FleetServices {
   signer: Signer;
   broker: RunningBroker | null;
   publisher: Publisher;
-  /** The MQTT URL devices connect to. */
+  /** The MQTT URL devices connect to (written into agent.json): mqtts:// when TLS is on. */
   mqttUrl: string;
   close(): Promise<void>;
 }
@@ -48,6 +53,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   let broker: RunningBroker | null = null;
   let creds: ServiceCredentials & { url: string };
   let mqttUrl: string;
+  let deviceCa: string | undefined;
   if (o.externalBroker) {
     creds = { url: o.externalBroker.url, username: o.externalBroker.username, password: o.externalBroker.password };
     mqttUrl = o.externalBroker.publicUrl ?? o.externalBroker.url;
@@ -56,9 +62,10 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     const service = { username: SERVICE_USERNAME, password: randomBytes(32).toString('base64url') };
     broker = await startBroker({ host: o.host, port: o.mqttPort, wsPort: o.wsPort, tls: o.tls, authenticate: brokerAuthenticator(o.db, service), log });
     creds = { ...service, url: broker.url };
-    mqttUrl = broker.url;
+    mqttUrl = broker.tlsUrl ?? broker.url;
+    deviceCa = o.tls?.deviceCa ?? undefined;
   }
-  const fleet = new Fleet({ db: o.db, signer, log, urls: { http: o.httpUrl, mqtt: mqttUrl }, lifetimeSeconds: o.lifetimeSeconds, onRevoke: (id) => broker?.disconnectDevice(id) });
+  const fleet = new Fleet({ db: o.db, signer, log, urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa }, lifetimeSeconds: o.lifetimeSeconds, onRevoke: (id) => broker?.disconnectDevice(id) });
   let publisher: Publisher;
   try {
     publisher = await connectPublisher({

@@ -10,6 +10,7 @@ import { ADDON } from './codes/addon.js';
 import { AGENT } from './codes/agent.js';
 import { SYNC } from './codes/sync.js';
 import { DEMO } from './codes/demo.js';
+import { TLS } from './codes/tls.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -32,6 +33,7 @@ export const AREAS = {
   agent: AGENT,
   sync: SYNC,
   demo: DEMO,
+  tls: TLS,
 } as const;
 
 type Areas = typeof AREAS;

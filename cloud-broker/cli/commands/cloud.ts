@@ -1,10 +1,14 @@
+import path from 'node:path';
 import { printResult, type Command } from '../../../protocol/cli.js';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import { createLogger } from '../../../protocol/log.js';
-import { DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, defaultDataDir, startCloud } from '../../cloud.js';
-import { defineCommand, stringFlag } from '../args.js';
+import { DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, DEFAULT_MQTTS_PORT, defaultDataDir, startCloud } from '../../cloud.js';
+import { readTlsFiles, type TlsMaterial } from '../../tls.js';
+import { defineCommand, stringFlag, type FlagValues } from '../args.js';
 
-const USAGE = `outpost cloud start [--data-dir DIR] [--host H] [--http-port N] [--mqtt-port N] [--json]
+const USAGE = `outpost cloud start [--data-dir DIR] [--host H] [--http-port N] [--mqtt-port N]
+                    [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--mqtt-tls-port N]]
+                    [--mqtt-ws-port N] [--json]
 
 Runs the cloud in this process until SIGINT or SIGTERM: the catalog (SQLite), the blob store, the
 HTTP API, the embedded MQTT broker (aedes, with per-device credentials and ACL) and the fleet's
@@ -12,12 +16,21 @@ signed desired-state publisher. At first start it creates <data dir>/admin.token
 the signing key <data dir>/signing/desired.key. While it runs, <data dir>/cloud.json tells the
 other outpost verbs on this machine where it listens.
 
-  --data-dir DIR   where the database, blobs, keys and tokens live (default: $OUTPOST_DATA_DIR, else ~/.outpost/cloud)
-  --host H         address to listen on (default ${DEFAULT_HOST}; 0.0.0.0 to serve other machines)
-  --http-port N    HTTP API port (default ${DEFAULT_HTTP_PORT}; 0 picks a free port)
-  --mqtt-port N    MQTT port (default ${DEFAULT_MQTT_PORT}, or a free port when --http-port is 0; 0 picks a free port)
-  --json           print one line {"http", "mqtt", "adminTokenFile"} once listening
-Exit codes: 0 after a clean stop; 7 when a port cannot be bound (CLOUD_LISTEN_FAILED).
+  --data-dir DIR       where the database, blobs, keys and tokens live (default: $OUTPOST_DATA_DIR, else ~/.outpost/cloud)
+  --host H             address to listen on (default ${DEFAULT_HOST}; 0.0.0.0 to serve other machines)
+  --http-port N        HTTP API port (default ${DEFAULT_HTTP_PORT}; 0 picks a free port)
+  --mqtt-port N        MQTT port (default ${DEFAULT_MQTT_PORT}, or a free port when --http-port is 0; 0 picks a free port)
+  --tls-cert FILE      PEM server certificate (optionally followed by its intermediates): turns on MQTT over TLS.
+                       Devices provisioned from then on get the mqtts:// URL in agent.json
+  --tls-key FILE       PEM private key of --tls-cert (unencrypted); required with --tls-cert
+  --tls-ca FILE        PEM CA certificate that devices must trust, written into agent.json as cloud.ca
+                       (default: the certificate itself when it is self-signed, else none: devices use their system CAs)
+  --mqtt-tls-port N    MQTT/TLS port (default ${DEFAULT_MQTTS_PORT}, or a free port when --http-port is 0; 0 picks a free port)
+  --mqtt-ws-port N     also serve MQTT over WebSocket (plain ws://, path /mqtt) on this port; 0 picks a free port
+  --json               print one line {"http", "mqtt", "mqtts", "ws", "adminTokenFile"} once listening
+                       (mqtts and ws are null when off)
+Exit codes: 0 after a clean stop; 2 for a wrong flag (USAGE, CLOUD_TLS_FLAGS); 3 for an unusable
+TLS file (CLOUD_TLS_INVALID); 7 when a port cannot be bound (CLOUD_LISTEN_FAILED, BROKER_LISTEN_FAILED).
 Logs (pino JSON) go to stderr.`;
 
 function parsePort(value: string | undefined, flag: string): number | undefined {
@@ -25,6 +38,34 @@ function parsePort(value: string | undefined, flag: string): number | undefined 
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n > 65535) throw new OutpostError('USAGE', `--${flag} "${value}" is not a port (0 to 65535; 0 picks a free one)`, { flag, value });
   return n;
+}
+
+/** The TLS flags, checked for fit before any file is read; null when TLS is off. */
+function tlsFlags(values: FlagValues, cwd: string): { cert: string; key: string; ca?: string } | null {
+  const cert = stringFlag(values, 'tls-cert');
+  const key = stringFlag(values, 'tls-key');
+  const ca = stringFlag(values, 'tls-ca');
+  if ((cert === undefined) !== (key === undefined)) {
+    const [given, missing] = cert === undefined ? ['--tls-key', '--tls-cert'] : ['--tls-cert', '--tls-key'];
+    throw new OutpostError('CLOUD_TLS_FLAGS', `${given} needs ${missing}: the certificate and its private key go together`, { given, missing });
+  }
+  if (cert === undefined || key === undefined) {
+    const orphan = ['tls-ca', 'mqtt-tls-port'].find((f) => stringFlag(values, f) !== undefined);
+    if (orphan) throw new OutpostError('CLOUD_TLS_FLAGS', `--${orphan} needs --tls-cert and --tls-key (MQTT over TLS is off without them)`, { given: `--${orphan}` });
+    return null;
+  }
+  return { cert: path.resolve(cwd, cert), key: path.resolve(cwd, key), ca: ca === undefined ? undefined : path.resolve(cwd, ca) };
+}
+
+/** Two listeners on one fixed port would fail at bind time, after the database was opened. */
+function checkDistinctPorts(ports: Record<string, number | undefined>): void {
+  const seen = new Map<number, string>();
+  for (const [flag, port] of Object.entries(ports)) {
+    if (port === undefined || port === 0) continue;
+    const other = seen.get(port);
+    if (other) throw new OutpostError('USAGE', `--${flag} and --${other} are both ${port}; each listener needs its own port (0 picks a free one)`, { flags: [other, flag], port });
+    seen.set(port, flag);
+  }
 }
 
 /** `outpost cloud start`: runs until ctx.signal aborts, then closes everything and returns 0. */
@@ -35,20 +76,39 @@ export const cloudStart: Command = defineCommand({
     host: { type: 'string' },
     'http-port': { type: 'string' },
     'mqtt-port': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-ca': { type: 'string' },
+    'mqtt-tls-port': { type: 'string' },
+    'mqtt-ws-port': { type: 'string' },
   },
   run: async ({ values, json }, ctx) => {
     // An absent --mqtt-port stays undefined: startCloud then picks a free one when --http-port is
-    // 0, so "--http-port 0" alone never collides with another cloud on 1883.
+    // 0, so "--http-port 0" alone never collides with another cloud on 1883. Same for TLS.
     const httpPort = parsePort(stringFlag(values, 'http-port'), 'http-port') ?? DEFAULT_HTTP_PORT;
     const mqttPort = parsePort(stringFlag(values, 'mqtt-port'), 'mqtt-port');
+    const tlsPort = parsePort(stringFlag(values, 'mqtt-tls-port'), 'mqtt-tls-port');
+    const wsPort = parsePort(stringFlag(values, 'mqtt-ws-port'), 'mqtt-ws-port');
+    const files = tlsFlags(values, ctx.cwd);
+    checkDistinctPorts({ 'http-port': httpPort, 'mqtt-port': mqttPort, 'mqtt-tls-port': tlsPort, 'mqtt-ws-port': wsPort });
     const host = stringFlag(values, 'host') ?? DEFAULT_HOST;
     const dataDir = stringFlag(values, 'data-dir') ?? defaultDataDir(ctx.env);
+    const tls: (TlsMaterial & { port?: number }) | undefined = files ? { ...(await readTlsFiles(files)), port: tlsPort } : undefined;
     // stdout is for the one result line; logs go to stderr.
     const log = createLogger({ name: 'outpost-cloud', destination: ctx.stderr });
     if (ctx.signal.aborted) return 0;
-    const cloud = await startCloud({ dataDir, host, httpPort, mqttPort, log });
-    printResult(ctx, json, { http: cloud.httpUrl, mqtt: cloud.mqttUrl, adminTokenFile: cloud.adminTokenFile },
-      `Outpost cloud listening\n  http:        ${cloud.httpUrl}\n  mqtt:        ${cloud.mqttUrl ?? '(none)'}\n  admin token: ${cloud.adminTokenFile}\n  data dir:    ${cloud.dataDir}\nStop with Ctrl-C.`);
+    const cloud = await startCloud({ dataDir, host, httpPort, mqttPort, tls, wsPort, log });
+    const lines = [
+      'Outpost cloud listening',
+      `  http:        ${cloud.httpUrl}`,
+      `  mqtt:        ${cloud.mqttUrl ?? '(none)'}`,
+      ...(cloud.mqttsUrl ? [`  mqtts:       ${cloud.mqttsUrl} (devices provisioned now get this URL)`] : []),
+      ...(cloud.wsUrl ? [`  ws:          ${cloud.wsUrl}`] : []),
+      `  admin token: ${cloud.adminTokenFile}`,
+      `  data dir:    ${cloud.dataDir}`,
+      'Stop with Ctrl-C.',
+    ];
+    printResult(ctx, json, { http: cloud.httpUrl, mqtt: cloud.mqttUrl, mqtts: cloud.mqttsUrl, ws: cloud.wsUrl, adminTokenFile: cloud.adminTokenFile }, lines.join('\n'));
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) resolve();
       else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
