@@ -92,7 +92,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     client.on('connect', (connack) => void this.onConnect(++this.connection, connack.sessionPresent));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('close', () => this.onClose('connection closed'));
-    client.on('error', (err) => this.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
+    client.on('error', (err) => {
+      const code = (err as { code?: unknown }).code;
+      const hint = typeof code === 'string' ? tlsHint(code) : null;
+      this.log.warn({ err: { message: err.message, code }, ...(hint ? { tlsRefused: true } : {}) }, hint ? `${hint} (${err.message}); retrying` : 'mqtt error');
+    });
   }
 
   /** Publishes the reported state (retained, QoS 1) now, or on the next connect. */
@@ -191,6 +195,20 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       if (!err && this.pendingReported === body) this.pendingReported = null;
     });
   }
+}
+
+/**
+ * What to do about a refused TLS handshake with the broker (Node's certificate check codes), or
+ * null for any other error. The session retries either way: a fixed config or CA is picked up by
+ * a restart, a renewed broker certificate by the next attempt.
+ */
+function tlsHint(code: string): string | null {
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the broker\'s TLS certificate does not name the host in cloud.mqtt; use the host the certificate was made for';
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return 'the broker\'s TLS certificate is outside its validity period; renew it on the cloud, or check this device\'s clock';
+  if (/^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/.test(code)) {
+    return 'the broker\'s TLS certificate is not trusted by this device; put the cloud\'s CA certificate (PEM) in cloud.ca of agent.json, as `outpost device provision` writes it';
+  }
+  return null;
 }
 
 /**

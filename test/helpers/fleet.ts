@@ -1,7 +1,7 @@
 import { readFile, rm, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
+import { startCloud, type Cloud, type CloudOptions } from '../../cloud-broker/cloud.js';
 import { FleetClient } from '../../cloud-broker/fleet/fleet-client.js';
 import { startDaemon, type Daemon } from '../../agent/daemon/index.js';
 import { AgentClient } from '../../agent/client/index.js';
@@ -37,9 +37,10 @@ export interface TestAgent {
   stop(): Promise<void>;
 }
 
-export async function startTestFleet(): Promise<TestFleet> {
+/** `cloudOpts`: extra startCloud options (TLS, WebSocket), e.g. test/integration/tls-fleet.test.ts. */
+export async function startTestFleet(cloudOpts: Pick<CloudOptions, 'tls' | 'wsPort'> = {}): Promise<TestFleet> {
   const root = await mkdtemp(join(tmpdir(), 'outpost-fleet-'));
-  const cloud = await startCloud({ dataDir: join(root, 'cloud'), httpPort: 0, mqttPort: 0 });
+  const cloud = await startCloud({ dataDir: join(root, 'cloud'), httpPort: 0, mqttPort: 0, ...cloudOpts });
   const adminToken = (await readFile(cloud.adminTokenFile, 'utf8')).trim();
   const fleet = new FleetClient({ url: cloud.httpUrl, token: adminToken });
   const env = cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, OUTPOST_TOKEN: adminToken, HOME: root });
