@@ -48,6 +48,11 @@ export interface EnsureResult {
   downloaded: number;
   reused: number;
   bytesFetched: number;
+  /**
+   * sha256 of every blob this call downloaded: each was hashed as it streamed in and is, on
+   * disk, exactly those bytes. The other (reused) blobs were verified by some earlier call.
+   */
+  fetched: string[];
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -90,7 +95,7 @@ export class BlobPool {
       missing.push(b);
       pendingPartial += Math.min(b.size, (await stat(this.pathOf(b.sha256) + '.part').catch(() => null))?.size ?? 0);
     }
-    const result: EnsureResult = { downloaded: 0, reused: unique.size - missing.length, bytesFetched: 0 };
+    const result: EnsureResult = { downloaded: 0, reused: unique.size - missing.length, bytesFetched: 0, fetched: [] };
     if (missing.length === 0) return result;
 
     const total = missing.reduce((n, b) => n + b.size, 0);
@@ -126,6 +131,7 @@ export class BlobPool {
           await chmod(this.pathOf(sha), 0o444);
           result.downloaded++;
           result.bytesFetched += r.bytesFetched;
+          result.fetched.push(sha);
         } catch (err) {
           // The first real failure wins; the aborts it causes in the other workers are noise.
           if (!firstError) firstError = err;

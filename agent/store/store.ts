@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { chmod, mkdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { formatModelId, parseModelId, parseVersion, type ModelId } from '../../protocol/ids.js';
@@ -61,6 +61,8 @@ export interface InstallResult {
   downloaded: number;
   reused: number;
   bytesFetched: number;
+  /** Staged files hashed again (blobs reused from the cache, or copied instead of linked). */
+  rehashed: number;
 }
 
 /**
@@ -183,7 +185,7 @@ export class Store {
     const previous = await this.layout.current(mid);
     const target = this.layout.versionDir(mid, version);
     const preexisting = (await this.layout.versions(mid)).includes(version);
-    const result: InstallResult = { id, version, previous, downloaded: 0, reused: 0, bytesFetched: 0 };
+    const result: InstallResult = { id, version, previous, downloaded: 0, reused: 0, bytesFetched: 0, rehashed: 0 };
     // Idempotent: the sync loop re-applies its desired state after every restart.
     if (preexisting && previous === version) return result;
     const intent: InstallIntent = {
@@ -201,7 +203,7 @@ export class Store {
         Object.assign(result, { downloaded: r.downloaded, reused: r.reused, bytesFetched: r.bytesFetched });
         if (req.signal?.aborted) throw new OutpostError('FETCH_ABORTED', `install of ${id}@${version} was cancelled`, { id, version });
         const staging = join(this.layout.staging, intent.staging);
-        await this.stage(staging, files, req, log);
+        result.rehashed = await this.stage(staging, files, new Set(r.fetched), req, log);
         await mkdir(this.layout.versionsDir(mid), { recursive: true });
         await rename(staging, target);
         await fsyncDir(dirname(target));
@@ -222,18 +224,32 @@ export class Store {
     return result;
   }
 
-  /** Links every blob into the staging folder and verifies each staged file against the metadata. */
-  private async stage(staging: string, files: VersionFile[], req: InstallRequest, log: Logger): Promise<void> {
+  /**
+   * Links every blob into the staging folder and verifies each staged file against the metadata.
+   * A blob in `fresh` was hashed while it streamed into the cache during this install, and the
+   * staged file is a hard link to that very inode: hashing it again would read back the same
+   * page-cache bytes (it cannot see a media error either), so only its size is checked. A blob
+   * reused from an earlier install (it sat on disk since, and may have been damaged or replaced)
+   * and a copied file (a second inode) are hashed again. Returns how many files were hashed.
+   */
+  private async stage(staging: string, files: VersionFile[], fresh: ReadonlySet<string>, req: InstallRequest, log: Logger): Promise<number> {
     await mkdir(staging, { recursive: true });
     const dirs = new Set<string>([staging]);
     const total = files.reduce((n, f) => n + f.size, 0);
     let done = 0;
+    let rehashed = 0;
     for (const f of files) {
       const dest = join(staging, f.path);
       dirs.add(dirname(dest));
       await mkdir(dirname(dest), { recursive: true });
-      await linkOrCopy(this.pool.pathOf(f.sha256), dest);
-      const actual = await hashFile(dest);
+      const how = await linkOrCopy(this.pool.pathOf(f.sha256), dest);
+      let actual: { sha256: string; size: number };
+      if (how === 'linked' && fresh.has(f.sha256)) {
+        actual = { sha256: f.sha256, size: (await stat(dest)).size };
+      } else {
+        actual = await hashFile(dest);
+        rehashed++;
+      }
       if (actual.size !== f.size || actual.sha256 !== f.sha256) {
         // The cached blob itself is bad (disk corruption or tampering): drop it so the next sync refetches.
         await unlink(this.pool.pathOf(f.sha256)).catch(() => undefined);
@@ -246,7 +262,8 @@ export class Store {
     }
     // New directory entries must be durable before the rename publishes the folder.
     for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(d);
-    log.debug({ files: files.length }, 'staged and verified');
+    log.debug({ files: files.length, rehashed }, 'staged and verified');
+    return rehashed;
   }
 
   private async gate(hook: NonNullable<InstallRequest['beforeActivate']>, mid: ModelId, version: number, files: VersionFile[]): Promise<void> {
