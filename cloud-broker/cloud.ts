@@ -57,8 +57,10 @@ export interface Cloud {
 export interface CloudInfo {
   http: string;
   mqtt: string | null;
-  mqtts: string | null;
-  ws: string | null;
+  /** Present only when the MQTT/TLS listener is on. */
+  mqtts?: string;
+  /** Present only when the MQTT/WebSocket listener is on. */
+  ws?: string;
   pid: number;
 }
 
@@ -132,7 +134,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     // ------------------------------------------------------------------------------------------
 
     const infoFile = path.join(dataDir, CLOUD_INFO_FILE);
-    const info: CloudInfo = { http: httpUrl, mqtt: mqttUrl, mqtts: mqttsUrl, ws: wsUrl, pid: process.pid };
+    const info: CloudInfo = { http: httpUrl, mqtt: mqttUrl, ...(mqttsUrl ? { mqtts: mqttsUrl } : {}), ...(wsUrl ? { ws: wsUrl } : {}), pid: process.pid };
     await writeFileAtomic(infoFile, JSON.stringify(info) + '\n');
     cleanups.push(() => removeInfoIfOurs(infoFile));
     log.info({ http: httpUrl, mqtt: mqttUrl, mqtts: mqttsUrl, ws: wsUrl, dataDir }, 'cloud listening');

@@ -27,8 +27,8 @@ other outpost verbs on this machine where it listens.
                        (default: the certificate itself when it is self-signed, else none: devices use their system CAs)
   --mqtt-tls-port N    MQTT/TLS port (default ${DEFAULT_MQTTS_PORT}, or a free port when --http-port is 0; 0 picks a free port)
   --mqtt-ws-port N     also serve MQTT over WebSocket (plain ws://, path /mqtt) on this port; 0 picks a free port
-  --json               print one line {"http", "mqtt", "mqtts", "ws", "adminTokenFile"} once listening
-                       (mqtts and ws are null when off)
+  --json               print one line {"http", "mqtt", "adminTokenFile"} once listening, plus "mqtts"
+                       and "ws" when those listeners are on
 Exit codes: 0 after a clean stop; 2 for a wrong flag (USAGE, CLOUD_TLS_FLAGS); 3 for an unusable
 TLS file (CLOUD_TLS_INVALID); 7 when a port cannot be bound (CLOUD_LISTEN_FAILED, BROKER_LISTEN_FAILED).
 Logs (pino JSON) go to stderr.`;
@@ -66,6 +66,10 @@ function checkDistinctPorts(ports: Record<string, number | undefined>): void {
     if (other) throw new OutpostError('USAGE', `--${flag} and --${other} are both ${port}; each listener needs its own port (0 picks a free one)`, { flags: [other, flag], port });
     seen.set(port, flag);
   }
+}
+
+function optionalUrls(mqtts: string | null, ws: string | null): { mqtts?: string; ws?: string } {
+  return { ...(mqtts ? { mqtts } : {}), ...(ws ? { ws } : {}) };
 }
 
 /** `outpost cloud start`: runs until ctx.signal aborts, then closes everything and returns 0. */
@@ -108,7 +112,9 @@ export const cloudStart: Command = defineCommand({
       `  data dir:    ${cloud.dataDir}`,
       'Stop with Ctrl-C.',
     ];
-    printResult(ctx, json, { http: cloud.httpUrl, mqtt: cloud.mqttUrl, mqtts: cloud.mqttsUrl, ws: cloud.wsUrl, adminTokenFile: cloud.adminTokenFile }, lines.join('\n'));
+    // mqtts/ws only when on, so the line of a plain cloud stays exactly what scripts already read.
+    const result = { http: cloud.httpUrl, mqtt: cloud.mqttUrl, ...optionalUrls(cloud.mqttsUrl, cloud.wsUrl), adminTokenFile: cloud.adminTokenFile };
+    printResult(ctx, json, result, lines.join('\n'));
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) resolve();
       else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
