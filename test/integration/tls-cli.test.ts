@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certCoversHost, checkTlsMaterial, readTlsFiles } from '../../cloud-broker/tls.js';
 import { parseAgentConfig } from '../../protocol/agent-config.js';
 import { cleanEnv, runInProcess, SHIM } from '../helpers/cli.js';
 import { codeOf } from '../helpers/error-code.js';
@@ -84,6 +85,35 @@ describe.skipIf(skipForPackage(missingOpenssl()))('outpost cloud start with TLS 
       child.kill('SIGTERM');
     }
     expect(await exit).toBe(0);
+  });
+});
+
+describe.skipIf(skipForPackage(missingOpenssl()))('TLS material checks (cloud-broker/tls.ts)', () => {
+  let dir: string;
+  let pki: TestPki;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'outpost-tlschk-'));
+    pki = await makeTestPki(dir);
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('finds the CA through the intermediates in the cert file, and refuses a leaf sent without them', async () => {
+    const ok = checkTlsMaterial(await readTlsFiles({ cert: pki.chainedCert, key: pki.chainedKey, ca: pki.caCert }));
+    expect(ok.deviceCa).toBe(await readFile(pki.caCert, 'utf8'));
+    const leafOnly = await readTlsFiles({ cert: pki.chainedLeafOnly, key: pki.chainedKey, ca: pki.caCert });
+    expect(codeOf(() => checkTlsMaterial(leafOnly))).toBe('CLOUD_TLS_INVALID');
+  });
+
+  it('gives devices no CA for a certificate that is neither self-signed nor given a --tls-ca (a public CA)', async () => {
+    expect(checkTlsMaterial(await readTlsFiles({ cert: pki.serverCert, key: pki.serverKey })).deviceCa).toBeNull();
+    expect(checkTlsMaterial(await readTlsFiles({ cert: pki.selfCert, key: pki.selfKey })).deviceCa).toBe(await readFile(pki.selfCert, 'utf8'));
+  });
+
+  it('knows which hosts the certificate names (the cloud warns when the advertised one is not among them)', async () => {
+    const { leaf } = checkTlsMaterial(await readTlsFiles({ cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert }));
+    expect(['127.0.0.1', 'localhost', '[127.0.0.1]', '10.0.0.1', 'outpost.example.com'].map((h) => certCoversHost(leaf, h))).toEqual([true, true, true, false, false]);
   });
 });
 
