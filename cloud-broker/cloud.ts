@@ -86,6 +86,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
   const host = opts.host ?? DEFAULT_HOST;
   // Checked before anything is created or listens: a bad key must not leave half a cloud running.
   const tls = opts.tls ? checkTlsMaterial(opts.tls) : null;
+  if (tls?.publiclyTrusted === false) {
+    log.warn({ issuer: tls.leaf.issuer }, 'the TLS certificate is not self-signed, no --tls-ca was given, and no public root CA issued it: provisioned devices get no cloud.ca and will refuse the broker unless their system trusts its CA; pass --tls-ca');
+  }
   await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const db = openDb(path.join(dataDir, DB_FILE), log);
   const cleanups: (() => Promise<void> | void)[] = [() => { db.close(); }];

@@ -1,6 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { rootCertificates } from 'node:tls';
 import { pemCertificates } from '../protocol/agent-config.js';
 import { OutpostError } from '../protocol/errors/index.js';
 
@@ -19,6 +20,8 @@ export interface CheckedTls {
   key: string;
   /** What `device provision` writes as `cloud.ca`: null when devices use their system CAs. */
   deviceCa: string | null;
+  /** With no deviceCa: whether Node's bundled public roots trust the cert (else devices likely will not). */
+  publiclyTrusted: boolean | null;
   leaf: X509Certificate;
 }
 
@@ -72,7 +75,8 @@ export function checkTlsMaterial(m: TlsMaterial): CheckedTls {
     // A self-signed certificate is its own trust anchor; one from a public CA needs nothing.
     deviceCa = issues(leaf, leaf) ? pemCertificates(m.cert)[0] + '\n' : null;
   }
-  return { cert: m.cert, key: m.key, deviceCa, leaf };
+  const publiclyTrusted = deviceCa === null ? chainsTo(chain, rootCertificates.map((r) => new X509Certificate(r))) : null;
+  return { cert: m.cert, key: m.key, deviceCa, publiclyTrusted, leaf };
 }
 
 /** True when some anchor issued the leaf, directly or through the intermediates after it. */
