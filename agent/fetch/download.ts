@@ -170,6 +170,10 @@ async function receive(req: DownloadRequest, partial: string, res: OpenResponse,
   let done = offset;
   // `received` runs ahead of `done` (written) while chunks wait in the write queue.
   let received = offset;
+  const writev = async (chunks: Buffer[]): Promise<void> => {
+    done += await writeAllv(fh, chunks, partial);
+    req.onProgress?.(done, req.size);
+  };
   try {
     try {
       await pump(res.body, {
@@ -181,11 +185,8 @@ async function receive(req: DownloadRequest, partial: string, res: OpenResponse,
           received += chunk.length;
           hash.update(chunk);
         },
-        async write(chunk) {
-          await writeAll(fh, chunk, partial);
-          done += chunk.length;
-          req.onProgress?.(done, req.size);
-        },
+        write: (chunk) => writev([chunk]),
+        writev,
       });
     } catch (err) {
       if (err instanceof OutpostError) {
@@ -222,16 +223,25 @@ async function finish(req: DownloadRequest, partial: string, hash: Hash, length:
   }
 }
 
-async function writeAll(fh: FileHandle, chunk: Buffer, path: string): Promise<void> {
-  let off = 0;
-  while (off < chunk.length) {
+/** Writes `chunks` in order with as few writev calls as the kernel allows; returns the byte count. */
+async function writeAllv(fh: FileHandle, chunks: Buffer[], path: string): Promise<number> {
+  let rest = chunks;
+  let total = 0;
+  while (rest.length > 0) {
+    let n: number;
     try {
-      const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
-      off += bytesWritten;
+      n = (await fh.writev(rest)).bytesWritten;
     } catch (err) {
       throw ioError(err, path);
     }
+    if (n === 0) throw new OutpostError('IO_ERROR', `cannot write ${path}: the file system accepted no bytes`, { path });
+    total += n;
+    // A short write (the disk filling up) leaves a tail; writing it again surfaces the real error.
+    let i = 0;
+    while (i < rest.length && n >= rest[i].length) n -= rest[i++].length;
+    rest = i < rest.length && n > 0 ? [rest[i].subarray(n), ...rest.slice(i + 1)] : rest.slice(i);
   }
+  return total;
 }
 
 function ioError(err: unknown, path: string): OutpostError {

@@ -5,6 +5,11 @@ export interface Sink {
   accept(chunk: Buffer): void;
   /** Persists a chunk; chunks are written one at a time, in order. */
   write(chunk: Buffer): Promise<void>;
+  /**
+   * Optional: persists every chunk that queued up while the previous write ran, in order, in one
+   * call (one writev instead of one write per network chunk). Used instead of `write` when given.
+   */
+  writev?(chunks: Buffer[]): Promise<void>;
 }
 
 /**
@@ -13,8 +18,10 @@ export interface Sink {
  * device would be fetched again. Here every chunk is taken as it arrives and queued for writing;
  * on a network error the queue is still written out before the error is returned, so a resume
  * continues from everything that arrived. The queue is bounded by pausing the body at `high`.
+ * A `writev` sink gets chunks in batches of at least `batch` bytes (or whatever is left at the
+ * end or at a cut): one system call per 256 KiB instead of one per 16-64 KiB network read.
  */
-export function pump(body: Body, sink: Sink, high = 1 << 20): Promise<void> {
+export function pump(body: Body, sink: Sink, high = 1 << 20, batch = 256 * 1024): Promise<void> {
   return new Promise((resolve, reject) => {
     const queue: Buffer[] = [];
     let queued = 0;
@@ -47,11 +54,14 @@ export function pump(body: Body, sink: Sink, high = 1 << 20): Promise<void> {
     const drain = async (): Promise<void> => {
       if (writing) return;
       writing = true;
-      while (queue.length > 0 && !stop) {
-        const chunk = queue.shift()!;
-        queued -= chunk.length;
+      // Without writev every chunk is written as it comes; with it, small tails wait for company.
+      // (A paused body sends nothing more, so never wait for more than `high`.)
+      while (queue.length > 0 && !stop && (!sink.writev || queued >= Math.min(batch, high) || ended || netError)) {
+        // Everything queued goes in one call when the sink can take it (same bytes, same order).
+        const chunks = sink.writev ? queue.splice(0) : [queue.shift()!];
+        for (const c of chunks) queued -= c.length;
         try {
-          await sink.write(chunk);
+          await (sink.writev ? sink.writev(chunks) : sink.write(chunks[0]));
         } catch (err) {
           writing = false;
           return halt(err);
@@ -83,10 +93,12 @@ export function pump(body: Body, sink: Sink, high = 1 << 20): Promise<void> {
       },
       end() {
         ended = true;
+        void drain();
         settle();
       },
       error(err) {
         if (!netError) netError = err;
+        void drain();
         settle();
       },
     });

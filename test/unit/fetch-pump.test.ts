@@ -66,4 +66,35 @@ describe('pump', () => {
     body.h().end();
     await expect(p).resolves.toBeUndefined();
   });
+
+  it('hands a writev sink batches of at least `batch` bytes, in order, and the tail at the end', async () => {
+    const body = handBody();
+    const calls: string[][] = [];
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const p = pump(body, {
+      accept: () => undefined,
+      write: async () => { throw new Error('write must not be used when writev is given'); },
+      writev: async (cs) => { calls.push(cs.map((c) => c.toString())); if (calls.length === 1) await slow; },
+    }, 1 << 20, 2);
+    body.h().data(Buffer.from('a'));
+    await tick();
+    expect(calls).toEqual([]);
+    body.h().data(Buffer.from('b'));
+    body.h().data(Buffer.from('c'));
+    body.h().end();
+    release();
+    await expect(p).resolves.toBeUndefined();
+    expect(calls).toEqual([['a', 'b'], ['c']]);
+  });
+
+  it('writes a tail smaller than `batch` before reporting a cut', async () => {
+    const body = handBody();
+    const calls: string[][] = [];
+    const p = pump(body, { accept: () => undefined, write: async () => undefined, writev: async (cs) => void calls.push(cs.map((c) => c.toString())) });
+    body.h().data(Buffer.from('a'));
+    body.h().error(new Error('aborted'));
+    await expect(p).rejects.toThrow('aborted');
+    expect(calls).toEqual([['a']]);
+  });
 });
