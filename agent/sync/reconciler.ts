@@ -48,6 +48,9 @@ export function isRetryable(code: string): boolean {
   return code === 'FETCH_NETWORK' || code === 'FETCH_HTTP_STATUS' || code === 'FETCH_ABORTED' || code === 'FETCH_NO_SPACE' || code === 'STORE_NO_SPACE' || code === 'IO_ERROR' || exit === EXIT.UNAVAILABLE;
 }
 
+/** Install progress is reported at most this often (outcomes go out at once). */
+const PROGRESS_EVERY_MS = 1000;
+
 export class Reconciler {
   private desired: DesiredState | null = null;
   private readonly models = new Map<string, ReportedModel>();
@@ -56,6 +59,7 @@ export class Reconciler {
   private readonly retry: Backoff;
   private retryTimer: NodeJS.Timeout | null = null;
   private publishTimer: NodeJS.Timeout | null = null;
+  private lastPublishAt = 0;
   private lastError: { code: string; message: string } | null = null;
   private readonly log: Logger;
   private stopped = false;
@@ -139,7 +143,22 @@ export class Reconciler {
   publishNow(): void {
     if (this.publishTimer) clearTimeout(this.publishTimer);
     this.publishTimer = null;
+    this.lastPublishAt = Date.now();
     if (!this.stopped) this.opts.publish(this.report());
+  }
+
+  /**
+   * Install progress (downloading bytes, verifying, installing): at most one report a second,
+   * the last state always sent. An install that ends within the second sends none of these: the
+   * outcome (active, failed) goes out with publishNow, which also cancels the pending one. Each
+   * report is a retained QoS 1 publish the cloud parses and stores, so the seven a fast install
+   * used to send cost more than the install's own bookkeeping.
+   */
+  private publishSoon(): void {
+    if (this.publishTimer || this.stopped) return;
+    const wait = this.lastPublishAt + PROGRESS_EVERY_MS - Date.now();
+    if (wait <= 0) return this.publishNow();
+    this.publishTimer = setTimeout(() => this.publishNow(), wait);
   }
 
   /** Resolves when no apply runs or is queued (tests and shutdown). */
@@ -240,7 +259,6 @@ export class Reconciler {
         throw new OutpostError(step.code as never, step.message, { model: step.id, version: step.version });
       case 'install': {
         if (!model) return;
-        let lastPublish = 0;
         const result = await this.opts.store.installVersion({
           id: model.id,
           version: model.version,
@@ -250,12 +268,7 @@ export class Reconciler {
           signal,
           onProgress: ({ phase, done, total }: { phase: InstallPhase; done: number; total: number }) => {
             this.setModel(model.id, phase === 'downloading' ? { state: 'downloading', progress: { bytes: done, total } } : { state: phase });
-            // Progress is throttled to one report a second; phase changes go out at once.
-            const now = Date.now();
-            if (phase !== 'downloading' || now - lastPublish > 1000 || done === total) {
-              lastPublish = now;
-              this.publishNow();
-            }
+            this.publishSoon();
           },
         });
         this.log.info({ model: model.id, version: model.version, downloaded: result.downloaded, reused: result.reused }, 'installed');
