@@ -90,6 +90,7 @@ export class Fleet {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.store.flushReports();
   }
 
   // ---- devices ---------------------------------------------------------------------------
@@ -283,9 +284,12 @@ export class Fleet {
   ingest(topic: string, payload: Buffer): void {
     const t = parseDeviceTopic(topic);
     if (!t || payload.length === 0) return;
-    const dev = this.store.getDevice(t.deviceId);
-    if (!dev || dev.removedAt !== null) return;
     const at = new Date().toISOString();
+    // The report UPDATE itself skips removed and unknown devices: no lookup per report.
+    if (t.kind !== 'reported') {
+      const dev = this.store.getDevice(t.deviceId);
+      if (!dev || dev.removedAt !== null) return;
+    }
     if (t.kind === 'status') {
       const s = statusOf(payload);
       if (s) this.store.saveStatus(t.deviceId, s, at);

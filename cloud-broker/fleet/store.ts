@@ -33,14 +33,28 @@ function toDeployment(r: DeploymentRow): Deployment {
 }
 
 export class FleetStore {
+  /**
+   * Reports wait here for one event-loop turn and are then written in one transaction: every
+   * UPDATE outside a transaction is its own WAL commit (an fsync, synchronous=FULL) on the main
+   * thread, and a fleet converging sends its reports in bursts. Only the latest report of a
+   * device matters, so a newer one replaces a queued one. Every method that reads or resets the
+   * `reported` columns flushes first, so callers never see the queue. A crash can lose at most
+   * this one turn's reports, which the broker holds retained (and which a device sends again
+   * with its next change); the broker acknowledges a report before the cloud stores it anyway.
+   */
+  private readonly pendingReports = new Map<string, { json: string; at: string }>();
+  private flushQueued = false;
+
   constructor(readonly db: Db) {}
 
   getDevice(id: string): DeviceRecord | null {
+    this.flushReports();
     const r = this.db.prepare('SELECT id, created_at, removed_at, revision, status, status_at, reported_at FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
     return r ? this.toDevice(r) : null;
   }
 
   listDevices(includeRemoved = false): DeviceRecord[] {
+    this.flushReports();
     const rows = this.db.prepare(`SELECT id, created_at, removed_at, revision, status, status_at, reported_at FROM devices ${includeRemoved ? '' : 'WHERE removed_at IS NULL'} ORDER BY id`).all() as DeviceRow[];
     return rows.map((r) => this.toDevice(r));
   }
@@ -64,12 +78,14 @@ export class FleetStore {
 
   /** Inserts a device, or re-activates a removed one keeping its revision counter. */
   upsertDevice(id: string, tags: readonly string[]): void {
+    this.flushReports();
     this.db.prepare('INSERT INTO devices (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET removed_at = NULL, reported = NULL, reported_at = NULL, status = NULL, status_at = NULL').run(id, now());
     this.db.prepare('DELETE FROM device_tags WHERE device_id = ?').run(id);
     this.addTags(id, tags);
   }
 
   markRemoved(id: string): void {
+    this.flushReports();
     // The revision stays (it only grows); the document goes, so re-provisioning signs a new one.
     this.db.prepare('UPDATE devices SET removed_at = ?, desired_doc = NULL, desired_digest = NULL, desired_expires = NULL WHERE id = ?').run(now(), id);
     this.db.prepare('DELETE FROM device_tags WHERE device_id = ?').run(id);
@@ -122,11 +138,29 @@ export class FleetStore {
     return this.db.prepare('SELECT id, desired_doc AS doc FROM devices WHERE removed_at IS NULL AND desired_doc IS NOT NULL ORDER BY id').all() as { id: string; doc: string }[];
   }
 
+  /** Queues the device's latest report; written at the end of this event-loop turn (see above). */
   saveReported(id: string, json: string, at: string): void {
-    this.db.prepare('UPDATE devices SET reported = ?, reported_at = ? WHERE id = ? AND removed_at IS NULL').run(json, at, id);
+    this.pendingReports.set(id, { json, at });
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => this.flushReports());
+  }
+
+  /** Writes the queued reports in one transaction; a removed or unknown device's are dropped. */
+  flushReports(): void {
+    this.flushQueued = false;
+    // After close (a report that raced the shutdown) there is nothing left to write to.
+    if (this.pendingReports.size === 0 || !this.db.open) return;
+    const rows = [...this.pendingReports];
+    this.pendingReports.clear();
+    const upd = this.db.prepare('UPDATE devices SET reported = ?, reported_at = ? WHERE id = ? AND removed_at IS NULL');
+    this.db.transaction(() => {
+      for (const [id, r] of rows) upd.run(r.json, r.at, id);
+    })();
   }
 
   reportedOf(id: string): string | null {
+    this.flushReports();
     const r = this.db.prepare('SELECT reported FROM devices WHERE id = ?').get(id) as { reported: string | null } | undefined;
     return r?.reported ?? null;
   }
