@@ -15,11 +15,10 @@ import { join } from 'node:path';
 import { startCloud, type Cloud } from '../cloud-broker/cloud.js';
 import { CloudClient } from '../cloud-broker/client/cloud-client.js';
 import { FleetClient } from '../cloud-broker/fleet/fleet-client.js';
-import { sessionTopics } from '../agent/daemon/session-topics.js';
+import { createSyncEngine } from '../agent/daemon/sync-engine.js';
 import { openStore, type Store } from '../agent/store/index.js';
-import { MqttSession } from '../agent/sync/mqtt-session.js';
-import { Reconciler } from '../agent/sync/reconciler.js';
-import { SyncState } from '../agent/sync/sync-state.js';
+import type { MqttSession } from '../agent/sync/mqtt-session.js';
+import type { Reconciler } from '../agent/sync/reconciler.js';
 import { parseAgentConfig } from '../protocol/agent-config.js';
 import type { Logger } from '../protocol/log.js';
 
@@ -97,31 +96,12 @@ export async function startLightAgent(fleet: FleetClient, id: string, root: stri
     marginBytes: config.download.minFreeBytes,
     retries: config.download.retries,
   });
-  const session = new MqttSession({
-    url: config.cloud.mqtt,
-    deviceId: config.deviceId,
-    username: config.credentials.username,
-    password: config.credentials.token,
-    topics: sessionTopics(config.deviceId),
-    keepaliveSeconds: config.mqtt.keepaliveSeconds,
-    reconnectMinMs: config.mqtt.reconnectMinMs,
-    reconnectMaxMs: config.mqtt.reconnectMaxMs,
-    log,
-    agentVersion: 'bench-light',
-  });
-  const reconciler = new Reconciler({
-    deviceId: config.deviceId,
-    trustedKeys: config.trustedKeys,
-    store,
-    blobs: { baseUrl: config.cloud.http, headers: { authorization: `Bearer ${config.credentials.token}` } },
-    state: new SyncState(join(config.modelsDir, '.outpost', 'sync.json')),
-    // No runtime here: every model is accepted and activation runs nothing (see the file comment).
+  // No runtime here: every model is accepted and activation runs nothing (see the file comment).
+  const { session, reconciler } = createSyncEngine(config, store, log, {
     gate: () => null,
     beforeActivate: async () => undefined,
-    publish: (doc) => session.publishReported(doc),
     capabilities: () => ({ backends: [], host: { bench: 'light agent: no runtime' } }),
     agentVersion: 'bench-light',
-    log,
   });
   let desiredAt: number | null = null;
   session.on('desired', (payload) => {

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { createLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { toOutpostError } from '../../protocol/errors/index.js';
 import type { AgentConfig } from '../../protocol/agent-config.js';
@@ -10,11 +9,10 @@ import { Runtime } from '../runtime/model-service.js';
 import { createApiServer, EventHub, runtimeEventSource, servingRuntime, type ApiServer } from '../api/index.js';
 import { createNotifier, type Notifier } from '../system/sd-notify.js';
 import { startWatchdog } from '../system/watchdog.js';
-import { MqttSession } from '../sync/mqtt-session.js';
-import { Reconciler } from '../sync/reconciler.js';
-import { SyncState } from '../sync/sync-state.js';
+import type { MqttSession } from '../sync/mqtt-session.js';
+import type { Reconciler } from '../sync/reconciler.js';
 import { compatibilityGate } from '../sync/gate.js';
-import { sessionTopics } from './session-topics.js';
+import { createSyncEngine } from './sync-engine.js';
 import { handleCommand } from './commands.js';
 import { probeHost } from './host.js';
 import { meteredRuntime } from './metered-runtime.js';
@@ -97,26 +95,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     name: b.name, available: b.available, reason: b.reason, frameworks: [...b.frameworks], hardware: b.hardware, details: b.details,
   }));
 
-  const session = new MqttSession({
-    url: config.cloud.mqtt,
-    deviceId: config.deviceId,
-    username: config.credentials.username,
-    password: config.credentials.token,
-    topics: sessionTopics(config.deviceId),
-    keepaliveSeconds: config.mqtt.keepaliveSeconds,
-    reconnectMinMs: config.mqtt.reconnectMinMs,
-    reconnectMaxMs: config.mqtt.reconnectMaxMs,
-    ca: config.cloud.ca,
-    log: root,
-    agentVersion: AGENT_VERSION,
-  });
-
-  const reconciler = new Reconciler({
-    deviceId: config.deviceId,
-    trustedKeys: config.trustedKeys,
-    store,
-    blobs: { baseUrl: config.cloud.http, headers: { authorization: `Bearer ${config.credentials.token}` } },
-    state: new SyncState(join(config.modelsDir, '.outpost', 'sync.json')),
+  const { session, reconciler } = createSyncEngine(config, store, root, {
     gate: (m) => compatibilityGate({ backends, deviceType: host.deviceType })(m),
     // Load + smoke-run once in the staging folder; activate() then reuses that instance.
     beforeActivate: (dir, model) => runtime.prepare(model.id, model.version, dir),
@@ -125,10 +104,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     onEvent: (e) => {
       if (e.type === 'installed' || e.type === 'rolled-back') hub.publish({ type: e.type, model: e.model, version: e.version });
     },
-    publish: (doc) => session.publishReported(doc),
     capabilities: () => ({ backends, host: host.summary }),
     agentVersion: AGENT_VERSION,
-    log: root,
   });
 
   const telemetry: Telemetry = createTelemetry({
