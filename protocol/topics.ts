@@ -19,7 +19,7 @@ export const STATUS_ONLINE = 'online';
 export const STATUS_OFFLINE = 'offline';
 
 /** Imperative commands a device answers on responses/{cmd}; they sit on top of desired state. */
-export const COMMANDS = ['sync', 'rollback', 'report'] as const;
+export const COMMANDS = ['sync', 'rollback', 'report', 'telemetry'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -1,7 +1,9 @@
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { parseModelId, formatModelId } from '../../protocol/ids.js';
+import { COMMANDS } from '../../protocol/topics.js';
 import type { Logger } from '../../protocol/log.js';
 import type { Reconciler } from '../sync/reconciler.js';
+import type { Telemetry } from '../telemetry/index.js';
 
 /**
  * Imperative commands from the cloud (outpost/v1/devices/{id}/commands/{cmd}); they sit on top
@@ -11,11 +13,12 @@ import type { Reconciler } from '../sync/reconciler.js';
  *   sync                       apply the desired state now, forgetting remembered failures
  *   rollback {"model": "o/n"}  back to the previous kept version, pinned until the desired state changes
  *   report                     publish the reported state now
+ *   telemetry                  take and publish a telemetry sample now
  */
 export async function handleCommand(
   name: string,
   payload: Buffer,
-  deps: { reconciler: Reconciler; log: Logger },
+  deps: { reconciler: Reconciler; telemetry: Telemetry; log: Logger },
 ): Promise<Record<string, unknown>> {
   let body: Record<string, unknown> = {};
   try {
@@ -37,13 +40,16 @@ export async function handleCommand(
       case 'report':
         deps.reconciler.publishNow();
         return { ok: true, requestId };
+      case 'telemetry':
+        await deps.telemetry.sampleNow();
+        return { ok: true, requestId };
       case 'rollback': {
         const id = formatModelId(parseModelId(body.model, 'model'));
         const result = await deps.reconciler.rollback(id);
         return { ok: true, requestId, model: id, ...result };
       }
       default:
-        throw new OutpostError('SYNC_COMMAND_INVALID', `unknown command "${name}"; use sync, rollback or report`);
+        throw new OutpostError('SYNC_COMMAND_INVALID', `unknown command "${name}"; use ${COMMANDS.join(', ')}`);
     }
   } catch (err) {
     const e = toOutpostError(err);

@@ -91,9 +91,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }
 
   const host = await probeHost(root);
-  let backends: ReportedBackend[] = (await runtime.capabilities()).map((b) => ({
-    name: b.name, available: b.available, reason: b.reason, frameworks: [...b.frameworks], hardware: b.hardware, details: b.details,
-  }));
+  let backends = await reportedBackends(runtime);
 
   const { session, reconciler } = createSyncEngine(config, store, root, {
     gate: (m) => compatibilityGate({ backends, deviceType: host.deviceType })(m),
@@ -133,11 +131,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 
   session.on('desired', (payload) => reconciler.onDesired(payload));
   session.on('command', (name, payload) => {
-    if (name === 'telemetry') {
-      void telemetry.sampleNow().then(() => session.respond(name, { ok: true }), (err) => session.respond(name, { ok: false, error: toOutpostError(err).toJSON() }));
-      return;
-    }
-    void handleCommand(name, payload, { reconciler, log }).then((res) => session.respond(name, res));
+    void handleCommand(name, payload, { reconciler, telemetry, log }).then((res) => session.respond(name, res));
   });
   session.on('connected', () => notifier.status(`connected to ${config.cloud.mqtt}; serving ${runtime.list().length} model(s)`));
   session.on('disconnected', () => notifier.status(`broker unreachable, retrying; serving ${runtime.list().length} model(s)`));
@@ -161,7 +155,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         root.level = config.log.level;
         telemetry.reconfigure(config.telemetry);
         api.setLimits(config.api);
-        backends = (await runtime.capabilities()).map((b) => ({ name: b.name, available: b.available, reason: b.reason, frameworks: [...b.frameworks], hardware: b.hardware, details: b.details }));
+        backends = await reportedBackends(runtime);
         // Restart-only keys keep their running value: say so, so the edit is not silently lost.
         if (diff.restartRequired.length > 0) {
           log.warn({ restartNeeded: diff.restartRequired }, `not applied until a restart: ${diff.restartRequired.join(', ')} (systemctl restart outpost-agent)`);
@@ -189,4 +183,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
   };
   return daemon;
+}
+
+/** The runtime's backends as the reported state carries them (the gate reads the same list). */
+async function reportedBackends(runtime: Runtime): Promise<ReportedBackend[]> {
+  return (await runtime.capabilities()).map((b) => ({
+    name: b.name, available: b.available, reason: b.reason, frameworks: [...b.frameworks], hardware: b.hardware, details: b.details,
+  }));
 }
