@@ -32,7 +32,11 @@ export interface BenchCloud {
 export async function startBenchCloud(dir: string, log: Logger): Promise<BenchCloud> {
   const cloud = await startCloud({ dataDir: dir, httpPort: 0, mqttPort: 0, log });
   const token = (await readFile(cloud.adminTokenFile, 'utf8')).trim();
-  return { cloud, catalog: new CloudClient({ url: cloud.httpUrl, token }), fleet: new FleetClient({ url: cloud.httpUrl, token }) };
+  return {
+    cloud,
+    catalog: new CloudClient({ url: cloud.httpUrl, token }),
+    fleet: new FleetClient({ url: cloud.httpUrl, token }),
+  };
 }
 
 /** Writes `bytes` of incompressible data (every MiB differs) to `file`; returns its sha256. */
@@ -54,7 +58,13 @@ export async function writeRandomFile(file: string, bytes: number): Promise<stri
  * Publishes a one-file model version the way `outpost model publish` does on the wire (HEAD,
  * PUT the blob, create the version). Returns the version and the blob's sha256 and size.
  */
-export async function publishFile(catalog: CloudClient, id: string, file: string, sha256: string, size: number): Promise<{ version: number }> {
+export async function publishFile(
+  catalog: CloudClient,
+  id: string,
+  file: string,
+  sha256: string,
+  size: number,
+): Promise<{ version: number }> {
   const [owner, name] = id.split('/');
   if (!(await catalog.hasBlob(sha256))) await catalog.putBlob(sha256, size, createReadStream(file));
   const created = await catalog.createVersion(owner, name, {
@@ -112,7 +122,13 @@ export async function startLightAgent(fleet: FleetClient, id: string, root: stri
   await reconciler.start();
   session.start();
   return {
-    id, token: config.credentials.token, modelsDir, session, reconciler, store, ready,
+    id,
+    token: config.credentials.token,
+    modelsDir,
+    session,
+    reconciler,
+    store,
+    ready,
     lastDesiredAt: () => desiredAt,
     activeAt(model, version) {
       const m = reconciler.report().models.find((x) => x.id === model);
@@ -126,7 +142,12 @@ export async function startLightAgent(fleet: FleetClient, id: string, root: stri
 }
 
 /** Polls `check` every `everyMs` until true; throws naming `what` after `timeoutMs`. */
-export async function pollUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
+export async function pollUntil(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);

@@ -19,9 +19,19 @@ const SIZE = 128;
 
 function convNet(): Net {
   const r = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 0.2);
-  const conv = (cin: number, out: number, k: number) => ({ kind: 'conv' as const, out, k, pad: (k - 1) / 2, weights: r(out * cin * k * k), bias: r(out) });
+  const conv = (cin: number, out: number, k: number) => ({
+    kind: 'conv' as const,
+    out,
+    k,
+    pad: (k - 1) / 2,
+    weights: r(out * cin * k * k),
+    bias: r(out),
+  });
   return {
-    name: 'segmenter', size: [SIZE, SIZE], channels: 3, outputShape: [1, 8, SIZE, SIZE],
+    name: 'segmenter',
+    size: [SIZE, SIZE],
+    channels: 3,
+    outputShape: [1, 8, SIZE, SIZE],
     layers: [conv(3, 16, 3), { kind: 'relu' }, conv(16, 16, 3), { kind: 'relu' }, conv(16, 8, 1)],
   };
 }
@@ -46,11 +56,27 @@ export async function run(): Promise<BenchRow[]> {
   try {
     const net = convNet();
     await writeFile(join(dir, 'model.onnx'), toOnnx(net));
-    const params = { framework_type: 'onnx' as const, model_file: 'model.onnx', mean: [0, 0, 0] as [number, number, number], scalefactor: 1, size: net.size, purpose: 'SemanticSegmentation' as const, crop: false, swaprb: false, softmax: false };
+    const params = {
+      framework_type: 'onnx' as const,
+      model_file: 'model.onnx',
+      mean: [0, 0, 0] as [number, number, number],
+      scalefactor: 1,
+      size: net.size,
+      purpose: 'SemanticSegmentation' as const,
+      crop: false,
+      swaprb: false,
+      softmax: false,
+    };
     const cv = await opencv.load({ dir, params });
     const ort = await createOnnxBackend().load({ dir, params });
     models.push(cv, ort);
-    const input = { data: { dtype: 'float32' as const, shape: [1, 3, SIZE, SIZE], data: Float32Array.from({ length: 3 * SIZE * SIZE }, (_, i) => (i % 255) / 255) } };
+    const input = {
+      data: {
+        dtype: 'float32' as const,
+        shape: [1, 3, SIZE, SIZE],
+        data: Float32Array.from({ length: 3 * SIZE * SIZE }, (_, i) => (i % 255) / 255),
+      },
+    };
     const cvMs = await median(40, () => cv.run(input));
     const ortMs = await median(40, () => ort.run(input));
 
@@ -59,9 +85,30 @@ export async function run(): Promise<BenchRow[]> {
     const noopMs = await median(2000, () => addon.binding.noop());
     const jsMs = await median(2000, async () => null);
     return [
-      { name: `conv net ${SIZE}x${SIZE} (3 convs)`, metric: 'p50 ms/inference', ours: cvMs, baseline: ortMs, baselineName: 'onnxruntime-node CPU', ratio: cvMs / ortMs, note: 'OpenCV DNN addon; ratio < 1: addon faster' },
-      { name: 'addon async call (noop)', metric: 'p50 us/call', ours: noopMs * 1000, baseline: jsMs * 1000, baselineName: 'JS async no-op', ratio: noopMs / jsMs, note: 'cost of a worker-pool round trip' },
-      { name: 'call overhead share', metric: '% of one inference', ours: (noopMs / cvMs) * 100, note: 'addon noop / conv net inference' },
+      {
+        name: `conv net ${SIZE}x${SIZE} (3 convs)`,
+        metric: 'p50 ms/inference',
+        ours: cvMs,
+        baseline: ortMs,
+        baselineName: 'onnxruntime-node CPU',
+        ratio: cvMs / ortMs,
+        note: 'OpenCV DNN addon; ratio < 1: addon faster',
+      },
+      {
+        name: 'addon async call (noop)',
+        metric: 'p50 us/call',
+        ours: noopMs * 1000,
+        baseline: jsMs * 1000,
+        baselineName: 'JS async no-op',
+        ratio: noopMs / jsMs,
+        note: 'cost of a worker-pool round trip',
+      },
+      {
+        name: 'call overhead share',
+        metric: '% of one inference',
+        ours: (noopMs / cvMs) * 100,
+        note: 'addon noop / conv net inference',
+      },
     ];
   } finally {
     for (const m of models) await m.dispose();

@@ -30,7 +30,11 @@ async function rssBytes(pid: number): Promise<number> {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-interface Idle { cpuPercent: number; rssMean: number; rssMax: number }
+interface Idle {
+  cpuPercent: number;
+  rssMean: number;
+  rssMax: number;
+}
 
 export async function run(): Promise<BenchRow[]> {
   const root = await mkdtemp(join(tmpdir(), 'outpost-bench-idle-'));
@@ -73,9 +77,33 @@ export async function run(): Promise<BenchRow[]> {
     const MiB = 1024 * 1024;
     const note = `${Math.round(wall)} s idle, 1 model, no broker; telemetry every 5 s`;
     return [
-      { name: 'agent idle CPU', metric: '% of one core', ours: tOn.cpuPercent, baseline: tOff.cpuPercent, baselineName: 'telemetry off', ratio: tOff.cpuPercent > 0 ? tOn.cpuPercent / tOff.cpuPercent : undefined, note: `${note}; /proc ticks are 10 ms` },
-      { name: 'agent idle RSS (mean)', metric: 'MiB', ours: tOn.rssMean / MiB, baseline: tOff.rssMean / MiB, baselineName: 'telemetry off', ratio: tOn.rssMean / tOff.rssMean, note },
-      { name: 'agent idle RSS (max)', metric: 'MiB', ours: tOn.rssMax / MiB, baseline: tOff.rssMax / MiB, baselineName: 'telemetry off', ratio: tOn.rssMax / tOff.rssMax, note },
+      {
+        name: 'agent idle CPU',
+        metric: '% of one core',
+        ours: tOn.cpuPercent,
+        baseline: tOff.cpuPercent,
+        baselineName: 'telemetry off',
+        ratio: tOff.cpuPercent > 0 ? tOn.cpuPercent / tOff.cpuPercent : undefined,
+        note: `${note}; /proc ticks are 10 ms`,
+      },
+      {
+        name: 'agent idle RSS (mean)',
+        metric: 'MiB',
+        ours: tOn.rssMean / MiB,
+        baseline: tOff.rssMean / MiB,
+        baselineName: 'telemetry off',
+        ratio: tOn.rssMean / tOff.rssMean,
+        note,
+      },
+      {
+        name: 'agent idle RSS (max)',
+        metric: 'MiB',
+        ours: tOn.rssMax / MiB,
+        baseline: tOff.rssMax / MiB,
+        baselineName: 'telemetry off',
+        ratio: tOn.rssMax / tOff.rssMax,
+        note,
+      },
     ];
   } finally {
     for (const a of agents) {

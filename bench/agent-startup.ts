@@ -50,12 +50,20 @@ export async function installModels(root: string, n: number): Promise<InstalledM
 }
 
 /** Writes `dir/agent.json` for one agent with its own copy of `models` (or an empty folder). */
-export async function agentDir(dir: string, base: Record<string, unknown>, models: string | null, extra: Record<string, unknown> = {}): Promise<string> {
+export async function agentDir(
+  dir: string,
+  base: Record<string, unknown>,
+  models: string | null,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   await mkdir(dir, { recursive: true });
   const modelsDir = join(dir, 'models');
   if (models) await cp(models, modelsDir, { recursive: true, verbatimSymlinks: true });
   const file = join(dir, 'agent.json');
-  await writeFile(file, JSON.stringify({ ...base, modelsDir, socket: join(dir, 'agent.sock'), log: { level: 'warn' }, ...extra }));
+  await writeFile(
+    file,
+    JSON.stringify({ ...base, modelsDir, socket: join(dir, 'agent.sock'), log: { level: 'warn' }, ...extra }),
+  );
   return file;
 }
 
@@ -102,10 +110,36 @@ export async function run(): Promise<BenchRow[]> {
     const rss10 = median(full.map((x) => x[1])) / 2 ** 20;
     const note = `median of ${RUNS}; spawn to READY=1 (socket listening, models loaded); no broker`;
     return [
-      { name: 'agent start to READY, 10 models', metric: 'ms', ours: ms10, baseline: ms0, baselineName: '0 models', ratio: ms10 / ms0, note },
-      { name: 'per installed model', metric: 'ms', ours: (ms10 - ms0) / 10, note: 'extra start time per model (load + serve)' },
-      { name: 'agent idle RSS, 10 models', metric: 'MiB', ours: rss10, baseline: rss0, baselineName: '0 models', ratio: rss10 / rss0, note: '2 s after READY' },
-      { name: 'install 10 models (deploy to all active)', metric: 'ms', ours: ten.installMs, note: 'in-process agent, local cloud; each version is loaded once: the smoke-tested instance is the one activated (Runtime.prepare)' },
+      {
+        name: 'agent start to READY, 10 models',
+        metric: 'ms',
+        ours: ms10,
+        baseline: ms0,
+        baselineName: '0 models',
+        ratio: ms10 / ms0,
+        note,
+      },
+      {
+        name: 'per installed model',
+        metric: 'ms',
+        ours: (ms10 - ms0) / 10,
+        note: 'extra start time per model (load + serve)',
+      },
+      {
+        name: 'agent idle RSS, 10 models',
+        metric: 'MiB',
+        ours: rss10,
+        baseline: rss0,
+        baselineName: '0 models',
+        ratio: rss10 / rss0,
+        note: '2 s after READY',
+      },
+      {
+        name: 'install 10 models (deploy to all active)',
+        metric: 'ms',
+        ours: ten.installMs,
+        note: 'in-process agent, local cloud; each version is loaded once: the smoke-tested instance is the one activated (Runtime.prepare)',
+      },
     ];
   } finally {
     await rm(root, { recursive: true, force: true });

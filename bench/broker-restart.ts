@@ -24,7 +24,12 @@ const DOWN_MS = Number(process.env.OUTPOST_BENCH_DOWN_MS ?? 2000);
 const DEADLINE_MS = 90_000;
 
 const start = (port: number): Promise<RunningBroker> =>
-  startBroker({ host: '127.0.0.1', port, log: silentLogger, authenticate: async (username) => ({ kind: 'device', deviceId: username }) });
+  startBroker({
+    host: '127.0.0.1',
+    port,
+    log: silentLogger,
+    authenticate: async (username) => ({ kind: 'device', deviceId: username }),
+  });
 
 interface Outcome {
   allBackMs: number;
@@ -35,7 +40,10 @@ interface Outcome {
  * Restarts the broker once everyone is connected. `connectAll` wires `onUp(i)` to client i's
  * "connected and ready" event and resolves once every client has reported it.
  */
-async function restartAndMeasure(n: number, connectAll: (url: string, onUp: (i: number) => void) => Promise<() => Promise<void>>): Promise<Outcome> {
+async function restartAndMeasure(
+  n: number,
+  connectAll: (url: string, onUp: (i: number) => void) => Promise<() => Promise<void>>,
+): Promise<Outcome> {
   let broker = await start(0);
   const port = Number(new URL(broker.url).port);
   const up = new Set<number>();
@@ -85,7 +93,16 @@ export async function run(): Promise<BenchRow[]> {
     const sessions: MqttSession[] = [];
     for (let i = 0; i < N; i++) {
       const id = `bench-${i}`;
-      const s = new MqttSession({ url, deviceId: id, username: id, password: 'x', topics: sessionTopics(id), reconnectMinMs: 1000, reconnectMaxMs: 60_000, log: silentLogger });
+      const s = new MqttSession({
+        url,
+        deviceId: id,
+        username: id,
+        password: 'x',
+        topics: sessionTopics(id),
+        reconnectMinMs: 1000,
+        reconnectMaxMs: 60_000,
+        log: silentLogger,
+      });
       s.on('connected', () => onUp(i));
       s.start();
       sessions.push(s);
@@ -110,7 +127,23 @@ export async function run(): Promise<BenchRow[]> {
 
   const note = `${N} sessions, broker down ${DOWN_MS} ms`;
   return [
-    { name: 'broker restart: all sessions back', metric: 'ms after listen', ours: ours.allBackMs, baseline: base.allBackMs, baselineName: 'mqtt.js fixed 1 s', ratio: ours.allBackMs / base.allBackMs, note },
-    { name: 'broker restart: peak reconnect rate', metric: 'reconnects/s', ours: ours.peakPerSecond, baseline: base.peakPerSecond, baselineName: 'mqtt.js fixed 1 s', ratio: ours.peakPerSecond / base.peakPerSecond, note: 'lower is gentler on the broker' },
+    {
+      name: 'broker restart: all sessions back',
+      metric: 'ms after listen',
+      ours: ours.allBackMs,
+      baseline: base.allBackMs,
+      baselineName: 'mqtt.js fixed 1 s',
+      ratio: ours.allBackMs / base.allBackMs,
+      note,
+    },
+    {
+      name: 'broker restart: peak reconnect rate',
+      metric: 'reconnects/s',
+      ours: ours.peakPerSecond,
+      baseline: base.peakPerSecond,
+      baselineName: 'mqtt.js fixed 1 s',
+      ratio: ours.peakPerSecond / base.peakPerSecond,
+      note: 'lower is gentler on the broker',
+    },
   ];
 }

@@ -19,7 +19,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../protocol/log.js';
-import { pollUntil, publishFile, startBenchCloud, startLightAgent, writeRandomFile, type BenchCloud, type LightAgent } from './_fleet-helpers.js';
+import {
+  pollUntil,
+  publishFile,
+  startBenchCloud,
+  startLightAgent,
+  writeRandomFile,
+  type BenchCloud,
+  type LightAgent,
+} from './_fleet-helpers.js';
 import type { BenchRow } from './run.js';
 
 const N = Number(process.env.OUTPOST_BENCH_AGENTS ?? 200);
@@ -34,18 +42,20 @@ async function plainDownloads(url: string, tokens: string[], size: number): Prom
   const agent = new http.Agent({ keepAlive: false });
   const one = (token: string): Promise<void> =>
     new Promise((resolve, reject) => {
-      http.get(url, { headers: { authorization: `Bearer ${token}` }, agent }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          reject(new Error(`GET ${url} answered ${res.statusCode}`));
-          return;
-        }
-        let got = 0;
-        res.on('data', (c: Buffer) => (got += c.length));
-        res.on('error', reject);
-        // A short body would make the baseline look faster than it is.
-        res.on('end', () => (got === size ? resolve() : reject(new Error(`got ${got} of ${size} bytes`))));
-      }).on('error', reject);
+      http
+        .get(url, { headers: { authorization: `Bearer ${token}` }, agent }, (res) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            reject(new Error(`GET ${url} answered ${res.statusCode}`));
+            return;
+          }
+          let got = 0;
+          res.on('data', (c: Buffer) => (got += c.length));
+          res.on('error', reject);
+          // A short body would make the baseline look faster than it is.
+          res.on('end', () => (got === size ? resolve() : reject(new Error(`got ${got} of ${size} bytes`))));
+        })
+        .on('error', reject);
     });
   const t0 = performance.now();
   await Promise.all(tokens.map(one));
@@ -67,33 +77,78 @@ export async function run(): Promise<BenchRow[]> {
 
     for (let i = 0; i < N; i += BATCH) {
       const ids = Array.from({ length: Math.min(BATCH, N - i) }, (_, k) => `fan-${String(i + k).padStart(4, '0')}`);
-      agents.push(...(await Promise.all(ids.map((id) => startLightAgent(bc!.fleet, id, join(work, 'agents'), silentLogger)))));
+      agents.push(
+        ...(await Promise.all(ids.map((id) => startLightAgent(bc!.fleet, id, join(work, 'agents'), silentLogger)))),
+      );
     }
     const ready = new Set<string>();
     for (const a of agents) void a.ready.then(() => ready.add(a.id));
     await pollUntil(`all ${N} agents connected`, () => ready.size === N, 60_000);
 
     // Baseline first, while the agents sit idle and connected (the same load on the process).
-    const baseMs = await plainDownloads(bc.catalog.blobUrl(sha256), agents.map((a) => a.token), size);
+    const baseMs = await plainDownloads(
+      bc.catalog.blobUrl(sha256),
+      agents.map((a) => a.token),
+      size,
+    );
 
     const t0 = performance.now();
     const deployed = await bc.fleet.deploy({ model: `${MODEL}@${version}` }, { kind: 'all', value: '*' });
-    if (deployed.devices.length !== N) throw new Error(`deploy targeted ${deployed.devices.length} devices, expected ${N}`);
-    await pollUntil(`all ${N} agents active at ${MODEL}@${version}`, () => agents.every((a) => a.activeAt(MODEL, version)), DEADLINE_MS);
+    if (deployed.devices.length !== N)
+      throw new Error(`deploy targeted ${deployed.devices.length} devices, expected ${N}`);
+    await pollUntil(
+      `all ${N} agents active at ${MODEL}@${version}`,
+      () => agents.every((a) => a.activeAt(MODEL, version)),
+      DEADLINE_MS,
+    );
     const activeMs = performance.now() - t0;
     // When the last agent got its signed desired state: the MQTT fan-out part of the total.
     const desiredMs = Math.max(...agents.map((a) => a.lastDesiredAt() ?? Infinity)) - t0;
     const fleet = bc.fleet;
-    await pollUntil('the rollout status shows every device converged', async () => (await fleet.rollout()).filter((d) => d.converged).length === N, 60_000, 200);
+    await pollUntil(
+      'the rollout status shows every device converged',
+      async () => (await fleet.rollout()).filter((d) => d.converged).length === N,
+      60_000,
+      200,
+    );
     const cloudMs = performance.now() - t0;
 
     const light = `light agents (real MqttSession + Reconciler + Store, own models folder each, provisioned via the fleet API; no runtime, no socket API, no-op activation), cloud in the same process`;
     const totalMb = (N * size) / 1e6;
     return [
-      { name: `fan-out ${MB} MiB to ${N} agents: deploy -> all active`, metric: 'ms', ours: activeMs, baseline: baseMs, baselineName: `${N} plain GETs`, ratio: activeMs / baseMs, note: light },
-      { name: `fan-out ${MB} MiB to ${N} agents: deploy -> rollout converged`, metric: 'ms', ours: cloudMs, baseline: baseMs, baselineName: `${N} plain GETs`, ratio: cloudMs / baseMs, note: 'as the operator sees it: every report back in the cloud' },
-      { name: `fan-out ${MB} MiB to ${N} agents: deploy -> last desired state received`, metric: 'ms', ours: desiredMs, note: 'signing + MQTT delivery share of the total (no baseline)' },
-      { name: `fan-out ${MB} MiB to ${N} agents: throughput`, metric: 'MB/s', ours: totalMb / (activeMs / 1000), baseline: totalMb / (baseMs / 1000), baselineName: `${N} plain GETs`, ratio: baseMs / activeMs, note: 'ratio = ours / baseline (bigger is better); ours also hashes, writes, fsyncs and installs' },
+      {
+        name: `fan-out ${MB} MiB to ${N} agents: deploy -> all active`,
+        metric: 'ms',
+        ours: activeMs,
+        baseline: baseMs,
+        baselineName: `${N} plain GETs`,
+        ratio: activeMs / baseMs,
+        note: light,
+      },
+      {
+        name: `fan-out ${MB} MiB to ${N} agents: deploy -> rollout converged`,
+        metric: 'ms',
+        ours: cloudMs,
+        baseline: baseMs,
+        baselineName: `${N} plain GETs`,
+        ratio: cloudMs / baseMs,
+        note: 'as the operator sees it: every report back in the cloud',
+      },
+      {
+        name: `fan-out ${MB} MiB to ${N} agents: deploy -> last desired state received`,
+        metric: 'ms',
+        ours: desiredMs,
+        note: 'signing + MQTT delivery share of the total (no baseline)',
+      },
+      {
+        name: `fan-out ${MB} MiB to ${N} agents: throughput`,
+        metric: 'MB/s',
+        ours: totalMb / (activeMs / 1000),
+        baseline: totalMb / (baseMs / 1000),
+        baselineName: `${N} plain GETs`,
+        ratio: baseMs / activeMs,
+        note: 'ratio = ours / baseline (bigger is better); ours also hashes, writes, fsyncs and installs',
+      },
     ];
   } finally {
     await Promise.all(agents.map((a) => a.stop().catch(() => undefined)));

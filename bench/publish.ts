@@ -77,22 +77,34 @@ async function timed(fn: () => Promise<void>): Promise<number> {
 
 /** GET a URL into a file, hashing as it streams when `verify` is given. */
 async function download(url: string, headers: Record<string, string>, dest: string, verify?: string): Promise<void> {
-  const res = await new Promise<http.IncomingMessage>((resolve, reject) => http.get(url, { headers }, resolve).on('error', reject));
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
+    http.get(url, { headers }, resolve).on('error', reject),
+  );
   if (res.statusCode !== 200) throw new Error(`GET ${url} answered ${res.statusCode}`);
   const h = createHash('sha256');
-  const tap = new Transform({ transform(c: Buffer, _e, cb) { if (verify) h.update(c); cb(null, c); } });
+  const tap = new Transform({
+    transform(c: Buffer, _e, cb) {
+      if (verify) h.update(c);
+      cb(null, c);
+    },
+  });
   await pipeline(res, tap, createWriteStream(dest));
   if (verify && h.digest('hex') !== verify) throw new Error('downloaded bytes do not match');
 }
 
 async function bare(file: string, work: string): Promise<{ up: number; down: number; rss: number }> {
-  const child = spawn(process.execPath, ['-e', BARE_SERVER, path.join(work, 'bare.bin')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', BARE_SERVER, path.join(work, 'bare.bin')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const { http: url } = JSON.parse(await firstLine(child)) as { http: string };
     const size = (await fs.stat(file)).size;
     const up = await timed(async () => {
       await new Promise<void>((resolve, reject) => {
-        const req = http.request(url, { method: 'PUT', headers: { 'content-length': size } }, (res) => { res.resume(); res.on('end', resolve); });
+        const req = http.request(url, { method: 'PUT', headers: { 'content-length': size } }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+        });
         req.on('error', reject);
         createReadStream(file).pipe(req);
       });
@@ -108,8 +120,20 @@ async function bare(file: string, work: string): Promise<{ up: number; down: num
 
 async function outpost(file: string, work: string): Promise<{ up: number; down: number; rss: number }> {
   const dataDir = path.join(work, 'cloud');
-  const child = spawn(process.execPath, [path.join(ROOT, 'cloud-broker/cli/outpost.js'), 'cloud', 'start', '--data-dir', dataDir, '--http-port', '0', '--json'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, 'cloud-broker/cli/outpost.js'),
+      'cloud',
+      'start',
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      '0',
+      '--json',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } },
+  );
   try {
     const info = JSON.parse(await firstLine(child)) as { http: string; adminTokenFile: string };
     const client = new CloudClient({ url: info.http, token: (await fs.readFile(info.adminTokenFile, 'utf8')).trim() });
@@ -119,11 +143,19 @@ async function outpost(file: string, work: string): Promise<{ up: number; down: 
     const up = await timed(async () => {
       sha = await hashFile(file);
       if (!(await client.hasBlob(sha))) await client.putBlob(sha, size, createReadStream(file));
-      await client.createVersion('bench', 'big', { manifest: { id: 'bench/big', model_parameters: { model_file: 'model.bin' } }, files: [{ path: 'model.bin', sha256: sha, size }] });
+      await client.createVersion('bench', 'big', {
+        manifest: { id: 'bench/big', model_parameters: { model_file: 'model.bin' } },
+        files: [{ path: 'model.bin', sha256: sha, size }],
+      });
     });
     const down = await timed(async () => {
       const v = await client.getVersion('bench/big', 'latest');
-      await download(client.blobUrl(v.files[0].sha256), client.authHeaders(), path.join(work, 'down.bin'), v.files[0].sha256);
+      await download(
+        client.blobUrl(v.files[0].sha256),
+        client.authHeaders(),
+        path.join(work, 'down.bin'),
+        v.files[0].sha256,
+      );
     });
     return { up, down, rss: await peakRssMb(child.pid!) };
   } finally {
@@ -143,10 +175,39 @@ export async function run(): Promise<BenchRow[]> {
     const mbps = (s: number): number => MB / s;
     const clientRss = process.resourceUsage().maxRSS / 1024;
     return [
-      { name: `publish ${MB} MB`, metric: 'MB/s', ours: mbps(o.up), baseline: mbps(b.up), baselineName: 'bare PUT', ratio: o.up / b.up, note: 'ratio = our time / bare time (hash + HEAD + PUT with server-side hash + version)' },
-      { name: `download ${MB} MB`, metric: 'MB/s', ours: mbps(o.down), baseline: mbps(b.down), baselineName: 'bare GET', ratio: o.down / b.down, note: 'ratio = our time / bare time (auth + client-side hash)' },
-      { name: 'cloud peak RSS', metric: 'MB', ours: o.rss, baseline: b.rss, baselineName: 'bare server', ratio: o.rss / b.rss, note: 'VmHWM of the server process; flat means independent of file size' },
-      { name: 'client peak RSS', metric: 'MB', ours: clientRss, note: 'this process (both runs); streams, never buffers the file' },
+      {
+        name: `publish ${MB} MB`,
+        metric: 'MB/s',
+        ours: mbps(o.up),
+        baseline: mbps(b.up),
+        baselineName: 'bare PUT',
+        ratio: o.up / b.up,
+        note: 'ratio = our time / bare time (hash + HEAD + PUT with server-side hash + version)',
+      },
+      {
+        name: `download ${MB} MB`,
+        metric: 'MB/s',
+        ours: mbps(o.down),
+        baseline: mbps(b.down),
+        baselineName: 'bare GET',
+        ratio: o.down / b.down,
+        note: 'ratio = our time / bare time (auth + client-side hash)',
+      },
+      {
+        name: 'cloud peak RSS',
+        metric: 'MB',
+        ours: o.rss,
+        baseline: b.rss,
+        baselineName: 'bare server',
+        ratio: o.rss / b.rss,
+        note: 'VmHWM of the server process; flat means independent of file size',
+      },
+      {
+        name: 'client peak RSS',
+        metric: 'MB',
+        ours: clientRss,
+        note: 'this process (both runs); streams, never buffers the file',
+      },
     ];
   } finally {
     await fs.rm(work, { recursive: true, force: true });

@@ -27,7 +27,8 @@ const modules = readdirSync(here)
   .filter((f) => filters.length === 0 || filters.some((k) => f.includes(k)))
   .sort();
 
-const fmt = (n: number | undefined) => (n === undefined ? '' : Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 1 ? n.toFixed(2) : n.toPrecision(3));
+const fmt = (n: number | undefined) =>
+  n === undefined ? '' : Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 1 ? n.toFixed(2) : n.toPrecision(3);
 let failed = 0;
 for (const file of modules) {
   const mod = (await import(pathToFileURL(join(here, file)).href)) as { run?: () => Promise<BenchRow[]> };
@@ -36,9 +37,23 @@ for (const file of modules) {
   try {
     const rows = await mod.run();
     const table = [['benchmark', 'metric', 'ours', 'baseline', 'ratio', 'note']];
-    for (const r of rows) table.push([r.name, r.metric, fmt(r.ours), r.baseline === undefined ? '' : `${fmt(r.baseline)} (${r.baselineName ?? 'baseline'})`, r.ratio === undefined ? '' : `${fmt(r.ratio)}x`, r.note ?? '']);
+    for (const r of rows)
+      table.push([
+        r.name,
+        r.metric,
+        fmt(r.ours),
+        r.baseline === undefined ? '' : `${fmt(r.baseline)} (${r.baselineName ?? 'baseline'})`,
+        r.ratio === undefined ? '' : `${fmt(r.ratio)}x`,
+        r.note ?? '',
+      ]);
     const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
-    for (const row of table) process.stdout.write(row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd() + '\n');
+    for (const row of table)
+      process.stdout.write(
+        row
+          .map((c, i) => c.padEnd(widths[i]))
+          .join('  ')
+          .trimEnd() + '\n',
+      );
   } catch (err) {
     failed++;
     process.stdout.write(`failed: ${(err as Error).stack ?? String(err)}\n`);

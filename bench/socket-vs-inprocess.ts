@@ -46,18 +46,21 @@ async function throughput(clients: number, ms: number, fn: () => Promise<unknown
   let done = 0;
   const end = Date.now() + ms;
   const t = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (Date.now() < end) {
-      await fn();
-      done++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (Date.now() < end) {
+        await fn();
+        done++;
+      }
+    }),
+  );
   return done / (Number(process.hrtime.bigint() - t) / 1e9);
 }
 
 async function startAgentProcess(dir: string): Promise<{ child: ChildProcess; socket: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
-    env: { ...process.env, OUTPOST_BENCH_AGENT: dir }, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, OUTPOST_BENCH_AGENT: dir },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
   const socket = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -93,13 +96,25 @@ export async function run(): Promise<BenchRow[]> {
     const t16Base = await throughput(16, 2000, local);
     const t16 = await throughput(16, 2000, binary);
     await session.release();
-    const row = (name: string, metric: string, ours: number, baseline: number, note?: string): BenchRow =>
-      ({ name, metric, ours, baseline, baselineName: 'in-process ort', ratio: ours / baseline, ...(note ? { note } : {}) });
+    const row = (name: string, metric: string, ours: number, baseline: number, note?: string): BenchRow => ({
+      name,
+      metric,
+      ours,
+      baseline,
+      baselineName: 'in-process ort',
+      ratio: ours / baseline,
+      ...(note ? { note } : {}),
+    });
     return [
       row('socket infer, binary tensors', 'p50 ms', bin.p50, base.p50, 'ratio = slower by'),
       row('socket infer, binary tensors', 'p99 ms', bin.p99, base.p99),
       // The ratio is large because the model computes almost nothing; the added time is what an app pays.
-      { name: 'socket overhead, binary tensors', metric: 'p50 ms added', ours: bin.p50 - base.p50, note: 'per 588 KiB request, absolute' },
+      {
+        name: 'socket overhead, binary tensors',
+        metric: 'p50 ms added',
+        ours: bin.p50 - base.p50,
+        note: 'per 588 KiB request, absolute',
+      },
       row('socket infer, JSON tensors', 'p50 ms', js.p50, base.p50, '150k floats as JSON text each way'),
       row('socket infer, JSON tensors', 'p99 ms', js.p99, base.p99),
       row('throughput, 1 client, binary', 'req/s', t1, t1Base, 'ratio = fraction of in-process'),
@@ -122,11 +137,22 @@ async function agentMain(dir: string): Promise<void> {
   await writeModelFolder(folder, 'classifier', { id: ID, size: [SIZE, SIZE] });
   const runtime = new Runtime({ log: silentLogger });
   await runtime.activate(ID, 1, folder);
-  const server = createApiServer({ runtime: servingRuntime(runtime), log: silentLogger, limits: { maxConcurrentPerModel: 64 } });
+  const server = createApiServer({
+    runtime: servingRuntime(runtime),
+    log: silentLogger,
+    limits: { maxConcurrentPerModel: 64 },
+  });
   const socket = join(dir, 'agent.sock');
   await server.listen(socket);
   process.stdout.write(`listening ${socket}\n`);
-  process.once('SIGTERM', () => void server.close(500).then(() => runtime.close()).then(() => process.exit(0)));
+  process.once(
+    'SIGTERM',
+    () =>
+      void server
+        .close(500)
+        .then(() => runtime.close())
+        .then(() => process.exit(0)),
+  );
 }
 
 if (process.env.OUTPOST_BENCH_AGENT) void agentMain(process.env.OUTPOST_BENCH_AGENT);

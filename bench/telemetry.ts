@@ -25,7 +25,9 @@ function pct(sorted: number[], q: number): number {
 }
 
 /** Runs `work` ITER times back to back while a 1 ms timer ticks; returns wall ms and loop delay. */
-async function measure(work: () => Promise<unknown>): Promise<{ p50: number; p95: number; syncMax: number; delayP99: number; delayMax: number }> {
+async function measure(
+  work: () => Promise<unknown>,
+): Promise<{ p50: number; p95: number; syncMax: number; delayP99: number; delayMax: number }> {
   const h = monitorEventLoopDelay({ resolution: 1 });
   const tick = setInterval(() => {}, 1);
   h.enable();
@@ -72,7 +74,13 @@ export async function run(): Promise<BenchRow[]> {
 
     // A process running only telemetry at 1 s: RSS and CPU over the window.
     const seconds = Number(process.env.OUTPOST_BENCH_SECONDS ?? 10);
-    const t = createTelemetry({ deviceId: 'bench', modelsDir: dir, log: silentLogger, telemetry: { intervalSeconds: 1, enabled: true }, publish: () => {} });
+    const t = createTelemetry({
+      deviceId: 'bench',
+      modelsDir: dir,
+      log: silentLogger,
+      telemetry: { intervalSeconds: 1, enabled: true },
+      publish: () => {},
+    });
     const keep = setInterval(() => {}, 1000);
     const cpu0 = process.cpuUsage();
     const w0 = performance.now();
@@ -84,15 +92,63 @@ export async function run(): Promise<BenchRow[]> {
     const cpuPct = (100 * (cpu.user + cpu.system)) / 1000 / (performance.now() - w0);
 
     return [
-      { name: 'one sample (Outpost sampler)', metric: 'p50 ms', ours: ours.p50, baseline: theirs.p50, baselineName: 'si currentLoad+cpuTemperature+mem', ratio: ours.p50 / theirs.p50 },
-      { name: 'one sample (Outpost sampler)', metric: 'p95 ms', ours: ours.p95, baseline: theirs.p95, baselineName: 'si currentLoad+cpuTemperature+mem', ratio: ours.p95 / theirs.p95 },
-      { name: 'event-loop delay while sampling', metric: 'p99 ms', ours: ours.delayP99, baseline: idle.delayP99, baselineName: 'no sampling', ratio: ours.delayP99 / idle.delayP99 },
-      { name: 'event-loop delay while sampling', metric: 'max ms', ours: ours.delayMax, baseline: idle.delayMax, baselineName: 'no sampling', ratio: ours.delayMax / idle.delayMax },
-      { name: 'longest synchronous stretch', metric: 'max ms', ours: ours.syncMax, baseline: theirs.syncMax, baselineName: 'si currentLoad+cpuTemperature+mem', ratio: ours.syncMax / theirs.syncMax, note: 'si execSyncs: why cpu/temps bypass it' },
-      { name: 'event-loop delay, systeminformation', metric: 'p99 ms', ours: theirs.delayP99, baseline: idle.delayP99, baselineName: 'no sampling', ratio: theirs.delayP99 / idle.delayP99 },
+      {
+        name: 'one sample (Outpost sampler)',
+        metric: 'p50 ms',
+        ours: ours.p50,
+        baseline: theirs.p50,
+        baselineName: 'si currentLoad+cpuTemperature+mem',
+        ratio: ours.p50 / theirs.p50,
+      },
+      {
+        name: 'one sample (Outpost sampler)',
+        metric: 'p95 ms',
+        ours: ours.p95,
+        baseline: theirs.p95,
+        baselineName: 'si currentLoad+cpuTemperature+mem',
+        ratio: ours.p95 / theirs.p95,
+      },
+      {
+        name: 'event-loop delay while sampling',
+        metric: 'p99 ms',
+        ours: ours.delayP99,
+        baseline: idle.delayP99,
+        baselineName: 'no sampling',
+        ratio: ours.delayP99 / idle.delayP99,
+      },
+      {
+        name: 'event-loop delay while sampling',
+        metric: 'max ms',
+        ours: ours.delayMax,
+        baseline: idle.delayMax,
+        baselineName: 'no sampling',
+        ratio: ours.delayMax / idle.delayMax,
+      },
+      {
+        name: 'longest synchronous stretch',
+        metric: 'max ms',
+        ours: ours.syncMax,
+        baseline: theirs.syncMax,
+        baselineName: 'si currentLoad+cpuTemperature+mem',
+        ratio: ours.syncMax / theirs.syncMax,
+        note: 'si execSyncs: why cpu/temps bypass it',
+      },
+      {
+        name: 'event-loop delay, systeminformation',
+        metric: 'p99 ms',
+        ours: theirs.delayP99,
+        baseline: idle.delayP99,
+        baselineName: 'no sampling',
+        ratio: theirs.delayP99 / idle.delayP99,
+      },
       { name: 'recordInference', metric: 'ns/call', ours: recordNs },
       { name: `telemetry alone, 1 s interval, ${seconds} s`, metric: 'CPU %', ours: cpuPct, note: 'of one core' },
-      { name: `telemetry alone, 1 s interval, ${seconds} s`, metric: 'RSS MB', ours: process.memoryUsage().rss / 1e6, note: 'whole bench process' },
+      {
+        name: `telemetry alone, 1 s interval, ${seconds} s`,
+        metric: 'RSS MB',
+        ours: process.memoryUsage().rss / 1e6,
+        note: 'whole bench process',
+      },
     ];
   } finally {
     await rm(dir, { recursive: true, force: true });

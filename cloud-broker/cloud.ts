@@ -87,11 +87,18 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
   // Checked before anything is created or listens: a bad key must not leave half a cloud running.
   const tls = opts.tls ? checkTlsMaterial(opts.tls) : null;
   if (tls?.publiclyTrusted === false) {
-    log.warn({ issuer: tls.leaf.issuer }, 'the TLS certificate is not self-signed, no --tls-ca was given, and no public root CA issued it: provisioned devices get no cloud.ca and will refuse the broker unless their system trusts its CA; pass --tls-ca');
+    log.warn(
+      { issuer: tls.leaf.issuer },
+      'the TLS certificate is not self-signed, no --tls-ca was given, and no public root CA issued it: provisioned devices get no cloud.ca and will refuse the broker unless their system trusts its CA; pass --tls-ca',
+    );
   }
   await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const db = openDb(path.join(dataDir, DB_FILE), log);
-  const cleanups: (() => Promise<void> | void)[] = [() => { db.close(); }];
+  const cleanups: (() => Promise<void> | void)[] = [
+    () => {
+      db.close();
+    },
+  ];
   const closeAll = async (): Promise<void> => {
     for (const c of cleanups.reverse()) {
       try {
@@ -124,7 +131,13 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     const mqttPort = opts.mqttPort ?? (opts.httpPort === 0 ? 0 : DEFAULT_MQTT_PORT);
     const tlsPort = opts.tls?.port ?? (opts.httpPort === 0 ? 0 : DEFAULT_MQTTS_PORT);
     const fleet = await fleetWiring.start({
-      db, dataDir, log, httpUrl, host, mqttPort, wsPort: opts.wsPort,
+      db,
+      dataDir,
+      log,
+      httpUrl,
+      host,
+      mqttPort,
+      wsPort: opts.wsPort,
       tls: tls ? { port: tlsPort, cert: tls.cert, key: tls.key, deviceCa: tls.deviceCa } : undefined,
     });
     cleanups.push(() => fleet.close());
@@ -132,19 +145,36 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     const mqttsUrl = fleet.broker?.tlsUrl ?? null;
     const wsUrl = fleet.broker?.wsUrl ?? null;
     if (tls && mqttsUrl && !certCoversHost(tls.leaf, new URL(mqttsUrl).hostname)) {
-      log.warn({ mqtts: mqttsUrl, subject: tls.leaf.subject, altNames: tls.leaf.subjectAltName }, 'the TLS certificate does not name the host in the mqtts URL that devices get; their hostname check will refuse it');
+      log.warn(
+        { mqtts: mqttsUrl, subject: tls.leaf.subject, altNames: tls.leaf.subjectAltName },
+        'the TLS certificate does not name the host in the mqtts URL that devices get; their hostname check will refuse it',
+      );
     }
     // ------------------------------------------------------------------------------------------
 
     const infoFile = path.join(dataDir, CLOUD_INFO_FILE);
-    const info: CloudInfo = { http: httpUrl, mqtt: mqttUrl, ...(mqttsUrl ? { mqtts: mqttsUrl } : {}), ...(wsUrl ? { ws: wsUrl } : {}), pid: process.pid };
+    const info: CloudInfo = {
+      http: httpUrl,
+      mqtt: mqttUrl,
+      ...(mqttsUrl ? { mqtts: mqttsUrl } : {}),
+      ...(wsUrl ? { ws: wsUrl } : {}),
+      pid: process.pid,
+    };
     await writeFileAtomic(infoFile, JSON.stringify(info) + '\n');
     cleanups.push(() => removeInfoIfOurs(infoFile));
     log.info({ http: httpUrl, mqtt: mqttUrl, mqtts: mqttsUrl, ws: wsUrl, dataDir }, 'cloud listening');
 
     let closing: Promise<void> | null = null;
     return {
-      httpUrl, mqttUrl, mqttsUrl, wsUrl, adminTokenFile, dataDir, db, blobs, fleet,
+      httpUrl,
+      mqttUrl,
+      mqttsUrl,
+      wsUrl,
+      adminTokenFile,
+      dataDir,
+      db,
+      blobs,
+      fleet,
       close: () => (closing ??= closeAll().then(() => log.info('cloud stopped'))),
     };
   } catch (err) {
@@ -156,7 +186,13 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
 function listen(server: http.Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new OutpostError('CLOUD_LISTEN_FAILED', `cannot listen on ${host}:${port} (${err.code ?? err.message}); pick another --http-port or 0 for a free one`, { host, port, cause: err.code }));
+      reject(
+        new OutpostError(
+          'CLOUD_LISTEN_FAILED',
+          `cannot listen on ${host}:${port} (${err.code ?? err.message}); pick another --http-port or 0 for a free one`,
+          { host, port, cause: err.code },
+        ),
+      );
     };
     server.once('error', onError);
     server.listen(port, host, () => {
@@ -198,7 +234,10 @@ export function packageVersion(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
       if (pkg.name === 'outpost' && pkg.version) return (cachedVersion = pkg.version);
     } catch {
       // keep looking upwards

@@ -33,7 +33,12 @@ function invalid(source: string, reason: string, flag: string): OutpostError {
 
 function parseCerts(pem: string, source: string, flag: string): X509Certificate[] {
   const blocks = pemCertificates(pem);
-  if (blocks.length === 0) throw invalid(source, 'has no PEM certificate ("-----BEGIN CERTIFICATE-----"); give the certificate file, not the key or a DER file', flag);
+  if (blocks.length === 0)
+    throw invalid(
+      source,
+      'has no PEM certificate ("-----BEGIN CERTIFICATE-----"); give the certificate file, not the key or a DER file',
+      flag,
+    );
   return blocks.map((b, i) => {
     try {
       return new X509Certificate(b);
@@ -62,20 +67,35 @@ export function checkTlsMaterial(m: TlsMaterial): CheckedTls {
   } catch (err) {
     throw invalid(src.key, `is not a readable unencrypted PEM private key (${(err as Error).message})`, '--tls-key');
   }
-  if (!matches) throw invalid(src.key, `is not the private key of the certificate in ${src.cert} (${leaf.subject.replace(/\n/g, ', ')})`, '--tls-key');
+  if (!matches)
+    throw invalid(
+      src.key,
+      `is not the private key of the certificate in ${src.cert} (${leaf.subject.replace(/\n/g, ', ')})`,
+      '--tls-key',
+    );
 
   let deviceCa: string | null;
   if (m.ca !== undefined) {
     const anchors = parseCerts(m.ca, src.ca, '--tls-ca');
     if (!chainsTo(chain, anchors)) {
-      throw invalid(src.ca, `did not issue the certificate in ${src.cert} (issuer: ${leaf.issuer.replace(/\n/g, ', ')}); devices given this CA would refuse the broker`, '--tls-ca');
+      throw invalid(
+        src.ca,
+        `did not issue the certificate in ${src.cert} (issuer: ${leaf.issuer.replace(/\n/g, ', ')}); devices given this CA would refuse the broker`,
+        '--tls-ca',
+      );
     }
     deviceCa = pemCertificates(m.ca).join('\n') + '\n';
   } else {
     // A self-signed certificate is its own trust anchor; one from a public CA needs nothing.
     deviceCa = issues(leaf, leaf) ? pemCertificates(m.cert)[0] + '\n' : null;
   }
-  const publiclyTrusted = deviceCa === null ? chainsTo(chain, rootCertificates.map((r) => new X509Certificate(r))) : null;
+  const publiclyTrusted =
+    deviceCa === null
+      ? chainsTo(
+          chain,
+          rootCertificates.map((r) => new X509Certificate(r)),
+        )
+      : null;
   return { cert: m.cert, key: m.key, deviceCa, publiclyTrusted, leaf };
 }
 
@@ -101,7 +121,8 @@ export async function readTlsFiles(files: { cert: string; key: string; ca?: stri
     } catch (err) {
       throw invalid(file, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, flag);
     }
-    if (buf.length > MAX_PEM_BYTES) throw invalid(file, `is ${buf.length} bytes; a PEM file is at most ${MAX_PEM_BYTES}`, flag);
+    if (buf.length > MAX_PEM_BYTES)
+      throw invalid(file, `is ${buf.length} bytes; a PEM file is at most ${MAX_PEM_BYTES}`, flag);
     return buf.toString('utf8');
   };
   return {

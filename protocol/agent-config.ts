@@ -74,32 +74,44 @@ export interface ConfigIssue {
 type Check = (v: unknown, key: string) => unknown;
 type Schema = { [k: string]: Check | Schema };
 
-const int = (min: number, max: number): Check => (v, key) => {
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max) return v;
-  throw issue(key, `must be an integer ${min}..${max}, got ${show(v)}`);
-};
+const int =
+  (min: number, max: number): Check =>
+  (v, key) => {
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max) return v;
+    throw issue(key, `must be an integer ${min}..${max}, got ${show(v)}`);
+  };
 const bool: Check = (v, key) => {
   if (typeof v === 'boolean') return v;
   throw issue(key, `must be true or false, got ${show(v)}`);
 };
-const text = (re: RegExp, what: string): Check => (v, key) => {
-  if (typeof v === 'string' && re.test(v)) return v;
-  throw issue(key, `must be ${what}, got ${show(v)}`);
-};
+const text =
+  (re: RegExp, what: string): Check =>
+  (v, key) => {
+    if (typeof v === 'string' && re.test(v)) return v;
+    throw issue(key, `must be ${what}, got ${show(v)}`);
+  };
 const absPath: Check = (v, key) => {
   if (typeof v === 'string' && isAbsolute(v) && !v.includes('\0') && v.length <= 4096) return v;
   throw issue(key, `must be an absolute path, got ${show(v)}`);
 };
-const url = (schemes: string[]): Check => (v, key) => {
-  let u: URL | undefined;
-  try { u = typeof v === 'string' ? new URL(v) : undefined; } catch { u = undefined; }
-  if (u && schemes.includes(u.protocol.slice(0, -1)) && u.hostname !== '') return v;
-  throw issue(key, `must be a ${schemes.join('/')} URL, got ${show(v)}`);
-};
-const oneOf = <T extends string>(values: readonly T[]): Check => (v, key) => {
-  if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v;
-  throw issue(key, `must be one of ${values.join(', ')}, got ${show(v)}`);
-};
+const url =
+  (schemes: string[]): Check =>
+  (v, key) => {
+    let u: URL | undefined;
+    try {
+      u = typeof v === 'string' ? new URL(v) : undefined;
+    } catch {
+      u = undefined;
+    }
+    if (u && schemes.includes(u.protocol.slice(0, -1)) && u.hostname !== '') return v;
+    throw issue(key, `must be a ${schemes.join('/')} URL, got ${show(v)}`);
+  };
+const oneOf =
+  <T extends string>(values: readonly T[]): Check =>
+  (v, key) => {
+    if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v;
+    throw issue(key, `must be one of ${values.join(', ')}, got ${show(v)}`);
+  };
 const fileMode: Check = (v, key) => {
   // JSON has no octal literals, so "0660" / "660" strings are the readable form.
   const n = typeof v === 'string' && /^0?[0-7]{3}$/.test(v) ? parseInt(v, 8) : v;
@@ -120,14 +132,23 @@ const trustedKey: Check = (v, key) => {
   const k = v as Record<string, unknown> | null;
   if (!k || typeof k !== 'object' || Array.isArray(k)) throw issue(key, `must be {keyid, publicKey}, got ${show(v)}`);
   const extra = Object.keys(k).filter((x) => x !== 'keyid' && x !== 'publicKey');
-  if (extra.length) throw issue(`${key}.${extra[0]}`, 'is not a known key (known: keyid, publicKey)', 'CONFIG_UNKNOWN_KEY');
-  const keyid = text(/^[A-Za-z0-9._:-]{1,128}$/, 'a key id (1..128 of letters, digits, . _ : -)')(k.keyid, `${key}.keyid`) as string;
+  if (extra.length)
+    throw issue(`${key}.${extra[0]}`, 'is not a known key (known: keyid, publicKey)', 'CONFIG_UNKNOWN_KEY');
+  const keyid = text(/^[A-Za-z0-9._:-]{1,128}$/, 'a key id (1..128 of letters, digits, . _ : -)')(
+    k.keyid,
+    `${key}.keyid`,
+  ) as string;
   if (typeof k.publicKey !== 'string' || !k.publicKey.includes('-----BEGIN PUBLIC KEY-----')) {
     throw issue(`${key}.publicKey`, 'must be a PEM public key ("-----BEGIN PUBLIC KEY-----...")');
   }
   let type: string | undefined;
-  try { type = createPublicKey(k.publicKey).asymmetricKeyType; } catch { type = undefined; }
-  if (type !== 'ed25519') throw issue(`${key}.publicKey`, `must be an Ed25519 public key, got ${type ?? 'an unreadable PEM'}`);
+  try {
+    type = createPublicKey(k.publicKey).asymmetricKeyType;
+  } catch {
+    type = undefined;
+  }
+  if (type !== 'ed25519')
+    throw issue(`${key}.publicKey`, `must be an Ed25519 public key, got ${type ?? 'an unreadable PEM'}`);
   return { keyid, publicKey: k.publicKey };
 };
 /** The PEM certificate blocks in a text, in order (the cloud's TLS checks use it too). */
@@ -139,14 +160,21 @@ const caBundle: Check = (v, key) => {
   const blocks = typeof v === 'string' && v.length <= 256 * 1024 ? pemCertificates(v) : [];
   if (blocks.length === 0) throw issue(key, 'must be one or more PEM certificates ("-----BEGIN CERTIFICATE-----...")');
   blocks.forEach((b, i) => {
-    try { new X509Certificate(b); } catch { throw issue(key, `certificate ${i + 1} of ${blocks.length} is not a readable X.509 certificate`); }
+    try {
+      new X509Certificate(b);
+    } catch {
+      throw issue(key, `certificate ${i + 1} of ${blocks.length} is not a readable X.509 certificate`);
+    }
   });
   return v;
 };
-const listOf = (item: Check, min: number, max: number): Check => (v, key) => {
-  if (!Array.isArray(v) || v.length < min || v.length > max) throw issue(key, `must be a list of ${min}..${max} entries, got ${show(v)}`);
-  return v.map((x, i) => item(x, `${key}[${i}]`));
-};
+const listOf =
+  (item: Check, min: number, max: number): Check =>
+  (v, key) => {
+    if (!Array.isArray(v) || v.length < min || v.length > max)
+      throw issue(key, `must be a list of ${min}..${max} entries, got ${show(v)}`);
+    return v.map((x, i) => item(x, `${key}[${i}]`));
+  };
 
 const SCHEMA: Schema = {
   deviceId,
@@ -174,10 +202,25 @@ const SCHEMA: Schema = {
   },
 };
 
-const REQUIRED = new Set(['deviceId', 'cloud', 'cloud.http', 'cloud.mqtt', 'credentials', 'credentials.username', 'credentials.token', 'trustedKeys']);
+const REQUIRED = new Set([
+  'deviceId',
+  'cloud',
+  'cloud.http',
+  'cloud.mqtt',
+  'credentials',
+  'credentials.username',
+  'credentials.token',
+  'trustedKeys',
+]);
 
 class IssueError extends Error {
-  constructor(readonly key: string, readonly what: string, readonly code: ConfigIssue['code']) { super(what); }
+  constructor(
+    readonly key: string,
+    readonly what: string,
+    readonly code: ConfigIssue['code'],
+  ) {
+    super(what);
+  }
 }
 function issue(key: string, what: string, code: ConfigIssue['code'] = 'CONFIG_INVALID'): IssueError {
   return new IssueError(key, what, code);
@@ -189,7 +232,9 @@ function show(v: unknown): string {
 
 /** Every known key path, dotted ("download.parallel"); docs and the env mapping use it. */
 export function knownConfigKeys(schema: Schema = SCHEMA, prefix = ''): string[] {
-  return Object.entries(schema).flatMap(([k, s]) => (typeof s === 'function' ? [prefix + k] : knownConfigKeys(s, `${prefix}${k}.`)));
+  return Object.entries(schema).flatMap(([k, s]) =>
+    typeof s === 'function' ? [prefix + k] : knownConfigKeys(s, `${prefix}${k}.`),
+  );
 }
 
 function closest(word: string, candidates: string[]): string | undefined {
@@ -197,7 +242,10 @@ function closest(word: string, candidates: string[]): string | undefined {
   let bestD = Math.max(2, Math.floor(word.length / 3)) + 1;
   for (const c of candidates) {
     const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) { best = c; bestD = d; }
+    if (d < bestD) {
+      best = c;
+      bestD = d;
+    }
   }
   return best;
 }
@@ -205,35 +253,59 @@ function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[b.length];
 }
 
-function walk(schema: Schema, value: Record<string, unknown>, defaults: Record<string, unknown> | undefined,
-  prefix: string, issues: Omit<ConfigIssue, 'source'>[]): Record<string, unknown> {
+function walk(
+  schema: Schema,
+  value: Record<string, unknown>,
+  defaults: Record<string, unknown> | undefined,
+  prefix: string,
+  issues: Omit<ConfigIssue, 'source'>[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(value)) {
     if (Object.hasOwn(schema, k)) continue;
     const hint = closest(k, Object.keys(schema));
-    issues.push({ code: 'CONFIG_UNKNOWN_KEY', key: prefix + k, message: `is not a known key${hint ? ` (did you mean "${prefix}${hint}"?)` : ''}` });
+    issues.push({
+      code: 'CONFIG_UNKNOWN_KEY',
+      key: prefix + k,
+      message: `is not a known key${hint ? ` (did you mean "${prefix}${hint}"?)` : ''}`,
+    });
   }
   for (const [k, s] of Object.entries(schema)) {
     const key = prefix + k;
     const v = value[k];
     const d = defaults?.[k];
     if (v === undefined) {
-      if (REQUIRED.has(key)) { issues.push({ code: 'CONFIG_INVALID', key, message: 'is required' }); continue; }
-      if (typeof s === 'function') { out[k] = structuredClone(d); continue; }
+      if (REQUIRED.has(key)) {
+        issues.push({ code: 'CONFIG_INVALID', key, message: 'is required' });
+        continue;
+      }
+      if (typeof s === 'function') {
+        out[k] = structuredClone(d);
+        continue;
+      }
     }
     if (typeof s === 'function') {
-      try { out[k] = s(v, key); } catch (e) {
+      try {
+        out[k] = s(v, key);
+      } catch (e) {
         if (!(e instanceof IssueError)) throw e;
         issues.push({ code: e.code, key: e.key, message: e.what });
       }
     } else if (v === undefined || (v !== null && typeof v === 'object' && !Array.isArray(v))) {
-      out[k] = walk(s, (v ?? {}) as Record<string, unknown>, d as Record<string, unknown> | undefined, key + '.', issues);
+      out[k] = walk(
+        s,
+        (v ?? {}) as Record<string, unknown>,
+        d as Record<string, unknown> | undefined,
+        key + '.',
+        issues,
+      );
     } else {
       issues.push({ code: 'CONFIG_INVALID', key, message: `must be an object, got ${show(v)}` });
     }
@@ -249,13 +321,27 @@ function walk(schema: Schema, value: Record<string, unknown>, defaults: Record<s
 export function parseAgentConfig(value: unknown, source: ConfigSource): AgentConfig {
   const where = typeof source === 'function' ? source : () => source;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new OutpostError('CONFIG_INVALID', `the agent config must be a JSON object, got ${show(value)} (in ${where('')})`, { source: where('') });
+    throw new OutpostError(
+      'CONFIG_INVALID',
+      `the agent config must be a JSON object, got ${show(value)} (in ${where('')})`,
+      { source: where('') },
+    );
   }
   const found: Omit<ConfigIssue, 'source'>[] = [];
-  const out = walk(SCHEMA, value as Record<string, unknown>, AGENT_CONFIG_DEFAULTS as unknown as Record<string, unknown>, '', found);
+  const out = walk(
+    SCHEMA,
+    value as Record<string, unknown>,
+    AGENT_CONFIG_DEFAULTS as unknown as Record<string, unknown>,
+    '',
+    found,
+  );
   const mqtt = out.mqtt as AgentConfig['mqtt'] | undefined;
   if (mqtt && mqtt.reconnectMaxMs < mqtt.reconnectMinMs) {
-    found.push({ code: 'CONFIG_INVALID', key: 'mqtt.reconnectMaxMs', message: `must be >= mqtt.reconnectMinMs (${mqtt.reconnectMinMs}), got ${mqtt.reconnectMaxMs}` });
+    found.push({
+      code: 'CONFIG_INVALID',
+      key: 'mqtt.reconnectMaxMs',
+      message: `must be >= mqtt.reconnectMinMs (${mqtt.reconnectMinMs}), got ${mqtt.reconnectMaxMs}`,
+    });
   }
   if (found.length > 0) {
     const issues: ConfigIssue[] = found.map((i) => ({ ...i, source: where(i.key) }));

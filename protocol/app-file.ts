@@ -51,7 +51,10 @@ export function parseAppFile(value: unknown): AppFile {
         throw invalid(`"models" key ${JSON.stringify(id)} in ${APP_JSON} is not "owner/name"`, { key: `models.${id}` });
       }
       if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
-        throw invalid(`"models"."${id}" in ${APP_JSON} is ${JSON.stringify(v)}; expected a version number >= 1`, { key: `models.${id}`, value: v });
+        throw invalid(`"models"."${id}" in ${APP_JSON} is ${JSON.stringify(v)}; expected a version number >= 1`, {
+          key: `models.${id}`,
+          value: v,
+        });
       }
       models[id] = v;
     }
@@ -64,7 +67,10 @@ export function parseAppFile(value: unknown): AppFile {
       try {
         parseModelId(app, 'outpost.app');
       } catch {
-        throw invalid(`"outpost"."app" in ${APP_JSON} is ${JSON.stringify(app)}; expected "owner/app"`, { key: 'outpost.app', value: app });
+        throw invalid(`"outpost"."app" in ${APP_JSON} is ${JSON.stringify(app)}; expected "owner/app"`, {
+          key: 'outpost.app',
+          value: app,
+        });
       }
       appId = app as string;
     }

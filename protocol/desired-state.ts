@@ -1,7 +1,24 @@
 import { OutpostError } from './errors/index.js';
 import { parseModelId } from './ids.js';
-import { FRAMEWORKS, HAILO_ARCHITECTURES, PURPOSES, TRT_ARCHITECTURES, TRT_DEVICES, type Architecture, type Framework, type Purpose, type TrtDevice } from './manifest-types.js';
-import { canonicalJson, loadTrustedKeys, verifyEnvelope, type Signature, type SignedEnvelope, type TrustedKey } from './signing.js';
+import {
+  FRAMEWORKS,
+  HAILO_ARCHITECTURES,
+  PURPOSES,
+  TRT_ARCHITECTURES,
+  TRT_DEVICES,
+  type Architecture,
+  type Framework,
+  type Purpose,
+  type TrtDevice,
+} from './manifest-types.js';
+import {
+  canonicalJson,
+  loadTrustedKeys,
+  verifyEnvelope,
+  type Signature,
+  type SignedEnvelope,
+  type TrustedKey,
+} from './signing.js';
 import { isDeviceId } from './topics.js';
 
 /**
@@ -79,7 +96,8 @@ export function isSafeRelativePath(p: string): boolean {
 }
 
 function parseIso(v: unknown, key: string): string {
-  if (typeof v !== 'string' || !ISO.test(v) || Number.isNaN(Date.parse(v))) throw malformed(key, 'must be an ISO 8601 time like 2026-01-31T12:00:00Z', v);
+  if (typeof v !== 'string' || !ISO.test(v) || Number.isNaN(Date.parse(v)))
+    throw malformed(key, 'must be an ISO 8601 time like 2026-01-31T12:00:00Z', v);
   return v;
 }
 
@@ -87,10 +105,16 @@ function parseFile(v: unknown, key: string): DesiredFile {
   if (!isObject(v)) throw malformed(key, 'must be an object {path, sha256, size}', v);
   if (typeof v.path !== 'string') throw malformed(`${key}.path`, 'must be a string', v.path);
   if (!isSafeRelativePath(v.path)) {
-    throw new OutpostError('DESIRED_UNSAFE_PATH', `desired state: ${key}.path "${v.path.slice(0, 120)}" is absolute or leaves the model folder; the document is refused`, { key: `${key}.path`, value: v.path });
+    throw new OutpostError(
+      'DESIRED_UNSAFE_PATH',
+      `desired state: ${key}.path "${v.path.slice(0, 120)}" is absolute or leaves the model folder; the document is refused`,
+      { key: `${key}.path`, value: v.path },
+    );
   }
-  if (typeof v.sha256 !== 'string' || !SHA256.test(v.sha256)) throw malformed(`${key}.sha256`, 'must be 64 lowercase hex digits', v.sha256);
-  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0) throw malformed(`${key}.size`, 'must be a non-negative integer', v.size);
+  if (typeof v.sha256 !== 'string' || !SHA256.test(v.sha256))
+    throw malformed(`${key}.sha256`, 'must be 64 lowercase hex digits', v.sha256);
+  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0)
+    throw malformed(`${key}.size`, 'must be a non-negative integer', v.size);
   return { path: v.path, sha256: v.sha256, size: v.size };
 }
 
@@ -102,23 +126,36 @@ function parseModel(v: unknown, key: string): DesiredModel {
     throw malformed(`${key}.id`, 'must be "owner/name"', v.id);
   }
   const id = v.id as string;
-  if (typeof v.version !== 'number' || !Number.isSafeInteger(v.version) || v.version < 1) throw malformed(`${key}.version`, 'must be a positive integer', v.version);
-  if (!FRAMEWORKS.includes(v.framework as Framework)) throw malformed(`${key}.framework`, `must be one of ${FRAMEWORKS.join(', ')}`, v.framework);
-  if (!PURPOSES.includes(v.purpose as Purpose)) throw malformed(`${key}.purpose`, `must be one of ${PURPOSES.join(', ')}`, v.purpose);
-  const out: DesiredModel = { id, version: v.version, framework: v.framework as Framework, purpose: v.purpose as Purpose, files: [] };
+  if (typeof v.version !== 'number' || !Number.isSafeInteger(v.version) || v.version < 1)
+    throw malformed(`${key}.version`, 'must be a positive integer', v.version);
+  if (!FRAMEWORKS.includes(v.framework as Framework))
+    throw malformed(`${key}.framework`, `must be one of ${FRAMEWORKS.join(', ')}`, v.framework);
+  if (!PURPOSES.includes(v.purpose as Purpose))
+    throw malformed(`${key}.purpose`, `must be one of ${PURPOSES.join(', ')}`, v.purpose);
+  const out: DesiredModel = {
+    id,
+    version: v.version,
+    framework: v.framework as Framework,
+    purpose: v.purpose as Purpose,
+    files: [],
+  };
   if (v.device !== undefined) {
-    if (!TRT_DEVICES.includes(v.device as TrtDevice)) throw malformed(`${key}.device`, `must be one of ${TRT_DEVICES.join(', ')}`, v.device);
+    if (!TRT_DEVICES.includes(v.device as TrtDevice))
+      throw malformed(`${key}.device`, `must be one of ${TRT_DEVICES.join(', ')}`, v.device);
     out.device = v.device as TrtDevice;
   }
   if (v.architecture !== undefined) {
-    if (!ARCHITECTURES.includes(v.architecture as string)) throw malformed(`${key}.architecture`, `must be one of ${ARCHITECTURES.join(', ')}`, v.architecture);
+    if (!ARCHITECTURES.includes(v.architecture as string))
+      throw malformed(`${key}.architecture`, `must be one of ${ARCHITECTURES.join(', ')}`, v.architecture);
     out.architecture = v.architecture as Architecture;
   }
   if (v.blobBase !== undefined) {
-    if (typeof v.blobBase !== 'string' || !/^https?:\/\/[^\s]+\/$/.test(v.blobBase)) throw malformed(`${key}.blobBase`, 'must be an http(s) URL ending in /', v.blobBase);
+    if (typeof v.blobBase !== 'string' || !/^https?:\/\/[^\s]+\/$/.test(v.blobBase))
+      throw malformed(`${key}.blobBase`, 'must be an http(s) URL ending in /', v.blobBase);
     out.blobBase = v.blobBase;
   }
-  if (!Array.isArray(v.files) || v.files.length === 0) throw malformed(`${key}.files`, 'must be a non-empty array', v.files);
+  if (!Array.isArray(v.files) || v.files.length === 0)
+    throw malformed(`${key}.files`, 'must be a non-empty array', v.files);
   const seen = new Set<string>();
   v.files.forEach((f, i) => {
     const file = parseFile(f, `${key}.files[${i}]`);
@@ -137,7 +174,8 @@ export function parseDesiredSigned(v: unknown): DesiredSigned {
   if (!isObject(v)) throw malformed('signed', 'must be an object', v);
   if (v.type !== 'desired') throw malformed('signed.type', 'must be "desired"', v.type);
   if (!isDeviceId(v.device)) throw malformed('signed.device', 'must be a device id', v.device);
-  if (typeof v.revision !== 'number' || !Number.isSafeInteger(v.revision) || v.revision < 1) throw malformed('signed.revision', 'must be a positive integer', v.revision);
+  if (typeof v.revision !== 'number' || !Number.isSafeInteger(v.revision) || v.revision < 1)
+    throw malformed('signed.revision', 'must be a positive integer', v.revision);
   const issued = parseIso(v.issued, 'signed.issued');
   const expires = parseIso(v.expires, 'signed.expires');
   if (!Array.isArray(v.models)) throw malformed('signed.models', 'must be an array', v.models);
@@ -159,9 +197,16 @@ export function parseDesiredSigned(v: unknown): DesiredSigned {
 export function parseEnvelope(doc: unknown): SignedEnvelope<unknown> {
   if (!isObject(doc)) throw malformed('document', 'must be a JSON object {signed, signatures}', typeof doc);
   if (!isObject(doc.signed)) throw malformed('signed', 'must be an object', doc.signed);
-  if (!Array.isArray(doc.signatures) || doc.signatures.length === 0) throw malformed('signatures', 'must be a non-empty array', doc.signatures);
+  if (!Array.isArray(doc.signatures) || doc.signatures.length === 0)
+    throw malformed('signatures', 'must be a non-empty array', doc.signatures);
   const signatures: Signature[] = doc.signatures.map((s, i) => {
-    if (!isObject(s) || typeof s.keyid !== 'string' || !KEYID.test(s.keyid) || typeof s.sig !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(s.sig)) {
+    if (
+      !isObject(s) ||
+      typeof s.keyid !== 'string' ||
+      !KEYID.test(s.keyid) ||
+      typeof s.sig !== 'string' ||
+      !/^[A-Za-z0-9+/]+={0,2}$/.test(s.sig)
+    ) {
       throw malformed(`signatures[${i}]`, 'must be {keyid: 64 hex digits, sig: base64}');
     }
     return { keyid: s.keyid, sig: s.sig };
@@ -194,13 +239,25 @@ export function verifyDesired(doc: unknown, opts: VerifyOptions): DesiredState {
   const keyid = verifyEnvelope(envelope, loadTrustedKeys(opts.trustedKeys));
   const signed = parseDesiredSigned(envelope.signed);
   if (signed.device !== opts.deviceId) {
-    throw new OutpostError('DESIRED_WRONG_DEVICE', `desired state is for device "${signed.device}", this is "${opts.deviceId}"; ignored`, { device: signed.device, expected: opts.deviceId });
+    throw new OutpostError(
+      'DESIRED_WRONG_DEVICE',
+      `desired state is for device "${signed.device}", this is "${opts.deviceId}"; ignored`,
+      { device: signed.device, expected: opts.deviceId },
+    );
   }
   if (opts.lastRevision !== null && signed.revision < opts.lastRevision) {
-    throw new OutpostError('DESIRED_ROLLBACK', `desired state revision ${signed.revision} is older than the applied revision ${opts.lastRevision} (replayed document); ignored`, { revision: signed.revision, lastRevision: opts.lastRevision });
+    throw new OutpostError(
+      'DESIRED_ROLLBACK',
+      `desired state revision ${signed.revision} is older than the applied revision ${opts.lastRevision} (replayed document); ignored`,
+      { revision: signed.revision, lastRevision: opts.lastRevision },
+    );
   }
   if (Date.parse(signed.expires) <= opts.now.getTime()) {
-    throw new OutpostError('DESIRED_EXPIRED', `desired state revision ${signed.revision} expired at ${signed.expires}; keeping the current models until the cloud publishes a fresh one`, { revision: signed.revision, expires: signed.expires });
+    throw new OutpostError(
+      'DESIRED_EXPIRED',
+      `desired state revision ${signed.revision} expired at ${signed.expires}; keeping the current models until the cloud publishes a fresh one`,
+      { revision: signed.revision, expires: signed.expires },
+    );
   }
   return Object.freeze({ ...signed, keyid });
 }

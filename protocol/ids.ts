@@ -22,7 +22,10 @@ export function parseModelId(value: unknown, key = 'id'): ModelId {
   }
   const parts = value.split('/');
   if (parts.length !== 2 || !isModelIdPart(parts[0]) || !isModelIdPart(parts[1])) {
-    throw new OutpostError('BAD_REQUEST', `${key} "${value}" is not "owner/name" (letters, digits, . _ -)`, { key, value });
+    throw new OutpostError('BAD_REQUEST', `${key} "${value}" is not "owner/name" (letters, digits, . _ -)`, {
+      key,
+      value,
+    });
   }
   return { owner: parts[0], name: parts[1] };
 }
@@ -35,7 +38,10 @@ export function formatModelId(id: ModelId): string {
 export function parseVersion(value: unknown, key = 'version'): number {
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
-    throw new OutpostError('BAD_REQUEST', `${key} must be a positive integer, got ${JSON.stringify(value)}`, { key, value });
+    throw new OutpostError('BAD_REQUEST', `${key} must be a positive integer, got ${JSON.stringify(value)}`, {
+      key,
+      value,
+    });
   }
   return n;
 }

@@ -21,21 +21,41 @@ export interface WireTensor {
 
 /** KServe datatype names for the dtypes the agent can run (BOOL and FP16 travel as bytes/bits). */
 export const KSERVE_DATATYPE: Readonly<Record<WireDType, string>> = {
-  float32: 'FP32', float16: 'FP16', uint8: 'UINT8', int8: 'INT8', int32: 'INT32', int64: 'INT64', bool: 'BOOL',
+  float32: 'FP32',
+  float16: 'FP16',
+  uint8: 'UINT8',
+  int8: 'INT8',
+  int32: 'INT32',
+  int64: 'INT64',
+  bool: 'BOOL',
 };
 const DTYPE_OF: Readonly<Record<string, WireDType>> = Object.fromEntries(
   Object.entries(KSERVE_DATATYPE).map(([d, k]) => [k, d as WireDType]),
 );
 const ELEMENT_BYTES: Readonly<Record<WireDType, number>> = {
-  float32: 4, float16: 2, uint8: 1, int8: 1, int32: 4, int64: 8, bool: 1,
+  float32: 4,
+  float16: 2,
+  uint8: 1,
+  int8: 1,
+  int32: 4,
+  int64: 8,
+  bool: 1,
 };
 /** Valid KServe names the agent cannot run: named in the error so the client knows why. */
 const KNOWN_UNSUPPORTED = new Set(['UINT16', 'UINT32', 'UINT64', 'INT16', 'FP64', 'BYTES']);
 /** Guards against shapes whose element count overflows or could never fit a body. */
 const MAX_ELEMENTS = 2 ** 31 - 1;
 
-export interface TensorMetadata { name: string; datatype: string; shape: number[] }
-export interface ServerMetadata { name: string; version: string; extensions: string[] }
+export interface TensorMetadata {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+export interface ServerMetadata {
+  name: string;
+  version: string;
+  extensions: string[];
+}
 export interface ModelMetadata {
   name: string;
   versions: string[];
@@ -43,12 +63,42 @@ export interface ModelMetadata {
   inputs: TensorMetadata[];
   outputs: TensorMetadata[];
 }
-export interface InferParameters { binary_data_size?: number; binary_data?: boolean; binary_data_output?: boolean; [k: string]: unknown }
-export interface InferInputJson { name: string; shape: number[]; datatype: string; parameters?: InferParameters; data?: unknown[] }
-export interface InferOutputRequest { name: string; parameters?: InferParameters }
-export interface InferRequestJson { id?: string; parameters?: InferParameters; inputs: InferInputJson[]; outputs?: InferOutputRequest[] }
-export interface InferOutputJson { name: string; shape: number[]; datatype: string; parameters?: InferParameters; data?: (number | boolean)[] }
-export interface InferResponseJson { model_name: string; model_version?: string; id?: string; outputs: InferOutputJson[] }
+export interface InferParameters {
+  binary_data_size?: number;
+  binary_data?: boolean;
+  binary_data_output?: boolean;
+  [k: string]: unknown;
+}
+export interface InferInputJson {
+  name: string;
+  shape: number[];
+  datatype: string;
+  parameters?: InferParameters;
+  data?: unknown[];
+}
+export interface InferOutputRequest {
+  name: string;
+  parameters?: InferParameters;
+}
+export interface InferRequestJson {
+  id?: string;
+  parameters?: InferParameters;
+  inputs: InferInputJson[];
+  outputs?: InferOutputRequest[];
+}
+export interface InferOutputJson {
+  name: string;
+  shape: number[];
+  datatype: string;
+  parameters?: InferParameters;
+  data?: (number | boolean)[];
+}
+export interface InferResponseJson {
+  model_name: string;
+  model_version?: string;
+  id?: string;
+  outputs: InferOutputJson[];
+}
 
 /** A parsed request: tensors by input name, and which outputs to return and how. */
 export interface InferRequest {
@@ -66,8 +116,15 @@ export function toKServeDatatype(dtype: WireDType): string {
 
 export function dtypeOfDatatype(datatype: unknown, key: string): WireDType {
   if (typeof datatype === 'string' && Object.hasOwn(DTYPE_OF, datatype)) return DTYPE_OF[datatype];
-  const why = typeof datatype === 'string' && KNOWN_UNSUPPORTED.has(datatype) ? ' (valid in KServe, but no agent backend runs it)' : '';
-  throw new OutpostError('API_UNKNOWN_DATATYPE', `${key} ${JSON.stringify(datatype)} is not one of ${Object.keys(DTYPE_OF).join(', ')}${why}`, { key, value: datatype });
+  const why =
+    typeof datatype === 'string' && KNOWN_UNSUPPORTED.has(datatype)
+      ? ' (valid in KServe, but no agent backend runs it)'
+      : '';
+  throw new OutpostError(
+    'API_UNKNOWN_DATATYPE',
+    `${key} ${JSON.stringify(datatype)} is not one of ${Object.keys(DTYPE_OF).join(', ')}${why}`,
+    { key, value: datatype },
+  );
 }
 
 export function elementCount(shape: readonly number[]): number {
@@ -79,9 +136,11 @@ function bad(key: string, message: string, value?: unknown): OutpostError {
 }
 
 function parseShape(value: unknown, key: string): number[] {
-  if (!Array.isArray(value) || value.length > 16) throw bad(key, 'must be an array of at most 16 non-negative integers', value);
+  if (!Array.isArray(value) || value.length > 16)
+    throw bad(key, 'must be an array of at most 16 non-negative integers', value);
   for (const d of value) {
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) throw bad(key, `has ${JSON.stringify(d)}; dimensions are non-negative integers`, value);
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)
+      throw bad(key, `has ${JSON.stringify(d)}; dimensions are non-negative integers`, value);
   }
   if (elementCount(value) > MAX_ELEMENTS) throw bad(key, 'has more elements than any tensor the agent accepts', value);
   return value as number[];
@@ -91,7 +150,10 @@ function parseParameters(value: unknown, key: string): InferParameters {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw bad(key, 'must be an object', value);
   const p = value as InferParameters;
-  if (p.binary_data_size !== undefined && (typeof p.binary_data_size !== 'number' || !Number.isSafeInteger(p.binary_data_size) || p.binary_data_size < 0)) {
+  if (
+    p.binary_data_size !== undefined &&
+    (typeof p.binary_data_size !== 'number' || !Number.isSafeInteger(p.binary_data_size) || p.binary_data_size < 0)
+  ) {
     throw bad(`${key}.binary_data_size`, 'must be a non-negative integer', p.binary_data_size);
   }
   for (const k of ['binary_data', 'binary_data_output'] as const) {
@@ -106,13 +168,20 @@ function flatten(data: unknown[], limit: number, key: string): unknown[] {
   const stack: { a: unknown[]; i: number }[] = [{ a: data, i: 0 }];
   while (stack.length > 0) {
     const top = stack[stack.length - 1];
-    if (top.i >= top.a.length) { stack.pop(); continue; }
+    if (top.i >= top.a.length) {
+      stack.pop();
+      continue;
+    }
     const v = top.a[top.i++];
     if (Array.isArray(v)) {
       if (stack.length > 32) throw bad(key, 'nests arrays deeper than 32 levels');
       stack.push({ a: v, i: 0 });
     } else {
-      if (out.length >= limit) throw new OutpostError('API_SHAPE_MISMATCH', `${key} has more elements than its shape's ${limit}`, { key, expected: limit });
+      if (out.length >= limit)
+        throw new OutpostError('API_SHAPE_MISMATCH', `${key} has more elements than its shape's ${limit}`, {
+          key,
+          expected: limit,
+        });
       out.push(v);
     }
   }
@@ -121,19 +190,29 @@ function flatten(data: unknown[], limit: number, key: string): unknown[] {
 
 function allocate(dtype: WireDType, n: number): WireTensorData {
   switch (dtype) {
-    case 'float32': return new Float32Array(n);
-    case 'float16': return new Uint16Array(n);
-    case 'int8': return new Int8Array(n);
-    case 'int32': return new Int32Array(n);
-    case 'int64': return new BigInt64Array(n);
-    case 'uint8': case 'bool': return new Uint8Array(n);
+    case 'float32':
+      return new Float32Array(n);
+    case 'float16':
+      return new Uint16Array(n);
+    case 'int8':
+      return new Int8Array(n);
+    case 'int32':
+      return new Int32Array(n);
+    case 'int64':
+      return new BigInt64Array(n);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(n);
   }
 }
 
 function fromJsonData(values: unknown[], dtype: WireDType, key: string): WireTensorData {
   const out = allocate(dtype, values.length);
   const fail = (i: number, want: string): never => {
-    throw new OutpostError('API_DTYPE_MISMATCH', `${key}[${i}] is ${JSON.stringify(values[i])}, not ${want}`, { key, index: i });
+    throw new OutpostError('API_DTYPE_MISMATCH', `${key}[${i}] is ${JSON.stringify(values[i])}, not ${want}`, {
+      key,
+      index: i,
+    });
   };
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
@@ -156,7 +235,10 @@ function fromJsonData(values: unknown[], dtype: WireDType, key: string): WireTen
   return out;
 }
 const INT_RANGE: Record<string, [number, number]> = {
-  uint8: [0, 255], int8: [-128, 127], int32: [-(2 ** 31), 2 ** 31 - 1], int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  uint8: [0, 255],
+  int8: [-128, 127],
+  int32: [-(2 ** 31), 2 ** 31 - 1],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
 
 /** Copies (the body's offset may be unaligned for the typed array) little-endian bytes into a tensor. */
@@ -183,16 +265,25 @@ function parseJsonHeader(bytes: Uint8Array): unknown {
  * (undefined for a plain JSON body). Throws OutpostError with an API_* code naming the bad field.
  */
 export function parseInferRequest(body: Uint8Array, headerLength?: number): InferRequest {
-  if (headerLength !== undefined && (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > body.length)) {
-    throw new OutpostError('API_BAD_HEADER', `Inference-Header-Content-Length ${headerLength} must be an integer from 0 to the body's ${body.length} bytes`, { header: 'inference-header-content-length', value: headerLength });
+  if (
+    headerLength !== undefined &&
+    (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > body.length)
+  ) {
+    throw new OutpostError(
+      'API_BAD_HEADER',
+      `Inference-Header-Content-Length ${headerLength} must be an integer from 0 to the body's ${body.length} bytes`,
+      { header: 'inference-header-content-length', value: headerLength },
+    );
   }
   const hl = headerLength ?? body.length;
   const raw = parseJsonHeader(body.subarray(0, hl));
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new OutpostError('API_BAD_JSON', 'the request must be a JSON object with "inputs"');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new OutpostError('API_BAD_JSON', 'the request must be a JSON object with "inputs"');
   const r = raw as Partial<InferRequestJson>;
   if (r.id !== undefined && typeof r.id !== 'string') throw bad('id', 'must be a string', r.id);
   const params = parseParameters(r.parameters, 'parameters');
-  if (!Array.isArray(r.inputs) || r.inputs.length === 0) throw bad('inputs', 'must be a non-empty array of {name, shape, datatype, data}');
+  if (!Array.isArray(r.inputs) || r.inputs.length === 0)
+    throw bad('inputs', 'must be a non-empty array of {name, shape, datatype, data}');
 
   let offset = hl;
   const inputs: Record<string, WireTensor> = {};
@@ -207,26 +298,48 @@ export function parseInferRequest(body: Uint8Array, headerLength?: number): Infe
     const p = parseParameters(x.parameters, `${key}.parameters`);
     const n = elementCount(shape);
     if (p.binary_data_size !== undefined) {
-      if (headerLength === undefined) throw new OutpostError('API_BINARY_DATA', `${key} has binary_data_size but the request has no Inference-Header-Content-Length header`, { key });
+      if (headerLength === undefined)
+        throw new OutpostError(
+          'API_BINARY_DATA',
+          `${key} has binary_data_size but the request has no Inference-Header-Content-Length header`,
+          { key },
+        );
       if (x.data !== undefined) throw bad(key, 'has both data and binary_data_size; send one');
       const want = n * ELEMENT_BYTES[dtype];
       if (p.binary_data_size !== want) {
-        throw new OutpostError('API_SHAPE_MISMATCH', `${key} binary_data_size is ${p.binary_data_size} bytes, but shape [${shape}] of ${x.datatype} needs ${want}`, { key, expected: want, got: p.binary_data_size });
+        throw new OutpostError(
+          'API_SHAPE_MISMATCH',
+          `${key} binary_data_size is ${p.binary_data_size} bytes, but shape [${shape}] of ${x.datatype} needs ${want}`,
+          { key, expected: want, got: p.binary_data_size },
+        );
       }
       if (offset + want > body.length) {
-        throw new OutpostError('API_BINARY_DATA', `${key} "${x.name}" needs ${want} bytes at offset ${offset}, but the body ends at ${body.length} (truncated?)`, { key, offset, size: want, bodyLength: body.length });
+        throw new OutpostError(
+          'API_BINARY_DATA',
+          `${key} "${x.name}" needs ${want} bytes at offset ${offset}, but the body ends at ${body.length} (truncated?)`,
+          { key, offset, size: want, bodyLength: body.length },
+        );
       }
       inputs[x.name] = { dtype, shape, data: fromBytes(body.subarray(offset, offset + want), dtype, n) };
       offset += want;
     } else {
       if (!Array.isArray(x.data)) throw bad(`${key}.data`, 'must be an array (or set parameters.binary_data_size)');
       const flat = flatten(x.data, n, `${key}.data`);
-      if (flat.length !== n) throw new OutpostError('API_SHAPE_MISMATCH', `${key}.data has ${flat.length} elements, but shape [${shape}] needs ${n}`, { key, expected: n, got: flat.length });
+      if (flat.length !== n)
+        throw new OutpostError(
+          'API_SHAPE_MISMATCH',
+          `${key}.data has ${flat.length} elements, but shape [${shape}] needs ${n}`,
+          { key, expected: n, got: flat.length },
+        );
       inputs[x.name] = { dtype, shape, data: fromJsonData(flat, dtype, `${key}.data`) };
     }
   });
   if (offset !== body.length) {
-    throw new OutpostError('API_BINARY_DATA', `the body has ${body.length - offset} bytes after the last binary input; binary_data_size values must add up to the body`, { extra: body.length - offset });
+    throw new OutpostError(
+      'API_BINARY_DATA',
+      `the body has ${body.length - offset} bytes after the last binary input; binary_data_size values must add up to the body`,
+      { extra: body.length - offset },
+    );
   }
 
   let outputs: InferRequest['outputs'] = null;
@@ -235,7 +348,8 @@ export function parseInferRequest(body: Uint8Array, headerLength?: number): Infe
     const seen = new Set<string>();
     outputs = r.outputs.map((o: unknown, i) => {
       const key = `outputs[${i}]`;
-      if (o === null || typeof o !== 'object' || typeof (o as InferOutputRequest).name !== 'string') throw bad(key, 'must be an object with a string name');
+      if (o === null || typeof o !== 'object' || typeof (o as InferOutputRequest).name !== 'string')
+        throw bad(key, 'must be an object with a string name');
       const { name } = o as InferOutputRequest;
       if (seen.has(name)) throw bad(`${key}.name`, `repeats output "${name}"`, name);
       seen.add(name);
@@ -284,7 +398,13 @@ export function encodeInferRequest(
       chunks.push(bytesOf(t.data));
       return { ...base, parameters: { binary_data_size: t.data.byteLength } };
     }),
-    ...(opts.outputs ? { outputs: opts.outputs.map((o) => (o.binary === undefined ? { name: o.name } : { name: o.name, parameters: { binary_data: o.binary } })) } : {}),
+    ...(opts.outputs
+      ? {
+          outputs: opts.outputs.map((o) =>
+            o.binary === undefined ? { name: o.name } : { name: o.name, parameters: { binary_data: o.binary } },
+          ),
+        }
+      : {}),
   };
   return frame(header, chunks);
 }
@@ -308,13 +428,20 @@ export function encodeInferResponse(
 }
 
 /** Parses a response (the client side) back into tensors by output name. */
-export function parseInferResponse(body: Uint8Array, headerLength?: number): { meta: InferResponseJson; outputs: Record<string, WireTensor> } {
+export function parseInferResponse(
+  body: Uint8Array,
+  headerLength?: number,
+): { meta: InferResponseJson; outputs: Record<string, WireTensor> } {
   const hl = headerLength ?? body.length;
   if (!Number.isSafeInteger(hl) || hl < 0 || hl > body.length) {
-    throw new OutpostError('API_BAD_RESPONSE', `Inference-Header-Content-Length ${headerLength} does not fit the ${body.length}-byte answer`);
+    throw new OutpostError(
+      'API_BAD_RESPONSE',
+      `Inference-Header-Content-Length ${headerLength} does not fit the ${body.length}-byte answer`,
+    );
   }
   const meta = parseJsonHeader(body.subarray(0, hl)) as InferResponseJson;
-  if (!meta || !Array.isArray(meta.outputs)) throw new OutpostError('API_BAD_RESPONSE', 'the inference answer has no outputs array');
+  if (!meta || !Array.isArray(meta.outputs))
+    throw new OutpostError('API_BAD_RESPONSE', 'the inference answer has no outputs array');
   let offset = hl;
   const outputs: Record<string, WireTensor> = {};
   for (const o of meta.outputs) {
@@ -322,7 +449,11 @@ export function parseInferResponse(body: Uint8Array, headerLength?: number): { m
     const n = elementCount(o.shape);
     const size = o.parameters?.binary_data_size;
     if (size !== undefined) {
-      if (size !== n * ELEMENT_BYTES[dtype] || offset + size > body.length) throw new OutpostError('API_BAD_RESPONSE', `output ${o.name}: binary_data_size ${size} does not fit the answer`);
+      if (size !== n * ELEMENT_BYTES[dtype] || offset + size > body.length)
+        throw new OutpostError(
+          'API_BAD_RESPONSE',
+          `output ${o.name}: binary_data_size ${size} does not fit the answer`,
+        );
       outputs[o.name] = { dtype, shape: o.shape, data: fromBytes(body.subarray(offset, offset + size), dtype, n) };
       offset += size;
     } else {
@@ -350,7 +481,11 @@ export function floatToHalf(v: number): number {
   }
   if (mant & 0x1000 && mant & 0x2fff) {
     mant += 0x2000;
-    if (mant & 0x800000) { mant = 0; e += 1; if (e >= 0x1f) return sign | 0x7c00; }
+    if (mant & 0x800000) {
+      mant = 0;
+      e += 1;
+      if (e >= 0x1f) return sign | 0x7c00;
+    }
   }
   return sign | (e << 10) | (mant >>> 13);
 }

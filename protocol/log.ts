@@ -9,14 +9,27 @@ import { pino, type Logger, type LoggerOptions } from 'pino';
  * keys, so the list lives next to the wire documents that carry them.
  */
 export const REDACT_PATHS = [
-  'token', '*.token', 'password', '*.password', 'authorization', '*.authorization',
-  'headers.authorization', 'req.headers.authorization', 'credentials', '*.credentials',
-  'privateKey', '*.privateKey', 'secret', '*.secret',
+  'token',
+  '*.token',
+  'password',
+  '*.password',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'credentials',
+  '*.credentials',
+  'privateKey',
+  '*.privateKey',
+  'secret',
+  '*.secret',
 ];
 
 export type { Logger };
 
-export function createLogger(opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createLogger(
+  opts: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {},
+): Logger {
   const options: LoggerOptions = {
     name: opts.name ?? 'outpost',
     level: opts.level ?? process.env.OUTPOST_LOG_LEVEL ?? 'info',

@@ -5,7 +5,17 @@
  * `model_parameters`, as the aai CLI writes it. The parser (protocol/manifest.ts) also accepts
  * the parameter fields flat at the top level, since the seed's table lists them flat.
  */
-export const FRAMEWORKS = ['tensorflow', 'caffe', 'dldt', 'enet', 'darknet', 'onnx', 'tensor-rt', 'myriad', 'hailo'] as const;
+export const FRAMEWORKS = [
+  'tensorflow',
+  'caffe',
+  'dldt',
+  'enet',
+  'darknet',
+  'onnx',
+  'tensor-rt',
+  'myriad',
+  'hailo',
+] as const;
 export type Framework = (typeof FRAMEWORKS)[number];
 
 export const PURPOSES = ['Classification', 'ObjectDetection', 'PoseEstimation', 'SemanticSegmentation'] as const;

@@ -1,8 +1,17 @@
 import { OutpostError, type ErrorCode } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
 import {
-  FRAMEWORKS, HAILO_ARCHITECTURES, PURPOSES, TRT_ARCHITECTURES, TRT_DEVICES,
-  type Architecture, type Framework, type ModelManifest, type ModelParameters, type Purpose, type TrtDevice,
+  FRAMEWORKS,
+  HAILO_ARCHITECTURES,
+  PURPOSES,
+  TRT_ARCHITECTURES,
+  TRT_DEVICES,
+  type Architecture,
+  type Framework,
+  type ModelManifest,
+  type ModelParameters,
+  type Purpose,
+  type TrtDevice,
 } from './manifest-types.js';
 
 /**
@@ -16,14 +25,37 @@ export const MODEL_JSON = 'alwaysai.model.json';
 export const PLACEHOLDER_ID = '<username>/<modelname>';
 
 export const CATALOG_KEYS = [
-  'accuracy', 'dataset', 'id', 'inference_time', 'license', 'mean_average_precision_top_1',
-  'mean_average_precision_top_5', 'public', 'website_url',
+  'accuracy',
+  'dataset',
+  'id',
+  'inference_time',
+  'license',
+  'mean_average_precision_top_1',
+  'mean_average_precision_top_5',
+  'public',
+  'website_url',
 ] as const;
 
 export const PARAM_KEYS = [
-  'framework_type', 'model_file', 'mean', 'scalefactor', 'size', 'purpose', 'crop', 'config_file',
-  'label_file', 'colors_file', 'swaprb', 'softmax', 'output_layer_names', 'device', 'architecture',
-  'quantize_input', 'quantize_output', 'input_format', 'output_format',
+  'framework_type',
+  'model_file',
+  'mean',
+  'scalefactor',
+  'size',
+  'purpose',
+  'crop',
+  'config_file',
+  'label_file',
+  'colors_file',
+  'swaprb',
+  'softmax',
+  'output_layer_names',
+  'device',
+  'architecture',
+  'quantize_input',
+  'quantize_output',
+  'input_format',
+  'output_format',
 ] as const;
 
 /** The parameters that name a file of the model folder. */
@@ -48,7 +80,10 @@ export function defaultSize(framework: Framework, architecture?: string): [numbe
 
 /** Builds the manifest `outpost model configure` writes from already-typed flag values. */
 export function defaultManifest(flags: Partial<Record<(typeof PARAM_KEYS)[number], unknown>>): ModelManifest {
-  return parseModelManifest({ id: PLACEHOLDER_ID, model_parameters: flags }, { allowPlaceholderId: true, asFlags: true });
+  return parseModelManifest(
+    { id: PLACEHOLDER_ID, model_parameters: flags },
+    { allowPlaceholderId: true, asFlags: true },
+  );
 }
 
 class Ctx {
@@ -88,7 +123,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function parseModelManifest(input: unknown, opts: ParseManifestOptions = {}): ModelManifest {
   const c = new Ctx(opts);
   if (!isObject(input)) {
-    throw new OutpostError('MODEL_FIELD_INVALID', `${MODEL_JSON} must hold one JSON object, got ${show(input)}`, { value: input });
+    throw new OutpostError('MODEL_FIELD_INVALID', `${MODEL_JSON} must hold one JSON object, got ${show(input)}`, {
+      value: input,
+    });
   }
   const nested = input.model_parameters;
   if (nested !== undefined && !isObject(nested)) throw c.invalid('model_parameters', nested, 'an object');
@@ -123,11 +160,19 @@ function pick(o: Record<string, unknown>, keys: readonly string[]): Record<strin
 function parseManifestId(c: Ctx, v: unknown, allowPlaceholder: boolean): string {
   if (isUnset(v)) {
     if (allowPlaceholder) return PLACEHOLDER_ID;
-    throw new OutpostError('MODEL_PLACEHOLDER_ID', `"id" is empty; set it to "<your user name>/<model name>" in ${MODEL_JSON}`, { key: 'id' });
+    throw new OutpostError(
+      'MODEL_PLACEHOLDER_ID',
+      `"id" is empty; set it to "<your user name>/<model name>" in ${MODEL_JSON}`,
+      { key: 'id' },
+    );
   }
   if (v === PLACEHOLDER_ID) {
     if (allowPlaceholder) return v;
-    throw new OutpostError('MODEL_PLACEHOLDER_ID', `"id" is still the placeholder ${PLACEHOLDER_ID}; open ${MODEL_JSON} and set it to "<your user name>/<model name>", e.g. "alice/my-detector"`, { key: 'id', value: v });
+    throw new OutpostError(
+      'MODEL_PLACEHOLDER_ID',
+      `"id" is still the placeholder ${PLACEHOLDER_ID}; open ${MODEL_JSON} and set it to "<your user name>/<model name>", e.g. "alice/my-detector"`,
+      { key: 'id', value: v },
+    );
   }
   const parts = typeof v === 'string' ? v.split('/') : [];
   if (parts.length !== 2 || !isModelIdPart(parts[0]) || !isModelIdPart(parts[1])) {
@@ -163,7 +208,13 @@ function bool(c: Ctx, o: Record<string, unknown>, key: string, dflt: boolean): b
   return v;
 }
 
-function oneOf<T extends string>(c: Ctx, o: Record<string, unknown>, key: string, allowed: readonly T[], why: string | null): T | undefined {
+function oneOf<T extends string>(
+  c: Ctx,
+  o: Record<string, unknown>,
+  key: string,
+  allowed: readonly T[],
+  why: string | null,
+): T | undefined {
   const v = o[key];
   if (isUnset(v)) {
     if (why !== null) throw c.missing(key, `${why} (one of: ${allowed.join(', ')})`);
@@ -182,10 +233,19 @@ function oneOf<T extends string>(c: Ctx, o: Record<string, unknown>, key: string
  */
 export function parseModelPath(value: string, label: string): string {
   const p = value.startsWith('./') ? value.slice(2) : value;
-  const bad = p === '' || p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.includes('\\') || p.includes('\0') ||
+  const bad =
+    p === '' ||
+    p.startsWith('/') ||
+    /^[A-Za-z]:/.test(p) ||
+    p.includes('\\') ||
+    p.includes('\0') ||
     p.split('/').some((s) => s === '..' || s === '.' || s === '');
   if (bad) {
-    throw new OutpostError('MODEL_PATH_OUTSIDE', `${label} is ${show(value)}: paths must be relative to the model folder, without ".." and not absolute; copy the file into the folder`, { key: label, value });
+    throw new OutpostError(
+      'MODEL_PATH_OUTSIDE',
+      `${label} is ${show(value)}: paths must be relative to the model folder, without ".." and not absolute; copy the file into the folder`,
+      { key: label, value },
+    );
   }
   return p;
 }
@@ -198,7 +258,11 @@ function filePath(c: Ctx, o: Record<string, unknown>, key: string, required: str
   }
   const p = parseModelPath(v, c.label(key));
   if (/\.h5$/i.test(p)) {
-    throw new OutpostError('MODEL_H5_UNSUPPORTED', `${c.label(key)} is ${show(v)}: we currently do not support h5 format; convert the model (for example to ONNX) first`, { key, value: v });
+    throw new OutpostError(
+      'MODEL_H5_UNSUPPORTED',
+      `${c.label(key)} is ${show(v)}: we currently do not support h5 format; convert the model (for example to ONNX) first`,
+      { key, value: v },
+    );
   }
   return p;
 }
@@ -224,25 +288,36 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
   const hailo = framework === 'hailo';
 
   const device = oneOf<TrtDevice>(c, p, 'device', TRT_DEVICES, trt ? 'for tensor-rt models' : null);
-  if (device !== undefined && !trt) throw c.invalid('device', p.device, 'no value: device applies only to tensor-rt models');
+  if (device !== undefined && !trt)
+    throw c.invalid('device', p.device, 'no value: device applies only to tensor-rt models');
   const archs: readonly string[] = trt ? TRT_ARCHITECTURES : hailo ? HAILO_ARCHITECTURES : [];
   let architecture: Architecture | undefined;
   if (trt || hailo) {
     architecture = oneOf(c, p, 'architecture', archs, `for ${framework} models`) as Architecture;
   } else if (!isUnset(p.architecture)) {
-    throw c.invalid('architecture', p.architecture, 'no value: architecture applies only to tensor-rt and hailo models');
+    throw c.invalid(
+      'architecture',
+      p.architecture,
+      'no value: architecture applies only to tensor-rt and hailo models',
+    );
   }
 
   const sz = isUnset(p.size) ? defaultSize(framework, architecture) : size(c, p.size);
-  if (sz === undefined) throw c.missing('size', `for ${framework} models, which have no default input size (${c.sizeExample()})`);
+  if (sz === undefined)
+    throw c.missing('size', `for ${framework} models, which have no default input size (${c.sizeExample()})`);
   const scalefactor = isUnset(p.scalefactor) ? 1 : p.scalefactor;
   if (typeof scalefactor !== 'number' || !Number.isFinite(scalefactor) || scalefactor <= 0) {
     throw c.invalid('scalefactor', scalefactor, 'a number > 0');
   }
   let outputs: string[] | undefined;
   const o = p.output_layer_names;
-  if (typeof o === 'string' && o.trim() !== '') outputs = o.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  else if (Array.isArray(o) && o.every((s) => typeof s === 'string' && s !== '')) outputs = o.length ? (o as string[]) : undefined;
+  if (typeof o === 'string' && o.trim() !== '')
+    outputs = o
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+  else if (Array.isArray(o) && o.every((s) => typeof s === 'string' && s !== ''))
+    outputs = o.length ? (o as string[]) : undefined;
   else if (!isUnset(o) && !(typeof o === 'string')) throw c.invalid('output_layer_names', o, 'a list of layer names');
 
   const params: ModelParameters = {
@@ -254,7 +329,12 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
     purpose,
     crop: bool(c, p, 'crop', false),
     config_file: filePath(c, p, 'config_file', null),
-    label_file: filePath(c, p, 'label_file', purpose === 'ObjectDetection' ? 'for ObjectDetection models (one label per line)' : null),
+    label_file: filePath(
+      c,
+      p,
+      'label_file',
+      purpose === 'ObjectDetection' ? 'for ObjectDetection models (one label per line)' : null,
+    ),
     colors_file: filePath(c, p, 'colors_file', null),
     swaprb: bool(c, p, 'swaprb', false),
     softmax: bool(c, p, 'softmax', false),
@@ -266,8 +346,10 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
     input_format: optStr(c, p, 'input_format'),
     output_format: optStr(c, p, 'output_format'),
   };
-  if (hailo && params.input_format === undefined) throw c.missing('input_format', 'for hailo models (for example "auto")');
-  if (hailo && params.output_format === undefined) throw c.missing('output_format', 'for hailo models (for example "none")');
+  if (hailo && params.input_format === undefined)
+    throw c.missing('input_format', 'for hailo models (for example "auto")');
+  if (hailo && params.output_format === undefined)
+    throw c.missing('output_format', 'for hailo models (for example "none")');
   for (const [k, v] of Object.entries(p)) {
     if (!(PARAM_KEYS as readonly string[]).includes(k)) params[k] = v;
   }
@@ -319,12 +401,18 @@ export function parseColorsFile(text: string, label = 'colors_file'): [number, n
     const m = /^(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})$/.exec(line);
     const rgb = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [];
     if (!m || rgb.some((x) => x > 255)) {
-      throw new OutpostError('MODEL_COLORS_INVALID', `${label} line ${i + 1} is ${show(line)}; every line must be <x>,<y>,<z> with integers 0-255`, { line: i + 1, value: line });
+      throw new OutpostError(
+        'MODEL_COLORS_INVALID',
+        `${label} line ${i + 1} is ${show(line)}; every line must be <x>,<y>,<z> with integers 0-255`,
+        { line: i + 1, value: line },
+      );
     }
     colors.push(rgb as [number, number, number]);
   }
   if (colors.length === 0) {
-    throw new OutpostError('MODEL_COLORS_INVALID', `${label} has no colors; write one <x>,<y>,<z> line per class`, { line: 0 });
+    throw new OutpostError('MODEL_COLORS_INVALID', `${label} has no colors; write one <x>,<y>,<z> line per class`, {
+      line: 0,
+    });
   }
   return colors;
 }

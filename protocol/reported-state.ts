@@ -15,7 +15,15 @@ import { isDeviceId } from './topics.js';
  *   failed       with `error: {code, message}`; the previous activeVersion keeps serving
  *   rolled-back  the device went back to an earlier version (activation failed, or a command)
  */
-export const MODEL_STATES = ['pending', 'downloading', 'verifying', 'installing', 'active', 'failed', 'rolled-back'] as const;
+export const MODEL_STATES = [
+  'pending',
+  'downloading',
+  'verifying',
+  'installing',
+  'active',
+  'failed',
+  'rolled-back',
+] as const;
 export type ModelState = (typeof MODEL_STATES)[number];
 
 export interface ReportedModel {
@@ -77,18 +85,28 @@ function parseModel(v: unknown, key: string): ReportedModel {
     throw bad(`${key}.id`, 'must be "owner/name"', v.id);
   }
   if (!isVersionOrNull(v.version)) throw bad(`${key}.version`, 'must be a positive integer or null', v.version);
-  if (!isVersionOrNull(v.activeVersion)) throw bad(`${key}.activeVersion`, 'must be a positive integer or null', v.activeVersion);
-  if (!MODEL_STATES.includes(v.state as ModelState)) throw bad(`${key}.state`, `must be one of ${MODEL_STATES.join(', ')}`, v.state);
-  const out: ReportedModel = { id: v.id as string, version: v.version, activeVersion: v.activeVersion, state: v.state as ModelState };
+  if (!isVersionOrNull(v.activeVersion))
+    throw bad(`${key}.activeVersion`, 'must be a positive integer or null', v.activeVersion);
+  if (!MODEL_STATES.includes(v.state as ModelState))
+    throw bad(`${key}.state`, `must be one of ${MODEL_STATES.join(', ')}`, v.state);
+  const out: ReportedModel = {
+    id: v.id as string,
+    version: v.version,
+    activeVersion: v.activeVersion,
+    state: v.state as ModelState,
+  };
   if (v.progress !== undefined) {
     const p = v.progress;
-    if (!isObject(p) || !isNat(p.bytes) || !isNat(p.total)) throw bad(`${key}.progress`, 'must be {bytes, total} (non-negative integers)', p);
+    if (!isObject(p) || !isNat(p.bytes) || !isNat(p.total))
+      throw bad(`${key}.progress`, 'must be {bytes, total} (non-negative integers)', p);
     out.progress = { bytes: p.bytes, total: p.total };
   }
-  if (out.state === 'downloading' && !out.progress) throw bad(`${key}.progress`, 'is required when state is downloading');
+  if (out.state === 'downloading' && !out.progress)
+    throw bad(`${key}.progress`, 'is required when state is downloading');
   if (v.error !== undefined) {
     const e = v.error;
-    if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string') throw bad(`${key}.error`, 'must be {code, message}', e);
+    if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string')
+      throw bad(`${key}.error`, 'must be {code, message}', e);
     out.error = { code: e.code, message: e.message.slice(0, 2000) };
   }
   if (out.state === 'failed' && !out.error) throw bad(`${key}.error`, 'is required when state is failed');
@@ -99,10 +117,12 @@ function parseCapabilities(v: unknown): Capabilities {
   if (!isObject(v) || !Array.isArray(v.backends)) throw bad('capabilities', 'must be {backends: [...]}', v);
   const backends = v.backends.map((b, i): BackendCapability => {
     const key = `capabilities.backends[${i}]`;
-    if (!isObject(b) || typeof b.name !== 'string' || typeof b.available !== 'boolean') throw bad(key, 'must be {name, available, reason?}', b);
+    if (!isObject(b) || typeof b.name !== 'string' || typeof b.available !== 'boolean')
+      throw bad(key, 'must be {name, available, reason?}', b);
     const out: BackendCapability = { name: b.name, available: b.available };
     if (typeof b.reason === 'string') out.reason = b.reason;
-    if (Array.isArray(b.frameworks) && b.frameworks.every((f) => typeof f === 'string')) out.frameworks = b.frameworks as string[];
+    if (Array.isArray(b.frameworks) && b.frameworks.every((f) => typeof f === 'string'))
+      out.frameworks = b.frameworks as string[];
     if (typeof b.hardware === 'boolean') out.hardware = b.hardware;
     if (isObject(b.details)) out.details = b.details;
     return out;
@@ -128,9 +148,12 @@ export function parseReported(doc: unknown): ReportedState {
   if (!isObject(v)) throw bad('document', 'must be a JSON object', typeof v);
   if (v.type !== 'reported') throw bad('type', 'must be "reported"', v.type);
   if (!isDeviceId(v.device)) throw bad('device', 'must be a device id', v.device);
-  if (typeof v.agentVersion !== 'string' || v.agentVersion.length === 0 || v.agentVersion.length > 64) throw bad('agentVersion', 'must be a short string', v.agentVersion);
-  if (!(v.appliedRevision === null || (isNat(v.appliedRevision) && v.appliedRevision >= 1))) throw bad('appliedRevision', 'must be a positive integer or null', v.appliedRevision);
-  if (typeof v.time !== 'string' || Number.isNaN(Date.parse(v.time))) throw bad('time', 'must be an ISO 8601 time', v.time);
+  if (typeof v.agentVersion !== 'string' || v.agentVersion.length === 0 || v.agentVersion.length > 64)
+    throw bad('agentVersion', 'must be a short string', v.agentVersion);
+  if (!(v.appliedRevision === null || (isNat(v.appliedRevision) && v.appliedRevision >= 1)))
+    throw bad('appliedRevision', 'must be a positive integer or null', v.appliedRevision);
+  if (typeof v.time !== 'string' || Number.isNaN(Date.parse(v.time)))
+    throw bad('time', 'must be an ISO 8601 time', v.time);
   if (!Array.isArray(v.models)) throw bad('models', 'must be an array', v.models);
   const models = v.models.map((m, i) => parseModel(m, `models[${i}]`));
   const out: ReportedState = {
@@ -144,7 +167,8 @@ export function parseReported(doc: unknown): ReportedState {
   };
   if (v.desiredError !== undefined) {
     const e = v.desiredError;
-    if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string') throw bad('desiredError', 'must be {code, message}', e);
+    if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string')
+      throw bad('desiredError', 'must be {code, message}', e);
     out.desiredError = { code: e.code, message: e.message.slice(0, 2000) };
   }
   return out;

@@ -49,33 +49,48 @@ function encode(value: unknown, path: string): string {
       return JSON.stringify(value);
     case 'number':
       if (!Number.isSafeInteger(value)) {
-        throw new OutpostError('CANONICAL_JSON_INVALID', `${path} is ${value}: only safe integers can be signed`, { path });
+        throw new OutpostError('CANONICAL_JSON_INVALID', `${path} is ${value}: only safe integers can be signed`, {
+          path,
+        });
       }
       return Object.is(value, -0) ? '0' : String(value);
     case 'object': {
       if (Array.isArray(value)) {
-        return `[${value.map((v, i) => {
-          if (v === undefined) throw new OutpostError('CANONICAL_JSON_INVALID', `${path}[${i}] is undefined`, { path: `${path}[${i}]` });
-          return encode(v, `${path}[${i}]`);
-        }).join(',')}]`;
+        return `[${value
+          .map((v, i) => {
+            if (v === undefined)
+              throw new OutpostError('CANONICAL_JSON_INVALID', `${path}[${i}] is undefined`, { path: `${path}[${i}]` });
+            return encode(v, `${path}[${i}]`);
+          })
+          .join(',')}]`;
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
-        throw new OutpostError('CANONICAL_JSON_INVALID', `${path} is a ${proto?.constructor?.name ?? 'non-plain object'}, not a plain object`, { path });
+        throw new OutpostError(
+          'CANONICAL_JSON_INVALID',
+          `${path} is a ${proto?.constructor?.name ?? 'non-plain object'}, not a plain object`,
+          { path },
+        );
       }
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+      const keys = Object.keys(obj)
+        .filter((k) => obj[k] !== undefined)
+        .sort();
       return `{${keys.map((k) => `${JSON.stringify(k)}:${encode(obj[k], `${path}.${k}`)}`).join(',')}}`;
     }
     default:
-      throw new OutpostError('CANONICAL_JSON_INVALID', `${path} is of type ${typeof value}, which JSON cannot carry`, { path });
+      throw new OutpostError('CANONICAL_JSON_INVALID', `${path} is of type ${typeof value}, which JSON cannot carry`, {
+        path,
+      });
   }
 }
 
 /** Lowercase hex sha256 of the DER SPKI bytes of a public key. */
 export function keyIdOf(publicKey: KeyObject | string): string {
   const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
-  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 interface LoadedKey {
@@ -104,14 +119,26 @@ function loadKey(k: TrustedKey, key: string): LoadedKey {
   try {
     pub = createPublicKey(k.publicKey);
   } catch (err) {
-    throw new OutpostError('TRUSTED_KEY_INVALID', `${key}.publicKey is not a PEM public key: ${(err as Error).message}`, { key });
+    throw new OutpostError(
+      'TRUSTED_KEY_INVALID',
+      `${key}.publicKey is not a PEM public key: ${(err as Error).message}`,
+      { key },
+    );
   }
   if (pub.asymmetricKeyType !== 'ed25519') {
-    throw new OutpostError('TRUSTED_KEY_INVALID', `${key}.publicKey is a ${pub.asymmetricKeyType} key; Outpost trusts only ed25519 keys`, { key });
+    throw new OutpostError(
+      'TRUSTED_KEY_INVALID',
+      `${key}.publicKey is a ${pub.asymmetricKeyType} key; Outpost trusts only ed25519 keys`,
+      { key },
+    );
   }
   const keyid = keyIdOf(pub);
   if (keyid !== k.keyid) {
-    throw new OutpostError('TRUSTED_KEY_INVALID', `${key}.keyid "${k.keyid}" is not the sha256 of its public key (${keyid})`, { key, keyid: k.keyid, expected: keyid });
+    throw new OutpostError(
+      'TRUSTED_KEY_INVALID',
+      `${key}.keyid "${k.keyid}" is not the sha256 of its public key (${keyid})`,
+      { key, keyid: k.keyid, expected: keyid },
+    );
   }
   return { keyid, key: pub };
 }
@@ -135,13 +162,21 @@ export function verifyEnvelope(envelope: SignedEnvelope<unknown>, trusted: Reado
     // ed25519 signatures are exactly 64 bytes; verify() would throw on other lengths in some versions.
     const ok = sig.length === 64 && verify(null, bytes, key, sig);
     if (!ok) {
-      throw new OutpostError('DESIRED_BAD_SIGNATURE', `the signature by key ${s.keyid.slice(0, 12)}… does not verify: the document was changed after signing`, { keyid: s.keyid });
+      throw new OutpostError(
+        'DESIRED_BAD_SIGNATURE',
+        `the signature by key ${s.keyid.slice(0, 12)}… does not verify: the document was changed after signing`,
+        { keyid: s.keyid },
+      );
     }
     good = s.keyid;
   }
   if (!sawTrusted || good === null) {
     const ids = envelope.signatures.map((s) => s.keyid.slice(0, 12));
-    throw new OutpostError('DESIRED_UNTRUSTED_KEY', `no signature is by a trusted key (signed by: ${ids.join(', ') || 'nobody'}); re-provision the device with the cloud's public key`, { keyids: envelope.signatures.map((s) => s.keyid) });
+    throw new OutpostError(
+      'DESIRED_UNTRUSTED_KEY',
+      `no signature is by a trusted key (signed by: ${ids.join(', ') || 'nobody'}); re-provision the device with the cloud's public key`,
+      { keyids: envelope.signatures.map((s) => s.keyid) },
+    );
   }
   return good;
 }

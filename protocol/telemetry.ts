@@ -54,7 +54,11 @@ export interface ModelTelemetry {
 type Obj = Record<string, unknown>;
 
 function bad(key: string, what: string, value: unknown): OutpostError {
-  return new OutpostError('BAD_REQUEST', `telemetry ${key} must be ${what}, got ${JSON.stringify(value)?.slice(0, 60)}`, { key });
+  return new OutpostError(
+    'BAD_REQUEST',
+    `telemetry ${key} must be ${what}, got ${JSON.stringify(value)?.slice(0, 60)}`,
+    { key },
+  );
 }
 function obj(v: unknown, key: string): Obj {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(key, 'an object', v);
@@ -92,22 +96,50 @@ export function parseTelemetrySample(value: unknown): TelemetrySample {
     at,
     intervalSeconds: num(o, 'intervalSeconds', ''),
     uptimeSeconds: num(o, 'uptimeSeconds', ''),
-    cpu: { loadPercent: num(cpu, 'loadPercent', 'cpu.'), load1: num(cpu, 'load1', 'cpu.'), cores: num(cpu, 'cores', 'cpu.', 1) },
-    memory: { totalBytes: num(memory, 'totalBytes', 'memory.'), availableBytes: num(memory, 'availableBytes', 'memory.'), usedBytes: num(memory, 'usedBytes', 'memory.') },
-    process: { rssBytes: num(proc, 'rssBytes', 'process.'), heapUsedBytes: num(proc, 'heapUsedBytes', 'process.'), cpuPercent: num(proc, 'cpuPercent', 'process.') },
+    cpu: {
+      loadPercent: num(cpu, 'loadPercent', 'cpu.'),
+      load1: num(cpu, 'load1', 'cpu.'),
+      cores: num(cpu, 'cores', 'cpu.', 1),
+    },
+    memory: {
+      totalBytes: num(memory, 'totalBytes', 'memory.'),
+      availableBytes: num(memory, 'availableBytes', 'memory.'),
+      usedBytes: num(memory, 'usedBytes', 'memory.'),
+    },
+    process: {
+      rssBytes: num(proc, 'rssBytes', 'process.'),
+      heapUsedBytes: num(proc, 'heapUsedBytes', 'process.'),
+      cpuPercent: num(proc, 'cpuPercent', 'process.'),
+    },
     temperatures: list(o, 'temperatures', 256).map((t, i) => {
       const r = obj(t, `temperatures[${i}]`);
-      return { sensor: str(r, 'sensor', `temperatures[${i}].`), celsius: num(r, 'celsius', `temperatures[${i}].`, -273) };
+      return {
+        sensor: str(r, 'sensor', `temperatures[${i}].`),
+        celsius: num(r, 'celsius', `temperatures[${i}].`, -273),
+      };
     }),
-    disk: disk && { path: str(disk, 'path', 'disk.'), totalBytes: num(disk, 'totalBytes', 'disk.'), freeBytes: num(disk, 'freeBytes', 'disk.') },
+    disk: disk && {
+      path: str(disk, 'path', 'disk.'),
+      totalBytes: num(disk, 'totalBytes', 'disk.'),
+      freeBytes: num(disk, 'freeBytes', 'disk.'),
+    },
     models: list(o, 'models', 10_000).map((m, i) => {
       const r = obj(m, `models[${i}]`);
       const p = `models[${i}].`;
       const l = r.latencyMs === null ? null : obj(r.latencyMs, `${p}latencyMs`);
       return {
-        model: str(r, 'model', p), version: num(r, 'version', p, 1),
-        count: num(r, 'count', p), errors: num(r, 'errors', p), total: num(r, 'total', p), totalErrors: num(r, 'totalErrors', p),
-        latencyMs: l && { mean: num(l, 'mean', `${p}latencyMs.`), p50: num(l, 'p50', `${p}latencyMs.`), p95: num(l, 'p95', `${p}latencyMs.`), max: num(l, 'max', `${p}latencyMs.`) },
+        model: str(r, 'model', p),
+        version: num(r, 'version', p, 1),
+        count: num(r, 'count', p),
+        errors: num(r, 'errors', p),
+        total: num(r, 'total', p),
+        totalErrors: num(r, 'totalErrors', p),
+        latencyMs: l && {
+          mean: num(l, 'mean', `${p}latencyMs.`),
+          p50: num(l, 'p50', `${p}latencyMs.`),
+          p95: num(l, 'p95', `${p}latencyMs.`),
+          max: num(l, 'max', `${p}latencyMs.`),
+        },
       };
     }),
   };

@@ -30,7 +30,11 @@ export function isDeviceId(value: unknown): value is string {
 
 export function parseDeviceId(value: unknown, key = 'device'): string {
   if (!isDeviceId(value)) {
-    throw new OutpostError('DEVICE_ID_INVALID', `${key} ${JSON.stringify(value)} is not a device id (1-64 of letters, digits, . _ -, starting with a letter or digit)`, { key, value });
+    throw new OutpostError(
+      'DEVICE_ID_INVALID',
+      `${key} ${JSON.stringify(value)} is not a device id (1-64 of letters, digits, . _ -, starting with a letter or digit)`,
+      { key, value },
+    );
   }
   return value;
 }

@@ -11,8 +11,18 @@ import type { PredictResult } from './types.js';
  */
 const PALETTE = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6', '#bcf60c'];
 
-interface Box { start_x: number; start_y: number; end_x: number; end_y: number }
-interface Prediction { label?: string; confidence?: number; box?: Box; keypoints?: unknown }
+interface Box {
+  start_x: number;
+  start_y: number;
+  end_x: number;
+  end_y: number;
+}
+interface Prediction {
+  label?: string;
+  confidence?: number;
+  box?: Box;
+  keypoints?: unknown;
+}
 
 function esc(s: string): string {
   return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -28,7 +38,12 @@ function points(k: unknown): { x: number; y: number; name?: string }[] {
   const out: { x: number; y: number; name?: string }[] = [];
   const add = (v: unknown, name?: string) => {
     if (Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'number') out.push({ x: v[0], y: v[1], name });
-    else if (v && typeof v === 'object' && typeof (v as { x: unknown }).x === 'number' && typeof (v as { y: unknown }).y === 'number') {
+    else if (
+      v &&
+      typeof v === 'object' &&
+      typeof (v as { x: unknown }).x === 'number' &&
+      typeof (v as { y: unknown }).y === 'number'
+    ) {
       const p = v as { x: number; y: number; name?: string; label?: string };
       // A keypoint the model did not find is null and never reaches here.
       out.push({ x: p.x, y: p.y, name: name ?? p.name ?? p.label });
@@ -46,11 +61,17 @@ function svgFor(result: PredictResult, width: number, height: number): string {
   const preds = (Array.isArray(result.predictions) ? result.predictions : []) as Prediction[];
   preds.forEach((p, i) => {
     const color = PALETTE[i % PALETTE.length];
-    const text = `${p.label ?? ''}${typeof p.confidence === 'number' ? ` ${(p.confidence * 100).toFixed(0)}%` : ''}`.trim();
+    const text =
+      `${p.label ?? ''}${typeof p.confidence === 'number' ? ` ${(p.confidence * 100).toFixed(0)}%` : ''}`.trim();
     if (isBox(p.box)) {
       const b = p.box;
-      parts.push(`<rect x="${b.start_x}" y="${b.start_y}" width="${Math.max(0, b.end_x - b.start_x)}" height="${Math.max(0, b.end_y - b.start_y)}" fill="none" stroke="${color}" stroke-width="${stroke}"/>`);
-      if (text) parts.push(`<text x="${b.start_x + 2}" y="${Math.max(font, b.start_y - 2)}" font-family="sans-serif" font-size="${font}" fill="${color}">${esc(text)}</text>`);
+      parts.push(
+        `<rect x="${b.start_x}" y="${b.start_y}" width="${Math.max(0, b.end_x - b.start_x)}" height="${Math.max(0, b.end_y - b.start_y)}" fill="none" stroke="${color}" stroke-width="${stroke}"/>`,
+      );
+      if (text)
+        parts.push(
+          `<text x="${b.start_x + 2}" y="${Math.max(font, b.start_y - 2)}" font-family="sans-serif" font-size="${font}" fill="${color}">${esc(text)}</text>`,
+        );
     }
     for (const k of points(p.keypoints)) {
       parts.push(`<circle cx="${k.x}" cy="${k.y}" r="${stroke * 2 + 1}" fill="${color}"/>`);
@@ -61,13 +82,18 @@ function svgFor(result: PredictResult, width: number, height: number): string {
     const color = PALETTE[i % PALETTE.length];
     for (const k of points(pose.key_points)) {
       parts.push(`<circle cx="${k.x}" cy="${k.y}" r="${stroke * 2 + 1}" fill="${color}"/>`);
-      if (k.name) parts.push(`<text x="${k.x + stroke * 3}" y="${k.y}" font-family="sans-serif" font-size="${Math.round(font * 0.7)}" fill="${color}">${esc(k.name)}</text>`);
+      if (k.name)
+        parts.push(
+          `<text x="${k.x + stroke * 3}" y="${k.y}" font-family="sans-serif" font-size="${Math.round(font * 0.7)}" fill="${color}">${esc(k.name)}</text>`,
+        );
     }
   });
   if (result.purpose === 'Classification') {
     preds.slice(0, 3).forEach((p, i) => {
       const text = `${p.label ?? '?'} ${typeof p.confidence === 'number' ? (p.confidence * 100).toFixed(1) + '%' : ''}`;
-      parts.push(`<text x="4" y="${(i + 1) * (font + 2)}" font-family="sans-serif" font-size="${font}" fill="#ffffff" stroke="#000000" stroke-width="0.5">${esc(text)}</text>`);
+      parts.push(
+        `<text x="4" y="${(i + 1) * (font + 2)}" font-family="sans-serif" font-size="${font}" fill="#ffffff" stroke="#000000" stroke-width="0.5">${esc(text)}</text>`,
+      );
     });
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
@@ -75,15 +101,22 @@ function svgFor(result: PredictResult, width: number, height: number): string {
 
 /** The segmentation class map as an RGBA overlay (alpha 50%, 0 where the color is black). */
 function segmentationOverlay(result: PredictResult): { data: Buffer; width: number; height: number } | undefined {
-  const map = result.class_map as { width?: number; height?: number; data?: ArrayLike<number> } | ArrayLike<number>[] | undefined;
+  const map = result.class_map as
+    | { width?: number; height?: number; data?: ArrayLike<number> }
+    | ArrayLike<number>[]
+    | undefined;
   const colors = result.colors as [number, number, number][] | undefined;
   if (!map || !Array.isArray(colors)) return undefined;
-  let width: number; let height: number; let at: (i: number) => number;
+  let width: number;
+  let height: number;
+  let at: (i: number) => number;
   if (Array.isArray(map)) {
-    height = map.length; width = height > 0 ? map[0]!.length : 0;
+    height = map.length;
+    width = height > 0 ? map[0]!.length : 0;
     at = (i) => map[Math.floor(i / width)]![i % width]!;
   } else if (typeof map.width === 'number' && typeof map.height === 'number' && map.data) {
-    width = map.width; height = map.height;
+    width = map.width;
+    height = map.height;
     const d = map.data;
     at = (i) => d[i]!;
   } else return undefined;
@@ -92,7 +125,9 @@ function segmentationOverlay(result: PredictResult): { data: Buffer; width: numb
   for (let i = 0; i < width * height; i++) {
     const c = colors[at(i)];
     if (!c) continue;
-    data[i * 4] = c[0]; data[i * 4 + 1] = c[1]; data[i * 4 + 2] = c[2];
+    data[i * 4] = c[0];
+    data[i * 4 + 1] = c[1];
+    data[i * 4 + 2] = c[2];
     data[i * 4 + 3] = c[0] + c[1] + c[2] === 0 ? 0 : 128;
   }
   return { data, width, height };
@@ -112,7 +147,9 @@ export async function annotate(image: Uint8Array, result: PredictResult): Promis
   if (seg) {
     // Nearest-neighbour keeps class edges crisp when the map is smaller than the image.
     const scaled = await sharp(seg.data, { raw: { width: seg.width, height: seg.height, channels: 4 } })
-      .resize(width, height, { fit: 'fill', kernel: 'nearest' }).png().toBuffer();
+      .resize(width, height, { fit: 'fill', kernel: 'nearest' })
+      .png()
+      .toBuffer();
     layers.push({ input: scaled, top: 0, left: 0 });
   }
   layers.push({ input: Buffer.from(svgFor(result, width, height)), top: 0, left: 0 });

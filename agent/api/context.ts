@@ -26,7 +26,12 @@ export interface RouteParams {
   query: URLSearchParams;
 }
 
-export type Handler = (req: IncomingMessage, res: ServerResponse, p: RouteParams, ctx: ApiContext) => Promise<void> | void;
+export type Handler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  p: RouteParams,
+  ctx: ApiContext,
+) => Promise<void> | void;
 
 export interface Route {
   /** Metric label: a fixed name, never the raw path. */

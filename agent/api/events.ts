@@ -92,7 +92,10 @@ export class SseClients {
   private write(text: string): void {
     for (const c of this.clients) {
       if (c.res.destroyed || c.res.writableLength > this.opts.maxBuffered) {
-        this.log.info({ client: c.id, buffered: c.res.writableLength }, 'dropping an event-stream client that does not read');
+        this.log.info(
+          { client: c.id, buffered: c.res.writableLength },
+          'dropping an event-stream client that does not read',
+        );
         this.clients.delete(c);
         c.res.destroy();
         continue;

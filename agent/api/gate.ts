@@ -9,7 +9,10 @@ import { OutpostError } from '../../protocol/errors/index.js';
 export class ConcurrencyGate {
   private readonly inFlight = new Map<string, number>();
 
-  constructor(private max: number, private readonly retryAfterSeconds = 1) {}
+  constructor(
+    private max: number,
+    private readonly retryAfterSeconds = 1,
+  ) {}
 
   /** A new limit (SIGHUP): requests already holding slots keep them; only new ones see it. */
   setMax(max: number): void {
@@ -20,7 +23,11 @@ export class ConcurrencyGate {
   acquire(model: string): () => void {
     const n = this.inFlight.get(model) ?? 0;
     if (n >= this.max) {
-      throw new OutpostError('API_SATURATED', `model ${model} already runs ${n} requests (api.maxConcurrentPerModel is ${this.max}); retry after ${this.retryAfterSeconds} s`, { model, limit: this.max, retryAfterSeconds: this.retryAfterSeconds });
+      throw new OutpostError(
+        'API_SATURATED',
+        `model ${model} already runs ${n} requests (api.maxConcurrentPerModel is ${this.max}); retry after ${this.retryAfterSeconds} s`,
+        { model, limit: this.max, retryAfterSeconds: this.retryAfterSeconds },
+      );
     }
     this.inFlight.set(model, n + 1);
     let released = false;

@@ -14,14 +14,24 @@ export function errorBody(err: OutpostError): ErrorAnswer {
   return { ...err.toJSON(), error: err.message };
 }
 
-export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent || res.destroyed) return;
   const body = Buffer.from(JSON.stringify(value), 'utf8');
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': String(body.length), ...headers });
   res.end(body);
 }
 
-export function sendBytes(res: ServerResponse, status: number, body: Uint8Array, headers: Record<string, string>): void {
+export function sendBytes(
+  res: ServerResponse,
+  status: number,
+  body: Uint8Array,
+  headers: Record<string, string>,
+): void {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(status, { 'Content-Length': String(body.byteLength), ...headers });
   res.end(body);
@@ -82,7 +92,11 @@ export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
 }
 
 function tooLarge(size: number, max: number): OutpostError {
-  return new OutpostError('API_BODY_TOO_LARGE', `the request body (${size} bytes or more) is larger than the limit of ${max} bytes (api.maxBodyBytes)`, { limit: max });
+  return new OutpostError(
+    'API_BODY_TOO_LARGE',
+    `the request body (${size} bytes or more) is larger than the limit of ${max} bytes (api.maxBodyBytes)`,
+    { limit: max },
+  );
 }
 
 /** The client went away: there is nobody to answer, and it is not the agent's error. */
@@ -98,12 +112,17 @@ export function splitUrl(url: string): { segments: string[]; query: URLSearchPar
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-  const segments = path.split('/').filter((s) => s !== '').map((s) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      throw new OutpostError('BAD_REQUEST', `the path segment "${s.slice(0, 80)}" has an invalid %-escape`, { segment: s.slice(0, 80) });
-    }
-  });
+  const segments = path
+    .split('/')
+    .filter((s) => s !== '')
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        throw new OutpostError('BAD_REQUEST', `the path segment "${s.slice(0, 80)}" has an invalid %-escape`, {
+          segment: s.slice(0, 80),
+        });
+      }
+    });
   return { segments, query };
 }

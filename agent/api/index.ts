@@ -12,4 +12,14 @@
 export { createApiServer, type ApiServer } from './server.js';
 export { EventHub } from './events.js';
 export { servingRuntime, runtimeEventSource } from './runtime-adapter.js';
-export { DEFAULT_LIMITS, type AgentEvent, type AgentEventType, type ApiLimits, type ApiServerOptions, type EventSource, type ModelEntry, type ServedModel, type ServingRuntime } from './types.js';
+export {
+  DEFAULT_LIMITS,
+  type AgentEvent,
+  type AgentEventType,
+  type ApiLimits,
+  type ApiServerOptions,
+  type EventSource,
+  type ModelEntry,
+  type ServedModel,
+  type ServingRuntime,
+} from './types.js';

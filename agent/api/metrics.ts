@@ -26,10 +26,18 @@ function num(v: number): string {
 }
 
 abstract class Metric {
-  constructor(readonly name: string, readonly help: string, readonly type: 'counter' | 'gauge' | 'histogram') {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: 'counter' | 'gauge' | 'histogram',
+  ) {}
   abstract samples(): string[];
   render(): string {
-    return [`# HELP ${this.name} ${this.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${this.name} ${this.type}`, ...this.samples()].join('\n');
+    return [
+      `# HELP ${this.name} ${this.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`,
+      `# TYPE ${this.name} ${this.type}`,
+      ...this.samples(),
+    ].join('\n');
   }
 }
 
@@ -54,7 +62,11 @@ export class Counter extends Metric {
 
 export class Gauge extends Metric {
   private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(name: string, help: string, private readonly collect?: () => { labels: Labels; value: number }[]) {
+  constructor(
+    name: string,
+    help: string,
+    private readonly collect?: () => { labels: Labels; value: number }[],
+  ) {
     super(name, help, 'gauge');
   }
   set(labels: Labels, value: number): void {
@@ -73,7 +85,11 @@ export class Gauge extends Metric {
 
 export class Histogram extends Metric {
   private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(name: string, help: string, readonly buckets: readonly number[]) {
+  constructor(
+    name: string,
+    help: string,
+    readonly buckets: readonly number[],
+  ) {
     super(name, help, 'histogram');
   }
   observe(labels: Labels, value: number): void {
@@ -106,20 +122,45 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 
 /** The agent API's series. Route labels are route names (never raw paths: bounded cardinality). */
 export class ApiMetrics {
-  readonly requests = new Counter('outpost_api_requests_total', 'HTTP requests answered by the local API, by route and status.');
-  readonly requestSeconds = new Histogram('outpost_api_request_duration_seconds', 'Time from request to answer, by route.', LATENCY_BUCKETS);
-  readonly inferenceSeconds = new Histogram('outpost_inference_duration_seconds', 'Inference time (infer and predict, as the runtime runs them), by model.', LATENCY_BUCKETS);
-  readonly modelRequests = new Counter('outpost_model_requests_total', 'Inference requests per model and route (infer or predict).');
-  readonly modelErrors = new Counter('outpost_model_errors_total', 'Failed inference requests per model and error code.');
-  readonly rejected = new Counter('outpost_api_rejected_total', 'Requests refused before reaching a model, by error code (saturation, limits, bad input).');
-  readonly loads = new Counter('outpost_model_loads_total', 'Model version changes seen on the event stream, by model and event type.');
+  readonly requests = new Counter(
+    'outpost_api_requests_total',
+    'HTTP requests answered by the local API, by route and status.',
+  );
+  readonly requestSeconds = new Histogram(
+    'outpost_api_request_duration_seconds',
+    'Time from request to answer, by route.',
+    LATENCY_BUCKETS,
+  );
+  readonly inferenceSeconds = new Histogram(
+    'outpost_inference_duration_seconds',
+    'Inference time (infer and predict, as the runtime runs them), by model.',
+    LATENCY_BUCKETS,
+  );
+  readonly modelRequests = new Counter(
+    'outpost_model_requests_total',
+    'Inference requests per model and route (infer or predict).',
+  );
+  readonly modelErrors = new Counter(
+    'outpost_model_errors_total',
+    'Failed inference requests per model and error code.',
+  );
+  readonly rejected = new Counter(
+    'outpost_api_rejected_total',
+    'Requests refused before reaching a model, by error code (saturation, limits, bad input).',
+  );
+  readonly loads = new Counter(
+    'outpost_model_loads_total',
+    'Model version changes seen on the event stream, by model and event type.',
+  );
   readonly inflight: Gauge;
   readonly sseClients: Gauge;
   private readonly extra: Metric[] = [];
 
   constructor(inflight: () => { labels: Labels; value: number }[], sse: () => number) {
     this.inflight = new Gauge('outpost_model_inflight_requests', 'Requests a model runs right now.', inflight);
-    this.sseClients = new Gauge('outpost_api_event_clients', 'Clients connected to /v1/events.', () => [{ labels: {}, value: sse() }]);
+    this.sseClients = new Gauge('outpost_api_event_clients', 'Clients connected to /v1/events.', () => [
+      { labels: {}, value: sse() },
+    ]);
   }
 
   /** Lets other parts of the agent add series to the same page. */
@@ -128,7 +169,18 @@ export class ApiMetrics {
   }
 
   render(): string {
-    const all: Metric[] = [this.requests, this.requestSeconds, this.inferenceSeconds, this.modelRequests, this.modelErrors, this.rejected, this.loads, this.inflight, this.sseClients, ...this.extra];
+    const all: Metric[] = [
+      this.requests,
+      this.requestSeconds,
+      this.inferenceSeconds,
+      this.modelRequests,
+      this.modelErrors,
+      this.rejected,
+      this.loads,
+      this.inflight,
+      this.sseClients,
+      ...this.extra,
+    ];
     return all.map((m) => m.render()).join('\n') + '\n';
   }
 }

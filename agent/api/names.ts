@@ -14,10 +14,18 @@ export function resolveModel(models: readonly ModelEntry[], name: string): Model
     const matches = models.filter((x) => x.id.slice(x.id.indexOf('/') + 1) === name);
     if (matches.length === 1) return matches[0]!;
     if (matches.length > 1) {
-      throw new OutpostError('API_MODEL_AMBIGUOUS', `the alias "${name}" matches ${matches.map((m) => m.id).join(', ')}; use the full owner/name (owner%2Fname in the URL)`, { alias: name, matches: matches.map((m) => m.id) });
+      throw new OutpostError(
+        'API_MODEL_AMBIGUOUS',
+        `the alias "${name}" matches ${matches.map((m) => m.id).join(', ')}; use the full owner/name (owner%2Fname in the URL)`,
+        { alias: name, matches: matches.map((m) => m.id) },
+      );
     }
   }
-  throw new OutpostError('API_MODEL_NOT_FOUND', `no installed model is named "${name.slice(0, 200)}"; GET /v2/models lists them`, { model: name.slice(0, 200) });
+  throw new OutpostError(
+    'API_MODEL_NOT_FOUND',
+    `no installed model is named "${name.slice(0, 200)}"; GET /v2/models lists them`,
+    { model: name.slice(0, 200) },
+  );
 }
 
 /** `/versions/{v}`: a positive integer that the model has loaded. */
@@ -25,7 +33,11 @@ export function resolveVersion(entry: ModelEntry, raw: string | undefined): numb
   if (raw === undefined) return undefined;
   const v = /^[1-9]\d{0,15}$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(v) || !entry.loadedVersions.includes(v)) {
-    throw new OutpostError('API_VERSION_NOT_FOUND', `model ${entry.id} has no loaded version "${raw.slice(0, 40)}" (loaded: ${entry.loadedVersions.join(', ') || 'none'})`, { model: entry.id, version: raw.slice(0, 40), loaded: entry.loadedVersions });
+    throw new OutpostError(
+      'API_VERSION_NOT_FOUND',
+      `model ${entry.id} has no loaded version "${raw.slice(0, 40)}" (loaded: ${entry.loadedVersions.join(', ') || 'none'})`,
+      { model: entry.id, version: raw.slice(0, 40), loaded: entry.loadedVersions },
+    );
   }
   return v;
 }

@@ -18,15 +18,31 @@ export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void 
   const describe = (id: string, version?: number): ServedModel | undefined => {
     const m = rt.get(id);
     if (!m || (version !== undefined && m.version !== version)) return undefined;
-    return { id, version: m.version, purpose: m.purpose as Purpose, backend: m.backend, inputs: m.inputs, outputs: m.outputs };
+    return {
+      id,
+      version: m.version,
+      purpose: m.purpose as Purpose,
+      backend: m.backend,
+      inputs: m.inputs,
+      outputs: m.outputs,
+    };
   };
 
   return {
     list(): ModelEntry[] {
-      const served = rt.list().map((m): ModelEntry => ({ id: m.id, activeVersion: m.version, loadedVersions: [m.version], state: 'ready' }));
+      const served = rt
+        .list()
+        .map((m): ModelEntry => ({ id: m.id, activeVersion: m.version, loadedVersions: [m.version], state: 'ready' }));
       const seen = new Set(served.map((m) => m.id));
       for (const [id, f] of failures) {
-        if (!seen.has(id)) served.push({ id, activeVersion: null, loadedVersions: [], state: 'failed', error: { code: f.code, message: f.message } });
+        if (!seen.has(id))
+          served.push({
+            id,
+            activeVersion: null,
+            loadedVersions: [],
+            state: 'failed',
+            error: { code: f.code, message: f.message },
+          });
       }
       return served.sort((a, b) => a.id.localeCompare(b.id));
     },
@@ -36,7 +52,11 @@ export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void 
       return { version: r.version, outputs: r.outputs };
     },
     async predict(id, version, image, opts) {
-      const { model: _model, version: v, ...result } = await rt.predict(id, image, { ...opts, ...(version === undefined ? {} : { version }) });
+      const {
+        model: _model,
+        version: v,
+        ...result
+      } = await rt.predict(id, image, { ...opts, ...(version === undefined ? {} : { version }) });
       return { version: v, result };
     },
     dispose() {
@@ -50,8 +70,10 @@ export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void 
 export function runtimeEventSource(rt: Runtime): EventSource {
   return {
     subscribe(listener: (e: AgentEvent) => void) {
-      const activated = (e: { id: string; version: number; backend: string }) => listener({ type: 'activated', model: e.id, version: e.version });
-      const failed = (e: { id: string; version: number; code: string; message: string }) => listener({ type: 'failed', model: e.id, version: e.version, code: e.code, message: e.message });
+      const activated = (e: { id: string; version: number; backend: string }) =>
+        listener({ type: 'activated', model: e.id, version: e.version });
+      const failed = (e: { id: string; version: number; code: string; message: string }) =>
+        listener({ type: 'failed', model: e.id, version: e.version, code: e.code, message: e.message });
       rt.events.on('activated', activated);
       rt.events.on('failed', failed);
       return () => {

@@ -29,7 +29,10 @@ export interface ApiServer {
   setLimits(next: Partial<Pick<ApiLimits, 'maxBodyBytes' | 'maxConcurrentPerModel' | 'requestTimeoutMs'>>): void;
 }
 
-interface Match { route: Route; params: Record<string, string> }
+interface Match {
+  route: Route;
+  params: Record<string, string>;
+}
 
 function match(segments: string[]): Match | undefined {
   outer: for (const route of ROUTES) {
@@ -51,9 +54,16 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   limits.headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const log = moduleLogger(opts.log, 'api');
   const gate = new ConcurrencyGate(limits.maxConcurrentPerModel);
-  const metrics = new ApiMetrics(() => gate.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })), () => sse.size);
-  const sse = new SseClients(log, { heartbeatMs: limits.heartbeatMs, maxBuffered: limits.sseMaxBufferedBytes },
-    (e) => metrics.loads.inc({ model: e.model, event: e.type }), opts.events);
+  const metrics = new ApiMetrics(
+    () => gate.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })),
+    () => sse.size,
+  );
+  const sse = new SseClients(
+    log,
+    { heartbeatMs: limits.heartbeatMs, maxBuffered: limits.sseMaxBufferedBytes },
+    (e) => metrics.loads.inc({ model: e.model, event: e.type }),
+    opts.events,
+  );
   const sockets = new Set<Socket>();
   let closing = false;
   let inFlight = 0;
@@ -61,9 +71,17 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   let socketPath = '';
 
   const ctx: ApiContext = {
-    runtime: opts.runtime, log, limits, gate, metrics, sse,
-    version: opts.version ?? '0.1.0', startedAt: Date.now(), status: opts.status,
-    isClosing: () => closing, connections: () => sockets.size,
+    runtime: opts.runtime,
+    log,
+    limits,
+    gate,
+    metrics,
+    sse,
+    version: opts.version ?? '0.1.0',
+    startedAt: Date.now(),
+    status: opts.status,
+    isClosing: () => closing,
+    connections: () => sockets.size,
   };
 
   const server: Server = createServer({
@@ -85,17 +103,25 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const code = err.code ?? '';
     if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) return void socket.destroy();
-    const e = code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? new OutpostError('API_REQUEST_TIMEOUT', `the request was not received within ${limits.requestTimeoutMs} ms (headers within ${limits.headersTimeoutMs} ms)`)
-      : code === 'HPE_HEADER_OVERFLOW'
-        ? new OutpostError('API_HEADERS_TOO_LARGE', 'the request headers are too large')
-        : new OutpostError('API_BAD_HEADER', `the request is not valid HTTP/1.1 (${code || err.message})`, { parser: code });
+    const e =
+      code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new OutpostError(
+            'API_REQUEST_TIMEOUT',
+            `the request was not received within ${limits.requestTimeoutMs} ms (headers within ${limits.headersTimeoutMs} ms)`,
+          )
+        : code === 'HPE_HEADER_OVERFLOW'
+          ? new OutpostError('API_HEADERS_TOO_LARGE', 'the request headers are too large')
+          : new OutpostError('API_BAD_HEADER', `the request is not valid HTTP/1.1 (${code || err.message})`, {
+              parser: code,
+            });
     metrics.rejected.inc({ code: e.code });
     log.debug({ err: { code, message: err.message } }, 'client error');
     // A response already under way cannot be replaced: cut the connection instead.
     if ((socket as Socket & { _httpMessage?: ServerResponse })._httpMessage?.headersSent) return void socket.destroy();
     const body = JSON.stringify(errorBody(e));
-    socket.end(`HTTP/1.1 ${e.status} ${statusText(e.status)}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${e.status} ${statusText(e.status)}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -116,14 +142,25 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     try {
       const { segments, query } = splitUrl(req.url ?? '/');
       const m = match(segments);
-      if (!m) throw new OutpostError('NOT_FOUND', `no route ${req.method} /${segments.join('/').slice(0, 200)}; see docs/local-api.md`, { path: (req.url ?? '').slice(0, 200) });
+      if (!m)
+        throw new OutpostError(
+          'NOT_FOUND',
+          `no route ${req.method} /${segments.join('/').slice(0, 200)}; see docs/local-api.md`,
+          { path: (req.url ?? '').slice(0, 200) },
+        );
       setRoute(m.route.name);
       const handler = m.route.methods[req.method as 'GET' | 'POST'];
       if (!handler) {
         const allow = Object.keys(m.route.methods).join(', ');
-        throw Object.assign(new OutpostError('API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on this route; use ${allow}`, { allow }), { allow });
+        throw Object.assign(
+          new OutpostError('API_METHOD_NOT_ALLOWED', `${req.method} is not allowed on this route; use ${allow}`, {
+            allow,
+          }),
+          { allow },
+        );
       }
-      if (closing && m.route.name !== 'health_live') throw new OutpostError('API_SHUTTING_DOWN', 'the agent is stopping; retry after it restarts');
+      if (closing && m.route.name !== 'health_live')
+        throw new OutpostError('API_SHUTTING_DOWN', 'the agent is stopping; retry after it restarts');
       await handler(req, res, { params: m.params, query }, ctx);
     } catch (err) {
       if (err instanceof ClientGone) {
@@ -182,5 +219,14 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 }
 
 function statusText(status: number): string {
-  return ({ 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' } as Record<number, string>)[status] ?? 'Error';
+  return (
+    (
+      {
+        400: 'Bad Request',
+        408: 'Request Timeout',
+        413: 'Payload Too Large',
+        431: 'Request Header Fields Too Large',
+      } as Record<number, string>
+    )[status] ?? 'Error'
+  );
 }

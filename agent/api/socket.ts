@@ -13,23 +13,37 @@ export async function prepareSocketPath(path: string): Promise<void> {
     isSocket = (await lstat(path)).isSocket();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw new OutpostError('API_SOCKET_FAILED', `cannot inspect the socket path ${path}: ${(err as Error).message}`, { path });
+    throw new OutpostError('API_SOCKET_FAILED', `cannot inspect the socket path ${path}: ${(err as Error).message}`, {
+      path,
+    });
   }
   if (!isSocket) {
-    throw new OutpostError('API_SOCKET_FAILED', `${path} exists and is not a socket; remove it or set another socket path`, { path });
+    throw new OutpostError(
+      'API_SOCKET_FAILED',
+      `${path} exists and is not a socket; remove it or set another socket path`,
+      { path },
+    );
   }
   if (await answers(path)) {
-    throw new OutpostError('API_SOCKET_IN_USE', `another process is listening on ${path}; stop it (is another agent running?) or use another socket path`, { path });
+    throw new OutpostError(
+      'API_SOCKET_IN_USE',
+      `another process is listening on ${path}; stop it (is another agent running?) or use another socket path`,
+      { path },
+    );
   }
   await unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw new OutpostError('API_SOCKET_FAILED', `cannot remove the stale socket ${path}: ${err.message}`, { path });
+    if (err.code !== 'ENOENT')
+      throw new OutpostError('API_SOCKET_FAILED', `cannot remove the stale socket ${path}: ${err.message}`, { path });
   });
 }
 
 function answers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
-    const done = (v: boolean) => { s.destroy(); resolve(v); };
+    const done = (v: boolean) => {
+      s.destroy();
+      resolve(v);
+    };
     s.once('connect', () => done(true));
     // ECONNREFUSED (nobody listens) and ENOENT mean stale; EACCES means someone else's socket we
     // cannot probe: treat as alive, since stealing it is the worse mistake.
@@ -48,9 +62,11 @@ export async function listenOnSocket(server: Server, path: string, mode: number)
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
-      reject(err.code === 'EADDRINUSE'
-        ? new OutpostError('API_SOCKET_IN_USE', `another process took ${path} while the agent started`, { path })
-        : new OutpostError('API_SOCKET_FAILED', `cannot listen on ${path}: ${err.message}`, { path }));
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new OutpostError('API_SOCKET_IN_USE', `another process took ${path} while the agent started`, { path })
+          : new OutpostError('API_SOCKET_FAILED', `cannot listen on ${path}: ${err.message}`, { path }),
+      );
     };
     const onListening = () => {
       server.off('error', onError);

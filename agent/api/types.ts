@@ -55,9 +55,18 @@ export interface ServingRuntime {
    * Runs tensors through `version` (the active one when absent). The runtime holds a reference
    * on that version for the whole call, so a switch never fails a request in flight.
    */
-  infer(id: string, version: number | undefined, inputs: Record<string, Tensor>): Promise<{ version: number; outputs: Record<string, Tensor> }>;
+  infer(
+    id: string,
+    version: number | undefined,
+    inputs: Record<string, Tensor>,
+  ): Promise<{ version: number; outputs: Record<string, Tensor> }>;
   /** Pre-processing, inference and post-processing of one JPEG/PNG image. */
-  predict(id: string, version: number | undefined, image: Uint8Array, opts: PredictOptions): Promise<{ version: number; result: PredictResult }>;
+  predict(
+    id: string,
+    version: number | undefined,
+    image: Uint8Array,
+    opts: PredictOptions,
+  ): Promise<{ version: number; result: PredictResult }>;
 }
 
 /** A model change, as streamed on /v1/events and counted in /metrics. */

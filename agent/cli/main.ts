@@ -9,10 +9,22 @@ import { OutpostError } from '../../protocol/errors/index.js';
  */
 const VERBS: Record<string, { load: () => Promise<Command>; help: string }> = {
   'agent run': { load: async () => (await import('./commands/run.js')).agentRun, help: 'run the agent daemon' },
-  'agent status': { load: async () => (await import('./commands/status.js')).agentStatus, help: "show the local agent's models and state" },
-  'agent check-config': { load: async () => (await import('./commands/check-config.js')).checkConfig, help: 'validate the agent config and print the effective settings' },
-  'agent install-service': { load: async () => (await import('./commands/install-service.js')).installService, help: 'install the systemd units, user and config' },
-  predict: { load: async () => (await import('./commands/predict.js')).predict, help: 'run a model on an image through the local agent' },
+  'agent status': {
+    load: async () => (await import('./commands/status.js')).agentStatus,
+    help: "show the local agent's models and state",
+  },
+  'agent check-config': {
+    load: async () => (await import('./commands/check-config.js')).checkConfig,
+    help: 'validate the agent config and print the effective settings',
+  },
+  'agent install-service': {
+    load: async () => (await import('./commands/install-service.js')).installService,
+    help: 'install the systemd units, user and config',
+  },
+  predict: {
+    load: async () => (await import('./commands/predict.js')).predict,
+    help: 'run a model on an image through the local agent',
+  },
 };
 
 export function agentUsage(): string {
@@ -31,13 +43,21 @@ export async function runAgentCli(argv: string[], ctx: CliContext): Promise<numb
       ctx.stdout.write(agentUsage());
       return 0;
     }
-    return printError(ctx, json, new OutpostError('USAGE', `unknown verb "outpost ${argv.slice(0, 2).join(' ')}"\n${agentUsage()}`));
+    return printError(
+      ctx,
+      json,
+      new OutpostError('USAGE', `unknown verb "outpost ${argv.slice(0, 2).join(' ')}"\n${agentUsage()}`),
+    );
   }
   let command: Command;
   try {
     command = await verb.load();
   } catch (err) {
-    return printError(ctx, json, new OutpostError('INTERNAL', `outpost ${key} is not available in this build: ${(err as Error).message}`));
+    return printError(
+      ctx,
+      json,
+      new OutpostError('INTERNAL', `outpost ${key} is not available in this build: ${(err as Error).message}`),
+    );
   }
   try {
     return await command(rest, ctx);

@@ -1,7 +1,12 @@
 import { request, type IncomingMessage } from 'node:http';
 import { fromErrorBody, OutpostError } from '../../protocol/errors/index.js';
 import {
-  encodeInferRequest, parseInferResponse, type InferResponseJson, type ModelMetadata, type ServerMetadata, type WireTensor,
+  encodeInferRequest,
+  parseInferResponse,
+  type InferResponseJson,
+  type ModelMetadata,
+  type ServerMetadata,
+  type WireTensor,
 } from '../../protocol/kserve.js';
 import { parseSse, type SseMessage } from './sse.js';
 
@@ -52,7 +57,11 @@ export interface AgentEventMessage {
   message?: string;
 }
 
-interface Answer { status: number; headers: IncomingMessage['headers']; body: Buffer }
+interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
 
 export class AgentClient {
   readonly socket: string;
@@ -75,7 +84,15 @@ export class AgentClient {
   }
 
   /** Installed models with their active version and state. */
-  async models(): Promise<{ id: string; activeVersion: number | null; loadedVersions: number[]; state: string; error?: { code: string; message: string } }[]> {
+  async models(): Promise<
+    {
+      id: string;
+      activeVersion: number | null;
+      loadedVersions: number[];
+      state: string;
+      error?: { code: string; message: string };
+    }[]
+  > {
     return (await this.json<{ models: never[] }>('GET', '/v2/models')).models;
   }
 
@@ -89,9 +106,15 @@ export class AgentClient {
     return a.status === 200;
   }
 
-  async infer(name: string, inputs: Record<string, WireTensor>, opts: InferOptions = {}): Promise<{ meta: InferResponseJson; outputs: Record<string, WireTensor> }> {
+  async infer(
+    name: string,
+    inputs: Record<string, WireTensor>,
+    opts: InferOptions = {},
+  ): Promise<{ meta: InferResponseJson; outputs: Record<string, WireTensor> }> {
     const enc = encodeInferRequest(inputs, {
-      binary: opts.binary, binaryOutput: opts.binary, id: opts.id,
+      binary: opts.binary,
+      binaryOutput: opts.binary,
+      id: opts.id,
       outputs: opts.outputs?.map((n) => ({ name: n })),
     });
     const headers: Record<string, string> = { 'Content-Type': enc.contentType };
@@ -114,7 +137,13 @@ export class AgentClient {
     const [owner, model] = splitId(name);
     const qs = q.toString();
     const path = `/v1/models/${encodeURIComponent(owner)}/${encodeURIComponent(model)}/predict${qs ? `?${qs}` : ''}`;
-    const a = await this.send('POST', path, Buffer.from(image.buffer, image.byteOffset, image.byteLength), { 'Content-Type': 'application/octet-stream' }, opts.signal);
+    const a = await this.send(
+      'POST',
+      path,
+      Buffer.from(image.buffer, image.byteOffset, image.byteLength),
+      { 'Content-Type': 'application/octet-stream' },
+      opts.signal,
+    );
     if (a.status !== 200) throw errorOf(a);
     return opts.annotate ? a.body : (parseJson(a.body) as PredictAnswer);
   }
@@ -134,8 +163,16 @@ export class AgentClient {
    * aborts; it does not reconnect by itself (pass `lastEventId` to resume after a reconnect).
    */
   async *events(opts: { signal?: AbortSignal; lastEventId?: string } = {}): AsyncGenerator<AgentEventMessage> {
-    const res = await this.open('GET', '/v1/events', undefined, opts.lastEventId ? { 'Last-Event-ID': opts.lastEventId } : {}, opts.signal, 0);
-    if (res.statusCode !== 200) throw errorOf({ status: res.statusCode ?? 0, headers: res.headers, body: await collect(res) });
+    const res = await this.open(
+      'GET',
+      '/v1/events',
+      undefined,
+      opts.lastEventId ? { 'Last-Event-ID': opts.lastEventId } : {},
+      opts.signal,
+      0,
+    );
+    if (res.statusCode !== 200)
+      throw errorOf({ status: res.statusCode ?? 0, headers: res.headers, body: await collect(res) });
     try {
       for await (const m of parseSse(res) as AsyncGenerator<SseMessage>) {
         if (!m.event) continue;
@@ -156,28 +193,61 @@ export class AgentClient {
     return parseJson(a.body) as T;
   }
 
-  private async send(method: string, path: string, body?: Buffer, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Answer> {
+  private async send(
+    method: string,
+    path: string,
+    body?: Buffer,
+    headers: Record<string, string> = {},
+    signal?: AbortSignal,
+  ): Promise<Answer> {
     const res = await this.open(method, path, body, headers, signal, this.timeoutMs);
     return { status: res.statusCode ?? 0, headers: res.headers, body: await collect(res) };
   }
 
-  private open(method: string, path: string, body: Buffer | undefined, headers: Record<string, string>, signal: AbortSignal | undefined, timeoutMs: number): Promise<IncomingMessage> {
+  private open(
+    method: string,
+    path: string,
+    body: Buffer | undefined,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const req = request({
-        socketPath: this.socket, method, path, signal,
+        socketPath: this.socket,
+        method,
+        path,
+        signal,
         headers: { ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) },
       });
       if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => req.destroy(new OutpostError('API_UNREACHABLE', `the agent at ${this.socket} did not answer ${method} ${path} within ${timeoutMs} ms`)));
+        req.setTimeout(timeoutMs, () =>
+          req.destroy(
+            new OutpostError(
+              'API_UNREACHABLE',
+              `the agent at ${this.socket} did not answer ${method} ${path} within ${timeoutMs} ms`,
+            ),
+          ),
+        );
       }
       req.on('response', resolve);
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof OutpostError) return reject(err);
         if (err.name === 'AbortError') return reject(err);
-        const why = err.code === 'ENOENT' ? 'no socket there (is the agent running?)'
-          : err.code === 'ECONNREFUSED' ? 'nobody listens on it (is the agent running?)'
-            : err.code === 'EACCES' ? 'permission denied (is your user in the socket\'s group?)' : err.message;
-        reject(new OutpostError('API_UNREACHABLE', `cannot reach the agent at ${this.socket}: ${why}`, { socket: this.socket, errno: err.code }));
+        const why =
+          err.code === 'ENOENT'
+            ? 'no socket there (is the agent running?)'
+            : err.code === 'ECONNREFUSED'
+              ? 'nobody listens on it (is the agent running?)'
+              : err.code === 'EACCES'
+                ? "permission denied (is your user in the socket's group?)"
+                : err.message;
+        reject(
+          new OutpostError('API_UNREACHABLE', `cannot reach the agent at ${this.socket}: ${why}`, {
+            socket: this.socket,
+            errno: err.code,
+          }),
+        );
       });
       req.end(body);
     });
@@ -199,7 +269,8 @@ function modelPath(name: string, version?: number): string {
 
 function splitId(name: string): [string, string] {
   const i = name.indexOf('/');
-  if (i <= 0 || i === name.length - 1) throw new OutpostError('USAGE', `model "${name}" must be owner/name`, { model: name });
+  if (i <= 0 || i === name.length - 1)
+    throw new OutpostError('USAGE', `model "${name}" must be owner/name`, { model: name });
   return [name.slice(0, i), name.slice(i + 1)];
 }
 
@@ -217,7 +288,10 @@ function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
   } catch {
-    throw new OutpostError('API_BAD_RESPONSE', `the agent answered with something that is not JSON: ${body.subarray(0, 80).toString('utf8')}`);
+    throw new OutpostError(
+      'API_BAD_RESPONSE',
+      `the agent answered with something that is not JSON: ${body.subarray(0, 80).toString('utf8')}`,
+    );
   }
 }
 
@@ -230,6 +304,7 @@ function errorOf(a: Answer): OutpostError {
   }
   const e = fromErrorBody(body, a.status);
   const retry = a.headers['retry-after'];
-  if (retry !== undefined && e.details === undefined) return new OutpostError(e.code, e.message, { retryAfterSeconds: Number(retry) });
+  if (retry !== undefined && e.details === undefined)
+    return new OutpostError(e.code, e.message, { retryAfterSeconds: Number(retry) });
   return e;
 }

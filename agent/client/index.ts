@@ -1,2 +1,10 @@
-export { AgentClient, DEFAULT_SOCKET, type AgentClientOptions, type AgentEventMessage, type InferOptions, type PredictAnswer, type PredictOptions } from './client.js';
+export {
+  AgentClient,
+  DEFAULT_SOCKET,
+  type AgentClientOptions,
+  type AgentEventMessage,
+  type InferOptions,
+  type PredictAnswer,
+  type PredictOptions,
+} from './client.js';
 export type { WireTensor as Tensor } from '../../protocol/kserve.js';

@@ -20,7 +20,13 @@ const RENAMED: Record<string, string | null> = {
 export const CONFIG_PATH_ENV = 'OUTPOST_CONFIG';
 
 function snake(key: string): string {
-  return 'OUTPOST_' + key.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+  return (
+    'OUTPOST_' +
+    key
+      .replace(/\./g, '_')
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .toUpperCase()
+  );
 }
 
 /** Every config key that has a variable, with the variable's name, in schema order. */
@@ -29,7 +35,9 @@ export const ENV_MAPPING: ReadonlyArray<{ key: string; env: string }> = knownCon
   .filter((m): m is { key: string; env: string } => m.env !== null);
 
 function defaultOf(key: string): unknown {
-  return key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], AGENT_CONFIG_DEFAULTS);
+  return key
+    .split('.')
+    .reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], AGENT_CONFIG_DEFAULTS);
 }
 
 /**
@@ -39,7 +47,11 @@ function defaultOf(key: string): unknown {
 function convert(key: string, raw: string): unknown {
   const d = defaultOf(key);
   if (key === 'socketMode') return raw;
-  if (Array.isArray(d)) return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (Array.isArray(d))
+    return raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
   if (typeof d === 'number') return /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
   if (typeof d === 'boolean') {
     const v = raw.trim().toLowerCase();

@@ -44,19 +44,33 @@ export async function loadAgentConfig(opts: LoadAgentConfigOptions = {}): Promis
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new OutpostError('CONFIG_NOT_FOUND', `agent config ${path} does not exist: write it (outpost device provision prints one) or pass --config FILE`, { path });
+      throw new OutpostError(
+        'CONFIG_NOT_FOUND',
+        `agent config ${path} does not exist: write it (outpost device provision prints one) or pass --config FILE`,
+        { path },
+      );
     }
-    const why = code === 'EACCES' ? ' (permission denied: the file is meant to be root:outpost 0640; run as the outpost user or root)' : '';
-    throw new OutpostError('IO_ERROR', `cannot read agent config ${path}: ${(err as Error).message}${why}`, { path, errno: code });
+    const why =
+      code === 'EACCES'
+        ? ' (permission denied: the file is meant to be root:outpost 0640; run as the outpost user or root)'
+        : '';
+    throw new OutpostError('IO_ERROR', `cannot read agent config ${path}: ${(err as Error).message}${why}`, {
+      path,
+      errno: code,
+    });
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new OutpostError('CONFIG_NOT_JSON', `agent config ${path} is not valid JSON: ${(err as Error).message}`, { path });
+    throw new OutpostError('CONFIG_NOT_JSON', `agent config ${path} is not valid JSON: ${(err as Error).message}`, {
+      path,
+    });
   }
-  const fromEnv = raw !== null && typeof raw === 'object' && !Array.isArray(raw)
-    ? applyEnvOverrides(raw as Record<string, unknown>, env) : new Map<string, string>();
+  const fromEnv =
+    raw !== null && typeof raw === 'object' && !Array.isArray(raw)
+      ? applyEnvOverrides(raw as Record<string, unknown>, env)
+      : new Map<string, string>();
   const overridden: Record<string, string> = Object.fromEntries(fromEnv);
   for (const [key, value] of Object.entries(opts.overrides ?? {})) {
     if (value === undefined || raw === null || typeof raw !== 'object' || Array.isArray(raw)) continue;
@@ -66,7 +80,8 @@ export async function loadAgentConfig(opts: LoadAgentConfigOptions = {}): Promis
   // An issue's key may be deeper than the overridden key (tags[2] under tags): match by prefix.
   const sourceOf = (key: string): string => {
     for (const [k, src] of Object.entries(overridden)) {
-      if (key === k || key.startsWith(k + '.') || key.startsWith(k + '[')) return src === 'command line' ? src : `environment variable ${src}`;
+      if (key === k || key.startsWith(k + '.') || key.startsWith(k + '['))
+        return src === 'command line' ? src : `environment variable ${src}`;
     }
     return path;
   };

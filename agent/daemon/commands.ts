@@ -28,7 +28,10 @@ export async function handleCommand(
       body = parsed as Record<string, unknown>;
     }
   } catch (err) {
-    const e = new OutpostError('SYNC_COMMAND_INVALID', `command ${name}: payload must be a JSON object (${(err as Error).message})`);
+    const e = new OutpostError(
+      'SYNC_COMMAND_INVALID',
+      `command ${name}: payload must be a JSON object (${(err as Error).message})`,
+    );
     return { ok: false, error: e.toJSON() };
   }
   const requestId = typeof body.requestId === 'string' ? body.requestId.slice(0, 128) : undefined;

@@ -17,7 +17,10 @@ export async function probeHost(log: Logger, root?: string): Promise<HostInfo> {
     const caps = await probeCapabilities({ root });
     return { deviceType: caps.jetson?.device ?? null, summary: { ...caps } };
   } catch (err) {
-    moduleLogger(log, 'probe').warn({ err: toOutpostError(err).toJSON() }, 'host probe failed; reporting no host details');
+    moduleLogger(log, 'probe').warn(
+      { err: toOutpostError(err).toJSON() },
+      'host probe failed; reporting no host details',
+    );
     return { deviceType: null, summary: {} };
   }
 }

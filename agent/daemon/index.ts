@@ -26,7 +26,8 @@ import { createTelemetry, type Telemetry } from '../telemetry/index.js';
  */
 export const AGENT_VERSION: string = (() => {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+      .version;
   } catch {
     return '0.0.0';
   }
@@ -58,7 +59,7 @@ export interface Daemon {
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const env = opts.env ?? process.env;
-  const loaded = opts.loaded ?? await loadAgentConfig({ path: opts.configPath, env, overrides: opts.overrides });
+  const loaded = opts.loaded ?? (await loadAgentConfig({ path: opts.configPath, env, overrides: opts.overrides }));
   let config = loaded.config;
   const root = opts.log ?? createLogger({ level: config.log.level, name: 'outpost-agent' });
   const log = moduleLogger(root, 'daemon', { device: config.deviceId });
@@ -100,7 +101,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     onActivated: (id, version, dir) => runtime.activate(id, version, dir),
     onRemoved: (id) => runtime.unload(id),
     onEvent: (e) => {
-      if (e.type === 'installed' || e.type === 'rolled-back') hub.publish({ type: e.type, model: e.model, version: e.version });
+      if (e.type === 'installed' || e.type === 'rolled-back')
+        hub.publish({ type: e.type, model: e.model, version: e.version });
     },
     capabilities: () => ({ backends, host: host.summary }),
     agentVersion: AGENT_VERSION,
@@ -118,9 +120,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     runtime: meteredRuntime(servingRuntime(runtime), (m, v, ms, ok) => telemetry.recordInference(m, v, ms, ok)),
     log: root,
     events: hub,
-    limits: { maxBodyBytes: config.api.maxBodyBytes, maxConcurrentPerModel: config.api.maxConcurrentPerModel, requestTimeoutMs: config.api.requestTimeoutMs },
+    limits: {
+      maxBodyBytes: config.api.maxBodyBytes,
+      maxConcurrentPerModel: config.api.maxConcurrentPerModel,
+      requestTimeoutMs: config.api.requestTimeoutMs,
+    },
     version: AGENT_VERSION,
-    status: () => ({ deviceId: config.deviceId, broker: { url: config.cloud.mqtt, connected: session.connected }, sync: reconciler.report() }),
+    status: () => ({
+      deviceId: config.deviceId,
+      broker: { url: config.cloud.mqtt, connected: session.connected },
+      sync: reconciler.report(),
+    }),
   });
   await api.listen(config.socket, config.socketMode);
   log.info({ socket: config.socket, models: runtime.list().length }, 'local API listening');
@@ -133,8 +143,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   session.on('command', (name, payload) => {
     void handleCommand(name, payload, { reconciler, telemetry, log }).then((res) => session.respond(name, res));
   });
-  session.on('connected', () => notifier.status(`connected to ${config.cloud.mqtt}; serving ${runtime.list().length} model(s)`));
-  session.on('disconnected', () => notifier.status(`broker unreachable, retrying; serving ${runtime.list().length} model(s)`));
+  session.on('connected', () =>
+    notifier.status(`connected to ${config.cloud.mqtt}; serving ${runtime.list().length} model(s)`),
+  );
+  session.on('disconnected', () =>
+    notifier.status(`broker unreachable, retrying; serving ${runtime.list().length} model(s)`),
+  );
   await reconciler.start();
   session.start();
   // Always started: it samples only while telemetry.enabled, so a SIGHUP can turn it on later.
@@ -145,7 +159,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     get config() {
       return config;
     },
-    store, runtime, api, session, reconciler, telemetry,
+    store,
+    runtime,
+    api,
+    session,
+    reconciler,
+    telemetry,
     async reload() {
       notifier.reloading('reloading configuration');
       try {
@@ -158,7 +177,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         backends = await reportedBackends(runtime);
         // Restart-only keys keep their running value: say so, so the edit is not silently lost.
         if (diff.restartRequired.length > 0) {
-          log.warn({ restartNeeded: diff.restartRequired }, `not applied until a restart: ${diff.restartRequired.join(', ')} (systemctl restart outpost-agent)`);
+          log.warn(
+            { restartNeeded: diff.restartRequired },
+            `not applied until a restart: ${diff.restartRequired.join(', ')} (systemctl restart outpost-agent)`,
+          );
         }
         log.info({ applied: diff.reloadable, restartNeeded: diff.restartRequired }, 'configuration reloaded');
         return { applied: diff.reloadable, restartNeeded: diff.restartRequired };
@@ -188,6 +210,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 /** The runtime's backends as the reported state carries them (the gate reads the same list). */
 async function reportedBackends(runtime: Runtime): Promise<ReportedBackend[]> {
   return (await runtime.capabilities()).map((b) => ({
-    name: b.name, available: b.available, reason: b.reason, frameworks: [...b.frameworks], hardware: b.hardware, details: b.details,
+    name: b.name,
+    available: b.available,
+    reason: b.reason,
+    frameworks: [...b.frameworks],
+    hardware: b.hardware,
+    details: b.details,
   }));
 }

@@ -9,7 +9,11 @@ export function meteredRuntime(
   inner: ServingRuntime,
   record: (model: string, version: number, ms: number, ok: boolean) => void,
 ): ServingRuntime {
-  const timed = async <T extends { version: number }>(id: string, version: number | undefined, run: () => Promise<T>): Promise<T> => {
+  const timed = async <T extends { version: number }>(
+    id: string,
+    version: number | undefined,
+    run: () => Promise<T>,
+  ): Promise<T> => {
     const start = performance.now();
     try {
       const out = await run();

@@ -14,9 +14,17 @@ import { sessionTopics } from './session-topics.js';
  * The reconciler's reports go out through the session; wiring the session's messages to the
  * reconciler is the caller's (the daemon also answers commands).
  */
-export type SyncHooks = Pick<ReconcilerOptions, 'gate' | 'beforeActivate' | 'onActivated' | 'onRemoved' | 'onEvent' | 'capabilities'>;
+export type SyncHooks = Pick<
+  ReconcilerOptions,
+  'gate' | 'beforeActivate' | 'onActivated' | 'onRemoved' | 'onEvent' | 'capabilities'
+>;
 
-export function createSyncEngine(config: AgentConfig, store: Store, log: Logger, hooks: SyncHooks & { agentVersion: string }): { session: MqttSession; reconciler: Reconciler } {
+export function createSyncEngine(
+  config: AgentConfig,
+  store: Store,
+  log: Logger,
+  hooks: SyncHooks & { agentVersion: string },
+): { session: MqttSession; reconciler: Reconciler } {
   const session = new MqttSession({
     url: config.cloud.mqtt,
     deviceId: config.deviceId,

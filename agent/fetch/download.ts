@@ -1,8 +1,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rename, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type https from 'node:https';
 import { dirname } from 'node:path';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
@@ -114,7 +114,11 @@ async function attempt(req: DownloadRequest, partial: string, state: DownloadRes
   }
   let res: OpenResponse;
   try {
-    res = await requestOnce(req.url, headers, { signal: req.signal, idleTimeoutMs: req.idleTimeoutMs ?? 30_000, agent: req.agent });
+    res = await requestOnce(req.url, headers, {
+      signal: req.signal,
+      idleTimeoutMs: req.idleTimeoutMs ?? 30_000,
+      agent: req.agent,
+    });
   } catch (err) {
     throw networkOrAbort(err, req);
   }
@@ -130,7 +134,11 @@ async function attempt(req: DownloadRequest, partial: string, state: DownloadRes
       const start = parseContentRangeStart(res.headers['content-range']);
       if (start !== offset) {
         await removeQuietly(partial);
-        throw new OutpostError('FETCH_HTTP_STATUS', `blob server answered bytes=${offset}- with Content-Range "${res.headers['content-range'] ?? ''}"; the partial file was deleted and the next attempt starts over`, { status: 206, url: req.url });
+        throw new OutpostError(
+          'FETCH_HTTP_STATUS',
+          `blob server answered bytes=${offset}- with Content-Range "${res.headers['content-range'] ?? ''}"; the partial file was deleted and the next attempt starts over`,
+          { status: 206, url: req.url },
+        );
       }
       state.resumed = true;
       return await receive(req, partial, res, hash, offset, state);
@@ -139,7 +147,11 @@ async function attempt(req: DownloadRequest, partial: string, state: DownloadRes
     const status = res.status;
     const retry = status >= 500 || status === 429 || status === 408;
     if (status === 416) await removeQuietly(partial);
-    const e = new OutpostError('FETCH_HTTP_STATUS', `blob server answered HTTP ${status} for ${req.url}${status === 401 || status === 403 ? ': check the device token' : status === 404 ? ': the blob is not in the store' : ''}`, { status, url: req.url });
+    const e = new OutpostError(
+      'FETCH_HTTP_STATUS',
+      `blob server answered HTTP ${status} for ${req.url}${status === 401 || status === 403 ? ': check the device token' : status === 404 ? ': the blob is not in the store' : ''}`,
+      { status, url: req.url },
+    );
     throw retry ? new Retryable(e) : e;
   } finally {
     res.close();
@@ -147,18 +159,33 @@ async function attempt(req: DownloadRequest, partial: string, state: DownloadRes
 }
 
 /** Streams the body into the partial, bounded by the signed size, then verifies. */
-async function receive(req: DownloadRequest, partial: string, res: OpenResponse, hash: Hash, offset: number, state: DownloadResult): Promise<void> {
+async function receive(
+  req: DownloadRequest,
+  partial: string,
+  res: OpenResponse,
+  hash: Hash,
+  offset: number,
+  state: DownloadResult,
+): Promise<void> {
   const expected = req.size - offset;
   const announced = res.headers['content-length'];
   if (announced !== undefined) {
     const n = Number(announced);
     if (n > expected) {
       await removeQuietly(partial);
-      throw new OutpostError('FETCH_TOO_LONG', `blob server announced ${n} bytes but only ${expected} remain of the signed ${req.size}; refusing endless data`, { url: req.url, announced: n, expected });
+      throw new OutpostError(
+        'FETCH_TOO_LONG',
+        `blob server announced ${n} bytes but only ${expected} remain of the signed ${req.size}; refusing endless data`,
+        { url: req.url, announced: n, expected },
+      );
     }
     if (n < expected) {
       await removeQuietly(partial);
-      throw new OutpostError('FETCH_TRUNCATED', `blob server announced ${n} bytes but ${expected} remain of the signed ${req.size}`, { url: req.url, announced: n, expected });
+      throw new OutpostError(
+        'FETCH_TRUNCATED',
+        `blob server announced ${n} bytes but ${expected} remain of the signed ${req.size}`,
+        { url: req.url, announced: n, expected },
+      );
     }
   }
   let fh: FileHandle;
@@ -180,7 +207,11 @@ async function receive(req: DownloadRequest, partial: string, res: OpenResponse,
         accept(chunk) {
           state.bytesFetched += chunk.length;
           if (received + chunk.length > req.size) {
-            throw new OutpostError('FETCH_TOO_LONG', `blob server sent more than the signed ${req.size} bytes; refusing endless data`, { url: req.url, size: req.size });
+            throw new OutpostError(
+              'FETCH_TOO_LONG',
+              `blob server sent more than the signed ${req.size} bytes; refusing endless data`,
+              { url: req.url, size: req.size },
+            );
           }
           received += chunk.length;
           hash.update(chunk);
@@ -202,7 +233,11 @@ async function receive(req: DownloadRequest, partial: string, res: OpenResponse,
     if (done < req.size) {
       await fh.close().catch(() => undefined);
       await removeQuietly(partial);
-      throw new OutpostError('FETCH_TRUNCATED', `blob server ended the file after ${done} of the signed ${req.size} bytes`, { url: req.url, received: done, size: req.size });
+      throw new OutpostError(
+        'FETCH_TRUNCATED',
+        `blob server ended the file after ${done} of the signed ${req.size} bytes`,
+        { url: req.url, received: done, size: req.size },
+      );
     }
     await fh.sync().catch(async (err: unknown) => {
       await fh.close().catch(() => undefined);
@@ -219,7 +254,11 @@ async function finish(req: DownloadRequest, partial: string, hash: Hash, length:
   const digest = hash.digest('hex');
   if (length !== req.size || digest !== req.sha256) {
     await removeQuietly(partial);
-    throw new OutpostError('FETCH_HASH_MISMATCH', `downloaded file has sha256 ${digest} but the signed metadata says ${req.sha256}; the partial file was deleted`, { url: req.url, expected: req.sha256, actual: digest });
+    throw new OutpostError(
+      'FETCH_HASH_MISMATCH',
+      `downloaded file has sha256 ${digest} but the signed metadata says ${req.sha256}; the partial file was deleted`,
+      { url: req.url, expected: req.sha256, actual: digest },
+    );
   }
 }
 
@@ -234,7 +273,8 @@ async function writeAllv(fh: FileHandle, chunks: Buffer[], path: string): Promis
     } catch (err) {
       throw ioError(err, path);
     }
-    if (n === 0) throw new OutpostError('IO_ERROR', `cannot write ${path}: the file system accepted no bytes`, { path });
+    if (n === 0)
+      throw new OutpostError('IO_ERROR', `cannot write ${path}: the file system accepted no bytes`, { path });
     total += n;
     // A short write (the disk filling up) leaves a tail; writing it again surfaces the real error.
     let i = 0;
@@ -246,7 +286,12 @@ async function writeAllv(fh: FileHandle, chunks: Buffer[], path: string): Promis
 
 function ioError(err: unknown, path: string): OutpostError {
   if (isNoSpace(err)) {
-    return new OutpostError('FETCH_NO_SPACE', `no space left (or the file-size limit was reached) while writing ${path}; free space on that filesystem`, { path }, { cause: err });
+    return new OutpostError(
+      'FETCH_NO_SPACE',
+      `no space left (or the file-size limit was reached) while writing ${path}; free space on that filesystem`,
+      { path },
+      { cause: err },
+    );
   }
   return new OutpostError('IO_ERROR', `cannot write ${path}: ${(err as Error).message}`, { path }, { cause: err });
 }
@@ -254,11 +299,22 @@ function ioError(err: unknown, path: string): OutpostError {
 function networkOrAbort(err: unknown, req: DownloadRequest): Error {
   if (err instanceof OutpostError) return err;
   if (req.signal?.aborted) return abortError(req);
-  return new Retryable(new OutpostError('FETCH_NETWORK', `download from ${req.url} failed: ${(err as Error).message}`, { url: req.url }, { cause: err }));
+  return new Retryable(
+    new OutpostError(
+      'FETCH_NETWORK',
+      `download from ${req.url} failed: ${(err as Error).message}`,
+      { url: req.url },
+      { cause: err },
+    ),
+  );
 }
 
 function abortError(req: DownloadRequest): OutpostError {
-  return new OutpostError('FETCH_ABORTED', `download of ${req.sha256} was cancelled; the partial file is kept for resuming`, { url: req.url });
+  return new OutpostError(
+    'FETCH_ABORTED',
+    `download of ${req.sha256} was cancelled; the partial file is kept for resuming`,
+    { url: req.url },
+  );
 }
 
 function throwIfAborted(signal: AbortSignal | undefined, req: DownloadRequest): void {

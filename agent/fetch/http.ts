@@ -45,10 +45,15 @@ export function requestOnce(
     req.setTimeout(opts.idleTimeoutMs, () => req.destroy(new Error(`no data for ${opts.idleTimeoutMs} ms`)));
     req.once('error', reject);
     req.once('response', (res) => {
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: tap(res), close: () => {
-        // A body left unread (an error status, a refused length) must not pin the socket.
-        if (!res.complete) req.destroy();
-      } });
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        body: tap(res),
+        close: () => {
+          // A body left unread (an error status, a refused length) must not pin the socket.
+          if (!res.complete) req.destroy();
+        },
+      });
     });
     req.end();
   });

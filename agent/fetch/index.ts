@@ -4,5 +4,12 @@
  * device already has).
  */
 export { downloadVerified, type DownloadRequest, type DownloadResult } from './download.js';
-export { BlobPool, type BlobPoolOptions, type BlobRef, type BlobSource, type EnsureOptions, type EnsureResult } from './pool.js';
+export {
+  BlobPool,
+  type BlobPoolOptions,
+  type BlobRef,
+  type BlobSource,
+  type EnsureOptions,
+  type EnsureResult,
+} from './pool.js';
 export { isNoSpace, linkOrCopy } from './fs-util.js';

@@ -68,7 +68,8 @@ export class BlobPool {
   }
 
   pathOf(sha256: string): string {
-    if (!SHA256.test(sha256)) throw new OutpostError('BAD_REQUEST', `sha256 "${sha256}" must be 64 lowercase hex digits`, { key: 'sha256' });
+    if (!SHA256.test(sha256))
+      throw new OutpostError('BAD_REQUEST', `sha256 "${sha256}" must be 64 lowercase hex digits`, { key: 'sha256' });
     return join(this.cacheDir, sha256);
   }
 
@@ -106,7 +107,11 @@ export class BlobPool {
     opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
     if (opts.signal?.aborted) inner.abort();
     const done = new Map<string, number>();
-    const report = (): void => opts.onProgress?.([...done.values()].reduce((a, b) => a + b, 0), total);
+    const report = (): void =>
+      opts.onProgress?.(
+        [...done.values()].reduce((a, b) => a + b, 0),
+        total,
+      );
     const queue = [...missing];
     let firstError: unknown = null;
     const worker = async (): Promise<void> => {
@@ -145,7 +150,10 @@ export class BlobPool {
       opts.signal?.removeEventListener('abort', onOuterAbort);
     }
     if (firstError) throw firstError;
-    this.log.info({ downloaded: result.downloaded, reused: result.reused, bytesFetched: result.bytesFetched }, 'blobs ready');
+    this.log.info(
+      { downloaded: result.downloaded, reused: result.reused, bytesFetched: result.bytesFetched },
+      'blobs ready',
+    );
     return result;
   }
 
@@ -153,7 +161,11 @@ export class BlobPool {
     const margin = this.opts.marginBytes ?? 64 * 1024 * 1024;
     const free = await this.freeBytes();
     if (free < needed + margin) {
-      throw new OutpostError('FETCH_NO_SPACE', `need ${needed} bytes plus a ${margin}-byte margin in ${this.cacheDir} but only ${free} are free; free disk space or keep fewer versions`, { needed, margin, free, dir: this.cacheDir });
+      throw new OutpostError(
+        'FETCH_NO_SPACE',
+        `need ${needed} bytes plus a ${margin}-byte margin in ${this.cacheDir} but only ${free} are free; free disk space or keep fewer versions`,
+        { needed, margin, free, dir: this.cacheDir },
+      );
     }
   }
 
@@ -161,7 +173,9 @@ export class BlobPool {
    * Deletes blobs that no installed file links to (link count 1) and partial downloads untouched
    * for a day. Must not run while `ensure` runs (the store serialises both).
    */
-  async gc(opts: { partialMaxAgeMs?: number; now?: number } = {}): Promise<{ blobs: number; partials: number; bytes: number }> {
+  async gc(
+    opts: { partialMaxAgeMs?: number; now?: number } = {},
+  ): Promise<{ blobs: number; partials: number; bytes: number }> {
     const out = { blobs: 0, partials: 0, bytes: 0 };
     const names = await readdir(this.cacheDir).catch(() => [] as string[]);
     const now = opts.now ?? Date.now();

@@ -50,7 +50,11 @@ export function fsyncDirSync(dir: string): void {
 }
 
 /** Writes `data` to `path` atomically and durably (see the invariants above). */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
   const tmp = tempPath(path);
   const fh = await open(tmp, 'wx', opts.mode ?? DEFAULT_MODE);
   try {
@@ -83,7 +87,11 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, opt
     }
     renameSync(tmp, path);
   } catch (err) {
-    try { rmSync(tmp, { force: true }); } catch { /* the original error matters more */ }
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      /* the original error matters more */
+    }
     throw err;
   }
   fsyncDirSync(dirname(path));

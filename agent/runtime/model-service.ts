@@ -48,7 +48,10 @@ export interface RuntimeEvents {
 class Slot {
   refs = 0;
   retired = false;
-  constructor(readonly version: number, readonly model: ModelVersion) {}
+  constructor(
+    readonly version: number,
+    readonly model: ModelVersion,
+  ) {}
 }
 
 export class Runtime {
@@ -83,7 +86,11 @@ export class Runtime {
   async prepare(id: string, version: number, dir: string): Promise<void> {
     const mv = await ModelVersion.load(dir, { registry: this.registry, log: this.log });
     try {
-      if (mv.id !== id) throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, { expected: id, found: mv.id });
+      if (mv.id !== id)
+        throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, {
+          expected: id,
+          found: mv.id,
+        });
       await mv.smokeTest();
     } catch (err) {
       await mv.dispose().catch(() => undefined);
@@ -115,7 +122,11 @@ export class Runtime {
     }
     try {
       mv ??= await ModelVersion.load(dir, { registry: this.registry, log: this.log, backend: opts.backend });
-      if (mv.id !== id) throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, { expected: id, found: mv.id });
+      if (mv.id !== id)
+        throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, {
+          expected: id,
+          found: mv.id,
+        });
       if (mv !== ready?.model) await mv.smokeTest();
     } catch (err) {
       await mv?.dispose().catch(() => undefined);
@@ -131,19 +142,41 @@ export class Runtime {
     if (old) this.retire(id, old);
   }
 
-  async infer(id: string, inputs: Record<string, Tensor>, opts: { version?: number } = {}): Promise<InferOutput & { version: number }> {
+  async infer(
+    id: string,
+    inputs: Record<string, Tensor>,
+    opts: { version?: number } = {},
+  ): Promise<InferOutput & { version: number }> {
     return this.withModel(id, opts.version, async (m, version) => ({ ...(await m.infer(inputs)), version }));
   }
 
-  async predict(id: string, image: Uint8Array | RawFrame, opts: PostOptions & { version?: number } = {}): Promise<PredictResult & { model: string; version: number }> {
-    return this.withModel(id, opts.version, async (m, version) => ({ ...(await m.predict(image, opts)), model: id, version }));
+  async predict(
+    id: string,
+    image: Uint8Array | RawFrame,
+    opts: PostOptions & { version?: number } = {},
+  ): Promise<PredictResult & { model: string; version: number }> {
+    return this.withModel(id, opts.version, async (m, version) => ({
+      ...(await m.predict(image, opts)),
+      model: id,
+      version,
+    }));
   }
 
   get(id: string): ServedModel | undefined {
     const s = this.active.get(id);
     if (!s) return undefined;
     const m = s.model;
-    return { id, version: s.version, dir: m.dir, backend: m.backend, purpose: m.params.purpose, inputs: m.inputs, outputs: m.outputs, labels: m.labels, inFlight: s.refs };
+    return {
+      id,
+      version: s.version,
+      dir: m.dir,
+      backend: m.backend,
+      purpose: m.params.purpose,
+      inputs: m.inputs,
+      outputs: m.outputs,
+      labels: m.labels,
+      inFlight: s.refs,
+    };
   }
 
   list(): ServedModel[] {
@@ -176,11 +209,24 @@ export class Runtime {
   }
 
   /** Runs fn on the active version holding a reference for the whole call. */
-  private async withModel<T>(id: string, version: number | undefined, fn: (m: ModelVersion, v: number) => Promise<T>): Promise<T> {
+  private async withModel<T>(
+    id: string,
+    version: number | undefined,
+    fn: (m: ModelVersion, v: number) => Promise<T>,
+  ): Promise<T> {
     const s = this.active.get(id);
-    if (!s) throw new OutpostError('RUNTIME_MODEL_NOT_LOADED', `model ${id} is not being served; install and activate it first`, { model: id });
+    if (!s)
+      throw new OutpostError(
+        'RUNTIME_MODEL_NOT_LOADED',
+        `model ${id} is not being served; install and activate it first`,
+        { model: id },
+      );
     if (version !== undefined && version !== s.version) {
-      throw new OutpostError('RUNTIME_MODEL_NOT_LOADED', `model ${id} serves version ${s.version}, not ${version}`, { model: id, version, active: s.version });
+      throw new OutpostError('RUNTIME_MODEL_NOT_LOADED', `model ${id} serves version ${s.version}, not ${version}`, {
+        model: id,
+        version,
+        active: s.version,
+      });
     }
     // Taking the reference synchronously, before any await, is what makes the swap safe.
     s.refs++;

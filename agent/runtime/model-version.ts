@@ -19,7 +19,10 @@ import { concreteShape, validateInputs } from './tensors.js';
  *   version.predict(image | frame, o)   pre-process, infer, post-process -> typed result
  *   version.dispose()                   idempotent; only the Runtime calls it, after the last request
  */
-export interface InferOutput { outputs: Record<string, Tensor>; duration: number }
+export interface InferOutput {
+  outputs: Record<string, Tensor>;
+  duration: number;
+}
 
 export class ModelVersion {
   private disposed = false;
@@ -34,13 +37,27 @@ export class ModelVersion {
   ) {}
 
   /** The version folder; moves from staging to versions/<v> when the store activates it. */
-  get dir(): string { return this.folder; }
-  relocate(dir: string): void { this.folder = dir; }
-  get id(): string { return this.manifest.id; }
-  get params(): ModelParameters { return this.manifest.model_parameters; }
-  get backend(): string { return this.model.backend; }
-  get inputs(): readonly TensorInfo[] { return this.model.inputs; }
-  get outputs(): readonly TensorInfo[] { return this.model.outputs; }
+  get dir(): string {
+    return this.folder;
+  }
+  relocate(dir: string): void {
+    this.folder = dir;
+  }
+  get id(): string {
+    return this.manifest.id;
+  }
+  get params(): ModelParameters {
+    return this.manifest.model_parameters;
+  }
+  get backend(): string {
+    return this.model.backend;
+  }
+  get inputs(): readonly TensorInfo[] {
+    return this.model.inputs;
+  }
+  get outputs(): readonly TensorInfo[] {
+    return this.model.outputs;
+  }
 
   /** Output names in the order post-processing reads them: output_layer_names when given. */
   get outputOrder(): string[] {
@@ -48,7 +65,10 @@ export class ModelVersion {
     return names && names.length > 0 ? names : this.model.outputs.map((o) => o.name);
   }
 
-  static async load(dir: string, opts: { registry: BackendRegistry; log?: Logger; backend?: string }): Promise<ModelVersion> {
+  static async load(
+    dir: string,
+    opts: { registry: BackendRegistry; log?: Logger; backend?: string },
+  ): Promise<ModelVersion> {
     const log = moduleLogger(opts.log ?? silentLogger, 'runtime.model');
     const manifest = await readManifest(dir);
     const p = manifest.model_parameters;
@@ -61,7 +81,11 @@ export class ModelVersion {
   }
 
   async infer(inputs: Record<string, Tensor>): Promise<InferOutput> {
-    if (this.disposed) throw new OutpostError('RUNTIME_MODEL_UNLOADED', `${this.id} (${this.dir}) was unloaded; retry to reach the active version`);
+    if (this.disposed)
+      throw new OutpostError(
+        'RUNTIME_MODEL_UNLOADED',
+        `${this.id} (${this.dir}) was unloaded; retry to reach the active version`,
+      );
     validateInputs(this.model.inputs, inputs);
     const t0 = performance.now();
     const outputs = await this.model.run(inputs);
@@ -72,13 +96,37 @@ export class ModelVersion {
   async predict(image: Uint8Array | RawFrame, opts: PostOptions = {}): Promise<PredictResult> {
     const p = this.params;
     const input = this.imageInput();
-    const { tensor, geometry } = await preprocess(image, { size: p.size, mean: p.mean, scalefactor: p.scalefactor, swaprb: p.swaprb, crop: p.crop });
+    const { tensor, geometry } = await preprocess(image, {
+      size: p.size,
+      mean: p.mean,
+      scalefactor: p.scalefactor,
+      swaprb: p.swaprb,
+      crop: p.crop,
+    });
     const { outputs, duration } = await this.infer({ [input.name]: tensor });
     const order = this.outputOrder;
     for (const n of order) {
-      if (!outputs[n]) throw new OutpostError('RUNTIME_OUTPUT_UNEXPECTED', `output_layer_names names "${n}" but the model has outputs ${Object.keys(outputs).join(', ')}`, { output: n });
+      if (!outputs[n])
+        throw new OutpostError(
+          'RUNTIME_OUTPUT_UNEXPECTED',
+          `output_layer_names names "${n}" but the model has outputs ${Object.keys(outputs).join(', ')}`,
+          { output: n },
+        );
     }
-    return postprocess({ outputs, outputOrder: order, labels: this.labels, colors: this.colors, geometry, softmax: p.softmax, framework: p.framework_type, duration, purpose: p.purpose }, opts);
+    return postprocess(
+      {
+        outputs,
+        outputOrder: order,
+        labels: this.labels,
+        colors: this.colors,
+        geometry,
+        softmax: p.softmax,
+        framework: p.framework_type,
+        duration,
+        purpose: p.purpose,
+      },
+      opts,
+    );
   }
 
   /**
@@ -95,10 +143,21 @@ export class ModelVersion {
         return;
       }
       const [w, h] = this.params.size;
-      await this.predict({ width: w, height: h, channels: 3, format: 'bgr', data: new Uint8Array(w * h * 3).fill(127) });
+      await this.predict({
+        width: w,
+        height: h,
+        channels: 3,
+        format: 'bgr',
+        data: new Uint8Array(w * h * 3).fill(127),
+      });
     } catch (err) {
       const e = err as OutpostError;
-      throw new OutpostError('RUNTIME_SMOKE_TEST_FAILED', `${this.id}: the trial inference failed (${e.code ?? 'error'}: ${e.message}); the version was not activated`, { model: this.id, cause: e.code }, { cause: err });
+      throw new OutpostError(
+        'RUNTIME_SMOKE_TEST_FAILED',
+        `${this.id}: the trial inference failed (${e.code ?? 'error'}: ${e.message}); the version was not activated`,
+        { model: this.id, cause: e.code },
+        { cause: err },
+      );
     }
   }
 
@@ -113,11 +172,19 @@ export class ModelVersion {
     const [input] = this.model.inputs;
     const [w, h] = this.params.size;
     if (this.model.inputs.length !== 1 || !input || input.dtype !== 'float32' || input.shape.length !== 4) {
-      throw new OutpostError('RUNTIME_INPUT_INVALID', `${this.id} does not take one float32 NCHW image; use infer with tensors`, { inputs: this.model.inputs });
+      throw new OutpostError(
+        'RUNTIME_INPUT_INVALID',
+        `${this.id} does not take one float32 NCHW image; use infer with tensors`,
+        { inputs: this.model.inputs },
+      );
     }
     const fits = [1, 3, h, w].every((d, i) => input.shape[i] === null || input.shape[i] === d);
     if (!fits) {
-      throw new OutpostError('RUNTIME_INPUT_INVALID', `${this.id}: size [${w},${h}] in ${MODEL_JSON} does not fit the network input ${JSON.stringify(input.shape)}; fix "size"`, { size: [w, h], shape: input.shape });
+      throw new OutpostError(
+        'RUNTIME_INPUT_INVALID',
+        `${this.id}: size [${w},${h}] in ${MODEL_JSON} does not fit the network input ${JSON.stringify(input.shape)}; fix "size"`,
+        { size: [w, h], shape: input.shape },
+      );
     }
     return input;
   }
@@ -126,8 +193,18 @@ export class ModelVersion {
 function zeros(info: TensorInfo): Tensor {
   const shape = concreteShape(info);
   const n = shape.reduce((a, b) => a * b, 1);
-  const data = info.dtype === 'float32' ? new Float32Array(n) : info.dtype === 'int64' ? new BigInt64Array(n) : info.dtype === 'int32' ? new Int32Array(n)
-    : info.dtype === 'int8' ? new Int8Array(n) : info.dtype === 'float16' ? new Uint16Array(n) : new Uint8Array(n);
+  const data =
+    info.dtype === 'float32'
+      ? new Float32Array(n)
+      : info.dtype === 'int64'
+        ? new BigInt64Array(n)
+        : info.dtype === 'int32'
+          ? new Int32Array(n)
+          : info.dtype === 'int8'
+            ? new Int8Array(n)
+            : info.dtype === 'float16'
+              ? new Uint16Array(n)
+              : new Uint8Array(n);
   return { dtype: info.dtype, shape, data };
 }
 
@@ -135,7 +212,9 @@ async function readText(dir: string, file: string): Promise<string> {
   try {
     return await readFile(join(dir, file), 'utf8');
   } catch (err) {
-    throw new OutpostError('RUNTIME_LABELS_INVALID', `cannot read ${file} in ${dir}: ${(err as Error).message}`, { file });
+    throw new OutpostError('RUNTIME_LABELS_INVALID', `cannot read ${file} in ${dir}: ${(err as Error).message}`, {
+      file,
+    });
   }
 }
 
@@ -156,7 +235,11 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new OutpostError('MODEL_JSON_SYNTAX', `${join(dir, MODEL_JSON)} is not valid JSON: ${(err as Error).message}`, { dir });
+    throw new OutpostError(
+      'MODEL_JSON_SYNTAX',
+      `${join(dir, MODEL_JSON)} is not valid JSON: ${(err as Error).message}`,
+      { dir },
+    );
   }
   return parseModelManifest(json);
 }

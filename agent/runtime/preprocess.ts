@@ -53,7 +53,11 @@ export interface Geometry {
   offsetY: number;
 }
 
-export interface Preprocessed { tensor: Tensor; geometry: Geometry; frame: RawFrame }
+export interface Preprocessed {
+  tensor: Tensor;
+  geometry: Geometry;
+  frame: RawFrame;
+}
 
 /** Default bound on decoded image size: 8K x 8K is far above any camera frame we serve. */
 export const MAX_IMAGE_PIXELS = 64 * 1024 * 1024;
@@ -64,7 +68,12 @@ export async function decodeImage(bytes: Uint8Array, opts: { maxPixels?: number 
     throw new OutpostError('RUNTIME_IMAGE_INVALID', 'the image is empty; send JPEG or PNG bytes');
   }
   const kind = sniff(bytes);
-  if (!kind) throw new OutpostError('RUNTIME_IMAGE_INVALID', 'the bytes are not a JPEG or PNG image (unknown signature); send JPEG or PNG bytes', { length: bytes.length });
+  if (!kind)
+    throw new OutpostError(
+      'RUNTIME_IMAGE_INVALID',
+      'the bytes are not a JPEG or PNG image (unknown signature); send JPEG or PNG bytes',
+      { length: bytes.length },
+    );
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: opts.maxPixels ?? MAX_IMAGE_PIXELS, failOn: 'error' })
       .rotate()
@@ -73,9 +82,19 @@ export async function decodeImage(bytes: Uint8Array, opts: { maxPixels?: number 
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
-    return { width: info.width, height: info.height, channels: 3, format: 'rgb', data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    return {
+      width: info.width,
+      height: info.height,
+      channels: 3,
+      format: 'rgb',
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    };
   } catch (err) {
-    throw new OutpostError('RUNTIME_IMAGE_INVALID', `the ${kind} image could not be decoded: ${(err as Error).message}`, { format: kind, length: bytes.length });
+    throw new OutpostError(
+      'RUNTIME_IMAGE_INVALID',
+      `the ${kind} image could not be decoded: ${(err as Error).message}`,
+      { format: kind, length: bytes.length },
+    );
   }
 }
 
@@ -88,16 +107,24 @@ function sniff(b: Uint8Array): 'jpeg' | 'png' | null {
 /** Validates a raw frame from a caller (the one boundary for frames). */
 export function parseFrame(v: unknown): RawFrame {
   const f = v as Partial<RawFrame> | null;
-  const bad = (msg: string, details?: Record<string, unknown>) => new OutpostError('RUNTIME_IMAGE_INVALID', `raw frame: ${msg}`, details);
+  const bad = (msg: string, details?: Record<string, unknown>) =>
+    new OutpostError('RUNTIME_IMAGE_INVALID', `raw frame: ${msg}`, details);
   if (!f || typeof f !== 'object') throw bad('expected {width, height, channels, format, data}');
   const { width, height, channels, format, data } = f;
-  if (!Number.isSafeInteger(width) || width! <= 0 || !Number.isSafeInteger(height) || height! <= 0) throw bad(`width and height must be positive integers, got ${width}x${height}`, { width, height });
-  if (width! * height! > MAX_IMAGE_PIXELS) throw bad(`${width}x${height} exceeds ${MAX_IMAGE_PIXELS} pixels`, { width, height });
+  if (!Number.isSafeInteger(width) || width! <= 0 || !Number.isSafeInteger(height) || height! <= 0)
+    throw bad(`width and height must be positive integers, got ${width}x${height}`, { width, height });
+  if (width! * height! > MAX_IMAGE_PIXELS)
+    throw bad(`${width}x${height} exceeds ${MAX_IMAGE_PIXELS} pixels`, { width, height });
   if (channels !== 3 && channels !== 4) throw bad(`channels must be 3 or 4, got ${String(channels)}`, { channels });
-  if (format !== 'rgb' && format !== 'bgr') throw bad(`format must be "rgb" or "bgr", got ${String(format)}`, { format });
+  if (format !== 'rgb' && format !== 'bgr')
+    throw bad(`format must be "rgb" or "bgr", got ${String(format)}`, { format });
   if (!(data instanceof Uint8Array)) throw bad('data must be a Uint8Array of interleaved 8-bit pixels');
   const want = width! * height! * channels;
-  if (data.length !== want) throw bad(`data has ${data.length} bytes; ${width}x${height}x${channels} needs ${want}`, { length: data.length, expected: want });
+  if (data.length !== want)
+    throw bad(`data has ${data.length} bytes; ${width}x${height}x${channels} needs ${want}`, {
+      length: data.length,
+      expected: want,
+    });
   return { width: width!, height: height!, channels, format, data };
 }
 
@@ -110,9 +137,15 @@ export async function preprocess(input: Uint8Array | RawFrame, p: BlobParams): P
 export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor; geometry: Geometry } {
   const [w, h] = p.size;
   const { width: cols, height: rows } = frame;
-  let dstW = w, dstH = h, scaleX = w / cols, scaleY = h / rows, offX = 0, offY = 0;
+  let dstW = w,
+    dstH = h,
+    scaleX = w / cols,
+    scaleY = h / rows,
+    offX = 0,
+    offY = 0;
   // Inverse scales exactly as cv::resize derives them (dsize given, or fx/fy given with crop).
-  let invX = w / cols, invY = h / rows;
+  let invX = w / cols,
+    invY = h / rows;
   if (p.crop && (cols !== w || rows !== h)) {
     const f = Math.max(Math.fround(w / cols), Math.fround(h / rows));
     dstW = roundEven(cols * f);
@@ -135,7 +168,9 @@ export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor;
   const rowA = new Float64Array(w * 3);
   const rowB = new Float64Array(w * 3);
   for (let dy = 0; dy < h; dy++) {
-    const y0 = ys.i0[dy]!, y1 = ys.i1[dy]!, fy = ys.f[dy]!;
+    const y0 = ys.i0[dy]!,
+      y1 = ys.i1[dy]!,
+      fy = ys.f[dy]!;
     hpass(src, cols, cn, y0, xs, rowA);
     if (fy !== 0) hpass(src, cols, cn, y1, xs, rowB);
     for (let dx = 0; dx < w; dx++) {
@@ -150,11 +185,24 @@ export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor;
   }
   return {
     tensor: { dtype: 'float32', shape: [1, 3, h, w], data: out },
-    geometry: { imageWidth: cols, imageHeight: rows, netWidth: w, netHeight: h, scaleX, scaleY, offsetX: offX, offsetY: offY },
+    geometry: {
+      imageWidth: cols,
+      imageHeight: rows,
+      netWidth: w,
+      netHeight: h,
+      scaleX,
+      scaleY,
+      offsetX: offX,
+      offsetY: offY,
+    },
   };
 }
 
-interface Taps { i0: Int32Array; i1: Int32Array; f: Float64Array }
+interface Taps {
+  i0: Int32Array;
+  i1: Int32Array;
+  f: Float64Array;
+}
 
 /** No resize (cv::resize is skipped); with crop the window still starts at `off`. */
 function identityTaps(n: number, off: number): Taps {
@@ -169,14 +217,22 @@ function identityTaps(n: number, off: number): Taps {
  */
 function linearTaps(srcLen: number, dstLen: number, inv: number, off: number, n: number): Taps {
   const scale = 1 / inv;
-  const i0 = new Int32Array(n), i1 = new Int32Array(n), f = new Float64Array(n);
+  const i0 = new Int32Array(n),
+    i1 = new Int32Array(n),
+    f = new Float64Array(n);
   for (let j = 0; j < n; j++) {
     const d = j + off;
     let fx = Math.fround((d + 0.5) * scale - 0.5);
     let sx = Math.floor(fx);
     fx -= sx;
-    if (sx < 0) { sx = 0; fx = 0; }
-    if (sx >= srcLen - 1) { sx = srcLen - 1; fx = 0; }
+    if (sx < 0) {
+      sx = 0;
+      fx = 0;
+    }
+    if (sx >= srcLen - 1) {
+      sx = srcLen - 1;
+      fx = 0;
+    }
     i0[j] = sx;
     i1[j] = Math.min(sx + 1, srcLen - 1);
     f[j] = Math.fround(fx);
@@ -189,7 +245,9 @@ function linearTaps(srcLen: number, dstLen: number, inv: number, off: number, n:
 function hpass(src: Uint8Array, cols: number, cn: number, y: number, xs: Taps, out: Float64Array): void {
   const base = y * cols * cn;
   for (let j = 0; j < xs.i0.length; j++) {
-    const a = base + xs.i0[j]! * cn, b = base + xs.i1[j]! * cn, fx = xs.f[j]!;
+    const a = base + xs.i0[j]! * cn,
+      b = base + xs.i1[j]! * cn,
+      fx = xs.f[j]!;
     for (let c = 0; c < 3; c++) {
       const va = src[a + c]!;
       out[j * 3 + c] = fx === 0 ? va : va + (src[b + c]! - va) * fx;

@@ -61,7 +61,13 @@ export class BackendRegistry {
 
   /** Every registered backend with its availability and reason; never throws. */
   async capabilities(): Promise<BackendCapability[]> {
-    return Promise.all([...this.entries.values()].map(async (e) => ({ name: e.name, frameworks: e.frameworks, ...(await this.availabilityOf(e.name)) })));
+    return Promise.all(
+      [...this.entries.values()].map(async (e) => ({
+        name: e.name,
+        frameworks: e.frameworks,
+        ...(await this.availabilityOf(e.name)),
+      })),
+    );
   }
 
   async availabilityOf(name: string): Promise<Availability> {
@@ -78,7 +84,10 @@ export class BackendRegistry {
   /** The backend by name, whether or not it is available (tests, `--backend` overrides). */
   async get(name: string): Promise<Backend> {
     const c = await this.instantiate(name);
-    if ('error' in c) throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `backend ${name} is unavailable: ${c.error}`, { backend: name });
+    if ('error' in c)
+      throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `backend ${name} is unavailable: ${c.error}`, {
+        backend: name,
+      });
     return c.backend;
   }
 
@@ -89,20 +98,34 @@ export class BackendRegistry {
    */
   async select(framework: Framework): Promise<Backend> {
     const preferred = (PREFERENCE[framework] ?? []).filter((n) => this.entries.has(n));
-    const claiming = [...this.entries.values()].filter((e) => e.frameworks.includes(framework) && !preferred.includes(e.name)).map((e) => e.name);
+    const claiming = [...this.entries.values()]
+      .filter((e) => e.frameworks.includes(framework) && !preferred.includes(e.name))
+      .map((e) => e.name);
     const reasons: Record<string, string> = {};
     for (const name of [...preferred, ...claiming]) {
       const a = await this.availabilityOf(name);
       if (a.available) return this.get(name);
       reasons[name] = a.reason ?? 'unavailable';
     }
-    const why = Object.entries(reasons).map(([n, r]) => `${n}: ${r}`).join('; ') || 'no backend for it is registered';
-    throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `no available backend runs framework ${framework} here (${why})`, { framework, reasons });
+    const why =
+      Object.entries(reasons)
+        .map(([n, r]) => `${n}: ${r}`)
+        .join('; ') || 'no backend for it is registered';
+    throw new OutpostError(
+      'RUNTIME_BACKEND_UNAVAILABLE',
+      `no available backend runs framework ${framework} here (${why})`,
+      { framework, reasons },
+    );
   }
 
   private instantiate(name: string): Promise<Created> {
     const entry = this.entries.get(name);
-    if (!entry) return Promise.reject(new OutpostError('RUNTIME_BACKEND_UNKNOWN', `no backend named ${name}; known: ${this.names().join(', ')}`, { backend: name }));
+    if (!entry)
+      return Promise.reject(
+        new OutpostError('RUNTIME_BACKEND_UNKNOWN', `no backend named ${name}; known: ${this.names().join(', ')}`, {
+          backend: name,
+        }),
+      );
     let p = this.created.get(name);
     if (!p) {
       p = entry.create(this.log).then(
@@ -133,8 +156,13 @@ export function lazyModuleEntry(name: string, frameworks: readonly Framework[], 
         if (e.code === 'ERR_MODULE_NOT_FOUND') throw new Error(`the ${name} backend is not part of this build`);
         throw new Error(`the ${name} backend module failed to load: ${e.message}`);
       }
-      const factory = Object.entries(mod).find(([k, v]) => typeof v === 'function' && /^create\w*Backend$/.test(k))?.[1] ?? mod.default;
-      const made = typeof factory === 'function' ? await (factory as (o: { log: Logger }) => Backend | Promise<Backend>)({ log }) : factory;
+      const factory =
+        Object.entries(mod).find(([k, v]) => typeof v === 'function' && /^create\w*Backend$/.test(k))?.[1] ??
+        mod.default;
+      const made =
+        typeof factory === 'function'
+          ? await (factory as (o: { log: Logger }) => Backend | Promise<Backend>)({ log })
+          : factory;
       if (!isBackend(made)) throw new Error(`the ${name} backend module exports no createBackend() factory`);
       return made;
     },

@@ -9,7 +9,13 @@ import type { DType, Tensor, TensorData, TensorInfo } from './backend.js';
 export const DTYPES: readonly DType[] = ['float32', 'float16', 'uint8', 'int8', 'int32', 'int64', 'bool'];
 
 const ARRAY_OF: Record<DType, new (n: number) => TensorData> = {
-  float32: Float32Array, float16: Uint16Array, uint8: Uint8Array, int8: Int8Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array,
+  float32: Float32Array,
+  float16: Uint16Array,
+  uint8: Uint8Array,
+  int8: Int8Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  bool: Uint8Array,
 };
 
 export function isDType(v: unknown): v is DType {
@@ -46,13 +52,21 @@ export function validateInputs(declared: readonly TensorInfo[], inputs: Record<s
   const names = new Set(declared.map((d) => d.name));
   for (const name of Object.keys(inputs)) {
     if (!names.has(name)) {
-      throw new OutpostError('RUNTIME_INPUT_INVALID', `unknown input "${name}"; the model's inputs are: ${[...names].join(', ')}`, { input: name, expected: [...names] });
+      throw new OutpostError(
+        'RUNTIME_INPUT_INVALID',
+        `unknown input "${name}"; the model's inputs are: ${[...names].join(', ')}`,
+        { input: name, expected: [...names] },
+      );
     }
   }
   for (const info of declared) {
     const t = inputs[info.name];
     if (t === undefined) {
-      throw new OutpostError('RUNTIME_INPUT_INVALID', `input "${info.name}" is missing; send a ${info.dtype} tensor of shape ${showShape(info.shape)}`, { input: info.name });
+      throw new OutpostError(
+        'RUNTIME_INPUT_INVALID',
+        `input "${info.name}" is missing; send a ${info.dtype} tensor of shape ${showShape(info.shape)}`,
+        { input: info.name },
+      );
     }
     validateTensor(info, t);
   }
@@ -61,21 +75,41 @@ export function validateInputs(declared: readonly TensorInfo[], inputs: Record<s
 function validateTensor(info: TensorInfo, t: Tensor): void {
   const at = { input: info.name, expected: { dtype: info.dtype, shape: info.shape } };
   if (t.dtype !== info.dtype) {
-    throw new OutpostError('RUNTIME_INPUT_INVALID', `input "${info.name}" has dtype ${String(t.dtype)}; the model wants ${info.dtype}`, { ...at, dtype: t.dtype });
+    throw new OutpostError(
+      'RUNTIME_INPUT_INVALID',
+      `input "${info.name}" has dtype ${String(t.dtype)}; the model wants ${info.dtype}`,
+      { ...at, dtype: t.dtype },
+    );
   }
   if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
-    throw new OutpostError('RUNTIME_INPUT_INVALID', `input "${info.name}" has shape ${JSON.stringify(t.shape)}; dimensions must be positive integers`, { ...at, shape: t.shape });
+    throw new OutpostError(
+      'RUNTIME_INPUT_INVALID',
+      `input "${info.name}" has shape ${JSON.stringify(t.shape)}; dimensions must be positive integers`,
+      { ...at, shape: t.shape },
+    );
   }
   const fits = t.shape.length === info.shape.length && info.shape.every((d, i) => d === null || d === t.shape[i]);
   if (!fits) {
-    throw new OutpostError('RUNTIME_INPUT_INVALID', `input "${info.name}" has shape ${showShape(t.shape)}; the model wants ${showShape(info.shape)}`, { ...at, shape: t.shape });
+    throw new OutpostError(
+      'RUNTIME_INPUT_INVALID',
+      `input "${info.name}" has shape ${showShape(t.shape)}; the model wants ${showShape(info.shape)}`,
+      { ...at, shape: t.shape },
+    );
   }
   if (!(t.data instanceof ARRAY_OF[info.dtype])) {
-    throw new OutpostError('RUNTIME_INPUT_INVALID', `input "${info.name}" data must be a ${ARRAY_OF[info.dtype].name} for dtype ${info.dtype}`, at);
+    throw new OutpostError(
+      'RUNTIME_INPUT_INVALID',
+      `input "${info.name}" data must be a ${ARRAY_OF[info.dtype].name} for dtype ${info.dtype}`,
+      at,
+    );
   }
   const n = elementCount(t.shape);
   if (t.data.length !== n) {
-    throw new OutpostError('RUNTIME_INPUT_INVALID', `input "${info.name}" has ${t.data.length} elements; shape ${showShape(t.shape)} needs ${n}`, { ...at, length: t.data.length });
+    throw new OutpostError(
+      'RUNTIME_INPUT_INVALID',
+      `input "${info.name}" has ${t.data.length} elements; shape ${showShape(t.shape)} needs ${n}`,
+      { ...at, length: t.data.length },
+    );
   }
 }
 

@@ -34,23 +34,43 @@ export function unsafePathReason(path: string): string | null {
 
 /** Validates a version's file list at the store's edge; throws STORE_PATH_INVALID / STORE_INVALID_ARGUMENT. */
 export function parseVersionFiles(value: unknown): VersionFile[] {
-  if (!Array.isArray(value)) throw new OutpostError('STORE_INVALID_ARGUMENT', 'files must be an array of {path, sha256, size}', { key: 'files' });
+  if (!Array.isArray(value))
+    throw new OutpostError('STORE_INVALID_ARGUMENT', 'files must be an array of {path, sha256, size}', {
+      key: 'files',
+    });
   const seen = new Set<string>();
   const out: VersionFile[] = [];
   value.forEach((f: unknown, i) => {
     const key = `files[${i}]`;
     const o = f as Partial<VersionFile> | null;
-    if (!o || typeof o !== 'object') throw new OutpostError('STORE_INVALID_ARGUMENT', `${key} must be an object {path, sha256, size}`, { key });
-    if (typeof o.path !== 'string') throw new OutpostError('STORE_PATH_INVALID', `${key}.path must be a string`, { key: `${key}.path` });
+    if (!o || typeof o !== 'object')
+      throw new OutpostError('STORE_INVALID_ARGUMENT', `${key} must be an object {path, sha256, size}`, { key });
+    if (typeof o.path !== 'string')
+      throw new OutpostError('STORE_PATH_INVALID', `${key}.path must be a string`, { key: `${key}.path` });
     const why = unsafePathReason(o.path);
-    if (why) throw new OutpostError('STORE_PATH_INVALID', `${key}.path ${JSON.stringify(o.path)} ${why}; only relative POSIX paths are installed`, { key: `${key}.path`, value: o.path });
+    if (why)
+      throw new OutpostError(
+        'STORE_PATH_INVALID',
+        `${key}.path ${JSON.stringify(o.path)} ${why}; only relative POSIX paths are installed`,
+        { key: `${key}.path`, value: o.path },
+      );
     if (typeof o.sha256 !== 'string' || !SHA256.test(o.sha256)) {
-      throw new OutpostError('STORE_INVALID_ARGUMENT', `${key}.sha256 must be 64 lowercase hex digits`, { key: `${key}.sha256`, value: o.sha256 });
+      throw new OutpostError('STORE_INVALID_ARGUMENT', `${key}.sha256 must be 64 lowercase hex digits`, {
+        key: `${key}.sha256`,
+        value: o.sha256,
+      });
     }
     if (typeof o.size !== 'number' || !Number.isSafeInteger(o.size) || o.size < 0) {
-      throw new OutpostError('STORE_INVALID_ARGUMENT', `${key}.size must be a non-negative integer`, { key: `${key}.size`, value: o.size });
+      throw new OutpostError('STORE_INVALID_ARGUMENT', `${key}.size must be a non-negative integer`, {
+        key: `${key}.size`,
+        value: o.size,
+      });
     }
-    if (seen.has(o.path)) throw new OutpostError('STORE_PATH_INVALID', `${key}.path ${JSON.stringify(o.path)} is listed twice`, { key: `${key}.path`, value: o.path });
+    if (seen.has(o.path))
+      throw new OutpostError('STORE_PATH_INVALID', `${key}.path ${JSON.stringify(o.path)} is listed twice`, {
+        key: `${key}.path`,
+        value: o.path,
+      });
     seen.add(o.path);
     out.push({ path: o.path, sha256: o.sha256, size: o.size });
   });
@@ -59,7 +79,12 @@ export function parseVersionFiles(value: unknown): VersionFile[] {
     const segs = p.split('/');
     for (let i = 1; i < segs.length; i++) {
       const dir = segs.slice(0, i).join('/');
-      if (seen.has(dir)) throw new OutpostError('STORE_PATH_INVALID', `path ${JSON.stringify(dir)} is both a file and the folder of ${JSON.stringify(p)}`, { key: 'files', value: dir });
+      if (seen.has(dir))
+        throw new OutpostError(
+          'STORE_PATH_INVALID',
+          `path ${JSON.stringify(dir)} is both a file and the folder of ${JSON.stringify(p)}`,
+          { key: 'files', value: dir },
+        );
     }
   }
   return out;

@@ -22,7 +22,15 @@
  */
 import { Store, type StoreOptions } from './store.js';
 
-export { Store, type StoreOptions, type InstalledModel, type InstallRequest, type InstallResult, type InstallPhase, type VersionManifest } from './store.js';
+export {
+  Store,
+  type StoreOptions,
+  type InstalledModel,
+  type InstallRequest,
+  type InstallResult,
+  type InstallPhase,
+  type VersionManifest,
+} from './store.js';
 export { parseVersionFiles, unsafePathReason, type VersionFile } from './files.js';
 
 export async function openStore(opts: StoreOptions): Promise<Store> {

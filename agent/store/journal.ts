@@ -35,14 +35,25 @@ export async function readJournal(path: string, log: Logger): Promise<JournalEnt
   }
   try {
     const j = JSON.parse(text) as Partial<JournalEntry>;
-    if (j.v === 1 && j.op === 'install' && typeof j.id === 'string' && Number.isSafeInteger(j.version)
-      && typeof j.staging === 'string' && !j.staging.includes('/') && typeof j.preexisting === 'boolean') {
+    if (
+      j.v === 1 &&
+      j.op === 'install' &&
+      typeof j.id === 'string' &&
+      Number.isSafeInteger(j.version) &&
+      typeof j.staging === 'string' &&
+      !j.staging.includes('/') &&
+      typeof j.preexisting === 'boolean'
+    ) {
       return j as JournalEntry;
     }
     throw new Error('unexpected shape');
   } catch (err) {
     // Atomic writes make this near impossible; keep the evidence and recover from the folder itself.
-    const e = new OutpostError('STORE_JOURNAL_INVALID', `store journal ${path} is unreadable (${(err as Error).message}); moved aside to journal.json.bad`, { path });
+    const e = new OutpostError(
+      'STORE_JOURNAL_INVALID',
+      `store journal ${path} is unreadable (${(err as Error).message}); moved aside to journal.json.bad`,
+      { path },
+    );
     log.error({ err: e, code: e.code }, e.message);
     await rename(path, `${path}.bad`).catch(() => undefined);
     return null;

@@ -52,7 +52,10 @@ export class Layout {
   /** Installed versions, ascending. */
   async versions(id: ModelId): Promise<number[]> {
     const names = await readdir(this.versionsDir(id)).catch(() => [] as string[]);
-    return names.filter((n) => /^[1-9]\d*$/.test(n)).map(Number).sort((a, b) => a - b);
+    return names
+      .filter((n) => /^[1-9]\d*$/.test(n))
+      .map(Number)
+      .sort((a, b) => a - b);
   }
 
   /** Every model that has a folder, as `owner/name`. */
@@ -104,7 +107,8 @@ export class Layout {
   /** Leftovers of interrupted work: staging folders, trash, temporary `current` links. */
   async sweep(): Promise<void> {
     for (const d of [this.staging, this.trash]) {
-      for (const n of await readdir(d).catch(() => [] as string[])) await rm(join(d, n), { recursive: true, force: true });
+      for (const n of await readdir(d).catch(() => [] as string[]))
+        await rm(join(d, n), { recursive: true, force: true });
     }
     for (const id of await this.models()) {
       const dir = this.modelDir(parseModelId(id));

@@ -79,14 +79,22 @@ export class Store {
 
   constructor(opts: StoreOptions) {
     if (opts.keep !== undefined && (!Number.isSafeInteger(opts.keep) || opts.keep < 1)) {
-      throw new OutpostError('STORE_INVALID_ARGUMENT', `keep must be an integer >= 1, got ${opts.keep}`, { key: 'keep', value: opts.keep });
+      throw new OutpostError('STORE_INVALID_ARGUMENT', `keep must be an integer >= 1, got ${opts.keep}`, {
+        key: 'keep',
+        value: opts.keep,
+      });
     }
     this.layout = new Layout(opts.dir);
     this.keep = opts.keep ?? 3;
     this.log = moduleLogger(opts.log ?? silentLogger, 'store');
     this.pool = new BlobPool({
-      cacheDir: this.layout.blobs, concurrency: opts.concurrency, marginBytes: opts.marginBytes,
-      checkFreeSpace: opts.checkFreeSpace, retries: opts.retries, backoffMs: opts.backoffMs, log: opts.log,
+      cacheDir: this.layout.blobs,
+      concurrency: opts.concurrency,
+      marginBytes: opts.marginBytes,
+      checkFreeSpace: opts.checkFreeSpace,
+      retries: opts.retries,
+      backoffMs: opts.backoffMs,
+      log: opts.log,
     });
   }
 
@@ -123,13 +131,20 @@ export class Store {
   }
 
   /** Makes an installed version current (after the optional gate). */
-  async activate(id: string, version: number, opts: { beforeActivate?: InstallRequest['beforeActivate'] } = {}): Promise<{ previous: number | null }> {
+  async activate(
+    id: string,
+    version: number,
+    opts: { beforeActivate?: InstallRequest['beforeActivate'] } = {},
+  ): Promise<{ previous: number | null }> {
     const mid = parseModelId(id);
     const v = parseVersion(version);
     return this.exclusive(async () => {
       await this.ensureRecovered();
       if (!(await this.layout.versions(mid)).includes(v)) {
-        throw new OutpostError('STORE_NOT_INSTALLED', `${id} version ${v} is not installed; install it first`, { id, version: v });
+        throw new OutpostError('STORE_NOT_INSTALLED', `${id} version ${v} is not installed; install it first`, {
+          id,
+          version: v,
+        });
       }
       const previous = await this.layout.current(mid);
       if (opts.beforeActivate) await this.gate(opts.beforeActivate, mid, v, []);
@@ -145,9 +160,14 @@ export class Store {
     return this.exclusive(async () => {
       await this.ensureRecovered();
       const cur = await this.layout.current(mid);
-      if (cur === null) throw new OutpostError('STORE_NOT_INSTALLED', `${id} has no current version to roll back from`, { id });
+      if (cur === null)
+        throw new OutpostError('STORE_NOT_INSTALLED', `${id} has no current version to roll back from`, { id });
       const older = (await this.layout.versions(mid)).filter((v) => v < cur);
-      if (older.length === 0) throw new OutpostError('STORE_NO_PREVIOUS_VERSION', `${id} has no kept version older than ${cur}`, { id, current: cur });
+      if (older.length === 0)
+        throw new OutpostError('STORE_NO_PREVIOUS_VERSION', `${id} has no kept version older than ${cur}`, {
+          id,
+          current: cur,
+        });
       const to = older[older.length - 1];
       await this.layout.flip(mid, to);
       this.log.info({ model: id, from: cur, to }, 'rolled back');
@@ -179,7 +199,12 @@ export class Store {
     });
   }
 
-  private async install(mid: ModelId, version: number, files: VersionFile[], req: InstallRequest): Promise<InstallResult> {
+  private async install(
+    mid: ModelId,
+    version: number,
+    files: VersionFile[],
+    req: InstallRequest,
+  ): Promise<InstallResult> {
     const id = formatModelId(mid);
     const log = this.log.child({ model: id, version });
     const previous = await this.layout.current(mid);
@@ -189,7 +214,12 @@ export class Store {
     // Idempotent: the sync loop re-applies its desired state after every restart.
     if (preexisting && previous === version) return result;
     const intent: InstallIntent = {
-      v: 1, op: 'install', id, version, preexisting, startedAt: new Date().toISOString(),
+      v: 1,
+      op: 'install',
+      id,
+      version,
+      preexisting,
+      startedAt: new Date().toISOString(),
       staging: `${mid.owner}+${mid.name}+${version}+${randomBytes(4).toString('hex')}`,
     };
     await writeJournal(this.layout.journal, intent);
@@ -201,7 +231,8 @@ export class Store {
           onProgress: (done, total) => req.onProgress?.({ phase: 'downloading', done, total }),
         });
         Object.assign(result, { downloaded: r.downloaded, reused: r.reused, bytesFetched: r.bytesFetched });
-        if (req.signal?.aborted) throw new OutpostError('FETCH_ABORTED', `install of ${id}@${version} was cancelled`, { id, version });
+        if (req.signal?.aborted)
+          throw new OutpostError('FETCH_ABORTED', `install of ${id}@${version} was cancelled`, { id, version });
         const staging = join(this.layout.staging, intent.staging);
         result.rehashed = await this.stage(staging, files, new Set(r.fetched), req, log);
         await mkdir(this.layout.versionsDir(mid), { recursive: true });
@@ -215,8 +246,19 @@ export class Store {
     } catch (err) {
       await this.undo(intent, log);
       if (err instanceof OutpostError) throw err;
-      if (isNoSpace(err)) throw new OutpostError('STORE_NO_SPACE', `the models filesystem is full while installing ${id}@${version}; the previous version stays current`, { id, version }, { cause: err });
-      throw new OutpostError('IO_ERROR', `installing ${id}@${version} failed: ${(err as Error).message}; the previous version stays current`, { id, version }, { cause: err });
+      if (isNoSpace(err))
+        throw new OutpostError(
+          'STORE_NO_SPACE',
+          `the models filesystem is full while installing ${id}@${version}; the previous version stays current`,
+          { id, version },
+          { cause: err },
+        );
+      throw new OutpostError(
+        'IO_ERROR',
+        `installing ${id}@${version} failed: ${(err as Error).message}; the previous version stays current`,
+        { id, version },
+        { cause: err },
+      );
     }
     await this.prune(mid);
     await clearJournal(this.layout.journal);
@@ -232,7 +274,13 @@ export class Store {
    * reused from an earlier install (it sat on disk since, and may have been damaged or replaced)
    * and a copied file (a second inode) are hashed again. Returns how many files were hashed.
    */
-  private async stage(staging: string, files: VersionFile[], fresh: ReadonlySet<string>, req: InstallRequest, log: Logger): Promise<number> {
+  private async stage(
+    staging: string,
+    files: VersionFile[],
+    fresh: ReadonlySet<string>,
+    req: InstallRequest,
+    log: Logger,
+  ): Promise<number> {
     await mkdir(staging, { recursive: true });
     const dirs = new Set<string>([staging]);
     const total = files.reduce((n, f) => n + f.size, 0);
@@ -253,12 +301,17 @@ export class Store {
       if (actual.size !== f.size || actual.sha256 !== f.sha256) {
         // The cached blob itself is bad (disk corruption or tampering): drop it so the next sync refetches.
         await unlink(this.pool.pathOf(f.sha256)).catch(() => undefined);
-        throw new OutpostError('STORE_FILE_MISMATCH', `staged ${f.path} has ${actual.size} bytes, sha256 ${actual.sha256}; the signed metadata says ${f.size} bytes, ${f.sha256}`, { path: f.path, expected: f.sha256, actual: actual.sha256 });
+        throw new OutpostError(
+          'STORE_FILE_MISMATCH',
+          `staged ${f.path} has ${actual.size} bytes, sha256 ${actual.sha256}; the signed metadata says ${f.size} bytes, ${f.sha256}`,
+          { path: f.path, expected: f.sha256, actual: actual.sha256 },
+        );
       }
       await chmod(dest, 0o444);
       done += f.size;
       req.onProgress?.({ phase: 'verifying', done, total });
-      if (req.signal?.aborted) throw new OutpostError('FETCH_ABORTED', `install was cancelled while verifying ${f.path}`, { path: f.path });
+      if (req.signal?.aborted)
+        throw new OutpostError('FETCH_ABORTED', `install was cancelled while verifying ${f.path}`, { path: f.path });
     }
     // New directory entries must be durable before the rename publishes the folder.
     for (const d of [...dirs].sort((a, b) => b.length - a.length)) await fsyncDir(d);
@@ -266,13 +319,23 @@ export class Store {
     return rehashed;
   }
 
-  private async gate(hook: NonNullable<InstallRequest['beforeActivate']>, mid: ModelId, version: number, files: VersionFile[]): Promise<void> {
+  private async gate(
+    hook: NonNullable<InstallRequest['beforeActivate']>,
+    mid: ModelId,
+    version: number,
+    files: VersionFile[],
+  ): Promise<void> {
     try {
       await hook(this.layout.versionDir(mid, version), { id: formatModelId(mid), version, files });
     } catch (err) {
       if (err instanceof OutpostError) throw err;
       const e = toOutpostError(err);
-      throw new OutpostError('STORE_ACTIVATION_FAILED', `activation check of ${formatModelId(mid)}@${version} failed: ${e.message}; the previous version stays current`, { id: formatModelId(mid), version, cause: e.message }, { cause: err });
+      throw new OutpostError(
+        'STORE_ACTIVATION_FAILED',
+        `activation check of ${formatModelId(mid)}@${version} failed: ${e.message}; the previous version stays current`,
+        { id: formatModelId(mid), version, cause: e.message },
+        { cause: err },
+      );
     }
   }
 

@@ -25,13 +25,24 @@ export function compatibilityGate(host: GateInput): (model: DesiredModel) => Out
     // Checked first: an engine for another device type is wrong whatever backends this host has,
     // and this is the reason the operator must act on (SYNC_NO_BACKEND would hide it off-Jetson).
     if (model.framework === 'tensor-rt' && model.device !== undefined && model.device !== host.deviceType) {
-      return new OutpostError('SYNC_WRONG_DEVICE_TYPE', `${model.id}@${model.version} is a TensorRT engine built for ${model.device}; this device is ${host.deviceType ?? 'not a Jetson'}`, { model: model.id, device: model.device, host: host.deviceType });
+      return new OutpostError(
+        'SYNC_WRONG_DEVICE_TYPE',
+        `${model.id}@${model.version} is a TensorRT engine built for ${model.device}; this device is ${host.deviceType ?? 'not a Jetson'}`,
+        { model: model.id, device: model.device, host: host.deviceType },
+      );
     }
     const candidates = host.backends.filter((b) => (b.frameworks ?? []).includes(model.framework as Framework));
     const usable = candidates.filter((b) => b.available);
     if (usable.length === 0) {
-      const why = candidates.length === 0 ? 'no backend handles it' : candidates.map((b) => `${b.name}: ${b.reason ?? 'unavailable'}`).join('; ');
-      return new OutpostError('SYNC_NO_BACKEND', `${model.id}@${model.version} is a ${model.framework} model and this device cannot run it (${why})`, { model: model.id, framework: model.framework });
+      const why =
+        candidates.length === 0
+          ? 'no backend handles it'
+          : candidates.map((b) => `${b.name}: ${b.reason ?? 'unavailable'}`).join('; ');
+      return new OutpostError(
+        'SYNC_NO_BACKEND',
+        `${model.id}@${model.version} is a ${model.framework} model and this device cannot run it (${why})`,
+        { model: model.id, framework: model.framework },
+      );
     }
     return null;
   };

@@ -85,7 +85,12 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       queueQoSZero: false,
       resubscribe: false,
       ca: opts.ca,
-      will: { topic: opts.topics.status, payload: Buffer.from(statusDoc('offline', opts.agentVersion)), qos: 1, retain: true },
+      will: {
+        topic: opts.topics.status,
+        payload: Buffer.from(statusDoc('offline', opts.agentVersion)),
+        qos: 1,
+        retain: true,
+      },
     };
     const client = mqtt.connect(opts.url, options);
     this.client = client;
@@ -95,7 +100,10 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     client.on('error', (err) => {
       const code = (err as { code?: unknown }).code;
       const hint = typeof code === 'string' ? tlsHint(code) : null;
-      this.log.warn({ err: { message: err.message, code }, ...(hint ? { tlsRefused: true } : {}) }, hint ? `${hint} (${err.message}); retrying` : 'mqtt error');
+      this.log.warn(
+        { err: { message: err.message, code }, ...(hint ? { tlsRefused: true } : {}) },
+        hint ? `${hint} (${err.message}); retrying` : 'mqtt error',
+      );
     });
   }
 
@@ -123,7 +131,10 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     if (!client) return;
     if (client.connected) {
       await Promise.race([
-        client.publishAsync(this.opts.topics.status, statusDoc('offline', this.opts.agentVersion), { qos: 1, retain: true }),
+        client.publishAsync(this.opts.topics.status, statusDoc('offline', this.opts.agentVersion), {
+          qos: 1,
+          retain: true,
+        }),
         new Promise((r) => setTimeout(r, 2000)),
       ]).catch(() => undefined);
     }
@@ -145,7 +156,10 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       // Subscribing again even with a present session is harmless and repairs a session that
       // lost its subscriptions (a broker without persistence).
       await client.subscribeAsync([this.opts.topics.desired, this.opts.topics.commands], { qos: 1 });
-      await client.publishAsync(this.opts.topics.status, statusDoc('online', this.opts.agentVersion), { qos: 1, retain: true });
+      await client.publishAsync(this.opts.topics.status, statusDoc('online', this.opts.agentVersion), {
+        qos: 1,
+        retain: true,
+      });
     } catch (err) {
       // A dropped connection already scheduled its reconnect in onClose.
       if (!current()) return;
@@ -203,10 +217,16 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
  * a restart, a renewed broker certificate by the next attempt.
  */
 function tlsHint(code: string): string | null {
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the broker\'s TLS certificate does not name the host in cloud.mqtt; use the host the certificate was made for';
-  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return 'the broker\'s TLS certificate is outside its validity period; renew it on the cloud, or check this device\'s clock';
-  if (/^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/.test(code)) {
-    return 'the broker\'s TLS certificate is not trusted by this device; put the cloud\'s CA certificate (PEM) in cloud.ca of agent.json, as `outpost device provision` writes it';
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return "the broker's TLS certificate does not name the host in cloud.mqtt; use the host the certificate was made for";
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
+    return "the broker's TLS certificate is outside its validity period; renew it on the cloud, or check this device's clock";
+  if (
+    /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_SIGNATURE_FAILURE|CERT_UNTRUSTED)$/.test(
+      code,
+    )
+  ) {
+    return "the broker's TLS certificate is not trusted by this device; put the cloud's CA certificate (PEM) in cloud.ca of agent.json, as `outpost device provision` writes it";
   }
   return null;
 }

@@ -50,9 +50,7 @@ export function plan<M extends DesiredModel>(input: PlanInput<M>): Step[] {
   const steps: Step[] = [];
   const installed = new Map(input.installed.map((m) => [m.id, m]));
   const desiredIds = new Set(input.desired.map((m) => m.id));
-  const stuck = new Set(
-    (input.failures ?? []).filter((f) => !f.retryable).map((f) => `${f.id}@${f.version}`),
-  );
+  const stuck = new Set((input.failures ?? []).filter((f) => !f.retryable).map((f) => `${f.id}@${f.version}`));
 
   for (const model of [...input.desired].sort((a, b) => a.id.localeCompare(b.id))) {
     const have = installed.get(model.id);

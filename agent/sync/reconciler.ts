@@ -8,7 +8,7 @@ import type { BlobSource } from '../fetch/index.js';
 import { plan, type FailureMemo, type Step } from './planner.js';
 import { ExclusiveRunner } from './exclusive-runner.js';
 import { Backoff } from './backoff.js';
-import { SyncState } from './sync-state.js';
+import type { SyncState } from './sync-state.js';
 
 /**
  * The reconcile loop: verified desired state -> plan -> apply, one apply at a time, reporting
@@ -32,7 +32,12 @@ export interface ReconcilerOptions {
   /** Called after a version became current (the runtime switches to it) or a model was removed. */
   onActivated?: (id: string, version: number, dir: string) => Promise<void> | void;
   onRemoved?: (id: string) => Promise<void> | void;
-  onEvent?: (event: { type: 'installed' | 'activated' | 'failed' | 'rolled-back' | 'removed'; model: string; version?: number; error?: { code: string; message: string } }) => void;
+  onEvent?: (event: {
+    type: 'installed' | 'activated' | 'failed' | 'rolled-back' | 'removed';
+    model: string;
+    version?: number;
+    error?: { code: string; message: string };
+  }) => void;
   publish: (doc: ReportedState) => void;
   capabilities: () => Capabilities;
   agentVersion: string;
@@ -45,7 +50,15 @@ export interface ReconcilerOptions {
 /** Errors that another attempt can fix (network, disk space, a cancelled apply). */
 export function isRetryable(code: string): boolean {
   const exit = (CATALOG as Record<string, { exit: number }>)[code]?.exit;
-  return code === 'FETCH_NETWORK' || code === 'FETCH_HTTP_STATUS' || code === 'FETCH_ABORTED' || code === 'FETCH_NO_SPACE' || code === 'STORE_NO_SPACE' || code === 'IO_ERROR' || exit === EXIT.UNAVAILABLE;
+  return (
+    code === 'FETCH_NETWORK' ||
+    code === 'FETCH_HTTP_STATUS' ||
+    code === 'FETCH_ABORTED' ||
+    code === 'FETCH_NO_SPACE' ||
+    code === 'STORE_NO_SPACE' ||
+    code === 'IO_ERROR' ||
+    exit === EXIT.UNAVAILABLE
+  );
 }
 
 /** Install progress is reported at most this often (outcomes go out at once). */
@@ -77,7 +90,10 @@ export class Reconciler {
       try {
         this.accept(this.verify(saved, null));
       } catch (err) {
-        this.log.warn({ err: toOutpostError(err).toJSON() }, 'persisted desired state no longer valid; waiting for a fresh one');
+        this.log.warn(
+          { err: toOutpostError(err).toJSON() },
+          'persisted desired state no longer valid; waiting for a fresh one',
+        );
       }
     }
     await this.refreshInstalled();
@@ -118,10 +134,19 @@ export class Reconciler {
   /** `rollback` command: go back to the previous kept version and pin it until the desired state changes. */
   async rollback(id: string): Promise<{ from: number; to: number }> {
     const result = await this.opts.store.rollback(id);
-    this.failures.set(`${id}@${result.from}`, { id, version: result.from, code: 'SYNC_PINNED_BY_ROLLBACK', retryable: false });
+    this.failures.set(`${id}@${result.from}`, {
+      id,
+      version: result.from,
+      code: 'SYNC_PINNED_BY_ROLLBACK',
+      retryable: false,
+    });
     const dir = await this.opts.store.currentDir(id);
     if (dir) await this.opts.onActivated?.(id, result.to, dir);
-    this.setModel(id, { state: 'rolled-back', activeVersion: result.to, error: { code: 'SYNC_PINNED_BY_ROLLBACK', message: `rolled back from ${result.from} to ${result.to} by command` } });
+    this.setModel(id, {
+      state: 'rolled-back',
+      activeVersion: result.to,
+      error: { code: 'SYNC_PINNED_BY_ROLLBACK', message: `rolled back from ${result.from} to ${result.to} by command` },
+    });
     this.opts.onEvent?.({ type: 'rolled-back', model: id, version: result.to });
     this.publishNow();
     return result;
@@ -157,7 +182,10 @@ export class Reconciler {
   private publishSoon(): void {
     if (this.publishTimer || this.stopped) return;
     const wait = this.lastPublishAt + PROGRESS_EVERY_MS - Date.now();
-    if (wait <= 0) return this.publishNow();
+    if (wait <= 0) {
+      this.publishNow();
+      return;
+    }
     this.publishTimer = setTimeout(() => this.publishNow(), wait);
   }
 
@@ -185,11 +213,19 @@ export class Reconciler {
 
   private accept(desired: DesiredState): void {
     this.desired = desired;
-    this.log.info({ revision: desired.revision, models: desired.models.map((m) => `${m.id}@${m.version}`) }, 'desired state accepted');
+    this.log.info(
+      { revision: desired.revision, models: desired.models.map((m) => `${m.id}@${m.version}`) },
+      'desired state accepted',
+    );
     for (const m of desired.models) {
       const prev = this.models.get(m.id);
       if (!prev || prev.version !== m.version || prev.state === 'failed') {
-        this.models.set(m.id, { id: m.id, version: m.version, activeVersion: prev?.activeVersion ?? null, state: prev?.activeVersion === m.version ? 'active' : 'pending' });
+        this.models.set(m.id, {
+          id: m.id,
+          version: m.version,
+          activeVersion: prev?.activeVersion ?? null,
+          state: prev?.activeVersion === m.version ? 'active' : 'pending',
+        });
       }
     }
     // Report the new revision now: an apply with nothing to do publishes nothing, and the cloud would never see convergence.
@@ -267,18 +303,25 @@ export class Reconciler {
           beforeActivate: this.opts.beforeActivate ? (dir) => this.opts.beforeActivate!(dir, model) : undefined,
           signal,
           onProgress: ({ phase, done, total }: { phase: InstallPhase; done: number; total: number }) => {
-            this.setModel(model.id, phase === 'downloading' ? { state: 'downloading', progress: { bytes: done, total } } : { state: phase });
+            this.setModel(
+              model.id,
+              phase === 'downloading' ? { state: 'downloading', progress: { bytes: done, total } } : { state: phase },
+            );
             this.publishSoon();
           },
         });
-        this.log.info({ model: model.id, version: model.version, downloaded: result.downloaded, reused: result.reused }, 'installed');
+        this.log.info(
+          { model: model.id, version: model.version, downloaded: result.downloaded, reused: result.reused },
+          'installed',
+        );
         this.opts.onEvent?.({ type: 'installed', model: model.id, version: model.version });
         await this.activated(model.id, model.version);
         return;
       }
       case 'activate': {
         await this.opts.store.activate(step.id, step.version, {
-          beforeActivate: this.opts.beforeActivate && model ? (dir) => this.opts.beforeActivate!(dir, model) : undefined,
+          beforeActivate:
+            this.opts.beforeActivate && model ? (dir) => this.opts.beforeActivate!(dir, model) : undefined,
         });
         await this.activated(step.id, step.version);
         return;

@@ -61,31 +61,79 @@ export async function planInstall(o: InstallOptions): Promise<InstallStep[]> {
   const at = (p: string): string => join(o.root, p);
   const rootFlag = live ? [] : [`--root=${o.root}`];
   const steps: InstallStep[] = [
-    { kind: 'file', path: at('/etc/systemd/system/outpost-agent.service'), mode: 0o644, content: withBin(await source('outpost-agent.service'), o.bin), why: 'the agent unit' },
-    { kind: 'file', path: at('/etc/sysusers.d/outpost.conf'), mode: 0o644, content: await source('outpost.sysusers.conf'), why: 'the outpost users and the accelerator groups' },
-    { kind: 'file', path: at('/etc/tmpfiles.d/outpost.conf'), mode: 0o644, content: await source('outpost.tmpfiles.conf'), why: 'directories and the config file\'s owner and mode' },
+    {
+      kind: 'file',
+      path: at('/etc/systemd/system/outpost-agent.service'),
+      mode: 0o644,
+      content: withBin(await source('outpost-agent.service'), o.bin),
+      why: 'the agent unit',
+    },
+    {
+      kind: 'file',
+      path: at('/etc/sysusers.d/outpost.conf'),
+      mode: 0o644,
+      content: await source('outpost.sysusers.conf'),
+      why: 'the outpost users and the accelerator groups',
+    },
+    {
+      kind: 'file',
+      path: at('/etc/tmpfiles.d/outpost.conf'),
+      mode: 0o644,
+      content: await source('outpost.tmpfiles.conf'),
+      why: "directories and the config file's owner and mode",
+    },
   ];
   if (o.systemdVersion !== null && o.systemdVersion >= RESTART_STEPS_SINCE) {
-    steps.push({ kind: 'file', path: at('/etc/systemd/system/outpost-agent.service.d/10-restart-backoff.conf'), mode: 0o644, content: await source('restart-backoff.conf'), why: `growing restart delay (systemd ${o.systemdVersion} >= ${RESTART_STEPS_SINCE})` });
+    steps.push({
+      kind: 'file',
+      path: at('/etc/systemd/system/outpost-agent.service.d/10-restart-backoff.conf'),
+      mode: 0o644,
+      content: await source('restart-backoff.conf'),
+      why: `growing restart delay (systemd ${o.systemdVersion} >= ${RESTART_STEPS_SINCE})`,
+    });
   }
   if (o.cloud) {
-    steps.push({ kind: 'file', path: at('/etc/systemd/system/outpost-cloud.service'), mode: 0o644, content: withBin(await source('outpost-cloud.service'), o.bin), why: 'the cloud unit' });
+    steps.push({
+      kind: 'file',
+      path: at('/etc/systemd/system/outpost-cloud.service'),
+      mode: 0o644,
+      content: withBin(await source('outpost-cloud.service'), o.bin),
+      why: 'the cloud unit',
+    });
   }
   if (o.configFile) {
     // 0640 now; tmpfiles' "z" line then gives it group outpost once sysusers made the group.
-    steps.push({ kind: 'file', path: at('/etc/outpost/agent.json'), mode: 0o640, content: await readFile(o.configFile, 'utf8'), why: `the agent config from ${o.configFile}` });
+    steps.push({
+      kind: 'file',
+      path: at('/etc/outpost/agent.json'),
+      mode: 0o640,
+      content: await readFile(o.configFile, 'utf8'),
+      why: `the agent config from ${o.configFile}`,
+    });
   }
   steps.push(
     { kind: 'command', argv: ['systemd-sysusers', ...rootFlag, 'outpost.conf'], why: 'create the users and groups' },
-    { kind: 'command', argv: ['systemd-tmpfiles', ...rootFlag, '--create', 'outpost.conf'], why: 'create /etc/outpost and /var/lib/outpost with their owners; agent.json becomes root:outpost 0640' },
+    {
+      kind: 'command',
+      argv: ['systemd-tmpfiles', ...rootFlag, '--create', 'outpost.conf'],
+      why: 'create /etc/outpost and /var/lib/outpost with their owners; agent.json becomes root:outpost 0640',
+    },
   );
   const units = ['outpost-agent.service', ...(o.cloud ? ['outpost-cloud.service'] : [])];
   if (live) {
     steps.push({ kind: 'command', argv: ['systemctl', 'daemon-reload'], why: 'make systemd read the new units' });
-    steps.push({ kind: 'command', argv: ['systemctl', 'enable', ...(o.start ? ['--now'] : []), ...units], why: o.start ? 'start now and at every boot' : 'start at every boot' });
+    steps.push({
+      kind: 'command',
+      argv: ['systemctl', 'enable', ...(o.start ? ['--now'] : []), ...units],
+      why: o.start ? 'start now and at every boot' : 'start at every boot',
+    });
   } else {
     // Offline root: enabling only creates the wants/ symlinks; nothing can be started.
-    steps.push({ kind: 'command', argv: ['systemctl', ...rootFlag, 'enable', ...units], why: 'start at every boot of that root' });
+    steps.push({
+      kind: 'command',
+      argv: ['systemctl', ...rootFlag, 'enable', ...units],
+      why: 'start at every boot of that root',
+    });
   }
   return steps;
 }
@@ -99,7 +147,12 @@ export async function applyInstall(steps: InstallStep[], onStep: (s: InstallStep
         await mkdir(dirname(s.path), { recursive: true });
         await writeFileAtomic(s.path, s.content, { mode: s.mode });
       } catch (err) {
-        throw new OutpostError('SERVICE_INSTALL_FAILED', `cannot write ${s.path}: ${(err as Error).message} (run as root, or use --root DIR)`, { path: s.path }, { cause: err });
+        throw new OutpostError(
+          'SERVICE_INSTALL_FAILED',
+          `cannot write ${s.path}: ${(err as Error).message} (run as root, or use --root DIR)`,
+          { path: s.path },
+          { cause: err },
+        );
       }
     } else {
       try {
@@ -107,7 +160,12 @@ export async function applyInstall(steps: InstallStep[], onStep: (s: InstallStep
       } catch (err) {
         const e = err as Error & { stderr?: string };
         const why = (e.stderr || e.message).trim().split('\n').slice(-3).join(' / ');
-        throw new OutpostError('SERVICE_INSTALL_FAILED', `\`${s.argv.join(' ')}\` failed: ${why}`, { argv: s.argv }, { cause: err });
+        throw new OutpostError(
+          'SERVICE_INSTALL_FAILED',
+          `\`${s.argv.join(' ')}\` failed: ${why}`,
+          { argv: s.argv },
+          { cause: err },
+        );
       }
     }
   }

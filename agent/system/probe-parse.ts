@@ -14,9 +14,21 @@ export function parseTegraRelease(text: string): string | null {
 
 // L4T -> JetPack, from NVIDIA's JetPack archive release notes (newest match first).
 const JETPACK: [string, string][] = [
-  ['36.4', '6.1+'], ['36.3', '6.0'], ['36.2', '6.0 DP'],
-  ['35.6', '5.1.4'], ['35.5', '5.1.3'], ['35.4', '5.1.2'], ['35.3', '5.1.1'], ['35.2', '5.1'], ['35.1', '5.0.2'],
-  ['32.7.4', '4.6.4'], ['32.7.3', '4.6.3'], ['32.7.2', '4.6.2'], ['32.7.1', '4.6.1'], ['32.6.1', '4.6'], ['32.5', '4.5'],
+  ['36.4', '6.1+'],
+  ['36.3', '6.0'],
+  ['36.2', '6.0 DP'],
+  ['35.6', '5.1.4'],
+  ['35.5', '5.1.3'],
+  ['35.4', '5.1.2'],
+  ['35.3', '5.1.1'],
+  ['35.2', '5.1'],
+  ['35.1', '5.0.2'],
+  ['32.7.4', '4.6.4'],
+  ['32.7.3', '4.6.3'],
+  ['32.7.2', '4.6.2'],
+  ['32.7.1', '4.6.1'],
+  ['32.6.1', '4.6'],
+  ['32.5', '4.5'],
 ];
 
 export function jetpackFor(l4t: string): string | null {
@@ -58,11 +70,21 @@ export function parseCudaVersion(text: string): string | null {
 export function myriadKind(vendor: string, product: string): string | null {
   if (vendor.trim().toLowerCase() !== '03e7') return null;
   const p = product.trim().toLowerCase();
-  return p === '2485' ? 'Myriad X (unbooted)' : p === '2150' ? 'Myriad 2 (unbooted)' : p === 'f63b' ? 'Myriad (booted by a host)' : `Movidius device ${p}`;
+  return p === '2485'
+    ? 'Myriad X (unbooted)'
+    : p === '2150'
+      ? 'Myriad 2 (unbooted)'
+      : p === 'f63b'
+        ? 'Myriad (booted by a host)'
+        : `Movidius device ${p}`;
 }
 
 /** cv::getBuildInformation() -> the options that choose the DNN backend and target. */
 export function parseOpenCvBuild(text: string): { cuda: boolean; cudnn: boolean; openvino: boolean } {
   const yes = (label: string) => new RegExp(`^\\s*${label}:\\s*YES`, 'mi').test(text);
-  return { cuda: yes('NVIDIA CUDA'), cudnn: yes('cuDNN'), openvino: yes('OpenVINO') || /Inference Engine:\s*YES/i.test(text) };
+  return {
+    cuda: yes('NVIDIA CUDA'),
+    cudnn: yes('cuDNN'),
+    openvino: yes('OpenVINO') || /Inference Engine:\s*YES/i.test(text),
+  };
 }

@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import type { TrtDevice } from '../../protocol/manifest-types.js';
 import { loadAddon } from '../runtime/backends/native-loader.js';
 import type { OpenCvBinding } from '../runtime/backends/opencv-binding.js';
-import { jetpackFor, myriadKind, parseCudaVersion, parseDeviceTreeModel, parseNvInferVersion, parseOpenCvBuild, parseTegraRelease } from './probe-parse.js';
+import {
+  jetpackFor,
+  myriadKind,
+  parseCudaVersion,
+  parseDeviceTreeModel,
+  parseNvInferVersion,
+  parseOpenCvBuild,
+  parseTegraRelease,
+} from './probe-parse.js';
 
 /**
  * The capability probe the agent reports: what accelerators and SDKs this host has. It only
@@ -25,7 +33,11 @@ export interface ProbeRoots {
   root?: string;
 }
 
-const TRT_HEADERS = ['/usr/include/aarch64-linux-gnu/NvInferVersion.h', '/usr/include/x86_64-linux-gnu/NvInferVersion.h', '/usr/include/NvInferVersion.h'];
+const TRT_HEADERS = [
+  '/usr/include/aarch64-linux-gnu/NvInferVersion.h',
+  '/usr/include/x86_64-linux-gnu/NvInferVersion.h',
+  '/usr/include/NvInferVersion.h',
+];
 
 export async function probeCapabilities(opts: ProbeRoots = {}): Promise<Capabilities> {
   const at = (p: string) => join(opts.root ?? '/', p);
@@ -36,18 +48,28 @@ export async function probeCapabilities(opts: ProbeRoots = {}): Promise<Capabili
   const jetson = dt && /jetson|nvidia/i.test(dt.model) ? { ...dt, l4t, jetpack: l4t ? jetpackFor(l4t) : null } : null;
 
   let tensorrt: string | null = null;
-  for (const h of [...(process.env.TENSORRT_ROOT ? [join(process.env.TENSORRT_ROOT, 'include/NvInferVersion.h')] : []), ...TRT_HEADERS]) {
+  for (const h of [
+    ...(process.env.TENSORRT_ROOT ? [join(process.env.TENSORRT_ROOT, 'include/NvInferVersion.h')] : []),
+    ...TRT_HEADERS,
+  ]) {
     tensorrt = parseNvInferVersion((await read(h)) ?? '');
     if (tensorrt) break;
   }
-  const cuda = parseCudaVersion((await read('/usr/local/cuda/version.json')) ?? (await read('/usr/local/cuda/version.txt')) ?? '');
+  const cuda = parseCudaVersion(
+    (await read('/usr/local/cuda/version.json')) ?? (await read('/usr/local/cuda/version.txt')) ?? '',
+  );
 
-  const hailo = ((await readdir(at('/dev')).catch(() => [])) as string[]).filter((n) => /^hailo\d+$/.test(n)).map((n) => `/dev/${n}`);
+  const hailo = ((await readdir(at('/dev')).catch(() => [])) as string[])
+    .filter((n) => /^hailo\d+$/.test(n))
+    .map((n) => `/dev/${n}`);
 
   const myriad: { path: string; kind: string }[] = [];
   const usb = '/sys/bus/usb/devices';
   for (const dev of (await readdir(at(usb)).catch(() => [])) as string[]) {
-    const kind = myriadKind((await read(`${usb}/${dev}/idVendor`)) ?? '', (await read(`${usb}/${dev}/idProduct`)) ?? '');
+    const kind = myriadKind(
+      (await read(`${usb}/${dev}/idVendor`)) ?? '',
+      (await read(`${usb}/${dev}/idProduct`)) ?? '',
+    );
     if (kind) myriad.push({ path: `${usb}/${dev}`, kind });
   }
 

@@ -68,9 +68,13 @@ function pathTransport(path: string): Transport {
   return {
     send(buf, onError) {
       lastError = onError;
-      sock.send(buf, 0, buf.length, path, (err) => { if (err) onError(err); });
+      sock.send(buf, 0, buf.length, path, (err) => {
+        if (err) onError(err);
+      });
     },
-    close() { sock.close(); },
+    close() {
+      sock.close();
+    },
   };
 }
 
@@ -96,20 +100,32 @@ function relayTransport(address: string, log: Logger): Transport {
   child.unref();
   (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
   (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
-  log.debug({ pid: child.pid, address }, 'sd_notify relay for an abstract socket started (the unit needs NotifyAccess=all)');
+  log.debug(
+    { pid: child.pid, address },
+    'sd_notify relay for an abstract socket started (the unit needs NotifyAccess=all)',
+  );
   return {
     send(buf, cb) {
       onError = cb;
       if (child.stdin?.writable) child.stdin.write(buf.toString('base64') + '\n');
       else cb(new Error('the sd_notify relay is not running'));
     },
-    close() { child.stdin?.end(); child.kill(); },
+    close() {
+      child.stdin?.end();
+      child.kill();
+    },
   };
 }
 
 const disabled: Notifier = Object.freeze({
   enabled: false,
-  ready() {}, status() {}, watchdog() {}, reloading() {}, stopping() {}, send() {}, close() {},
+  ready() {},
+  status() {},
+  watchdog() {},
+  reloading() {},
+  stopping() {},
+  send() {},
+  close() {},
 });
 
 export function createNotifier(opts: NotifierOptions): Notifier {
@@ -122,25 +138,37 @@ export function createNotifier(opts: NotifierOptions): Notifier {
     if (address.startsWith('@')) transport = relayTransport(address, log);
     else if (address.startsWith('/')) transport = pathTransport(address);
     else {
-      log.warn({ code: 'NOTIFY_FAILED', address }, 'NOTIFY_SOCKET is neither a path nor an abstract "@" name; systemd notifications are off');
+      log.warn(
+        { code: 'NOTIFY_FAILED', address },
+        'NOTIFY_SOCKET is neither a path nor an abstract "@" name; systemd notifications are off',
+      );
       return disabled;
     }
   } catch (err) {
-    log.warn({ code: 'NOTIFY_FAILED', err, address }, 'cannot open NOTIFY_SOCKET (is the unix-dgram addon built? run npm rebuild unix-dgram); systemd notifications are off');
+    log.warn(
+      { code: 'NOTIFY_FAILED', err, address },
+      'cannot open NOTIFY_SOCKET (is the unix-dgram addon built? run npm rebuild unix-dgram); systemd notifications are off',
+    );
     return disabled;
   }
   let failures = 0;
   let closed = false;
   const onError = (err: Error): void => {
     failures++;
-    if (failures === 1) log.warn({ code: 'NOTIFY_FAILED', err, address }, 'sd_notify send failed; the agent keeps running');
+    if (failures === 1)
+      log.warn({ code: 'NOTIFY_FAILED', err, address }, 'sd_notify send failed; the agent keeps running');
     else log.debug({ err, failures }, 'sd_notify send failed again');
   };
   const send = (message: string): void => {
     if (closed) return;
-    try { transport.send(Buffer.from(message), onError); } catch (err) { onError(err as Error); }
+    try {
+      transport.send(Buffer.from(message), onError);
+    } catch (err) {
+      onError(err as Error);
+    }
   };
-  const withStatus = (first: string, status?: string): string => (status === undefined ? first : `${first}\nSTATUS=${oneLine(status)}`);
+  const withStatus = (first: string, status?: string): string =>
+    status === undefined ? first : `${first}\nSTATUS=${oneLine(status)}`;
   return {
     enabled: true,
     ready: (status) => send(withStatus('READY=1', status)),
@@ -152,7 +180,11 @@ export function createNotifier(opts: NotifierOptions): Notifier {
     close() {
       if (closed) return;
       closed = true;
-      try { transport.close(); } catch { /* already closed */ }
+      try {
+        transport.close();
+      } catch {
+        /* already closed */
+      }
     },
   };
 }

@@ -51,7 +51,10 @@ async function runShutdown(reg: Registry, signal: ShutdownContext['signal']): Pr
   log.info({ signal, timeoutMs, handlers: entries.length }, 'shutting down');
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => { ctl.abort(); resolve('timeout'); }, timeoutMs);
+    timer = setTimeout(() => {
+      ctl.abort();
+      resolve('timeout');
+    }, timeoutMs);
   });
   const work = (async () => {
     let failed = false;
@@ -70,7 +73,11 @@ async function runShutdown(reg: Registry, signal: ShutdownContext['signal']): Pr
   clearTimeout(timer);
   let code: number;
   if (result === 'timeout') {
-    const err = new OutpostError('SHUTDOWN_TIMEOUT', `shutdown handlers did not finish within ${timeoutMs} ms; exiting anyway`, { timeoutMs });
+    const err = new OutpostError(
+      'SHUTDOWN_TIMEOUT',
+      `shutdown handlers did not finish within ${timeoutMs} ms; exiting anyway`,
+      { timeoutMs },
+    );
     log.error({ err, code: err.code }, err.message);
     code = 1;
   } else {
@@ -142,9 +149,14 @@ export function onReload(handler: ReloadHandler, opts: { log: Logger }): () => v
     running = false;
   };
   const listener = (): void => {
-    if (running) { again = true; return; }
+    if (running) {
+      again = true;
+      return;
+    }
     void run();
   };
   process.on('SIGHUP', listener);
-  return () => { process.off('SIGHUP', listener); };
+  return () => {
+    process.off('SIGHUP', listener);
+  };
 }

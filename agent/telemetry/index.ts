@@ -40,7 +40,12 @@ export interface Telemetry {
 export function createTelemetry(opts: TelemetryOptions): Telemetry {
   const log = moduleLogger(opts.log, 'telemetry');
   const stats = new InferenceStats();
-  const sampler = new Sampler({ deviceId: opts.deviceId, modelsDir: opts.modelsDir, stats, sensorRoots: opts.sensorRoots });
+  const sampler = new Sampler({
+    deviceId: opts.deviceId,
+    modelsDir: opts.modelsDir,
+    stats,
+    sensorRoots: opts.sensorRoots,
+  });
   let settings = { ...opts.telemetry };
   let timer: NodeJS.Timeout | null = null;
   let running = false;
@@ -66,7 +71,9 @@ export function createTelemetry(opts: TelemetryOptions): Telemetry {
     if (!running || !settings.enabled || timer) return;
     timer = setTimeout(() => {
       timer = null;
-      serial().catch((err) => log.error({ err }, 'telemetry sample failed')).finally(schedule);
+      serial()
+        .catch((err) => log.error({ err }, 'telemetry sample failed'))
+        .finally(schedule);
     }, settings.intervalSeconds * 1000);
     timer.unref();
   };

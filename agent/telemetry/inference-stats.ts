@@ -29,12 +29,27 @@ export class InferenceStats {
     const key = `${model}@${version}`;
     let e = this.entries.get(key);
     if (!e) {
-      e = { model, version, count: 0, errors: 0, total: 0, totalErrors: 0, okCount: 0, sum: 0, max: 0, samples: new Float64Array(RESERVOIR) };
+      e = {
+        model,
+        version,
+        count: 0,
+        errors: 0,
+        total: 0,
+        totalErrors: 0,
+        okCount: 0,
+        sum: 0,
+        max: 0,
+        samples: new Float64Array(RESERVOIR),
+      };
       this.entries.set(key, e);
     }
     e.count++;
     e.total++;
-    if (!ok) { e.errors++; e.totalErrors++; return; }
+    if (!ok) {
+      e.errors++;
+      e.totalErrors++;
+      return;
+    }
     const v = Number.isFinite(ms) && ms >= 0 ? ms : 0;
     e.sum += v;
     if (v > e.max) e.max = v;
@@ -60,8 +75,20 @@ export class InferenceStats {
         const at = (q: number): number => kept[Math.min(kept.length - 1, Math.floor(q * kept.length))];
         latencyMs = { mean: round(e.sum / e.okCount), p50: round(at(0.5)), p95: round(at(0.95)), max: round(e.max) };
       }
-      out.push({ model: e.model, version: e.version, count: e.count, errors: e.errors, total: e.total, totalErrors: e.totalErrors, latencyMs });
-      e.count = 0; e.errors = 0; e.okCount = 0; e.sum = 0; e.max = 0;
+      out.push({
+        model: e.model,
+        version: e.version,
+        count: e.count,
+        errors: e.errors,
+        total: e.total,
+        totalErrors: e.totalErrors,
+        latencyMs,
+      });
+      e.count = 0;
+      e.errors = 0;
+      e.okCount = 0;
+      e.sum = 0;
+      e.max = 0;
     }
     return out;
   }

@@ -33,24 +33,38 @@ function celsius(raw: string | null): number | null {
 
 export async function readThermalZones(root = DEFAULT_SENSOR_ROOTS.thermal): Promise<TemperatureReading[]> {
   let names: string[];
-  try { names = (await readdir(root)).filter((n) => /^thermal_zone\d+$/.test(n)); } catch { return []; }
+  try {
+    names = (await readdir(root)).filter((n) => /^thermal_zone\d+$/.test(n));
+  } catch {
+    return [];
+  }
   names.sort((a, b) => Number(a.slice(12)) - Number(b.slice(12)));
-  const out = await Promise.all(names.map(async (n) => {
-    const [type, temp] = await Promise.all([text(join(root, n, 'type')), text(join(root, n, 'temp'))]);
-    const c = celsius(temp);
-    return c === null ? null : { sensor: type || n, celsius: c };
-  }));
+  const out = await Promise.all(
+    names.map(async (n) => {
+      const [type, temp] = await Promise.all([text(join(root, n, 'type')), text(join(root, n, 'temp'))]);
+      const c = celsius(temp);
+      return c === null ? null : { sensor: type || n, celsius: c };
+    }),
+  );
   return out.filter((r): r is TemperatureReading => r !== null);
 }
 
 export async function readHwmon(root = DEFAULT_SENSOR_ROOTS.hwmon): Promise<TemperatureReading[]> {
   let dirs: string[];
-  try { dirs = (await readdir(root)).filter((n) => /^hwmon\d+$/.test(n)); } catch { return []; }
+  try {
+    dirs = (await readdir(root)).filter((n) => /^hwmon\d+$/.test(n));
+  } catch {
+    return [];
+  }
   const out: TemperatureReading[] = [];
   for (const d of dirs.sort()) {
     const name = (await text(join(root, d, 'name'))) ?? d;
     let files: string[];
-    try { files = await readdir(join(root, d)); } catch { continue; }
+    try {
+      files = await readdir(join(root, d));
+    } catch {
+      continue;
+    }
     for (const f of files.filter((x) => /^temp\d+_input$/.test(x)).sort()) {
       const c = celsius(await text(join(root, d, f)));
       if (c === null) continue;

@@ -40,7 +40,11 @@ export class BlobStore {
   }
 
   pathOf(sha256: string): string {
-    if (!SHA256_HEX.test(sha256)) throw new OutpostError('BAD_REQUEST', `"${sha256}" is not a sha256 (64 lowercase hex characters)`, { key: 'sha256', value: sha256 });
+    if (!SHA256_HEX.test(sha256))
+      throw new OutpostError('BAD_REQUEST', `"${sha256}" is not a sha256 (64 lowercase hex characters)`, {
+        key: 'sha256',
+        value: sha256,
+      });
     return path.join(this.root, 'sha256', sha256.slice(0, 2), sha256);
   }
 
@@ -65,7 +69,13 @@ export class BlobStore {
       transform(chunk: Buffer, _enc, cb) {
         received += chunk.length;
         if (received > size) {
-          cb(new OutpostError('BAD_REQUEST', `the upload is longer than its declared size ${size}; send Content-Length equal to the file size`, { size }));
+          cb(
+            new OutpostError(
+              'BAD_REQUEST',
+              `the upload is longer than its declared size ${size}; send Content-Length equal to the file size`,
+              { size },
+            ),
+          );
           return;
         }
         hash.update(chunk);
@@ -75,11 +85,19 @@ export class BlobStore {
     try {
       await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', flush: true }));
       if (received !== size) {
-        throw new OutpostError('BLOB_UPLOAD_INCOMPLETE', `the upload of ${sha256} ended after ${received} of ${size} bytes; nothing was stored, upload it again`, { sha256, received, size });
+        throw new OutpostError(
+          'BLOB_UPLOAD_INCOMPLETE',
+          `the upload of ${sha256} ended after ${received} of ${size} bytes; nothing was stored, upload it again`,
+          { sha256, received, size },
+        );
       }
       const actual = hash.digest('hex');
       if (actual !== sha256) {
-        throw new OutpostError('BLOB_HASH_MISMATCH', `the uploaded bytes hash to ${actual}, not ${sha256}; nothing was stored, re-hash the file and upload again`, { expected: sha256, actual });
+        throw new OutpostError(
+          'BLOB_HASH_MISMATCH',
+          `the uploaded bytes hash to ${actual}, not ${sha256}; nothing was stored, re-hash the file and upload again`,
+          { expected: sha256, actual },
+        );
       }
       const existed = (await this.stat(sha256)) !== null;
       await fs.mkdir(path.dirname(final), { recursive: true });
@@ -91,7 +109,11 @@ export class BlobStore {
       if (err instanceof OutpostError) throw err;
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ECONNRESET' || e.message === 'aborted') {
-        throw new OutpostError('BLOB_UPLOAD_INCOMPLETE', `the upload of ${sha256} was cut after ${received} of ${size} bytes; nothing was stored, upload it again`, { sha256, received, size });
+        throw new OutpostError(
+          'BLOB_UPLOAD_INCOMPLETE',
+          `the upload of ${sha256} was cut after ${received} of ${size} bytes; nothing was stored, upload it again`,
+          { sha256, received, size },
+        );
       }
       throw new OutpostError('IO_ERROR', `storing blob ${sha256} failed: ${e.message}`, { sha256 }, { cause: err });
     }

@@ -9,7 +9,12 @@ export type RangeDecision =
 
 const SPEC = /^(\d*)-(\d*)$/;
 
-export function decideRange(range: string | undefined, ifRange: string | undefined, size: number, etag: string): RangeDecision {
+export function decideRange(
+  range: string | undefined,
+  ifRange: string | undefined,
+  size: number,
+  etag: string,
+): RangeDecision {
   if (range === undefined) return { kind: 'full' };
   // If-Range with another validator (another ETag or any date: we send no Last-Modified) means
   // the client's partial copy is of other bytes: answer the whole blob so it restarts.
@@ -27,6 +32,7 @@ export function decideRange(range: string | undefined, ifRange: string | undefin
   }
   const start = Number(m[1]);
   const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  if (!Number.isSafeInteger(start) || start >= size || (m[2] !== '' && Number(m[2]) < start)) return { kind: 'unsatisfiable' };
+  if (!Number.isSafeInteger(start) || start >= size || (m[2] !== '' && Number(m[2]) < start))
+    return { kind: 'unsatisfiable' };
   return { kind: 'partial', start, end };
 }

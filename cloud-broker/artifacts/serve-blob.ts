@@ -9,9 +9,17 @@ import { decideRange } from './range.js';
  * Answers HEAD/GET of one blob with Range support, streaming from disk (memory stays flat for
  * any size). Blobs never change, so the sha256 is a strong ETag and caches may keep them forever.
  */
-export async function serveBlob(req: IncomingMessage, res: ServerResponse, store: BlobStore, sha256: string): Promise<void> {
+export async function serveBlob(
+  req: IncomingMessage,
+  res: ServerResponse,
+  store: BlobStore,
+  sha256: string,
+): Promise<void> {
   const st = await store.stat(sha256);
-  if (!st) throw new OutpostError('BLOB_NOT_FOUND', `no blob ${sha256} is stored; upload it with PUT /v1/blobs/${sha256}`, { sha256 });
+  if (!st)
+    throw new OutpostError('BLOB_NOT_FOUND', `no blob ${sha256} is stored; upload it with PUT /v1/blobs/${sha256}`, {
+      sha256,
+    });
   const etag = `"${sha256}"`;
   const header = (name: string): string | undefined => {
     const v = req.headers[name];
@@ -23,7 +31,11 @@ export async function serveBlob(req: IncomingMessage, res: ServerResponse, store
   res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
   if (decision.kind === 'unsatisfiable') {
     res.setHeader('Content-Range', `bytes */${st.size}`);
-    throw new OutpostError('HTTP_RANGE_NOT_SATISFIABLE', `Range "${header('range')}" is outside the blob of ${st.size} bytes or malformed; ask for one range within it`, { range: header('range'), size: st.size });
+    throw new OutpostError(
+      'HTTP_RANGE_NOT_SATISFIABLE',
+      `Range "${header('range')}" is outside the blob of ${st.size} bytes or malformed; ask for one range within it`,
+      { range: header('range'), size: st.size },
+    );
   }
   const start = decision.kind === 'partial' ? decision.start : 0;
   const end = decision.kind === 'partial' ? decision.end : st.size - 1;

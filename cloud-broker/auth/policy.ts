@@ -14,11 +14,19 @@ const KINDS: Record<Exclude<Access, 'none'>, readonly TokenKind[]> = {
 
 /** Reads `Authorization: Bearer <token>`; 401 with distinct codes for a missing and a wrong token. */
 export function authenticate(db: Db, authorization: string | undefined): Principal {
-  if (!authorization) throw new OutpostError('AUTH_TOKEN_MISSING', 'this route needs a token: send "Authorization: Bearer <token>" (CLI: --token or OUTPOST_TOKEN)');
+  if (!authorization)
+    throw new OutpostError(
+      'AUTH_TOKEN_MISSING',
+      'this route needs a token: send "Authorization: Bearer <token>" (CLI: --token or OUTPOST_TOKEN)',
+    );
   const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   if (!m) throw new OutpostError('AUTH_TOKEN_MISSING', 'the Authorization header is not "Bearer <token>"');
   const p = verifyToken(db, m[1]);
-  if (!p) throw new OutpostError('AUTH_TOKEN_INVALID', 'the token is not valid for this cloud (mistyped, revoked or from another cloud); ask the admin for a new one');
+  if (!p)
+    throw new OutpostError(
+      'AUTH_TOKEN_INVALID',
+      'the token is not valid for this cloud (mistyped, revoked or from another cloud); ask the admin for a new one',
+    );
   return p;
 }
 
@@ -26,8 +34,10 @@ export function authenticate(db: Db, authorization: string | undefined): Princip
 export function authorize(p: Principal, access: Exclude<Access, 'none'>): void {
   if (!KINDS[access].includes(p.kind)) {
     const need = KINDS[access].map((k) => (k === 'admin' ? 'an admin' : `a ${k}`)).join(' or ');
-    const where = access === 'admin' ? ' (the admin token is <data dir>/admin.token on the cloud\'s machine)' : '';
-    throw new OutpostError('AUTH_FORBIDDEN', `a ${p.kind} token may not do this; use ${need} token${where}`, { kind: p.kind });
+    const where = access === 'admin' ? " (the admin token is <data dir>/admin.token on the cloud's machine)" : '';
+    throw new OutpostError('AUTH_FORBIDDEN', `a ${p.kind} token may not do this; use ${need} token${where}`, {
+      kind: p.kind,
+    });
   }
 }
 
@@ -35,7 +45,11 @@ export function authorize(p: Principal, access: Exclude<Access, 'none'>): void {
 export function authorizeOwner(p: Principal, owner: string): void {
   authorize(p, 'write');
   if (p.kind === 'user' && p.subject !== owner) {
-    throw new OutpostError('AUTH_OWNER_FORBIDDEN', `user "${p.subject}" may not write under owner "${owner}"; use ids "${p.subject}/<name>" or that owner's token`, { user: p.subject, owner });
+    throw new OutpostError(
+      'AUTH_OWNER_FORBIDDEN',
+      `user "${p.subject}" may not write under owner "${owner}"; use ids "${p.subject}/<name>" or that owner's token`,
+      { user: p.subject, owner },
+    );
   }
 }
 

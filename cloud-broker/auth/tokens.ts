@@ -30,7 +30,12 @@ export function createToken(db: Db, kind: TokenKind, subject: string): string {
 }
 
 export function insertTokenHash(db: Db, hash: string, kind: TokenKind, subject: string): void {
-  db.prepare('INSERT OR IGNORE INTO tokens (hash, kind, subject, created_at) VALUES (?, ?, ?, ?)').run(hash, kind, subject, new Date().toISOString());
+  db.prepare('INSERT OR IGNORE INTO tokens (hash, kind, subject, created_at) VALUES (?, ?, ?, ?)').run(
+    hash,
+    kind,
+    subject,
+    new Date().toISOString(),
+  );
 }
 
 /** The principal of a token, or null when it is unknown or revoked. */
@@ -39,12 +44,16 @@ export function verifyToken(db: Db, token: string): Principal | null {
   const hash = hashToken(token);
   // The lookup is by hash, so its timing can only reveal hashes of guesses, never the stored
   // token; the final compare is constant-time anyway so no code path compares secrets naively.
-  const row = db.prepare('SELECT hash, kind, subject FROM tokens WHERE hash = ? AND revoked_at IS NULL').get(hash) as { hash: string; kind: TokenKind; subject: string } | undefined;
+  const row = db.prepare('SELECT hash, kind, subject FROM tokens WHERE hash = ? AND revoked_at IS NULL').get(hash) as
+    | { hash: string; kind: TokenKind; subject: string }
+    | undefined;
   if (!row || !timingSafeEqual(Buffer.from(row.hash, 'hex'), Buffer.from(hash, 'hex'))) return null;
   return { kind: row.kind, subject: row.subject };
 }
 
 /** Revokes every token of `kind` for `subject` (e.g. a device being re-provisioned); returns how many. */
 export function revokeTokens(db: Db, kind: TokenKind, subject: string): number {
-  return db.prepare('UPDATE tokens SET revoked_at = ? WHERE kind = ? AND subject = ? AND revoked_at IS NULL').run(new Date().toISOString(), kind, subject).changes;
+  return db
+    .prepare('UPDATE tokens SET revoked_at = ? WHERE kind = ? AND subject = ? AND revoked_at IS NULL')
+    .run(new Date().toISOString(), kind, subject).changes;
 }

@@ -38,7 +38,14 @@ function authError(code: 2 | 4 | 5, message: string): AuthenticateError {
 
 async function listen(server: NetServer | HttpServer, port: number, host: string, what: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(new OutpostError('BROKER_LISTEN_FAILED', `MQTT ${what} listener cannot listen on ${host}:${port}: ${err.message}; pick another port (--mqtt-port; 0 picks a free one) or stop what holds it`, { listener: what, host, port }));
+    const onError = (err: Error) =>
+      reject(
+        new OutpostError(
+          'BROKER_LISTEN_FAILED',
+          `MQTT ${what} listener cannot listen on ${host}:${port}: ${err.message}; pick another port (--mqtt-port; 0 picks a free one) or stop what holds it`,
+          { listener: what, host, port },
+        ),
+      );
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
@@ -71,26 +78,29 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         done(authError(4, 'username and password required'), false);
         return;
       }
-      opts.authenticate(username, Buffer.from(password)).then((id) => {
-        if (!id) {
-          log.warn({ username, clientId: client.id }, 'refused connection: bad username or password');
-          done(authError(4, 'bad username or password'), false);
-        } else if (!clientIdAllowed(id, client.id)) {
-          log.warn({ username, clientId: client.id }, 'refused connection: client id does not belong to this device');
-          done(authError(2, 'client id must be the device id or "<deviceId>:<suffix>"'), false);
-        } else {
-          identities.set(client, id);
-          if (id.kind === 'device') {
-            let set = byDevice.get(id.deviceId);
-            if (!set) byDevice.set(id.deviceId, (set = new Set()));
-            set.add(client);
+      opts.authenticate(username, Buffer.from(password)).then(
+        (id) => {
+          if (!id) {
+            log.warn({ username, clientId: client.id }, 'refused connection: bad username or password');
+            done(authError(4, 'bad username or password'), false);
+          } else if (!clientIdAllowed(id, client.id)) {
+            log.warn({ username, clientId: client.id }, 'refused connection: client id does not belong to this device');
+            done(authError(2, 'client id must be the device id or "<deviceId>:<suffix>"'), false);
+          } else {
+            identities.set(client, id);
+            if (id.kind === 'device') {
+              let set = byDevice.get(id.deviceId);
+              if (!set) byDevice.set(id.deviceId, (set = new Set()));
+              set.add(client);
+            }
+            done(null, true);
           }
-          done(null, true);
-        }
-      }, (err: unknown) => {
-        log.error({ err, username }, 'authentication failed with an error');
-        done(authError(5, 'authentication unavailable'), false);
-      });
+        },
+        (err: unknown) => {
+          log.error({ err, username }, 'authentication failed with an error');
+          done(authError(5, 'authentication unavailable'), false);
+        },
+      );
     },
     authorizeSubscribe(client, sub, done) {
       const id = identities.get(client);

@@ -33,7 +33,13 @@ export function mosquittoAcl(serviceUser: string): string {
   ].join('\n');
 }
 
-export function mosquittoConf(o: { host: string; port: number; passwordFile: string; aclFile: string; user?: string }): string {
+export function mosquittoConf(o: {
+  host: string;
+  port: number;
+  passwordFile: string;
+  aclFile: string;
+  user?: string;
+}): string {
   return [
     // Started as root, mosquitto switches to this user; it must be able to read the 0600 files.
     ...(o.user ? [`user ${o.user}`] : []),
@@ -58,13 +64,30 @@ export interface MosquittoFiles {
 }
 
 /** Writes mosquitto.conf, acl and an initial password file (mode 0600) into `dir`. */
-export async function writeMosquittoFiles(dir: string, o: { host: string; port: number; service: { username: string; password: string }; user?: string }): Promise<MosquittoFiles> {
+export async function writeMosquittoFiles(
+  dir: string,
+  o: { host: string; port: number; service: { username: string; password: string }; user?: string },
+): Promise<MosquittoFiles> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-  const files = { conf: path.join(dir, 'mosquitto.conf'), passwordFile: path.join(dir, 'passwd'), aclFile: path.join(dir, 'acl') };
+  const files = {
+    conf: path.join(dir, 'mosquitto.conf'),
+    passwordFile: path.join(dir, 'passwd'),
+    aclFile: path.join(dir, 'acl'),
+  };
   await fs.writeFile(files.aclFile, mosquittoAcl(o.service.username), { mode: 0o600 });
   await fs.writeFile(files.passwordFile, '', { mode: 0o600 });
   await addMosquittoUser(files.passwordFile, o.service.username, o.service.password);
-  await fs.writeFile(files.conf, mosquittoConf({ host: o.host, port: o.port, passwordFile: files.passwordFile, aclFile: files.aclFile, user: o.user }), { mode: 0o600 });
+  await fs.writeFile(
+    files.conf,
+    mosquittoConf({
+      host: o.host,
+      port: o.port,
+      passwordFile: files.passwordFile,
+      aclFile: files.aclFile,
+      user: o.user,
+    }),
+    { mode: 0o600 },
+  );
   return files;
 }
 

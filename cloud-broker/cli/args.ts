@@ -50,12 +50,18 @@ export function defineCommand(def: CommandDef): Command {
       const [min, max] = def.positionals ?? [0, 0];
       if (positionals.length < min || positionals.length > max) {
         const want = min === max ? `${min}` : `${min} to ${max}`;
-        throw new Error(`expected ${want} argument(s), got ${positionals.length}${positionals.length ? ` (${positionals.join(' ')})` : ''}`);
+        throw new Error(
+          `expected ${want} argument(s), got ${positionals.length}${positionals.length ? ` (${positionals.join(' ')})` : ''}`,
+        );
       }
       parsed = { values: values as FlagValues, positionals, json: values.json === true };
     } catch (err) {
       const first = def.usage.split('\n')[0];
-      return printError(ctx, json, new OutpostError('USAGE', `${(err as Error).message}\nusage: ${first}\n(run with --help for every flag)`));
+      return printError(
+        ctx,
+        json,
+        new OutpostError('USAGE', `${(err as Error).message}\nusage: ${first}\n(run with --help for every flag)`),
+      );
     }
     try {
       return await def.run(parsed, ctx);

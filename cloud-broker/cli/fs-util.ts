@@ -16,12 +16,20 @@ export async function resolveInside(root: string, rel: string, label: string): P
   try {
     real = await realpath(abs);
   } catch {
-    throw new OutpostError('MODEL_FILE_MISSING', `${label} "${rel}" does not exist in ${root}; copy the file into the model folder or fix the path`, { key: label, path: rel });
+    throw new OutpostError(
+      'MODEL_FILE_MISSING',
+      `${label} "${rel}" does not exist in ${root}; copy the file into the model folder or fix the path`,
+      { key: label, path: rel },
+    );
   }
   const realRoot = await realpath(root);
   const r = relative(realRoot, real);
   if (r === '' || r.startsWith('..' + sep) || r === '..' || resolve(realRoot, r) !== real) {
-    throw new OutpostError('MODEL_PATH_OUTSIDE', `${label} "${rel}" resolves to ${real}, outside the model folder ${realRoot}; copy the file into the folder`, { key: label, path: rel });
+    throw new OutpostError(
+      'MODEL_PATH_OUTSIDE',
+      `${label} "${rel}" resolves to ${real}, outside the model folder ${realRoot}; copy the file into the folder`,
+      { key: label, path: rel },
+    );
   }
   const st = await stat(real);
   if (!st.isFile()) {

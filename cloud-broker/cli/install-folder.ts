@@ -38,7 +38,12 @@ export async function readMarker(folder: string): Promise<Marker | undefined> {
  * after re-hashing it (the user may have edited it). Hard link first (same file system, no
  * copy), else a copy. Returns true when `dest` now holds the verified bytes.
  */
-export async function reuseInstalled(oldFolder: string, old: Marker | undefined, f: VersionFile, dest: string): Promise<boolean> {
+export async function reuseInstalled(
+  oldFolder: string,
+  old: Marker | undefined,
+  f: VersionFile,
+  dest: string,
+): Promise<boolean> {
   const same = old?.files.find((o) => o.sha256 === f.sha256 && o.size === f.size);
   if (!same) return false;
   const src = join(oldFolder, same.path);

@@ -13,23 +13,65 @@ interface Verb {
 }
 
 const DEVELOPER_VERBS: Record<string, Verb> = {
-  'model configure': { load: async () => (await import('./commands/model-configure.js')).modelConfigure, help: 'write alwaysai.model.json in this model folder' },
-  'model publish': { load: async () => (await import('./commands/model-publish.js')).modelPublish, help: 'upload this model folder as a new version' },
-  'model list': { load: async () => (await import('./commands/model-query.js')).modelList, help: 'list the models you can see' },
-  'model show': { load: async () => (await import('./commands/model-query.js')).modelShow, help: 'show a model version: manifest and files' },
-  'model versions': { load: async () => (await import('./commands/model-query.js')).modelVersions, help: "list a model's versions" },
-  'app models add': { load: async () => (await import('./commands/app-models.js')).appModelsAdd, help: 'add a model (owner/name[@version]) to this app' },
-  'app models remove': { load: async () => (await import('./commands/app-models.js')).appModelsRemove, help: 'remove a model from this app' },
-  'app models show': { load: async () => (await import('./commands/app-models.js')).appModelsShow, help: "show this app's models" },
-  'app models sync': { load: async () => (await import('./commands/app-models.js')).appModelsSync, help: "replace this app's models with the catalog's list" },
-  'app install': { load: async () => (await import('./commands/app-install.js')).appInstall, help: "download this app's models into ./models" },
+  'model configure': {
+    load: async () => (await import('./commands/model-configure.js')).modelConfigure,
+    help: 'write alwaysai.model.json in this model folder',
+  },
+  'model publish': {
+    load: async () => (await import('./commands/model-publish.js')).modelPublish,
+    help: 'upload this model folder as a new version',
+  },
+  'model list': {
+    load: async () => (await import('./commands/model-query.js')).modelList,
+    help: 'list the models you can see',
+  },
+  'model show': {
+    load: async () => (await import('./commands/model-query.js')).modelShow,
+    help: 'show a model version: manifest and files',
+  },
+  'model versions': {
+    load: async () => (await import('./commands/model-query.js')).modelVersions,
+    help: "list a model's versions",
+  },
+  'app models add': {
+    load: async () => (await import('./commands/app-models.js')).appModelsAdd,
+    help: 'add a model (owner/name[@version]) to this app',
+  },
+  'app models remove': {
+    load: async () => (await import('./commands/app-models.js')).appModelsRemove,
+    help: 'remove a model from this app',
+  },
+  'app models show': {
+    load: async () => (await import('./commands/app-models.js')).appModelsShow,
+    help: "show this app's models",
+  },
+  'app models sync': {
+    load: async () => (await import('./commands/app-models.js')).appModelsSync,
+    help: "replace this app's models with the catalog's list",
+  },
+  'app install': {
+    load: async () => (await import('./commands/app-install.js')).appInstall,
+    help: "download this app's models into ./models",
+  },
 };
 
 const CLOUD_VERBS: Record<string, Verb> = {
-  'cloud start': { load: async () => (await import('./commands/cloud.js')).cloudStart, help: 'run the cloud (catalog, blobs, broker) in this process' },
-  demo: { load: async () => (await import('./commands/demo.js')).demo, help: 'the quickstart: cloud + agent + a generated model, ending in a real prediction' },
-  'user create': { load: async () => (await import('./commands/user.js')).userCreate, help: 'create a user and print its token (admin)' },
-  'user whoami': { load: async () => (await import('./commands/user.js')).userWhoami, help: 'show whom the token belongs to' },
+  'cloud start': {
+    load: async () => (await import('./commands/cloud.js')).cloudStart,
+    help: 'run the cloud (catalog, blobs, broker) in this process',
+  },
+  demo: {
+    load: async () => (await import('./commands/demo.js')).demo,
+    help: 'the quickstart: cloud + agent + a generated model, ending in a real prediction',
+  },
+  'user create': {
+    load: async () => (await import('./commands/user.js')).userCreate,
+    help: 'create a user and print its token (admin)',
+  },
+  'user whoami': {
+    load: async () => (await import('./commands/user.js')).userWhoami,
+    help: 'show whom the token belongs to',
+  },
 };
 
 /**
@@ -37,14 +79,38 @@ const CLOUD_VERBS: Record<string, Verb> = {
  * their owners, one line each, in the same shape as above.
  */
 const FLEET_VERBS: Record<string, Verb> = {
-  'device provision': { load: async () => (await import('./commands/device.js')).deviceProvision, help: 'register a device and write its agent.json' },
-  'device list': { load: async () => (await import('./commands/device.js')).deviceList, help: 'list devices, tags, status' },
-  'device show': { load: async () => (await import('./commands/device.js')).deviceShow, help: "show a device's desired and reported state" },
-  'device tag': { load: async () => (await import('./commands/device.js')).deviceTag, help: 'add or remove tags of a device' },
-  'device remove': { load: async () => (await import('./commands/device.js')).deviceRemove, help: "remove a device and revoke its credentials" },
-  deploy: { load: async () => (await import('./commands/deploy.js')).deploy, help: 'set a model version (or an app) on a device, tag or all' },
-  'rollout status': { load: async () => (await import('./commands/rollout.js')).rolloutStatus, help: 'desired vs reported versions per device' },
-  rollback: { load: async () => (await import('./commands/rollback.js')).rollback, help: 'go back to the previous version on a target' },
+  'device provision': {
+    load: async () => (await import('./commands/device.js')).deviceProvision,
+    help: 'register a device and write its agent.json',
+  },
+  'device list': {
+    load: async () => (await import('./commands/device.js')).deviceList,
+    help: 'list devices, tags, status',
+  },
+  'device show': {
+    load: async () => (await import('./commands/device.js')).deviceShow,
+    help: "show a device's desired and reported state",
+  },
+  'device tag': {
+    load: async () => (await import('./commands/device.js')).deviceTag,
+    help: 'add or remove tags of a device',
+  },
+  'device remove': {
+    load: async () => (await import('./commands/device.js')).deviceRemove,
+    help: 'remove a device and revoke its credentials',
+  },
+  deploy: {
+    load: async () => (await import('./commands/deploy.js')).deploy,
+    help: 'set a model version (or an app) on a device, tag or all',
+  },
+  'rollout status': {
+    load: async () => (await import('./commands/rollout.js')).rolloutStatus,
+    help: 'desired vs reported versions per device',
+  },
+  rollback: {
+    load: async () => (await import('./commands/rollback.js')).rollback,
+    help: 'go back to the previous version on a target',
+  },
 };
 
 const VERBS: Record<string, Verb> = { ...DEVELOPER_VERBS, ...CLOUD_VERBS, ...FLEET_VERBS };
@@ -57,23 +123,29 @@ const AGENT_CLI = '../../agent/cli/main.js';
 
 export function usage(): string {
   const rows = (t: Record<string, Verb>) => Object.entries(t).map(([k, v]) => `  outpost ${k.padEnd(20)} ${v.help}`);
-  return [
-    'usage: outpost <group> <verb> [flags]   (every verb takes --help; all but agent run take --json)',
-    '',
-    'Model developers:', ...rows(DEVELOPER_VERBS),
-    '', 'Cloud:', ...rows(CLOUD_VERBS),
-    ...(Object.keys(FLEET_VERBS).length ? ['', 'Fleet:', ...rows(FLEET_VERBS)] : []),
-    // Listed here, not imported: the dispatcher must not load the agent's modules for --help.
-    '', 'Device (run on the device):',
-    '  outpost agent run            run the agent daemon (systemd runs it)',
-    '  outpost agent status         show the local agent\'s models and state',
-    '  outpost agent check-config   validate the agent config',
-    '  outpost agent install-service  install the systemd units, user and config',
-    '  outpost predict              run a model on an image through the local agent',
-    '',
-    'Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid input, 4 not found, 5 auth, 6 conflict,',
-    '7 unavailable, 8 integrity, 9 incompatible. See docs/cli.md and docs/errors.md.',
-  ].join('\n') + '\n';
+  return (
+    [
+      'usage: outpost <group> <verb> [flags]   (every verb takes --help; all but agent run take --json)',
+      '',
+      'Model developers:',
+      ...rows(DEVELOPER_VERBS),
+      '',
+      'Cloud:',
+      ...rows(CLOUD_VERBS),
+      ...(Object.keys(FLEET_VERBS).length ? ['', 'Fleet:', ...rows(FLEET_VERBS)] : []),
+      // Listed here, not imported: the dispatcher must not load the agent's modules for --help.
+      '',
+      'Device (run on the device):',
+      '  outpost agent run            run the agent daemon (systemd runs it)',
+      "  outpost agent status         show the local agent's models and state",
+      '  outpost agent check-config   validate the agent config',
+      '  outpost agent install-service  install the systemd units, user and config',
+      '  outpost predict              run a model on an image through the local agent',
+      '',
+      'Exit codes: 0 ok, 1 failure, 2 usage, 3 invalid input, 4 not found, 5 auth, 6 conflict,',
+      '7 unavailable, 8 integrity, 9 incompatible. See docs/cli.md and docs/errors.md.',
+    ].join('\n') + '\n'
+  );
 }
 
 /** Finds the longest run of leading words that names a verb (3, 2, then 1 word). */
@@ -96,7 +168,14 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
     try {
       mod = (await import(AGENT_CLI)) as typeof mod;
     } catch (err) {
-      return printError(ctx, json, new OutpostError('CLI_VERB_UNAVAILABLE', `the device verbs (outpost ${argv[0]} ...) are not available in this installation: ${(err as Error).message}`));
+      return printError(
+        ctx,
+        json,
+        new OutpostError(
+          'CLI_VERB_UNAVAILABLE',
+          `the device verbs (outpost ${argv[0]} ...) are not available in this installation: ${(err as Error).message}`,
+        ),
+      );
     }
     return mod.runAgentCli(argv, ctx);
   }
@@ -104,19 +183,35 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
   if (!found) {
     const group = argv[0];
     const verbs = Object.keys(VERBS).filter((k) => k.startsWith(group + ' '));
-    const hint = verbs.length ? `verbs of "${group}": ${verbs.join(', ')}` : 'run `outpost --help` for the list of verbs';
+    const hint = verbs.length
+      ? `verbs of "${group}": ${verbs.join(', ')}`
+      : 'run `outpost --help` for the list of verbs';
     if (verbs.length && argv.slice(1).some((a) => a === '--help' || a === '-h')) {
       ctx.stdout.write(verbs.map((k) => `  outpost ${k.padEnd(20)} ${VERBS[k].help}`).join('\n') + '\n');
       return 0;
     }
-    const words = argv.filter((a) => !a.startsWith('-')).slice(0, 3).join(' ');
-    return printError(ctx, json, new OutpostError('USAGE', `unknown verb "outpost ${words}"; ${hint}`, { verb: words }));
+    const words = argv
+      .filter((a) => !a.startsWith('-'))
+      .slice(0, 3)
+      .join(' ');
+    return printError(
+      ctx,
+      json,
+      new OutpostError('USAGE', `unknown verb "outpost ${words}"; ${hint}`, { verb: words }),
+    );
   }
   let command: Command;
   try {
     command = await VERBS[found.key].load();
   } catch (err) {
-    return printError(ctx, json, new OutpostError('CLI_VERB_UNAVAILABLE', `outpost ${found.key} is not available in this installation: ${(err as Error).message}`));
+    return printError(
+      ctx,
+      json,
+      new OutpostError(
+        'CLI_VERB_UNAVAILABLE',
+        `outpost ${found.key} is not available in this installation: ${(err as Error).message}`,
+      ),
+    );
   }
   try {
     return await command(found.rest, ctx);
@@ -134,7 +229,13 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const code = await runCli(argv, { cwd: process.cwd(), env: process.env, stdout: process.stdout, stderr: process.stderr, signal: ac.signal });
+  const code = await runCli(argv, {
+    cwd: process.cwd(),
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    signal: ac.signal,
+  });
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   process.exitCode = code;

@@ -23,7 +23,9 @@ export function createProgress(ctx: CliContext, json: boolean, label: string, to
     const width = Math.max(10, Math.min(40, (ctx.stderr.columns ?? 80) - label.length - 30));
     const frac = total > 0 ? Math.min(1, current / total) : 1;
     const fill = Math.round(frac * width);
-    ctx.stderr.write(`\r${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${String(Math.floor(frac * 100)).padStart(3)}% ${mb(current)}/${mb(total)} MB`);
+    ctx.stderr.write(
+      `\r${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${String(Math.floor(frac * 100)).padStart(3)}% ${mb(current)}/${mb(total)} MB`,
+    );
   };
   return {
     update(done) {

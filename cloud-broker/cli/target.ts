@@ -26,7 +26,9 @@ export interface CloudTarget {
 }
 
 export function dataDirOf(values: FlagValues, ctx: CliContext): string {
-  return stringFlag(values, 'data-dir') ?? ctx.env.OUTPOST_DATA_DIR ?? join(ctx.env.HOME ?? homedir(), '.outpost', 'cloud');
+  return (
+    stringFlag(values, 'data-dir') ?? ctx.env.OUTPOST_DATA_DIR ?? join(ctx.env.HOME ?? homedir(), '.outpost', 'cloud')
+  );
 }
 
 /**
@@ -54,7 +56,11 @@ export async function resolveCloud(values: FlagValues, ctx: CliContext): Promise
   }
   if (url === undefined) {
     if (localUrl === undefined) {
-      throw new OutpostError('CLI_NO_CLOUD', `no cloud given and no local cloud in ${dataDir} (no readable cloud.json); pass --cloud URL, set OUTPOST_CLOUD_URL, or run \`outpost cloud start\``, { dataDir });
+      throw new OutpostError(
+        'CLI_NO_CLOUD',
+        `no cloud given and no local cloud in ${dataDir} (no readable cloud.json); pass --cloud URL, set OUTPOST_CLOUD_URL, or run \`outpost cloud start\``,
+        { dataDir },
+      );
     }
     url = localUrl;
     source = 'local';
@@ -64,7 +70,11 @@ export async function resolveCloud(values: FlagValues, ctx: CliContext): Promise
     token = (await readIfExists(join(dataDir, 'admin.token')))?.trim() || undefined;
   }
   if (token === undefined) {
-    throw new OutpostError('AUTH_TOKEN_MISSING', `no token for the cloud at ${url}; pass --token or set OUTPOST_TOKEN`, { url });
+    throw new OutpostError(
+      'AUTH_TOKEN_MISSING',
+      `no token for the cloud at ${url}; pass --token or set OUTPOST_TOKEN`,
+      { url },
+    );
   }
   return { url, token, source };
 }

@@ -4,8 +4,17 @@ import type { Readable } from 'node:stream';
 import { OutpostError, fromErrorBody } from '../../protocol/errors/index.js';
 import { parseModelId } from '../../protocol/ids.js';
 import type {
-  AppDetail, AppModels, BlobAnswer, CreateVersionBody, CreatedUser, CreatedVersion, HealthAnswer,
-  ModelDetail, ModelSummary, VersionDetail, WhoamiAnswer,
+  AppDetail,
+  AppModels,
+  BlobAnswer,
+  CreateVersionBody,
+  CreatedUser,
+  CreatedVersion,
+  HealthAnswer,
+  ModelDetail,
+  ModelSummary,
+  VersionDetail,
+  WhoamiAnswer,
 } from './types.js';
 
 export type * from './types.js';
@@ -32,7 +41,16 @@ interface RequestOptions {
 }
 
 // Network failures that mean "the cloud is not there", as opposed to a bug in the request.
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+]);
 
 /**
  * A typed client of the cloud HTTP API (docs/http-api.md), used by the `outpost` CLI. Every
@@ -49,7 +67,9 @@ export class CloudClient {
     try {
       parsed = new URL(opts.url);
     } catch {
-      throw new OutpostError('USAGE', `cloud URL "${opts.url}" is not a URL; pass e.g. --cloud http://127.0.0.1:8080`, { url: opts.url });
+      throw new OutpostError('USAGE', `cloud URL "${opts.url}" is not a URL; pass e.g. --cloud http://127.0.0.1:8080`, {
+        url: opts.url,
+      });
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       throw new OutpostError('USAGE', `cloud URL "${opts.url}" must start with http:// or https://`, { url: opts.url });
@@ -89,7 +109,13 @@ export class CloudClient {
   }
 
   /** Streams `size` bytes from `source` to the blob store; the server checks length and hash. */
-  putBlob(sha256: string, size: number, source: Readable, onProgress?: (sent: number, total: number) => void, signal?: AbortSignal): Promise<BlobAnswer> {
+  putBlob(
+    sha256: string,
+    size: number,
+    source: Readable,
+    onProgress?: (sent: number, total: number) => void,
+    signal?: AbortSignal,
+  ): Promise<BlobAnswer> {
     return this.json('PUT', `/v1/blobs/${sha256}`, { stream: { source, size, onProgress }, signal });
   }
 
@@ -123,7 +149,11 @@ export class CloudClient {
     try {
       return JSON.parse(a.body.toString('utf8')) as T;
     } catch {
-      throw new OutpostError('CLOUD_BAD_RESPONSE', `${method} ${this.url}${path} answered ${a.status} with a body that is not JSON; is this an Outpost cloud?`, { url: this.url + path, status: a.status });
+      throw new OutpostError(
+        'CLOUD_BAD_RESPONSE',
+        `${method} ${this.url}${path} answered ${a.status} with a body that is not JSON; is this an Outpost cloud?`,
+        { url: this.url + path, status: a.status },
+      );
     }
   }
 
@@ -136,7 +166,11 @@ export class CloudClient {
     }
     const err = fromErrorBody(body, a.status);
     if (err.code === 'INTERNAL' && (body === undefined || (body as { code?: unknown }).code !== 'INTERNAL')) {
-      return new OutpostError('CLOUD_BAD_RESPONSE', `the cloud at ${this.url} answered HTTP ${a.status} without an Outpost error body; is this an Outpost cloud?`, { url: this.url, status: a.status });
+      return new OutpostError(
+        'CLOUD_BAD_RESPONSE',
+        `the cloud at ${this.url} answered HTTP ${a.status} without an Outpost error body; is this an Outpost cloud?`,
+        { url: this.url, status: a.status },
+      );
     }
     return err;
   }
@@ -171,12 +205,17 @@ export class CloudClient {
         }
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => finish(null, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('end', () =>
+          finish(null, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
         res.on('error', (e) => finish(this.networkError(method, path, e)));
       });
-      const onAbort = (): void => finish(new OutpostError('CLOUD_UNREACHABLE', `${method} ${path} was cancelled`, { url: this.url }));
+      const onAbort = (): void =>
+        finish(new OutpostError('CLOUD_UNREACHABLE', `${method} ${path} was cancelled`, { url: this.url }));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      req.setTimeout(this.idleTimeoutMs, () => req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT' })));
+      req.setTimeout(this.idleTimeoutMs, () =>
+        req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT' })),
+      );
       req.on('error', (e) => finish(this.networkError(method, path, e)));
       if (payload) req.end(payload);
       else if (opts.stream) {
@@ -188,7 +227,9 @@ export class CloudClient {
         });
         source.on('error', (e) => {
           req.destroy();
-          finish(new OutpostError('IO_ERROR', `reading the upload for ${path} failed: ${e.message}`, { path }, { cause: e }));
+          finish(
+            new OutpostError('IO_ERROR', `reading the upload for ${path} failed: ${e.message}`, { path }, { cause: e }),
+          );
         });
         source.pipe(req);
       } else req.end();
@@ -197,10 +238,21 @@ export class CloudClient {
 
   private networkError(method: string, path: string, e: Error & { code?: string }): OutpostError {
     if (e.code && UNREACHABLE.has(e.code)) {
-      return new OutpostError('CLOUD_UNREACHABLE', `cannot reach the cloud at ${this.url} (${e.code}); check --cloud / OUTPOST_CLOUD_URL or start one with \`outpost cloud start\``, { url: this.url, cause: e.code }, { cause: e });
+      return new OutpostError(
+        'CLOUD_UNREACHABLE',
+        `cannot reach the cloud at ${this.url} (${e.code}); check --cloud / OUTPOST_CLOUD_URL or start one with \`outpost cloud start\``,
+        { url: this.url, cause: e.code },
+        { cause: e },
+      );
     }
-    if (e.name === 'AbortError') return new OutpostError('CLOUD_UNREACHABLE', `${method} ${path} was cancelled`, { url: this.url });
-    return new OutpostError('CLOUD_UNREACHABLE', `${method} ${this.url}${path} failed: ${e.message}`, { url: this.url, cause: e.code }, { cause: e });
+    if (e.name === 'AbortError')
+      return new OutpostError('CLOUD_UNREACHABLE', `${method} ${path} was cancelled`, { url: this.url });
+    return new OutpostError(
+      'CLOUD_UNREACHABLE',
+      `${method} ${this.url}${path} failed: ${e.message}`,
+      { url: this.url, cause: e.code },
+      { cause: e },
+    );
   }
 }
 

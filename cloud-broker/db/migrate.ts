@@ -16,7 +16,11 @@ export interface Migration {
 export function migrate(db: Database, migrations: readonly Migration[]): string[] {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > migrations.length) {
-    throw new OutpostError('CLOUD_DB_TOO_NEW', `the database is at schema ${current} but this Outpost knows ${migrations.length}; upgrade Outpost or use another --data-dir`, { schema: current, known: migrations.length });
+    throw new OutpostError(
+      'CLOUD_DB_TOO_NEW',
+      `the database is at schema ${current} but this Outpost knows ${migrations.length}; upgrade Outpost or use another --data-dir`,
+      { schema: current, known: migrations.length },
+    );
   }
   const applied: string[] = [];
   for (let i = current; i < migrations.length; i++) {

@@ -49,10 +49,14 @@ export function agentEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 export function startAgentProcess(o: AgentProcessOptions): AgentProcess {
   const fd = openSync(o.logFile, 'a', 0o600);
-  const child = spawn(process.execPath, [SHIM, 'agent', 'run', '--config', o.config, '--models-dir', o.modelsDir, '--socket', o.socket], {
-    env: agentEnv(o.env),
-    stdio: ['ignore', fd, fd],
-  });
+  const child = spawn(
+    process.execPath,
+    [SHIM, 'agent', 'run', '--config', o.config, '--models-dir', o.modelsDir, '--socket', o.socket],
+    {
+      env: agentEnv(o.env),
+      stdio: ['ignore', fd, fd],
+    },
+  );
   closeSync(fd);
   let status: string | null = null;
   const exited = new Promise<number | null>((resolve) => {
@@ -75,7 +79,11 @@ export function startAgentProcess(o: AgentProcessOptions): AgentProcess {
 
   const died = async (): Promise<OutpostError> => {
     const tail = (await readFile(o.logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-8).join('\n');
-    return new OutpostError('DEMO_AGENT_EXITED', `the agent process ended (${status}) before the demo finished; last lines of ${o.logFile}:\n${tail}`, { logFile: o.logFile, status });
+    return new OutpostError(
+      'DEMO_AGENT_EXITED',
+      `the agent process ended (${status}) before the demo finished; last lines of ${o.logFile}:\n${tail}`,
+      { logFile: o.logFile, status },
+    );
   };
 
   return {
@@ -95,7 +103,11 @@ export function startAgentProcess(o: AgentProcessOptions): AgentProcess {
           last = (err as Error).message;
         }
         if (Date.now() > deadline) {
-          throw new OutpostError('DEMO_TIMEOUT', `the agent's socket ${o.socket} did not answer within ${timeoutMs / 1000} s (last: ${last}); see ${o.logFile}`, { step: 'agent live', socket: o.socket });
+          throw new OutpostError(
+            'DEMO_TIMEOUT',
+            `the agent's socket ${o.socket} did not answer within ${timeoutMs / 1000} s (last: ${last}); see ${o.logFile}`,
+            { step: 'agent live', socket: o.socket },
+          );
         }
         await new Promise((r) => setTimeout(r, 100));
       }

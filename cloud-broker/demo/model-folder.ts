@@ -13,8 +13,22 @@ export const DEMO_MODEL_SIZE: [number, number] = [32, 32];
  * ONNX classifier that takes pixels scaled to 0..1 and whose scores become confidences by softmax.
  */
 export const DEMO_CONFIGURE_FLAGS = [
-  '--framework', 'onnx', '--purpose', 'Classification', '--model_file', 'model.onnx', '--label_file', 'labels.txt',
-  '--size', `${DEMO_MODEL_SIZE[0]}x${DEMO_MODEL_SIZE[1]}`, '--scalefactor', String(1 / 255), '--swaprb', 'true', '--softmax', 'true',
+  '--framework',
+  'onnx',
+  '--purpose',
+  'Classification',
+  '--model_file',
+  'model.onnx',
+  '--label_file',
+  'labels.txt',
+  '--size',
+  `${DEMO_MODEL_SIZE[0]}x${DEMO_MODEL_SIZE[1]}`,
+  '--scalefactor',
+  String(1 / 255),
+  '--swaprb',
+  'true',
+  '--softmax',
+  'true',
 ];
 
 /**
@@ -22,7 +36,11 @@ export const DEMO_CONFIGURE_FLAGS = [
  * `outpost model configure` (the real verb) writes alwaysai.model.json, then the "id" placeholder
  * it leaves is set to `id`, as the developer does in an editor.
  */
-export async function writeDemoModelFolder(dir: string, id: string, run: VerbRunner): Promise<{ manifestFile: string }> {
+export async function writeDemoModelFolder(
+  dir: string,
+  id: string,
+  run: VerbRunner,
+): Promise<{ manifestFile: string }> {
   await mkdir(dir, { recursive: true });
   await writeFileAtomic(join(dir, 'model.onnx'), Buffer.from(colorClassifierOnnx(DEMO_MODEL_SIZE)));
   await writeFileAtomic(join(dir, 'labels.txt'), COLOR_LABELS.join('\n') + '\n');

@@ -35,21 +35,33 @@ export class GraphBuilder {
 
   /** A float32 initializer. */
   floats(dims: number[], values: ArrayLike<number>, name = this.fresh('w')): string {
-    if (values.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`initializer ${name}: ${values.length} values for dims ${dims}`);
+    if (values.length !== dims.reduce((a, b) => a * b, 1))
+      throw new Error(`initializer ${name}: ${values.length} values for dims ${dims}`);
     this.inits.push({ name, dims, dataType: T.FLOAT, rawData: new Uint8Array(Float32Array.from(values).buffer) });
     return name;
   }
 
   /** An int64 initializer (shapes, axes, indices). */
   int64s(dims: number[], values: number[], name = this.fresh('i')): string {
-    this.inits.push({ name, dims, dataType: T.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) });
+    this.inits.push({
+      name,
+      dims,
+      dataType: T.INT64,
+      rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer),
+    });
     return name;
   }
 
   /** Adds a node; returns the name of its (first) output. Integers go in as INT/INTS, others FLOAT. */
   op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, nOutputs = 1): string {
     const outs = Array.from({ length: nOutputs }, () => this.fresh(opType.toLowerCase()));
-    this.nodes.push({ opType, input: inputs, output: outs, name: this.fresh('n'), attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)) });
+    this.nodes.push({
+      opType,
+      input: inputs,
+      output: outs,
+      name: this.fresh('n'),
+      attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)),
+    });
     return outs[0]!;
   }
 
@@ -88,7 +100,8 @@ function attr(name: string, v: AttrValue): IAttr {
     if ('float' in v) return { name, type: A.FLOAT, f: v.float };
     return 'int' in v ? { name, type: A.INT, i: v.int } : { name, type: A.INTS, ints: v.ints };
   }
-  if (Array.isArray(v)) return v.every(Number.isInteger) ? { name, type: A.INTS, ints: v } : { name, type: A.FLOATS, floats: v };
+  if (Array.isArray(v))
+    return v.every(Number.isInteger) ? { name, type: A.INTS, ints: v } : { name, type: A.FLOATS, floats: v };
   return Number.isInteger(v) ? { name, type: A.INT, i: v } : { name, type: A.FLOAT, f: v };
 }
 

@@ -9,7 +9,10 @@ export class StepReporter {
   private started = Date.now();
   readonly timings: { step: string; ms: number }[] = [];
 
-  constructor(private readonly out: Writable, private readonly total: number) {}
+  constructor(
+    private readonly out: Writable,
+    private readonly total: number,
+  ) {}
 
   line(text: string): void {
     this.out.write(text + '\n');

@@ -58,13 +58,23 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
   const temporary = opts.dataDir === undefined;
   const dir = temporary ? await mkdtemp(join(tmpdir(), 'outpost-demo-')) : resolve(ctx.cwd, opts.dataDir!);
   const paths = {
-    cloud: join(dir, 'cloud'), cloudLog: join(dir, 'cloud.log'), model: join(dir, 'model'), device: join(dir, 'device'),
-    models: join(dir, 'device', 'models'), socket: join(dir, 'device', 'agent.sock'), agentLog: join(dir, 'device', 'agent.log'), image: join(dir, 'red.png'),
+    cloud: join(dir, 'cloud'),
+    cloudLog: join(dir, 'cloud.log'),
+    model: join(dir, 'model'),
+    device: join(dir, 'device'),
+    models: join(dir, 'device', 'models'),
+    socket: join(dir, 'device', 'agent.sock'),
+    agentLog: join(dir, 'device', 'agent.log'),
+    image: join(dir, 'red.png'),
   };
   // sockaddr_un holds 108 bytes with the NUL: a longer path cannot be bound, whatever the agent does.
   if (Buffer.byteLength(paths.socket) > 107) {
     if (temporary) await rm(dir, { recursive: true, force: true });
-    throw new OutpostError('USAGE', `the agent socket path ${paths.socket} would be longer than 107 bytes (a Unix socket limit); pick a shorter --data-dir (or TMPDIR)`, { socket: paths.socket });
+    throw new OutpostError(
+      'USAGE',
+      `the agent socket path ${paths.socket} would be longer than 107 bytes (a Unix socket limit); pick a shorter --data-dir (or TMPDIR)`,
+      { socket: paths.socket },
+    );
   }
   await mkdir(paths.device, { recursive: true, mode: 0o700 });
   const say = new StepReporter(opts.json ? ctx.stderr : ctx.stdout, STEPS);
@@ -80,16 +90,30 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
   let ok = false;
   try {
     say.begin();
-    cloud = await startCloud({ dataDir: paths.cloud, httpPort: 0, mqttPort: 0, log: createLogger({ name: 'outpost-cloud', destination: cloudLogStream }) });
+    cloud = await startCloud({
+      dataDir: paths.cloud,
+      httpPort: 0,
+      mqttPort: 0,
+      log: createLogger({ name: 'outpost-cloud', destination: cloudLogStream }),
+    });
     say.done('cloud', `cloud started: HTTP ${cloud.httpUrl}, MQTT ${cloud.mqttUrl ?? '(none)'}`);
 
     await writeDemoModelFolder(paths.model, DEMO_MODEL_ID, run);
-    say.done('configure', `model folder generated (ONNX colour classifier: red, green, blue); \`outpost model configure\` wrote its alwaysai.model.json`);
+    say.done(
+      'configure',
+      `model folder generated (ONNX colour classifier: red, green, blue); \`outpost model configure\` wrote its alwaysai.model.json`,
+    );
 
-    const published = await run<{ id: string; version: number; unchanged?: boolean }>(['model', 'publish'], { cwd: paths.model });
-    say.done('publish', `\`outpost model publish\`: ${published.id} version ${published.version}${published.unchanged ? ' (unchanged, already published)' : ''}`);
+    const published = await run<{ id: string; version: number; unchanged?: boolean }>(['model', 'publish'], {
+      cwd: paths.model,
+    });
+    say.done(
+      'publish',
+      `\`outpost model publish\`: ${published.id} version ${published.version}${published.unchanged ? ' (unchanged, already published)' : ''}`,
+    );
 
-    const provision = () => run<{ agentConfig: string }>(['device', 'provision', DEMO_DEVICE_ID, '--out', paths.device]);
+    const provision = () =>
+      run<{ agentConfig: string }>(['device', 'provision', DEMO_DEVICE_ID, '--out', paths.device]);
     let again = false;
     const provisioned = await provision().catch(async (err: unknown) => {
       // A rerun on the same --data-dir: the cloud remembers the device; issue it new credentials.
@@ -98,9 +122,18 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
       await run(['device', 'remove', DEMO_DEVICE_ID]);
       return provision();
     });
-    say.done('provision', `\`outpost device provision\`: ${DEMO_DEVICE_ID}${again ? ' (again, new credentials)' : ''}, credentials in ${provisioned.agentConfig}`);
+    say.done(
+      'provision',
+      `\`outpost device provision\`: ${DEMO_DEVICE_ID}${again ? ' (again, new credentials)' : ''}, credentials in ${provisioned.agentConfig}`,
+    );
 
-    agent = startAgentProcess({ config: provisioned.agentConfig, modelsDir: paths.models, socket: paths.socket, logFile: paths.agentLog, env: ctx.env });
+    agent = startAgentProcess({
+      config: provisioned.agentConfig,
+      modelsDir: paths.models,
+      socket: paths.socket,
+      logFile: paths.agentLog,
+      env: ctx.env,
+    });
     await agent.waitLive(opts.timeoutMs, ctx.signal);
     say.done('agent', `agent running: \`outpost agent run\` as pid ${agent.pid}, socket ${paths.socket}`);
 
@@ -112,31 +145,69 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
     say.done('active', `\`outpost rollout status\`: ${DEMO_DEVICE_ID} reports ${ref} active (${states.join(' -> ')})`);
 
     await writeFileAtomic(paths.image, await redSquarePng());
-    const answer = await run<PredictAnswer>(['predict', paths.image, '--model', published.id, '--socket', paths.socket, '--top-k', '3', '--confidence', '0']);
+    const answer = await run<PredictAnswer>([
+      'predict',
+      paths.image,
+      '--model',
+      published.id,
+      '--socket',
+      paths.socket,
+      '--top-k',
+      '3',
+      '--confidence',
+      '0',
+    ]);
     const preds = (answer.predictions ?? []) as { label?: string; confidence?: number }[];
     const top = preds[0];
     if (!top || typeof top.label !== 'string' || typeof top.confidence !== 'number') {
-      throw new OutpostError('INTERNAL', `the agent answered without a classification: ${JSON.stringify(answer).slice(0, 300)}`);
+      throw new OutpostError(
+        'INTERNAL',
+        `the agent answered without a classification: ${JSON.stringify(answer).slice(0, 300)}`,
+      );
     }
     const durationMs = typeof answer.duration === 'number' ? answer.duration * 1000 : null;
-    say.done('predict', `\`outpost predict red.png\` through the agent's socket: ${top.label} ${pct(top.confidence)}, inference ${durationMs === null ? '?' : `${durationMs.toFixed(2)} ms`}`);
+    say.done(
+      'predict',
+      `\`outpost predict red.png\` through the agent's socket: ${top.label} ${pct(top.confidence)}, inference ${durationMs === null ? '?' : `${durationMs.toFixed(2)} ms`}`,
+    );
     say.detail(preds.map((p) => `${p.label} ${pct(p.confidence)}`).join(', '));
 
     const result: DemoResult = {
-      dir, temporary,
+      dir,
+      temporary,
       cloud: { http: cloud.httpUrl, mqtt: cloud.mqttUrl, adminTokenFile: cloud.adminTokenFile, dataDir: paths.cloud },
       model: { id: published.id, version: published.version, folder: paths.model },
-      device: { id: DEMO_DEVICE_ID, config: provisioned.agentConfig, socket: paths.socket, modelsDir: paths.models, agentLog: paths.agentLog, agentPid: agent.pid },
+      device: {
+        id: DEMO_DEVICE_ID,
+        config: provisioned.agentConfig,
+        socket: paths.socket,
+        modelsDir: paths.models,
+        agentLog: paths.agentLog,
+        agentPid: agent.pid,
+      },
       image: paths.image,
       prediction: { label: top.label, confidence: top.confidence, durationMs },
-      answer, steps: say.timings, agentExit: null, removed: false,
+      answer,
+      steps: say.timings,
+      agentExit: null,
+      removed: false,
     };
 
     if (opts.keepRunning) {
-      say.line(keepRunningText({
-        http: cloud.httpUrl, mqtt: cloud.mqttUrl, adminTokenFile: cloud.adminTokenFile, cloudDataDir: paths.cloud, socket: paths.socket,
-        agentLog: paths.agentLog, agentConfig: provisioned.agentConfig, model: published.id, device: DEMO_DEVICE_ID, image: paths.image,
-      }));
+      say.line(
+        keepRunningText({
+          http: cloud.httpUrl,
+          mqtt: cloud.mqttUrl,
+          adminTokenFile: cloud.adminTokenFile,
+          cloudDataDir: paths.cloud,
+          socket: paths.socket,
+          agentLog: paths.agentLog,
+          agentConfig: provisioned.agentConfig,
+          model: published.id,
+          device: DEMO_DEVICE_ID,
+          image: paths.image,
+        }),
+      );
       if (opts.json) ctx.stdout.write(JSON.stringify(result) + '\n');
       await untilAborted(ctx.signal, agent);
       say.begin();
@@ -147,8 +218,16 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
     await cloud.close();
     cloud = undefined;
     result.agentExit = exit;
-    if (exit !== 0) throw new OutpostError('DEMO_AGENT_EXITED', `the agent did not stop cleanly (exit ${exit}); see ${paths.agentLog}`, { exit, logFile: paths.agentLog });
-    say.done('stop', `stopped the agent (exit ${exit}) and the cloud${temporary ? `; removed ${dir}` : `; data kept in ${dir}`}`);
+    if (exit !== 0)
+      throw new OutpostError(
+        'DEMO_AGENT_EXITED',
+        `the agent did not stop cleanly (exit ${exit}); see ${paths.agentLog}`,
+        { exit, logFile: paths.agentLog },
+      );
+    say.done(
+      'stop',
+      `stopped the agent (exit ${exit}) and the cloud${temporary ? `; removed ${dir}` : `; data kept in ${dir}`}`,
+    );
     result.removed = temporary;
     result.steps = say.timings;
     say.line(`done in ${seconds(say.timings.reduce((a, s) => a + s.ms, 0))}`);
@@ -172,7 +251,14 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
  * Polls `outpost rollout status` (the cloud's view, built only from the device's reports) until
  * the device has converged with the model active at `version`. Returns the states seen, in order.
  */
-async function waitActive(run: ReturnType<typeof verbRunner>, agent: AgentProcess, model: string, version: number, timeoutMs: number, signal: AbortSignal): Promise<string[]> {
+async function waitActive(
+  run: ReturnType<typeof verbRunner>,
+  agent: AgentProcess,
+  model: string,
+  version: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   const seen: string[] = [];
   let last = 'no report from the device yet';
@@ -191,7 +277,11 @@ async function waitActive(run: ReturnType<typeof verbRunner>, agent: AgentProces
       if (d.converged && m.active === version && m.state === 'active') return seen;
     }
     if (Date.now() > deadline) {
-      throw new OutpostError('DEMO_TIMEOUT', `${DEMO_DEVICE_ID} did not report ${model}@${version} active within ${timeoutMs / 1000} s; last seen: ${last}; agent log: ${agent.logFile}`, { step: 'model active', model, version });
+      throw new OutpostError(
+        'DEMO_TIMEOUT',
+        `${DEMO_DEVICE_ID} did not report ${model}@${version} active within ${timeoutMs / 1000} s; last seen: ${last}; agent log: ${agent.logFile}`,
+        { step: 'model active', model, version },
+      );
     }
     await new Promise((r) => setTimeout(r, 150));
   }

@@ -36,14 +36,25 @@ export function verbRunner(opts: VerbRunnerOptions): VerbRunner {
     } catch {
       parsed = undefined;
     }
-    const verb = `outpost ${argv.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ')}`;
+    const verb = `outpost ${argv
+      .filter((a) => !a.startsWith('-'))
+      .slice(0, 2)
+      .join(' ')}`;
     if (code !== 0) {
       // Keep the verb's own code (and so its exit code); say which step of the demo it was.
-      const inner = parsed && typeof parsed === 'object' && 'error' in parsed ? fromErrorBody((parsed as { error: unknown }).error) : undefined;
+      const inner =
+        parsed && typeof parsed === 'object' && 'error' in parsed
+          ? fromErrorBody((parsed as { error: unknown }).error)
+          : undefined;
       if (inner) throw new OutpostError(inner.code, `${verb} failed: ${inner.message}`, { ...inner.details, verb });
-      throw new OutpostError('INTERNAL', `${verb} exited ${code}: ${text || Buffer.concat(errChunks).toString('utf8')}`, { verb, exit: code });
+      throw new OutpostError(
+        'INTERNAL',
+        `${verb} exited ${code}: ${text || Buffer.concat(errChunks).toString('utf8')}`,
+        { verb, exit: code },
+      );
     }
-    if (parsed === undefined) throw new OutpostError('INTERNAL', `${verb} printed no JSON answer: ${text.slice(0, 200)}`, { verb });
+    if (parsed === undefined)
+      throw new OutpostError('INTERNAL', `${verb} printed no JSON answer: ${text.slice(0, 200)}`, { verb });
     return parsed as T;
   };
 }

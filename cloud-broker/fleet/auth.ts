@@ -25,7 +25,7 @@ export function brokerAuthenticator(db: Db, service: ServiceCredentials): Authen
     }
     if (!isDeviceId(username)) return null;
     const p = verifyToken(db, password.toString('utf8'));
-    if (!p || p.kind !== 'device' || p.subject !== username) return null;
+    if (p?.kind !== 'device' || p.subject !== username) return null;
     const row = db.prepare('SELECT 1 FROM devices WHERE id = ? AND removed_at IS NULL').get(username);
     return row ? { kind: 'device', deviceId: username } : null;
   };

@@ -1,5 +1,12 @@
 import type { DesiredModel } from '../../protocol/desired-state.js';
-import { FRAMEWORKS, PURPOSES, type Framework, type Purpose, type TrtDevice, type Architecture } from '../../protocol/manifest-types.js';
+import {
+  FRAMEWORKS,
+  PURPOSES,
+  type Framework,
+  type Purpose,
+  type TrtDevice,
+  type Architecture,
+} from '../../protocol/manifest-types.js';
 import type { Db } from '../db/open.js';
 
 /**
@@ -14,19 +21,31 @@ function split(model: string): [string, string] {
 
 export function latestVersion(db: Db, model: string): number | null {
   const [owner, name] = split(model);
-  const r = db.prepare('SELECT MAX(v.version) AS v FROM versions v JOIN models m ON m.id = v.model_id WHERE m.owner = ? AND m.name = ?').get(owner, name) as { v: number | null } | undefined;
+  const r = db
+    .prepare(
+      'SELECT MAX(v.version) AS v FROM versions v JOIN models m ON m.id = v.model_id WHERE m.owner = ? AND m.name = ?',
+    )
+    .get(owner, name) as { v: number | null } | undefined;
   return r?.v ?? null;
 }
 
 export function versionExists(db: Db, model: string, version: number): boolean {
   const [owner, name] = split(model);
-  return db.prepare('SELECT 1 FROM versions v JOIN models m ON m.id = v.model_id WHERE m.owner = ? AND m.name = ? AND v.version = ?').get(owner, name, version) !== undefined;
+  return (
+    db
+      .prepare(
+        'SELECT 1 FROM versions v JOIN models m ON m.id = v.model_id WHERE m.owner = ? AND m.name = ? AND v.version = ?',
+      )
+      .get(owner, name, version) !== undefined
+  );
 }
 
 /** The app's model list `{"owner/name": version}`, or null when the app is not in the catalog. */
 export function appModels(db: Db, app: string): Record<string, number> | null {
   const [owner, name] = split(app);
-  const r = db.prepare('SELECT models FROM apps WHERE owner = ? AND app = ?').get(owner, name) as { models: string } | undefined;
+  const r = db.prepare('SELECT models FROM apps WHERE owner = ? AND app = ?').get(owner, name) as
+    | { models: string }
+    | undefined;
   return r ? (JSON.parse(r.models) as Record<string, number>) : null;
 }
 
@@ -42,10 +61,16 @@ function param(manifest: Record<string, unknown>, key: string): unknown {
  */
 export function desiredModelOf(db: Db, model: string, version: number): Omit<DesiredModel, 'blobBase'> | null {
   const [owner, name] = split(model);
-  const v = db.prepare('SELECT v.model_id AS mid, v.manifest FROM versions v JOIN models m ON m.id = v.model_id WHERE m.owner = ? AND m.name = ? AND v.version = ?').get(owner, name, version) as { mid: number; manifest: string } | undefined;
+  const v = db
+    .prepare(
+      'SELECT v.model_id AS mid, v.manifest FROM versions v JOIN models m ON m.id = v.model_id WHERE m.owner = ? AND m.name = ? AND v.version = ?',
+    )
+    .get(owner, name, version) as { mid: number; manifest: string } | undefined;
   if (!v) return null;
   const manifest = JSON.parse(v.manifest) as Record<string, unknown>;
-  const files = db.prepare('SELECT path, sha256, size FROM version_files WHERE model_id = ? AND version = ? ORDER BY path').all(v.mid, version) as { path: string; sha256: string; size: number }[];
+  const files = db
+    .prepare('SELECT path, sha256, size FROM version_files WHERE model_id = ? AND version = ? ORDER BY path')
+    .all(v.mid, version) as { path: string; sha256: string; size: number }[];
   const framework = param(manifest, 'framework_type');
   const purpose = param(manifest, 'purpose');
   const out: Omit<DesiredModel, 'blobBase'> = {
@@ -58,7 +83,8 @@ export function desiredModelOf(db: Db, model: string, version: number): Omit<Des
   };
   const device = param(manifest, 'device');
   const architecture = param(manifest, 'architecture');
-  if (typeof device === 'string' && (framework === 'tensor-rt')) out.device = device as TrtDevice;
-  if (typeof architecture === 'string' && (framework === 'tensor-rt' || framework === 'hailo')) out.architecture = architecture as Architecture;
+  if (typeof device === 'string' && framework === 'tensor-rt') out.device = device as TrtDevice;
+  if (typeof architecture === 'string' && (framework === 'tensor-rt' || framework === 'hailo'))
+    out.architecture = architecture as Architecture;
   return out;
 }

@@ -9,11 +9,17 @@ import type { Deployment } from './types.js';
  * last operator action the one in force, whatever its scope, and makes a device that joins a tag
  * later pick up that tag's deployment (unless something newer targets it). Pure.
  */
-export function effectiveDeployments(live: readonly Deployment[], device: { id: string; tags: readonly string[] }): Map<string, Deployment> {
+export function effectiveDeployments(
+  live: readonly Deployment[],
+  device: { id: string; tags: readonly string[] },
+): Map<string, Deployment> {
   const tags = new Set(device.tags);
   const out = new Map<string, Deployment>();
   for (const d of live) {
-    const matches = d.target.kind === 'all' || (d.target.kind === 'device' && d.target.value === device.id) || (d.target.kind === 'tag' && tags.has(d.target.value));
+    const matches =
+      d.target.kind === 'all' ||
+      (d.target.kind === 'device' && d.target.value === device.id) ||
+      (d.target.kind === 'tag' && tags.has(d.target.value));
     if (!matches) continue;
     const prev = out.get(d.model);
     if (!prev || d.id > prev.id) out.set(d.model, d);
@@ -43,7 +49,13 @@ export function modelsDigest(models: readonly DesiredModel[]): string {
   return createHash('sha256').update(canonicalJson(models)).digest('hex');
 }
 
-export function buildSigned(device: string, revision: number, models: DesiredModel[], now: Date, lifetimeSeconds: number): DesiredSigned {
+export function buildSigned(
+  device: string,
+  revision: number,
+  models: DesiredModel[],
+  now: Date,
+  lifetimeSeconds: number,
+): DesiredSigned {
   // Whole seconds keep the times short and identical on every platform's Date parser.
   const issued = new Date(Math.floor(now.getTime() / 1000) * 1000);
   const expires = new Date(issued.getTime() + lifetimeSeconds * 1000);

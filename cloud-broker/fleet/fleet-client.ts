@@ -9,7 +9,10 @@ import type { Deployment, DeviceRecord, Target } from './types.js';
 /** The fleet routes of the cloud's HTTP API (cloud-broker/http/fleet-routes.ts), for the CLI. */
 export class FleetClient {
   private readonly url: string;
-  constructor(opts: { url: string; token: string }, private readonly token = opts.token) {
+  constructor(
+    opts: { url: string; token: string },
+    private readonly token = opts.token,
+  ) {
     this.url = opts.url.replace(/\/$/, '');
   }
 
@@ -21,7 +24,12 @@ export class FleetClient {
     return (await this.call<{ devices: DeviceRecord[] }>('GET', '/v1/devices')).devices;
   }
 
-  showDevice(id: string): Promise<{ device: DeviceRecord; desired: DesiredSigned | null; reported: ReportedState | null; telemetry: LatestTelemetry | null }> {
+  showDevice(id: string): Promise<{
+    device: DeviceRecord;
+    desired: DesiredSigned | null;
+    reported: ReportedState | null;
+    telemetry: LatestTelemetry | null;
+  }> {
     return this.call('GET', `/v1/devices/${encodeURIComponent(id)}`);
   }
 
@@ -33,7 +41,10 @@ export class FleetClient {
     return this.call('DELETE', `/v1/devices/${encodeURIComponent(id)}`);
   }
 
-  deploy(spec: { model: string } | { app: string }, target: Target): Promise<{ target: Target; deployments: Deployment[]; devices: string[] }> {
+  deploy(
+    spec: { model: string } | { app: string },
+    target: Target,
+  ): Promise<{ target: Target; deployments: Deployment[]; devices: string[] }> {
     return this.call('POST', '/v1/deployments', { ...spec, target });
   }
 
@@ -50,19 +61,30 @@ export class FleetClient {
     try {
       res = await fetch(this.url + path, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new OutpostError('CLOUD_UNREACHABLE', `cannot reach the cloud at ${this.url} (${cause}); check --cloud or start it with \`outpost cloud start\``, { url: this.url });
+      throw new OutpostError(
+        'CLOUD_UNREACHABLE',
+        `cannot reach the cloud at ${this.url} (${cause}); check --cloud or start it with \`outpost cloud start\``,
+        { url: this.url },
+      );
     }
     const text = await res.text();
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
-      throw new OutpostError('CLOUD_BAD_RESPONSE', `${method} ${this.url}${path} answered ${res.status} with a body that is not JSON; is this an Outpost cloud?`, { status: res.status });
+      throw new OutpostError(
+        'CLOUD_BAD_RESPONSE',
+        `${method} ${this.url}${path} answered ${res.status} with a body that is not JSON; is this an Outpost cloud?`,
+        { status: res.status },
+      );
     }
     if (!res.ok) throw fromErrorBody(json, res.status);
     return json as T;

@@ -72,7 +72,8 @@ export class Fleet {
    */
   useBlobMirror(base: string): void {
     const u = new URL(base);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new OutpostError('BAD_REQUEST', `blob mirror ${base} must be an http(s) URL`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      throw new OutpostError('BAD_REQUEST', `blob mirror ${base} must be an http(s) URL`);
     this.blobBase = base.endsWith('/') ? base : `${base}/`;
   }
 
@@ -83,7 +84,10 @@ export class Fleet {
 
   /** Re-signs documents at half-life so that a running cloud never lets a device's state expire. */
   startRefresh(everyMs = 3600_000): void {
-    this.timer ??= setInterval(() => void this.reconcile().catch((err) => this.log.error({ err }, 'refresh failed')), everyMs);
+    this.timer ??= setInterval(
+      () => void this.reconcile().catch((err) => this.log.error({ err }, 'refresh failed')),
+      everyMs,
+    );
     this.timer.unref();
   }
 
@@ -95,13 +99,20 @@ export class Fleet {
 
   // ---- devices ---------------------------------------------------------------------------
 
-  async provision(idIn: string, tagsIn: readonly string[] = []): Promise<{ device: DeviceRecord; agentConfig: AgentConfigDraft }> {
+  async provision(
+    idIn: string,
+    tagsIn: readonly string[] = [],
+  ): Promise<{ device: DeviceRecord; agentConfig: AgentConfigDraft }> {
     const id = parseDeviceId(idIn);
     const tags = [...new Set(tagsIn.map((t, i) => parseTag(t, `tags[${i}]`)))];
     const token = this.opts.db.transaction(() => {
       const existing = this.store.getDevice(id);
       if (existing && existing.removedAt === null) {
-        throw new OutpostError('DEVICE_EXISTS', `device ${id} is already provisioned; run \`outpost device remove ${id}\` first to issue new credentials`, { device: id });
+        throw new OutpostError(
+          'DEVICE_EXISTS',
+          `device ${id} is already provisioned; run \`outpost device remove ${id}\` first to issue new credentials`,
+          { device: id },
+        );
       }
       this.store.upsertDevice(id, tags);
       return createToken(this.opts.db, 'device', id);
@@ -112,7 +123,11 @@ export class Fleet {
       device: this.store.getDevice(id)!,
       agentConfig: {
         deviceId: id,
-        cloud: { http: this.opts.urls.http, mqtt: this.opts.urls.mqtt, ...(this.opts.urls.ca ? { ca: this.opts.urls.ca } : {}) },
+        cloud: {
+          http: this.opts.urls.http,
+          mqtt: this.opts.urls.mqtt,
+          ...(this.opts.urls.ca ? { ca: this.opts.urls.ca } : {}),
+        },
         credentials: { username: id, token },
         trustedKeys: [this.opts.signer.trustedKey()],
         tags,
@@ -123,7 +138,8 @@ export class Fleet {
   getDevice(idIn: string): DeviceRecord {
     const id = parseDeviceId(idIn);
     const d = this.store.getDevice(id);
-    if (!d || d.removedAt !== null) throw new OutpostError('DEVICE_NOT_FOUND', `no device "${id}"; see \`outpost device list\``, { device: id });
+    if (!d || d.removedAt !== null)
+      throw new OutpostError('DEVICE_NOT_FOUND', `no device "${id}"; see \`outpost device list\``, { device: id });
     return d;
   }
 
@@ -140,7 +156,9 @@ export class Fleet {
       this.telemetry.forget(d.id);
     })();
     this.opts.onRevoke?.(d.id);
-    await this.publisher?.clearDesired(d.id).catch((err: unknown) => this.log.warn({ err, device: d.id }, 'could not clear the retained desired state'));
+    await this.publisher
+      ?.clearDesired(d.id)
+      .catch((err: unknown) => this.log.warn({ err, device: d.id }, 'could not clear the retained desired state'));
     this.log.info({ device: d.id }, 'device removed and its credentials revoked');
   }
 
@@ -162,7 +180,10 @@ export class Fleet {
     if (t.kind === 'device') return { kind: 'device', value: this.getDevice(t.value).id };
     if (t.kind === 'tag') return { kind: 'tag', value: parseTag(t.value) };
     if (t.kind === 'all') return { kind: 'all', value: '*' };
-    throw new OutpostError('DEPLOY_TARGET_INVALID', `target kind ${JSON.stringify((t as Target).kind)} is not device, tag or all`);
+    throw new OutpostError(
+      'DEPLOY_TARGET_INVALID',
+      `target kind ${JSON.stringify((t as Target).kind)} is not device, tag or all`,
+    );
   }
 
   async deploy(spec: DeploySpec, targetIn: Target): Promise<DeployResult> {
@@ -172,21 +193,37 @@ export class Fleet {
       const app = formatModelId(parseModelId(spec.app, 'app'));
       const models = appModels(this.opts.db, app);
       // An empty list would deploy nothing yet answer success: refuse it like a missing one.
-      if (!models || Object.keys(models).length === 0) throw new OutpostError('DEPLOY_VERSION_NOT_FOUND', `app ${app} has ${models ? 'an empty' : 'no'} model list in the catalog; run \`outpost app models add\` in the app folder first`, { app });
+      if (!models || Object.keys(models).length === 0)
+        throw new OutpostError(
+          'DEPLOY_VERSION_NOT_FOUND',
+          `app ${app} has ${models ? 'an empty' : 'no'} model list in the catalog; run \`outpost app models add\` in the app folder first`,
+          { app },
+        );
       for (const [model, version] of Object.entries(models)) items.push({ model, version, app });
     } else {
       const ref = parseModelRef(spec.model);
       const model = formatModelId(ref);
       const version = ref.version ?? latestVersion(this.opts.db, model);
-      if (version === null) throw new OutpostError('DEPLOY_VERSION_NOT_FOUND', `model ${model} has no published version; publish it with \`outpost model publish\``, { model });
+      if (version === null)
+        throw new OutpostError(
+          'DEPLOY_VERSION_NOT_FOUND',
+          `model ${model} has no published version; publish it with \`outpost model publish\``,
+          { model },
+        );
       items.push({ model, version, app: null });
     }
     for (const it of items) {
       if (!versionExists(this.opts.db, it.model, it.version)) {
-        throw new OutpostError('DEPLOY_VERSION_NOT_FOUND', `${it.model}@${it.version} is not in the catalog; see \`outpost model versions ${it.model}\``, { model: it.model, version: it.version });
+        throw new OutpostError(
+          'DEPLOY_VERSION_NOT_FOUND',
+          `${it.model}@${it.version} is not in the catalog; see \`outpost model versions ${it.model}\``,
+          { model: it.model, version: it.version },
+        );
       }
     }
-    const deployments = this.opts.db.transaction(() => items.map((it) => this.store.insertDeployment(target, it.model, it.version, it.app)))();
+    const deployments = this.opts.db.transaction(() =>
+      items.map((it) => this.store.insertDeployment(target, it.model, it.version, it.app)),
+    )();
     this.log.info({ target, items }, `deployed to ${describeTarget(target)}`);
     return { target, deployments, devices: await this.reconcile() };
   }
@@ -195,7 +232,12 @@ export class Fleet {
     const target = this.parseTarget(targetIn);
     const model = formatModelId(parseModelId(modelIn, 'model'));
     const plan = planRollback(this.store.liveDeploymentsFor(target, model));
-    if (!plan) throw new OutpostError('ROLLBACK_NO_PREVIOUS', `${model} has no earlier deployment to ${describeTarget(target)} to go back to`, { model, target });
+    if (!plan)
+      throw new OutpostError(
+        'ROLLBACK_NO_PREVIOUS',
+        `${model} has no earlier deployment to ${describeTarget(target)} to go back to`,
+        { model, target },
+      );
     this.store.markRolledBack(plan.undo);
     this.log.info({ target, model, from: plan.from, to: plan.to }, 'rolled back');
     return { target, deployments: [], devices: await this.reconcile(), from: plan.from, to: plan.to };
@@ -228,7 +270,9 @@ export class Fleet {
   }
 
   private async reconcileNow(ids: readonly string[] | undefined): Promise<string[]> {
-    const devices = ids ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null) : this.store.listDevices();
+    const devices = ids
+      ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null)
+      : this.store.listDevices();
     const now = new Date();
     const changed: { id: string; doc: string }[] = [];
     for (const d of devices) {
@@ -335,7 +379,11 @@ function statusOf(payload: Buffer): typeof STATUS_ONLINE | typeof STATUS_OFFLINE
   const text = payload.toString('utf8').trim();
   let s: unknown = text;
   if (text.startsWith('{') && text.length <= 4096) {
-    try { s = (JSON.parse(text) as { state?: unknown }).state; } catch { s = null; }
+    try {
+      s = (JSON.parse(text) as { state?: unknown }).state;
+    } catch {
+      s = null;
+    }
   }
   return s === STATUS_ONLINE || s === STATUS_OFFLINE ? s : null;
 }

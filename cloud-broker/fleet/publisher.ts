@@ -46,11 +46,15 @@ export async function connectPublisher(opts: PublisherOptions): Promise<Publishe
   client.on('message', (topic, payload) => opts.onMessage?.(topic, payload));
   client.on('connect', () => {
     // Telemetry is published at QoS 0; subscribing at 1 grants the publisher's QoS, no more.
-    client.subscribe([topics.allReported, topics.allStatus, topics.allResponses, topics.allTelemetry], { qos: 1 }, (err) => {
-      if (err) log.error({ err }, 'cannot subscribe to device reports');
-      else log.info({ url: opts.url }, 'fleet publisher connected');
-      opts.onConnect?.();
-    });
+    client.subscribe(
+      [topics.allReported, topics.allStatus, topics.allResponses, topics.allTelemetry],
+      { qos: 1 },
+      (err) => {
+        if (err) log.error({ err }, 'cannot subscribe to device reports');
+        else log.info({ url: opts.url }, 'fleet publisher connected');
+        opts.onConnect?.();
+      },
+    );
   });
   client.on('error', (err) => log.warn({ err: err.message }, 'fleet publisher error'));
   client.on('offline', () => log.warn('fleet publisher offline; will reconnect'));
@@ -58,7 +62,13 @@ export async function connectPublisher(opts: PublisherOptions): Promise<Publishe
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => {
       client.end(true);
-      reject(new OutpostError('BROKER_UNREACHABLE', `cannot connect to the MQTT broker at ${opts.url} as ${opts.username} within 10 s`, { url: opts.url }));
+      reject(
+        new OutpostError(
+          'BROKER_UNREACHABLE',
+          `cannot connect to the MQTT broker at ${opts.url} as ${opts.username} within 10 s`,
+          { url: opts.url },
+        ),
+      );
     }, 10_000);
     client.once('connect', () => {
       clearTimeout(t);
@@ -68,7 +78,13 @@ export async function connectPublisher(opts: PublisherOptions): Promise<Publishe
       if ((err as { code?: number }).code === 4 || (err as { code?: number }).code === 5) {
         clearTimeout(t);
         client.end(true);
-        reject(new OutpostError('BROKER_UNREACHABLE', `the MQTT broker at ${opts.url} refused the service identity ${opts.username}: ${err.message}`, { url: opts.url }));
+        reject(
+          new OutpostError(
+            'BROKER_UNREACHABLE',
+            `the MQTT broker at ${opts.url} refused the service identity ${opts.username}: ${err.message}`,
+            { url: opts.url },
+          ),
+        );
       }
     });
   });

@@ -29,13 +29,22 @@ export interface RolloutDevice {
 }
 
 /** Joins what the cloud signed with what the device reported. Pure. */
-export function rolloutOf(device: DeviceRecord, desired: DesiredSigned | null, reported: ReportedState | null): RolloutDevice {
+export function rolloutOf(
+  device: DeviceRecord,
+  desired: DesiredSigned | null,
+  reported: ReportedState | null,
+): RolloutDevice {
   const rep = new Map((reported?.models ?? []).map((m) => [m.id, m]));
   const models: RolloutModel[] = [];
   for (const d of desired?.models ?? []) {
     const r = rep.get(d.id);
     rep.delete(d.id);
-    const m: RolloutModel = { id: d.id, desired: d.version, active: r?.activeVersion ?? null, state: r ? r.state : 'unreported' };
+    const m: RolloutModel = {
+      id: d.id,
+      desired: d.version,
+      active: r?.activeVersion ?? null,
+      state: r ? r.state : 'unreported',
+    };
     // A report about an older desired version says nothing about this one's progress.
     if (r && r.version !== d.version && r.state !== 'failed') m.state = 'pending';
     if (r?.progress && r.version === d.version) m.progress = r.progress;
@@ -43,10 +52,19 @@ export function rolloutOf(device: DeviceRecord, desired: DesiredSigned | null, r
     models.push(m);
   }
   for (const r of rep.values()) {
-    models.push({ id: r.id, desired: null, active: r.activeVersion, state: r.state, ...(r.error ? { error: r.error } : {}) });
+    models.push({
+      id: r.id,
+      desired: null,
+      active: r.activeVersion,
+      state: r.state,
+      ...(r.error ? { error: r.error } : {}),
+    });
   }
-  const converged = desired !== null && reported !== null && reported.appliedRevision === desired.revision
-    && desired.models.every((d) => models.some((m) => m.id === d.id && m.active === d.version && m.state === 'active'));
+  const converged =
+    desired !== null &&
+    reported !== null &&
+    reported.appliedRevision === desired.revision &&
+    desired.models.every((d) => models.some((m) => m.id === d.id && m.active === d.version && m.state === 'active'));
   return {
     device: device.id,
     tags: device.tags,

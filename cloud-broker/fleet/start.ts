@@ -60,12 +60,26 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   } else {
     // A fresh service secret per start: it never leaves this process.
     const service = { username: SERVICE_USERNAME, password: randomBytes(32).toString('base64url') };
-    broker = await startBroker({ host: o.host, port: o.mqttPort, wsPort: o.wsPort, tls: o.tls, authenticate: brokerAuthenticator(o.db, service), log });
+    broker = await startBroker({
+      host: o.host,
+      port: o.mqttPort,
+      wsPort: o.wsPort,
+      tls: o.tls,
+      authenticate: brokerAuthenticator(o.db, service),
+      log,
+    });
     creds = { ...service, url: broker.url };
     mqttUrl = broker.tlsUrl ?? broker.url;
     deviceCa = o.tls?.deviceCa ?? undefined;
   }
-  const fleet = new Fleet({ db: o.db, signer, log, urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa }, lifetimeSeconds: o.lifetimeSeconds, onRevoke: (id) => broker?.disconnectDevice(id) });
+  const fleet = new Fleet({
+    db: o.db,
+    signer,
+    log,
+    urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa },
+    lifetimeSeconds: o.lifetimeSeconds,
+    onRevoke: (id) => broker?.disconnectDevice(id),
+  });
   let publisher: Publisher;
   try {
     publisher = await connectPublisher({
@@ -75,7 +89,11 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       log,
       tls: o.externalBroker?.ca ? { ca: o.externalBroker.ca } : undefined,
       onMessage: (topic, payload) => fleet.ingest(topic, payload),
-      onConnect: () => void fleet.reconcile().then(() => fleet.republishAll()).catch((err: unknown) => log.error({ err }, 'republication failed')),
+      onConnect: () =>
+        void fleet
+          .reconcile()
+          .then(() => fleet.republishAll())
+          .catch((err: unknown) => log.error({ err }, 'republication failed')),
     });
   } catch (err) {
     await broker?.close();

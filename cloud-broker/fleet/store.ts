@@ -29,7 +29,15 @@ interface DeploymentRow {
 const now = (): string => new Date().toISOString();
 
 function toDeployment(r: DeploymentRow): Deployment {
-  return { id: r.id, target: { kind: r.target_kind, value: r.target }, model: r.model, version: r.version, app: r.app, createdAt: r.created_at, rolledBackAt: r.rolled_back_at };
+  return {
+    id: r.id,
+    target: { kind: r.target_kind, value: r.target },
+    model: r.model,
+    version: r.version,
+    app: r.app,
+    createdAt: r.created_at,
+    rolledBackAt: r.rolled_back_at,
+  };
 }
 
 export class FleetStore {
@@ -49,13 +57,19 @@ export class FleetStore {
 
   getDevice(id: string): DeviceRecord | null {
     this.flushReports();
-    const r = this.db.prepare('SELECT id, created_at, removed_at, revision, status, status_at, reported_at FROM devices WHERE id = ?').get(id) as DeviceRow | undefined;
+    const r = this.db
+      .prepare('SELECT id, created_at, removed_at, revision, status, status_at, reported_at FROM devices WHERE id = ?')
+      .get(id) as DeviceRow | undefined;
     return r ? this.toDevice(r) : null;
   }
 
   listDevices(includeRemoved = false): DeviceRecord[] {
     this.flushReports();
-    const rows = this.db.prepare(`SELECT id, created_at, removed_at, revision, status, status_at, reported_at FROM devices ${includeRemoved ? '' : 'WHERE removed_at IS NULL'} ORDER BY id`).all() as DeviceRow[];
+    const rows = this.db
+      .prepare(
+        `SELECT id, created_at, removed_at, revision, status, status_at, reported_at FROM devices ${includeRemoved ? '' : 'WHERE removed_at IS NULL'} ORDER BY id`,
+      )
+      .all() as DeviceRow[];
     return rows.map((r) => this.toDevice(r));
   }
 
@@ -73,13 +87,19 @@ export class FleetStore {
   }
 
   tagsOf(id: string): string[] {
-    return (this.db.prepare('SELECT tag FROM device_tags WHERE device_id = ? ORDER BY tag').all(id) as { tag: string }[]).map((r) => r.tag);
+    return (
+      this.db.prepare('SELECT tag FROM device_tags WHERE device_id = ? ORDER BY tag').all(id) as { tag: string }[]
+    ).map((r) => r.tag);
   }
 
   /** Inserts a device, or re-activates a removed one keeping its revision counter. */
   upsertDevice(id: string, tags: readonly string[]): void {
     this.flushReports();
-    this.db.prepare('INSERT INTO devices (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET removed_at = NULL, reported = NULL, reported_at = NULL, status = NULL, status_at = NULL').run(id, now());
+    this.db
+      .prepare(
+        'INSERT INTO devices (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET removed_at = NULL, reported = NULL, reported_at = NULL, status = NULL, status_at = NULL',
+      )
+      .run(id, now());
     this.db.prepare('DELETE FROM device_tags WHERE device_id = ?').run(id);
     this.addTags(id, tags);
   }
@@ -87,7 +107,11 @@ export class FleetStore {
   markRemoved(id: string): void {
     this.flushReports();
     // The revision stays (it only grows); the document goes, so re-provisioning signs a new one.
-    this.db.prepare('UPDATE devices SET removed_at = ?, desired_doc = NULL, desired_digest = NULL, desired_expires = NULL WHERE id = ?').run(now(), id);
+    this.db
+      .prepare(
+        'UPDATE devices SET removed_at = ?, desired_doc = NULL, desired_digest = NULL, desired_expires = NULL WHERE id = ?',
+      )
+      .run(now(), id);
     this.db.prepare('DELETE FROM device_tags WHERE device_id = ?').run(id);
   }
 
@@ -103,18 +127,30 @@ export class FleetStore {
 
   insertDeployment(target: Target, model: string, version: number, app: string | null): Deployment {
     const createdAt = now();
-    const info = this.db.prepare('INSERT INTO deployments (target_kind, target, model, version, app, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(target.kind, target.value, model, version, app, createdAt);
+    const info = this.db
+      .prepare(
+        'INSERT INTO deployments (target_kind, target, model, version, app, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(target.kind, target.value, model, version, app, createdAt);
     return { id: Number(info.lastInsertRowid), target, model, version, app, createdAt, rolledBackAt: null };
   }
 
   /** Live (not rolled back) deployments, oldest first. */
   liveDeployments(): Deployment[] {
-    return (this.db.prepare('SELECT * FROM deployments WHERE rolled_back_at IS NULL ORDER BY id').all() as DeploymentRow[]).map(toDeployment);
+    return (
+      this.db.prepare('SELECT * FROM deployments WHERE rolled_back_at IS NULL ORDER BY id').all() as DeploymentRow[]
+    ).map(toDeployment);
   }
 
   /** Live deployments of one model to exactly this target, newest first. */
   liveDeploymentsFor(target: Target, model: string): Deployment[] {
-    return (this.db.prepare('SELECT * FROM deployments WHERE rolled_back_at IS NULL AND target_kind = ? AND target = ? AND model = ? ORDER BY id DESC').all(target.kind, target.value, model) as DeploymentRow[]).map(toDeployment);
+    return (
+      this.db
+        .prepare(
+          'SELECT * FROM deployments WHERE rolled_back_at IS NULL AND target_kind = ? AND target = ? AND model = ? ORDER BY id DESC',
+        )
+        .all(target.kind, target.value, model) as DeploymentRow[]
+    ).map(toDeployment);
   }
 
   markRolledBack(ids: readonly number[]): void {
@@ -125,17 +161,29 @@ export class FleetStore {
 
   /** Stores a freshly signed document and its revision; the trigger refuses a lower revision. */
   saveDesired(id: string, revision: number, doc: string, digest: string, expires: string): void {
-    this.db.prepare('UPDATE devices SET revision = ?, desired_doc = ?, desired_digest = ?, desired_expires = ? WHERE id = ?').run(revision, doc, digest, expires, id);
+    this.db
+      .prepare('UPDATE devices SET revision = ?, desired_doc = ?, desired_digest = ?, desired_expires = ? WHERE id = ?')
+      .run(revision, doc, digest, expires, id);
   }
 
-  desiredOf(id: string): { doc: string | null; digest: string | null; expires: string | null; revision: number } | null {
-    const r = this.db.prepare('SELECT desired_doc AS doc, desired_digest AS digest, desired_expires AS expires, revision FROM devices WHERE id = ?').get(id) as { doc: string | null; digest: string | null; expires: string | null; revision: number } | undefined;
+  desiredOf(
+    id: string,
+  ): { doc: string | null; digest: string | null; expires: string | null; revision: number } | null {
+    const r = this.db
+      .prepare(
+        'SELECT desired_doc AS doc, desired_digest AS digest, desired_expires AS expires, revision FROM devices WHERE id = ?',
+      )
+      .get(id) as { doc: string | null; digest: string | null; expires: string | null; revision: number } | undefined;
     return r ?? null;
   }
 
   /** Every active device's last signed document, for republication at start. */
   allDesiredDocs(): { id: string; doc: string }[] {
-    return this.db.prepare('SELECT id, desired_doc AS doc FROM devices WHERE removed_at IS NULL AND desired_doc IS NOT NULL ORDER BY id').all() as { id: string; doc: string }[];
+    return this.db
+      .prepare(
+        'SELECT id, desired_doc AS doc FROM devices WHERE removed_at IS NULL AND desired_doc IS NOT NULL ORDER BY id',
+      )
+      .all() as { id: string; doc: string }[];
   }
 
   /** Queues the device's latest report; written at the end of this event-loop turn (see above). */
@@ -161,11 +209,15 @@ export class FleetStore {
 
   reportedOf(id: string): string | null {
     this.flushReports();
-    const r = this.db.prepare('SELECT reported FROM devices WHERE id = ?').get(id) as { reported: string | null } | undefined;
+    const r = this.db.prepare('SELECT reported FROM devices WHERE id = ?').get(id) as
+      | { reported: string | null }
+      | undefined;
     return r?.reported ?? null;
   }
 
   saveStatus(id: string, status: 'online' | 'offline', at: string): void {
-    this.db.prepare('UPDATE devices SET status = ?, status_at = ? WHERE id = ? AND removed_at IS NULL').run(status, at, id);
+    this.db
+      .prepare('UPDATE devices SET status = ?, status_at = ? WHERE id = ? AND removed_at IS NULL')
+      .run(status, at, id);
   }
 }

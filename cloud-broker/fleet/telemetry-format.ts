@@ -13,15 +13,21 @@ export function formatTelemetry(t: LatestTelemetry | null): string[] {
     `telemetry at ${s.at} (received ${t.receivedAt}, agent up ${Math.round(s.uptimeSeconds)} s):`,
     `  cpu ${s.cpu.loadPercent.toFixed(1)}% of ${s.cpu.cores} cores (load1 ${s.cpu.load1.toFixed(2)})  memory ${size(s.memory.usedBytes)} used, ${size(s.memory.availableBytes)} available of ${size(s.memory.totalBytes)}`,
     `  agent process rss ${size(s.process.rssBytes)}, heap ${size(s.process.heapUsedBytes)}, cpu ${s.process.cpuPercent.toFixed(1)}%`,
-    s.disk ? `  models disk ${s.disk.path}: ${size(s.disk.freeBytes)} free of ${size(s.disk.totalBytes)}` : '  models disk: unreadable',
+    s.disk
+      ? `  models disk ${s.disk.path}: ${size(s.disk.freeBytes)} free of ${size(s.disk.totalBytes)}`
+      : '  models disk: unreadable',
     s.temperatures.length
       ? `  temperatures: ${s.temperatures.map((x) => `${x.sensor} ${x.celsius.toFixed(1)} C`).join(', ')}`
       : '  temperatures: no sensors found',
   ];
   if (s.models.length === 0) lines.push(`  inferences: none since the agent started`);
   for (const m of s.models) {
-    const lat = m.latencyMs ? `; latency mean ${ms(m.latencyMs.mean)} p50 ${ms(m.latencyMs.p50)} p95 ${ms(m.latencyMs.p95)} max ${ms(m.latencyMs.max)}` : '';
-    lines.push(`  ${m.model}@${m.version}: ${m.count} inferences (${m.errors} failed) in the last ${Math.round(s.intervalSeconds)} s, ${m.total} total (${m.totalErrors} failed)${lat}`);
+    const lat = m.latencyMs
+      ? `; latency mean ${ms(m.latencyMs.mean)} p50 ${ms(m.latencyMs.p50)} p95 ${ms(m.latencyMs.p95)} max ${ms(m.latencyMs.max)}`
+      : '';
+    lines.push(
+      `  ${m.model}@${m.version}: ${m.count} inferences (${m.errors} failed) in the last ${Math.round(s.intervalSeconds)} s, ${m.total} total (${m.totalErrors} failed)${lat}`,
+    );
   }
   return lines;
 }

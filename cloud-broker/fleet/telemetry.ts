@@ -33,7 +33,10 @@ export interface LatestTelemetry {
 export const MAX_TELEMETRY_BYTES = 4 * 1024 * 1024;
 
 export class TelemetryStore {
-  constructor(private readonly db: Db, private readonly log: Logger) {}
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+  ) {}
 
   /**
    * Validates and keeps one device's sample. The topic's device id is the authority (the broker's
@@ -57,16 +60,20 @@ export class TelemetryStore {
       return false;
     }
     // A sample older than the one kept (reordered QoS 0 delivery) does not replace it.
-    const info = this.db.prepare(`
+    const info = this.db
+      .prepare(`
       INSERT INTO device_telemetry (device_id, sample, sampled_at, received_at) VALUES (?, ?, ?, ?)
       ON CONFLICT (device_id) DO UPDATE SET sample = excluded.sample, sampled_at = excluded.sampled_at, received_at = excluded.received_at
       WHERE excluded.sampled_at >= device_telemetry.sampled_at
-    `).run(deviceId, JSON.stringify(sample), new Date(sample.at).toISOString(), now.toISOString());
+    `)
+      .run(deviceId, JSON.stringify(sample), new Date(sample.at).toISOString(), now.toISOString());
     return info.changes > 0;
   }
 
   latest(deviceId: string): LatestTelemetry | null {
-    const r = this.db.prepare('SELECT sample, received_at FROM device_telemetry WHERE device_id = ?').get(deviceId) as { sample: string; received_at: string } | undefined;
+    const r = this.db.prepare('SELECT sample, received_at FROM device_telemetry WHERE device_id = ?').get(deviceId) as
+      | { sample: string; received_at: string }
+      | undefined;
     return r ? { receivedAt: r.received_at, sample: JSON.parse(r.sample) as TelemetrySample } : null;
   }
 

@@ -36,7 +36,11 @@ const TAG = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 export function parseTag(value: unknown, key = 'tag'): string {
   if (typeof value !== 'string' || !TAG.test(value)) {
-    throw new OutpostError('TAG_INVALID', `${key} ${JSON.stringify(value)} is not a tag (1-64 of letters, digits, . _ : -)`, { key, value });
+    throw new OutpostError(
+      'TAG_INVALID',
+      `${key} ${JSON.stringify(value)} is not a tag (1-64 of letters, digits, . _ : -)`,
+      { key, value },
+    );
   }
   return value;
 }

@@ -10,7 +10,11 @@ import { startFleetServices, type FleetServices, type FleetServicesOptions } fro
  * server listens, then start the broker and the fleet once the HTTP URL is known (it goes into
  * agent.json and the signed blob URLs). Until `start` resolves the routes answer 503.
  */
-export function wireFleet(router: Router): { start(o: Omit<FleetServicesOptions, 'db' | 'dataDir' | 'log'> & { db: Db; dataDir: string; log: Logger }): Promise<FleetServices> } {
+export function wireFleet(router: Router): {
+  start(
+    o: Omit<FleetServicesOptions, 'db' | 'dataDir' | 'log'> & { db: Db; dataDir: string; log: Logger },
+  ): Promise<FleetServices>;
+} {
   let fleet: Fleet | null = null;
   router.add(...fleetRoutes(() => fleet));
   return {

@@ -9,14 +9,18 @@ import type { Route } from './router.js';
 export function appRoutes(db: Db): Route[] {
   return [
     {
-      method: 'GET', path: '/v1/apps/:owner/:app', access: 'any',
+      method: 'GET',
+      path: '/v1/apps/:owner/:app',
+      access: 'any',
       handler: async ({ params, principal }) => {
         const { owner, name } = parseModelId(`${params.owner}/${params.app}`, 'app');
         return { body: getApp(db, principal!, owner, name) };
       },
     },
     {
-      method: 'PUT', path: '/v1/apps/:owner/:app', access: 'write',
+      method: 'PUT',
+      path: '/v1/apps/:owner/:app',
+      access: 'write',
       handler: async ({ req, params, principal, log }) => {
         const { owner, name } = parseModelId(`${params.owner}/${params.app}`, 'app');
         authorizeOwner(principal!, owner);

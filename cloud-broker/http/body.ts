@@ -9,7 +9,12 @@ export const JSON_BODY_LIMIT = 1024 * 1024;
  * so that the server can still deliver the 413 answer.
  */
 export function readJsonBody(req: IncomingMessage, limit = JSON_BODY_LIMIT): Promise<Record<string, unknown>> {
-  const tooLarge = (): OutpostError => new OutpostError('HTTP_BODY_TOO_LARGE', `the JSON body is larger than ${limit} bytes; files go to PUT /v1/blobs, not into JSON`, { limit });
+  const tooLarge = (): OutpostError =>
+    new OutpostError(
+      'HTTP_BODY_TOO_LARGE',
+      `the JSON body is larger than ${limit} bytes; files go to PUT /v1/blobs, not into JSON`,
+      { limit },
+    );
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
@@ -53,7 +58,10 @@ function parseObject(text: string): Record<string, unknown> {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new OutpostError('HTTP_BODY_INVALID_JSON', `the request body is not valid JSON (${(err as Error).message}); send one JSON object`);
+    throw new OutpostError(
+      'HTTP_BODY_INVALID_JSON',
+      `the request body is not valid JSON (${(err as Error).message}); send one JSON object`,
+    );
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new OutpostError('HTTP_BODY_INVALID_JSON', 'the request body must be a JSON object');

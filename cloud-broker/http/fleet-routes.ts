@@ -23,37 +23,62 @@ import type { Route } from './router.js';
 export function fleetRoutes(getFleet: () => Fleet | null): Route[] {
   const fleet = (): Fleet => {
     const f = getFleet();
-    if (!f) throw new OutpostError('BROKER_UNREACHABLE', 'the fleet is still starting (broker not connected); retry in a moment');
+    if (!f)
+      throw new OutpostError(
+        'BROKER_UNREACHABLE',
+        'the fleet is still starting (broker not connected); retry in a moment',
+      );
     return f;
   };
   return [
     {
-      method: 'POST', path: '/v1/devices', access: 'admin',
+      method: 'POST',
+      path: '/v1/devices',
+      access: 'admin',
       handler: async ({ req }) => {
         const b = await readJsonBody(req);
         const tags = b.tags === undefined ? [] : b.tags;
-        if (!Array.isArray(tags)) throw new OutpostError('TAG_INVALID', 'tags must be an array of strings', { key: 'tags' });
+        if (!Array.isArray(tags))
+          throw new OutpostError('TAG_INVALID', 'tags must be an array of strings', { key: 'tags' });
         return { status: 201, body: await fleet().provision(b.id as string, tags as string[]) };
       },
     },
-    { method: 'GET', path: '/v1/devices', access: 'admin', handler: async () => ({ body: { devices: fleet().listDevices() } }) },
     {
-      method: 'GET', path: '/v1/devices/:id', access: 'admin',
+      method: 'GET',
+      path: '/v1/devices',
+      access: 'admin',
+      handler: async () => ({ body: { devices: fleet().listDevices() } }),
+    },
+    {
+      method: 'GET',
+      path: '/v1/devices/:id',
+      access: 'admin',
       handler: async ({ params }) => {
         const f = fleet();
         const device = f.getDevice(params.id);
-        return { body: { device, desired: f.signedOf(device.id), reported: f.reportedOf(device.id), telemetry: f.telemetryOf(device.id) } };
+        return {
+          body: {
+            device,
+            desired: f.signedOf(device.id),
+            reported: f.reportedOf(device.id),
+            telemetry: f.telemetryOf(device.id),
+          },
+        };
       },
     },
     {
-      method: 'DELETE', path: '/v1/devices/:id', access: 'admin',
+      method: 'DELETE',
+      path: '/v1/devices/:id',
+      access: 'admin',
       handler: async ({ params }) => {
         await fleet().remove(params.id);
         return { body: { id: params.id, removed: true } };
       },
     },
     {
-      method: 'PATCH', path: '/v1/devices/:id/tags', access: 'admin',
+      method: 'PATCH',
+      path: '/v1/devices/:id/tags',
+      access: 'admin',
       handler: async ({ req, params }) => {
         const b = await readJsonBody(req);
         const list = (v: unknown, key: string): string[] => {
@@ -65,32 +90,49 @@ export function fleetRoutes(getFleet: () => Fleet | null): Route[] {
       },
     },
     {
-      method: 'POST', path: '/v1/deployments', access: 'admin',
+      method: 'POST',
+      path: '/v1/deployments',
+      access: 'admin',
       handler: async ({ req }) => {
         const b = await readJsonBody(req);
         const hasModel = typeof b.model === 'string';
         const hasApp = typeof b.app === 'string';
-        if (hasModel === hasApp) throw new OutpostError('BAD_REQUEST', 'give exactly one of "model" ("owner/name[@version]") or "app" ("owner/app")', { key: 'model' });
+        if (hasModel === hasApp)
+          throw new OutpostError(
+            'BAD_REQUEST',
+            'give exactly one of "model" ("owner/name[@version]") or "app" ("owner/app")',
+            { key: 'model' },
+          );
         const spec: DeploySpec = hasModel ? { model: b.model as string } : { app: b.app as string };
         return { status: 201, body: await fleet().deploy(spec, parseTargetBody(b.target)) };
       },
     },
     {
-      method: 'POST', path: '/v1/rollbacks', access: 'admin',
+      method: 'POST',
+      path: '/v1/rollbacks',
+      access: 'admin',
       handler: async ({ req }) => {
         const b = await readJsonBody(req);
         return { body: await fleet().rollback(b.model as string, parseTargetBody(b.target)) };
       },
     },
-    { method: 'GET', path: '/v1/rollout', access: 'admin', handler: async () => ({ body: { devices: fleet().rolloutStatus() } }) },
+    {
+      method: 'GET',
+      path: '/v1/rollout',
+      access: 'admin',
+      handler: async () => ({ body: { devices: fleet().rolloutStatus() } }),
+    },
   ];
 }
 
 function parseTargetBody(v: unknown): Target {
   const t = v as Partial<Target> | null;
   if (!t || typeof t !== 'object' || !['device', 'tag', 'all'].includes(t.kind as string)) {
-    throw new OutpostError('DEPLOY_TARGET_INVALID', 'target must be {"kind": "device"|"tag"|"all", "value": id|tag}', { key: 'target' });
+    throw new OutpostError('DEPLOY_TARGET_INVALID', 'target must be {"kind": "device"|"tag"|"all", "value": id|tag}', {
+      key: 'target',
+    });
   }
-  if (t.kind !== 'all' && typeof t.value !== 'string') throw new OutpostError('DEPLOY_TARGET_INVALID', `target.value must name the ${t.kind}`, { key: 'target.value' });
+  if (t.kind !== 'all' && typeof t.value !== 'string')
+    throw new OutpostError('DEPLOY_TARGET_INVALID', `target.value must name the ${t.kind}`, { key: 'target.value' });
   return { kind: t.kind as Target['kind'], value: t.kind === 'all' ? '*' : (t.value as string) };
 }

@@ -50,11 +50,14 @@ export class Router {
   add(...routes: Route[]): this {
     for (const r of routes) {
       const names: string[] = [];
-      const source = r.path.split('/').map((seg) => {
-        if (!seg.startsWith(':')) return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-        names.push(seg.slice(1));
-        return '([^/]+)';
-      }).join('/');
+      const source = r.path
+        .split('/')
+        .map((seg) => {
+          if (!seg.startsWith(':')) return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+          names.push(seg.slice(1));
+          return '([^/]+)';
+        })
+        .join('/');
       if (this.routes.some((c) => c.method === r.method && c.pattern.source === `^${source}$`)) {
         throw new Error(`route ${r.method} ${r.path} is registered twice`);
       }

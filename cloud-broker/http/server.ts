@@ -30,7 +30,12 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
   return server;
 }
 
-async function handle(deps: ApiServerDeps, log: Logger, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function handle(
+  deps: ApiServerDeps,
+  log: Logger,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
   const started = process.hrtime.bigint();
   const method = req.method ?? 'GET';
   let url: URL;
@@ -41,10 +46,17 @@ async function handle(deps: ApiServerDeps, log: Logger, req: http.IncomingMessag
   }
   try {
     const match = deps.router.match(method, url.pathname);
-    if (match.kind === 'none') throw new OutpostError('NOT_FOUND', `no route ${method} ${url.pathname}; see docs/http-api.md`, { path: url.pathname });
+    if (match.kind === 'none')
+      throw new OutpostError('NOT_FOUND', `no route ${method} ${url.pathname}; see docs/http-api.md`, {
+        path: url.pathname,
+      });
     if (match.kind === 'method-not-allowed') {
       res.setHeader('Allow', match.allow.join(', '));
-      throw new OutpostError('HTTP_METHOD_NOT_ALLOWED', `${url.pathname} does not take ${method}; it takes ${match.allow.join(', ')}`, { method, allow: match.allow });
+      throw new OutpostError(
+        'HTTP_METHOD_NOT_ALLOWED',
+        `${url.pathname} does not take ${method}; it takes ${match.allow.join(', ')}`,
+        { method, allow: match.allow },
+      );
     }
     const { route, params } = match;
     let principal = null;
@@ -56,7 +68,8 @@ async function handle(deps: ApiServerDeps, log: Logger, req: http.IncomingMessag
     if (reply) sendJson(res, reply.status ?? 200, reply.body);
   } catch (thrown) {
     const err = toOutpostError(thrown);
-    if (err.code === 'INTERNAL' || err.code === 'IO_ERROR') log.error({ err: thrown, method, path: url.pathname }, 'request failed');
+    if (err.code === 'INTERNAL' || err.code === 'IO_ERROR')
+      log.error({ err: thrown, method, path: url.pathname }, 'request failed');
     if (res.headersSent) {
       // A stream broke mid-answer (client gone, disk error): nothing sane can be sent any more.
       res.destroy();
@@ -64,6 +77,9 @@ async function handle(deps: ApiServerDeps, log: Logger, req: http.IncomingMessag
       sendError(req, res, err);
     }
   } finally {
-    log.debug({ method, path: url.pathname, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+    log.debug(
+      { method, path: url.pathname, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
+      'request',
+    );
   }
 }

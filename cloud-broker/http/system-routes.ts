@@ -7,9 +7,16 @@ import type { Route } from './router.js';
 export function systemRoutes(db: Db, version: string): Route[] {
   return [
     { method: 'GET', path: '/v1/health', access: 'none', handler: async () => ({ body: { ok: true, version } }) },
-    { method: 'GET', path: '/v1/whoami', access: 'any', handler: async ({ principal }) => ({ body: { user: principal!.subject, kind: principal!.kind } }) },
     {
-      method: 'POST', path: '/v1/users', access: 'admin',
+      method: 'GET',
+      path: '/v1/whoami',
+      access: 'any',
+      handler: async ({ principal }) => ({ body: { user: principal!.subject, kind: principal!.kind } }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/users',
+      access: 'admin',
       handler: async ({ req, log }) => {
         const name = parseUserName(await readJsonBody(req));
         const created = createUser(db, name);

@@ -21,7 +21,9 @@ export async function loadOrCreateSigner(dataDir: string, log: Logger): Promise<
     pem = await fs.readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new OutpostError('SIGNING_KEY_INVALID', `cannot read the signing key ${file}: ${(err as Error).message}`, { path: file });
+      throw new OutpostError('SIGNING_KEY_INVALID', `cannot read the signing key ${file}: ${(err as Error).message}`, {
+        path: file,
+      });
     }
   }
   if (pem === null) {
@@ -35,10 +37,16 @@ export async function loadOrCreateSigner(dataDir: string, log: Logger): Promise<
   try {
     priv = createPrivateKey(pem);
   } catch (err) {
-    throw new OutpostError('SIGNING_KEY_INVALID', `the signing key ${file} is not a PEM private key: ${(err as Error).message}`, { path: file });
+    throw new OutpostError(
+      'SIGNING_KEY_INVALID',
+      `the signing key ${file} is not a PEM private key: ${(err as Error).message}`,
+      { path: file },
+    );
   }
   if (priv.asymmetricKeyType !== 'ed25519') {
-    throw new OutpostError('SIGNING_KEY_INVALID', `the signing key ${file} is ${priv.asymmetricKeyType}, not ed25519`, { path: file });
+    throw new OutpostError('SIGNING_KEY_INVALID', `the signing key ${file} is ${priv.asymmetricKeyType}, not ed25519`, {
+      path: file,
+    });
   }
   const signer = createSigner(priv, createPublicKey(priv));
   log.info({ keyid: signer.keyid }, 'desired-state signing key loaded');

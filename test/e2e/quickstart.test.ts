@@ -14,7 +14,11 @@ import { COLOR_BIAS, COLOR_LABELS, COLOR_WEIGHTS } from '../../cloud-broker/demo
  */
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function run(cmd: string, args: string[]): Promise<Run> {
   const env: NodeJS.ProcessEnv = {};
@@ -74,7 +78,13 @@ async function processesMentioning(needle: string): Promise<string[]> {
 /** What the demo's classifier answers for the demo's image, from its weights (softmax of W·mean + B). */
 function expectedConfidences(rgb: [number, number, number]): number[] {
   const m = rgb.map((c) => c / 255);
-  const scores = [0, 1, 2].map((i) => COLOR_WEIGHTS[i * 3]! * m[0]! + COLOR_WEIGHTS[i * 3 + 1]! * m[1]! + COLOR_WEIGHTS[i * 3 + 2]! * m[2]! + COLOR_BIAS[i]!);
+  const scores = [0, 1, 2].map(
+    (i) =>
+      COLOR_WEIGHTS[i * 3]! * m[0]! +
+      COLOR_WEIGHTS[i * 3 + 1]! * m[1]! +
+      COLOR_WEIGHTS[i * 3 + 2]! * m[2]! +
+      COLOR_BIAS[i]!,
+  );
   const e = scores.map(Math.exp);
   const sum = e.reduce((a, b) => a + b, 0);
   return e.map((x) => x / sum);
@@ -103,7 +113,13 @@ describe('quickstart: npm run demo', () => {
   it('with --data-dir keeps the data, the agent and cloud remove their socket and cloud.json on the way out, and a rerun converges', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'outpost-qs-'));
     try {
-      const r = await run(process.execPath, [join(REPO, 'cloud-broker', 'cli', 'outpost.js'), 'demo', '--json', '--data-dir', dir]);
+      const r = await run(process.execPath, [
+        join(REPO, 'cloud-broker', 'cli', 'outpost.js'),
+        'demo',
+        '--json',
+        '--data-dir',
+        dir,
+      ]);
       const out = lastJson(r);
       expect(r.code, r.stderr).toBe(0);
       expect(out.prediction.label).toBe('red');
@@ -118,7 +134,15 @@ describe('quickstart: npm run demo', () => {
 
       // Run again on the same folder: the version is unchanged, the device gets new credentials,
       // and the agent (whose model is already installed) must still report the new revision.
-      const again = await run(process.execPath, [join(REPO, 'cloud-broker', 'cli', 'outpost.js'), 'demo', '--json', '--data-dir', dir, '--timeout', '30']);
+      const again = await run(process.execPath, [
+        join(REPO, 'cloud-broker', 'cli', 'outpost.js'),
+        'demo',
+        '--json',
+        '--data-dir',
+        dir,
+        '--timeout',
+        '30',
+      ]);
       expect(again.code, again.stdout + again.stderr).toBe(0);
       expect(again.stderr).toContain('unchanged, already published');
       expect(again.stderr).toContain('again, new credentials');

@@ -59,7 +59,9 @@ describe.skipIf(skipForPackage(cannotMount))('disk full during a download, agent
     const v2 = await m.publish(5 * 1024 * 1024, 2);
     mirror.misbehave({ pieceSize: 64 * 1024, delayMs: 20 });
     const file = await m.deploy(v2);
-    await waitFor('download under way', () => mirror.requests.some((r) => r.sha256 === file.sha256 && r.bodyBytes > 1024 * 1024));
+    await waitFor('download under way', () =>
+      mirror.requests.some((r) => r.sha256 === file.sha256 && r.bodyBytes > 1024 * 1024),
+    );
     // Another writer takes every free byte of the filesystem.
     const mb = Buffer.alloc(1024 * 1024, 1);
     for (;;) {
@@ -71,7 +73,10 @@ describe.skipIf(skipForPackage(cannotMount))('disk full during a download, agent
       }
     }
     const code = await waitFor('no-space failure in rollout status', () => {
-      const m = f.cloud.fleet.fleet.rolloutStatus().find((d) => d.device === DEVICE)?.models.find((x) => x.id === MODEL);
+      const m = f.cloud.fleet.fleet
+        .rolloutStatus()
+        .find((d) => d.device === DEVICE)
+        ?.models.find((x) => x.id === MODEL);
       return m?.state === 'failed' && m.desired === v2 && m.active === v1 ? m.error?.code : null;
     });
     expect(['FETCH_NO_SPACE', 'STORE_NO_SPACE']).toContain(code);

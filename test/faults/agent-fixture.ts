@@ -46,7 +46,8 @@ export function mirroredModel(f: TestFleet, mirror: BlobServer, model: string, d
     async publish(bytes, fill) {
       const v = await publishPadded(f, model, bytes, fill);
       const root = join(f.cloud.blobs.root, 'sha256');
-      for (const d of await readdir(root)) for (const name of await readdir(join(root, d))) mirror.add(await readFile(join(root, d, name)));
+      for (const d of await readdir(root))
+        for (const name of await readdir(join(root, d))) mirror.add(await readFile(join(root, d, name)));
       return v;
     },
     async deploy(version) {
@@ -67,7 +68,12 @@ export function filesInDesired(f: TestFleet, device: string, into: Map<number, D
  * The crash-consistency check of one model: `current` points at one of `allowed`, and every
  * version folder present is complete (files hashed against the signed list). Returns current.
  */
-export async function checkModelFolder(modelsDir: string, id: string, allowed: readonly number[], signed: ReadonlyMap<number, DesiredFile[]>): Promise<number> {
+export async function checkModelFolder(
+  modelsDir: string,
+  id: string,
+  allowed: readonly number[],
+  signed: ReadonlyMap<number, DesiredFile[]>,
+): Promise<number> {
   const modelDir = join(modelsDir, id);
   const st = await lstat(join(modelDir, 'current'));
   if (!st.isSymbolicLink()) throw new Error(`${id}/current is not a symlink`);

@@ -102,7 +102,9 @@ describe('kill -9 of the agent process during installs', () => {
     // The survivor serves the last version through its socket.
     const red = await encodePng(rawImage(32, 32, () => [250, 10, 10]));
     const client = new AgentClient({ socket });
-    await waitFor('last version serving', async () => JSON.stringify(await client.models()).includes(`"activeVersion":${version}`));
+    await waitFor('last version serving', async () =>
+      JSON.stringify(await client.models()).includes(`"activeVersion":${version}`),
+    );
     expect(JSON.stringify(await client.predict(MODEL, red))).toContain('"red"');
     // Kills must have landed before the flip too, or the test proved nothing about staging.
     expect(sawOld).toBeGreaterThan(0);

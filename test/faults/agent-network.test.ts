@@ -53,7 +53,11 @@ describe('agent-level network faults', () => {
   async function restartBroker(): Promise<void> {
     const old = f.cloud.fleet.broker!;
     const port = Number(new URL(old.url).port);
-    const hooks = { authenticate: old.broker.authenticate, authorizePublish: old.broker.authorizePublish, authorizeSubscribe: old.broker.authorizeSubscribe };
+    const hooks = {
+      authenticate: old.broker.authenticate,
+      authorizePublish: old.broker.authorizePublish,
+      authorizeSubscribe: old.broker.authorizeSubscribe,
+    };
     await old.close();
     // In-memory retained messages and sessions are gone, as after a real restart.
     const broker = await Aedes.createBroker(hooks);
@@ -85,7 +89,10 @@ describe('agent-level network faults', () => {
     expect(requestsFor(file.sha256)).toHaveLength(1);
     await checkModelFolder(agent.modelsDir, MODEL, [v], m.signed);
     // The cloud's view comes back through the new broker too.
-    await waitFor('rollout converged after the restart', () => f.cloud.fleet.fleet.rolloutStatus().find((d) => d.device === DEVICE)?.converged);
+    await waitFor(
+      'rollout converged after the restart',
+      () => f.cloud.fleet.fleet.rolloutStatus().find((d) => d.device === DEVICE)?.converged,
+    );
   });
 
   it('the HTTP connection cut repeatedly mid-file: each attempt resumes from its offset', async () => {

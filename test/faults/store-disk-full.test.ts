@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../agent/store/index.js';
-import { OutpostError } from '../../protocol/errors/index.js';
+import type { OutpostError } from '../../protocol/errors/index.js';
 import { publish, startBlobServer, type BlobServer } from '../helpers/blob-server.js';
 import { codeOfRejection } from '../helpers/error-code.js';
 import { bigFile, childCommand, contentOf, versionProblem } from './store-fixture.js';
@@ -66,12 +66,16 @@ describe('disk full', () => {
     big.set('weights.bin', Buffer.alloc(3 * 1024 * 1024, 0x5a));
     const files = publish(server, big);
     const freeBefore = await free();
-    expect(await codeOfRejection(store.installVersion({ id: ID, version: 2, files, source: { baseUrl: server.url } }))).toBe('FETCH_NO_SPACE');
+    expect(
+      await codeOfRejection(store.installVersion({ id: ID, version: 2, files, source: { baseUrl: server.url } })),
+    ).toBe('FETCH_NO_SPACE');
     expect(await versionProblem(current, 1)).toBeNull();
 
     // Past the pre-check, the write itself fails with ENOSPC.
     store = await openStore({ dir: mnt, marginBytes: 0, backoffMs: 1, checkFreeSpace: false });
-    const err = await store.installVersion({ id: ID, version: 2, files, source: { baseUrl: server.url } }).catch((e: unknown) => e);
+    const err = await store
+      .installVersion({ id: ID, version: 2, files, source: { baseUrl: server.url } })
+      .catch((e: unknown) => e);
     expect((err as OutpostError).code).toBe('FETCH_NO_SPACE');
     expect((err as OutpostError).message).toMatch(/no space left/);
     expect(await versionProblem(current, 1)).toBeNull();
@@ -85,7 +89,12 @@ describe('disk full', () => {
     expect(await free()).toBeGreaterThanOrEqual(freeBefore);
 
     // Once the version fits, the same store converges.
-    await store.installVersion({ id: ID, version: 3, files: publish(server, contentOf(3)), source: { baseUrl: server.url } });
+    await store.installVersion({
+      id: ID,
+      version: 3,
+      files: publish(server, contentOf(3)),
+      source: { baseUrl: server.url },
+    });
     expect(await versionProblem(current, 3)).toBeNull();
   });
 
@@ -94,14 +103,32 @@ describe('disk full', () => {
     const cmd = await childCommand();
     try {
       const store = await openStore({ dir, marginBytes: 0, backoffMs: 1 });
-      await store.installVersion({ id: ID, version: 1, files: publish(server, contentOf(1)), source: { baseUrl: server.url } });
+      await store.installVersion({
+        id: ID,
+        version: 1,
+        files: publish(server, contentOf(1)),
+        source: { baseUrl: server.url },
+      });
       // Version 2 with a 3 MiB file, installed by a child that may not write files over 1 MiB.
       for (const data of contentOf(2).values()) server.add(data);
       const big = 3 * 1024 * 1024;
       server.add(bigFile(big));
       const out = await new Promise<string>((resolve, reject) => {
-        execFile('bash', ['-c', 'ulimit -f 1024 && exec "$@"', 'bash', process.execPath, ...cmd.args, dir, server.url, '2', String(big)],
-          (err, stdout) => (err && (err as { code?: unknown }).code !== 3 ? reject(err) : resolve(stdout)));
+        execFile(
+          'bash',
+          [
+            '-c',
+            'ulimit -f 1024 && exec "$@"',
+            'bash',
+            process.execPath,
+            ...cmd.args,
+            dir,
+            server.url,
+            '2',
+            String(big),
+          ],
+          (err, stdout) => (err && (err as { code?: unknown }).code !== 3 ? reject(err) : resolve(stdout)),
+        );
       });
       const answer = JSON.parse(out.trim().split('\n').at(-1)!) as { code: string; message: string };
       expect(answer.code).toBe('FETCH_NO_SPACE');

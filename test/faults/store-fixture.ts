@@ -43,7 +43,16 @@ export async function childCommand(): Promise<{ args: string[]; cleanup: string 
     const outDir = join(here, '../../node_modules/.cache/outpost-faults');
     await mkdir(outDir, { recursive: true });
     const outfile = join(outDir, `store-kill-child-${process.pid}-${Math.random().toString(36).slice(2)}.mjs`);
-    await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile, logLevel: 'error' });
+    await build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      packages: 'external',
+      outfile,
+      logLevel: 'error',
+    });
     return { args: [outfile], cleanup: outfile };
   } catch {
     return { args: ['--import', 'tsx', entry], cleanup: null };

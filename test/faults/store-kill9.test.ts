@@ -40,10 +40,15 @@ afterAll(async () => {
 });
 
 /** Runs the child; kills it `killAfterMs` after it is ready unless it finished; `ms` counts from ready. */
-function runChild(version: number, killAfterMs: number | null): Promise<{ killed: boolean; ms: number; stderr: string }> {
+function runChild(
+  version: number,
+  killAfterMs: number | null,
+): Promise<{ killed: boolean; ms: number; stderr: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [...childCmd, dir, server.url, String(version)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...childCmd, dir, server.url, String(version)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     let timer: NodeJS.Timeout | null = null;
@@ -106,7 +111,12 @@ describe('kill -9 during install', () => {
       if (r.killed && cur === current) sawOld++;
       // Convergence: the next install (what the agent does on restart) completes.
       const store = await openStore({ dir, keep: 2, marginBytes: 0, backoffMs: 1 });
-      await store.installVersion({ id: ID, version: next, files: publishedFiles(next), source: { baseUrl: server.url } });
+      await store.installVersion({
+        id: ID,
+        version: next,
+        files: publishedFiles(next),
+        source: { baseUrl: server.url },
+      });
       expect(await checkFolder([next])).toBe(next);
       expect((await store.list())[0].versions.length).toBeLessThanOrEqual(2);
       current = next;
@@ -114,6 +124,8 @@ describe('kill -9 during install', () => {
     // The window after the flip is short, so "new" is not asserted here; every crash point is
     // also recreated deterministically in test/integration/store-recover.test.ts.
     expect(sawOld).toBeGreaterThan(0);
-    console.log(`kill -9: ${killed} kills mid-install in ${current - 1} rounds; after recover ${sawOld} old, ${sawNew} new`);
+    console.log(
+      `kill -9: ${killed} kills mid-install in ${current - 1} rounds; after recover ${sawOld} old, ${sawNew} new`,
+    );
   }, 240_000);
 });

@@ -17,11 +17,19 @@ const why = !a.available ? a.reason! : !HEF ? 'set OUTPOST_HAILO_HEF to a compil
 
 describe.skipIf(skipForHardware(why))('HailoRT on a Hailo-8', () => {
   it('loads a HEF and runs one frame', async () => {
-    const p = { ...params(buildNet('classifier'), 'hailo', basename(HEF!)), quantize_input: true, quantize_output: false, input_format: 'auto', output_format: 'auto' };
+    const p = {
+      ...params(buildNet('classifier'), 'hailo', basename(HEF!)),
+      quantize_input: true,
+      quantize_output: false,
+      input_format: 'auto',
+      output_format: 'auto',
+    };
     const model = await backend.load({ dir: dirname(HEF!), params: p });
     const input = model.inputs[0]!;
     const shape = input.shape.map((d) => d ?? 1);
-    const out = await model.run({ [input.name]: { dtype: 'float32', shape, data: new Float32Array(shape.reduce((x, y) => x * y, 1)).fill(128) } });
+    const out = await model.run({
+      [input.name]: { dtype: 'float32', shape, data: new Float32Array(shape.reduce((x, y) => x * y, 1)).fill(128) },
+    });
     for (const o of model.outputs) expect(out[o.name]!.shape).toEqual(o.shape);
     await model.dispose();
   });

@@ -19,7 +19,13 @@ const TRTEXEC = ['/usr/src/tensorrt/bin/trtexec', '/usr/bin/trtexec'].find((p) =
 const backend = createTensorRtBackend();
 const a = await backend.availability();
 const caps = await probeCapabilities();
-const why = !a.available ? a.reason! : !caps.jetson?.device ? 'not a supported Jetson (nano, xavier-nx, agx-xavier)' : !TRTEXEC ? 'trtexec not found' : null;
+const why = !a.available
+  ? a.reason!
+  : !caps.jetson?.device
+    ? 'not a supported Jetson (nano, xavier-nx, agx-xavier)'
+    : !TRTEXEC
+      ? 'trtexec not found'
+      : null;
 
 describe.skipIf(skipForHardware(why))('TensorRT on a Jetson', () => {
   it('runs an engine built here and matches the reference', async () => {
@@ -27,11 +33,18 @@ describe.skipIf(skipForHardware(why))('TensorRT on a Jetson', () => {
     try {
       const net = buildNet('classifier');
       await writeFile(join(dir, 'model.onnx'), toOnnx(net));
-      execFileSync(TRTEXEC!, [`--onnx=${join(dir, 'model.onnx')}`, `--saveEngine=${join(dir, 'model.trt')}`], { stdio: 'ignore' });
-      const model = await backend.load({ dir, params: { ...params(net, 'tensor-rt', 'model.trt'), device: caps.jetson!.device! } });
+      execFileSync(TRTEXEC!, [`--onnx=${join(dir, 'model.onnx')}`, `--saveEngine=${join(dir, 'model.trt')}`], {
+        stdio: 'ignore',
+      });
+      const model = await backend.load({
+        dir,
+        params: { ...params(net, 'tensor-rt', 'model.trt'), device: caps.jetson!.device! },
+      });
       const [w, h] = net.size;
       const input = sampleInput(net);
-      const out = Object.values(await model.run({ [model.inputs[0]!.name]: { dtype: 'float32', shape: [1, 3, h, w], data: input } }))[0]!;
+      const out = Object.values(
+        await model.run({ [model.inputs[0]!.name]: { dtype: 'float32', shape: [1, 3, h, w], data: input } }),
+      )[0]!;
       const ref = reference(net, input);
       ref.forEach((v, i) => expect(Math.abs((out.data as Float32Array)[i]! - v)).toBeLessThan(1e-3));
       await model.dispose();

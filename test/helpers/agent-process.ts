@@ -26,7 +26,11 @@ export interface AgentProcess {
  * Writes a test agent config: the provisioned agent.json plus short reconnect intervals, no
  * telemetry, no free-space margin, and the given models folder and socket.
  */
-export async function writeAgentConfig(provisioned: string, out: string, o: { modelsDir: string; socket: string; extra?: Record<string, unknown> }): Promise<string> {
+export async function writeAgentConfig(
+  provisioned: string,
+  out: string,
+  o: { modelsDir: string; socket: string; extra?: Record<string, unknown> },
+): Promise<string> {
   const base = JSON.parse(await readFile(provisioned, 'utf8')) as Record<string, unknown>;
   const cfg = {
     ...base,
@@ -48,7 +52,9 @@ export function spawnAgent(configPath: string, opts: { env?: NodeJS.ProcessEnv }
   // No OUTPOST_* from the developer's shell: the config file alone decides.
   for (const [k, v] of Object.entries(opts.env ?? process.env)) if (!k.startsWith('OUTPOST_')) env[k] = v;
   const child = spawn(process.execPath, ['--import', 'tsx', AGENT_BIN, 'agent', 'run', '--config', configPath], {
-    cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const chunks: Buffer[] = [];
   child.stdout!.on('data', (c: Buffer) => chunks.push(c));

@@ -16,8 +16,12 @@ export interface BlobFixture {
  */
 export function useBlobFixture(prefix: string): BlobFixture {
   let server: BlobServer | undefined;
-  beforeAll(async () => { server = await startBlobServer(); });
-  afterAll(async () => { await server?.close(); });
+  beforeAll(async () => {
+    server = await startBlobServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
   const tmp = useTempDir(prefix);
   beforeEach(() => {
     server!.misbehave({});
@@ -28,6 +32,8 @@ export function useBlobFixture(prefix: string): BlobFixture {
       if (!server) throw new Error('useBlobFixture: the server exists inside hooks and tests only');
       return server;
     },
-    get dir(): string { return tmp.dir; },
+    get dir(): string {
+      return tmp.dir;
+    },
   };
 }

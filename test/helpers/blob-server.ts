@@ -69,7 +69,13 @@ export async function startBlobServer(): Promise<BlobServer> {
 
   const server = http.createServer((req, res) => {
     const m = /^\/v1\/blobs\/([0-9a-f]{64})$/.exec(req.url ?? '');
-    const rec: RequestRecord = { sha256: m?.[1] ?? '', range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined, status: 0, bodyBytes: 0 };
+    const rec: RequestRecord = {
+      sha256: m?.[1] ?? '',
+      range: req.headers.range,
+      ifRange: req.headers['if-range'] as string | undefined,
+      status: 0,
+      bodyBytes: 0,
+    };
     requests.push(rec);
     const answer = (status: number): void => {
       rec.status = status;
@@ -90,7 +96,11 @@ export async function startBlobServer(): Promise<BlobServer> {
     const rangeOk = range && !mis.ignoreRange && (rec.ifRange === undefined || rec.ifRange === etag);
     let status = 200;
     let body = data;
-    const headers: http.OutgoingHttpHeaders = { etag, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
+    const headers: http.OutgoingHttpHeaders = {
+      etag,
+      'accept-ranges': 'bytes',
+      'content-type': 'application/octet-stream',
+    };
     if (rangeOk) {
       const start = Number(range[1]);
       if (start >= data.length) return answer(416);
@@ -113,7 +123,8 @@ export async function startBlobServer(): Promise<BlobServer> {
     res.once('close', release);
 
     // Only a real mid-body cut: a "cut" after the whole body would just close a keep-alive socket.
-    const cut = mis.cutAfter !== undefined && mis.cutAfter < body.length && (mis.cutTimes === undefined || cuts < mis.cutTimes);
+    const cut =
+      mis.cutAfter !== undefined && mis.cutAfter < body.length && (mis.cutTimes === undefined || cuts < mis.cutTimes);
     if (cut) {
       cuts++;
       body = body.subarray(0, mis.cutAfter);
@@ -181,11 +192,15 @@ export function versionContent(version: number, nFiles = 4, fileSize = 64 * 1024
     return Buffer.concat(parts).subarray(0, size);
   };
   out.set('shared.bin', fill('shared', fileSize));
-  for (let i = 0; i < nFiles; i++) out.set(`${i % 2 ? 'sub/dir/' : ''}file-${i}.bin`, fill(`v${version}:f${i}`, fileSize + version + i));
+  for (let i = 0; i < nFiles; i++)
+    out.set(`${i % 2 ? 'sub/dir/' : ''}file-${i}.bin`, fill(`v${version}:f${i}`, fileSize + version + i));
   return out;
 }
 
 /** Adds the files to the server and returns the metadata list the store installs. */
-export function publish(server: BlobServer, content: Map<string, Buffer>): { path: string; sha256: string; size: number }[] {
+export function publish(
+  server: BlobServer,
+  content: Map<string, Buffer>,
+): { path: string; sha256: string; size: number }[] {
   return [...content].map(([path, data]) => ({ path, sha256: server.add(data), size: data.length }));
 }

@@ -12,7 +12,11 @@ export function capturedContext(cwd: string, env: NodeJS.ProcessEnv = {}): Captu
   stderr.setEncoding('utf8');
   let o = '';
   let e = '';
-  stdout.on('data', (s: string) => { o += s; });
-  stderr.on('data', (s: string) => { e += s; });
+  stdout.on('data', (s: string) => {
+    o += s;
+  });
+  stderr.on('data', (s: string) => {
+    e += s;
+  });
   return { cwd, env, stdout, stderr, signal: new AbortController().signal, out: () => o, err: () => e };
 }

@@ -28,7 +28,9 @@ export interface CliRun {
 
 function makeRun(code: number, stdout: string, stderr: string): CliRun {
   return {
-    code, stdout, stderr,
+    code,
+    stdout,
+    stderr,
     json<T>() {
       const lines = stdout.trim().split('\n');
       return JSON.parse(lines[lines.length - 1]) as T;
@@ -52,14 +54,23 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
   return { ...env, OUTPOST_LOG_LEVEL: 'silent', ...extra };
 }
 
-export async function runInProcess(argv: string[], opts: { cwd: string; env: NodeJS.ProcessEnv; signal?: AbortSignal }): Promise<CliRun> {
+export async function runInProcess(
+  argv: string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv; signal?: AbortSignal },
+): Promise<CliRun> {
   const out = new PassThrough();
   const err = new PassThrough();
   const o: Buffer[] = [];
   const e: Buffer[] = [];
   out.on('data', (c: Buffer) => o.push(c));
   err.on('data', (c: Buffer) => e.push(c));
-  const code = await runCli(argv, { cwd: opts.cwd, env: opts.env, stdout: out, stderr: err, signal: opts.signal ?? new AbortController().signal });
+  const code = await runCli(argv, {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdout: out,
+    stderr: err,
+    signal: opts.signal ?? new AbortController().signal,
+  });
   return makeRun(code, Buffer.concat(o).toString('utf8'), Buffer.concat(e).toString('utf8'));
 }
 
@@ -70,14 +81,20 @@ export interface Spawned {
 }
 
 export function spawnCli(argv: string[], opts: { cwd: string; env: NodeJS.ProcessEnv }): Spawned {
-  const child = spawn(process.execPath, [SHIM, ...argv], { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [SHIM, ...argv], {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const o: Buffer[] = [];
   const e: Buffer[] = [];
   child.stdout.on('data', (c: Buffer) => o.push(c));
   child.stderr.on('data', (c: Buffer) => e.push(c));
   const done = new Promise<CliRun & { signal: NodeJS.Signals | null }>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ ...makeRun(code ?? -1, Buffer.concat(o).toString(), Buffer.concat(e).toString()), signal }));
+    child.on('close', (code, signal) =>
+      resolve({ ...makeRun(code ?? -1, Buffer.concat(o).toString(), Buffer.concat(e).toString()), signal }),
+    );
   });
   return { pid: child.pid!, done, kill: (sig = 'SIGKILL') => child.kill(sig) };
 }
@@ -99,7 +116,10 @@ export async function snapshotDir(dir: string): Promise<Record<string, string>> 
       else if (st.isDirectory()) {
         out[key + '/'] = 'dir';
         await walk(p);
-      } else out[key] = createHash('sha256').update(await readFile(p)).digest('hex');
+      } else
+        out[key] = createHash('sha256')
+          .update(await readFile(p))
+          .digest('hex');
     }
   }
   await walk(dir);
@@ -165,9 +185,10 @@ export async function startProxy(target: URL, opts: { cutUpAfter?: number; stall
   return {
     url: `http://127.0.0.1:${port}`,
     stats,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -15,11 +15,20 @@ export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(REPO, 'agent', 'cli', 'bin.ts');
 
 /** Resolves when `pred` holds; rejects after `ms` with `describe()` (only so a broken test ends). */
-async function until(pred: () => boolean, ms: number, what: string, describe: () => string, wake: (cb: () => void) => void): Promise<void> {
+async function until(
+  pred: () => boolean,
+  ms: number,
+  what: string,
+  describe: () => string,
+  wake: (cb: () => void) => void,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!pred()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; ${describe()}`);
-    await new Promise<void>((r) => { wake(r); setTimeout(r, 100); });
+    await new Promise<void>((r) => {
+      wake(r);
+      setTimeout(r, 100);
+    });
   }
 }
 
@@ -35,7 +44,10 @@ export interface NotifyReceiver {
 export function notifyReceiver(dir: string): NotifyReceiver {
   const require = createRequire(import.meta.url);
   const dgram = require('unix-dgram') as {
-    createSocket(type: 'unix_dgram', onMessage: (buf: Buffer) => void): { bind(path: string): void; close(): void; on(e: string, cb: (err: Error) => void): void };
+    createSocket(
+      type: 'unix_dgram',
+      onMessage: (buf: Buffer) => void,
+    ): { bind(path: string): void; close(): void; on(e: string, cb: (err: Error) => void): void };
   };
   const messages: string[] = [];
   let waiters: Array<() => void> = [];
@@ -47,9 +59,16 @@ export function notifyReceiver(dir: string): NotifyReceiver {
   sock.on('error', () => undefined);
   sock.bind(path);
   return {
-    path, messages,
+    path,
+    messages,
     async until(pred, ms = 20_000) {
-      await until(() => messages.some(pred), ms, 'a notification', () => `got ${JSON.stringify(messages)}`, (cb) => waiters.push(cb));
+      await until(
+        () => messages.some(pred),
+        ms,
+        'a notification',
+        () => `got ${JSON.stringify(messages)}`,
+        (cb) => waiters.push(cb),
+      );
       return messages.find(pred)!;
     },
     close() {
@@ -95,18 +114,22 @@ export function agentEnv(extra: Record<string, string | undefined> = {}): NodeJS
 }
 
 export function spawnAgent(opts: SpawnAgentOptions): AgentProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, 'agent', 'run', '--config', opts.config, ...(opts.args ?? [])], {
-    cwd: REPO,
-    env: opts.env ?? agentEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', BIN, 'agent', 'run', '--config', opts.config, ...(opts.args ?? [])],
+    {
+      cwd: REPO,
+      env: opts.env ?? agentEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const logs: LogLine[] = [];
   let err = '';
-  let waiters: Array<() => void> = [];
+  const waiters: Array<() => void> = [];
   let buf = '';
   child.stdout!.on('data', (b: Buffer) => {
     buf += b.toString();
-    let i;
+    let i: number;
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
@@ -118,7 +141,9 @@ export function spawnAgent(opts: SpawnAgentOptions): AgentProcess {
     }
     for (const w of waiters.splice(0)) w();
   });
-  child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => {
+    err += b.toString();
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('exit', (code, signal) => {
       for (const w of waiters.splice(0)) w();
@@ -126,14 +151,27 @@ export function spawnAgent(opts: SpawnAgentOptions): AgentProcess {
     });
   });
   let done = false;
-  void exited.then(() => { done = true; });
+  void exited.then(() => {
+    done = true;
+  });
   return {
-    child, logs, exited,
+    child,
+    logs,
+    exited,
     stderr: () => err,
     async waitForLog(pred, ms = 30_000) {
-      await until(() => logs.some(pred) || done, ms, 'a log line', () => `stderr: ${err.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`, (cb) => waiters.push(cb));
+      await until(
+        () => logs.some(pred) || done,
+        ms,
+        'a log line',
+        () => `stderr: ${err.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`,
+        (cb) => waiters.push(cb),
+      );
       const hit = logs.find(pred);
-      if (!hit) throw new Error(`the agent exited before the log line appeared; stderr: ${err.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`);
+      if (!hit)
+        throw new Error(
+          `the agent exited before the log line appeared; stderr: ${err.slice(-2000)}; last logs: ${JSON.stringify(logs.slice(-5))}`,
+        );
       return hit;
     },
     signal(sig) {
@@ -182,7 +220,10 @@ export async function brokerGate(): Promise<BrokerGate> {
     }
     const up = net.connect(target.port, target.host);
     conns.add(up);
-    up.on('close', () => { conns.delete(up); s.destroy(); });
+    up.on('close', () => {
+      conns.delete(up);
+      s.destroy();
+    });
     up.on('error', () => s.destroy());
     s.on('close', () => up.destroy());
     s.pipe(up).pipe(s);
@@ -191,8 +232,12 @@ export async function brokerGate(): Promise<BrokerGate> {
   const port = (srv.address() as net.AddressInfo).port;
   return {
     url: `mqtt://127.0.0.1:${port}`,
-    get refused() { return refused; },
-    open(t) { target = t; },
+    get refused() {
+      return refused;
+    },
+    open(t) {
+      target = t;
+    },
     async close() {
       for (const c of conns) c.destroy();
       await new Promise<void>((r) => srv.close(() => r()));
@@ -204,7 +249,10 @@ export async function brokerGate(): Promise<BrokerGate> {
  * Writes a standalone agent.json whose cloud is unreachable (for startup, config and offline
  * tests that need no cloud): a fresh Ed25519 key, a closed MQTT port and a closed HTTP port.
  */
-export async function writeStandaloneConfig(dir: string, extra: Record<string, unknown> = {}): Promise<{ path: string; config: Record<string, unknown> }> {
+export async function writeStandaloneConfig(
+  dir: string,
+  extra: Record<string, unknown> = {},
+): Promise<{ path: string; config: Record<string, unknown> }> {
   const { publicKey } = generateKeyPairSync('ed25519');
   const mqttPort = await closedPort();
   const config: Record<string, unknown> = {
@@ -223,12 +271,23 @@ export async function writeStandaloneConfig(dir: string, extra: Record<string, u
 }
 
 /** Runs one device verb (`agent check-config ...`) in a child process to its end. */
-export async function runAgentVerb(args: string[], env: NodeJS.ProcessEnv = agentEnv()): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function runAgentVerb(
+  args: string[],
+  env: NodeJS.ProcessEnv = agentEnv(),
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], {
+    cwd: REPO,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (b: Buffer) => { stdout += b.toString(); });
-  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString(); });
+  child.stdout!.on('data', (b: Buffer) => {
+    stdout += b.toString();
+  });
+  child.stderr!.on('data', (b: Buffer) => {
+    stderr += b.toString();
+  });
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   return { code, stdout, stderr };
 }
@@ -259,40 +318,50 @@ export async function slowMirror(target: string, opts: { chunk: number; delayMs:
   const srv = http.createServer((req, res) => {
     const rec: MirrorRequest = { path: req.url ?? '', range: req.headers.range, status: 0, bytes: 0 };
     requests.push(rec);
-    const up = http.request(new URL(req.url ?? '/', target), { method: req.method, headers: { ...req.headers, host: new URL(target).host } }, (ur) => {
-      rec.status = ur.statusCode ?? 0;
-      res.writeHead(rec.status, ur.headers);
-      const queue: Buffer[] = [];
-      let ended = false;
-      let timer: NodeJS.Timeout | null = null;
-      const pump = (): void => {
-        timer = null;
-        const all = Buffer.concat(queue.splice(0));
-        const piece = all.subarray(0, opts.chunk);
-        if (all.length > piece.length) queue.push(all.subarray(piece.length));
-        if (piece.length > 0) {
-          rec.bytes += piece.length;
-          res.write(piece);
-        }
-        if (queue.length > 0) timer = setTimeout(pump, opts.delayMs);
-        else if (ended) res.end();
-        else ur.resume();
-      };
-      ur.on('data', (b: Buffer) => {
-        queue.push(b);
-        ur.pause();
-        timer ??= setTimeout(pump, opts.delayMs);
-      });
-      ur.on('end', () => {
-        ended = true;
-        timer ??= setTimeout(pump, 0);
-      });
-      res.on('close', () => { if (timer) clearTimeout(timer); ur.destroy(); });
-    });
+    const up = http.request(
+      new URL(req.url ?? '/', target),
+      { method: req.method, headers: { ...req.headers, host: new URL(target).host } },
+      (ur) => {
+        rec.status = ur.statusCode ?? 0;
+        res.writeHead(rec.status, ur.headers);
+        const queue: Buffer[] = [];
+        let ended = false;
+        let timer: NodeJS.Timeout | null = null;
+        const pump = (): void => {
+          timer = null;
+          const all = Buffer.concat(queue.splice(0));
+          const piece = all.subarray(0, opts.chunk);
+          if (all.length > piece.length) queue.push(all.subarray(piece.length));
+          if (piece.length > 0) {
+            rec.bytes += piece.length;
+            res.write(piece);
+          }
+          if (queue.length > 0) timer = setTimeout(pump, opts.delayMs);
+          else if (ended) res.end();
+          else ur.resume();
+        };
+        ur.on('data', (b: Buffer) => {
+          queue.push(b);
+          ur.pause();
+          timer ??= setTimeout(pump, opts.delayMs);
+        });
+        ur.on('end', () => {
+          ended = true;
+          timer ??= setTimeout(pump, 0);
+        });
+        res.on('close', () => {
+          if (timer) clearTimeout(timer);
+          ur.destroy();
+        });
+      },
+    );
     up.on('error', () => res.destroy());
     req.pipe(up);
   });
-  srv.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  srv.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}`,

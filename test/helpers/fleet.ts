@@ -48,12 +48,19 @@ export async function startTestFleet(cloudOpts: Pick<CloudOptions, 'tls' | 'wsPo
   let folder = 0;
 
   const t: TestFleet = {
-    cloud, root, adminToken, fleet, env,
+    cloud,
+    root,
+    adminToken,
+    fleet,
+    env,
     async publish(id, kind = 'classifier', opts = {}) {
       const dir = join(root, `model-${++folder}`);
       await writeModelFolder(dir, kind, { id });
       if (opts.labels) await writeFile(join(dir, 'labels.txt'), opts.labels.join('\n') + '\n');
-      const run = await runInProcess(['model', 'publish', '--json', ...(opts.force ? ['--force'] : [])], { cwd: dir, env });
+      const run = await runInProcess(['model', 'publish', '--json', ...(opts.force ? ['--force'] : [])], {
+        cwd: dir,
+        env,
+      });
       if (run.code !== 0) throw new Error(`publish failed (${run.code}): ${run.stdout} ${run.stderr}`);
       return run.json<{ version: number }>().version;
     },
@@ -69,12 +76,22 @@ export async function startTestFleet(cloudOpts: Pick<CloudOptions, 'tls' | 'wsPo
       const socket = join(root, `${id}.sock`);
       const daemon = await startDaemon({
         configPath,
-        overrides: { modelsDir, socket, 'telemetry.enabled': false, 'mqtt.reconnectMinMs': 100, 'mqtt.reconnectMaxMs': 1000, ...overrides },
+        overrides: {
+          modelsDir,
+          socket,
+          'telemetry.enabled': false,
+          'mqtt.reconnectMinMs': 100,
+          'mqtt.reconnectMaxMs': 1000,
+          ...overrides,
+        },
         env: {},
         log: process.env.OUTPOST_TEST_LOG ? createLogger({ level: process.env.OUTPOST_TEST_LOG }) : silentLogger,
       });
       const agent: TestAgent = {
-        daemon, socket, modelsDir, client: new AgentClient({ socket }),
+        daemon,
+        socket,
+        modelsDir,
+        client: new AgentClient({ socket }),
         async stop() {
           agents.delete(agent);
           await daemon.stop({ graceMs: 2000 });
@@ -93,7 +110,11 @@ export async function startTestFleet(cloudOpts: Pick<CloudOptions, 'tls' | 'wsPo
 }
 
 /** Polls `check` until it returns a truthy value (or throws after `timeoutMs` with the last value). */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs = 20_000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -103,7 +124,10 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }

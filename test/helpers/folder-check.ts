@@ -31,7 +31,8 @@ export async function folderProblem(dir: string, files: readonly ExpectedFile[])
   for (const file of files) {
     const data = await readFile(join(dir, file.path));
     const sha = createHash('sha256').update(data).digest('hex');
-    if (sha !== file.sha256 || data.length !== file.size) return `${file.path}: ${data.length} bytes ${sha.slice(0, 12)}, signed ${file.size} ${file.sha256.slice(0, 12)}`;
+    if (sha !== file.sha256 || data.length !== file.size)
+      return `${file.path}: ${data.length} bytes ${sha.slice(0, 12)}, signed ${file.size} ${file.sha256.slice(0, 12)}`;
   }
   return null;
 }

@@ -30,7 +30,10 @@ export interface Mosquitto {
 
 async function listening(port: number): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.on('error', () => resolve(false));
   });
 }
@@ -40,10 +43,16 @@ export async function startMosquitto(dir: string): Promise<Mosquitto> {
   const port = await closedPort();
   const service = { username: 'outpost-cloud', password: 'svc-' + Math.random().toString(36).slice(2) };
   // Under root mosquitto drops to this user, who must be able to read the 0600 files it wrote.
-  const files = await writeMosquittoFiles(join(dir, 'mosquitto'), { host: '127.0.0.1', port, service, user: os.userInfo().username });
+  const files = await writeMosquittoFiles(join(dir, 'mosquitto'), {
+    host: '127.0.0.1',
+    port,
+    service,
+    user: os.userInfo().username,
+  });
   let child: ChildProcess | undefined;
   const m: Mosquitto = {
-    port, files,
+    port,
+    files,
     externalBroker: { url: `mqtt://127.0.0.1:${port}`, ...service },
     async addUser(username, password) {
       await addMosquittoUser(files.passwordFile, username, password);
@@ -53,7 +62,8 @@ export async function startMosquitto(dir: string): Promise<Mosquitto> {
       child = spawn('mosquitto', ['-c', files.conf], { stdio: ['ignore', 'ignore', 'inherit'] });
       const deadline = Date.now() + 10_000;
       while (!(await listening(port))) {
-        if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode} before listening on ${port}`);
+        if (child.exitCode !== null)
+          throw new Error(`mosquitto exited with ${child.exitCode} before listening on ${port}`);
         if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port} within 10 s`);
         await new Promise((r) => setTimeout(r, 25));
       }

@@ -21,7 +21,9 @@ export function useTempDir(prefix: string, scope: 'each' | 'all' = 'each'): Temp
       return current;
     },
   };
-  const make = async (): Promise<void> => { current = await mkdtemp(join(tmpdir(), prefix)); };
+  const make = async (): Promise<void> => {
+    current = await mkdtemp(join(tmpdir(), prefix));
+  };
   const remove = async (): Promise<void> => {
     if (current !== undefined) await rm(current, { recursive: true, force: true });
     current = undefined;

@@ -10,7 +10,11 @@ import { tempRoot, writeNet } from './addon-model-dirs.js';
  * errors instead of crashing the process: a bad load spec, `new` on the model class, and calls on
  * a disposed model. Exercised on the OpenCV addon, the one that is built here.
  */
-type Binding = { load(spec: unknown): Promise<{ dispose(): void; info(): unknown; forward(i: unknown): Promise<unknown> }>; noop(): Promise<void>; abi: number };
+type Binding = {
+  load(spec: unknown): Promise<{ dispose(): void; info(): unknown; forward(i: unknown): Promise<unknown> }>;
+  noop(): Promise<void>;
+  abi: number;
+};
 const loaded = loadAddon<Binding>('outpost_opencv_dnn');
 
 describe.skipIf(skipForPackage(loaded.ok ? null : `OpenCV addon: ${loaded.reason}`))('native wrapper guards', () => {

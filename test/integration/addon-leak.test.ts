@@ -43,7 +43,9 @@ describe.skipIf(skipForPackage(a.available ? null : `OpenCV addon: ${a.reason}`)
     }
     gc?.();
     const growthMb = (process.memoryUsage().rss - base) / 2 ** 20;
-    console.info(`[leak] RSS growth over ${ITERATIONS - WARMUP} load/run/dispose cycles: ${growthMb.toFixed(2)} MB (bound ${BOUND_MB} MB)`);
+    console.info(
+      `[leak] RSS growth over ${ITERATIONS - WARMUP} load/run/dispose cycles: ${growthMb.toFixed(2)} MB (bound ${BOUND_MB} MB)`,
+    );
     expect(growthMb).toBeLessThan(BOUND_MB);
   }, 120_000);
 });

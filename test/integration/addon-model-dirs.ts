@@ -12,12 +12,24 @@ import { toTensorflow } from '../fixtures/tensorflow/write-tensorflow.js';
 export type NetFormat = Extract<Framework, 'onnx' | 'caffe' | 'darknet' | 'tensorflow'>;
 export const NET_FORMATS: readonly NetFormat[] = ['onnx', 'caffe', 'darknet', 'tensorflow'];
 
-const PURPOSE: Record<Net['name'], Purpose> = { classifier: 'Classification', segmenter: 'SemanticSegmentation', pose: 'PoseEstimation' };
+const PURPOSE: Record<Net['name'], Purpose> = {
+  classifier: 'Classification',
+  segmenter: 'SemanticSegmentation',
+  pose: 'PoseEstimation',
+};
 
 export function params(net: Net, framework: Framework, model_file: string, config_file?: string): ModelParameters {
   return {
-    framework_type: framework, model_file, config_file, mean: [0, 0, 0], scalefactor: 1, size: net.size,
-    purpose: PURPOSE[net.name], crop: false, swaprb: false, softmax: false,
+    framework_type: framework,
+    model_file,
+    config_file,
+    mean: [0, 0, 0],
+    scalefactor: 1,
+    size: net.size,
+    purpose: PURPOSE[net.name],
+    crop: false,
+    swaprb: false,
+    softmax: false,
   };
 }
 
@@ -53,6 +65,7 @@ export async function tempRoot(): Promise<{ root: string; cleanup: () => Promise
 export function agreement(actual: ArrayLike<number>, expected: ArrayLike<number>, rel: number): number {
   if (actual.length !== expected.length) return Infinity;
   let worst = 0;
-  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) - rel * Math.abs(expected[i]!));
+  for (let i = 0; i < expected.length; i++)
+    worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!) - rel * Math.abs(expected[i]!));
   return worst;
 }

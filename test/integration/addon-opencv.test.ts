@@ -19,12 +19,20 @@ describe.skipIf(skipForPackage(a.available ? null : `OpenCV addon: ${a.reason}`)
   beforeAll(async () => ({ root, cleanup } = await tempRoot()));
   afterAll(async () => cleanup());
 
-  const code = async (src: ModelSource) => backend.load(src).then(() => 'loaded', (e: { code?: string }) => e.code);
+  const code = async (src: ModelSource) =>
+    backend.load(src).then(
+      () => 'loaded',
+      (e: { code?: string }) => e.code,
+    );
 
   it('refuses a missing, empty or escaping file with ADDON_MODEL_FILE_MISSING', async () => {
     const src = await writeNet(root, net, 'caffe');
-    expect(await code({ ...src, params: { ...src.params, model_file: 'nope.caffemodel' } })).toBe('ADDON_MODEL_FILE_MISSING');
-    expect(await code({ ...src, params: { ...src.params, model_file: '../x.caffemodel' } })).toBe('ADDON_MODEL_FILE_MISSING');
+    expect(await code({ ...src, params: { ...src.params, model_file: 'nope.caffemodel' } })).toBe(
+      'ADDON_MODEL_FILE_MISSING',
+    );
+    expect(await code({ ...src, params: { ...src.params, model_file: '../x.caffemodel' } })).toBe(
+      'ADDON_MODEL_FILE_MISSING',
+    );
     expect(await code({ ...src, params: { ...src.params, config_file: undefined } })).toBe('ADDON_MODEL_FILE_MISSING');
     await truncate(join(src.dir, 'model.caffemodel'), 0);
     expect(await code(src)).toBe('ADDON_MODEL_FILE_MISSING');
@@ -33,12 +41,21 @@ describe.skipIf(skipForPackage(a.available ? null : `OpenCV addon: ${a.reason}`)
   it('refuses files that do not fit the framework with ADDON_MODEL_MISMATCH', async () => {
     const caffe = await writeNet(root, net, 'caffe');
     // Swapped model_file and config_file.
-    expect(await code({ ...caffe, params: { ...caffe.params, model_file: 'deploy.prototxt', config_file: 'model.caffemodel' } })).toBe('ADDON_MODEL_MISMATCH');
+    expect(
+      await code({
+        ...caffe,
+        params: { ...caffe.params, model_file: 'deploy.prototxt', config_file: 'model.caffemodel' },
+      }),
+    ).toBe('ADDON_MODEL_MISMATCH');
     // Caffe files declared as Darknet.
-    expect(await code({ ...caffe, params: { ...caffe.params, framework_type: 'darknet' } })).toBe('ADDON_MODEL_MISMATCH');
+    expect(await code({ ...caffe, params: { ...caffe.params, framework_type: 'darknet' } })).toBe(
+      'ADDON_MODEL_MISMATCH',
+    );
     // A binary file named like a config.
     await writeFile(join(caffe.dir, 'binary.prototxt'), await readFile(join(caffe.dir, 'model.caffemodel')));
-    expect(await code({ ...caffe, params: { ...caffe.params, config_file: 'binary.prototxt' } })).toBe('ADDON_MODEL_MISMATCH');
+    expect(await code({ ...caffe, params: { ...caffe.params, config_file: 'binary.prototxt' } })).toBe(
+      'ADDON_MODEL_MISMATCH',
+    );
     // Darknet weights whose header is not Darknet's.
     const dn = await writeNet(root, net, 'darknet');
     await writeFile(join(dn.dir, 'model.weights'), Buffer.from('this is not a weights file at all!!'));
@@ -68,14 +85,24 @@ describe.skipIf(skipForPackage(a.available ? null : `OpenCV addon: ${a.reason}`)
     const model = await backend.load(await writeNet(root, net, 'caffe'));
     expect(model.inputs).toEqual([{ name: 'data', dtype: 'float32', shape: [1, 3, h, w] }]);
     expect(model.outputs[0]!.shape).toEqual([1, 3]);
-    const bad = await model.run({ data: { dtype: 'float32', shape: [1, 3, h, w + 1], data: new Float32Array(3 * h * (w + 1)) } }).catch((e: { code: string }) => e.code);
+    const bad = await model
+      .run({ data: { dtype: 'float32', shape: [1, 3, h, w + 1], data: new Float32Array(3 * h * (w + 1)) } })
+      .catch((e: { code: string }) => e.code);
     expect(bad).toBe('RUNTIME_INPUT_INVALID');
     const inputs = [1, 2, 3, 4, 5, 6, 7, 8].map((seed) => sampleInput(net, seed));
-    const outs = await Promise.all(inputs.map((data) => model.run({ data: { dtype: 'float32', shape: [1, 3, h, w], data } })));
-    outs.forEach((o, i) => expect(agreement(o[model.outputs[0]!.name]!.data as Float32Array, reference(net, inputs[i]!), 1e-4)).toBeLessThanOrEqual(1e-5));
+    const outs = await Promise.all(
+      inputs.map((data) => model.run({ data: { dtype: 'float32', shape: [1, 3, h, w], data } })),
+    );
+    outs.forEach((o, i) =>
+      expect(
+        agreement(o[model.outputs[0]!.name]!.data as Float32Array, reference(net, inputs[i]!), 1e-4),
+      ).toBeLessThanOrEqual(1e-5),
+    );
     await model.dispose();
     await model.dispose();
-    const after = await model.run({ data: { dtype: 'float32', shape: [1, 3, h, w], data: inputs[0]! } }).catch((e: { code: string }) => e.code);
+    const after = await model
+      .run({ data: { dtype: 'float32', shape: [1, 3, h, w], data: inputs[0]! } })
+      .catch((e: { code: string }) => e.code);
     expect(after).toBe('RUNTIME_MODEL_UNLOADED');
   });
 
@@ -86,6 +113,12 @@ describe.skipIf(skipForPackage(a.available ? null : `OpenCV addon: ${a.reason}`)
     expect(!missing.ok && missing.reason).toContain('no-such-dir');
     const unavailable = createOpenCvBackend({ binding: missing as never });
     expect(await unavailable.availability()).toMatchObject({ available: false });
-    expect(await code(await writeNet(root, net, 'caffe')).then(() => unavailable.load({ dir: root, params: params(net, 'caffe', 'x.caffemodel', 'x.prototxt') }).catch((e: { code: string }) => e.code))).toBe('RUNTIME_BACKEND_UNAVAILABLE');
+    expect(
+      await code(await writeNet(root, net, 'caffe')).then(() =>
+        unavailable
+          .load({ dir: root, params: params(net, 'caffe', 'x.caffemodel', 'x.prototxt') })
+          .catch((e: { code: string }) => e.code),
+      ),
+    ).toBe('RUNTIME_BACKEND_UNAVAILABLE');
   });
 });

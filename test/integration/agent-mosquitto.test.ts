@@ -27,7 +27,12 @@ describe.skipIf(skipForPackage(missing))('the real agent against Mosquitto 2', (
     mosq = await startMosquitto(f.root);
     // The fleet's broker side moves to mosquitto; catalog, blobs and HTTP stay the cloud's.
     svc = await startFleetServices({
-      db: f.cloud.db, dataDir: f.cloud.dataDir, log: silentLogger, httpUrl: f.cloud.httpUrl, host: '127.0.0.1', mqttPort: 0,
+      db: f.cloud.db,
+      dataDir: f.cloud.dataDir,
+      log: silentLogger,
+      httpUrl: f.cloud.httpUrl,
+      host: '127.0.0.1',
+      mqttPort: 0,
       externalBroker: mosq.externalBroker,
     });
   }, 30_000);
@@ -49,7 +54,10 @@ describe.skipIf(skipForPackage(missing))('the real agent against Mosquitto 2', (
     await waitFor('agent connected to mosquitto', () => agent.daemon.session.connected, 15_000);
     await svc.fleet.deploy({ model: `acme/colors@${v1}` }, { kind: 'device', value: 'mq-1' });
     await waitFor('agent active on v1', () => activeAt(agent, 'acme/colors', v1));
-    await waitFor('report ingested through mosquitto', () => svc.fleet.rolloutStatus().find((d) => d.device === 'mq-1')?.converged);
+    await waitFor(
+      'report ingested through mosquitto',
+      () => svc.fleet.rolloutStatus().find((d) => d.device === 'mq-1')?.converged,
+    );
     const red = await encodePng(rawImage(32, 32, () => [250, 10, 10]));
     expect(JSON.stringify(await agent.client.predict('acme/colors', red))).toContain('"red"');
 

@@ -121,11 +121,29 @@ describe('agent-level security: every attack refused with its code while v1 keep
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'engine.trt'), Buffer.alloc(2048, 7));
     await writeFile(join(dir, 'labels.txt'), 'a\nb\n');
-    await writeFile(join(dir, 'alwaysai.model.json'), JSON.stringify({
-      id: MODEL, dataset: 'generated', license: 'Apache-2.0', public: false, website_url: '', accuracy: '', inference_time: 0,
-      mean_average_precision_top_1: 0, mean_average_precision_top_5: 0,
-      model_parameters: { framework_type: 'tensor-rt', device: 'agx-xavier', architecture: 'yolo', purpose: 'ObjectDetection', model_file: 'engine.trt', label_file: 'labels.txt', size: [416, 416] },
-    }));
+    await writeFile(
+      join(dir, 'alwaysai.model.json'),
+      JSON.stringify({
+        id: MODEL,
+        dataset: 'generated',
+        license: 'Apache-2.0',
+        public: false,
+        website_url: '',
+        accuracy: '',
+        inference_time: 0,
+        mean_average_precision_top_1: 0,
+        mean_average_precision_top_5: 0,
+        model_parameters: {
+          framework_type: 'tensor-rt',
+          device: 'agx-xavier',
+          architecture: 'yolo',
+          purpose: 'ObjectDetection',
+          model_file: 'engine.trt',
+          label_file: 'labels.txt',
+          size: [416, 416],
+        },
+      }),
+    );
     const run = await runInProcess(['model', 'publish', '--json'], { cwd: dir, env: f.env });
     expect(run.code, run.stderr).toBe(0);
     const version = run.json<{ version: number }>().version;
@@ -175,26 +193,32 @@ describe('agent-level security: every attack refused with its code while v1 keep
   });
 
   it('a replayed older revision: DESIRED_ROLLBACK', async () => {
-    expect(currentSigned().revision).toBeGreaterThan((JSON.parse(firstDoc) as { signed: DesiredSigned }).signed.revision);
+    expect(currentSigned().revision).toBeGreaterThan(
+      (JSON.parse(firstDoc) as { signed: DesiredSigned }).signed.revision,
+    );
     await publishRaw(firstDoc);
     await documentErrorInCloud('DESIRED_ROLLBACK');
     await v1StillServes();
   });
 
   it('an expired document: DESIRED_EXPIRED', async () => {
-    await publishRaw(await crafted((s) => {
-      s.issued = '2020-01-01T00:00:00Z';
-      s.expires = '2020-01-08T00:00:00Z';
-    }));
+    await publishRaw(
+      await crafted((s) => {
+        s.issued = '2020-01-01T00:00:00Z';
+        s.expires = '2020-01-08T00:00:00Z';
+      }),
+    );
     await documentErrorInCloud('DESIRED_EXPIRED');
     await v1StillServes();
   });
 
   it('a file path with .. or an absolute path: DESIRED_UNSAFE_PATH', async () => {
     for (const bad of ['../../../etc/cron.d/evil', '/etc/cron.d/evil']) {
-      await publishRaw(await crafted((s) => {
-        s.models[0].files[0].path = bad;
-      }));
+      await publishRaw(
+        await crafted((s) => {
+          s.models[0].files[0].path = bad;
+        }),
+      );
       await documentErrorInCloud('DESIRED_UNSAFE_PATH');
       // Clear the code before the next round so that each path is seen refused on its own.
       await publishRaw(await crafted((s) => void (s.expires = s.issued)));
@@ -208,6 +232,9 @@ describe('agent-level security: every attack refused with its code while v1 keep
     await deploy(version);
     await waitFor('genuine version active', () => activeAt(agent, MODEL, version));
     expect(JSON.stringify(await agent.client.predict(MODEL, red))).toContain('"rouge"');
-    await waitFor('no refusal reported any more', async () => (await f.fleet.showDevice(DEVICE)).reported?.desiredError === undefined);
+    await waitFor(
+      'no refusal reported any more',
+      async () => (await f.fleet.showDevice(DEVICE)).reported?.desiredError === undefined,
+    );
   });
 });

@@ -45,11 +45,23 @@ export async function startAgent(opts: { kinds?: FixtureKind[]; limits?: Partial
     return folder;
   };
   for (const kind of opts.kinds ?? ['classifier', 'ssd', 'yolo', 'pose', 'segmenter']) await addVersion(kind, 1);
-  const server = createApiServer({ runtime: serving, log: silentLogger, events: hub, limits: opts.limits, version: 'test' });
+  const server = createApiServer({
+    runtime: serving,
+    log: silentLogger,
+    events: hub,
+    limits: opts.limits,
+    version: 'test',
+  });
   const socket = join(dir, 'agent.sock');
   await server.listen(socket);
   return {
-    dir, socket, runtime, server, hub, fixtures, addVersion,
+    dir,
+    socket,
+    runtime,
+    server,
+    hub,
+    fixtures,
+    addVersion,
     client: new AgentClient({ socket }),
     async close() {
       await server.close(1_000);
@@ -73,12 +85,18 @@ export interface RawAnswer {
  * well-behaved client would (bad headers, lying lengths, pauses). `parts` are written in order
  * with `pauseMs` between them; `hangUp` closes our side after writing without waiting.
  */
-export function raw(socket: string, parts: (string | Buffer)[], opts: { pauseMs?: number; hangUp?: boolean } = {}): Promise<RawAnswer | undefined> {
+export function raw(
+  socket: string,
+  parts: (string | Buffer)[],
+  opts: { pauseMs?: number; hangUp?: boolean } = {},
+): Promise<RawAnswer | undefined> {
   return new Promise((resolve, reject) => {
     const s = connect(socket);
     const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
-    s.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' || e.code === 'ECONNRESET' ? undefined : reject(e)));
+    s.on('error', (e: NodeJS.ErrnoException) =>
+      e.code === 'EPIPE' || e.code === 'ECONNRESET' ? undefined : reject(e),
+    );
     s.on('close', () => resolve(parseAnswer(Buffer.concat(chunks))));
     s.on('connect', async () => {
       for (const [i, p] of parts.entries()) {
@@ -114,5 +132,5 @@ export function parseAnswer(bytes: Buffer): RawAnswer | undefined {
 /** Deterministic pseudo-random floats in [0, 1) (a seeded LCG), for model inputs. */
 export function randomInput(n: number, seed = 7): Float32Array {
   let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32));
+  return Float32Array.from({ length: n }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
 }

@@ -23,7 +23,10 @@ import { capturedContext } from '../helpers/cli-context.js';
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startAgent({ kinds: ['classifier', 'ssd'], limits: { maxConcurrentPerModel: 1, requestTimeoutMs: 20_000 } });
+  h = await startAgent({
+    kinds: ['classifier', 'ssd'],
+    limits: { maxConcurrentPerModel: 1, requestTimeoutMs: 20_000 },
+  });
 });
 afterAll(async () => h?.close());
 
@@ -37,19 +40,47 @@ describe('the socket file', () => {
   });
 
   it('refuses a path where a live agent listens, and leaves it alone', async () => {
-    const other = createApiServer({ runtime: { list: () => [], describe: () => undefined, infer: async () => { throw new Error('x'); }, predict: async () => { throw new Error('x'); } }, log: silentLogger });
+    const other = createApiServer({
+      runtime: {
+        list: () => [],
+        describe: () => undefined,
+        infer: async () => {
+          throw new Error('x');
+        },
+        predict: async () => {
+          throw new Error('x');
+        },
+      },
+      log: silentLogger,
+    });
     await expect(other.listen(h.socket)).rejects.toMatchObject({ code: 'API_SOCKET_IN_USE' });
     expect(await h.client.health()).toEqual({ live: true, ready: true });
   });
 
   it('replaces a stale socket left by a killed process, and refuses a regular file', async () => {
     const path = join(h.dir, 'stale.sock');
-    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise((r) => child.stdout!.once('data', r));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect(existsSync(path)).toBe(true);
-    const s = createApiServer({ runtime: { list: () => [], describe: () => undefined, infer: async () => { throw new Error('x'); }, predict: async () => { throw new Error('x'); } }, log: silentLogger });
+    const s = createApiServer({
+      runtime: {
+        list: () => [],
+        describe: () => undefined,
+        infer: async () => {
+          throw new Error('x');
+        },
+        predict: async () => {
+          throw new Error('x');
+        },
+      },
+      log: silentLogger,
+    });
     await s.listen(path, 0o600);
     expect((await lstat(path)).mode & 0o777).toBe(0o600);
     expect(await new AgentClient({ socket: path }).health()).toEqual({ live: true, ready: true });
@@ -58,13 +89,27 @@ describe('the socket file', () => {
 
     const file = join(h.dir, 'not-a-socket');
     await writeFile(file, 'x');
-    const t = createApiServer({ runtime: { list: () => [], describe: () => undefined, infer: async () => { throw new Error('x'); }, predict: async () => { throw new Error('x'); } }, log: silentLogger });
+    const t = createApiServer({
+      runtime: {
+        list: () => [],
+        describe: () => undefined,
+        infer: async () => {
+          throw new Error('x');
+        },
+        predict: async () => {
+          throw new Error('x');
+        },
+      },
+      log: silentLogger,
+    });
     await expect(t.listen(file)).rejects.toMatchObject({ code: 'API_SOCKET_FAILED' });
     expect(await readFile(file, 'utf8')).toBe('x');
   });
 
   it('the client reports an absent agent as API_UNREACHABLE', async () => {
-    await expect(new AgentClient({ socket: join(h.dir, 'nobody.sock') }).health()).rejects.toMatchObject({ code: 'API_UNREACHABLE' });
+    await expect(new AgentClient({ socket: join(h.dir, 'nobody.sock') }).health()).rejects.toMatchObject({
+      code: 'API_UNREACHABLE',
+    });
   });
 });
 
@@ -80,7 +125,9 @@ describe('saturation', () => {
     const err = await h.client.infer('acme/classifier', input).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OutpostError);
     expect(err).toMatchObject({ code: 'API_SATURATED' });
-    const sat = await raw(h.socket, [`POST /v1/models/acme/classifier/predict HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`]);
+    const sat = await raw(h.socket, [
+      `POST /v1/models/acme/classifier/predict HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+    ]);
     expect(sat?.status).toBe(503);
     expect(sat?.headers['retry-after']).toBe('1');
     // Another model is not affected by this one's limit.
@@ -94,7 +141,11 @@ describe('saturation', () => {
 
 describe('close', () => {
   it('lets a request in flight finish, refuses new connections, and removes the socket', async () => {
-    const body = Buffer.from(JSON.stringify({ inputs: [{ name: 'data', shape: [1, 3, 32, 32], datatype: 'FP32', data: Array.from(randomInput(3072)) }] }));
+    const body = Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: 'data', shape: [1, 3, 32, 32], datatype: 'FP32', data: Array.from(randomInput(3072)) }],
+      }),
+    );
     const s = connect(h.socket);
     const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
@@ -126,9 +177,15 @@ function cli(env: NodeJS.ProcessEnv = {}): { ctx: CliContext; out: () => string;
 describe('CLI verbs against the running agent', () => {
   it('outpost predict --json prints the typed result and --annotate writes a PNG', async () => {
     const img = join(h.dir, 'red.png');
-    await writeFile(img, await encodePng(rectsImage(48, 40, [10, 10, 10], [{ box: [4, 4, 30, 30], color: [255, 0, 0] }])));
+    await writeFile(
+      img,
+      await encodePng(rectsImage(48, 40, [10, 10, 10], [{ box: [4, 4, 30, 30], color: [255, 0, 0] }])),
+    );
     const c = cli();
-    const code = await predict(['red.png', '--model', 'acme/ssd', '--json', '--annotate', 'out.png', '--socket', h.socket], c.ctx);
+    const code = await predict(
+      ['red.png', '--model', 'acme/ssd', '--json', '--annotate', 'out.png', '--socket', h.socket],
+      c.ctx,
+    );
     expect(code).toBe(0);
     const res = JSON.parse(c.out()) as { purpose: string; predictions: { label: string }[]; annotated: string };
     expect(res.purpose).toBe('ObjectDetection');

@@ -19,7 +19,10 @@ const sessions: Record<string, ort.InferenceSession> = {};
 beforeAll(async () => {
   h = await startAgent();
   for (const kind of FIXTURE_KINDS) {
-    sessions[kind] = await ort.InferenceSession.create(join(h.fixtures[kind]!.dir, 'model.onnx'), DEFAULT_SESSION_OPTIONS);
+    sessions[kind] = await ort.InferenceSession.create(
+      join(h.fixtures[kind]!.dir, 'model.onnx'),
+      DEFAULT_SESSION_OPTIONS,
+    );
   }
 });
 afterAll(async () => {
@@ -57,7 +60,10 @@ describe('infer equals onnxruntime-node in-process', () => {
       it(`${kind} (${binary ? 'binary tensors' : 'JSON tensors'})`, async () => {
         const fx = h.fixtures[kind]!;
         const shape = [1, 3, fx.size[1], fx.size[0]];
-        const data = randomInput(shape.reduce((a, b) => a * b, 1), kind.length + (binary ? 100 : 0));
+        const data = randomInput(
+          shape.reduce((a, b) => a * b, 1),
+          kind.length + (binary ? 100 : 0),
+        );
         const input: WireTensor = { dtype: 'float32', shape, data };
         const { meta, outputs } = await h.client.infer(`acme/${kind}`, { [fx.inputName]: input }, { binary });
         expect(meta.model_version).toBe('1');
@@ -75,7 +81,11 @@ describe('infer equals onnxruntime-node in-process', () => {
   it('returns only the requested outputs, mixing JSON and binary framing', async () => {
     const fx = h.fixtures.yolo!;
     const shape = [1, 3, fx.size[1], fx.size[0]];
-    const res = await h.client.infer('yolo', { [fx.inputName]: { dtype: 'float32', shape, data: randomInput(3 * fx.size[0] * fx.size[1]) } }, { outputs: [fx.outputName], binary: true });
+    const res = await h.client.infer(
+      'yolo',
+      { [fx.inputName]: { dtype: 'float32', shape, data: randomInput(3 * fx.size[0] * fx.size[1]) } },
+      { outputs: [fx.outputName], binary: true },
+    );
     expect(Object.keys(res.outputs)).toEqual([fx.outputName]);
     expect(res.meta.outputs[0]!.parameters?.binary_data_size).toBe(fx.outputShape.reduce((a, b) => a * b, 1) * 4);
   });
@@ -83,10 +93,15 @@ describe('infer equals onnxruntime-node in-process', () => {
 
 describe('predict: typed results for every purpose', () => {
   // Blocks of pure color on gray: the fixtures' answers follow from where the colors are.
-  const img = rectsImage(96, 72, [40, 40, 40], [
-    { box: [8, 8, 40, 36], color: [255, 0, 0] },
-    { box: [56, 30, 90, 66], color: [0, 0, 255] },
-  ]);
+  const img = rectsImage(
+    96,
+    72,
+    [40, 40, 40],
+    [
+      { box: [8, 8, 40, 36], color: [255, 0, 0] },
+      { box: [56, 30, 90, 66], color: [0, 0, 255] },
+    ],
+  );
 
   for (const kind of FIXTURE_KINDS) {
     it(`${kind}: the socket answer equals the runtime's in-process answer`, async () => {
@@ -130,7 +145,9 @@ describe('predict: typed results for every purpose', () => {
 
 describe('status and metrics', () => {
   it('status lists models with state and backend', async () => {
-    const s = (await h.client.status()) as { models: { id: string; state: string; backend: string; activeVersion: number }[] };
+    const s = (await h.client.status()) as {
+      models: { id: string; state: string; backend: string; activeVersion: number }[];
+    };
     const c = s.models.find((m) => m.id === 'acme/classifier')!;
     expect(c).toMatchObject({ state: 'ready', backend: 'onnx', activeVersion: 1 });
   });

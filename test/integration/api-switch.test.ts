@@ -27,7 +27,8 @@ describe('version switch under load', () => {
       for await (const e of h.client.events({ signal: ac.signal })) events.push(e);
     })();
     // Let the stream connect before anything happens.
-    while (h.server.metrics.render().includes('outpost_api_event_clients 0')) await new Promise((r) => setTimeout(r, 10));
+    while (h.server.metrics.render().includes('outpost_api_event_clients 0'))
+      await new Promise((r) => setTimeout(r, 10));
 
     const png = await encodePng(rectsImage(40, 40, [200, 20, 20], []));
     let stop = false;
@@ -38,7 +39,11 @@ describe('version switch under load', () => {
       while (!stop) {
         try {
           if (i % 2 === 0) {
-            const r = await h.client.infer('acme/classifier', { data: { dtype: 'float32', shape: [1, 3, 32, 32], data: randomInput(3072, i) } }, { binary: i % 4 === 0 });
+            const r = await h.client.infer(
+              'acme/classifier',
+              { data: { dtype: 'float32', shape: [1, 3, 32, 32], data: randomInput(3072, i) } },
+              { binary: i % 4 === 0 },
+            );
             seen.set(Number(r.meta.model_version), (seen.get(Number(r.meta.model_version)) ?? 0) + 1);
           } else {
             const r = await h.client.predict('acme/classifier', png);
@@ -66,7 +71,9 @@ describe('version switch under load', () => {
     const broken = join(h.dir, 'models', 'classifier', '4');
     await writeModelFolder(broken, 'classifier', { id: 'acme/classifier' });
     await writeFile(join(broken, 'model.onnx'), 'not an onnx file');
-    await expect(h.runtime.activate('acme/classifier', 4, broken)).rejects.toMatchObject({ code: expect.stringMatching(/^RUNTIME_/) });
+    await expect(h.runtime.activate('acme/classifier', 4, broken)).rejects.toMatchObject({
+      code: expect.stringMatching(/^RUNTIME_/),
+    });
     await waitFor(50);
     stop = true;
     await Promise.all(clients);
@@ -76,7 +83,9 @@ describe('version switch under load', () => {
     expect([...seen.keys()].sort()).toEqual([1, 2, 3]);
     expect(seen.get(4)).toBeUndefined();
     // After the switches, every new request goes to version 3.
-    const after = await h.client.infer('acme/classifier', { data: { dtype: 'float32', shape: [1, 3, 32, 32], data: randomInput(3072) } });
+    const after = await h.client.infer('acme/classifier', {
+      data: { dtype: 'float32', shape: [1, 3, 32, 32], data: randomInput(3072) },
+    });
     expect(after.meta.model_version).toBe('3');
     expect((await h.client.model('acme/classifier')).versions).toEqual(['3']);
 
@@ -84,7 +93,9 @@ describe('version switch under load', () => {
     ac.abort();
     await stream;
     expect(events.map((e) => `${e.type} ${e.model} ${e.version}`)).toEqual([
-      'activated acme/classifier 2', 'activated acme/classifier 3', 'failed acme/classifier 4',
+      'activated acme/classifier 2',
+      'activated acme/classifier 3',
+      'failed acme/classifier 4',
     ]);
     expect(events[2]!.code).toMatch(/^RUNTIME_/);
     expect(events.every((e) => typeof e.id === 'string' && typeof e.at === 'string')).toBe(true);

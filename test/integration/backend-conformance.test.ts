@@ -21,7 +21,13 @@ import { join } from 'node:path';
 const ABS = 1e-5;
 const REL = 1e-4;
 
-const BACKENDS: Backend[] = [createOnnxBackend(), createOpenCvBackend(), createTensorRtBackend(), createHailoRtBackend(), createOpenVinoBackend()];
+const BACKENDS: Backend[] = [
+  createOnnxBackend(),
+  createOpenCvBackend(),
+  createTensorRtBackend(),
+  createHailoRtBackend(),
+  createOpenVinoBackend(),
+];
 // Backends that must run on this machine (CI installs their prerequisites); the others need
 // accelerator hardware and skip with the reason they report.
 const REQUIRED_HERE = new Set(['onnx', 'opencv']);
@@ -45,7 +51,9 @@ for (const backend of BACKENDS) {
           try {
             const [w, h] = net.size;
             const input = sampleInput(net);
-            const out = await model.run({ [model.inputs[0]!.name]: { dtype: 'float32', shape: [1, 3, h, w], data: input } });
+            const out = await model.run({
+              [model.inputs[0]!.name]: { dtype: 'float32', shape: [1, 3, h, w], data: input },
+            });
             const tensors = Object.values(out);
             expect(tensors).toHaveLength(1);
             expect(tensors[0]!.shape).toEqual(net.outputShape);
@@ -67,14 +75,19 @@ for (const backend of BACKENDS) {
           const dir = join(root, `${backend.name}-${kind}`);
           await import('node:fs/promises').then((fs) => fs.mkdir(dir));
           await writeFile(join(dir, 'model.onnx'), f.bytes);
-          const model = await backend.load({ dir, params: { ...params(buildNet('classifier'), 'onnx', 'model.onnx'), size: f.size } });
+          const model = await backend.load({
+            dir,
+            params: { ...params(buildNet('classifier'), 'onnx', 'model.onnx'), size: f.size },
+          });
           try {
             // Values on both sides of the detectors' threshold, deterministic.
             const data = Float32Array.from({ length: 3 * w * h }, (_, i) => ((i * 7919) % 101) / 100);
             const out = await model.run({ [f.inputName]: { dtype: 'float32', shape: [1, 3, h, w], data } });
             const t = out[f.outputName] ?? Object.values(out)[0]!;
             expect(t.shape).toEqual(f.outputShape);
-            expect(agreement(t.data as Float32Array, f.expected({ data, shape: [1, 3, h, w] }), REL)).toBeLessThanOrEqual(ABS);
+            expect(
+              agreement(t.data as Float32Array, f.expected({ data, shape: [1, 3, h, w] }), REL),
+            ).toBeLessThanOrEqual(ABS);
           } finally {
             await model.dispose();
           }

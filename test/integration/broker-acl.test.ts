@@ -10,10 +10,14 @@ import { startBroker, type Identity, type RunningBroker } from '../../cloud-brok
 import { missingCommand, skipForPackage } from '../helpers/requires.js';
 
 // Credentials as the fleet keeps them; revocation removes the entry.
-const creds = new Map<string, string>([['dev-a', 'token-a'], ['dev-b', 'token-b']]);
+const creds = new Map<string, string>([
+  ['dev-a', 'token-a'],
+  ['dev-b', 'token-b'],
+]);
 const SERVICE = { user: 'outpost-cloud', pass: 'service-secret' };
 async function authenticate(username: string, password: Buffer): Promise<Identity | null> {
-  if (username === SERVICE.user) return password.toString() === SERVICE.pass ? { kind: 'service', name: username } : null;
+  if (username === SERVICE.user)
+    return password.toString() === SERVICE.pass ? { kind: 'service', name: username } : null;
   return creds.get(username) === password.toString() ? { kind: 'device', deviceId: username } : null;
 }
 
@@ -28,15 +32,33 @@ afterAll(async () => {
   await broker.close();
 });
 
-async function connect(user: string, pass: string, extra: mqtt.IClientOptions = {}, url = broker.url): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(url, { username: user, password: pass, clientId: user, reconnectPeriod: 0, connectTimeout: 5000, ...extra });
+async function connect(
+  user: string,
+  pass: string,
+  extra: mqtt.IClientOptions = {},
+  url = broker.url,
+): Promise<MqttClient> {
+  const c = await mqtt.connectAsync(url, {
+    username: user,
+    password: pass,
+    clientId: user,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    ...extra,
+  });
   clients.push(c);
   return c;
 }
 
 function connectError(user: string, pass: string, clientId = user): Promise<number | string> {
   return new Promise((resolve) => {
-    const c = mqtt.connect(broker.url, { username: user, password: pass, clientId, reconnectPeriod: 0, connectTimeout: 5000 });
+    const c = mqtt.connect(broker.url, {
+      username: user,
+      password: pass,
+      clientId,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    });
     clients.push(c);
     c.once('connect', () => resolve('connected'));
     c.once('error', (err) => resolve((err as { code?: number }).code ?? err.message));
@@ -72,7 +94,16 @@ describe('broker ACL (real aedes, real mqtt.js clients)', () => {
     expect(await granted(a, topics.desired('dev-a'))).toBe(1);
     expect(await granted(a, topics.commands('dev-a'))).toBe(1);
     expect(await granted(a, topics.command('dev-a', 'sync'))).toBe(1);
-    for (const f of [topics.desired('dev-b'), topics.commands('dev-b'), 'outpost/v1/devices/+/desired', 'outpost/#', '#', '$SYS/#', topics.reported('dev-b'), topics.reported('dev-a')]) {
+    for (const f of [
+      topics.desired('dev-b'),
+      topics.commands('dev-b'),
+      'outpost/v1/devices/+/desired',
+      'outpost/#',
+      '#',
+      '$SYS/#',
+      topics.reported('dev-b'),
+      topics.reported('dev-a'),
+    ]) {
       expect(await granted(a, f), f).toBe(128);
     }
     expect(a.connected).toBe(true);
@@ -153,13 +184,45 @@ describe('broker over TLS', () => {
   it.skipIf(skipForPackage(why))('accepts an authenticated device over mqtts', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'outpost-tls-'));
     try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+          '-keyout',
+          path.join(dir, 'key.pem'),
+          '-out',
+          path.join(dir, 'cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      );
       const cert = await readFile(path.join(dir, 'cert.pem'));
       const key = await readFile(path.join(dir, 'key.pem'));
-      const tlsBroker = await startBroker({ host: '127.0.0.1', port: 0, tls: { port: 0, cert, key }, authenticate, log: silentLogger });
+      const tlsBroker = await startBroker({
+        host: '127.0.0.1',
+        port: 0,
+        tls: { port: 0, cert, key },
+        authenticate,
+        log: silentLogger,
+      });
       try {
-        const a = await connect('dev-a', 'token-a', { clientId: 'dev-a:tls', ca: cert, rejectUnauthorized: true }, tlsBroker.tlsUrl!);
+        const a = await connect(
+          'dev-a',
+          'token-a',
+          { clientId: 'dev-a:tls', ca: cert, rejectUnauthorized: true },
+          tlsBroker.tlsUrl!,
+        );
         expect(await granted(a, topics.desired('dev-a'))).toBe(1);
         expect(await granted(a, topics.desired('dev-b'))).toBe(128);
         await a.endAsync();

@@ -26,7 +26,12 @@ describe.skipIf(skipForPackage(missing))('the fleet through Debian mosquitto 2 (
     await mosq!.addUser(id, agentConfig.credentials.token);
     const d = new TestDevice(agentConfig);
     // The reload is asynchronous: retry until the new password is accepted.
-    await waitFor(`${id} accepted by mosquitto`, () => d.connect().then(() => true, () => false));
+    await waitFor(`${id} accepted by mosquitto`, () =>
+      d.connect().then(
+        () => true,
+        () => false,
+      ),
+    );
     devices.push(d);
     return d;
   }
@@ -37,7 +42,12 @@ describe.skipIf(skipForPackage(missing))('the fleet through Debian mosquitto 2 (
     db = openDb(path.join(dir, 'cloud.db'));
     publishVersion(db, 'alice/det', 'v1');
     svc = await startFleetServices({
-      db, dataDir: dir, log: silentLogger, httpUrl: 'http://127.0.0.1:9', host: '127.0.0.1', mqttPort: 0,
+      db,
+      dataDir: dir,
+      log: silentLogger,
+      httpUrl: 'http://127.0.0.1:9',
+      host: '127.0.0.1',
+      mqttPort: 0,
       externalBroker: mosq.externalBroker,
     });
   });
@@ -57,7 +67,10 @@ describe.skipIf(skipForPackage(missing))('the fleet through Debian mosquitto 2 (
     await waitFor('m-1 gets det@1 via mosquitto', () => d.versionOf('alice/det') === 1);
     expect(d.rejected).toEqual([]);
     await d.report([{ id: 'alice/det', version: 1, activeVersion: 1, state: 'active' }]);
-    await waitFor('report ingested through mosquitto', () => svc.fleet.rolloutStatus().find((r) => r.device === 'm-1')?.converged);
+    await waitFor(
+      'report ingested through mosquitto',
+      () => svc.fleet.rolloutStatus().find((r) => r.device === 'm-1')?.converged,
+    );
   });
 
   it("mosquitto's ACL keeps a device out of another device's desired state", async () => {
@@ -72,7 +85,12 @@ describe.skipIf(skipForPackage(missing))('the fleet through Debian mosquitto 2 (
     // A device's publish of desired state is dropped by mosquitto (it never reaches m-1).
     const before = devices[0].docs.length;
     await spy.client.publishAsync(topics.desired('m-1'), 'forged', { qos: 1, retain: true }).catch(() => undefined);
-    const bad = await mqtt.connectAsync(mosq!.externalBroker.url, { username: 'm-2', password: 'wrong', reconnectPeriod: 0 }).then(() => 'connected', (e: { code?: number }) => e.code);
+    const bad = await mqtt
+      .connectAsync(mosq!.externalBroker.url, { username: 'm-2', password: 'wrong', reconnectPeriod: 0 })
+      .then(
+        () => 'connected',
+        (e: { code?: number }) => e.code,
+      );
     expect(bad).toBe(5);
     expect(devices[0].docs.length).toBe(before);
     expect(devices[0].rejected).toEqual([]);
@@ -86,9 +104,13 @@ describe.skipIf(skipForPackage(missing))('the fleet through Debian mosquitto 2 (
     // The publisher reconnects on its own (1 s period) and republishes from the database.
     const late = new TestDevice(devices[0].config);
     devices.push(late);
-    await waitFor('retained state after restart', async () => {
-      if (!late.client?.connected) await late.connect().catch(() => undefined);
-      return late.last?.revision === rev;
-    }, 15000);
+    await waitFor(
+      'retained state after restart',
+      async () => {
+        if (!late.client?.connected) await late.connect().catch(() => undefined);
+        return late.last?.revision === rev;
+      },
+      15000,
+    );
   });
 });

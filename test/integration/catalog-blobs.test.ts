@@ -20,7 +20,10 @@ const ETAG = `"${SHA}"`;
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-async function get(headers: Record<string, string>, method = 'GET'): Promise<{ status: number; headers: Headers; body: Buffer }> {
+async function get(
+  headers: Record<string, string>,
+  method = 'GET',
+): Promise<{ status: number; headers: Headers; body: Buffer }> {
   const r = await fetch(client.blobUrl(SHA), { method, headers: { authorization: `Bearer ${token}`, ...headers } });
   return { status: r.status, headers: r.headers, body: Buffer.from(await r.arrayBuffer()) };
 }
@@ -43,7 +46,11 @@ beforeAll(async () => {
   token = (await fs.readFile(cloud.adminTokenFile, 'utf8')).trim();
   client = new CloudClient({ url: cloud.httpUrl, token });
   const seen: number[] = [];
-  expect(await client.putBlob(SHA, BLOB.length, Readable.from([BLOB.subarray(0, 1000), BLOB.subarray(1000)]), (sent) => seen.push(sent))).toEqual({ sha256: SHA, size: BLOB.length });
+  expect(
+    await client.putBlob(SHA, BLOB.length, Readable.from([BLOB.subarray(0, 1000), BLOB.subarray(1000)]), (sent) =>
+      seen.push(sent),
+    ),
+  ).toEqual({ sha256: SHA, size: BLOB.length });
   expect(seen.at(-1)).toBe(BLOB.length);
 });
 
@@ -106,7 +113,9 @@ describe('blob upload', () => {
   it('refuses bytes that hash differently and leaves no blob and no temp file', async () => {
     const data = Buffer.from('these bytes are not what the URL says');
     const claimed = sha(Buffer.from('something else'));
-    await expect(client.putBlob(claimed, data.length, Readable.from([data]))).rejects.toSatisfy((e: unknown) => e instanceof OutpostError && e.code === 'BLOB_HASH_MISMATCH');
+    await expect(client.putBlob(claimed, data.length, Readable.from([data]))).rejects.toSatisfy(
+      (e: unknown) => e instanceof OutpostError && e.code === 'BLOB_HASH_MISMATCH',
+    );
     expect(await cloud.blobs.stat(claimed)).toBeNull();
     expect(await cloud.blobs.tempFiles()).toEqual([]);
     expect(await blobFiles()).toEqual([SHA]);
@@ -115,7 +124,10 @@ describe('blob upload', () => {
   it('refuses an upload without Content-Length (411)', async () => {
     const data = Buffer.from('chunked upload');
     const r = await fetch(client.blobUrl(sha(data)), {
-      method: 'PUT', headers: client.authHeaders(), body: Readable.toWeb(Readable.from([data])) as ReadableStream, duplex: 'half',
+      method: 'PUT',
+      headers: client.authHeaders(),
+      body: Readable.toWeb(Readable.from([data])) as ReadableStream,
+      duplex: 'half',
     } as RequestInit);
     expect(r.status).toBe(411);
     expect(((await r.json()) as { code: string }).code).toBe('HTTP_LENGTH_REQUIRED');
@@ -127,7 +139,9 @@ describe('blob upload', () => {
     const { port } = new URL(cloud.httpUrl);
     const socket = net.connect(Number(port), '127.0.0.1');
     await new Promise((r) => socket.once('connect', r));
-    socket.write(`PUT /v1/blobs/${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${data.length}\r\n\r\n`);
+    socket.write(
+      `PUT /v1/blobs/${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Length: ${data.length}\r\n\r\n`,
+    );
     socket.write(data.subarray(0, 100 * 1024));
     // Only cut the connection once the server is really storing the upload.
     await until(async () => (await cloud.blobs.tempFiles()).length > 0);
@@ -136,13 +150,18 @@ describe('blob upload', () => {
     expect(await cloud.blobs.stat(target)).toBeNull();
     expect(await blobFiles()).toEqual([SHA]);
     // The server is still healthy and accepts the same blob in full afterwards.
-    expect(await client.putBlob(target, data.length, Readable.from([data]))).toEqual({ sha256: target, size: data.length });
+    expect(await client.putBlob(target, data.length, Readable.from([data]))).toEqual({
+      sha256: target,
+      size: data.length,
+    });
     expect((await get({ range: 'bytes=0-0' })).status).toBe(206);
   });
 
   it('checks a re-upload of a stored blob the same way and keeps the good copy', async () => {
     const wrong = randomBytes(BLOB.length);
-    await expect(client.putBlob(SHA, wrong.length, Readable.from([wrong]))).rejects.toSatisfy((e: unknown) => e instanceof OutpostError && e.code === 'BLOB_HASH_MISMATCH');
+    await expect(client.putBlob(SHA, wrong.length, Readable.from([wrong]))).rejects.toSatisfy(
+      (e: unknown) => e instanceof OutpostError && e.code === 'BLOB_HASH_MISMATCH',
+    );
     expect((await get({})).body.equals(BLOB)).toBe(true);
     expect(await client.putBlob(SHA, BLOB.length, Readable.from([BLOB]))).toEqual({ sha256: SHA, size: BLOB.length });
   });

@@ -13,7 +13,11 @@ const OUTPOST = path.join(ROOT, 'cloud-broker/cli/outpost.js');
 let dir: string;
 
 function start(args: string[]): { child: ChildProcess; firstLine: Promise<string>; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [OUTPOST, 'cloud', 'start', ...args], { cwd: ROOT, env: { ...process.env, OUTPOST_DATA_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [OUTPOST, 'cloud', 'start', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, OUTPOST_DATA_DIR: dir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const firstLine = new Promise<string>((resolve, reject) => {
     readline.createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`outpost cloud start exited with ${code} before printing`)));
@@ -48,17 +52,22 @@ describe('outpost cloud start', () => {
     const second = start(['--http-port', '0', '--json']);
     const info2 = JSON.parse(await second.firstLine) as { http: string };
     expect(await new CloudClient({ url: info2.http, token }).whoami()).toEqual({ user: 'admin', kind: 'admin' });
-    expect(await new CloudClient({ url: info2.http, token: alice.token }).whoami()).toEqual({ user: 'alice', kind: 'user' });
+    expect(await new CloudClient({ url: info2.http, token: alice.token }).whoami()).toEqual({
+      user: 'alice',
+      kind: 'user',
+    });
     second.child.kill('SIGINT');
     expect(await second.exit).toBe(0);
   });
 
   it('answers an unknown flag or a bad port with USAGE (exit 2)', async () => {
-    await Promise.all([['--bogus'], ['--http-port', 'eighty'], ['--http-port', '70000']].map(async (args) => {
-      const run = start([...args, '--json']);
-      const line = await run.firstLine.catch(() => '');
-      expect(await run.exit).toBe(2);
-      expect(JSON.parse(line).error.code).toBe('USAGE');
-    }));
+    await Promise.all(
+      [['--bogus'], ['--http-port', 'eighty'], ['--http-port', '70000']].map(async (args) => {
+        const run = start([...args, '--json']);
+        const line = await run.firstLine.catch(() => '');
+        expect(await run.exit).toBe(2);
+        expect(JSON.parse(line).error.code).toBe('USAGE');
+      }),
+    );
   });
 });

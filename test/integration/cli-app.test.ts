@@ -22,7 +22,23 @@ async function publish(id: string, bytes: Buffer): Promise<number> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'm.onnx'), bytes);
   await writeFile(join(dir, 'labels.txt'), 'a\nb\n');
-  const conf = await runInProcess(['model', 'configure', '--framework', 'onnx', '--purpose', 'ObjectDetection', '--model_file', 'm.onnx', '--label_file', 'labels.txt', '--size', '64x64'], { cwd: dir, env: env() });
+  const conf = await runInProcess(
+    [
+      'model',
+      'configure',
+      '--framework',
+      'onnx',
+      '--purpose',
+      'ObjectDetection',
+      '--model_file',
+      'm.onnx',
+      '--label_file',
+      'labels.txt',
+      '--size',
+      '64x64',
+    ],
+    { cwd: dir, env: env() },
+  );
   expect(conf.code, conf.stderr).toBe(0);
   const p = join(dir, 'alwaysai.model.json');
   await writeFile(p, JSON.stringify({ ...JSON.parse(await readFile(p, 'utf8')), id }));
@@ -84,7 +100,11 @@ describe('app models', () => {
     await alice.putApp('alice/door-cam', { 'alice/det': 1 });
     const run = await runInProcess(['app', 'models', 'sync', '--json'], { cwd: dir, env: env() });
     expect(run.code, run.stdout).toBe(0);
-    expect(JSON.parse(await readFile(join(dir, 'alwaysai.app.json'), 'utf8'))).toEqual({ outpost: { app: 'alice/door-cam' }, models: { 'alice/det': 1 }, other: true });
+    expect(JSON.parse(await readFile(join(dir, 'alwaysai.app.json'), 'utf8'))).toEqual({
+      outpost: { app: 'alice/door-cam' },
+      models: { 'alice/det': 1 },
+      other: true,
+    });
   });
 
   const bad: [string, unknown, string[], string, number][] = [
@@ -94,8 +114,20 @@ describe('app models', () => {
     ['removing a model not in the app', undefined, ['remove', 'alice/det'], 'APP_MODEL_NOT_IN_APP', EXIT.NOT_FOUND],
     ['a corrupt alwaysai.app.json', '{"models": {', ['add', 'alice/det'], 'APP_JSON_INVALID', EXIT.INVALID_INPUT],
     ['models that are not a map', '{"models": ["alice/det"]}', ['show'], 'APP_JSON_INVALID', EXIT.INVALID_INPUT],
-    ['an app owned by someone else', { outpost: { app: 'bob/app' }, models: {} }, ['add', 'alice/det'], 'AUTH_OWNER_FORBIDDEN', EXIT.AUTH],
-    ['sync of an app the catalog does not know', { outpost: { app: 'alice/never-pushed' }, models: {} }, ['sync'], 'CATALOG_APP_NOT_FOUND', EXIT.NOT_FOUND],
+    [
+      'an app owned by someone else',
+      { outpost: { app: 'bob/app' }, models: {} },
+      ['add', 'alice/det'],
+      'AUTH_OWNER_FORBIDDEN',
+      EXIT.AUTH,
+    ],
+    [
+      'sync of an app the catalog does not know',
+      { outpost: { app: 'alice/never-pushed' }, models: {} },
+      ['sync'],
+      'CATALOG_APP_NOT_FOUND',
+      EXIT.NOT_FOUND,
+    ],
   ];
   it.each(bad)('refuses %s, leaving file and catalog as they were', async (_n, content, argv, code, exit) => {
     const dir = await appFolder(content);
@@ -147,7 +179,10 @@ describe('app install', () => {
     await publish('alice/tamper', newer);
     const blob = join(cloud.dataDir, 'blobs', 'sha256', sha(newer).slice(0, 2), sha(newer));
     const good = await readFile(blob);
-    await writeFile(blob, Buffer.concat([good.subarray(0, 1000), Buffer.from([good[1000] ^ 0xff]), good.subarray(1001)]));
+    await writeFile(
+      blob,
+      Buffer.concat([good.subarray(0, 1000), Buffer.from([good[1000] ^ 0xff]), good.subarray(1001)]),
+    );
     try {
       await writeFile(join(dir, 'alwaysai.app.json'), JSON.stringify({ models: { 'alice/tamper': 2 } }));
       const before = await snapshotDir(join(dir, 'models', 'alice', 'tamper'));
@@ -175,7 +210,10 @@ describe('app install', () => {
     const part = join(dir, 'models', '.outpost-staging', 'alice', 'big@2', 'm.onnx.part');
     let partSize = 0;
     try {
-      const child = spawnCli(['app', 'install'], { cwd: dir, env: cleanEnv({ OUTPOST_CLOUD_URL: proxy.url, OUTPOST_TOKEN: aliceToken, HOME: root }) });
+      const child = spawnCli(['app', 'install'], {
+        cwd: dir,
+        env: cleanEnv({ OUTPOST_CLOUD_URL: proxy.url, OUTPOST_TOKEN: aliceToken, HOME: root }),
+      });
       partSize = 0;
       for (let i = 0; i < 400 && partSize < 1_000_000; i++) {
         await new Promise((r) => setTimeout(r, 50));

@@ -18,7 +18,19 @@ describe('dispatcher', () => {
   it('prints the verb list, and group help', async () => {
     let run = await runInProcess(['--help'], { cwd: root, env: cleanEnv() });
     expect(run.code).toBe(0);
-    for (const v of ['model configure', 'model publish', 'model list', 'model show', 'model versions', 'app models add', 'app models remove', 'app models show', 'app models sync', 'app install', 'cloud start']) {
+    for (const v of [
+      'model configure',
+      'model publish',
+      'model list',
+      'model show',
+      'model versions',
+      'app models add',
+      'app models remove',
+      'app models show',
+      'app models sync',
+      'app install',
+      'cloud start',
+    ]) {
       expect(run.stdout).toContain(`outpost ${v}`);
     }
     run = await runInProcess(['app', 'models', '--help'], { cwd: root, env: cleanEnv() });
@@ -49,7 +61,10 @@ describe('dispatcher', () => {
   it('cloud start runs as a process that the other verbs find through the data dir', async () => {
     const dataDir = join(root, 'cloud');
     const env = cleanEnv({ HOME: root, OUTPOST_DATA_DIR: dataDir });
-    const child = spawn(process.execPath, [SHIM, 'cloud', 'start', '--http-port', '0', '--mqtt-port', '0', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [SHIM, 'cloud', 'start', '--http-port', '0', '--mqtt-port', '0', '--json'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     try {
       const line = await new Promise<string>((resolve, reject) => {
@@ -66,7 +81,10 @@ describe('dispatcher', () => {
     }
     expect(await exited).toBe(0);
     // Stopped: the data dir no longer advertises it, so the CLI says there is no cloud.
-    const after = await runInProcess(['model', 'list', '--json'], { cwd: root, env: cleanEnv({ HOME: root, OUTPOST_DATA_DIR: dataDir }) });
+    const after = await runInProcess(['model', 'list', '--json'], {
+      cwd: root,
+      env: cleanEnv({ HOME: root, OUTPOST_DATA_DIR: dataDir }),
+    });
     expect(after.errorCode()).toBe('CLI_NO_CLOUD');
   });
 });
@@ -80,7 +98,13 @@ describe('progress bar', () => {
     s.text = () => chunks.join('');
     return s;
   }
-  const ctx = (stderr: PassThrough) => ({ cwd: '/', env: {}, stdout: new PassThrough(), stderr, signal: new AbortController().signal });
+  const ctx = (stderr: PassThrough) => ({
+    cwd: '/',
+    env: {},
+    stdout: new PassThrough(),
+    stderr,
+    signal: new AbortController().signal,
+  });
 
   it('draws on a terminal and stays silent otherwise or with --json', () => {
     const tty = stream(true);
@@ -89,7 +113,10 @@ describe('progress bar', () => {
     p.finish();
     expect(tty.text()).toContain('\ruploading [');
     expect(tty.text()).toContain(' 50% 1.0/2.0 MB');
-    for (const [isTTY, json] of [[false, false], [true, true]] as const) {
+    for (const [isTTY, json] of [
+      [false, false],
+      [true, true],
+    ] as const) {
       const s = stream(isTTY);
       const q = createProgress(ctx(s), json, 'x', 10);
       q.update(5);

@@ -36,7 +36,23 @@ async function modelFolder(id = 'alice/cls', size = 64 * 1024): Promise<string> 
   await import('node:fs/promises').then((fs) => fs.mkdir(dir));
   await writeFile(join(dir, 'm.onnx'), randomBytes(size));
   await writeFile(join(dir, 'labels.txt'), 'cat\ndog\n');
-  const run = await runInProcess(['model', 'configure', '--framework', 'onnx', '--purpose', 'Classification', '--model_file', 'm.onnx', '--label_file', 'labels.txt', '--size', '224x224'], { cwd: dir, env: alice() });
+  const run = await runInProcess(
+    [
+      'model',
+      'configure',
+      '--framework',
+      'onnx',
+      '--purpose',
+      'Classification',
+      '--model_file',
+      'm.onnx',
+      '--label_file',
+      'labels.txt',
+      '--size',
+      '224x224',
+    ],
+    { cwd: dir, env: alice() },
+  );
   expect(run.code, run.stderr).toBe(0);
   await setJson(dir, (m) => ({ ...m, id }));
   return dir;
@@ -51,7 +67,10 @@ async function setJson(dir: string, edit: (m: Record<string, any>) => Record<str
 async function catalogState(): Promise<unknown> {
   const models = await admin.listModels();
   const detail = await Promise.all(models.map((m) => admin.getModel(m.id)));
-  return { detail: detail.map((d) => ({ id: d.id, versions: d.versions })), blobs: await snapshotDir(join(cloud.dataDir, 'blobs')) };
+  return {
+    detail: detail.map((d) => ({ id: d.id, versions: d.versions })),
+    blobs: await snapshotDir(join(cloud.dataDir, 'blobs')),
+  };
 }
 
 describe('publish and query', () => {
@@ -81,17 +100,28 @@ describe('publish and query', () => {
     run = await runInProcess(['model', 'show', 'alice/cls', '--version', '1', '--json'], { cwd: dir, env: alice() });
     const v1 = run.json();
     expect(v1.version).toBe(1);
-    expect(v1.files.map((f: { path: string }) => f.path).sort()).toEqual(['alwaysai.model.json', 'labels.txt', 'm.onnx']);
+    expect(v1.files.map((f: { path: string }) => f.path).sort()).toEqual([
+      'alwaysai.model.json',
+      'labels.txt',
+      'm.onnx',
+    ]);
     const onnx = v1.files.find((f: { path: string }) => f.path === 'm.onnx');
     const { createHash } = await import('node:crypto');
-    expect(onnx.sha256).toBe(createHash('sha256').update(await readFile(join(dir, 'm.onnx'))).digest('hex'));
+    expect(onnx.sha256).toBe(
+      createHash('sha256')
+        .update(await readFile(join(dir, 'm.onnx')))
+        .digest('hex'),
+    );
 
     run = await runInProcess(['model', 'show', 'alice/cls'], { cwd: dir, env: alice() });
     expect(run.stdout).toContain('alice/cls version 3');
   });
 
   it('finds the local cloud and its admin token through the data dir', async () => {
-    const run = await runInProcess(['model', 'list', '--json'], { cwd: root, env: cleanEnv({ OUTPOST_DATA_DIR: cloud.dataDir, HOME: root }) });
+    const run = await runInProcess(['model', 'list', '--json'], {
+      cwd: root,
+      env: cleanEnv({ OUTPOST_DATA_DIR: cloud.dataDir, HOME: root }),
+    });
     expect(run.code, run.stdout).toBe(0);
     expect(run.json().models.map((m: { id: string }) => m.id)).toContain('alice/cls');
   });
@@ -99,19 +129,73 @@ describe('publish and query', () => {
 
 describe('publish refuses bad input and leaves the catalog and the folder as they were', () => {
   const cases: [string, (dir: string) => Promise<NodeJS.ProcessEnv | void>, string, number][] = [
-    ['the placeholder id', (d) => setJson(d, (m) => ({ ...m, id: '<username>/<modelname>' })), 'MODEL_PLACEHOLDER_ID', EXIT.INVALID_INPUT],
+    [
+      'the placeholder id',
+      (d) => setJson(d, (m) => ({ ...m, id: '<username>/<modelname>' })),
+      'MODEL_PLACEHOLDER_ID',
+      EXIT.INVALID_INPUT,
+    ],
     ["another owner's id", (d) => setJson(d, (m) => ({ ...m, id: 'bob/stolen' })), 'AUTH_OWNER_FORBIDDEN', EXIT.AUTH],
-    ['an id that is not owner/name', (d) => setJson(d, (m) => ({ ...m, id: 'just-a-name' })), 'MODEL_FIELD_INVALID', EXIT.INVALID_INPUT],
-    ['corrupt JSON', (d) => writeFile(join(d, 'alwaysai.model.json'), '{"id": "alice/x",'), 'MODEL_JSON_SYNTAX', EXIT.INVALID_INPUT],
+    [
+      'an id that is not owner/name',
+      (d) => setJson(d, (m) => ({ ...m, id: 'just-a-name' })),
+      'MODEL_FIELD_INVALID',
+      EXIT.INVALID_INPUT,
+    ],
+    [
+      'corrupt JSON',
+      (d) => writeFile(join(d, 'alwaysai.model.json'), '{"id": "alice/x",'),
+      'MODEL_JSON_SYNTAX',
+      EXIT.INVALID_INPUT,
+    ],
     ['no alwaysai.model.json', (d) => rm(join(d, 'alwaysai.model.json')), 'MODEL_JSON_MISSING', EXIT.NOT_FOUND],
-    ['an unknown framework in the file', (d) => setJson(d, (m) => ({ ...m, model_parameters: { ...m.model_parameters, framework_type: 'pytorch' } })), 'MODEL_FIELD_INVALID', EXIT.INVALID_INPUT],
-    ['path traversal in the file', (d) => setJson(d, (m) => ({ ...m, model_parameters: { ...m.model_parameters, label_file: '../../cloud/admin.token' } })), 'MODEL_PATH_OUTSIDE', EXIT.INVALID_INPUT],
+    [
+      'an unknown framework in the file',
+      (d) => setJson(d, (m) => ({ ...m, model_parameters: { ...m.model_parameters, framework_type: 'pytorch' } })),
+      'MODEL_FIELD_INVALID',
+      EXIT.INVALID_INPUT,
+    ],
+    [
+      'path traversal in the file',
+      (d) =>
+        setJson(d, (m) => ({
+          ...m,
+          model_parameters: { ...m.model_parameters, label_file: '../../cloud/admin.token' },
+        })),
+      'MODEL_PATH_OUTSIDE',
+      EXIT.INVALID_INPUT,
+    ],
     ['a file that is gone', (d) => rm(join(d, 'm.onnx')), 'MODEL_FILE_MISSING', EXIT.NOT_FOUND],
-    ['a .h5 model in the file', (d) => setJson(d, (m) => ({ ...m, model_parameters: { ...m.model_parameters, model_file: 'm.h5' } })), 'MODEL_H5_UNSUPPORTED', EXIT.INVALID_INPUT],
-    ['no token', async () => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, HOME: root }), 'AUTH_TOKEN_MISSING', EXIT.AUTH],
-    ['a wrong token', async () => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, OUTPOST_TOKEN: 'x'.repeat(40), HOME: root }), 'AUTH_TOKEN_INVALID', EXIT.AUTH],
-    ['no cloud configured', async () => cleanEnv({ HOME: root, OUTPOST_DATA_DIR: join(root, 'nothing-here') }), 'CLI_NO_CLOUD', EXIT.UNAVAILABLE],
-    ['a cloud that is down', async () => cleanEnv({ OUTPOST_CLOUD_URL: 'http://127.0.0.1:9', OUTPOST_TOKEN: aliceToken, HOME: root }), 'CLOUD_UNREACHABLE', EXIT.UNAVAILABLE],
+    [
+      'a .h5 model in the file',
+      (d) => setJson(d, (m) => ({ ...m, model_parameters: { ...m.model_parameters, model_file: 'm.h5' } })),
+      'MODEL_H5_UNSUPPORTED',
+      EXIT.INVALID_INPUT,
+    ],
+    [
+      'no token',
+      async () => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, HOME: root }),
+      'AUTH_TOKEN_MISSING',
+      EXIT.AUTH,
+    ],
+    [
+      'a wrong token',
+      async () => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, OUTPOST_TOKEN: 'x'.repeat(40), HOME: root }),
+      'AUTH_TOKEN_INVALID',
+      EXIT.AUTH,
+    ],
+    [
+      'no cloud configured',
+      async () => cleanEnv({ HOME: root, OUTPOST_DATA_DIR: join(root, 'nothing-here') }),
+      'CLI_NO_CLOUD',
+      EXIT.UNAVAILABLE,
+    ],
+    [
+      'a cloud that is down',
+      async () => cleanEnv({ OUTPOST_CLOUD_URL: 'http://127.0.0.1:9', OUTPOST_TOKEN: aliceToken, HOME: root }),
+      'CLOUD_UNREACHABLE',
+      EXIT.UNAVAILABLE,
+    ],
   ];
 
   it.each(cases)('%s', async (_name, setup, code, exit) => {
@@ -131,12 +215,16 @@ describe('publish refuses bad input and leaves the catalog and the folder as the
     const proxy = await startProxy(new URL(cloud.httpUrl), { cutUpAfter: 512 * 1024 });
     try {
       const catalog = await catalogState();
-      const run = await runInProcess(['model', 'publish', '--json'], { cwd: dir, env: cleanEnv({ OUTPOST_CLOUD_URL: proxy.url, OUTPOST_TOKEN: aliceToken, HOME: root }) });
+      const run = await runInProcess(['model', 'publish', '--json'], {
+        cwd: dir,
+        env: cleanEnv({ OUTPOST_CLOUD_URL: proxy.url, OUTPOST_TOKEN: aliceToken, HOME: root }),
+      });
       expect(run.errorCode(), run.stdout).toBe('CLOUD_UNREACHABLE');
       expect(run.code).toBe(EXIT.UNAVAILABLE);
       expect(proxy.stats.up).toBeGreaterThan(256 * 1024);
       // The server notices the cut asynchronously; wait until its temp file is gone.
-      for (let i = 0; i < 100 && JSON.stringify(await catalogState()) !== JSON.stringify(catalog); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && JSON.stringify(await catalogState()) !== JSON.stringify(catalog); i++)
+        await new Promise((r) => setTimeout(r, 50));
       expect(await catalogState()).toEqual(catalog);
     } finally {
       await proxy.close();

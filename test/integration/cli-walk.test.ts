@@ -23,7 +23,23 @@ async function publish(id: string, model: Buffer, labels: string): Promise<numbe
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'm.onnx'), model);
   await writeFile(join(dir, 'labels.txt'), labels);
-  const conf = await cli(['model', 'configure', '--framework', 'onnx', '--purpose', 'Classification', '--model_file', 'm.onnx', '--label_file', 'labels.txt', '--size', '32x32'], dir);
+  const conf = await cli(
+    [
+      'model',
+      'configure',
+      '--framework',
+      'onnx',
+      '--purpose',
+      'Classification',
+      '--model_file',
+      'm.onnx',
+      '--label_file',
+      'labels.txt',
+      '--size',
+      '32x32',
+    ],
+    dir,
+  );
   expect(conf.code, conf.stderr).toBe(0);
   const p = join(dir, 'alwaysai.model.json');
   await writeFile(p, JSON.stringify({ ...JSON.parse(await readFile(p, 'utf8')), id }));
@@ -62,8 +78,12 @@ describe('app install keeps ./models equal to the app', () => {
     expect((await cli(['app', 'models', 'remove', 'alice/other'], dir)).code).toBe(0);
     const run = await cli(['app', 'install', '--json'], dir);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.json().removed).toEqual([{ id: 'alice/other', version: 1, path: join(dir, 'models', 'alice', 'other') }]);
-    expect(run.json().models.map((m: { id: string; status: string }) => [m.id, m.status])).toEqual([['alice/cls', 'unchanged']]);
+    expect(run.json().removed).toEqual([
+      { id: 'alice/other', version: 1, path: join(dir, 'models', 'alice', 'other') },
+    ]);
+    expect(run.json().models.map((m: { id: string; status: string }) => [m.id, m.status])).toEqual([
+      ['alice/cls', 'unchanged'],
+    ]);
     expect((await readdir(join(dir, 'models', 'alice'))).sort()).toEqual(['cls']);
     expect(await readFile(join(dir, 'models', 'hand', 'made', 'weights.bin'), 'utf8')).toBe('mine');
     expect(await readdir(join(dir, 'models'))).not.toContain('.outpost-staging');
@@ -118,10 +138,19 @@ describe('messages say what to type where the user types it', () => {
     const dir = join(root, 'nosize');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'm.onnx'), 'x');
-    const conf = await cli(['model', 'configure', '--framework', 'onnx', '--purpose', 'Classification', '--model_file', 'm.onnx'], dir);
+    const conf = await cli(
+      ['model', 'configure', '--framework', 'onnx', '--purpose', 'Classification', '--model_file', 'm.onnx'],
+      dir,
+    );
     expect([conf.code, conf.errorCode()]).toEqual([2, 'MODEL_FLAG_MISSING']);
     expect(conf.stderr).toContain('--size 224x224');
-    await writeFile(join(dir, 'alwaysai.model.json'), JSON.stringify({ id: 'alice/nosize', model_parameters: { framework_type: 'onnx', purpose: 'Classification', model_file: 'm.onnx' } }));
+    await writeFile(
+      join(dir, 'alwaysai.model.json'),
+      JSON.stringify({
+        id: 'alice/nosize',
+        model_parameters: { framework_type: 'onnx', purpose: 'Classification', model_file: 'm.onnx' },
+      }),
+    );
     const pub = await cli(['model', 'publish'], dir);
     expect([pub.code, pub.errorCode()]).toEqual([3, 'MODEL_FIELD_MISSING']);
     expect(pub.stderr).toContain('"size": [224, 224]');
@@ -150,7 +179,11 @@ describe('fleet and user verbs', () => {
     await mkdir(dir, { recursive: true });
     expect((await cli(['app', 'models', 'add', 'alice/other'], dir)).code).toBe(0);
     expect((await cli(['app', 'models', 'remove', 'alice/other'], dir)).code).toBe(0);
-    const prov = await cli(['device', 'provision', 'walk-1', '--out', join(root, 'walk-1'), '--json'], root, adminToken);
+    const prov = await cli(
+      ['device', 'provision', 'walk-1', '--out', join(root, 'walk-1'), '--json'],
+      root,
+      adminToken,
+    );
     expect(prov.code, prov.stderr).toBe(0);
     const before = prov.json().device.revision;
     const run = await cli(['deploy', '--app', 'alice/empty-app', '--all', '--json'], root, adminToken);
@@ -180,7 +213,10 @@ describe('outpost cloud start', () => {
     expect(help.stdout).toContain('embedded MQTT broker');
     expect(help.stdout).not.toMatch(/once wired/);
     const dataDir = join(root, 'cloud2');
-    const p = spawnCli(['cloud', 'start', '--http-port', '0', '--data-dir', dataDir, '--json'], { cwd: root, env: cleanEnv({ HOME: root }) });
+    const p = spawnCli(['cloud', 'start', '--http-port', '0', '--data-dir', dataDir, '--json'], {
+      cwd: root,
+      env: cleanEnv({ HOME: root }),
+    });
     let info: { http: string; mqtt: string } | undefined;
     for (let i = 0; i < 300 && !info; i++) {
       await new Promise((r) => setTimeout(r, 100));

@@ -23,9 +23,13 @@ describe('device commands', () => {
     dirs.push(dir);
     const samples: unknown[] = [];
     const telemetry = createTelemetry({
-      deviceId: 'cam-1', modelsDir: dir, log: silentLogger,
+      deviceId: 'cam-1',
+      modelsDir: dir,
+      log: silentLogger,
       telemetry: { intervalSeconds: 3600, enabled: true },
-      publish: (s) => { samples.push(s); },
+      publish: (s) => {
+        samples.push(s);
+      },
     });
     // Not reached by the commands under test: a call would throw and fail the test.
     const reconciler = {} as Reconciler;
@@ -42,8 +46,14 @@ describe('device commands', () => {
 
   it('refuses a payload that is not a JSON object, and an unknown command, with SYNC_COMMAND_INVALID', async () => {
     const { deps: d } = await deps();
-    expect(await handleCommand('sync', Buffer.from('[1,2]'), d)).toMatchObject({ ok: false, error: { code: 'SYNC_COMMAND_INVALID' } });
-    expect(await handleCommand('sync', Buffer.from('{nope'), d)).toMatchObject({ ok: false, error: { code: 'SYNC_COMMAND_INVALID' } });
+    expect(await handleCommand('sync', Buffer.from('[1,2]'), d)).toMatchObject({
+      ok: false,
+      error: { code: 'SYNC_COMMAND_INVALID' },
+    });
+    expect(await handleCommand('sync', Buffer.from('{nope'), d)).toMatchObject({
+      ok: false,
+      error: { code: 'SYNC_COMMAND_INVALID' },
+    });
     const unknown = await handleCommand('reboot', Buffer.alloc(0), d);
     expect(unknown).toMatchObject({ ok: false, error: { code: 'SYNC_COMMAND_INVALID' } });
     expect(JSON.stringify(unknown)).toContain('telemetry');
@@ -51,6 +61,9 @@ describe('device commands', () => {
 
   it('refuses a rollback without a valid model id before touching anything', async () => {
     const { deps: d } = await deps();
-    expect(await handleCommand('rollback', Buffer.from('{"model":"../etc"}'), d)).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
+    expect(await handleCommand('rollback', Buffer.from('{"model":"../etc"}'), d)).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_REQUEST' },
+    });
   });
 });

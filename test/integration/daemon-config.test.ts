@@ -15,7 +15,9 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'outpost-daemon-config-'));
   good = (await writeStandaloneConfig(dir)).config;
 });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 interface Case {
   name: string;
@@ -37,13 +39,37 @@ const without = (key: string): Record<string, unknown> => {
 const CASES: Case[] = [
   { name: 'missing file', text: () => null, code: 'CONFIG_NOT_FOUND', names: /does not exist/, checkConfigExit: 4 },
   { name: 'not JSON', text: () => '{"deviceId": "x",', code: 'CONFIG_NOT_JSON', names: /is not valid JSON/ },
-  { name: 'unknown key (typo)', text: () => JSON.stringify({ ...good, telemetri: { enabled: false } }), code: 'CONFIG_UNKNOWN_KEY', names: /telemetri is not a known key \(did you mean "telemetry"\?\)/ },
-  { name: 'bad value', text: () => JSON.stringify({ ...good, download: { parallel: 0 } }), code: 'CONFIG_INVALID', names: /download\.parallel must be an integer 1\.\.16, got 0/ },
-  { name: 'missing credentials', text: () => JSON.stringify(without('credentials')), code: 'CONFIG_INVALID', names: /credentials is required/ },
-  { name: 'short token, not echoed', text: () => JSON.stringify({ ...good, credentials: { username: 'u', token: 'abc' } }), code: 'CONFIG_INVALID', names: /credentials\.token must be a string of 8\.\.4096 characters/ },
   {
-    name: 'bad environment override', text: () => JSON.stringify(good), env: { OUTPOST_API_MAX_CONCURRENT_PER_MODEL: 'lots' },
-    code: 'CONFIG_INVALID', names: /api\.maxConcurrentPerModel must be an integer 1\.\.256, got "lots" \(in environment variable OUTPOST_API_MAX_CONCURRENT_PER_MODEL\)/,
+    name: 'unknown key (typo)',
+    text: () => JSON.stringify({ ...good, telemetri: { enabled: false } }),
+    code: 'CONFIG_UNKNOWN_KEY',
+    names: /telemetri is not a known key \(did you mean "telemetry"\?\)/,
+  },
+  {
+    name: 'bad value',
+    text: () => JSON.stringify({ ...good, download: { parallel: 0 } }),
+    code: 'CONFIG_INVALID',
+    names: /download\.parallel must be an integer 1\.\.16, got 0/,
+  },
+  {
+    name: 'missing credentials',
+    text: () => JSON.stringify(without('credentials')),
+    code: 'CONFIG_INVALID',
+    names: /credentials is required/,
+  },
+  {
+    name: 'short token, not echoed',
+    text: () => JSON.stringify({ ...good, credentials: { username: 'u', token: 'abc' } }),
+    code: 'CONFIG_INVALID',
+    names: /credentials\.token must be a string of 8\.\.4096 characters/,
+  },
+  {
+    name: 'bad environment override',
+    text: () => JSON.stringify(good),
+    env: { OUTPOST_API_MAX_CONCURRENT_PER_MODEL: 'lots' },
+    code: 'CONFIG_INVALID',
+    names:
+      /api\.maxConcurrentPerModel must be an integer 1\.\.256, got "lots" \(in environment variable OUTPOST_API_MAX_CONCURRENT_PER_MODEL\)/,
   },
 ];
 
@@ -65,7 +91,8 @@ describe('bad agent configs', () => {
 
     const check = await runAgentVerb(['agent', 'check-config', '--config', file, '--json'], env);
     expect(check.code).toBe(c.checkConfigExit ?? 3);
-    const err = (JSON.parse(check.stdout.trim().split('\n').pop()!) as { error: { code: string; message: string } }).error;
+    const err = (JSON.parse(check.stdout.trim().split('\n').pop()!) as { error: { code: string; message: string } })
+      .error;
     expect(err.code).toBe(c.code);
     expect(err.message).toMatch(c.names);
   });

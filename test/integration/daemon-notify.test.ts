@@ -24,7 +24,9 @@ describe('agent run under a supervisor', () => {
     expect(await client.health()).toEqual({ live: true, ready: true });
     expect(ready).toMatch(/\nSTATUS=serving 0 model\(s\); connecting to mqtt:\/\/127\.0\.0\.1:\d+/);
     // Nothing was ever connected: the broker was unreachable from the start.
-    expect((await client.status()) as { broker?: { connected?: boolean } }).toMatchObject({ broker: { connected: false } });
+    expect((await client.status()) as { broker?: { connected?: boolean } }).toMatchObject({
+      broker: { connected: false },
+    });
 
     // WATCHDOG_USEC=1 s: pings every 0.5 s from the event loop.
     await rx.until(() => rx.messages.filter((m) => m === 'WATCHDOG=1').length >= 3);

@@ -2,7 +2,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../agent/client/index.js';
 import { encodePng, rawImage } from '../fixtures/images.js';
-import { agentEnv, brokerGate, notifyReceiver, spawnAgent, type AgentProcess, type BrokerGate, type NotifyReceiver } from '../helpers/daemon-process.js';
+import {
+  agentEnv,
+  brokerGate,
+  notifyReceiver,
+  spawnAgent,
+  type AgentProcess,
+  type BrokerGate,
+  type NotifyReceiver,
+} from '../helpers/daemon-process.js';
 import { activeAt, startTestFleet, waitFor, type TestFleet } from '../helpers/fleet.js';
 
 /**
@@ -33,7 +41,9 @@ afterAll(async () => {
   await f?.close();
 });
 
-interface Status { broker: { connected: boolean } }
+interface Status {
+  broker: { connected: boolean };
+}
 
 describe('offline', () => {
   it('serves installed models with no broker, keeps retrying, then connects and converges', async () => {
@@ -42,7 +52,12 @@ describe('offline', () => {
     agent = spawnAgent({
       config: join(f.root, 'agent-cam-o.json'),
       args: ['--models-dir', join(f.root, 'models-cam-o'), '--socket', socket],
-      env: agentEnv({ NOTIFY_SOCKET: rx.path, OUTPOST_MQTT_URL: gate.url, OUTPOST_MQTT_RECONNECT_MIN_MS: '200', OUTPOST_MQTT_RECONNECT_MAX_MS: '1000' }),
+      env: agentEnv({
+        NOTIFY_SOCKET: rx.path,
+        OUTPOST_MQTT_URL: gate.url,
+        OUTPOST_MQTT_RECONNECT_MIN_MS: '200',
+        OUTPOST_MQTT_RECONNECT_MAX_MS: '1000',
+      }),
     });
     await rx.until((m) => m.startsWith('READY=1'));
     const client = new AgentClient({ socket });
@@ -63,13 +78,23 @@ describe('offline', () => {
     gate.open({ host: broker.hostname, port: Number(broker.port) });
     await waitFor('connected', async () => ((await client.status()) as unknown as Status).broker.connected, 20_000);
     await rx.until((m) => m.startsWith('STATUS=connected to'));
-    await waitFor('the cloud sees it online', async () => (await f.fleet.showDevice('cam-o')).device.status === 'online');
-    await waitFor('v2 active', async () => (await client.models()).some((m) => m.id === 'acme/colors' && m.activeVersion === v2), 30_000);
+    await waitFor(
+      'the cloud sees it online',
+      async () => (await f.fleet.showDevice('cam-o')).device.status === 'online',
+    );
+    await waitFor(
+      'v2 active',
+      async () => (await client.models()).some((m) => m.id === 'acme/colors' && m.activeVersion === v2),
+      30_000,
+    );
     expect(JSON.stringify(await client.predict('acme/colors', red))).toContain('rouge');
 
     agent.signal('SIGTERM');
     expect(await agent.exited).toEqual({ code: 0, signal: null });
     // The goodbye: `offline` published before the disconnect, not left to the Last Will.
-    await waitFor('the cloud sees it offline', async () => (await f.fleet.showDevice('cam-o')).device.status === 'offline');
+    await waitFor(
+      'the cloud sees it offline',
+      async () => (await f.fleet.showDevice('cam-o')).device.status === 'offline',
+    );
   });
 });

@@ -14,13 +14,19 @@ import { useTempDir } from '../helpers/temp-dir.js';
 const tmp = useTempDir('outpost-daemon-reload-', 'all');
 const startAgent = useSupervisedAgents();
 
-interface Status { api: { limits: { maxConcurrentPerModel: number; maxBodyBytes: number } } }
+interface Status {
+  api: { limits: { maxConcurrentPerModel: number; maxBodyBytes: number } };
+}
 const INFO = 30;
 const WARN = 40;
 
 describe('SIGHUP', () => {
   it('applies log level, telemetry and API limits live; a restart-only key is logged and not applied', async () => {
-    const { path, config } = await writeStandaloneConfig(tmp.dir, { log: { level: 'warn' }, telemetry: { enabled: true, intervalSeconds: 600 }, api: { maxConcurrentPerModel: 4 } });
+    const { path, config } = await writeStandaloneConfig(tmp.dir, {
+      log: { level: 'warn' },
+      telemetry: { enabled: true, intervalSeconds: 600 },
+      api: { maxConcurrentPerModel: 4 },
+    });
     const { agent, rx } = startAgent({ dir: tmp.dir, config: path });
     await rx.until((m) => m.startsWith('READY=1'));
     const client = new AgentClient({ socket: config.socket as string });
@@ -29,22 +35,33 @@ describe('SIGHUP', () => {
     expect(agent.logs.some((l) => l.level === INFO)).toBe(false);
 
     const movedSocket = join(tmp.dir, 'moved.sock');
-    await writeFile(path, JSON.stringify({
-      ...config,
-      log: { level: 'info' },
-      telemetry: { enabled: true, intervalSeconds: 30 },
-      api: { maxConcurrentPerModel: 9, maxBodyBytes: 2048 },
-      socket: movedSocket,
-    }));
+    await writeFile(
+      path,
+      JSON.stringify({
+        ...config,
+        log: { level: 'info' },
+        telemetry: { enabled: true, intervalSeconds: 30 },
+        api: { maxConcurrentPerModel: 9, maxBodyBytes: 2048 },
+        socket: movedSocket,
+      }),
+    );
     agent.signal('SIGHUP');
     const reloaded = await agent.waitForLog((l) => l.msg === 'configuration reloaded');
     // Written at info: the new level was in force before the line was logged.
     expect(reloaded.level).toBe(INFO);
-    expect([...(reloaded.applied as string[])].sort()).toEqual(['api.maxBodyBytes', 'api.maxConcurrentPerModel', 'log.level', 'telemetry.intervalSeconds']);
+    expect([...(reloaded.applied as string[])].sort()).toEqual([
+      'api.maxBodyBytes',
+      'api.maxConcurrentPerModel',
+      'log.level',
+      'telemetry.intervalSeconds',
+    ]);
     expect(reloaded.restartNeeded).toEqual(['socket']);
     const warned = agent.logs.find((l) => l.level === WARN && /not applied until a restart: socket/.test(l.msg));
     expect(warned).toBeDefined();
-    expect(agent.logs.find((l) => l.msg === 'telemetry reconfigured')).toMatchObject({ intervalSeconds: 30, enabled: true });
+    expect(agent.logs.find((l) => l.msg === 'telemetry reconfigured')).toMatchObject({
+      intervalSeconds: 30,
+      enabled: true,
+    });
     // systemd saw RELOADING=1 then READY=1 again.
     const iReload = rx.messages.findIndex((m) => m.startsWith('RELOADING=1'));
     expect(iReload).toBeGreaterThan(0);

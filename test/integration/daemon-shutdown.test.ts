@@ -6,7 +6,15 @@ import { AgentClient } from '../../agent/client/index.js';
 import { writeModelFolder } from '../fixtures/model-folder.js';
 import { encodePng, rawImage } from '../fixtures/images.js';
 import { runInProcess } from '../helpers/cli.js';
-import { agentEnv, notifyReceiver, slowMirror, spawnAgent, type AgentProcess, type NotifyReceiver, type SlowMirror } from '../helpers/daemon-process.js';
+import {
+  agentEnv,
+  notifyReceiver,
+  slowMirror,
+  spawnAgent,
+  type AgentProcess,
+  type NotifyReceiver,
+  type SlowMirror,
+} from '../helpers/daemon-process.js';
 import { startTestFleet, waitFor, type TestFleet } from '../helpers/fleet.js';
 import { padOnnx } from '../helpers/onnx-pad.js';
 
@@ -25,7 +33,7 @@ async function walk(dir: string): Promise<string[]> {
   for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     const p = join(dir, e.name);
     out.push(p);
-    if (e.isDirectory()) out.push(...await walk(p));
+    if (e.isDirectory()) out.push(...(await walk(p)));
   }
   return out;
 }
@@ -65,12 +73,17 @@ afterEach(() => undefined);
 function start(): { agent: AgentProcess; rx: NotifyReceiver } {
   const rx = notifyReceiver(f.root);
   receivers.push(rx);
-  const agent = spawnAgent({ config: configPath, args: ['--models-dir', modelsDir, '--socket', socket], env: agentEnv({ NOTIFY_SOCKET: rx.path, OUTPOST_API_MAX_CONCURRENT_PER_MODEL: '16' }) });
+  const agent = spawnAgent({
+    config: configPath,
+    args: ['--models-dir', modelsDir, '--socket', socket],
+    env: agentEnv({ NOTIFY_SOCKET: rx.path, OUTPOST_API_MAX_CONCURRENT_PER_MODEL: '16' }),
+  });
   agents.push(agent);
   return { agent, rx };
 }
 
-const blobRequests = (): typeof mirror.requests => mirror.requests.filter((r) => r.path.startsWith('/v1/blobs/') && r.bytes > 0);
+const blobRequests = (): typeof mirror.requests =>
+  mirror.requests.filter((r) => r.path.startsWith('/v1/blobs/') && r.bytes > 0);
 
 describe('SIGTERM with work in flight', () => {
   it('parks a download half-way, shows nothing half-installed, and resumes it after the restart', async () => {
@@ -88,7 +101,9 @@ describe('SIGTERM with work in flight', () => {
 
     // Nothing of acme/big is visible as a model: no version folder, no `current` link.
     const visible = (await walk(join(modelsDir, 'acme'))).map((p) => relative(modelsDir, p));
-    expect(visible.filter((p) => !p.startsWith('.outpost'))).toEqual(visible.filter((p) => p === 'acme' || p === join('acme', 'big')));
+    expect(visible.filter((p) => !p.startsWith('.outpost'))).toEqual(
+      visible.filter((p) => p === 'acme' || p === join('acme', 'big')),
+    );
     // The partial bytes were kept for the resume.
     const partials = (await walk(modelsDir)).filter((p) => p.endsWith('.part'));
     expect(partials.length).toBeGreaterThan(0);
@@ -98,7 +113,11 @@ describe('SIGTERM with work in flight', () => {
     const second = start();
     await second.rx.until((m) => m.startsWith('READY=1'));
     const client = new AgentClient({ socket });
-    await waitFor('acme/big active after the restart', async () => (await client.models()).some((m) => m.id === 'acme/big' && m.activeVersion === 1), 60_000);
+    await waitFor(
+      'acme/big active after the restart',
+      async () => (await client.models()).some((m) => m.id === 'acme/big' && m.activeVersion === 1),
+      60_000,
+    );
     // The restart asked for the rest with a Range request starting where the partial ended.
     const resumed = blobRequests().filter((r) => r.range !== undefined);
     expect(resumed.length).toBeGreaterThan(0);
@@ -124,11 +143,21 @@ describe('SIGTERM with work in flight', () => {
     const inFlight = Array.from({ length: 6 }, () => {
       let finish!: () => void;
       const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = http.request({ socketPath: socket, method: 'POST', path: '/v1/models/acme/big/predict', headers: { 'content-type': 'image/png', 'content-length': image.length } }, (res) => {
-          let body = '';
-          res.on('data', (b: Buffer) => { body += b.toString(); });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        });
+        const req = http.request(
+          {
+            socketPath: socket,
+            method: 'POST',
+            path: '/v1/models/acme/big/predict',
+            headers: { 'content-type': 'image/png', 'content-length': image.length },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (b: Buffer) => {
+              body += b.toString();
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
         req.on('error', reject);
         req.write(image.subarray(0, image.length >> 1));
         finish = () => req.end(image.subarray(image.length >> 1));
@@ -139,7 +168,11 @@ describe('SIGTERM with work in flight', () => {
     });
     // Let the agent accept them: its /metrics counts requests that reached a route.
     const client = new AgentClient({ socket });
-    await waitFor('6 requests in flight', async () => /outpost_model_inflight_requests\{model="acme\/big"\} 6/.test(await client.metrics()), 10_000);
+    await waitFor(
+      '6 requests in flight',
+      async () => /outpost_model_inflight_requests\{model="acme\/big"\} 6/.test(await client.metrics()),
+      10_000,
+    );
     agent.signal('SIGTERM');
     await rx.until((m) => m.startsWith('STOPPING=1'));
     // Stopping: a new client cannot connect (the listener is closed, the socket file removed).

@@ -4,7 +4,7 @@ import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BlobPool } from '../../agent/fetch/index.js';
-import { OutpostError } from '../../protocol/errors/index.js';
+import type { OutpostError } from '../../protocol/errors/index.js';
 import { useBlobFixture } from '../helpers/blob-fixture.js';
 
 const fx = useBlobFixture('outpost-pool-');
@@ -24,7 +24,11 @@ describe('BlobPool', () => {
     fx.server.misbehave({ pieceSize: 10_000, delayMs: 5 });
     const pool = new BlobPool({ cacheDir: fx.dir, concurrency: 2, marginBytes: 0 });
     const progress: number[] = [];
-    const r = await pool.ensure([...refs(), ...refs()], { baseUrl: fx.server.url }, { onProgress: (d) => progress.push(d) });
+    const r = await pool.ensure(
+      [...refs(), ...refs()],
+      { baseUrl: fx.server.url },
+      { onProgress: (d) => progress.push(d) },
+    );
     expect(r).toMatchObject({ downloaded: 6, reused: 0 });
     expect(fx.server.requests).toHaveLength(6);
     expect(fx.server.maxConcurrent()).toBe(2);

@@ -61,7 +61,11 @@ describe('outpost device / deploy / rollout / rollback against a real cloud', ()
     await d.report([{ id: 'alice/det', version: 2, activeVersion: 2, state: 'active' }]);
     await waitFor('report', () => cloud.fleet.fleet.reportedOf('cli-1'));
     const status = await cli('rollout', 'status', '--json');
-    expect(status.json().devices[0]).toMatchObject({ device: 'cli-1', converged: true, models: [{ id: 'alice/det', desired: 2, active: 2, state: 'active' }] });
+    expect(status.json().devices[0]).toMatchObject({
+      device: 'cli-1',
+      converged: true,
+      models: [{ id: 'alice/det', desired: 2, active: 2, state: 'active' }],
+    });
     const human = await cli('rollout', 'status');
     expect(human.stdout).toContain('1/1 device(s) converged');
     const rb = await cli('rollback', 'alice/det', '--tag', 'lab', '--json');

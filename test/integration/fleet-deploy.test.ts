@@ -14,7 +14,14 @@ let svc: FleetServices;
 const devices: TestDevice[] = [];
 
 async function start(): Promise<FleetServices> {
-  return startFleetServices({ db, dataDir: dir, log: silentLogger, httpUrl: 'http://127.0.0.1:9/', host: '127.0.0.1', mqttPort: 0 });
+  return startFleetServices({
+    db,
+    dataDir: dir,
+    log: silentLogger,
+    httpUrl: 'http://127.0.0.1:9/',
+    host: '127.0.0.1',
+    mqttPort: 0,
+  });
 }
 
 async function device(id: string, tags: string[] = []): Promise<TestDevice> {
@@ -90,8 +97,12 @@ describe('fleet: deploy, tags, rollback, reports (real aedes, real clients, real
     expect([rb.from, rb.to]).toEqual([2, 1]);
     await waitFor('all back on det@1', () => devices.every((d) => d.versionOf('alice/det') === 1));
     devices.forEach((d, i) => expect(d.last!.revision).toBeGreaterThan(revs[i]));
-    await expect(svc.fleet.rollback('alice/det', { kind: 'all', value: '*' })).rejects.toMatchObject({ code: 'ROLLBACK_NO_PREVIOUS' });
-    await expect(svc.fleet.rollback('alice/det', { kind: 'tag', value: 'nobody' })).rejects.toMatchObject({ code: 'ROLLBACK_NO_PREVIOUS' });
+    await expect(svc.fleet.rollback('alice/det', { kind: 'all', value: '*' })).rejects.toMatchObject({
+      code: 'ROLLBACK_NO_PREVIOUS',
+    });
+    await expect(svc.fleet.rollback('alice/det', { kind: 'tag', value: 'nobody' })).rejects.toMatchObject({
+      code: 'ROLLBACK_NO_PREVIOUS',
+    });
     expect(devices.flatMap((d) => d.rejected)).toEqual([]);
   });
 
@@ -103,11 +114,21 @@ describe('fleet: deploy, tags, rollback, reports (real aedes, real clients, real
   });
 
   it('bad targets and unknown versions are refused with their codes', async () => {
-    await expect(svc.fleet.deploy({ model: 'alice/det@9' }, { kind: 'all', value: '*' })).rejects.toMatchObject({ code: 'DEPLOY_VERSION_NOT_FOUND' });
-    await expect(svc.fleet.deploy({ model: 'bob/none' }, { kind: 'all', value: '*' })).rejects.toMatchObject({ code: 'DEPLOY_VERSION_NOT_FOUND' });
-    await expect(svc.fleet.deploy({ app: 'alice/noapp' }, { kind: 'all', value: '*' })).rejects.toMatchObject({ code: 'DEPLOY_VERSION_NOT_FOUND' });
-    await expect(svc.fleet.deploy({ model: 'alice/det' }, { kind: 'device', value: 'ghost' })).rejects.toMatchObject({ code: 'DEVICE_NOT_FOUND' });
-    await expect(svc.fleet.deploy({ model: 'alice/det' }, { kind: 'tag', value: 'bad tag' })).rejects.toMatchObject({ code: 'TAG_INVALID' });
+    await expect(svc.fleet.deploy({ model: 'alice/det@9' }, { kind: 'all', value: '*' })).rejects.toMatchObject({
+      code: 'DEPLOY_VERSION_NOT_FOUND',
+    });
+    await expect(svc.fleet.deploy({ model: 'bob/none' }, { kind: 'all', value: '*' })).rejects.toMatchObject({
+      code: 'DEPLOY_VERSION_NOT_FOUND',
+    });
+    await expect(svc.fleet.deploy({ app: 'alice/noapp' }, { kind: 'all', value: '*' })).rejects.toMatchObject({
+      code: 'DEPLOY_VERSION_NOT_FOUND',
+    });
+    await expect(svc.fleet.deploy({ model: 'alice/det' }, { kind: 'device', value: 'ghost' })).rejects.toMatchObject({
+      code: 'DEVICE_NOT_FOUND',
+    });
+    await expect(svc.fleet.deploy({ model: 'alice/det' }, { kind: 'tag', value: 'bad tag' })).rejects.toMatchObject({
+      code: 'TAG_INVALID',
+    });
     await expect(svc.fleet.provision('bad/id')).rejects.toMatchObject({ code: 'DEVICE_ID_INVALID' });
   });
 
@@ -119,18 +140,28 @@ describe('fleet: deploy, tags, rollback, reports (real aedes, real clients, real
     expect(row.converged).toBe(true);
     expect(row.models).toEqual([{ id: 'alice/det', desired: 1, active: 1, state: 'active' }]);
     const d3 = devices.find((x) => x.config.deviceId === 'cam-3')!;
-    await d3.report([{ id: 'alice/det', version: 1, activeVersion: 2, state: 'downloading', progress: { bytes: 3, total: 8 } }]);
+    await d3.report([
+      { id: 'alice/det', version: 1, activeVersion: 2, state: 'downloading', progress: { bytes: 3, total: 8 } },
+    ]);
     await waitFor('cam-3 report', () => svc.fleet.reportedOf('cam-3'));
     const r3 = svc.fleet.rolloutStatus().find((r) => r.device === 'cam-3')!;
     expect(r3.converged).toBe(false);
-    expect(r3.models.find((m) => m.id === 'alice/det')).toMatchObject({ desired: 1, active: 2, state: 'downloading', progress: { bytes: 3, total: 8 } });
+    expect(r3.models.find((m) => m.id === 'alice/det')).toMatchObject({
+      desired: 1,
+      active: 2,
+      state: 'downloading',
+      progress: { bytes: 3, total: 8 },
+    });
     expect(r3.models.find((m) => m.id === 'alice/cls')).toMatchObject({ desired: 1, state: 'unreported' });
   });
 
   it('birth and Last Will on status/ are ingested as online/offline', async () => {
     const { agentConfig } = await svc.fleet.provision('cam-lwt');
     const c = await mqtt.connectAsync(svc.mqttUrl, {
-      username: 'cam-lwt', password: agentConfig.credentials.token, clientId: 'cam-lwt', reconnectPeriod: 0,
+      username: 'cam-lwt',
+      password: agentConfig.credentials.token,
+      clientId: 'cam-lwt',
+      reconnectPeriod: 0,
       will: { topic: 'outpost/v1/devices/cam-lwt/status', payload: Buffer.from('offline'), qos: 1, retain: true },
     });
     await c.publishAsync('outpost/v1/devices/cam-lwt/status', 'online', { qos: 1, retain: true });
@@ -162,7 +193,12 @@ describe('fleet: deploy, tags, rollback, reports (real aedes, real clients, real
     await svc.fleet.remove('cam-2');
     await closed;
     const err = await new Promise<number | string>((resolve) => {
-      const c = mqtt.connect(svc.mqttUrl, { username: 'cam-2', password: d.config.credentials.token, clientId: 'cam-2', reconnectPeriod: 0 });
+      const c = mqtt.connect(svc.mqttUrl, {
+        username: 'cam-2',
+        password: d.config.credentials.token,
+        clientId: 'cam-2',
+        reconnectPeriod: 0,
+      });
       c.once('connect', () => resolve('connected'));
       c.once('error', (e) => {
         c.end(true);

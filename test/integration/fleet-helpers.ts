@@ -11,8 +11,15 @@ import type { AgentConfigDraft } from '../../cloud-broker/fleet/provision.js';
 export function publishVersion(db: Db, id: string, content: string, framework = 'onnx'): number {
   const [owner, name] = id.split('/');
   const sha256 = createHash('sha256').update(content).digest('hex');
-  const manifest = { id, model_parameters: { framework_type: framework, purpose: 'Classification', model_file: 'model.onnx' } };
-  return createVersion(db, owner, name, { manifest, files: [{ path: 'model.onnx', sha256, size: Buffer.byteLength(content) }], force: true }).version;
+  const manifest = {
+    id,
+    model_parameters: { framework_type: framework, purpose: 'Classification', model_file: 'model.onnx' },
+  };
+  return createVersion(db, owner, name, {
+    manifest,
+    files: [{ path: 'model.onnx', sha256, size: Buffer.byteLength(content) }],
+    force: true,
+  }).version;
 }
 
 export function putAppModels(db: Db, app: string, models: Record<string, number>): void {
@@ -20,7 +27,11 @@ export function putAppModels(db: Db, app: string, models: Record<string, number>
   putApp(db, { kind: 'admin', subject: 'admin' }, owner, name, models);
 }
 
-export async function waitFor<T>(what: string, get: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms = 8000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  get: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  ms = 8000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await get();
@@ -60,7 +71,14 @@ export class TestDevice {
     this.client.on('message', (_t, payload) => {
       if (payload.length === 0) return;
       try {
-        this.docs.push(verifyDesired(payload, { trustedKeys: this.config.trustedKeys, deviceId: this.config.deviceId, now: new Date(), lastRevision: this.last?.revision ?? null }));
+        this.docs.push(
+          verifyDesired(payload, {
+            trustedKeys: this.config.trustedKeys,
+            deviceId: this.config.deviceId,
+            now: new Date(),
+            lastRevision: this.last?.revision ?? null,
+          }),
+        );
       } catch (err) {
         this.rejected.push((err as { code?: string }).code ?? String(err));
       }
@@ -79,7 +97,10 @@ export class TestDevice {
       models,
       capabilities: { backends: [{ name: 'onnx', available: true }] },
     };
-    await this.client.publishAsync(topics.reported(this.config.deviceId), JSON.stringify(rep), { qos: 1, retain: true });
+    await this.client.publishAsync(topics.reported(this.config.deviceId), JSON.stringify(rep), {
+      qos: 1,
+      retain: true,
+    });
   }
 
   async close(): Promise<void> {

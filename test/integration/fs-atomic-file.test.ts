@@ -13,8 +13,12 @@ const writers = {
 describe.each(Object.entries(writers))('writeFileAtomic (%s)', (_name, write) => {
   const tmp = useTempDir('outpost-atomic-');
   let oldUmask = 0;
-  beforeEach(() => { oldUmask = process.umask(0o077); });
-  afterEach(() => { process.umask(oldUmask); });
+  beforeEach(() => {
+    oldUmask = process.umask(0o077);
+  });
+  afterEach(() => {
+    process.umask(oldUmask);
+  });
 
   it('replaces the content and leaves no temp file beside it', async () => {
     const file = join(tmp.dir, 'state.json');
@@ -40,7 +44,9 @@ describe.each(Object.entries(writers))('writeFileAtomic (%s)', (_name, write) =>
     // A non-empty directory at the target makes rename(2) fail after the data was written.
     const target = join(tmp.dir, 'busy');
     await mkdir(join(target, 'inner'), { recursive: true });
-    await expect(write(target, 'data')).rejects.toMatchObject({ code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/) });
+    await expect(write(target, 'data')).rejects.toMatchObject({
+      code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/),
+    });
     expect(await readdir(tmp.dir)).toEqual(['busy']);
     expect(await readdir(target)).toEqual(['inner']);
   });

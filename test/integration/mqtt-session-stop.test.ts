@@ -69,7 +69,16 @@ afterEach(async () => {
 });
 
 async function connectedSession(url: string): Promise<MqttSession> {
-  const session = new MqttSession({ url, deviceId: ID, username: ID, password: 'x', topics, reconnectMinMs: 200, reconnectMaxMs: 400, log: silentLogger });
+  const session = new MqttSession({
+    url,
+    deviceId: ID,
+    username: ID,
+    password: 'x',
+    topics,
+    reconnectMinMs: 200,
+    reconnectMaxMs: 400,
+    log: silentLogger,
+  });
   await new Promise<void>((resolve) => {
     session.once('connected', resolve);
     session.start();

@@ -18,16 +18,26 @@ beforeAll(async () => {
   await writeModelFolder(join(root, 'm'), 'classifier', { id });
   await rt.activate(id, 1, join(root, 'm'));
 });
-afterAll(async () => { await rt.close(); await rm(root, { recursive: true, force: true }); });
+afterAll(async () => {
+  await rt.close();
+  await rm(root, { recursive: true, force: true });
+});
 
-const f32 = (shape: number[]): Tensor => ({ dtype: 'float32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+const f32 = (shape: number[]): Tensor => ({
+  dtype: 'float32',
+  shape,
+  data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
+});
 
 describe('runtime: bad inputs answer with codes', () => {
   const tensorCases: [string, Record<string, Tensor>][] = [
     ['wrong shape', { data: f32([1, 3, 16, 16]) }],
     ['wrong rank', { data: f32([3, 32, 32]) }],
     ['wrong dtype', { data: { dtype: 'int32', shape: [1, 3, 32, 32], data: new Int32Array(3072) } }],
-    ['data of another type than dtype', { data: { dtype: 'float32', shape: [1, 3, 32, 32], data: new Uint8Array(3072) as never } }],
+    [
+      'data of another type than dtype',
+      { data: { dtype: 'float32', shape: [1, 3, 32, 32], data: new Uint8Array(3072) as never } },
+    ],
     ['short data', { data: { dtype: 'float32', shape: [1, 3, 32, 32], data: new Float32Array(100) } }],
     ['negative dimension', { data: { dtype: 'float32', shape: [1, 3, -32, 32], data: new Float32Array(3072) } }],
     ['unknown input name', { data: f32([1, 3, 32, 32]), extra: f32([1]) }],
@@ -59,12 +69,17 @@ describe('runtime: bad inputs answer with codes', () => {
       expect(r.status).toBe('rejected');
       expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'RUNTIME_IMAGE_INVALID' });
     }
-    for (const g of await Promise.all(good)) expect(g).toMatchObject({ purpose: 'Classification', predictions: [{ label: 'red' }] });
+    for (const g of await Promise.all(good))
+      expect(g).toMatchObject({ purpose: 'Classification', predictions: [{ label: 'red' }] });
   });
 
   it('unknown model or version -> RUNTIME_MODEL_NOT_LOADED', async () => {
-    await expect(rt.predict('test/nope', new Uint8Array(1))).rejects.toMatchObject({ code: 'RUNTIME_MODEL_NOT_LOADED' });
-    await expect(rt.infer(id, { data: f32([1, 3, 32, 32]) }, { version: 7 })).rejects.toMatchObject({ code: 'RUNTIME_MODEL_NOT_LOADED' });
+    await expect(rt.predict('test/nope', new Uint8Array(1))).rejects.toMatchObject({
+      code: 'RUNTIME_MODEL_NOT_LOADED',
+    });
+    await expect(rt.infer(id, { data: f32([1, 3, 32, 32]) }, { version: 7 })).rejects.toMatchObject({
+      code: 'RUNTIME_MODEL_NOT_LOADED',
+    });
   });
 });
 
@@ -81,16 +96,31 @@ describe('backend registry', () => {
   });
 
   it('a backend without its SDK or module is unavailable with a reason, never a crash', async () => {
-    const reg = new BackendRegistry({ entries: [
-      lazyModuleEntry('ghost', ['hailo'], './backends/does-not-exist.js'),
-      { name: 'broken', frameworks: ['myriad'], create: async () => { throw new Error('libfoo.so: cannot open shared object file'); } },
-    ] });
+    const reg = new BackendRegistry({
+      entries: [
+        lazyModuleEntry('ghost', ['hailo'], './backends/does-not-exist.js'),
+        {
+          name: 'broken',
+          frameworks: ['myriad'],
+          create: async () => {
+            throw new Error('libfoo.so: cannot open shared object file');
+          },
+        },
+      ],
+    });
     const caps = await reg.capabilities();
     expect(caps).toEqual([
-      expect.objectContaining({ name: 'ghost', available: false, reason: expect.stringContaining('not part of this build') }),
+      expect.objectContaining({
+        name: 'ghost',
+        available: false,
+        reason: expect.stringContaining('not part of this build'),
+      }),
       expect.objectContaining({ name: 'broken', available: false, reason: expect.stringContaining('libfoo.so') }),
     ]);
-    await expect(reg.select('hailo')).rejects.toMatchObject({ code: 'RUNTIME_BACKEND_UNAVAILABLE', message: expect.stringContaining('ghost') });
+    await expect(reg.select('hailo')).rejects.toMatchObject({
+      code: 'RUNTIME_BACKEND_UNAVAILABLE',
+      message: expect.stringContaining('ghost'),
+    });
     await expect(reg.select('myriad')).rejects.toMatchObject({ code: 'RUNTIME_BACKEND_UNAVAILABLE' });
     await expect(reg.get('nope')).rejects.toMatchObject({ code: 'RUNTIME_BACKEND_UNKNOWN' });
   });

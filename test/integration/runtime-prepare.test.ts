@@ -46,7 +46,9 @@ describe('runtime prepare then activate', () => {
     dirs.push(root);
     await writeModelFolder(join(root, 'a'), 'classifier', { id: 'acme/colors' });
     const rt = new Runtime();
-    await expect(rt.prepare('acme/other', 1, join(root, 'a'))).rejects.toMatchObject({ code: 'RUNTIME_MODEL_LOAD_FAILED' });
+    await expect(rt.prepare('acme/other', 1, join(root, 'a'))).rejects.toMatchObject({
+      code: 'RUNTIME_MODEL_LOAD_FAILED',
+    });
     await rt.prepare('acme/colors', 1, join(root, 'a'));
     await rt.close();
     expect(rt.list()).toEqual([]);

@@ -5,7 +5,12 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SESSION_OPTIONS } from '../../agent/runtime/backends/onnx.js';
 import { Runtime } from '../../agent/runtime/model-service.js';
-import type { ClassificationResult, ObjectDetectionResult, PoseEstimationResult, SemanticSegmentationResult } from '../../agent/runtime/postprocess/index.js';
+import type {
+  ClassificationResult,
+  ObjectDetectionResult,
+  PoseEstimationResult,
+  SemanticSegmentationResult,
+} from '../../agent/runtime/postprocess/index.js';
 import { blobFromFrame } from '../../agent/runtime/preprocess.js';
 import { encodePng, rectsImage, type Rgb } from '../fixtures/images.js';
 import { writeModelFolder, type ModelFolderOptions } from '../fixtures/model-folder.js';
@@ -28,10 +33,18 @@ async function install(name: string, kind: FixtureKind, opts: ModelFolderOptions
   return id;
 }
 
-const RED: Rgb = [250, 0, 0], GREEN: Rgb = [0, 240, 0], BLUE: Rgb = [0, 0, 255], BLACK: Rgb = [0, 0, 0];
+const RED: Rgb = [250, 0, 0],
+  GREEN: Rgb = [0, 240, 0],
+  BLUE: Rgb = [0, 0, 255],
+  BLACK: Rgb = [0, 0, 0];
 
-beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'outpost-rt-')); });
-afterAll(async () => { await rt.close(); await rm(root, { recursive: true, force: true }); });
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'outpost-rt-'));
+});
+afterAll(async () => {
+  await rt.close();
+  await rm(root, { recursive: true, force: true });
+});
 
 describe('runtime: every purpose with generated models', () => {
   it('classifies colors (softmax, labels, best first)', async () => {
@@ -43,18 +56,25 @@ describe('runtime: every purpose with generated models', () => {
     // Scores: W . means with means (200, 30, 20)/255 in RGB order (swaprb=true), then softmax.
     const m = [200 / 255, 30 / 255, 20 / 255];
     const logits = [2 * m[0]! - m[1]! - m[2]! + 0.1, -m[0]! + 2 * m[1]! - m[2]!, -m[0]! - m[1]! + 2 * m[2]! - 0.1];
-    const z = logits.map(Math.exp), s = z.reduce((a, b) => a + b);
+    const z = logits.map(Math.exp),
+      s = z.reduce((a, b) => a + b);
     expect(r.predictions[0]!.confidence).toBeCloseTo(z[0]! / s, 5);
     expect(r.predictions.reduce((a, p) => a + p.confidence, 0)).toBeCloseTo(1, 6);
     expect(r.duration).toBeGreaterThan(0);
   });
 
-  const scene = rectsImage(80, 60, BLACK, [{ box: [8, 10, 40, 30], color: RED }, { box: [50, 5, 70, 25], color: GREEN }]);
+  const scene = rectsImage(80, 60, BLACK, [
+    { box: [8, 10, 40, 30], color: RED },
+    { box: [50, 5, 70, 25], color: GREEN },
+  ]);
   const expectBoxes = (r: ObjectDetectionResult, slack: number) => {
     expect(r.predictions.map((p) => p.label).sort()).toEqual(['green', 'red']);
     const red = r.predictions.find((p) => p.label === 'red')!.box;
     const green = r.predictions.find((p) => p.label === 'green')!.box;
-    for (const [got, want] of [[red, [8, 10, 40, 30]], [green, [50, 5, 70, 25]]] as const) {
+    for (const [got, want] of [
+      [red, [8, 10, 40, 30]],
+      [green, [50, 5, 70, 25]],
+    ] as const) {
       expect(Math.abs(got.start_x - want[0])).toBeLessThanOrEqual(slack);
       expect(Math.abs(got.start_y - want[1])).toBeLessThanOrEqual(slack);
       expect(Math.abs(got.end_x - want[2])).toBeLessThanOrEqual(slack);
@@ -73,7 +93,10 @@ describe('runtime: every purpose with generated models', () => {
   it('maps SSD boxes back through crop (wide image, centre window)', async () => {
     const id = await install('ssd-crop', 'ssd', { params: { crop: true } });
     // 128x48 into 64x48 with crop: scale 1, the centre 64 columns (32..96) are kept.
-    const wide = rectsImage(128, 48, BLACK, [{ box: [40, 8, 70, 30], color: RED }, { box: [2, 2, 20, 20], color: GREEN }]);
+    const wide = rectsImage(128, 48, BLACK, [
+      { box: [40, 8, 70, 30], color: RED },
+      { box: [2, 2, 20, 20], color: GREEN },
+    ]);
     const r = (await rt.predict(id, wide)) as ObjectDetectionResult;
     expect(r.predictions.map((p) => p.label)).toEqual(['red']);
     const b = r.predictions[0]!.box;
@@ -92,7 +115,10 @@ describe('runtime: every purpose with generated models', () => {
 
   it('finds keypoints at heatmap peaks', async () => {
     const id = await install('pose', 'pose');
-    const img = rectsImage(64, 48, BLACK, [{ box: [40, 20, 44, 24], color: RED }, { box: [8, 36, 12, 40], color: BLUE }]);
+    const img = rectsImage(64, 48, BLACK, [
+      { box: [40, 20, 44, 24], color: RED },
+      { box: [8, 36, 12, 40], color: BLUE },
+    ]);
     const r = (await rt.predict(id, img)) as PoseEstimationResult;
     expect(r.poses).toHaveLength(1);
     const k = r.poses[0]!.key_points;
@@ -104,28 +130,42 @@ describe('runtime: every purpose with generated models', () => {
 
   it('segments by argmax and samples the class map back to the image', async () => {
     const id = await install('segmenter', 'segmenter');
-    const img = rectsImage(32, 24, BLACK, [{ box: [0, 0, 16, 12], color: RED }, { box: [16, 12, 32, 24], color: BLUE }]);
+    const img = rectsImage(32, 24, BLACK, [
+      { box: [0, 0, 16, 12], color: RED },
+      { box: [16, 12, 32, 24], color: BLUE },
+    ]);
     const r = (await rt.predict(id, await encodePng(img))) as SemanticSegmentationResult;
     expect(r.class_list).toEqual(['background', 'red', 'green', 'blue']);
     expect(r.colors[3]).toEqual([0, 0, 255]);
     expect(r.class_map).toHaveLength(24);
-    for (let y = 0; y < 24; y++) for (let x = 0; x < 32; x++) {
-      const want = x < 16 && y < 12 ? 1 : x >= 16 && y >= 12 ? 3 : 0;
-      expect(r.class_map[y]![x]).toBe(want);
-    }
+    for (let y = 0; y < 24; y++)
+      for (let x = 0; x < 32; x++) {
+        const want = x < 16 && y < 12 ? 1 : x >= 16 && y >= 12 ? 3 : 0;
+        expect(r.class_map[y]![x]).toBe(want);
+      }
   });
 
   it('infer() equals an in-process onnxruntime session with the same options, for every model', async () => {
     const img = rectsImage(70, 50, [30, 60, 90], [{ box: [5, 5, 30, 30], color: RED }]);
     for (const [id, fx] of fixtures) {
       const served = rt.get(id)!;
-      const blob = blobFromFrame(img, { size: fx.size, mean: [0, 0, 0], scalefactor: 1 / 255, swaprb: true, crop: false }).tensor;
+      const blob = blobFromFrame(img, {
+        size: fx.size,
+        mean: [0, 0, 0],
+        scalefactor: 1 / 255,
+        swaprb: true,
+        crop: false,
+      }).tensor;
       const got = await rt.infer(id, { [fx.inputName]: blob });
       const session = await ort.InferenceSession.create(join(served.dir, 'model.onnx'), DEFAULT_SESSION_OPTIONS);
       try {
-        const want = await session.run({ [fx.inputName]: new ort.Tensor('float32', blob.data as Float32Array, blob.shape) });
+        const want = await session.run({
+          [fx.inputName]: new ort.Tensor('float32', blob.data as Float32Array, blob.shape),
+        });
         expect(got.outputs[fx.outputName]!.shape).toEqual([...want[fx.outputName]!.dims]);
-        expect(Array.from(got.outputs[fx.outputName]!.data as Float32Array)).toEqual(Array.from(want[fx.outputName]!.data as Float32Array));
+        expect(Array.from(got.outputs[fx.outputName]!.data as Float32Array)).toEqual(
+          Array.from(want[fx.outputName]!.data as Float32Array),
+        );
         // And both agree with the weights' arithmetic.
         const ref = fx.expected({ data: blob.data as Float32Array, shape: blob.shape });
         (got.outputs[fx.outputName]!.data as Float32Array).forEach((v, i) => expect(v).toBeCloseTo(ref[i]!, 5));

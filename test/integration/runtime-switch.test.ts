@@ -12,8 +12,12 @@ import { writeModelFolder } from '../fixtures/model-folder.js';
  * version it ran on, and each replaced version is unloaded only after its last request.
  */
 let root: string;
-beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'outpost-switch-')); });
-afterAll(async () => { await rm(root, { recursive: true, force: true }); });
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'outpost-switch-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
 
 describe('runtime: version switch under load', () => {
   it('switches 4 times under 16 concurrent callers with zero failures', async () => {
@@ -27,7 +31,9 @@ describe('runtime: version switch under load', () => {
       dirs.push(dir);
     }
     const unloaded: number[] = [];
-    rt.events.on('unloaded', (e) => { unloaded.push(e.version); });
+    rt.events.on('unloaded', (e) => {
+      unloaded.push(e.version);
+    });
     await rt.activate(id, 1, dirs[0]!);
 
     const img = rectsImage(40, 30, [10, 200, 30], []);
@@ -74,7 +80,9 @@ describe('runtime: version switch under load', () => {
     await writeModelFolder(good, 'classifier', { id });
     await rt.activate(id, 1, good);
     const failed: string[] = [];
-    rt.events.on('failed', (e) => { failed.push(e.code); });
+    rt.events.on('failed', (e) => {
+      failed.push(e.code);
+    });
 
     const wrongSize = join(root, 'keep-2');
     await writeModelFolder(wrongSize, 'classifier', { id, params: { size: [10, 10] } }); // network is 32x32

@@ -14,7 +14,10 @@ import { missingCommand, skipForPackage } from '../helpers/requires.js';
 // The receiver plays systemd: a real AF_UNIX datagram socket bound where NOTIFY_SOCKET points.
 const require = createRequire(import.meta.url);
 const dgram = require('unix-dgram') as {
-  createSocket(type: 'unix_dgram', onMessage: (buf: Buffer) => void): { bind(path: string): void; close(): void; on(e: string, cb: (err: Error) => void): void };
+  createSocket(
+    type: 'unix_dgram',
+    onMessage: (buf: Buffer) => void,
+  ): { bind(path: string): void; close(): void; on(e: string, cb: (err: Error) => void): void };
 };
 
 class Receiver {
@@ -29,23 +32,34 @@ class Receiver {
     const deadline = Date.now() + ms;
     while (!this.messages.some((m) => pred(m, this.messages))) {
       if (Date.now() > deadline) throw new Error(`no matching notification; got ${JSON.stringify(this.messages)}`);
-      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 200); });
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 200);
+      });
     }
   }
 }
 
 let dir: string;
-beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'outpost-notify-')); });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'outpost-notify-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 const cleanups: Array<() => void> = [];
-afterEach(() => { for (const c of cleanups.splice(0)) c(); });
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
 
 function pathReceiver(): { path: string; rx: Receiver } {
   const rx = new Receiver();
   const path = join(dir, `notify-${randomBytes(4).toString('hex')}.sock`);
   const sock = dgram.createSocket('unix_dgram', (buf) => rx.push(buf.toString()));
-  sock.on('error', (err) => { throw err; });
+  sock.on('error', (err) => {
+    throw err;
+  });
   sock.bind(path);
   cleanups.push(() => sock.close());
   return { path, rx };
@@ -77,7 +91,12 @@ describe('sd_notify on a filesystem socket', () => {
     expect(off.enabled).toBe(false);
     off.ready();
     const gone = createNotifier({ env: { NOTIFY_SOCKET: join(dir, 'nobody.sock') }, log: silentLogger });
-    expect(() => { gone.ready(); gone.watchdog(); gone.close(); gone.status('after close'); }).not.toThrow();
+    expect(() => {
+      gone.ready();
+      gone.watchdog();
+      gone.close();
+      gone.status('after close');
+    }).not.toThrow();
   });
 });
 
@@ -86,21 +105,32 @@ describe('sd_notify on an abstract socket', () => {
   it.skipIf(skipForPackage(why))('relays to an "@" address', async () => {
     // python3 binds the abstract receiver: unix-dgram cannot (that is why the relay exists).
     const name = `outpost-test-${randomBytes(6).toString('hex')}`;
-    const py = spawn('python3', ['-u', '-c', [
-      'import socket, sys',
-      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-      `s.bind('\\0${name}')`,
-      "print('bound', flush=True)",
-      'while True:',
-      "    print(s.recv(4096).decode().replace('\\n', '|'), flush=True)",
-    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const py = spawn(
+      'python3',
+      [
+        '-u',
+        '-c',
+        [
+          'import socket, sys',
+          's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+          `s.bind('\\0${name}')`,
+          "print('bound', flush=True)",
+          'while True:',
+          "    print(s.recv(4096).decode().replace('\\n', '|'), flush=True)",
+        ].join('\n'),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     cleanups.push(() => py.kill());
     const rx = new Receiver();
     let buf = '';
     py.stdout.on('data', (b: Buffer) => {
       buf += b.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) { rx.push(buf.slice(0, i)); buf = buf.slice(i + 1); }
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        rx.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
     });
     await rx.until((m) => m === 'bound');
     const n = createNotifier({ env: { NOTIFY_SOCKET: `@${name}` }, log: silentLogger });

@@ -18,7 +18,10 @@ beforeEach(async () => {
 
 const source = (): { baseUrl: string } => ({ baseUrl: fx.server.url });
 
-async function install(version: number, extra: Partial<Parameters<Store['installVersion']>[0]> = {}): Promise<VersionFile[]> {
+async function install(
+  version: number,
+  extra: Partial<Parameters<Store['installVersion']>[0]> = {},
+): Promise<VersionFile[]> {
   const files = publish(fx.server, versionContent(version));
   await store.installVersion({ id: ID, version, files, source: source(), ...extra });
   return files;
@@ -100,7 +103,11 @@ describe('store install / activate / rollback', () => {
     const ac = new AbortController();
     const files = publish(fx.server, versionContent(2));
     const p = store.installVersion({
-      id: ID, version: 2, files, source: source(), signal: ac.signal,
+      id: ID,
+      version: 2,
+      files,
+      source: source(),
+      signal: ac.signal,
       onProgress: (q) => q.phase === 'downloading' && q.done > 40_000 && ac.abort(),
     });
     expect(await codeOfRejection(p)).toBe('FETCH_ABORTED');
@@ -128,10 +135,26 @@ describe('store refuses bad input and bad bytes, keeping the old version', () =>
     const bad = ['../evil', '/etc/passwd', 'a/../../b', 'a\\b', 'a//b', '', 'a/./b', 'x\0y', 'dir/', '..'];
     for (const path of bad) {
       const files = [{ ...good, path }];
-      expect(await codeOfRejection(store.installVersion({ id: ID, version: 1, files, source: source() }))).toBe('STORE_PATH_INVALID');
+      expect(await codeOfRejection(store.installVersion({ id: ID, version: 1, files, source: source() }))).toBe(
+        'STORE_PATH_INVALID',
+      );
     }
-    expect(await codeOfRejection(store.installVersion({ id: ID, version: 1, files: [good, { ...good }], source: source() }))).toBe('STORE_PATH_INVALID');
-    expect(await codeOfRejection(store.installVersion({ id: ID, version: 1, files: [{ ...good, path: 'a' }, { ...good, path: 'a/b' }], source: source() }))).toBe('STORE_PATH_INVALID');
+    expect(
+      await codeOfRejection(store.installVersion({ id: ID, version: 1, files: [good, { ...good }], source: source() })),
+    ).toBe('STORE_PATH_INVALID');
+    expect(
+      await codeOfRejection(
+        store.installVersion({
+          id: ID,
+          version: 1,
+          files: [
+            { ...good, path: 'a' },
+            { ...good, path: 'a/b' },
+          ],
+          source: source(),
+        }),
+      ),
+    ).toBe('STORE_PATH_INVALID');
     expect(fx.server.requests).toHaveLength(0);
     expect(existsSync(join(fx.dir, 'acme'))).toBe(false);
     expect(existsSync(join(fx.dir, '.outpost/journal.json'))).toBe(false);
@@ -140,19 +163,27 @@ describe('store refuses bad input and bad bytes, keeping the old version', () =>
   it('a failing beforeActivate keeps the previous version current', async () => {
     await install(1);
     let seen: string[] = [];
-    const err = await codeOfRejection(install(2, {
-      beforeActivate: async (versionDir, manifest) => {
-        seen = (await readdir(versionDir)).sort();
-        expect(manifest.version).toBe(2);
-        throw new Error('smoke inference produced NaN');
-      },
-    }));
+    const err = await codeOfRejection(
+      install(2, {
+        beforeActivate: async (versionDir, manifest) => {
+          seen = (await readdir(versionDir)).sort();
+          expect(manifest.version).toBe(2);
+          throw new Error('smoke inference produced NaN');
+        },
+      }),
+    );
     expect(err).toBe('STORE_ACTIVATION_FAILED');
     expect(seen).toEqual(['file-0.bin', 'file-2.bin', 'shared.bin', 'sub']);
     await expectCurrent(1);
     expect(await store.list()).toEqual([{ id: ID, current: 1, versions: [1] }]);
     // An OutpostError from the hook keeps its own code.
-    const own = await codeOfRejection(install(2, { beforeActivate: async () => { throw new OutpostError('IO_ERROR', 'backend could not read the file'); } }));
+    const own = await codeOfRejection(
+      install(2, {
+        beforeActivate: async () => {
+          throw new OutpostError('IO_ERROR', 'backend could not read the file');
+        },
+      }),
+    );
     expect(own).toBe('IO_ERROR');
     await expectCurrent(1);
   });
@@ -173,7 +204,9 @@ describe('store refuses bad input and bad bytes, keeping the old version', () =>
     const blobPath = join(fx.dir, '.outpost/blobs', f.sha256);
     await writeFile(blobPath, Buffer.alloc(f.size, 7));
     await chmod(blobPath, 0o444);
-    expect(await codeOfRejection(store.installVersion({ id: ID, version: 2, files, source: source() }))).toBe('STORE_FILE_MISMATCH');
+    expect(await codeOfRejection(store.installVersion({ id: ID, version: 2, files, source: source() }))).toBe(
+      'STORE_FILE_MISMATCH',
+    );
     await expectCurrent(1);
     expect(existsSync(blobPath)).toBe(false);
     await store.installVersion({ id: ID, version: 2, files, source: source() });

@@ -25,11 +25,25 @@ afterEach(() => rm(dir, { recursive: true, force: true }));
 
 async function installed(versions: number[], keep = 3): Promise<void> {
   const store = await openStore({ dir, keep, marginBytes: 0 });
-  for (const v of versions) await store.installVersion({ id: ID, version: v, files: publish(server, versionContent(v)), source: { baseUrl: server.url } });
+  for (const v of versions)
+    await store.installVersion({
+      id: ID,
+      version: v,
+      files: publish(server, versionContent(v)),
+      source: { baseUrl: server.url },
+    });
 }
 
 function intent(version: number, preexisting = false): string {
-  return JSON.stringify({ v: 1, op: 'install', id: ID, version, staging: `acme+detector+${version}+dead`, preexisting, startedAt: new Date().toISOString() });
+  return JSON.stringify({
+    v: 1,
+    op: 'install',
+    id: ID,
+    version,
+    staging: `acme+detector+${version}+dead`,
+    preexisting,
+    startedAt: new Date().toISOString(),
+  });
 }
 
 const model = (...p: string[]): string => join(dir, 'acme/detector', ...p);

@@ -23,16 +23,31 @@ async function expectExact(version: number, content: Map<string, Buffer>): Promi
 describe('store: each byte is verified once per install (docs/store.md, Cost of an install)', () => {
   it('does not hash again a blob it hashed while downloading it in the same install', async () => {
     const content = versionContent(1);
-    const r = await store.installVersion({ id: ID, version: 1, files: publish(fx.server, content), source: { baseUrl: fx.server.url } });
+    const r = await store.installVersion({
+      id: ID,
+      version: 1,
+      files: publish(fx.server, content),
+      source: { baseUrl: fx.server.url },
+    });
     expect(r.downloaded).toBe(content.size);
     expect(r.rehashed).toBe(0);
     await expectExact(1, content);
   });
 
   it('hashes again a blob reused from the cache of an earlier install', async () => {
-    await store.installVersion({ id: ID, version: 1, files: publish(fx.server, versionContent(1)), source: { baseUrl: fx.server.url } });
+    await store.installVersion({
+      id: ID,
+      version: 1,
+      files: publish(fx.server, versionContent(1)),
+      source: { baseUrl: fx.server.url },
+    });
     const content = versionContent(2);
-    const r = await store.installVersion({ id: ID, version: 2, files: publish(fx.server, content), source: { baseUrl: fx.server.url } });
+    const r = await store.installVersion({
+      id: ID,
+      version: 2,
+      files: publish(fx.server, content),
+      source: { baseUrl: fx.server.url },
+    });
     // shared.bin is the one file both versions list: reused, so checked again; the others are new.
     expect(r.reused).toBe(1);
     expect(r.downloaded).toBe(content.size - 1);

@@ -31,13 +31,23 @@ const SCRIPT = `
   say('ready');
 `;
 
-interface Run { child: ChildProcess; lines: string[]; stderr: () => string; waitLine(l: string): Promise<void>; exit: Promise<number | null> }
+interface Run {
+  child: ChildProcess;
+  lines: string[];
+  stderr: () => string;
+  waitLine(l: string): Promise<void>;
+  exit: Promise<number | null>;
+}
 
 const children: ChildProcess[] = [];
-afterEach(() => { for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL'); });
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+});
 
 function start(mode: string): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT, mode], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   const lines: string[] = [];
   let err = '';
@@ -45,16 +55,24 @@ function start(mode: string): Run {
   const waiters: Array<() => void> = [];
   child.stdout!.on('data', (b: Buffer) => {
     buf += b.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); }
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
     for (const w of waiters.splice(0)) w();
   });
-  child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => {
+    err += b.toString();
+  });
   const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const waitLine = async (l: string): Promise<void> => {
     while (!lines.includes(l)) {
       if (child.exitCode !== null) throw new Error(`child exited before "${l}": ${JSON.stringify(lines)} ${err}`);
-      await new Promise<void>((r) => { waiters.push(r); setTimeout(r, 200); });
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 200);
+      });
     }
   };
   return { child, lines, stderr: () => err, waitLine, exit };
@@ -102,6 +120,13 @@ describe('onReload', () => {
     await r.waitLine('reload 2 done');
     r.child.kill('SIGTERM');
     expect(await r.exit).toBe(0);
-    expect(r.lines).toEqual(['ready', 'reload 1 start', 'reload 1 done', 'reload 2 start', 'reload 2 done', 'reloads 2']);
+    expect(r.lines).toEqual([
+      'ready',
+      'reload 1 start',
+      'reload 1 done',
+      'reload 2 start',
+      'reload 2 done',
+      'reloads 2',
+    ]);
   });
 });

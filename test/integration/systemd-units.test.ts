@@ -12,12 +12,17 @@ import { capturedContext, type CapturedContext } from '../helpers/cli-context.js
 
 const run = promisify(execFile);
 const UNITS = ['outpost-agent.service', 'outpost-cloud.service'];
-const missing = missingCommand('systemd-analyze') ?? missingCommand('systemd-sysusers') ?? missingCommand('systemd-tmpfiles');
+const missing =
+  missingCommand('systemd-analyze') ?? missingCommand('systemd-sysusers') ?? missingCommand('systemd-tmpfiles');
 const skip = skipForPackage(missing === null ? null : `${missing} (apt-get install systemd)`);
 
 let dir: string;
-beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'outpost-systemd-')); });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'outpost-systemd-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 /**
  * A root that holds just enough for `systemd-analyze verify --root`: verify loads the unit's
@@ -48,7 +53,9 @@ async function verify(root: string, files: string[]): Promise<string[]> {
     out = r.stdout + r.stderr;
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
-    return [`exit != 0: ${e.message}`, ...(e.stdout ?? '').split('\n'), ...(e.stderr ?? '').split('\n')].filter(Boolean);
+    return [`exit != 0: ${e.message}`, ...(e.stdout ?? '').split('\n'), ...(e.stderr ?? '').split('\n')].filter(
+      Boolean,
+    );
   }
   return out.split('\n').filter((l) => l.includes('outpost'));
 }
@@ -62,7 +69,12 @@ describe.skipIf(skip)('systemd units', () => {
     const etc = join(root, 'etc/systemd/system');
     await mkdir(etc, { recursive: true });
     for (const u of UNITS) await copyFile(join(SYSTEMD_SOURCE_DIR, u), join(etc, u));
-    expect(await verify(root, UNITS.map((u) => join(etc, u)))).toEqual([]);
+    expect(
+      await verify(
+        root,
+        UNITS.map((u) => join(etc, u)),
+      ),
+    ).toEqual([]);
   });
 
   it('would be caught by verify if a key were misspelt (the check above can fail)', async () => {
@@ -90,8 +102,18 @@ describe.skipIf(skip)('systemd units', () => {
 
   it('ask for what the daemon needs', async () => {
     const agent = await readFile(join(SYSTEMD_SOURCE_DIR, 'outpost-agent.service'), 'utf8');
-    for (const line of ['Type=notify', 'Restart=on-failure', 'RuntimeDirectory=outpost', 'StateDirectory=outpost', 'User=outpost',
-      'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'SupplementaryGroups=video render hailo plugdev']) {
+    for (const line of [
+      'Type=notify',
+      'Restart=on-failure',
+      'RuntimeDirectory=outpost',
+      'StateDirectory=outpost',
+      'User=outpost',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=strict',
+      'ProtectHome=yes',
+      'PrivateTmp=yes',
+      'SupplementaryGroups=video render hailo plugdev',
+    ]) {
       expect(agent.split('\n')).toContain(line);
     }
     expect(agent).toMatch(/^WatchdogSec=\d+s$/m);
@@ -103,8 +125,10 @@ describe.skipIf(skip)('systemd units', () => {
 describe.skipIf(skip)('outpost agent install-service --root', () => {
   const pem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const config = {
-    deviceId: 'nano-1', cloud: { http: 'http://10.0.0.2:8080', mqtt: 'mqtt://10.0.0.2:1883' },
-    credentials: { username: 'nano-1', token: 'nano-1-secret-token' }, trustedKeys: [{ keyid: 'root', publicKey: pem }],
+    deviceId: 'nano-1',
+    cloud: { http: 'http://10.0.0.2:8080', mqtt: 'mqtt://10.0.0.2:1883' },
+    credentials: { username: 'nano-1', token: 'nano-1-secret-token' },
+    trustedKeys: [{ keyid: 'root', publicKey: pem }],
   };
 
   it('refuses an invalid config and writes nothing', async () => {
@@ -139,7 +163,12 @@ describe.skipIf(skip)('outpost agent install-service --root', () => {
     await writeFile(good, JSON.stringify(config));
     const root = join(dir, 'image');
     const c = ctx();
-    expect(await installService(['--config', good, '--root', root, '--bin', '/opt/outpost/bin/outpost', '--cloud', '--json'], c)).toBe(0);
+    expect(
+      await installService(
+        ['--config', good, '--root', root, '--bin', '/opt/outpost/bin/outpost', '--cloud', '--json'],
+        c,
+      ),
+    ).toBe(0);
     const report = JSON.parse(c.out());
     expect(report.bin).toBe('/opt/outpost/bin/outpost');
 
@@ -159,12 +188,17 @@ describe.skipIf(skip)('outpost agent install-service --root', () => {
 
     const unit = await readFile(join(root, 'etc/systemd/system/outpost-agent.service'), 'utf8');
     expect(unit).toContain('ExecStart=/opt/outpost/bin/outpost agent run --config /etc/outpost/agent.json');
-    expect(await readlink(join(root, 'etc/systemd/system/multi-user.target.wants/outpost-agent.service'))).toBe('/etc/systemd/system/outpost-agent.service');
+    expect(await readlink(join(root, 'etc/systemd/system/multi-user.target.wants/outpost-agent.service'))).toBe(
+      '/etc/systemd/system/outpost-agent.service',
+    );
 
     // The backoff drop-in is installed exactly where this systemd understands it.
     const version = await systemdVersion();
     const dropIn = join(root, 'etc/systemd/system/outpost-agent.service.d/10-restart-backoff.conf');
-    const hasDropIn = await stat(dropIn).then(() => true, () => false);
+    const hasDropIn = await stat(dropIn).then(
+      () => true,
+      () => false,
+    );
     expect(hasDropIn).toBe(version !== null && version >= RESTART_STEPS_SINCE);
 
     await fakeRoot(root);

@@ -9,8 +9,12 @@ import { silentLogger } from '../../protocol/log.js';
 import { parseTelemetrySample, type TelemetrySample } from '../../protocol/telemetry.js';
 
 let dir: string;
-beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'outpost-telemetry-')); });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'outpost-telemetry-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 async function until(pred: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -38,7 +42,11 @@ describe('Sampler on this machine', () => {
   });
 
   it('reports no disk, not a failure, when the models directory is missing', async () => {
-    const s = await new Sampler({ deviceId: 'ci-box', modelsDir: join(dir, 'absent'), stats: new InferenceStats() }).sample();
+    const s = await new Sampler({
+      deviceId: 'ci-box',
+      modelsDir: join(dir, 'absent'),
+      stats: new InferenceStats(),
+    }).sample();
     expect(s.disk).toBeNull();
   });
 });
@@ -48,11 +56,16 @@ describe('createTelemetry', () => {
     const got: TelemetrySample[] = [];
     let failOnce = true;
     const t = createTelemetry({
-      deviceId: 'ci-box', modelsDir: dir, log: silentLogger,
+      deviceId: 'ci-box',
+      modelsDir: dir,
+      log: silentLogger,
       // Below the config's 5 s minimum on purpose: the service takes any interval it is given.
       telemetry: { intervalSeconds: 0.05, enabled: true },
       publish: (s) => {
-        if (failOnce) { failOnce = false; throw new Error('broker away'); }
+        if (failOnce) {
+          failOnce = false;
+          throw new Error('broker away');
+        }
         got.push(s);
       },
     });
@@ -73,15 +86,29 @@ describe('createTelemetry', () => {
   it('samples on request and applies a reload', async () => {
     const got: TelemetrySample[] = [];
     const t = createTelemetry({
-      deviceId: 'ci-box', modelsDir: dir, log: silentLogger,
+      deviceId: 'ci-box',
+      modelsDir: dir,
+      log: silentLogger,
       telemetry: { intervalSeconds: 3600, enabled: true },
-      publish: (s) => { got.push(s); },
+      publish: (s) => {
+        got.push(s);
+      },
     });
     t.start();
     t.recordInference('acme/cls', 1, 4, true);
     const s = await t.sampleNow();
     expect(got).toEqual([s]);
-    expect(s.models).toEqual([{ model: 'acme/cls', version: 1, count: 1, errors: 0, total: 1, totalErrors: 0, latencyMs: { mean: 4, p50: 4, p95: 4, max: 4 } }]);
+    expect(s.models).toEqual([
+      {
+        model: 'acme/cls',
+        version: 1,
+        count: 1,
+        errors: 0,
+        total: 1,
+        totalErrors: 0,
+        latencyMs: { mean: 4, p50: 4, p95: 4, max: 4 },
+      },
+    ]);
     t.reconfigure({ intervalSeconds: 0.05, enabled: true });
     await until(() => got.length >= 3, 'samples at the reloaded interval');
     t.reconfigure({ intervalSeconds: 0.05, enabled: false });

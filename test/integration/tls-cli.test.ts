@@ -28,24 +28,97 @@ describe.skipIf(skipForPackage(missingOpenssl()))('outpost cloud start with TLS 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const exists = (p: string) => access(p).then(() => true, () => false);
+  const exists = (p: string) =>
+    access(p).then(
+      () => true,
+      () => false,
+    );
 
   it.each([
-    ['cert without key', 2, 'CLOUD_TLS_FLAGS', /--tls-cert needs --tls-key/, (p: TestPki) => ['--tls-cert', p.serverCert]],
-    ['key without cert', 2, 'CLOUD_TLS_FLAGS', /--tls-key needs --tls-cert/, (p: TestPki) => ['--tls-key', p.serverKey]],
-    ['TLS port without cert', 2, 'CLOUD_TLS_FLAGS', /--mqtt-tls-port needs --tls-cert and --tls-key/, () => ['--mqtt-tls-port', '8883']],
+    [
+      'cert without key',
+      2,
+      'CLOUD_TLS_FLAGS',
+      /--tls-cert needs --tls-key/,
+      (p: TestPki) => ['--tls-cert', p.serverCert],
+    ],
+    [
+      'key without cert',
+      2,
+      'CLOUD_TLS_FLAGS',
+      /--tls-key needs --tls-cert/,
+      (p: TestPki) => ['--tls-key', p.serverKey],
+    ],
+    [
+      'TLS port without cert',
+      2,
+      'CLOUD_TLS_FLAGS',
+      /--mqtt-tls-port needs --tls-cert and --tls-key/,
+      () => ['--mqtt-tls-port', '8883'],
+    ],
     ['CA without cert', 2, 'CLOUD_TLS_FLAGS', /--tls-ca needs/, (p: TestPki) => ['--tls-ca', p.caCert]],
-    ['TLS port out of range', 2, 'USAGE', /--mqtt-tls-port \\?"65536\\?" is not a port/, (p: TestPki) => ['--tls-cert', p.serverCert, '--tls-key', p.serverKey, '--mqtt-tls-port', '65536']],
-    ['WebSocket port not a number', 2, 'USAGE', /--mqtt-ws-port \\?"ws\\?" is not a port/, () => ['--mqtt-ws-port', 'ws']],
-    ['two listeners on one port', 2, 'USAGE', /--mqtt-ws-port and --http-port are both 18080/, () => ['--http-port', '18080', '--mqtt-ws-port', '18080']],
-    ['missing certificate file', 3, 'CLOUD_TLS_INVALID', /nope\.crt: cannot be read \(ENOENT\)/, (p: TestPki) => ['--tls-cert', join(p.dir, 'nope.crt'), '--tls-key', p.serverKey]],
-    ['key given as certificate', 3, 'CLOUD_TLS_INVALID', /has no PEM certificate/, (p: TestPki) => ['--tls-cert', p.serverKey, '--tls-key', p.serverKey]],
-    ['certificate given as key', 3, 'CLOUD_TLS_INVALID', /--tls-key .*not a readable unencrypted PEM private key/, (p: TestPki) => ['--tls-cert', p.serverCert, '--tls-key', p.serverCert]],
-    ['key of another certificate', 3, 'CLOUD_TLS_INVALID', /is not the private key of the certificate/, (p: TestPki) => ['--tls-cert', p.serverCert, '--tls-key', p.selfKey]],
-    ['CA that did not issue the certificate', 3, 'CLOUD_TLS_INVALID', /did not issue the certificate/, (p: TestPki) => ['--tls-cert', p.serverCert, '--tls-key', p.serverKey, '--tls-ca', p.otherCaCert]],
+    [
+      'TLS port out of range',
+      2,
+      'USAGE',
+      /--mqtt-tls-port \\?"65536\\?" is not a port/,
+      (p: TestPki) => ['--tls-cert', p.serverCert, '--tls-key', p.serverKey, '--mqtt-tls-port', '65536'],
+    ],
+    [
+      'WebSocket port not a number',
+      2,
+      'USAGE',
+      /--mqtt-ws-port \\?"ws\\?" is not a port/,
+      () => ['--mqtt-ws-port', 'ws'],
+    ],
+    [
+      'two listeners on one port',
+      2,
+      'USAGE',
+      /--mqtt-ws-port and --http-port are both 18080/,
+      () => ['--http-port', '18080', '--mqtt-ws-port', '18080'],
+    ],
+    [
+      'missing certificate file',
+      3,
+      'CLOUD_TLS_INVALID',
+      /nope\.crt: cannot be read \(ENOENT\)/,
+      (p: TestPki) => ['--tls-cert', join(p.dir, 'nope.crt'), '--tls-key', p.serverKey],
+    ],
+    [
+      'key given as certificate',
+      3,
+      'CLOUD_TLS_INVALID',
+      /has no PEM certificate/,
+      (p: TestPki) => ['--tls-cert', p.serverKey, '--tls-key', p.serverKey],
+    ],
+    [
+      'certificate given as key',
+      3,
+      'CLOUD_TLS_INVALID',
+      /--tls-key .*not a readable unencrypted PEM private key/,
+      (p: TestPki) => ['--tls-cert', p.serverCert, '--tls-key', p.serverCert],
+    ],
+    [
+      'key of another certificate',
+      3,
+      'CLOUD_TLS_INVALID',
+      /is not the private key of the certificate/,
+      (p: TestPki) => ['--tls-cert', p.serverCert, '--tls-key', p.selfKey],
+    ],
+    [
+      'CA that did not issue the certificate',
+      3,
+      'CLOUD_TLS_INVALID',
+      /did not issue the certificate/,
+      (p: TestPki) => ['--tls-cert', p.serverCert, '--tls-key', p.serverKey, '--tls-ca', p.otherCaCert],
+    ],
   ] as const)('%s: exit %i with %s, nothing created', async (_name, exit, code, message, args) => {
     const dataDir = join(dir, `data-${code}-${Math.random().toString(36).slice(2)}`);
-    const run = await runInProcess(['cloud', 'start', '--data-dir', dataDir, '--http-port', '0', ...args(pki), '--json'], { cwd: dir, env: cleanEnv({ HOME: dir }) });
+    const run = await runInProcess(
+      ['cloud', 'start', '--data-dir', dataDir, '--http-port', '0', ...args(pki), '--json'],
+      { cwd: dir, env: cleanEnv({ HOME: dir }) },
+    );
     expect(run.code).toBe(exit);
     expect(run.errorCode()).toBe(code);
     expect(run.stdout + run.stderr).toMatch(message);
@@ -54,8 +127,26 @@ describe.skipIf(skipForPackage(missingOpenssl()))('outpost cloud start with TLS 
 
   it('a real cloud with a self-signed certificate and WebSocket: --json, cloud.json and provisioned agent.json carry mqtts, ws and the CA', async () => {
     const dataDir = join(dir, 'data-ok');
-    const child = spawn(process.execPath, [SHIM, 'cloud', 'start', '--data-dir', dataDir, '--http-port', '0',
-      '--tls-cert', pki.selfCert, '--tls-key', pki.selfKey, '--mqtt-ws-port', '0', '--json'], { cwd: dir, env: cleanEnv({ HOME: dir }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        SHIM,
+        'cloud',
+        'start',
+        '--data-dir',
+        dataDir,
+        '--http-port',
+        '0',
+        '--tls-cert',
+        pki.selfCert,
+        '--tls-key',
+        pki.selfKey,
+        '--mqtt-ws-port',
+        '0',
+        '--json',
+      ],
+      { cwd: dir, env: cleanEnv({ HOME: dir }), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const exit = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     child.stderr.resume();
     try {
@@ -111,12 +202,16 @@ describe.skipIf(skipForPackage(missingOpenssl()))('TLS material checks (cloud-br
     expect(noCa.deviceCa).toBeNull();
     // Issued by the test CA, which no public root list holds: the cloud warns about it.
     expect(noCa.publiclyTrusted).toBe(false);
-    expect(checkTlsMaterial(await readTlsFiles({ cert: pki.selfCert, key: pki.selfKey })).deviceCa).toBe(await readFile(pki.selfCert, 'utf8'));
+    expect(checkTlsMaterial(await readTlsFiles({ cert: pki.selfCert, key: pki.selfKey })).deviceCa).toBe(
+      await readFile(pki.selfCert, 'utf8'),
+    );
   });
 
   it('knows which hosts the certificate names (the cloud warns when the advertised one is not among them)', async () => {
     const { leaf } = checkTlsMaterial(await readTlsFiles({ cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert }));
-    expect(['127.0.0.1', 'localhost', '[127.0.0.1]', '10.0.0.1', 'outpost.example.com'].map((h) => certCoversHost(leaf, h))).toEqual([true, true, true, false, false]);
+    expect(
+      ['127.0.0.1', 'localhost', '[127.0.0.1]', '10.0.0.1', 'outpost.example.com'].map((h) => certCoversHost(leaf, h)),
+    ).toEqual([true, true, true, false, false]);
   });
 });
 
@@ -135,7 +230,12 @@ describe.skipIf(skipForPackage(missingOpenssl()))('agent.json cloud.ca', () => {
     deviceId: 'cam-1',
     cloud: { http: 'http://127.0.0.1:8080', mqtt: 'mqtts://127.0.0.1:8883', ca },
     credentials: { username: 'cam-1', token: 'x'.repeat(32) },
-    trustedKeys: [{ keyid: 'k', publicKey: generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString() }],
+    trustedKeys: [
+      {
+        keyid: 'k',
+        publicKey: generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      },
+    ],
   });
 
   it('accepts one or several PEM certificates', async () => {
@@ -149,7 +249,11 @@ describe.skipIf(skipForPackage(missingOpenssl()))('agent.json cloud.ca', () => {
   it.each([
     ['a private key', (p: TestPki) => readFile(p.serverKey, 'utf8'), /must be one or more PEM certificates/],
     ['a number', async () => 42, /must be one or more PEM certificates/],
-    ['a damaged certificate', async (p: TestPki) => (await readFile(p.caCert, 'utf8')).replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAA'), /certificate 1 of 1 is not a readable X.509 certificate/],
+    [
+      'a damaged certificate',
+      async (p: TestPki) => (await readFile(p.caCert, 'utf8')).replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAA'),
+      /certificate 1 of 1 is not a readable X.509 certificate/,
+    ],
   ])('refuses %s with CONFIG_INVALID naming cloud.ca', async (_name, value, message) => {
     const doc = base(await value(pki));
     expect(codeOf(() => parseAgentConfig(doc, '/etc/outpost/agent.json'))).toBe('CONFIG_INVALID');

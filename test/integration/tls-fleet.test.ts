@@ -53,7 +53,10 @@ describe.skipIf(skipForPackage(missingOpenssl()))('MQTT over TLS and WebSocket',
     await f.fleet.deploy({ model: 'acme/colors' }, { kind: 'device', value: 'cam-tls' });
     await waitFor('cam-tls active', () => activeAt(agent, 'acme/colors', v1));
     // The cloud's view comes from the device's reports, which travelled over the TLS connection.
-    await waitFor('rollout shows cam-tls converged', async () => (await f.fleet.rollout()).find((d) => d.device === 'cam-tls')?.converged);
+    await waitFor(
+      'rollout shows cam-tls converged',
+      async () => (await f.fleet.rollout()).find((d) => d.device === 'cam-tls')?.converged,
+    );
     expect(overTls.get('cam-tls')).toBe(true);
     const red = await encodePng(rawImage(32, 32, () => [250, 10, 10]));
     expect(JSON.stringify(await agent.client.predict('acme/colors', red))).toContain('red');
@@ -74,7 +77,13 @@ describe.skipIf(skipForPackage(missingOpenssl()))('MQTT over TLS and WebSocket',
     const socket = join(f.root, 'cam-noca.sock');
     const daemon = await startDaemon({
       configPath: file,
-      overrides: { modelsDir: join(f.root, 'models-noca'), socket, 'telemetry.enabled': false, 'mqtt.reconnectMinMs': 100, 'mqtt.reconnectMaxMs': 200 },
+      overrides: {
+        modelsDir: join(f.root, 'models-noca'),
+        socket,
+        'telemetry.enabled': false,
+        'mqtt.reconnectMinMs': 100,
+        'mqtt.reconnectMaxMs': 200,
+      },
       env: {},
       log: createLogger({ level: 'info', destination: sink }),
     });
@@ -102,14 +111,26 @@ describe.skipIf(skipForPackage(missingOpenssl()))('MQTT over TLS and WebSocket',
     const file = await f.provision('cam-ws');
     const config = parseAgentConfig(JSON.parse(await readFile(file, 'utf8')), file);
     await f.fleet.deploy({ model: 'acme/colors@1' }, { kind: 'device', value: 'cam-ws' });
-    const client = await mqtt.connectAsync(f.cloud.wsUrl!, { clientId: 'cam-ws', username: config.credentials.username, password: config.credentials.token, reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(f.cloud.wsUrl!, {
+      clientId: 'cam-ws',
+      username: config.credentials.username,
+      password: config.credentials.token,
+      reconnectPeriod: 0,
+    });
     try {
-      const message = new Promise<{ payload: Buffer; retain: boolean }>((resolve) => client.once('message', (_t, payload, packet) => resolve({ payload, retain: packet.retain })));
+      const message = new Promise<{ payload: Buffer; retain: boolean }>((resolve) =>
+        client.once('message', (_t, payload, packet) => resolve({ payload, retain: packet.retain })),
+      );
       await client.subscribeAsync(topics.desired('cam-ws'), { qos: 1 });
       const { payload, retain } = await message;
       expect(retain).toBe(true);
       // Signed by the cloud's key that provisioning handed out, for this device, with the model.
-      const desired = verifyDesired(payload, { deviceId: 'cam-ws', trustedKeys: config.trustedKeys, lastRevision: null, now: new Date() });
+      const desired = verifyDesired(payload, {
+        deviceId: 'cam-ws',
+        trustedKeys: config.trustedKeys,
+        lastRevision: null,
+        now: new Date(),
+      });
       expect(desired.models.map((m) => `${m.id}@${m.version}`)).toEqual(['acme/colors@1']);
       expect(overTls.get('cam-ws')).toBe(false);
     } finally {
@@ -118,10 +139,20 @@ describe.skipIf(skipForPackage(missingOpenssl()))('MQTT over TLS and WebSocket',
   });
 
   it('refuses WebSocket clients with wrong credentials', async () => {
-    const err = await mqtt.connectAsync(f.cloud.wsUrl!, { clientId: 'cam-ws', username: 'cam-ws', password: 'not-the-token', reconnectPeriod: 0 }).then(
-      (c) => { void c.endAsync(); return null; },
-      (e: Error & { code?: number }) => e,
-    );
+    const err = await mqtt
+      .connectAsync(f.cloud.wsUrl!, {
+        clientId: 'cam-ws',
+        username: 'cam-ws',
+        password: 'not-the-token',
+        reconnectPeriod: 0,
+      })
+      .then(
+        (c) => {
+          void c.endAsync();
+          return null;
+        },
+        (e: Error & { code?: number }) => e,
+      );
     expect(err?.code).toBe(4);
   });
 });

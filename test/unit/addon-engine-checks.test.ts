@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { checkEngineDevice, checkEngineVersion, engineVersion, libraryVersion } from '../../agent/runtime/backends/tensorrt-engine.js';
+import {
+  checkEngineDevice,
+  checkEngineVersion,
+  engineVersion,
+  libraryVersion,
+} from '../../agent/runtime/backends/tensorrt-engine.js';
 import { isHef } from '../../agent/runtime/backends/hailort.js';
 
 const header = (major: number, minor: number) => {
@@ -9,7 +14,14 @@ const header = (major: number, minor: number) => {
   b[25] = minor;
   return b;
 };
-const codeOf = (f: () => void) => { try { f(); return 'ok'; } catch (e) { return (e as { code: string }).code; } };
+const codeOf = (f: () => void) => {
+  try {
+    f();
+    return 'ok';
+  } catch (e) {
+    return (e as { code: string }).code;
+  }
+};
 
 describe('TensorRT engine checks', () => {
   it('decodes getInferLibVersion for 8.x and 10.x', () => {

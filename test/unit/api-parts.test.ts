@@ -6,9 +6,14 @@ import { resolveModel, resolveVersion } from '../../agent/api/names.js';
 import { imageKind } from '../../agent/api/routes/predict.js';
 import type { ModelEntry } from '../../agent/api/types.js';
 import { parseSse } from '../../agent/client/sse.js';
-import { OutpostError } from '../../protocol/errors/index.js';
+import type { OutpostError } from '../../protocol/errors/index.js';
 
-const entry = (id: string, loaded: number[] = [1]): ModelEntry => ({ id, activeVersion: loaded.at(-1) ?? null, loadedVersions: loaded, state: 'ready' });
+const entry = (id: string, loaded: number[] = [1]): ModelEntry => ({
+  id,
+  activeVersion: loaded.at(-1) ?? null,
+  loadedVersions: loaded,
+  state: 'ready',
+});
 
 function code(fn: () => unknown): string {
   try {
@@ -31,7 +36,8 @@ describe('model names and aliases', () => {
   it('accepts only loaded versions as positive integers', () => {
     expect(resolveVersion(models[0]!, '2')).toBe(2);
     expect(resolveVersion(models[0]!, undefined)).toBeUndefined();
-    for (const v of ['3', '0', '-1', '1.0', 'abc', '01', '9'.repeat(30)]) expect(code(() => resolveVersion(models[0]!, v))).toBe('API_VERSION_NOT_FOUND');
+    for (const v of ['3', '0', '-1', '1.0', 'abc', '01', '9'.repeat(30)])
+      expect(code(() => resolveVersion(models[0]!, v))).toBe('API_VERSION_NOT_FOUND');
   });
 });
 
@@ -46,7 +52,8 @@ describe('concurrency gate', () => {
     a(); // idempotent: a double release must not open a third slot
     const c = g.acquire('m');
     expect(code(() => g.acquire('m'))).toBe('API_SATURATED');
-    b(); c();
+    b();
+    c();
     expect(g.total()).toBe(0);
   });
 });
@@ -70,10 +77,17 @@ describe('Prometheus exposition', () => {
 
 describe('SSE parsing', () => {
   it('splits messages across chunk borders, joins data lines, skips comments', async () => {
-    const stream = Readable.from(['retry: 2000\n: hi\n\nid: 1\nevent: activated\nda', 'ta: {"a":\ndata: 1}\n\n', 'event: failed\r\ndata: x\r\n\r\n']);
+    const stream = Readable.from([
+      'retry: 2000\n: hi\n\nid: 1\nevent: activated\nda',
+      'ta: {"a":\ndata: 1}\n\n',
+      'event: failed\r\ndata: x\r\n\r\n',
+    ]);
     const got = [];
     for await (const m of parseSse(stream)) got.push(m);
-    expect(got).toEqual([{ id: '1', event: 'activated', data: '{"a":\n1}' }, { event: 'failed', data: 'x' }]);
+    expect(got).toEqual([
+      { id: '1', event: 'activated', data: '{"a":\n1}' },
+      { event: 'failed', data: 'x' },
+    ]);
   });
 });
 

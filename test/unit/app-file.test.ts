@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { defaultAppId, parseAppFileText, renderAppFile } from '../../protocol/app-file.js';
-import { OutpostError } from '../../protocol/errors/index.js';
+import type { OutpostError } from '../../protocol/errors/index.js';
 
 describe('alwaysai.app.json', () => {
   it('keeps every other key and its order when models change', () => {
-    const text = JSON.stringify({ scripts: { start: 'python app.py' }, models: { 'alwaysai/mobilenet_ssd': 2 }, extra: [1, 2] });
+    const text = JSON.stringify({
+      scripts: { start: 'python app.py' },
+      models: { 'alwaysai/mobilenet_ssd': 2 },
+      extra: [1, 2],
+    });
     const f = parseAppFileText(text);
     expect(f.models).toEqual({ 'alwaysai/mobilenet_ssd': 2 });
     const out = JSON.parse(renderAppFile(f, { ...f.models, 'alice/yolo': 3 }));

@@ -4,10 +4,14 @@ import { migrate } from '../../cloud-broker/db/migrate.js';
 import { MIGRATIONS } from '../../cloud-broker/db/migrations.js';
 import { createVersion } from '../../cloud-broker/catalog/models.js';
 import { createToken, verifyToken, revokeTokens } from '../../cloud-broker/auth/tokens.js';
-import { OutpostError } from '../../protocol/errors/index.js';
+import type { OutpostError } from '../../protocol/errors/index.js';
 
 const SHA = 'c'.repeat(64);
-const body = (n: number) => ({ manifest: { id: 'alice/m', n }, files: [{ path: 'model.onnx', sha256: SHA, size: n }], force: false });
+const body = (n: number) => ({
+  manifest: { id: 'alice/m', n },
+  files: [{ path: 'model.onnx', sha256: SHA, size: n }],
+  force: false,
+});
 
 describe('cloud database', () => {
   it('applies every migration once and records the schema version', () => {
@@ -21,7 +25,9 @@ describe('cloud database', () => {
   it('refuses a database written by a newer schema', () => {
     const db = openDb(':memory:');
     db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
-    expect(() => migrate(db, MIGRATIONS)).toThrow(expect.objectContaining({ code: 'CLOUD_DB_TOO_NEW' }) as OutpostError);
+    expect(() => migrate(db, MIGRATIONS)).toThrow(
+      expect.objectContaining({ code: 'CLOUD_DB_TOO_NEW' }) as OutpostError,
+    );
     db.close();
   });
 
@@ -31,12 +37,24 @@ describe('cloud database', () => {
     expect(createVersion(db, 'alice', 'm', body(2)).version).toBe(2);
     expect(createVersion(db, 'alice', 'm', body(2))).toEqual({ id: 'alice/m', version: 2, unchanged: true });
     expect(createVersion(db, 'alice', 'm', { ...body(2), force: true }).version).toBe(3);
-    expect(() => db.prepare("UPDATE versions SET manifest = '{}' WHERE version = 1").run()).toThrow(/CATALOG_VERSION_IMMUTABLE/);
+    expect(() => db.prepare("UPDATE versions SET manifest = '{}' WHERE version = 1").run()).toThrow(
+      /CATALOG_VERSION_IMMUTABLE/,
+    );
     expect(() => db.prepare('DELETE FROM versions WHERE version = 1').run()).toThrow(/CATALOG_VERSION_IMMUTABLE/);
     expect(() => db.prepare('UPDATE version_files SET size = 99').run()).toThrow(/CATALOG_VERSION_IMMUTABLE/);
     expect(() => db.prepare('DELETE FROM version_files').run()).toThrow(/CATALOG_VERSION_IMMUTABLE/);
-    expect(() => db.prepare("INSERT INTO versions (model_id, version, manifest, digest, created_at) VALUES (1, 7, '{}', 'x', 'now')").run()).toThrow(/CATALOG_VERSION_IMMUTABLE/);
-    expect(() => db.prepare("INSERT INTO version_files (model_id, version, path, sha256, size) VALUES (1, 1, 'extra', 'x', 1)").run()).toThrow(/CATALOG_VERSION_IMMUTABLE/);
+    expect(() =>
+      db
+        .prepare(
+          "INSERT INTO versions (model_id, version, manifest, digest, created_at) VALUES (1, 7, '{}', 'x', 'now')",
+        )
+        .run(),
+    ).toThrow(/CATALOG_VERSION_IMMUTABLE/);
+    expect(() =>
+      db
+        .prepare("INSERT INTO version_files (model_id, version, path, sha256, size) VALUES (1, 1, 'extra', 'x', 1)")
+        .run(),
+    ).toThrow(/CATALOG_VERSION_IMMUTABLE/);
     const v1 = db.prepare('SELECT manifest FROM versions WHERE version = 1').get() as { manifest: string };
     expect(JSON.parse(v1.manifest)).toEqual({ id: 'alice/m', n: 1 });
     db.close();

@@ -15,7 +15,11 @@ function codeOf(fn: () => unknown): string | undefined {
   return undefined;
 }
 
-const manifest = { id: 'alice/m', public: false, model_parameters: { model_file: 'model.onnx', label_file: 'labels.txt' } };
+const manifest = {
+  id: 'alice/m',
+  public: false,
+  model_parameters: { model_file: 'model.onnx', label_file: 'labels.txt' },
+};
 const files = [
   { path: 'model.onnx', sha256: SHA_A, size: 10 },
   { path: 'labels.txt', sha256: SHA_B, size: 3 },
@@ -29,19 +33,33 @@ describe('parseVersionBody', () => {
   });
 
   it.each([
-    ['../etc/passwd'], ['/abs/model.onnx'], ['a/../../b'], ['a/./b'], ['a//b'], ['a\\b'], [''], ['x\u0000y'], ['..'],
+    ['../etc/passwd'],
+    ['/abs/model.onnx'],
+    ['a/../../b'],
+    ['a/./b'],
+    ['a//b'],
+    ['a\\b'],
+    [''],
+    ['x\u0000y'],
+    ['..'],
   ])('refuses the file path %j', (p) => {
     expect(codeOf(() => parseFilePath(p, 'path'))).toBe('CATALOG_FILE_PATH_INVALID');
-    expect(codeOf(() => parseVersionBody({ manifest, files: [...files, { path: p, sha256: SHA_A, size: 1 }] }, 'alice/m'))).toBe('CATALOG_FILE_PATH_INVALID');
+    expect(
+      codeOf(() => parseVersionBody({ manifest, files: [...files, { path: p, sha256: SHA_A, size: 1 }] }, 'alice/m')),
+    ).toBe('CATALOG_FILE_PATH_INVALID');
   });
 
   it('refuses a duplicate path', () => {
-    expect(codeOf(() => parseVersionBody({ manifest, files: [...files, files[0]] }, 'alice/m'))).toBe('CATALOG_FILE_PATH_INVALID');
+    expect(codeOf(() => parseVersionBody({ manifest, files: [...files, files[0]] }, 'alice/m'))).toBe(
+      'CATALOG_FILE_PATH_INVALID',
+    );
   });
 
   it('refuses an id that differs from the URL', () => {
     expect(codeOf(() => parseVersionBody({ manifest, files }, 'bob/m'))).toBe('CATALOG_ID_MISMATCH');
-    expect(codeOf(() => parseVersionBody({ manifest: { ...manifest, id: '<username>/<modelname>' }, files }, 'alice/m'))).toBe('CATALOG_ID_MISMATCH');
+    expect(
+      codeOf(() => parseVersionBody({ manifest: { ...manifest, id: '<username>/<modelname>' }, files }, 'alice/m')),
+    ).toBe('CATALOG_ID_MISMATCH');
   });
 
   it('refuses a manifest that names a file not in the list', () => {

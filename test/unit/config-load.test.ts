@@ -24,10 +24,17 @@ beforeAll(async () => {
   good = join(dir, 'agent.json');
   await writeFile(good, JSON.stringify(doc));
 });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 async function rejection(p: Promise<unknown>): Promise<OutpostError> {
-  try { await p; } catch (err) { if (err instanceof OutpostError) return err; throw err; }
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof OutpostError) return err;
+    throw err;
+  }
   throw new Error('expected a rejection');
 }
 
@@ -51,9 +58,15 @@ describe('loadAgentConfig', () => {
     const { config, overridden } = await loadAgentConfig({
       path: good,
       env: {
-        OUTPOST_MODELS_DIR: '/data/models', OUTPOST_LOG_LEVEL: 'debug', OUTPOST_DOWNLOAD_PARALLEL: '8',
-        OUTPOST_TELEMETRY_ENABLED: 'false', OUTPOST_SOCKET_MODE: '0600', OUTPOST_TAGS: 'lab, dock-2',
-        OUTPOST_MQTT_URL: 'mqtts://broker:8883', OUTPOST_CLOUD_URL: 'https://cloud', OUTPOST_SOCKET: '',
+        OUTPOST_MODELS_DIR: '/data/models',
+        OUTPOST_LOG_LEVEL: 'debug',
+        OUTPOST_DOWNLOAD_PARALLEL: '8',
+        OUTPOST_TELEMETRY_ENABLED: 'false',
+        OUTPOST_SOCKET_MODE: '0600',
+        OUTPOST_TAGS: 'lab, dock-2',
+        OUTPOST_MQTT_URL: 'mqtts://broker:8883',
+        OUTPOST_CLOUD_URL: 'https://cloud',
+        OUTPOST_SOCKET: '',
       },
     });
     expect(config.modelsDir).toBe('/data/models');
@@ -70,11 +83,17 @@ describe('loadAgentConfig', () => {
 
   it('blames the variable, not the file, for a bad override', async () => {
     const e = await rejection(loadAgentConfig({ path: good, env: { OUTPOST_DOWNLOAD_PARALLEL: 'many' } }));
-    expect(e.message).toBe('download.parallel must be an integer 1..16, got "many" (in environment variable OUTPOST_DOWNLOAD_PARALLEL)');
+    expect(e.message).toBe(
+      'download.parallel must be an integer 1..16, got "many" (in environment variable OUTPOST_DOWNLOAD_PARALLEL)',
+    );
   });
 
   it('applies command-line overrides last', async () => {
-    const { config, overridden } = await loadAgentConfig({ path: good, env: { OUTPOST_LOG_LEVEL: 'warn' }, overrides: { 'log.level': 'trace' } });
+    const { config, overridden } = await loadAgentConfig({
+      path: good,
+      env: { OUTPOST_LOG_LEVEL: 'warn' },
+      overrides: { 'log.level': 'trace' },
+    });
     expect(config.log.level).toBe('trace');
     expect(overridden['log.level']).toBe('command line');
   });
@@ -83,7 +102,9 @@ describe('loadAgentConfig', () => {
     const names = ENV_MAPPING.map((m) => m.env);
     expect(new Set(names).size).toBe(names.length);
     expect(ENV_MAPPING.find((m) => m.key === 'credentials.token')?.env).toBe('OUTPOST_DEVICE_TOKEN');
-    expect(ENV_MAPPING.find((m) => m.key === 'api.maxConcurrentPerModel')?.env).toBe('OUTPOST_API_MAX_CONCURRENT_PER_MODEL');
+    expect(ENV_MAPPING.find((m) => m.key === 'api.maxConcurrentPerModel')?.env).toBe(
+      'OUTPOST_API_MAX_CONCURRENT_PER_MODEL',
+    );
     expect(ENV_MAPPING.some((m) => m.key.startsWith('trustedKeys'))).toBe(false);
   });
 
@@ -137,7 +158,6 @@ describe('outpost agent check-config', () => {
     expect(await checkConfig(['--config', join(dir, 'none.json')], ctx())).toBe(4);
     expect(await checkConfig(['--bogus'], ctx())).toBe(2);
   });
-
 });
 
 describe('docs/configuration.md', () => {

@@ -1,11 +1,19 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AGENT_CONFIG_DEFAULTS, knownConfigKeys, parseAgentConfig, redactAgentConfig, type AgentConfig } from '../../protocol/agent-config.js';
+import {
+  AGENT_CONFIG_DEFAULTS,
+  knownConfigKeys,
+  parseAgentConfig,
+  redactAgentConfig,
+  type AgentConfig,
+} from '../../protocol/agent-config.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { diffReloadable, applyReloadable } from '../../agent/config/reload.js';
 
 const pem = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
-const rsaPem = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const rsaPem = generateKeyPairSync('rsa', { modulusLength: 1024 })
+  .publicKey.export({ type: 'spki', format: 'pem' })
+  .toString();
 const SRC = '/etc/outpost/agent.json';
 
 function minimal(): Record<string, unknown> {
@@ -43,7 +51,10 @@ describe('parseAgentConfig', () => {
   });
 
   it('keeps given values and reads octal socket modes from strings', () => {
-    const c = parseAgentConfig({ ...minimal(), socketMode: '0640', download: { parallel: 16 }, tags: ['lab', 'floor-2'] }, SRC);
+    const c = parseAgentConfig(
+      { ...minimal(), socketMode: '0640', download: { parallel: 16 }, tags: ['lab', 'floor-2'] },
+      SRC,
+    );
     expect(c.socketMode).toBe(0o640);
     expect(c.download.parallel).toBe(16);
     expect(c.download.retries).toBe(5);
@@ -61,7 +72,9 @@ describe('parseAgentConfig', () => {
     const e = failure({ ...minimal(), modelDir: '/x', telemetry: { intervalSecond: 30 } });
     expect(e.code).toBe('CONFIG_UNKNOWN_KEY');
     expect(e.message).toContain('modelDir is not a known key (did you mean "modelsDir"?)');
-    expect(e.message).toContain('telemetry.intervalSecond is not a known key (did you mean "telemetry.intervalSeconds"?)');
+    expect(e.message).toContain(
+      'telemetry.intervalSecond is not a known key (did you mean "telemetry.intervalSeconds"?)',
+    );
     const keys = (e.details!.issues as { key: string }[]).map((i) => i.key);
     expect(keys).toEqual(['modelDir', 'telemetry.intervalSecond']);
   });
@@ -76,13 +89,22 @@ describe('parseAgentConfig', () => {
     [{ cloud: { http: 'ftp://x', mqtt: 'mqtt://x' } }, 'cloud.http must be a http/https URL'],
     [{ cloud: { http: 'http://x', mqtt: 'http://x' } }, 'cloud.mqtt must be a mqtt/mqtts/ws/wss/tcp/tls URL'],
     [{ trustedKeys: [] }, 'trustedKeys must be a list of 1..32 entries'],
-    [{ trustedKeys: [{ keyid: 'k', publicKey: rsaPem }] }, 'trustedKeys[0].publicKey must be an Ed25519 public key, got rsa'],
+    [
+      { trustedKeys: [{ keyid: 'k', publicKey: rsaPem }] },
+      'trustedKeys[0].publicKey must be an Ed25519 public key, got rsa',
+    ],
     [{ trustedKeys: [{ keyid: 'k', publicKey: 'abc' }] }, 'trustedKeys[0].publicKey must be a PEM public key'],
     [{ trustedKeys: [{ keyid: 'k', publicKey: pem, kind: 'x' }] }, 'trustedKeys[0].kind is not a known key'],
     [{ socketMode: '0999' }, 'socketMode must be a file mode like "0660", got "0999"'],
-    [{ log: { level: 'verbose' } }, 'log.level must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"'],
+    [
+      { log: { level: 'verbose' } },
+      'log.level must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"',
+    ],
     [{ telemetry: { enabled: 'yes' } }, 'telemetry.enabled must be true or false, got "yes"'],
-    [{ mqtt: { reconnectMinMs: 5000, reconnectMaxMs: 1000 } }, 'mqtt.reconnectMaxMs must be >= mqtt.reconnectMinMs (5000), got 1000'],
+    [
+      { mqtt: { reconnectMinMs: 5000, reconnectMaxMs: 1000 } },
+      'mqtt.reconnectMaxMs must be >= mqtt.reconnectMinMs (5000), got 1000',
+    ],
     [{ download: 4 }, 'download must be an object, got 4'],
     [{ tags: ['ok', 'no spaces'] }, 'tags[1] must be a tag'],
   ])('rejects %j', (patch, message) => {
@@ -121,7 +143,16 @@ describe('diffReloadable', () => {
 
   it('sorts changed keys into live and restart', () => {
     const a = base();
-    const b = parseAgentConfig({ ...minimal(), log: { level: 'debug' }, telemetry: { intervalSeconds: 10 }, socket: '/run/x.sock', trustedKeys: [{ keyid: 'root-2', publicKey: pem }] }, SRC);
+    const b = parseAgentConfig(
+      {
+        ...minimal(),
+        log: { level: 'debug' },
+        telemetry: { intervalSeconds: 10 },
+        socket: '/run/x.sock',
+        trustedKeys: [{ keyid: 'root-2', publicKey: pem }],
+      },
+      SRC,
+    );
     const d = diffReloadable(a, b);
     expect(d.reloadable.sort()).toEqual(['log.level', 'telemetry.intervalSeconds']);
     expect(d.restartRequired.sort()).toEqual(['socket', 'trustedKeys']);

@@ -43,7 +43,13 @@ describe('topics and ACL (pure)', () => {
   it('parses only concrete topics of the tree', () => {
     expect(parseDeviceTopic(topics.reported('a'))).toEqual({ deviceId: 'a', kind: 'reported' });
     expect(parseDeviceTopic(topics.response('a', 'sync'))).toEqual({ deviceId: 'a', kind: 'responses', cmd: 'sync' });
-    for (const bad of ['outpost/v1/devices/+/reported', 'outpost/v1/devices/a/reported/x', 'outpost/v1/devices/a/responses/#', 'other/a/reported', 'outpost/v1/devices//reported']) {
+    for (const bad of [
+      'outpost/v1/devices/+/reported',
+      'outpost/v1/devices/a/reported/x',
+      'outpost/v1/devices/a/responses/#',
+      'other/a/reported',
+      'outpost/v1/devices//reported',
+    ]) {
       expect(parseDeviceTopic(bad), bad).toBeNull();
     }
   });
@@ -63,20 +69,60 @@ describe('topics and ACL (pure)', () => {
 
 describe('parseReported', () => {
   const good = {
-    type: 'reported', device: 'd1', agentVersion: '0.1.0', appliedRevision: 3, time: '2026-01-01T00:00:00Z',
+    type: 'reported',
+    device: 'd1',
+    agentVersion: '0.1.0',
+    appliedRevision: 3,
+    time: '2026-01-01T00:00:00Z',
     models: [{ id: 'o/m', version: 2, activeVersion: 1, state: 'downloading', progress: { bytes: 1, total: 9 } }],
-    capabilities: { backends: [{ name: 'onnx', available: true }, { name: 'tensorrt', available: false, reason: 'no SDK' }] },
+    capabilities: {
+      backends: [
+        { name: 'onnx', available: true },
+        { name: 'tensorrt', available: false, reason: 'no SDK' },
+      ],
+    },
   };
   it('accepts a report from bytes', () => {
     expect(parseReported(Buffer.from(JSON.stringify(good))).models[0].progress).toEqual({ bytes: 1, total: 9 });
   });
   it.each<[string, (r: Record<string, any>) => void]>([
-    ['unknown state', (r) => { r.models[0].state = 'done'; }],
-    ['downloading without progress', (r) => { delete r.models[0].progress; }],
-    ['failed without error', (r) => { r.models[0].state = 'failed'; delete r.models[0].progress; }],
-    ['bad device', (r) => { r.device = 'a/b'; }],
-    ['no capabilities', (r) => { delete r.capabilities; }],
-    ['bad version', (r) => { r.models[0].activeVersion = 0; }],
+    [
+      'unknown state',
+      (r) => {
+        r.models[0].state = 'done';
+      },
+    ],
+    [
+      'downloading without progress',
+      (r) => {
+        delete r.models[0].progress;
+      },
+    ],
+    [
+      'failed without error',
+      (r) => {
+        r.models[0].state = 'failed';
+        delete r.models[0].progress;
+      },
+    ],
+    [
+      'bad device',
+      (r) => {
+        r.device = 'a/b';
+      },
+    ],
+    [
+      'no capabilities',
+      (r) => {
+        delete r.capabilities;
+      },
+    ],
+    [
+      'bad version',
+      (r) => {
+        r.models[0].activeVersion = 0;
+      },
+    ],
   ])('refuses %s with REPORTED_MALFORMED', (_n, mutate) => {
     const r = JSON.parse(JSON.stringify(good));
     mutate(r);

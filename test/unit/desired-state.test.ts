@@ -17,7 +17,18 @@ function signedDoc(over: Partial<DesiredSigned> = {}): DesiredSigned {
     revision: 5,
     issued: '2026-06-01T11:00:00Z',
     expires: '2026-06-08T11:00:00Z',
-    models: [{ id: 'alice/detector', version: 2, framework: 'onnx', purpose: 'ObjectDetection', files: [{ path: 'model.onnx', sha256: SHA, size: 10 }, { path: 'labels/labels.txt', sha256: SHA, size: 3 }] }],
+    models: [
+      {
+        id: 'alice/detector',
+        version: 2,
+        framework: 'onnx',
+        purpose: 'ObjectDetection',
+        files: [
+          { path: 'model.onnx', sha256: SHA, size: 10 },
+          { path: 'labels/labels.txt', sha256: SHA, size: 3 },
+        ],
+      },
+    ],
     ...over,
   };
 }
@@ -72,33 +83,89 @@ describe('verifyDesired', () => {
     expect(rejection(cloud.sign(signedDoc({ device: 'dev-2' })))).toBe('DESIRED_WRONG_DEVICE');
   });
 
-  it.each(['../etc/passwd', '/etc/passwd', 'a/../../b', 'a//b', './a', 'a\\..\\b', 'C:/x', '', 'a/'])('unsafe path %j', (p) => {
-    const doc = signedDoc();
-    doc.models[0].files[0].path = p;
-    expect(rejection(cloud.sign(doc))).toBe('DESIRED_UNSAFE_PATH');
-  });
+  it.each(['../etc/passwd', '/etc/passwd', 'a/../../b', 'a//b', './a', 'a\\..\\b', 'C:/x', '', 'a/'])(
+    'unsafe path %j',
+    (p) => {
+      const doc = signedDoc();
+      doc.models[0].files[0].path = p;
+      expect(rejection(cloud.sign(doc))).toBe('DESIRED_UNSAFE_PATH');
+    },
+  );
 
   it.each([
     ['not JSON', Buffer.from('{nope')],
     ['not an object', 42],
     ['no signatures', { signed: signedDoc(), signatures: [] }],
     ['signature without keyid', { signed: signedDoc(), signatures: [{ sig: 'AAAA' }] }],
-    ['a fraction inside signed', { signed: { ...signedDoc(), revision: 5.5 }, signatures: [{ keyid: 'a'.repeat(64), sig: 'AAAA' }] }],
+    [
+      'a fraction inside signed',
+      { signed: { ...signedDoc(), revision: 5.5 }, signatures: [{ keyid: 'a'.repeat(64), sig: 'AAAA' }] },
+    ],
   ])('malformed envelope: %s', (_name, doc) => {
     expect(rejection(doc)).toBe('DESIRED_MALFORMED');
   });
 
   it.each<[string, (d: Record<string, any>) => void]>([
-    ['wrong type', (d) => { d.type = 'reported'; }],
-    ['negative size', (d) => { d.models[0].files[0].size = -1; }],
-    ['bad sha256', (d) => { d.models[0].files[0].sha256 = 'XYZ'; }],
-    ['unknown framework', (d) => { d.models[0].framework = 'keras'; }],
-    ['bad model id', (d) => { d.models[0].id = 'no-owner'; }],
-    ['duplicate file path', (d) => { d.models[0].files[1].path = 'model.onnx'; }],
-    ['duplicate model', (d) => { d.models.push(d.models[0]); }],
-    ['bad expiry', (d) => { d.expires = 'next week'; }],
-    ['unknown key', (d) => { d.extra = 1; }],
-    ['blobBase not a URL', (d) => { d.models[0].blobBase = 'file:///etc/'; }],
+    [
+      'wrong type',
+      (d) => {
+        d.type = 'reported';
+      },
+    ],
+    [
+      'negative size',
+      (d) => {
+        d.models[0].files[0].size = -1;
+      },
+    ],
+    [
+      'bad sha256',
+      (d) => {
+        d.models[0].files[0].sha256 = 'XYZ';
+      },
+    ],
+    [
+      'unknown framework',
+      (d) => {
+        d.models[0].framework = 'keras';
+      },
+    ],
+    [
+      'bad model id',
+      (d) => {
+        d.models[0].id = 'no-owner';
+      },
+    ],
+    [
+      'duplicate file path',
+      (d) => {
+        d.models[0].files[1].path = 'model.onnx';
+      },
+    ],
+    [
+      'duplicate model',
+      (d) => {
+        d.models.push(d.models[0]);
+      },
+    ],
+    [
+      'bad expiry',
+      (d) => {
+        d.expires = 'next week';
+      },
+    ],
+    [
+      'unknown key',
+      (d) => {
+        d.extra = 1;
+      },
+    ],
+    [
+      'blobBase not a URL',
+      (d) => {
+        d.models[0].blobBase = 'file:///etc/';
+      },
+    ],
   ])('malformed signed content (correctly signed): %s', (_name, mutate) => {
     const doc = signedDoc() as unknown as Record<string, any>;
     mutate(doc);
@@ -108,7 +175,9 @@ describe('verifyDesired', () => {
   it('blob URLs come from blobBase or the default base', () => {
     const m = signedDoc().models[0];
     expect(blobUrlOf(m, m.files[0], 'http://cloud:8080/v1/blobs')).toBe(`http://cloud:8080/v1/blobs/${SHA}`);
-    expect(blobUrlOf({ ...m, blobBase: 'https://cdn.example/b/' }, m.files[0], 'x')).toBe(`https://cdn.example/b/${SHA}`);
+    expect(blobUrlOf({ ...m, blobBase: 'https://cdn.example/b/' }, m.files[0], 'x')).toBe(
+      `https://cdn.example/b/${SHA}`,
+    );
   });
 
   it('isSafeRelativePath accepts nested relative paths', () => {

@@ -23,7 +23,13 @@ describe('pump', () => {
     const written: string[] = [];
     let release!: () => void;
     const slow = new Promise<void>((r) => (release = r));
-    const p = pump(body, { accept: () => undefined, write: async (c) => { await slow; written.push(c.toString()); } });
+    const p = pump(body, {
+      accept: () => undefined,
+      write: async (c) => {
+        await slow;
+        written.push(c.toString());
+      },
+    });
     body.h().data(Buffer.from('a'));
     body.h().data(Buffer.from('b'));
     body.h().error(new Error('aborted'));
@@ -40,7 +46,9 @@ describe('pump', () => {
     const body = handBody();
     const written: string[] = [];
     const p = pump(body, {
-      accept: (c) => { if (c.toString() === 'x') throw new Error('too long'); },
+      accept: (c) => {
+        if (c.toString() === 'x') throw new Error('too long');
+      },
       write: async (c) => void written.push(c.toString()),
     });
     body.h().data(Buffer.from('a'));
@@ -72,11 +80,21 @@ describe('pump', () => {
     const calls: string[][] = [];
     let release!: () => void;
     const slow = new Promise<void>((r) => (release = r));
-    const p = pump(body, {
-      accept: () => undefined,
-      write: async () => { throw new Error('write must not be used when writev is given'); },
-      writev: async (cs) => { calls.push(cs.map((c) => c.toString())); if (calls.length === 1) await slow; },
-    }, 1 << 20, 2);
+    const p = pump(
+      body,
+      {
+        accept: () => undefined,
+        write: async () => {
+          throw new Error('write must not be used when writev is given');
+        },
+        writev: async (cs) => {
+          calls.push(cs.map((c) => c.toString()));
+          if (calls.length === 1) await slow;
+        },
+      },
+      1 << 20,
+      2,
+    );
     body.h().data(Buffer.from('a'));
     await tick();
     expect(calls).toEqual([]);
@@ -91,7 +109,11 @@ describe('pump', () => {
   it('writes a tail smaller than `batch` before reporting a cut', async () => {
     const body = handBody();
     const calls: string[][] = [];
-    const p = pump(body, { accept: () => undefined, write: async () => undefined, writev: async (cs) => void calls.push(cs.map((c) => c.toString())) });
+    const p = pump(body, {
+      accept: () => undefined,
+      write: async () => undefined,
+      writev: async (cs) => void calls.push(cs.map((c) => c.toString())),
+    });
     body.h().data(Buffer.from('a'));
     body.h().error(new Error('aborted'));
     await expect(p).rejects.toThrow('aborted');

@@ -4,7 +4,12 @@ import { createLogger, moduleLogger } from '../../protocol/log.js';
 
 function capture() {
   const lines: string[] = [];
-  const destination = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
   return { lines, destination };
 }
 
@@ -15,7 +20,12 @@ describe('logger', () => {
     moduleLogger(moduleLogger(root, 'runtime'), 'runtime.model', { model: 'a/b' }).info('loaded');
     const line = lines[0];
     expect(line.match(/"module"/g)).toHaveLength(1);
-    expect(JSON.parse(line)).toMatchObject({ module: 'runtime', component: 'runtime.model', model: 'a/b', msg: 'loaded' });
+    expect(JSON.parse(line)).toMatchObject({
+      module: 'runtime',
+      component: 'runtime.model',
+      model: 'a/b',
+      msg: 'loaded',
+    });
   });
 
   it('redacts secrets wherever they appear', () => {

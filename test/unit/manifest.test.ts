@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { OutpostError } from '../../protocol/errors/index.js';
+import type { OutpostError } from '../../protocol/errors/index.js';
 import {
-  PLACEHOLDER_ID, defaultManifest, manifestFiles, parseColorsFile, parseModelManifest, parseModelPath, toModelJson,
+  PLACEHOLDER_ID,
+  defaultManifest,
+  manifestFiles,
+  parseColorsFile,
+  parseModelManifest,
+  parseModelPath,
+  toModelJson,
 } from '../../protocol/manifest.js';
 import { codeOf } from '../helpers/error-code.js';
 
@@ -16,17 +22,38 @@ describe('defaultManifest (configure)', () => {
     expect(m.model_parameters.size).toEqual([300, 300]);
     expect(m.model_parameters.mean).toEqual([0, 0, 0]);
     expect(m.model_parameters.scalefactor).toBe(1);
-    expect([m.model_parameters.crop, m.model_parameters.swaprb, m.model_parameters.softmax]).toEqual([false, false, false]);
+    expect([m.model_parameters.crop, m.model_parameters.swaprb, m.model_parameters.softmax]).toEqual([
+      false,
+      false,
+      false,
+    ]);
   });
 
   it('uses 320x320 for darknet and for yolo architectures', () => {
-    expect(defaultManifest({ framework_type: 'darknet', purpose: 'Classification', model_file: 'y.weights' }).model_parameters.size).toEqual([320, 320]);
-    const trt = defaultManifest({ framework_type: 'tensor-rt', purpose: 'ObjectDetection', model_file: 'n.bin', label_file: 'n.names', architecture: 'yolo', device: 'nano' });
+    expect(
+      defaultManifest({ framework_type: 'darknet', purpose: 'Classification', model_file: 'y.weights' })
+        .model_parameters.size,
+    ).toEqual([320, 320]);
+    const trt = defaultManifest({
+      framework_type: 'tensor-rt',
+      purpose: 'ObjectDetection',
+      model_file: 'n.bin',
+      label_file: 'n.names',
+      architecture: 'yolo',
+      device: 'nano',
+    });
     expect(trt.model_parameters.size).toEqual([320, 320]);
   });
 
   it('defaults hailo quantize flags to true and requires the formats', () => {
-    const h = { framework_type: 'hailo', purpose: 'Classification', model_file: 'h.hef', architecture: 'yolov3', input_format: 'auto', output_format: 'none' };
+    const h = {
+      framework_type: 'hailo',
+      purpose: 'Classification',
+      model_file: 'h.hef',
+      architecture: 'yolov3',
+      input_format: 'auto',
+      output_format: 'none',
+    };
     const m = defaultManifest(h);
     expect([m.model_parameters.quantize_input, m.model_parameters.quantize_output]).toEqual([true, true]);
     expect(codeOf(() => defaultManifest({ ...h, output_format: undefined }))).toBe('MODEL_FLAG_MISSING');
@@ -49,7 +76,11 @@ describe('defaultManifest (configure)', () => {
     ['purpose unknown', { ...base, purpose: 'Detection' }, 'MODEL_FLAG_INVALID'],
     ['model_file missing', { ...base, model_file: undefined }, 'MODEL_FLAG_MISSING'],
     ['tensor-rt without device', { ...base, framework_type: 'tensor-rt', architecture: 'yolo' }, 'MODEL_FLAG_MISSING'],
-    ['tensor-rt bad device', { ...base, framework_type: 'tensor-rt', architecture: 'yolo', device: 'tx2' }, 'MODEL_FLAG_INVALID'],
+    [
+      'tensor-rt bad device',
+      { ...base, framework_type: 'tensor-rt', architecture: 'yolo', device: 'tx2' },
+      'MODEL_FLAG_INVALID',
+    ],
     ['tensor-rt without architecture', { ...base, framework_type: 'tensor-rt', device: 'nano' }, 'MODEL_FLAG_MISSING'],
     ['device on onnx', { ...base, device: 'nano' }, 'MODEL_FLAG_INVALID'],
     ['detection without labels', { ...base, purpose: 'ObjectDetection' }, 'MODEL_FLAG_MISSING'],
@@ -83,7 +114,9 @@ describe('parseModelManifest (file)', () => {
       expect((err as OutpostError).code).toBe('MODEL_FIELD_INVALID');
       expect((err as Error).message).toContain('"size"');
     }
-    expect(codeOf(() => parseModelManifest({ ...good, model_parameters: { ...base, crop: 'yes' } }))).toBe('MODEL_FIELD_INVALID');
+    expect(codeOf(() => parseModelManifest({ ...good, model_parameters: { ...base, crop: 'yes' } }))).toBe(
+      'MODEL_FIELD_INVALID',
+    );
     expect(codeOf(() => parseModelManifest({ ...good, public: 'no' }))).toBe('MODEL_FIELD_INVALID');
     expect(codeOf(() => parseModelManifest([]))).toBe('MODEL_FIELD_INVALID');
   });
@@ -99,9 +132,22 @@ describe('parseModelManifest (file)', () => {
   });
 
   it('round-trips its written form, which carries every key of the seed table', () => {
-    const m = parseModelManifest({ ...good, model_parameters: { ...base, label_file: './labels.txt', output_layer_names: 'a, b' } });
+    const m = parseModelManifest({
+      ...good,
+      model_parameters: { ...base, label_file: './labels.txt', output_layer_names: 'a, b' },
+    });
     const json = toModelJson(m);
-    for (const k of ['accuracy', 'dataset', 'id', 'inference_time', 'license', 'mean_average_precision_top_1', 'mean_average_precision_top_5', 'public', 'website_url']) {
+    for (const k of [
+      'accuracy',
+      'dataset',
+      'id',
+      'inference_time',
+      'license',
+      'mean_average_precision_top_1',
+      'mean_average_precision_top_5',
+      'public',
+      'website_url',
+    ]) {
       expect(json).toHaveProperty(k);
     }
     expect(Object.keys(json.model_parameters as object)).toHaveLength(19);
@@ -122,11 +168,16 @@ describe('paths and colors', () => {
   });
 
   it('reads colors and names the first bad line', () => {
-    expect(parseColorsFile('0,0,0\n255, 128 ,1\n\n')).toEqual([[0, 0, 0], [255, 128, 1]]);
+    expect(parseColorsFile('0,0,0\n255, 128 ,1\n\n')).toEqual([
+      [0, 0, 0],
+      [255, 128, 1],
+    ]);
     for (const bad of ['1,2', '1,2,256', 'a,b,c', '1.5,2,3', '1,2,3,4', '-1,2,3']) {
       expect(codeOf(() => parseColorsFile(`0,0,0\n${bad}`))).toBe('MODEL_COLORS_INVALID');
     }
     expect(codeOf(() => parseColorsFile('\n\n'))).toBe('MODEL_COLORS_INVALID');
-    expect(() => parseColorsFile('0,0,0\n9,9\n')).toThrow(expect.objectContaining({ details: { line: 2, value: '9,9' } }));
+    expect(() => parseColorsFile('0,0,0\n9,9\n')).toThrow(
+      expect.objectContaining({ details: { line: 2, value: '9,9' } }),
+    );
   });
 });

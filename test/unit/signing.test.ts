@@ -24,7 +24,9 @@ function codeOf(fn: () => unknown): string | undefined {
 
 describe('canonicalJson', () => {
   it('sorts keys at every depth and drops whitespace', () => {
-    expect(canonicalJson({ b: 1, a: { d: [3, { z: true, y: null }], c: 'x' } })).toBe('{"a":{"c":"x","d":[3,{"y":null,"z":true}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: true, y: null }], c: 'x' } })).toBe(
+      '{"a":{"c":"x","d":[3,{"y":null,"z":true}]},"b":1}',
+    );
   });
 
   it('gives the same bytes for objects built in different key orders and after a JSON round trip', () => {
@@ -34,7 +36,7 @@ describe('canonicalJson', () => {
   });
 
   it('escapes strings like JSON and keeps non-ASCII text', () => {
-    expect(canonicalJson({ 'é': 'line\n"q"\u0001' })).toBe('{"é":"line\\n\\"q\\"\\u0001"}');
+    expect(canonicalJson({ é: 'line\n"q"\u0001' })).toBe('{"é":"line\\n\\"q\\"\\u0001"}');
   });
 
   it('refuses fractions, non-finite numbers, functions and class instances', () => {
@@ -53,7 +55,9 @@ describe('keys and envelopes', () => {
     expect(keyIdOf(s.publicKeyPem)).toBe(s.keyid);
     expect(s.keyid).toMatch(/^[0-9a-f]{64}$/);
     const other = newSigner();
-    expect(codeOf(() => loadTrustedKeys([{ keyid: other.keyid, publicKey: s.publicKeyPem }]))).toBe('TRUSTED_KEY_INVALID');
+    expect(codeOf(() => loadTrustedKeys([{ keyid: other.keyid, publicKey: s.publicKeyPem }]))).toBe(
+      'TRUSTED_KEY_INVALID',
+    );
   });
 
   it('refuses a non-ed25519 trusted key', () => {
@@ -73,7 +77,9 @@ describe('keys and envelopes', () => {
     const s = newSigner();
     const env = s.sign({ hello: 'world', n: 3 });
     const trusted = loadTrustedKeys([s.trustedKey()]);
-    expect(codeOf(() => verifyEnvelope({ ...env, signed: { hello: 'world', n: 4 } }, trusted))).toBe('DESIRED_BAD_SIGNATURE');
+    expect(codeOf(() => verifyEnvelope({ ...env, signed: { hello: 'world', n: 4 } }, trusted))).toBe(
+      'DESIRED_BAD_SIGNATURE',
+    );
     const other = newSigner();
     expect(codeOf(() => verifyEnvelope(other.sign({ hello: 'world' }), trusted))).toBe('DESIRED_UNTRUSTED_KEY');
     // A forged signature under the trusted keyid (attacker copies the id) must not pass.

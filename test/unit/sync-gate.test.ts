@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { compatibilityGate } from '../../agent/sync/gate.js';
 import type { DesiredModel } from '../../protocol/desired-state.js';
 
-const model = (over: Partial<DesiredModel>): DesiredModel => ({ id: 'a/m', version: 1, framework: 'onnx', purpose: 'Classification', files: [], ...over });
+const model = (over: Partial<DesiredModel>): DesiredModel => ({
+  id: 'a/m',
+  version: 1,
+  framework: 'onnx',
+  purpose: 'Classification',
+  files: [],
+  ...over,
+});
 const backends = [
   { name: 'onnx', available: true, frameworks: ['onnx'] },
   { name: 'tensorrt', available: true, frameworks: ['tensor-rt'] },
@@ -18,7 +25,9 @@ describe('compatibility gate', () => {
     const e = compatibilityGate({ backends, deviceType: null })(model({ framework: 'hailo', architecture: 'yolov3' }));
     expect(e?.code).toBe('SYNC_NO_BACKEND');
     expect(e?.message).toContain('HailoRT library not found');
-    expect(compatibilityGate({ backends, deviceType: null })(model({ framework: 'caffe' }))?.code).toBe('SYNC_NO_BACKEND');
+    expect(compatibilityGate({ backends, deviceType: null })(model({ framework: 'caffe' }))?.code).toBe(
+      'SYNC_NO_BACKEND',
+    );
   });
 
   it('refuses a TensorRT engine built for another device type', () => {

@@ -23,7 +23,13 @@ describe('InferenceStats', () => {
     s.recordInference('acme/det', 2, 7, true);
     const second = s.drain();
     expect(second.find((m) => m.model === 'acme/det')).toEqual({
-      model: 'acme/det', version: 2, count: 1, errors: 0, total: 102, totalErrors: 1, latencyMs: { mean: 7, p50: 7, p95: 7, max: 7 },
+      model: 'acme/det',
+      version: 2,
+      count: 1,
+      errors: 0,
+      total: 102,
+      totalErrors: 1,
+      latencyMs: { mean: 7, p50: 7, p95: 7, max: 7 },
     });
     expect(second.find((m) => m.model === 'acme/cls')).toMatchObject({ count: 0, total: 1, latencyMs: null });
   });
@@ -53,7 +59,13 @@ describe('sysfs sensors', () => {
   beforeAll(async () => {
     // The layout of a Jetson Xavier NX (L4T 35), with a disabled zone that reads nonsense.
     root = await mkdtemp(join(tmpdir(), 'outpost-sysfs-'));
-    const zones: Array<[string, string]> = [['CPU-therm', '41500'], ['GPU-therm', '39000'], ['PMIC-Die', '100000'], ['AO-therm', '-40000'], ['Tboard_tegra', 'garbage']];
+    const zones: Array<[string, string]> = [
+      ['CPU-therm', '41500'],
+      ['GPU-therm', '39000'],
+      ['PMIC-Die', '100000'],
+      ['AO-therm', '-40000'],
+      ['Tboard_tegra', 'garbage'],
+    ];
     for (const [i, [type, temp]] of zones.entries()) {
       await mkdir(join(root, 'thermal', `thermal_zone${i}`), { recursive: true });
       await writeFile(join(root, 'thermal', `thermal_zone${i}`, 'type'), type + '\n');
@@ -66,7 +78,9 @@ describe('sysfs sensors', () => {
     await writeFile(join(root, 'hwmon', 'hwmon0', 'temp1_label'), 'Package id 0\n');
     await writeFile(join(root, 'hwmon', 'hwmon0', 'temp2_input'), '53000\n');
   });
-  afterAll(async () => { await rm(root, { recursive: true, force: true }); });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
 
   it('reads Jetson thermal zones by their type and drops faulty readings', async () => {
     expect(await readThermalZones(join(root, 'thermal'))).toEqual([
@@ -90,13 +104,27 @@ describe('sysfs sensors', () => {
 
 describe('parseTelemetrySample', () => {
   const good = (): TelemetrySample => ({
-    v: 1, deviceId: 'nano-1', at: '2026-01-02T03:04:05.000Z', intervalSeconds: 60, uptimeSeconds: 3600,
+    v: 1,
+    deviceId: 'nano-1',
+    at: '2026-01-02T03:04:05.000Z',
+    intervalSeconds: 60,
+    uptimeSeconds: 3600,
     cpu: { loadPercent: 12.5, load1: 0.4, cores: 4 },
     memory: { totalBytes: 4e9, availableBytes: 3e9, usedBytes: 1e9 },
     process: { rssBytes: 8e7, heapUsedBytes: 2e7, cpuPercent: 1.2 },
     temperatures: [{ sensor: 'GPU-therm', celsius: 39 }],
     disk: { path: '/var/lib/outpost/models', totalBytes: 3e10, freeBytes: 1e10 },
-    models: [{ model: 'acme/det', version: 2, count: 3, errors: 0, total: 9, totalErrors: 1, latencyMs: { mean: 20, p50: 19, p95: 30, max: 31 } }],
+    models: [
+      {
+        model: 'acme/det',
+        version: 2,
+        count: 3,
+        errors: 0,
+        total: 9,
+        totalErrors: 1,
+        latencyMs: { mean: 20, p50: 19, p95: 30, max: 31 },
+      },
+    ],
   });
 
   it('round-trips a sample', () => {
@@ -112,7 +140,11 @@ describe('parseTelemetrySample', () => {
     [{ temperatures: [{ sensor: '', celsius: 3 }] }, 'telemetry temperatures[0].sensor must be a non-empty string'],
   ])('rejects %j', (patch, message) => {
     let err: unknown;
-    try { parseTelemetrySample({ ...good(), ...patch }); } catch (e) { err = e; }
+    try {
+      parseTelemetrySample({ ...good(), ...patch });
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(OutpostError);
     expect((err as OutpostError).message).toContain(message);
   });

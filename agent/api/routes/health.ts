@@ -16,9 +16,15 @@ export const live: Handler = (_req, res) => sendJson(res, 200, { live: true });
  */
 export const ready: Handler = (_req, res, _p, ctx) => {
   if (ctx.isClosing()) return void sendError(res, new OutpostError('API_SHUTTING_DOWN', 'the agent is stopping'));
-  const loading = ctx.runtime.list().filter((m) => m.state === 'loading').map((m) => m.id);
+  const loading = ctx.runtime
+    .list()
+    .filter((m) => m.state === 'loading')
+    .map((m) => m.id);
   if (loading.length > 0) {
-    return void sendError(res, new OutpostError('API_MODEL_NOT_READY', `models still loading: ${loading.join(', ')}`, { loading }));
+    return void sendError(
+      res,
+      new OutpostError('API_MODEL_NOT_READY', `models still loading: ${loading.join(', ')}`, { loading }),
+    );
   }
   sendJson(res, 200, { ready: true });
 };

@@ -15,7 +15,11 @@ export const ROUTES: readonly Route[] = [
   { name: 'model_ready', pattern: ['v2', 'models', ':name', 'ready'], methods: { GET: modelReady } },
   { name: 'infer', pattern: ['v2', 'models', ':name', 'infer'], methods: { POST: infer } },
   { name: 'model_metadata', pattern: ['v2', 'models', ':name', 'versions', ':version'], methods: { GET: metadata } },
-  { name: 'model_ready', pattern: ['v2', 'models', ':name', 'versions', ':version', 'ready'], methods: { GET: modelReady } },
+  {
+    name: 'model_ready',
+    pattern: ['v2', 'models', ':name', 'versions', ':version', 'ready'],
+    methods: { GET: modelReady },
+  },
   { name: 'infer', pattern: ['v2', 'models', ':name', 'versions', ':version', 'infer'], methods: { POST: infer } },
   { name: 'predict', pattern: ['v1', 'models', ':owner', ':name', 'predict'], methods: { POST: predict } },
   { name: 'events', pattern: ['v1', 'events'], methods: { GET: events } },

@@ -1,5 +1,10 @@
 import { OutpostError, toOutpostError } from '../../../protocol/errors/index.js';
-import { encodeInferResponse, parseInferRequest, toKServeDatatype, type InferRequest } from '../../../protocol/kserve.js';
+import {
+  encodeInferResponse,
+  parseInferRequest,
+  toKServeDatatype,
+  type InferRequest,
+} from '../../../protocol/kserve.js';
 import type { Tensor, TensorInfo } from '../../runtime/backend.js';
 import type { ApiContext, Handler } from '../context.js';
 import { header, mediaType, readBody, sendBytes } from '../http.js';
@@ -18,7 +23,11 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
   try {
     const type = mediaType(req);
     if (type !== undefined && type !== 'application/json' && type !== 'application/octet-stream') {
-      throw new OutpostError('API_UNSUPPORTED_MEDIA_TYPE', `infer takes application/json or application/octet-stream, not ${type.slice(0, 80)}`, { contentType: type.slice(0, 80) });
+      throw new OutpostError(
+        'API_UNSUPPORTED_MEDIA_TYPE',
+        `infer takes application/json or application/octet-stream, not ${type.slice(0, 80)}`,
+        { contentType: type.slice(0, 80) },
+      );
     }
     const hl = parseHeaderLength(header(req, 'inference-header-content-length'));
     const body = await readBody(req, ctx.limits.maxBodyBytes);
@@ -41,7 +50,14 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
       if (!tensor) throw new OutpostError('INTERNAL', `the runtime returned no output "${o.name}" for ${entry.id}`);
       return { name: o.name, tensor, binary: o.binary };
     });
-    const encoded = encodeInferResponse({ model_name: entry.id, model_version: String(result.version), ...(request.id !== undefined ? { id: request.id } : {}) }, chosen);
+    const encoded = encodeInferResponse(
+      {
+        model_name: entry.id,
+        model_version: String(result.version),
+        ...(request.id !== undefined ? { id: request.id } : {}),
+      },
+      chosen,
+    );
     const headers: Record<string, string> = { 'Content-Type': encoded.contentType };
     if (encoded.headerLength !== undefined) headers['Inference-Header-Content-Length'] = String(encoded.headerLength);
     sendBytes(res, 200, encoded.body, headers);
@@ -53,7 +69,11 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
 function parseHeaderLength(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   if (!/^\d{1,15}$/.test(raw.trim())) {
-    throw new OutpostError('API_BAD_HEADER', `Inference-Header-Content-Length "${raw.slice(0, 40)}" is not a byte count`, { header: 'inference-header-content-length', value: raw.slice(0, 40) });
+    throw new OutpostError(
+      'API_BAD_HEADER',
+      `Inference-Header-Content-Length "${raw.slice(0, 40)}" is not a byte count`,
+      { header: 'inference-header-content-length', value: raw.slice(0, 40) },
+    );
   }
   return Number(raw.trim());
 }
@@ -63,20 +83,36 @@ function checkInputs(model: ServedModel, request: InferRequest): Record<string, 
   const byName = new Map<string, TensorInfo>(model.inputs.map((i) => [i.name, i]));
   for (const name of Object.keys(request.inputs)) {
     if (!byName.has(name)) {
-      throw new OutpostError('API_UNKNOWN_INPUT', `model ${model.id} has no input "${name.slice(0, 80)}"; its inputs are ${[...byName.keys()].join(', ')}`, { input: name.slice(0, 80), inputs: [...byName.keys()] });
+      throw new OutpostError(
+        'API_UNKNOWN_INPUT',
+        `model ${model.id} has no input "${name.slice(0, 80)}"; its inputs are ${[...byName.keys()].join(', ')}`,
+        { input: name.slice(0, 80), inputs: [...byName.keys()] },
+      );
     }
   }
   const out: Record<string, Tensor> = {};
   for (const info of model.inputs) {
     const t = request.inputs[info.name];
-    if (!t) throw new OutpostError('API_UNKNOWN_INPUT', `the request misses input "${info.name}" of model ${model.id}`, { input: info.name });
+    if (!t)
+      throw new OutpostError('API_UNKNOWN_INPUT', `the request misses input "${info.name}" of model ${model.id}`, {
+        input: info.name,
+      });
     if (t.dtype !== info.dtype) {
-      throw new OutpostError('API_DTYPE_MISMATCH', `input "${info.name}" is ${toKServeDatatype(t.dtype)}, but model ${model.id} takes ${toKServeDatatype(info.dtype)}`, { input: info.name, expected: toKServeDatatype(info.dtype), got: toKServeDatatype(t.dtype) });
+      throw new OutpostError(
+        'API_DTYPE_MISMATCH',
+        `input "${info.name}" is ${toKServeDatatype(t.dtype)}, but model ${model.id} takes ${toKServeDatatype(info.dtype)}`,
+        { input: info.name, expected: toKServeDatatype(info.dtype), got: toKServeDatatype(t.dtype) },
+      );
     }
-    const fits = t.shape.length === info.shape.length && info.shape.every((d, i) => d === null || d < 0 || d === t.shape[i]);
+    const fits =
+      t.shape.length === info.shape.length && info.shape.every((d, i) => d === null || d < 0 || d === t.shape[i]);
     if (!fits) {
       const want = info.shape.map((d) => (d === null || d < 0 ? -1 : d));
-      throw new OutpostError('API_SHAPE_MISMATCH', `input "${info.name}" has shape [${t.shape}], but model ${model.id} takes [${want}] (-1 is free)`, { input: info.name, expected: want, got: t.shape });
+      throw new OutpostError(
+        'API_SHAPE_MISMATCH',
+        `input "${info.name}" has shape [${t.shape}], but model ${model.id} takes [${want}] (-1 is free)`,
+        { input: info.name, expected: want, got: t.shape },
+      );
     }
     out[info.name] = t as Tensor;
   }
@@ -88,7 +124,11 @@ function selectOutputs(model: ServedModel, request: InferRequest): { name: strin
   const names = new Set(model.outputs.map((o) => o.name));
   for (const o of request.outputs) {
     if (!names.has(o.name)) {
-      throw new OutpostError('API_UNKNOWN_INPUT', `model ${model.id} has no output "${o.name.slice(0, 80)}"; its outputs are ${[...names].join(', ')}`, { output: o.name.slice(0, 80), outputs: [...names] });
+      throw new OutpostError(
+        'API_UNKNOWN_INPUT',
+        `model ${model.id} has no output "${o.name.slice(0, 80)}"; its outputs are ${[...names].join(', ')}`,
+        { output: o.name.slice(0, 80), outputs: [...names] },
+      );
     }
   }
   return request.outputs;

@@ -8,17 +8,28 @@ import type { ModelEntry, ServedModel } from '../types.js';
 
 function tensorMeta(t: TensorInfo): TensorMetadata {
   // KServe writes a dynamic dimension as -1.
-  return { name: t.name, datatype: toKServeDatatype(t.dtype), shape: t.shape.map((d) => (d === null || d < 0 ? -1 : d)) };
+  return {
+    name: t.name,
+    datatype: toKServeDatatype(t.dtype),
+    shape: t.shape.map((d) => (d === null || d < 0 ? -1 : d)),
+  };
 }
 
 /** The model (and version) a `/v2/models/{name}[/versions/{v}]` route addresses, ready to serve. */
-export function servedModel(ctx: Parameters<Handler>[3], params: Record<string, string>): { entry: ModelEntry; model: ServedModel } {
+export function servedModel(
+  ctx: Parameters<Handler>[3],
+  params: Record<string, string>,
+): { entry: ModelEntry; model: ServedModel } {
   const entry = resolveModel(ctx.runtime.list(), params.name!);
   const version = resolveVersion(entry, params.version);
   const model = ctx.runtime.describe(entry.id, version);
   if (!model) {
     const why = entry.error ? ` (${entry.error.code}: ${entry.error.message})` : '';
-    throw new OutpostError('API_MODEL_NOT_READY', `model ${entry.id} has no version ready to serve; its state is ${entry.state}${why}`, { model: entry.id, state: entry.state, ...(entry.error ? { error: entry.error } : {}) });
+    throw new OutpostError(
+      'API_MODEL_NOT_READY',
+      `model ${entry.id} has no version ready to serve; its state is ${entry.state}${why}`,
+      { model: entry.id, state: entry.state, ...(entry.error ? { error: entry.error } : {}) },
+    );
   }
   return { entry, model };
 }
@@ -26,7 +37,10 @@ export function servedModel(ctx: Parameters<Handler>[3], params: Record<string, 
 /** KServe's platform names where one exists for the backend; otherwise the backend's own name. */
 const PLATFORM: Record<string, string> = { onnx: 'onnxruntime_onnx', tensorrt: 'tensorrt_plan' };
 
-export function metadataOf(entry: ModelEntry, model: ServedModel): ModelMetadata & { outpost: Record<string, unknown> } {
+export function metadataOf(
+  entry: ModelEntry,
+  model: ServedModel,
+): ModelMetadata & { outpost: Record<string, unknown> } {
   return {
     name: entry.id,
     versions: entry.loadedVersions.map(String),
@@ -34,7 +48,14 @@ export function metadataOf(entry: ModelEntry, model: ServedModel): ModelMetadata
     inputs: model.inputs.map(tensorMeta),
     outputs: model.outputs.map(tensorMeta),
     // Outpost's additions, outside KServe's fields so KServe clients ignore them.
-    outpost: { version: model.version, active_version: entry.activeVersion, purpose: model.purpose, framework: model.framework, backend: model.backend, state: entry.state },
+    outpost: {
+      version: model.version,
+      active_version: entry.activeVersion,
+      purpose: model.purpose,
+      framework: model.framework,
+      backend: model.backend,
+      state: entry.state,
+    },
   };
 }
 

@@ -20,7 +20,11 @@ function numberParam(q: URLSearchParams, key: string, min: number, max: number, 
   if (raw === null) return undefined;
   const v = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-    throw new OutpostError('BAD_REQUEST', `query parameter ${key}=${JSON.stringify(raw.slice(0, 40))} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`, { key, value: raw.slice(0, 40) });
+    throw new OutpostError(
+      'BAD_REQUEST',
+      `query parameter ${key}=${JSON.stringify(raw.slice(0, 40))} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`,
+      { key, value: raw.slice(0, 40) },
+    );
   }
   return v;
 }
@@ -29,7 +33,10 @@ function flagParam(q: URLSearchParams, key: string): boolean {
   const raw = q.get(key);
   if (raw === null || raw === '0' || raw === 'false') return false;
   if (raw === '' || raw === '1' || raw === 'true') return true;
-  throw new OutpostError('BAD_REQUEST', `query parameter ${key}=${JSON.stringify(raw.slice(0, 40))} must be 1 or 0`, { key, value: raw.slice(0, 40) });
+  throw new OutpostError('BAD_REQUEST', `query parameter ${key}=${JSON.stringify(raw.slice(0, 40))} must be 1 or 0`, {
+    key,
+    value: raw.slice(0, 40),
+  });
 }
 
 /**
@@ -47,16 +54,28 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
   const wantImage = flagParam(query, 'annotate');
   const type = mediaType(req);
   if (type !== undefined && !IMAGE_TYPES.has(type)) {
-    throw new OutpostError('API_UNSUPPORTED_MEDIA_TYPE', `predict takes image/jpeg, image/png or application/octet-stream, not ${type.slice(0, 80)}`, { contentType: type.slice(0, 80) });
+    throw new OutpostError(
+      'API_UNSUPPORTED_MEDIA_TYPE',
+      `predict takes image/jpeg, image/png or application/octet-stream, not ${type.slice(0, 80)}`,
+      { contentType: type.slice(0, 80) },
+    );
   }
   if (!ctx.runtime.describe(entry.id, version)) {
-    throw new OutpostError('API_MODEL_NOT_READY', `model ${entry.id} has no version ready to serve; its state is ${entry.state}`, { model: entry.id, state: entry.state });
+    throw new OutpostError(
+      'API_MODEL_NOT_READY',
+      `model ${entry.id} has no version ready to serve; its state is ${entry.state}`,
+      { model: entry.id, state: entry.state },
+    );
   }
   const release = ctx.gate.acquire(entry.id);
   try {
     const image = await readBody(req, ctx.limits.maxBodyBytes);
     if (!imageKind(image)) {
-      throw new OutpostError('API_NOT_AN_IMAGE', `the body (${image.length} bytes) is not a JPEG or PNG image; send the image file's bytes`, { bytes: image.length });
+      throw new OutpostError(
+        'API_NOT_AN_IMAGE',
+        `the body (${image.length} bytes) is not a JPEG or PNG image; send the image file's bytes`,
+        { bytes: image.length },
+      );
     }
     ctx.metrics.modelRequests.inc({ model: entry.id, route: 'predict' });
     const started = process.hrtime.bigint();

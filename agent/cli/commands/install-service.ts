@@ -28,7 +28,9 @@ async function findOnPath(name: string, env: NodeJS.ProcessEnv): Promise<string 
     try {
       await access(join(dir, name), constants.X_OK);
       return join(dir, name);
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return null;
 }
@@ -46,14 +48,23 @@ export const installService: Command = async (argv: string[], ctx: CliContext) =
     const { values } = parseArgs({
       args: argv,
       options: {
-        config: { type: 'string' }, root: { type: 'string' }, 'dry-run': { type: 'boolean' }, bin: { type: 'string' },
-        cloud: { type: 'boolean' }, 'no-start': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        config: { type: 'string' },
+        root: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        bin: { type: 'string' },
+        cloud: { type: 'boolean' },
+        'no-start': { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
       },
       strict: true,
       allowPositionals: false,
     });
     json = values.json === true;
-    if (values.help) { ctx.stdout.write(HELP); return 0; }
+    if (values.help) {
+      ctx.stdout.write(HELP);
+      return 0;
+    }
     const root = resolve(ctx.cwd, values.root ?? '/');
     const dryRun = values['dry-run'] === true;
     const configFile = values.config === undefined ? undefined : resolve(ctx.cwd, values.config);
@@ -61,25 +72,57 @@ export const installService: Command = async (argv: string[], ctx: CliContext) =
     // The environment is not applied: at run time the unit's environment is what counts.
     if (configFile) await loadAgentConfig({ path: configFile, env: {} });
     if (values.bin !== undefined && !isAbsolute(values.bin)) {
-      throw new OutpostError('USAGE', `--bin must be an absolute path (systemd needs one), got "${values.bin}"`, { flag: 'bin' });
+      throw new OutpostError('USAGE', `--bin must be an absolute path (systemd needs one), got "${values.bin}"`, {
+        flag: 'bin',
+      });
     }
     const bin = values.bin ?? (root === '/' ? await findOnPath('outpost', ctx.env) : null) ?? '/usr/bin/outpost';
     // Without --config an existing config is kept; with neither, the unit could only fail at start.
-    if (!configFile && !(await access(join(root, 'etc/outpost/agent.json')).then(() => true, () => false))) {
-      throw new OutpostError('USAGE', `no agent config: ${join(root, 'etc/outpost/agent.json')} does not exist, so pass --config FILE`, { flag: 'config' });
+    if (
+      !configFile &&
+      !(await access(join(root, 'etc/outpost/agent.json')).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      throw new OutpostError(
+        'USAGE',
+        `no agent config: ${join(root, 'etc/outpost/agent.json')} does not exist, so pass --config FILE`,
+        { flag: 'config' },
+      );
     }
     if (root === '/' && !dryRun && process.getuid?.() !== 0) {
-      throw new OutpostError('SERVICE_INSTALL_FAILED', 'installing into / needs root: run it with sudo, or pass --root DIR or --dry-run', {});
+      throw new OutpostError(
+        'SERVICE_INSTALL_FAILED',
+        'installing into / needs root: run it with sudo, or pass --root DIR or --dry-run',
+        {},
+      );
     }
     const steps = await planInstall({
-      configFile, root, bin, cloud: values.cloud === true, start: values['no-start'] !== true,
+      configFile,
+      root,
+      bin,
+      cloud: values.cloud === true,
+      start: values['no-start'] !== true,
       systemdVersion: await systemdVersion(),
     });
     const lines: string[] = [];
-    if (!dryRun) await applyInstall(steps, (s) => { if (!json) ctx.stdout.write(describe(s, false) + '\n'); });
+    if (!dryRun)
+      await applyInstall(steps, (s) => {
+        if (!json) ctx.stdout.write(describe(s, false) + '\n');
+      });
     else lines.push(...steps.map((s) => describe(s, true)));
-    const summary = steps.map((s) => (s.kind === 'file' ? { kind: s.kind, path: s.path, mode: s.mode, why: s.why } : { kind: s.kind, argv: s.argv, why: s.why }));
-    if (!dryRun) lines.push(root === '/' ? 'installed; `systemctl status outpost-agent` shows it, `journalctl -u outpost-agent -o cat` its log' : `installed into ${root}`);
+    const summary = steps.map((s) =>
+      s.kind === 'file'
+        ? { kind: s.kind, path: s.path, mode: s.mode, why: s.why }
+        : { kind: s.kind, argv: s.argv, why: s.why },
+    );
+    if (!dryRun)
+      lines.push(
+        root === '/'
+          ? 'installed; `systemctl status outpost-agent` shows it, `journalctl -u outpost-agent -o cat` its log'
+          : `installed into ${root}`,
+      );
     printResult(ctx, json, { dryRun, root, bin, steps: summary }, lines.join('\n'));
     return 0;
   } catch (err) {

@@ -33,9 +33,17 @@ const STOP_DEADLINE_MS = 25_000;
 export const agentRun: Command = async (argv, ctx) => {
   let values: { config?: string; 'models-dir'?: string; socket?: string; help?: boolean };
   try {
-    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: {
-      config: { type: 'string' }, 'models-dir': { type: 'string' }, socket: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    } }));
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string' },
+        'models-dir': { type: 'string' },
+        socket: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
   } catch (err) {
     throw new OutpostError('USAGE', `${(err as Error).message}\n${HELP}`);
   }
@@ -59,9 +67,12 @@ export const agentRun: Command = async (argv, ctx) => {
   }
   const log = createLogger({ name: 'outpost-agent', destination: ctx.stdout, level: loaded.config.log.level });
   const daemon = await startDaemon({ loaded, overrides, env: ctx.env, log });
-  const stopReload = onReload(async () => {
-    await daemon.reload();
-  }, { log });
+  const stopReload = onReload(
+    async () => {
+      await daemon.reload();
+    },
+    { log },
+  );
   await new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
@@ -73,16 +84,23 @@ export const agentRun: Command = async (argv, ctx) => {
     deadline.unref();
   });
   const result = await Promise.race([
-    daemon.stop({ graceMs: GRACE_MS }).then(() => 'stopped' as const, (err: unknown) => {
-      log.error({ err: toOutpostError(err).toJSON() }, 'the stop failed');
-      return 'failed' as const;
-    }),
+    daemon.stop({ graceMs: GRACE_MS }).then(
+      () => 'stopped' as const,
+      (err: unknown) => {
+        log.error({ err: toOutpostError(err).toJSON() }, 'the stop failed');
+        return 'failed' as const;
+      },
+    ),
     timedOut,
   ]);
   clearTimeout(deadline);
   if (result === 'stopped') return 0;
   if (result === 'timeout') {
-    const e = new OutpostError('SHUTDOWN_TIMEOUT', `the agent did not stop within ${STOP_DEADLINE_MS} ms; exiting anyway`, { timeoutMs: STOP_DEADLINE_MS });
+    const e = new OutpostError(
+      'SHUTDOWN_TIMEOUT',
+      `the agent did not stop within ${STOP_DEADLINE_MS} ms; exiting anyway`,
+      { timeoutMs: STOP_DEADLINE_MS },
+    );
     log.error({ code: e.code }, e.message);
   }
   // Something may still hold the event loop (a stuck socket); leave before systemd's SIGKILL.

@@ -10,8 +10,20 @@ The socket is --socket, else $OUTPOST_SOCKET, else /run/outpost/agent.sock. Exit
 agent cannot be reached.
 `;
 
-interface StatusModel { id: string; activeVersion: number | null; loadedVersions?: number[]; state: string; backend?: string; purpose?: string; error?: { code: string; message: string } }
-interface Status { agent?: { version?: string; pid?: number; uptimeSeconds?: number }; models?: StatusModel[]; api?: { connections?: number } }
+interface StatusModel {
+  id: string;
+  activeVersion: number | null;
+  loadedVersions?: number[];
+  state: string;
+  backend?: string;
+  purpose?: string;
+  error?: { code: string; message: string };
+}
+interface Status {
+  agent?: { version?: string; pid?: number; uptimeSeconds?: number };
+  models?: StatusModel[];
+  api?: { connections?: number };
+}
 
 /** `outpost agent status [--json] [--socket PATH]` */
 export const agentStatus: Command = async (argv, ctx) => {
@@ -46,10 +58,23 @@ function humanStatus(socket: string, s: Status): string {
   const models = s.models ?? [];
   if (models.length === 0) lines.push('no models installed');
   else {
-    const rows = models.map((m) => [m.id, m.activeVersion === null ? '-' : `v${m.activeVersion}`, m.state, m.backend ?? '', m.purpose ?? '', m.error ? `${m.error.code}: ${m.error.message}` : '']);
+    const rows = models.map((m) => [
+      m.id,
+      m.activeVersion === null ? '-' : `v${m.activeVersion}`,
+      m.state,
+      m.backend ?? '',
+      m.purpose ?? '',
+      m.error ? `${m.error.code}: ${m.error.message}` : '',
+    ]);
     const head = ['MODEL', 'ACTIVE', 'STATE', 'BACKEND', 'PURPOSE', 'ERROR'];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const r of [head, ...rows]) lines.push(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+    for (const r of [head, ...rows])
+      lines.push(
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      );
   }
   return lines.join('\n');
 }

@@ -21,7 +21,13 @@ interface HailoModel {
 }
 interface HailoBinding {
   abi: number;
-  load(o: { hef: string; quantizeInput: boolean; quantizeOutput: boolean; inputFormat: string; outputFormat: string }): Promise<HailoModel>;
+  load(o: {
+    hef: string;
+    quantizeInput: boolean;
+    quantizeOutput: boolean;
+    inputFormat: string;
+    outputFormat: string;
+  }): Promise<HailoModel>;
   version(): string | null;
 }
 
@@ -39,37 +45,80 @@ export function createHailoRtBackend(opts: { binding?: AddonLoad<HailoBinding> }
     frameworks: ['hailo'],
     async availability(): Promise<Availability> {
       const a = addon();
-      if (!a.ok) return { available: false, reason: `HailoRT SDK not found when the addons were built, or not loadable here: ${a.reason}` };
+      if (!a.ok)
+        return {
+          available: false,
+          reason: `HailoRT SDK not found when the addons were built, or not loadable here: ${a.reason}`,
+        };
       const devices = (await probeCapabilities()).hailo;
-      if (devices.length === 0) return { available: false, reason: 'the HailoRT addon loaded but no /dev/hailo* device exists' };
+      if (devices.length === 0)
+        return { available: false, reason: 'the HailoRT addon loaded but no /dev/hailo* device exists' };
       return { available: true, details: { hailort: a.binding.version(), devices, testedOnHardware: false } };
     },
     async load(source: ModelSource): Promise<LoadedModel> {
       const a = addon();
-      if (!a.ok) throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the hailort backend is unavailable: ${a.reason}`, { backend: 'hailort' });
+      if (!a.ok)
+        throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the hailort backend is unavailable: ${a.reason}`, {
+          backend: 'hailort',
+        });
       const p = source.params;
       const full = resolve(source.dir, p.model_file);
       const rel = relative(resolve(source.dir), full);
-      if (rel.startsWith('..') || isAbsolute(rel)) throw new OutpostError('ADDON_MODEL_FILE_MISSING', `model_file ${p.model_file} resolves outside the model folder`, { file: p.model_file });
+      if (rel.startsWith('..') || isAbsolute(rel))
+        throw new OutpostError(
+          'ADDON_MODEL_FILE_MISSING',
+          `model_file ${p.model_file} resolves outside the model folder`,
+          { file: p.model_file },
+        );
       const st = await stat(full).catch(() => null);
-      if (!st?.isFile() || st.size === 0) throw new OutpostError('ADDON_MODEL_FILE_MISSING', `model_file ${p.model_file} is missing or empty`, { file: p.model_file });
+      if (!st?.isFile() || st.size === 0)
+        throw new OutpostError('ADDON_MODEL_FILE_MISSING', `model_file ${p.model_file} is missing or empty`, {
+          file: p.model_file,
+        });
       const fh = await open(full, 'r');
       const head = Buffer.alloc(4);
-      try { await fh.read(head, 0, 4, 0); } finally { await fh.close(); }
-      if (!isHef(head)) throw new OutpostError('ADDON_MODEL_MISMATCH', `model_file ${p.model_file} is not a HEF file (no HEF magic); framework hailo needs a compiled .hef`, { file: p.model_file });
+      try {
+        await fh.read(head, 0, 4, 0);
+      } finally {
+        await fh.close();
+      }
+      if (!isHef(head))
+        throw new OutpostError(
+          'ADDON_MODEL_MISMATCH',
+          `model_file ${p.model_file} is not a HEF file (no HEF magic); framework hailo needs a compiled .hef`,
+          { file: p.model_file },
+        );
       for (const key of ['input_format', 'output_format'] as const) {
         const v = p[key];
         if (v !== undefined && !FORMATS.includes(v.toLowerCase())) {
-          throw new OutpostError('ADDON_MODEL_MISMATCH', `${key} "${v}" is not one of ${FORMATS.join(', ')}`, { key, value: v });
+          throw new OutpostError('ADDON_MODEL_MISMATCH', `${key} "${v}" is not one of ${FORMATS.join(', ')}`, {
+            key,
+            value: v,
+          });
         }
       }
-      const model = await native(() => a.binding.load({
-        hef: full, quantizeInput: p.quantize_input ?? false, quantizeOutput: p.quantize_output ?? false,
-        inputFormat: (p.input_format ?? 'auto').toLowerCase(), outputFormat: (p.output_format ?? 'auto').toLowerCase(),
-      }));
+      const model = await native(() =>
+        a.binding.load({
+          hef: full,
+          quantizeInput: p.quantize_input ?? false,
+          quantizeOutput: p.quantize_output ?? false,
+          inputFormat: (p.input_format ?? 'auto').toLowerCase(),
+          outputFormat: (p.output_format ?? 'auto').toLowerCase(),
+        }),
+      );
       const io = model.info();
-      const info = (t: { name: string; shape: number[] }): TensorInfo => ({ name: t.name, dtype: 'float32', shape: t.shape });
-      return new NativeModel('hailort', (i) => model.run(i), () => model.dispose(), io.inputs.map(info), io.outputs.map(info));
+      const info = (t: { name: string; shape: number[] }): TensorInfo => ({
+        name: t.name,
+        dtype: 'float32',
+        shape: t.shape,
+      });
+      return new NativeModel(
+        'hailort',
+        (i) => model.run(i),
+        () => model.dispose(),
+        io.inputs.map(info),
+        io.outputs.map(info),
+      );
     },
   };
 }

@@ -40,7 +40,9 @@ function tryLoad<T>(name: AddonName, dirs: readonly string[]): AddonLoad<T> {
     try {
       const binding = req(file) as T & { abi?: number };
       if (binding.abi !== 1) {
-        problems.push(`${file}: built from another Outpost version (abi ${String(binding.abi)}); run npm run build:addons`);
+        problems.push(
+          `${file}: built from another Outpost version (abi ${String(binding.abi)}); run npm run build:addons`,
+        );
         continue;
       }
       return { ok: true, binding, path: file };
@@ -50,7 +52,10 @@ function tryLoad<T>(name: AddonName, dirs: readonly string[]): AddonLoad<T> {
     }
   }
   if (problems.length === 0) {
-    return { ok: false, reason: `${name}.node is not built (looked in ${dirs.join(', ')}); run npm run build:addons on a machine with the SDK` };
+    return {
+      ok: false,
+      reason: `${name}.node is not built (looked in ${dirs.join(', ')}); run npm run build:addons on a machine with the SDK`,
+    };
   }
   return { ok: false, reason: `${name}.node did not load: ${problems.join('; ')}` };
 }

@@ -31,7 +31,11 @@ export interface OnnxBackendOptions {
 /** The options every session gets unless overridden; exported so tests can reproduce a session. */
 export const DEFAULT_SESSION_OPTIONS: Ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
 
-interface Probe { ort: OrtModule; providers: Provider[]; details: Record<string, unknown> }
+interface Probe {
+  ort: OrtModule;
+  providers: Provider[];
+  details: Record<string, unknown>;
+}
 
 const GPU_LIBS: Record<Exclude<Provider, 'cpu'>, string> = {
   cuda: 'libonnxruntime_providers_cuda.so',
@@ -42,7 +46,8 @@ export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
   const log = moduleLogger(opts.log ?? silentLogger, 'runtime.onnx');
   let probe: Promise<Probe | Error> | undefined;
 
-  const getProbe = (): Promise<Probe | Error> => (probe ??= probeOrt(opts.providers ?? ['tensorrt', 'cuda', 'cpu']).catch((err: unknown) => err as Error));
+  const getProbe = (): Promise<Probe | Error> =>
+    (probe ??= probeOrt(opts.providers ?? ['tensorrt', 'cuda', 'cpu']).catch((err: unknown) => err as Error));
 
   return {
     name: 'onnx',
@@ -55,24 +60,39 @@ export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
     async load(source: ModelSource): Promise<LoadedModel> {
       const p = await getProbe();
       if (p instanceof Error) {
-        throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the onnx backend is unavailable: ${p.message}`, { backend: 'onnx' });
+        throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the onnx backend is unavailable: ${p.message}`, {
+          backend: 'onnx',
+        });
       }
       const file = modelPath(source.dir, source.params.model_file);
       let bytes: Buffer;
       try {
         bytes = await readFile(file);
       } catch (err) {
-        throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `cannot read the model file ${file}: ${(err as Error).message}`, { file });
+        throw new OutpostError(
+          'RUNTIME_MODEL_LOAD_FAILED',
+          `cannot read the model file ${file}: ${(err as Error).message}`,
+          { file },
+        );
       }
       const sessionOptions = { ...DEFAULT_SESSION_OPTIONS, ...opts.sessionOptions, executionProviders: p.providers };
       let session: Ort.InferenceSession;
       try {
         session = await p.ort.InferenceSession.create(bytes, sessionOptions);
       } catch (err) {
-        throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `onnxruntime could not load ${file}: ${(err as Error).message}`, { file });
+        throw new OutpostError(
+          'RUNTIME_MODEL_LOAD_FAILED',
+          `onnxruntime could not load ${file}: ${(err as Error).message}`,
+          { file },
+        );
       }
       try {
-        const model = new OnnxModel(p.ort, session, describe(session.inputMetadata, file), describe(session.outputMetadata, file));
+        const model = new OnnxModel(
+          p.ort,
+          session,
+          describe(session.inputMetadata, file),
+          describe(session.outputMetadata, file),
+        );
         log.debug({ file, providers: p.providers, inputs: model.inputs }, 'loaded');
         return model;
       } catch (err) {
@@ -88,18 +108,38 @@ async function probeOrt(wanted: Provider[]): Promise<Probe> {
   const listed = ort.listSupportedBackends();
   // The binding's folder is where onnxruntime looks for provider libraries.
   const req = createRequire(import.meta.url);
-  const bindingDir = join(dirname(req.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  const bindingDir = join(
+    dirname(req.resolve('onnxruntime-node')),
+    '..',
+    'bin',
+    'napi-v6',
+    process.platform,
+    process.arch,
+  );
   const providers: Provider[] = [];
   const unusable: Record<string, string> = {};
   for (const p of wanted) {
     const entry = listed.find((b) => b.name === p);
-    if (p === 'cpu') { providers.push(p); continue; }
-    if (!entry) { unusable[p] = 'not listed by this onnxruntime build'; continue; }
-    if (!existsSync(join(bindingDir, GPU_LIBS[p]))) { unusable[p] = `${GPU_LIBS[p]} is not installed beside the onnxruntime binding`; continue; }
+    if (p === 'cpu') {
+      providers.push(p);
+      continue;
+    }
+    if (!entry) {
+      unusable[p] = 'not listed by this onnxruntime build';
+      continue;
+    }
+    if (!existsSync(join(bindingDir, GPU_LIBS[p]))) {
+      unusable[p] = `${GPU_LIBS[p]} is not installed beside the onnxruntime binding`;
+      continue;
+    }
     providers.push(p);
   }
   if (!providers.includes('cpu')) providers.push('cpu');
-  return { ort, providers, details: { version: ort.env.versions.node, providers, listed: listed.map((b) => b.name), unusable } };
+  return {
+    ort,
+    providers,
+    details: { version: ort.env.versions.node, providers, listed: listed.map((b) => b.name), unusable },
+  };
 }
 
 /** The model file must stay inside the version folder (the manifest parser checks this too). */
@@ -107,15 +147,27 @@ function modelPath(dir: string, file: string): string {
   const full = resolve(dir, file);
   const rel = relative(resolve(dir), full);
   if (rel.startsWith('..') || isAbsolute(rel)) {
-    throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `model_file ${file} resolves outside the model folder ${dir}`, { file });
+    throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `model_file ${file} resolves outside the model folder ${dir}`, {
+      file,
+    });
   }
   return full;
 }
 
 function describe(meta: readonly Ort.InferenceSession.ValueMetadata[], file: string): TensorInfo[] {
   return meta.map((m) => {
-    if (!m.isTensor) throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${file}: value "${m.name}" is not a tensor; Outpost serves tensor models only`, { file, name: m.name });
-    if (!isDType(m.type)) throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${file}: value "${m.name}" has dtype ${m.type}, which Outpost does not carry`, { file, name: m.name, dtype: m.type });
+    if (!m.isTensor)
+      throw new OutpostError(
+        'RUNTIME_MODEL_LOAD_FAILED',
+        `${file}: value "${m.name}" is not a tensor; Outpost serves tensor models only`,
+        { file, name: m.name },
+      );
+    if (!isDType(m.type))
+      throw new OutpostError(
+        'RUNTIME_MODEL_LOAD_FAILED',
+        `${file}: value "${m.name}" has dtype ${m.type}, which Outpost does not carry`,
+        { file, name: m.name, dtype: m.type },
+      );
     return { name: m.name, dtype: m.type, shape: m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : null)) };
   });
 }
@@ -132,19 +184,31 @@ class OnnxModel implements LoadedModel {
   ) {}
 
   async run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    if (this.released) throw new OutpostError('RUNTIME_MODEL_UNLOADED', 'this model version was unloaded; retry to reach the active version');
+    if (this.released)
+      throw new OutpostError(
+        'RUNTIME_MODEL_UNLOADED',
+        'this model version was unloaded; retry to reach the active version',
+      );
     validateInputs(this.inputs, inputs);
     const feeds: Record<string, Ort.Tensor> = {};
-    for (const [name, t] of Object.entries(inputs)) feeds[name] = new this.ort.Tensor(t.dtype, t.data as never, t.shape);
+    for (const [name, t] of Object.entries(inputs))
+      feeds[name] = new this.ort.Tensor(t.dtype, t.data as never, t.shape);
     let out: Ort.InferenceSession.ReturnType;
     try {
       out = await this.session.run(feeds);
     } catch (err) {
-      throw new OutpostError('RUNTIME_INFERENCE_FAILED', `onnxruntime failed to run the model: ${(err as Error).message}`);
+      throw new OutpostError(
+        'RUNTIME_INFERENCE_FAILED',
+        `onnxruntime failed to run the model: ${(err as Error).message}`,
+      );
     }
     const result: Record<string, Tensor> = {};
     for (const [name, t] of Object.entries(out)) {
-      if (!isDType(t.type)) throw new OutpostError('RUNTIME_OUTPUT_UNEXPECTED', `output "${name}" has dtype ${t.type}, which Outpost does not carry`);
+      if (!isDType(t.type))
+        throw new OutpostError(
+          'RUNTIME_OUTPUT_UNEXPECTED',
+          `output "${name}" has dtype ${t.type}, which Outpost does not carry`,
+        );
       result[name] = { dtype: t.type, shape: [...t.dims], data: t.data as Tensor['data'] };
     }
     return result;

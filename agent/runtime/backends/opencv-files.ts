@@ -13,7 +13,11 @@ import type { Framework, ModelParameters } from '../../../protocol/manifest-type
  */
 export type OpenCvFramework = Extract<Framework, 'caffe' | 'darknet' | 'tensorflow' | 'enet' | 'onnx'>;
 
-interface Rule { model: string[]; config: string[] | null; configRequired: boolean }
+interface Rule {
+  model: string[];
+  config: string[] | null;
+  configRequired: boolean;
+}
 
 const RULES: Record<OpenCvFramework, Rule> = {
   caffe: { model: ['.caffemodel'], config: ['.prototxt', '.prototext'], configRequired: true },
@@ -33,7 +37,12 @@ export interface CheckedFiles {
 export async function checkOpenCvFiles(dir: string, params: ModelParameters): Promise<CheckedFiles> {
   const framework = params.framework_type as OpenCvFramework;
   const rule = RULES[framework];
-  if (!rule) throw new OutpostError('ADDON_MODEL_MISMATCH', `framework_type "${params.framework_type}" is not run by OpenCV DNN`, { framework: params.framework_type });
+  if (!rule)
+    throw new OutpostError(
+      'ADDON_MODEL_MISMATCH',
+      `framework_type "${params.framework_type}" is not run by OpenCV DNN`,
+      { framework: params.framework_type },
+    );
   const model = await existing(dir, params.model_file, 'model_file');
   expectExt(model, rule.model, 'model_file', framework);
   let config: string | undefined;
@@ -41,10 +50,18 @@ export async function checkOpenCvFiles(dir: string, params: ModelParameters): Pr
     config = await existing(dir, params.config_file, 'config_file');
     expectExt(config, rule.config, 'config_file', framework);
     if (await looksBinary(config)) {
-      throw new OutpostError('ADDON_MODEL_MISMATCH', `config_file ${params.config_file} is binary, but the ${framework} config is a text file (${rule.config.join(' or ')}); are model_file and config_file swapped?`, { file: params.config_file });
+      throw new OutpostError(
+        'ADDON_MODEL_MISMATCH',
+        `config_file ${params.config_file} is binary, but the ${framework} config is a text file (${rule.config.join(' or ')}); are model_file and config_file swapped?`,
+        { file: params.config_file },
+      );
     }
   } else if (rule.configRequired) {
-    throw new OutpostError('ADDON_MODEL_FILE_MISSING', `framework ${framework} needs config_file (${rule.config?.join(' or ')}) in alwaysai.model.json`, { key: 'config_file' });
+    throw new OutpostError(
+      'ADDON_MODEL_FILE_MISSING',
+      `framework ${framework} needs config_file (${rule.config?.join(' or ')}) in alwaysai.model.json`,
+      { key: 'config_file' },
+    );
   }
   if (framework === 'darknet') await checkDarknetWeights(model);
   return { model, config, inputName: await findInputName(framework, model, config) };
@@ -54,10 +71,15 @@ async function existing(dir: string, file: string, key: string): Promise<string>
   const full = resolve(dir, file);
   const rel = relative(resolve(dir), full);
   if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-    throw new OutpostError('ADDON_MODEL_FILE_MISSING', `${key} ${file} resolves outside the model folder ${dir}; use a relative path inside it`, { key, file });
+    throw new OutpostError(
+      'ADDON_MODEL_FILE_MISSING',
+      `${key} ${file} resolves outside the model folder ${dir}; use a relative path inside it`,
+      { key, file },
+    );
   }
   const st = await stat(full).catch(() => null);
-  if (!st || !st.isFile()) throw new OutpostError('ADDON_MODEL_FILE_MISSING', `${key} ${file} does not exist in ${dir}`, { key, file });
+  if (!st?.isFile())
+    throw new OutpostError('ADDON_MODEL_FILE_MISSING', `${key} ${file} does not exist in ${dir}`, { key, file });
   if (st.size === 0) throw new OutpostError('ADDON_MODEL_FILE_MISSING', `${key} ${file} is empty`, { key, file });
   return full;
 }
@@ -65,7 +87,11 @@ async function existing(dir: string, file: string, key: string): Promise<string>
 function expectExt(file: string, allowed: string[], key: string, framework: string): void {
   const ext = extname(file).toLowerCase();
   if (!allowed.includes(ext)) {
-    throw new OutpostError('ADDON_MODEL_MISMATCH', `${key} ${file} has extension "${ext}", but ${framework} expects ${allowed.join(' or ')}; check framework_type and the file names`, { key, file, framework });
+    throw new OutpostError(
+      'ADDON_MODEL_MISMATCH',
+      `${key} ${file} has extension "${ext}", but ${framework} expects ${allowed.join(' or ')}; check framework_type and the file names`,
+      { key, file, framework },
+    );
   }
 }
 
@@ -99,8 +125,14 @@ async function checkDarknetWeights(file: string): Promise<void> {
   const major = h.length >= 12 ? h.readInt32LE(0) : -1;
   const minor = h.length >= 12 ? h.readInt32LE(4) : -1;
   const headerBytes = major * 10 + minor >= 2 ? 20 : 16;
-  const sane = major >= 0 && major < 100 && minor >= 0 && minor < 1000 && size > headerBytes && (size - headerBytes) % 4 === 0;
-  if (!sane) throw new OutpostError('ADDON_MODEL_MISMATCH', `model_file ${file} is not Darknet weights (bad header: version ${major}.${minor}, ${size} bytes)`, { file });
+  const sane =
+    major >= 0 && major < 100 && minor >= 0 && minor < 1000 && size > headerBytes && (size - headerBytes) % 4 === 0;
+  if (!sane)
+    throw new OutpostError(
+      'ADDON_MODEL_MISMATCH',
+      `model_file ${file} is not Darknet weights (bad header: version ${major}.${minor}, ${size} bytes)`,
+      { file },
+    );
 }
 
 async function findInputName(framework: OpenCvFramework, model: string, config?: string): Promise<string | undefined> {
@@ -128,7 +160,9 @@ function fields(buf: Buffer, start = 0, end = buf.length): Map<number, Buffer[]>
   const out = new Map<number, Buffer[]>();
   let i = start;
   const varint = (): number => {
-    let v = 0, shift = 0, b: number;
+    let v = 0,
+      shift = 0,
+      b: number;
     do {
       if (i >= end) throw new Error('truncated varint');
       b = buf[i++]!;
@@ -139,7 +173,8 @@ function fields(buf: Buffer, start = 0, end = buf.length): Map<number, Buffer[]>
   };
   while (i < end) {
     const tag = varint();
-    const wire = tag & 7, field = Math.floor(tag / 8);
+    const wire = tag & 7,
+      field = Math.floor(tag / 8);
     if (wire === 0) varint();
     else if (wire === 1) i += 8;
     else if (wire === 5) i += 4;

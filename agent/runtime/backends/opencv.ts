@@ -52,12 +52,18 @@ export function createOpenCvBackend(opts: OpenCvBackendOptions = {}): Backend {
           details: { opencv: info.version, cuda: info.cuda, target: chooseTarget(a.binding), addon: a.path },
         };
       } catch (err) {
-        return { available: false, reason: `the OpenCV addon loaded but failed to report its build: ${(err as Error).message}` };
+        return {
+          available: false,
+          reason: `the OpenCV addon loaded but failed to report its build: ${(err as Error).message}`,
+        };
       }
     },
     async load(source: ModelSource): Promise<LoadedModel> {
       const a = addon();
-      if (!a.ok) throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the opencv backend is unavailable: ${a.reason}`, { backend: 'opencv' });
+      if (!a.ok)
+        throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the opencv backend is unavailable: ${a.reason}`, {
+          backend: 'opencv',
+        });
       const files = await checkOpenCvFiles(source.dir, source.params);
       const framework = source.params.framework_type;
       const target = chooseTarget(a.binding);
@@ -69,16 +75,25 @@ export function createOpenCvBackend(opts: OpenCvBackendOptions = {}): Backend {
       }
       const [w, h] = source.params.size;
       const input: TensorInfo = { name: files.inputName ?? 'data', dtype: 'float32', shape: [1, 3, h, w] };
-      const names = source.params.output_layer_names?.length ? source.params.output_layer_names : net.info().outputNames;
+      const names = source.params.output_layer_names?.length
+        ? source.params.output_layer_names
+        : net.info().outputNames;
       // One run on zeros learns the output shapes and proves the declared size fits the net.
       let outputs: TensorInfo[];
       try {
-        const probe = await net.forward([{ name: input.name, shape: [1, 3, h, w], data: new Float32Array(3 * h * w) }], names);
+        const probe = await net.forward(
+          [{ name: input.name, shape: [1, 3, h, w], data: new Float32Array(3 * h * w) }],
+          names,
+        );
         outputs = probe.map((t) => ({ name: t.name, dtype: 'float32', shape: t.shape }));
       } catch (err) {
         net.dispose();
         const e = toOutpostError(err);
-        throw new OutpostError('ADDON_MODEL_INVALID', `the ${framework} model loaded but does not run on a [1,3,${h},${w}] input (size in alwaysai.model.json is [${w},${h}]): ${e.message}`, { framework, size: [w, h] });
+        throw new OutpostError(
+          'ADDON_MODEL_INVALID',
+          `the ${framework} model loaded but does not run on a [1,3,${h},${w}] input (size in alwaysai.model.json is [${w},${h}]): ${e.message}`,
+          { framework, size: [w, h] },
+        );
       }
       log.debug({ framework, model: files.model, target: net.info().target, outputs }, 'loaded');
       return new OpenCvModel(net, [input], outputs);
@@ -98,7 +113,13 @@ class OpenCvModel implements LoadedModel {
   ) {}
 
   run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    if (this.disposed) return Promise.reject(new OutpostError('RUNTIME_MODEL_UNLOADED', 'this model version was unloaded; retry to reach the active version'));
+    if (this.disposed)
+      return Promise.reject(
+        new OutpostError(
+          'RUNTIME_MODEL_UNLOADED',
+          'this model version was unloaded; retry to reach the active version',
+        ),
+      );
     try {
       validateInputs(this.inputs, inputs);
     } catch (err) {
@@ -110,7 +131,11 @@ class OpenCvModel implements LoadedModel {
     });
     const names = this.outputs.map((o) => o.name);
     const next = this.queue.then(async () => {
-      if (this.disposed) throw new OutpostError('RUNTIME_MODEL_UNLOADED', 'this model version was unloaded; retry to reach the active version');
+      if (this.disposed)
+        throw new OutpostError(
+          'RUNTIME_MODEL_UNLOADED',
+          'this model version was unloaded; retry to reach the active version',
+        );
       let out: NativeTensor[];
       try {
         out = await this.net.forward(feed, names);

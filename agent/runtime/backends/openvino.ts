@@ -31,36 +31,86 @@ export function createOpenVinoBackend(opts: { binding?: AddonLoad<OvBinding> } =
     frameworks: ['myriad', 'dldt'],
     async availability(): Promise<Availability> {
       const a = addon();
-      if (!a.ok) return { available: false, reason: `OpenVINO 2022.3 not found when the addons were built, or not loadable here: ${a.reason}` };
+      if (!a.ok)
+        return {
+          available: false,
+          reason: `OpenVINO 2022.3 not found when the addons were built, or not loadable here: ${a.reason}`,
+        };
       const myriad = (await probeCapabilities()).myriad;
-      return { available: true, details: { openvino: a.binding.version(), devices: a.binding.devices(), myriadSticks: myriad, testedOnHardware: false } };
+      return {
+        available: true,
+        details: {
+          openvino: a.binding.version(),
+          devices: a.binding.devices(),
+          myriadSticks: myriad,
+          testedOnHardware: false,
+        },
+      };
     },
     async load(source: ModelSource): Promise<LoadedModel> {
       const a = addon();
-      if (!a.ok) throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the openvino backend is unavailable: ${a.reason}`, { backend: 'openvino' });
+      if (!a.ok)
+        throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the openvino backend is unavailable: ${a.reason}`, {
+          backend: 'openvino',
+        });
       const p = source.params;
       const file = async (name: string, key: string, exts: string[]) => {
         const full = resolve(source.dir, name);
         const rel = relative(resolve(source.dir), full);
-        if (rel.startsWith('..') || isAbsolute(rel)) throw new OutpostError('ADDON_MODEL_FILE_MISSING', `${key} ${name} resolves outside the model folder`, { key, file: name });
-        if (!exts.includes(extname(full).toLowerCase())) throw new OutpostError('ADDON_MODEL_MISMATCH', `${key} ${name}: ${p.framework_type} expects ${exts.join(' or ')}`, { key, file: name });
+        if (rel.startsWith('..') || isAbsolute(rel))
+          throw new OutpostError('ADDON_MODEL_FILE_MISSING', `${key} ${name} resolves outside the model folder`, {
+            key,
+            file: name,
+          });
+        if (!exts.includes(extname(full).toLowerCase()))
+          throw new OutpostError(
+            'ADDON_MODEL_MISMATCH',
+            `${key} ${name}: ${p.framework_type} expects ${exts.join(' or ')}`,
+            { key, file: name },
+          );
         const st = await stat(full).catch(() => null);
-        if (!st?.isFile() || st.size === 0) throw new OutpostError('ADDON_MODEL_FILE_MISSING', `${key} ${name} is missing or empty`, { key, file: name });
+        if (!st?.isFile() || st.size === 0)
+          throw new OutpostError('ADDON_MODEL_FILE_MISSING', `${key} ${name} is missing or empty`, { key, file: name });
         return full;
       };
       const devices = a.binding.devices();
       let spec: Parameters<OvBinding['load']>[0];
       if (p.framework_type === 'myriad') {
-        if (!devices.some((d) => d.startsWith('MYRIAD'))) throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', 'no Myriad stick is visible to OpenVINO (MYRIAD device missing)', { devices });
+        if (!devices.some((d) => d.startsWith('MYRIAD')))
+          throw new OutpostError(
+            'RUNTIME_BACKEND_UNAVAILABLE',
+            'no Myriad stick is visible to OpenVINO (MYRIAD device missing)',
+            { devices },
+          );
         spec = { kind: 'blob', model: await file(p.model_file, 'model_file', ['.blob']), device: 'MYRIAD' };
       } else {
-        if (!p.config_file) throw new OutpostError('ADDON_MODEL_FILE_MISSING', 'framework dldt needs config_file (the .xml) and model_file (the .bin)', { key: 'config_file' });
-        spec = { kind: 'ir', model: await file(p.config_file, 'config_file', ['.xml']), weights: await file(p.model_file, 'model_file', ['.bin']), device: devices.includes('GPU') ? 'GPU' : 'CPU' };
+        if (!p.config_file)
+          throw new OutpostError(
+            'ADDON_MODEL_FILE_MISSING',
+            'framework dldt needs config_file (the .xml) and model_file (the .bin)',
+            { key: 'config_file' },
+          );
+        spec = {
+          kind: 'ir',
+          model: await file(p.config_file, 'config_file', ['.xml']),
+          weights: await file(p.model_file, 'model_file', ['.bin']),
+          device: devices.includes('GPU') ? 'GPU' : 'CPU',
+        };
       }
       const model = await native(() => a.binding.load(spec));
       const io = model.info();
-      const info = (t: { name: string; shape: number[] }): TensorInfo => ({ name: t.name, dtype: 'float32', shape: t.shape });
-      return new NativeModel('openvino', (i) => model.run(i), () => model.dispose(), io.inputs.map(info), io.outputs.map(info));
+      const info = (t: { name: string; shape: number[] }): TensorInfo => ({
+        name: t.name,
+        dtype: 'float32',
+        shape: t.shape,
+      });
+      return new NativeModel(
+        'openvino',
+        (i) => model.run(i),
+        () => model.dispose(),
+        io.inputs.map(info),
+        io.outputs.map(info),
+      );
     },
   };
 }

@@ -34,30 +34,53 @@ export interface TensorRtBackendOptions {
 
 export function createTensorRtBackend(opts: TensorRtBackendOptions = {}): Backend {
   const addon = () => opts.binding ?? loadAddon<TrtBinding>('outpost_tensorrt');
-  const device = async () => (opts.device !== undefined ? opts.device : (await probeCapabilities()).jetson?.device ?? null);
+  const device = async () =>
+    opts.device !== undefined ? opts.device : ((await probeCapabilities()).jetson?.device ?? null);
   return {
     name: 'tensorrt',
     frameworks: ['tensor-rt'],
     async availability(): Promise<Availability> {
       const a = addon();
-      if (!a.ok) return { available: false, reason: `TensorRT SDK not found when the addons were built, or not loadable here: ${a.reason}` };
+      if (!a.ok)
+        return {
+          available: false,
+          reason: `TensorRT SDK not found when the addons were built, or not loadable here: ${a.reason}`,
+        };
       const v = a.binding.version();
-      if (v.cudaDevices < 1) return { available: false, reason: 'the TensorRT addon loaded but CUDA reports no GPU', details: v };
+      if (v.cudaDevices < 1)
+        return { available: false, reason: 'the TensorRT addon loaded but CUDA reports no GPU', details: v };
       return { available: true, details: { ...v, testedOnHardware: false } };
     },
     async load(source: ModelSource): Promise<LoadedModel> {
       const a = addon();
-      if (!a.ok) throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the tensorrt backend is unavailable: ${a.reason}`, { backend: 'tensorrt' });
+      if (!a.ok)
+        throw new OutpostError('RUNTIME_BACKEND_UNAVAILABLE', `the tensorrt backend is unavailable: ${a.reason}`, {
+          backend: 'tensorrt',
+        });
       const file = await engineFile(source);
       checkEngineDevice(source.params.device, await device());
       const fh = await open(file, 'r');
       const head = Buffer.alloc(32);
-      try { await fh.read(head, 0, 32, 0); } finally { await fh.close(); }
+      try {
+        await fh.read(head, 0, 32, 0);
+      } finally {
+        await fh.close();
+      }
       checkEngineVersion(head, a.binding.version().library, source.params.model_file);
       const engine = await native(() => a.binding.load(file));
       const io = engine.info();
-      const info = (t: { name: string; shape: number[] }): TensorInfo => ({ name: t.name, dtype: 'float32', shape: t.shape });
-      return new NativeModel('tensorrt', (i) => engine.run(i), () => engine.dispose(), io.filter((t) => t.input).map(info), io.filter((t) => !t.input).map(info));
+      const info = (t: { name: string; shape: number[] }): TensorInfo => ({
+        name: t.name,
+        dtype: 'float32',
+        shape: t.shape,
+      });
+      return new NativeModel(
+        'tensorrt',
+        (i) => engine.run(i),
+        () => engine.dispose(),
+        io.filter((t) => t.input).map(info),
+        io.filter((t) => !t.input).map(info),
+      );
     },
   };
 }
@@ -65,12 +88,24 @@ export function createTensorRtBackend(opts: TensorRtBackendOptions = {}): Backen
 async function engineFile(source: ModelSource): Promise<string> {
   const full = resolve(source.dir, source.params.model_file);
   const rel = relative(resolve(source.dir), full);
-  if (rel.startsWith('..') || isAbsolute(rel)) throw new OutpostError('ADDON_MODEL_FILE_MISSING', `model_file ${source.params.model_file} resolves outside the model folder`, { file: source.params.model_file });
+  if (rel.startsWith('..') || isAbsolute(rel))
+    throw new OutpostError(
+      'ADDON_MODEL_FILE_MISSING',
+      `model_file ${source.params.model_file} resolves outside the model folder`,
+      { file: source.params.model_file },
+    );
   if (!['.trt', '.bin', '.engine', '.plan'].includes(extname(full).toLowerCase())) {
-    throw new OutpostError('ADDON_MODEL_MISMATCH', `model_file ${source.params.model_file}: tensor-rt expects a .trt or .bin engine`, { file: source.params.model_file });
+    throw new OutpostError(
+      'ADDON_MODEL_MISMATCH',
+      `model_file ${source.params.model_file}: tensor-rt expects a .trt or .bin engine`,
+      { file: source.params.model_file },
+    );
   }
   const st = await stat(full).catch(() => null);
-  if (!st?.isFile() || st.size === 0) throw new OutpostError('ADDON_MODEL_FILE_MISSING', `model_file ${source.params.model_file} is missing or empty`, { file: source.params.model_file });
+  if (!st?.isFile() || st.size === 0)
+    throw new OutpostError('ADDON_MODEL_FILE_MISSING', `model_file ${source.params.model_file} is missing or empty`, {
+      file: source.params.model_file,
+    });
   return full;
 }
 
@@ -88,9 +123,23 @@ export class NativeModel implements LoadedModel {
   ) {}
 
   run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    if (this.disposed) return Promise.reject(new OutpostError('RUNTIME_MODEL_UNLOADED', 'this model version was unloaded; retry to reach the active version'));
-    try { validateInputs(this.inputs, inputs); } catch (err) { return Promise.reject(err); }
-    const feed = this.inputs.map((i) => ({ name: i.name, shape: inputs[i.name]!.shape, data: inputs[i.name]!.data as Float32Array }));
+    if (this.disposed)
+      return Promise.reject(
+        new OutpostError(
+          'RUNTIME_MODEL_UNLOADED',
+          'this model version was unloaded; retry to reach the active version',
+        ),
+      );
+    try {
+      validateInputs(this.inputs, inputs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const feed = this.inputs.map((i) => ({
+      name: i.name,
+      shape: inputs[i.name]!.shape,
+      data: inputs[i.name]!.data as Float32Array,
+    }));
     const next = this.queue.then(async () => {
       const out = await native(() => this.exec(feed));
       return Object.fromEntries(out.map((t) => [t.name, { dtype: 'float32' as const, shape: t.shape, data: t.data }]));

@@ -14,7 +14,11 @@ export function classification(ctx: PostContext, opts: PostOptions = {}): Classi
   // labels read as class_<i> rather than failing a working model.
   const scores = ctx.softmax ? softmax(t.data) : Float64Array.from(t.data);
   const min = opts.confidence ?? 0.3;
-  const predictions = Array.from(scores, (confidence, index) => ({ label: labelOf(ctx.labels, index), index, confidence }))
+  const predictions = Array.from(scores, (confidence, index) => ({
+    label: labelOf(ctx.labels, index),
+    index,
+    confidence,
+  }))
     .filter((p) => p.confidence >= min)
     .sort((a, b) => b.confidence - a.confidence || a.index - b.index)
     .slice(0, opts.topK ?? n);

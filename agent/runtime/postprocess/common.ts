@@ -7,9 +7,16 @@ import type { PostContext } from './types.js';
 export function floatOutput(ctx: PostContext, index = 0): Tensor & { data: Float32Array } {
   const name = ctx.outputOrder[index];
   const t = name === undefined ? undefined : ctx.outputs[name];
-  if (!t) throw new OutpostError('RUNTIME_OUTPUT_UNEXPECTED', `the model produced no output #${index} for ${ctx.purpose}`, { outputs: Object.keys(ctx.outputs) });
+  if (!t)
+    throw new OutpostError('RUNTIME_OUTPUT_UNEXPECTED', `the model produced no output #${index} for ${ctx.purpose}`, {
+      outputs: Object.keys(ctx.outputs),
+    });
   if (t.dtype !== 'float32' || !(t.data instanceof Float32Array)) {
-    throw new OutpostError('RUNTIME_OUTPUT_UNEXPECTED', `output "${name}" is ${t.dtype}; ${ctx.purpose} post-processing reads float32`, { output: name, dtype: t.dtype });
+    throw new OutpostError(
+      'RUNTIME_OUTPUT_UNEXPECTED',
+      `output "${name}" is ${t.dtype}; ${ctx.purpose} post-processing reads float32`,
+      { output: name, dtype: t.dtype },
+    );
   }
   return t as Tensor & { data: Float32Array };
 }
@@ -27,7 +34,7 @@ export function toImageY(g: Geometry, yNet: number): number {
 }
 
 export function clamp(v: number, lo: number, hi: number): number {
-  return v < lo ? lo : v > hi ? hi : v;
+  return v < lo ? lo : Math.min(v, hi);
 }
 
 /** Numerically stable softmax. */

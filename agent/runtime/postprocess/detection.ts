@@ -21,10 +21,16 @@ export function objectDetection(ctx: PostContext, opts: PostOptions = {}): Objec
   const min = opts.confidence ?? 0.3;
   const first = floatOutput(ctx);
   const s = first.shape;
-  const candidates = s.length === 4 && s[3] === 7 && s[0] === 1 && s[1] === 1 ? ssdRows(ctx, first.data, min) : yoloRows(ctx, min);
+  const candidates =
+    s.length === 4 && s[3] === 7 && s[0] === 1 && s[1] === 1 ? ssdRows(ctx, first.data, min) : yoloRows(ctx, min);
   const kept = nms(candidates, opts.overlap ?? 0.3).slice(0, opts.topK ?? Infinity);
   const g = ctx.geometry;
-  return { purpose: 'ObjectDetection', predictions: kept, image: { width: g.imageWidth, height: g.imageHeight }, duration: ctx.duration };
+  return {
+    purpose: 'ObjectDetection',
+    predictions: kept,
+    image: { width: g.imageWidth, height: g.imageHeight },
+    duration: ctx.duration,
+  };
 }
 
 function ssdRows(ctx: PostContext, d: Float32Array, min: number): DetectionPrediction[] {
@@ -35,7 +41,12 @@ function ssdRows(ctx: PostContext, d: Float32Array, min: number): DetectionPredi
     // image_id -1 marks padding rows in Caffe's DetectionOutput.
     if (d[r]! < 0 || !(confidence >= min)) continue;
     const index = Math.round(d[r + 1]!);
-    out.push({ label: labelOf(ctx.labels, index), index, confidence, box: box(g, d[r + 3]! * g.netWidth, d[r + 4]! * g.netHeight, d[r + 5]! * g.netWidth, d[r + 6]! * g.netHeight) });
+    out.push({
+      label: labelOf(ctx.labels, index),
+      index,
+      confidence,
+      box: box(g, d[r + 3]! * g.netWidth, d[r + 4]! * g.netHeight, d[r + 5]! * g.netWidth, d[r + 6]! * g.netHeight),
+    });
   }
   return out;
 }
@@ -48,20 +59,32 @@ function yoloRows(ctx: PostContext, min: number): DetectionPrediction[] {
     const width = t.shape[t.shape.length - 1]!;
     const lead = t.shape.slice(0, -1);
     if (width < 6 || !(lead.length === 1 || (lead.length === 2 && lead[0] === 1))) {
-      throw new OutpostError('RUNTIME_OUTPUT_UNEXPECTED', `detection output "${ctx.outputOrder[k]}" has shape [${t.shape}]; expected [1,1,N,7] (SSD) or [1,N,5+C] (YOLO)`, { shape: t.shape });
+      throw new OutpostError(
+        'RUNTIME_OUTPUT_UNEXPECTED',
+        `detection output "${ctx.outputOrder[k]}" has shape [${t.shape}]; expected [1,1,N,7] (SSD) or [1,N,5+C] (YOLO)`,
+        { shape: t.shape },
+      );
     }
     const d = t.data;
     for (let r = 0; r + width <= d.length; r += width) {
-      let index = 0, best = -Infinity;
-      for (let c = 5; c < width; c++) if (d[r + c]! > best) { best = d[r + c]!; index = c - 5; }
+      let index = 0,
+        best = -Infinity;
+      for (let c = 5; c < width; c++)
+        if (d[r + c]! > best) {
+          best = d[r + c]!;
+          index = c - 5;
+        }
       const confidence = d[r + 4]! * best;
       if (confidence >= min) rows.push({ cx: d[r]!, cy: d[r + 1]!, w: d[r + 2]!, h: d[r + 3]!, confidence, index });
     }
   }
   const normalised = ctx.framework === 'darknet' || rows.every((r) => Math.max(r.cx, r.cy, r.w, r.h) <= 2);
-  const sx = normalised ? g.netWidth : 1, sy = normalised ? g.netHeight : 1;
+  const sx = normalised ? g.netWidth : 1,
+    sy = normalised ? g.netHeight : 1;
   return rows.map((r) => ({
-    label: labelOf(ctx.labels, r.index), index: r.index, confidence: r.confidence,
+    label: labelOf(ctx.labels, r.index),
+    index: r.index,
+    confidence: r.confidence,
     box: box(g, (r.cx - r.w / 2) * sx, (r.cy - r.h / 2) * sy, (r.cx + r.w / 2) * sx, (r.cy + r.h / 2) * sy),
   }));
 }

@@ -12,9 +12,13 @@ export { nms, iou } from './detection.js';
 /** Dispatches on the model's purpose. */
 export function postprocess(ctx: PostContext, opts: PostOptions = {}): PredictResult {
   switch (ctx.purpose) {
-    case 'Classification': return classification(ctx, opts);
-    case 'ObjectDetection': return objectDetection(ctx, opts);
-    case 'PoseEstimation': return poseEstimation(ctx, opts);
-    case 'SemanticSegmentation': return semanticSegmentation(ctx);
+    case 'Classification':
+      return classification(ctx, opts);
+    case 'ObjectDetection':
+      return objectDetection(ctx, opts);
+    case 'PoseEstimation':
+      return poseEstimation(ctx, opts);
+    case 'SemanticSegmentation':
+      return semanticSegmentation(ctx);
   }
 }

@@ -13,20 +13,33 @@ import type { KeyPoint, PoseEstimationResult, PostContext, PostOptions } from '.
 export function poseEstimation(ctx: PostContext, opts: PostOptions = {}): PoseEstimationResult {
   const t = floatOutput(ctx);
   if (t.shape.length !== 4 || t.shape[0] !== 1) {
-    throw new OutpostError('RUNTIME_OUTPUT_UNEXPECTED', `pose output has shape [${t.shape}]; expected heatmaps [1,K,h,w]`, { shape: t.shape });
+    throw new OutpostError(
+      'RUNTIME_OUTPUT_UNEXPECTED',
+      `pose output has shape [${t.shape}]; expected heatmaps [1,K,h,w]`,
+      { shape: t.shape },
+    );
   }
   const [, channels, h, w] = t.shape as [number, number, number, number];
   const k = ctx.labels.length > 0 ? Math.min(ctx.labels.length, channels) : channels;
   const min = opts.confidence ?? 0.1;
   const g = ctx.geometry;
   const key_points: Record<string, KeyPoint | null> = {};
-  let sum = 0, found = 0;
+  let sum = 0,
+    found = 0;
   for (let c = 0; c < k; c++) {
     const base = c * h * w;
-    let best = -Infinity, at = 0;
-    for (let i = 0; i < h * w; i++) if (t.data[base + i]! > best) { best = t.data[base + i]!; at = i; }
+    let best = -Infinity,
+      at = 0;
+    for (let i = 0; i < h * w; i++)
+      if (t.data[base + i]! > best) {
+        best = t.data[base + i]!;
+        at = i;
+      }
     const name = labelOf(ctx.labels, c);
-    if (!(best >= min)) { key_points[name] = null; continue; }
+    if (!(best >= min)) {
+      key_points[name] = null;
+      continue;
+    }
     const xNet = ((at % w) + 0.5) * (g.netWidth / w);
     const yNet = (Math.floor(at / w) + 0.5) * (g.netHeight / h);
     key_points[name] = { x: toImageX(g, xNet), y: toImageY(g, yNet), confidence: best };
@@ -34,5 +47,10 @@ export function poseEstimation(ctx: PostContext, opts: PostOptions = {}): PoseEs
     found++;
   }
   const poses = found > 0 ? [{ key_points, score: sum / k }] : [];
-  return { purpose: 'PoseEstimation', poses, image: { width: g.imageWidth, height: g.imageHeight }, duration: ctx.duration };
+  return {
+    purpose: 'PoseEstimation',
+    poses,
+    image: { width: g.imageWidth, height: g.imageHeight },
+    duration: ctx.duration,
+  };
 }

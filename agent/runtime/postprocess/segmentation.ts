@@ -11,18 +11,29 @@ import type { PostContext, SemanticSegmentationResult } from './types.js';
 export function semanticSegmentation(ctx: PostContext): SemanticSegmentationResult {
   const t = floatOutput(ctx);
   if (t.shape.length !== 4 || t.shape[0] !== 1) {
-    throw new OutpostError('RUNTIME_OUTPUT_UNEXPECTED', `segmentation output has shape [${t.shape}]; expected scores [1,C,h,w]`, { shape: t.shape });
+    throw new OutpostError(
+      'RUNTIME_OUTPUT_UNEXPECTED',
+      `segmentation output has shape [${t.shape}]; expected scores [1,C,h,w]`,
+      { shape: t.shape },
+    );
   }
   const [, classes, h, w] = t.shape as [number, number, number, number];
   const plane = h * w;
   const cells = new Uint16Array(plane);
   for (let i = 0; i < plane; i++) {
-    let best = t.data[i]!, arg = 0;
-    for (let c = 1; c < classes; c++) if (t.data[c * plane + i]! > best) { best = t.data[c * plane + i]!; arg = c; }
+    let best = t.data[i]!,
+      arg = 0;
+    for (let c = 1; c < classes; c++)
+      if (t.data[c * plane + i]! > best) {
+        best = t.data[c * plane + i]!;
+        arg = c;
+      }
     cells[i] = arg;
   }
   const g = ctx.geometry;
-  const colIdx = Array.from({ length: g.imageWidth }, (_, x) => clamp(Math.floor((((x + 0.5) * g.scaleX - g.offsetX) * w) / g.netWidth), 0, w - 1));
+  const colIdx = Array.from({ length: g.imageWidth }, (_, x) =>
+    clamp(Math.floor((((x + 0.5) * g.scaleX - g.offsetX) * w) / g.netWidth), 0, w - 1),
+  );
   const class_map: number[][] = [];
   for (let y = 0; y < g.imageHeight; y++) {
     const cy = clamp(Math.floor((((y + 0.5) * g.scaleY - g.offsetY) * h) / g.netHeight), 0, h - 1);

@@ -9,12 +9,30 @@ import type { Geometry } from '../preprocess.js';
  * caller sent. Every result carries `duration`: the inference time in seconds (pre- and
  * post-processing excluded, as in edgeIQ).
  */
-export interface Box { start_x: number; start_y: number; end_x: number; end_y: number }
+export interface Box {
+  start_x: number;
+  start_y: number;
+  end_x: number;
+  end_y: number;
+}
 
-export interface ClassificationPrediction { label: string; index: number; confidence: number }
-export interface ClassificationResult { purpose: 'Classification'; predictions: ClassificationPrediction[]; duration: number }
+export interface ClassificationPrediction {
+  label: string;
+  index: number;
+  confidence: number;
+}
+export interface ClassificationResult {
+  purpose: 'Classification';
+  predictions: ClassificationPrediction[];
+  duration: number;
+}
 
-export interface DetectionPrediction { label: string; index: number; confidence: number; box: Box }
+export interface DetectionPrediction {
+  label: string;
+  index: number;
+  confidence: number;
+  box: Box;
+}
 export interface ObjectDetectionResult {
   purpose: 'ObjectDetection';
   predictions: DetectionPrediction[];
@@ -22,9 +40,21 @@ export interface ObjectDetectionResult {
   duration: number;
 }
 
-export interface KeyPoint { x: number; y: number; confidence: number }
-export interface Pose { key_points: Record<string, KeyPoint | null>; score: number }
-export interface PoseEstimationResult { purpose: 'PoseEstimation'; poses: Pose[]; image: { width: number; height: number }; duration: number }
+export interface KeyPoint {
+  x: number;
+  y: number;
+  confidence: number;
+}
+export interface Pose {
+  key_points: Record<string, KeyPoint | null>;
+  score: number;
+}
+export interface PoseEstimationResult {
+  purpose: 'PoseEstimation';
+  poses: Pose[];
+  image: { width: number; height: number };
+  duration: number;
+}
 
 export interface SemanticSegmentationResult {
   purpose: 'SemanticSegmentation';
@@ -36,7 +66,11 @@ export interface SemanticSegmentationResult {
   duration: number;
 }
 
-export type PredictResult = ClassificationResult | ObjectDetectionResult | PoseEstimationResult | SemanticSegmentationResult;
+export type PredictResult =
+  | ClassificationResult
+  | ObjectDetectionResult
+  | PoseEstimationResult
+  | SemanticSegmentationResult;
 
 /** Caller options; defaults follow edgeIQ (confidence_level 0.3, overlap_threshold 0.3). */
 export interface PostOptions {

@@ -10,7 +10,15 @@ import type { VersionFile } from '../../../protocol/manifest-types.js';
 import type { CloudClient } from '../../client/cloud-client.js';
 import { defineCommand } from '../args.js';
 import { fsyncDir, hashFile, writeFileAtomic } from '../fs-util.js';
-import { MARKER, STAGING, pruneRemoved, readMarker, reuseInstalled, type Marker, type Removed } from '../install-folder.js';
+import {
+  MARKER,
+  STAGING,
+  pruneRemoved,
+  readMarker,
+  reuseInstalled,
+  type Marker,
+  type Removed,
+} from '../install-folder.js';
 import { createProgress, type Progress } from '../progress.js';
 import { CLOUD_FLAGS, CLOUD_FLAGS_HELP, connect } from '../target.js';
 import { loadApp } from './app-models.js';
@@ -50,10 +58,15 @@ interface Fetched {
 
 /** The catalog's file list is input like any other: paths must stay inside the model folder. */
 function checkFiles(id: string, files: unknown): VersionFile[] {
-  if (!Array.isArray(files)) throw new OutpostError('CLOUD_BAD_RESPONSE', `the catalog sent no file list for ${id}`, { id });
+  if (!Array.isArray(files))
+    throw new OutpostError('CLOUD_BAD_RESPONSE', `the catalog sent no file list for ${id}`, { id });
   return files.map((f: VersionFile) => {
     if (typeof f?.path !== 'string' || !SHA256.test(String(f.sha256)) || !Number.isSafeInteger(f.size) || f.size < 0) {
-      throw new OutpostError('CLOUD_BAD_RESPONSE', `the catalog sent a malformed file entry for ${id}: ${JSON.stringify(f)}`, { id });
+      throw new OutpostError(
+        'CLOUD_BAD_RESPONSE',
+        `the catalog sent a malformed file entry for ${id}: ${JSON.stringify(f)}`,
+        { id },
+      );
     }
     return { path: parseModelPath(f.path, `file of ${id}`), sha256: f.sha256, size: f.size };
   });
@@ -64,7 +77,7 @@ async function isInstalled(target: string, id: string, version: number, files: V
   if (!m || m.id !== id || m.version !== version || JSON.stringify(m.files) !== JSON.stringify(files)) return false;
   for (const f of files) {
     const st = await stat(join(target, f.path)).catch(() => undefined);
-    if (!st || !st.isFile() || st.size !== f.size) return false;
+    if (!st?.isFile() || st.size !== f.size) return false;
   }
   return true;
 }
@@ -73,7 +86,10 @@ async function isInstalled(target: string, id: string, version: number, files: V
 async function recoverAside(stagingOwner: string, name: string, target: string): Promise<void> {
   const entries = await readdir(stagingOwner).catch(() => [] as string[]);
   const aside = entries.filter((e) => e.startsWith(`${name}.old-`));
-  const targetExists = await stat(target).then(() => true, () => false);
+  const targetExists = await stat(target).then(
+    () => true,
+    () => false,
+  );
   for (const [i, e] of aside.entries()) {
     if (!targetExists && i === 0) await rename(join(stagingOwner, e), target);
     else await rm(join(stagingOwner, e), { recursive: true, force: true });
@@ -85,7 +101,15 @@ interface Old {
   marker: Marker | undefined;
 }
 
-async function stageFile(client: CloudClient, dir: string, f: VersionFile, old: Old, ctx: CliContext, onBytes: (n: number) => void, fetched: Fetched): Promise<void> {
+async function stageFile(
+  client: CloudClient,
+  dir: string,
+  f: VersionFile,
+  old: Old,
+  ctx: CliContext,
+  onBytes: (n: number) => void,
+  fetched: Fetched,
+): Promise<void> {
   const dest = join(dir, f.path);
   await mkdir(dirname(dest), { recursive: true });
   // A staged file only appears by the verified rename; a rerun still re-hashes it, cheaply.
@@ -102,7 +126,12 @@ async function stageFile(client: CloudClient, dir: string, f: VersionFile, old: 
   }
   let last = 0;
   const r = await downloadVerified({
-    url: client.blobUrl(f.sha256), headers: client.authHeaders(), sha256: f.sha256, size: f.size, dest, signal: ctx.signal,
+    url: client.blobUrl(f.sha256),
+    headers: client.authHeaders(),
+    sha256: f.sha256,
+    size: f.size,
+    dest,
+    signal: ctx.signal,
     onProgress: (done) => {
       onBytes(done - last);
       last = done;
@@ -113,7 +142,14 @@ async function stageFile(client: CloudClient, dir: string, f: VersionFile, old: 
   fetched.resumed ||= r.resumed;
 }
 
-async function installOne(client: CloudClient, ctx: CliContext, id: string, version: number, files: VersionFile[], progress: (n: number) => void): Promise<Fetched> {
+async function installOne(
+  client: CloudClient,
+  ctx: CliContext,
+  id: string,
+  version: number,
+  files: VersionFile[],
+  progress: (n: number) => void,
+): Promise<Fetched> {
   const { owner, name } = parseModelId(id);
   const models = join(ctx.cwd, 'models');
   const target = join(models, owner, name);
@@ -127,7 +163,10 @@ async function installOne(client: CloudClient, ctx: CliContext, id: string, vers
 
   await mkdir(dirname(target), { recursive: true });
   const aside = join(stagingOwner, `${name}.old-${randomBytes(4).toString('hex')}`);
-  const hadOld = await stat(target).then(() => true, () => false);
+  const hadOld = await stat(target).then(
+    () => true,
+    () => false,
+  );
   if (hadOld) await rename(target, aside);
   await rename(staged, target);
   await fsyncDir(dirname(target));
@@ -164,18 +203,34 @@ ${CLOUD_FLAGS_HELP}`,
     let done = 0;
     const results: Result[] = [];
     for (const p of plan) {
-      const f = p.todo ? await installOne(client, ctx, p.id, p.version, p.files, (n) => bar.update((done += n))) : { bytes: 0, resumed: false, reused: 0 };
-      results.push({ id: p.id, version: p.version, status: p.todo ? 'installed' : 'unchanged', path: p.target, downloadedBytes: f.bytes, resumed: f.resumed, reusedBytes: f.reused });
+      const f = p.todo
+        ? await installOne(client, ctx, p.id, p.version, p.files, (n) => bar.update((done += n)))
+        : { bytes: 0, resumed: false, reused: 0 };
+      results.push({
+        id: p.id,
+        version: p.version,
+        status: p.todo ? 'installed' : 'unchanged',
+        path: p.target,
+        downloadedBytes: f.bytes,
+        resumed: f.resumed,
+        reusedBytes: f.reused,
+      });
     }
     bar.finish();
     // Only after every listed model is in place: a failed run never leaves the app with less.
     const removed: Removed[] = await pruneRemoved(join(ctx.cwd, 'models'), new Set(ids));
     await rm(join(ctx.cwd, 'models', STAGING), { recursive: true, force: true }).catch(() => undefined);
     const lines = [
-      ...results.map((r) => `${r.status === 'installed' ? 'installed' : 'up to date'}  ${r.id} version ${r.version}  -> models/${r.id}`),
+      ...results.map(
+        (r) =>
+          `${r.status === 'installed' ? 'installed' : 'up to date'}  ${r.id} version ${r.version}  -> models/${r.id}`,
+      ),
       ...removed.map((r) => `removed    ${r.id} version ${r.version} (no longer in alwaysai.app.json)`),
     ];
-    const human = lines.length === 0 ? 'no models in alwaysai.app.json; add one with `outpost app models add <owner/name>`' : lines.join('\n');
+    const human =
+      lines.length === 0
+        ? 'no models in alwaysai.app.json; add one with `outpost app models add <owner/name>`'
+        : lines.join('\n');
     printResult(ctx, json, { models: results, removed }, human);
     return 0;
   },

@@ -19,7 +19,12 @@ export async function loadApp(cwd: string, mustExist: boolean): Promise<LoadedAp
   const path = join(cwd, APP_JSON);
   const text = await readIfExists(path);
   if (text === undefined) {
-    if (mustExist) throw new OutpostError('APP_JSON_MISSING', `there is no ${APP_JSON} in ${cwd}; run this in the app folder, or add a model with \`outpost app models add\``, { path });
+    if (mustExist)
+      throw new OutpostError(
+        'APP_JSON_MISSING',
+        `there is no ${APP_JSON} in ${cwd}; run this in the app folder, or add a model with \`outpost app models add\``,
+        { path },
+      );
     return { path, file: { models: {}, raw: {} }, exists: false };
   }
   return { path, file: parseAppFileText(text), exists: true };
@@ -31,7 +36,11 @@ export async function appIdOf(app: LoadedApp, client: CloudClient, cwd: string):
   const { user } = await client.whoami();
   const id = defaultAppId(user, basename(cwd));
   if (!id) {
-    throw new OutpostError('APP_ID_UNKNOWN', `cannot derive the app id from user "${user}" and folder "${basename(cwd)}"; set "outpost": {"app": "owner/name"} in ${APP_JSON}`, { user, folder: basename(cwd) });
+    throw new OutpostError(
+      'APP_ID_UNKNOWN',
+      `cannot derive the app id from user "${user}" and folder "${basename(cwd)}"; set "outpost": {"app": "owner/name"} in ${APP_JSON}`,
+      { user, folder: basename(cwd) },
+    );
   }
   return id;
 }
@@ -42,7 +51,12 @@ function listText(models: Record<string, number>): string {
 }
 
 /** Catalog first, then the file: a refused PUT leaves both as they were. */
-async function commit(ctx: CliContext, client: CloudClient, app: LoadedApp, models: Record<string, number>): Promise<string> {
+async function commit(
+  ctx: CliContext,
+  client: CloudClient,
+  app: LoadedApp,
+  models: Record<string, number>,
+): Promise<string> {
   const appId = await appIdOf(app, client, ctx.cwd);
   try {
     await client.putApp(appId, models);
@@ -51,8 +65,17 @@ async function commit(ctx: CliContext, client: CloudClient, app: LoadedApp, mode
     // not type in this command, or the message reads as if the model they typed were missing.
     const e = err as OutpostError;
     const other = (e.details as { id?: unknown } | undefined)?.id;
-    if (e instanceof OutpostError && (e.code === 'CATALOG_MODEL_NOT_FOUND' || e.code === 'CATALOG_VERSION_NOT_FOUND') && typeof other === 'string' && other in app.file.models) {
-      throw new OutpostError(e.code, `${APP_JSON} lists ${other} version ${app.file.models[other]}, which the catalog refuses: ${e.message}; remove it with \`outpost app models remove ${other}\` or use a token that can see it`, e.details);
+    if (
+      e instanceof OutpostError &&
+      (e.code === 'CATALOG_MODEL_NOT_FOUND' || e.code === 'CATALOG_VERSION_NOT_FOUND') &&
+      typeof other === 'string' &&
+      other in app.file.models
+    ) {
+      throw new OutpostError(
+        e.code,
+        `${APP_JSON} lists ${other} version ${app.file.models[other]}, which the catalog refuses: ${e.message}; remove it with \`outpost app models remove ${other}\` or use a token that can see it`,
+        e.details,
+      );
     }
     throw err;
   }
@@ -77,7 +100,12 @@ ${CLOUD_FLAGS_HELP}`,
     const { version } = await client.getVersion(id, ref.version ?? 'latest');
     const models = { ...app.file.models, [id]: version };
     const appId = await commit(ctx, client, app, models);
-    printResult(ctx, json, { app: appId, added: { id, version }, models }, `added ${id} version ${version} to ${appId}\n${listText(models)}`);
+    printResult(
+      ctx,
+      json,
+      { app: appId, added: { id, version }, models },
+      `added ${id} version ${version} to ${appId}\n${listText(models)}`,
+    );
     return 0;
   },
 });
@@ -94,7 +122,11 @@ ${CLOUD_FLAGS_HELP}`,
     const id = formatModelId(usageOnError(() => parseModelId(positionals[0], 'model')));
     const app = await loadApp(ctx.cwd, true);
     if (!(id in app.file.models)) {
-      throw new OutpostError('APP_MODEL_NOT_IN_APP', `${id} is not in ${APP_JSON}; the app has: ${Object.keys(app.file.models).join(', ') || 'no models'}`, { id });
+      throw new OutpostError(
+        'APP_MODEL_NOT_IN_APP',
+        `${id} is not in ${APP_JSON}; the app has: ${Object.keys(app.file.models).join(', ') || 'no models'}`,
+        { id },
+      );
     }
     const models = { ...app.file.models };
     delete models[id];

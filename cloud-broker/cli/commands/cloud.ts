@@ -2,7 +2,14 @@ import path from 'node:path';
 import { printResult, type Command } from '../../../protocol/cli.js';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import { createLogger } from '../../../protocol/log.js';
-import { DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_MQTT_PORT, DEFAULT_MQTTS_PORT, defaultDataDir, startCloud } from '../../cloud.js';
+import {
+  DEFAULT_HOST,
+  DEFAULT_HTTP_PORT,
+  DEFAULT_MQTT_PORT,
+  DEFAULT_MQTTS_PORT,
+  defaultDataDir,
+  startCloud,
+} from '../../cloud.js';
 import { readTlsFiles, type TlsMaterial } from '../../tls.js';
 import { defineCommand, stringFlag, type FlagValues } from '../args.js';
 
@@ -36,7 +43,11 @@ Logs (pino JSON) go to stderr.`;
 function parsePort(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isInteger(n) || n > 65535) throw new OutpostError('USAGE', `--${flag} "${value}" is not a port (0 to 65535; 0 picks a free one)`, { flag, value });
+  if (!Number.isInteger(n) || n > 65535)
+    throw new OutpostError('USAGE', `--${flag} "${value}" is not a port (0 to 65535; 0 picks a free one)`, {
+      flag,
+      value,
+    });
   return n;
 }
 
@@ -47,14 +58,27 @@ function tlsFlags(values: FlagValues, cwd: string): { cert: string; key: string;
   const ca = stringFlag(values, 'tls-ca');
   if ((cert === undefined) !== (key === undefined)) {
     const [given, missing] = cert === undefined ? ['--tls-key', '--tls-cert'] : ['--tls-cert', '--tls-key'];
-    throw new OutpostError('CLOUD_TLS_FLAGS', `${given} needs ${missing}: the certificate and its private key go together`, { given, missing });
+    throw new OutpostError(
+      'CLOUD_TLS_FLAGS',
+      `${given} needs ${missing}: the certificate and its private key go together`,
+      { given, missing },
+    );
   }
   if (cert === undefined || key === undefined) {
     const orphan = ['tls-ca', 'mqtt-tls-port'].find((f) => stringFlag(values, f) !== undefined);
-    if (orphan) throw new OutpostError('CLOUD_TLS_FLAGS', `--${orphan} needs --tls-cert and --tls-key (MQTT over TLS is off without them)`, { given: `--${orphan}` });
+    if (orphan)
+      throw new OutpostError(
+        'CLOUD_TLS_FLAGS',
+        `--${orphan} needs --tls-cert and --tls-key (MQTT over TLS is off without them)`,
+        { given: `--${orphan}` },
+      );
     return null;
   }
-  return { cert: path.resolve(cwd, cert), key: path.resolve(cwd, key), ca: ca === undefined ? undefined : path.resolve(cwd, ca) };
+  return {
+    cert: path.resolve(cwd, cert),
+    key: path.resolve(cwd, key),
+    ca: ca === undefined ? undefined : path.resolve(cwd, ca),
+  };
 }
 
 /** Two listeners on one fixed port would fail at bind time, after the database was opened. */
@@ -63,7 +87,12 @@ function checkDistinctPorts(ports: Record<string, number | undefined>): void {
   for (const [flag, port] of Object.entries(ports)) {
     if (port === undefined || port === 0) continue;
     const other = seen.get(port);
-    if (other) throw new OutpostError('USAGE', `--${flag} and --${other} are both ${port}; each listener needs its own port (0 picks a free one)`, { flags: [other, flag], port });
+    if (other)
+      throw new OutpostError(
+        'USAGE',
+        `--${flag} and --${other} are both ${port}; each listener needs its own port (0 picks a free one)`,
+        { flags: [other, flag], port },
+      );
     seen.set(port, flag);
   }
 }
@@ -94,10 +123,17 @@ export const cloudStart: Command = defineCommand({
     const tlsPort = parsePort(stringFlag(values, 'mqtt-tls-port'), 'mqtt-tls-port');
     const wsPort = parsePort(stringFlag(values, 'mqtt-ws-port'), 'mqtt-ws-port');
     const files = tlsFlags(values, ctx.cwd);
-    checkDistinctPorts({ 'http-port': httpPort, 'mqtt-port': mqttPort, 'mqtt-tls-port': tlsPort, 'mqtt-ws-port': wsPort });
+    checkDistinctPorts({
+      'http-port': httpPort,
+      'mqtt-port': mqttPort,
+      'mqtt-tls-port': tlsPort,
+      'mqtt-ws-port': wsPort,
+    });
     const host = stringFlag(values, 'host') ?? DEFAULT_HOST;
     const dataDir = stringFlag(values, 'data-dir') ?? defaultDataDir(ctx.env);
-    const tls: (TlsMaterial & { port?: number }) | undefined = files ? { ...(await readTlsFiles(files)), port: tlsPort } : undefined;
+    const tls: (TlsMaterial & { port?: number }) | undefined = files
+      ? { ...(await readTlsFiles(files)), port: tlsPort }
+      : undefined;
     // stdout is for the one result line; logs go to stderr.
     const log = createLogger({ name: 'outpost-cloud', destination: ctx.stderr });
     if (ctx.signal.aborted) return 0;
@@ -113,7 +149,12 @@ export const cloudStart: Command = defineCommand({
       'Stop with Ctrl-C.',
     ];
     // mqtts/ws only when on, so the line of a plain cloud stays exactly what scripts already read.
-    const result = { http: cloud.httpUrl, mqtt: cloud.mqttUrl, ...optionalUrls(cloud.mqttsUrl, cloud.wsUrl), adminTokenFile: cloud.adminTokenFile };
+    const result = {
+      http: cloud.httpUrl,
+      mqtt: cloud.mqttUrl,
+      ...optionalUrls(cloud.mqttsUrl, cloud.wsUrl),
+      adminTokenFile: cloud.adminTokenFile,
+    };
     printResult(ctx, json, result, lines.join('\n'));
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) resolve();

@@ -30,10 +30,16 @@ export const demo: Command = defineCommand({
     const raw = stringFlag(values, 'timeout');
     const timeout = raw === undefined ? 60 : Number(raw);
     if (!Number.isFinite(timeout) || timeout <= 0 || (raw !== undefined && raw.trim() === '')) {
-      throw new OutpostError('USAGE', `--timeout "${raw}" must be a number of seconds above 0`, { flag: 'timeout', value: raw });
+      throw new OutpostError('USAGE', `--timeout "${raw}" must be a number of seconds above 0`, {
+        flag: 'timeout',
+        value: raw,
+      });
     }
     const keepRunning = values['keep-running'] === true;
-    const result = await runDemo({ dataDir: stringFlag(values, 'data-dir'), keepRunning, timeoutMs: timeout * 1000, json }, ctx);
+    const result = await runDemo(
+      { dataDir: stringFlag(values, 'data-dir'), keepRunning, timeoutMs: timeout * 1000, json },
+      ctx,
+    );
     // With --keep-running the JSON line was printed before waiting for Ctrl-C.
     if (json && !keepRunning) printResult(ctx, true, result, '');
     return 0;

@@ -22,7 +22,8 @@ export function targetOf(values: FlagValues): Target {
   const tag = stringFlag(values, 'tag');
   const all = values.all === true;
   const n = (device !== undefined ? 1 : 0) + (tag !== undefined ? 1 : 0) + (all ? 1 : 0);
-  if (n !== 1) throw new OutpostError('DEPLOY_TARGET_INVALID', 'give exactly one target: --device <id>, --tag <tag> or --all');
+  if (n !== 1)
+    throw new OutpostError('DEPLOY_TARGET_INVALID', 'give exactly one target: --device <id>, --tag <tag> or --all');
   if (device !== undefined) return { kind: 'device', value: device };
   if (tag !== undefined) return { kind: 'tag', value: tag };
   return { kind: 'all', value: '*' };
@@ -46,7 +47,15 @@ ${CLOUD_FLAGS_HELP}`,
       throw new OutpostError('USAGE', 'give a model (owner/name[@version]) or --app owner/app, not both');
     }
     const target = usageOnError(() => targetOf(values));
-    const spec = app !== undefined ? { app } : { model: usageOnError(() => { parseModelRef(positionals[0]); return positionals[0]; }) };
+    const spec =
+      app !== undefined
+        ? { app }
+        : {
+            model: usageOnError(() => {
+              parseModelRef(positionals[0]);
+              return positionals[0];
+            }),
+          };
     const t = await resolveCloud(values, ctx);
     const res = await new FleetClient(t).deploy(spec, target);
     const what = res.deployments.map((d) => `${d.model}@${d.version}`).join(', ');

@@ -10,7 +10,8 @@ import { formatTelemetry } from '../../fleet/telemetry-format.js';
 import { defineCommand, stringFlag, usageOnError, type FlagValues } from '../args.js';
 import { CLOUD_FLAGS, CLOUD_FLAGS_HELP, resolveCloud } from '../target.js';
 
-const client = async (values: FlagValues, ctx: Parameters<typeof resolveCloud>[1]): Promise<FleetClient> => new FleetClient(await resolveCloud(values, ctx));
+const client = async (values: FlagValues, ctx: Parameters<typeof resolveCloud>[1]): Promise<FleetClient> =>
+  new FleetClient(await resolveCloud(values, ctx));
 
 function list(values: FlagValues, name: string): string[] {
   const v = values[name] as unknown;
@@ -33,14 +34,20 @@ ${CLOUD_FLAGS_HELP}`,
     const id = usageOnError(() => parseDeviceId(positionals[0], 'device id'));
     const tags = usageOnError(() => list(values, 'tag').map((t) => parseTag(t, '--tag')));
     const out = stringFlag(values, 'out');
-    if (out === undefined) throw new OutpostError('USAGE', '--out DIR is required: the device\'s agent.json is written there');
+    if (out === undefined)
+      throw new OutpostError('USAGE', "--out DIR is required: the device's agent.json is written there");
     const dir = path.resolve(ctx.cwd, out);
     const res = await (await client(values, ctx)).provision(id, tags);
     const file = path.join(dir, 'agent.json');
     // The agent parses this file at start; checking it here makes a bad one fail on this side.
     parseAgentConfig(res.agentConfig, file);
     await writeAgentConfig(dir, res.agentConfig);
-    printResult(ctx, json, { device: res.device, agentConfig: file }, `provisioned ${id}${tags.length ? ` (tags: ${tags.join(', ')})` : ''}; wrote ${file} (contains the device token: keep it secret)`);
+    printResult(
+      ctx,
+      json,
+      { device: res.device, agentConfig: file },
+      `provisioned ${id}${tags.length ? ` (tags: ${tags.join(', ')})` : ''}; wrote ${file} (contains the device token: keep it secret)`,
+    );
     return 0;
   },
 });
@@ -54,8 +61,16 @@ ${CLOUD_FLAGS_HELP}`,
   options: CLOUD_FLAGS,
   async run({ values, json }, ctx) {
     const devices = await (await client(values, ctx)).listDevices();
-    const rows = devices.map((d) => `${d.id.padEnd(24)} ${(d.status ?? 'unknown').padEnd(8)} rev ${String(d.revision).padEnd(5)} ${d.tags.join(',')}`);
-    printResult(ctx, json, { devices }, devices.length ? rows.join('\n') : 'no devices; provision one with `outpost device provision <id> --out DIR`');
+    const rows = devices.map(
+      (d) =>
+        `${d.id.padEnd(24)} ${(d.status ?? 'unknown').padEnd(8)} rev ${String(d.revision).padEnd(5)} ${d.tags.join(',')}`,
+    );
+    printResult(
+      ctx,
+      json,
+      { devices },
+      devices.length ? rows.join('\n') : 'no devices; provision one with `outpost device provision <id> --out DIR`',
+    );
     return 0;
   },
 });
@@ -77,7 +92,9 @@ ${CLOUD_FLAGS_HELP}`,
       `desired revision ${r.desired?.revision ?? '-'} (expires ${r.desired?.expires ?? '-'}):`,
       ...(r.desired?.models ?? []).map((m) => `  ${m.id}@${m.version} ${m.framework} (${m.files.length} files)`),
       `reported (revision ${r.reported?.appliedRevision ?? '-'}, agent ${r.reported?.agentVersion ?? '-'}):`,
-      ...(r.reported?.models ?? []).map((m) => `  ${m.id} active ${m.activeVersion ?? '-'} ${m.state}${m.error ? ` ${m.error.code}` : ''}`),
+      ...(r.reported?.models ?? []).map(
+        (m) => `  ${m.id} active ${m.activeVersion ?? '-'} ${m.state}${m.error ? ` ${m.error.code}` : ''}`,
+      ),
       ...formatTelemetry(r.telemetry ?? null),
     ];
     printResult(ctx, json, r, lines.join('\n'));

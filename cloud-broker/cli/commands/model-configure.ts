@@ -3,7 +3,12 @@ import type { CliContext } from '../../../protocol/cli.js';
 import { printResult } from '../../../protocol/cli.js';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import {
-  MODEL_JSON, PARAM_KEYS, PLACEHOLDER_ID, defaultManifest, parseModelManifest, toModelJson,
+  MODEL_JSON,
+  PARAM_KEYS,
+  PLACEHOLDER_ID,
+  defaultManifest,
+  parseModelManifest,
+  toModelJson,
 } from '../../../protocol/manifest.js';
 import { defineCommand, type FlagOptions, type FlagValues } from '../args.js';
 import { readIfExists, writeFileAtomic } from '../fs-util.js';
@@ -11,9 +16,25 @@ import { checkModelFiles } from '../model-folder.js';
 
 /** The seed's flags, same names; framework maps to the JSON key framework_type. */
 const FLAG_NAMES = [
-  'framework', 'model_file', 'mean', 'scalefactor', 'size', 'purpose', 'crop', 'config_file', 'label_file',
-  'colors_file', 'swaprb', 'softmax', 'output_layer_names', 'device', 'architecture', 'quantize_input',
-  'quantize_output', 'input_format', 'output_format',
+  'framework',
+  'model_file',
+  'mean',
+  'scalefactor',
+  'size',
+  'purpose',
+  'crop',
+  'config_file',
+  'label_file',
+  'colors_file',
+  'swaprb',
+  'softmax',
+  'output_layer_names',
+  'device',
+  'architecture',
+  'quantize_input',
+  'quantize_output',
+  'input_format',
+  'output_format',
 ] as const;
 const BOOL_FLAGS = new Set(['crop', 'swaprb', 'softmax', 'quantize_input', 'quantize_output']);
 const OPTIONS: FlagOptions = Object.fromEntries(FLAG_NAMES.map((n) => [n, { type: 'string' as const }]));
@@ -72,7 +93,13 @@ function numbers(flag: string, value: string, count: number[], sep: RegExp): num
   const parts = inner.split(sep).map((s) => s.trim());
   const nums = parts.map((s) => (s === '' ? NaN : Number(s)));
   if (!count.includes(nums.length) || nums.some((n) => !Number.isFinite(n))) {
-    throw bad(flag, value, flag === 'size' ? 'WIDTHxHEIGHT or WIDTH,HEIGHT, e.g. 300x300' : 'one number or three comma-separated numbers, e.g. 104,117,123');
+    throw bad(
+      flag,
+      value,
+      flag === 'size'
+        ? 'WIDTHxHEIGHT or WIDTH,HEIGHT, e.g. 300x300'
+        : 'one number or three comma-separated numbers, e.g. 104,117,123',
+    );
   }
   return nums;
 }
@@ -111,10 +138,18 @@ async function existingTopLevel(path: string): Promise<Record<string, unknown> |
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new OutpostError('MODEL_JSON_SYNTAX', `the existing ${MODEL_JSON} is not valid JSON (${(err as Error).message}); fix it or delete it, then run configure again`, { path });
+    throw new OutpostError(
+      'MODEL_JSON_SYNTAX',
+      `the existing ${MODEL_JSON} is not valid JSON (${(err as Error).message}); fix it or delete it, then run configure again`,
+      { path },
+    );
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new OutpostError('MODEL_FIELD_INVALID', `the existing ${MODEL_JSON} does not hold a JSON object; fix it or delete it`, { path });
+    throw new OutpostError(
+      'MODEL_FIELD_INVALID',
+      `the existing ${MODEL_JSON} does not hold a JSON object; fix it or delete it`,
+      { path },
+    );
   }
   const top = { ...(raw as Record<string, unknown>) };
   delete top.model_parameters;
@@ -132,16 +167,25 @@ export const modelConfigure = defineCommand({
     let manifest = defaultManifest(params);
     const target = join(ctx.cwd, MODEL_JSON);
     const top = await existingTopLevel(target);
-    if (top !== undefined) manifest = parseModelManifest({ ...top, model_parameters: toModelJson(manifest).model_parameters }, { allowPlaceholderId: true });
+    if (top !== undefined)
+      manifest = parseModelManifest(
+        { ...top, model_parameters: toModelJson(manifest).model_parameters },
+        { allowPlaceholderId: true },
+      );
     await checkModelFiles(ctx.cwd, manifest, (k) => `--${k}`);
     const doc = toModelJson(manifest);
     await writeFileAtomic(target, JSON.stringify(doc, null, 2) + '\n');
     const p = manifest.model_parameters;
-    const next = manifest.id === PLACEHOLDER_ID
-      ? `Next: set "id" in ${MODEL_JSON} to "<your user name>/<model name>", then run \`outpost model publish\`.`
-      : `Next: run \`outpost model publish\` to publish ${manifest.id}.`;
-    printResult(ctx, json, { file: target, manifest: doc },
-      `wrote ${target}\n  framework ${p.framework_type}, purpose ${p.purpose}, size ${p.size.join('x')}, model_file ${p.model_file}\n${next}`);
+    const next =
+      manifest.id === PLACEHOLDER_ID
+        ? `Next: set "id" in ${MODEL_JSON} to "<your user name>/<model name>", then run \`outpost model publish\`.`
+        : `Next: run \`outpost model publish\` to publish ${manifest.id}.`;
+    printResult(
+      ctx,
+      json,
+      { file: target, manifest: doc },
+      `wrote ${target}\n  framework ${p.framework_type}, purpose ${p.purpose}, size ${p.size.join('x')}, model_file ${p.model_file}\n${next}`,
+    );
     return 0;
   },
 });

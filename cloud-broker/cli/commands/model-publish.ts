@@ -33,7 +33,11 @@ export const modelPublish = defineCommand({
     // The server enforces ownership; asking first saves hashing and uploading a 1 GB model.
     const me = await client.whoami();
     if (me.kind !== 'admin' && me.user !== owner) {
-      throw new OutpostError('AUTH_OWNER_FORBIDDEN', `the token belongs to "${me.user}", which may not publish to "${owner}"; set "id" in ${MODEL_JSON} to "${me.user}/${name}" or use ${owner}'s token`, { user: me.user, owner });
+      throw new OutpostError(
+        'AUTH_OWNER_FORBIDDEN',
+        `the token belongs to "${me.user}", which may not publish to "${owner}"; set "id" in ${MODEL_JSON} to "${me.user}/${name}" or use ${owner}'s token`,
+        { user: me.user, owner },
+      );
     }
 
     const paths = [...manifestFiles(manifest), MODEL_JSON];
@@ -59,7 +63,13 @@ export const modelPublish = defineCommand({
       const p = abs.get(f.path)!;
       if ((await stat(p)).size !== f.size) throw changed(f.path);
       try {
-        await client.putBlob(f.sha256, f.size, createReadStream(p), (sent) => uploading.update(base + sent), ctx.signal);
+        await client.putBlob(
+          f.sha256,
+          f.size,
+          createReadStream(p),
+          (sent) => uploading.update(base + sent),
+          ctx.signal,
+        );
       } catch (err) {
         if (toOutpostError(err).code === 'BLOB_HASH_MISMATCH') throw changed(f.path);
         throw err;
@@ -68,7 +78,11 @@ export const modelPublish = defineCommand({
     }
     uploading.finish();
 
-    const created = await client.createVersion(owner, name, { manifest: toModelJson(manifest), files, force: values.force === true });
+    const created = await client.createVersion(owner, name, {
+      manifest: toModelJson(manifest),
+      files,
+      force: values.force === true,
+    });
     const human = created.unchanged
       ? `${created.id} is unchanged: still version ${created.version} (use --force to publish a new version anyway)`
       : `published ${created.id} version ${created.version} (${files.length} files, ${missing.length} uploaded, ${upTotal} bytes)`;
@@ -78,5 +92,9 @@ export const modelPublish = defineCommand({
 });
 
 function changed(path: string): OutpostError {
-  return new OutpostError('MODEL_FILE_CHANGED', `${path} changed while it was being published; wait until nothing writes to the model folder and publish again`, { path });
+  return new OutpostError(
+    'MODEL_FILE_CHANGED',
+    `${path} changed while it was being published; wait until nothing writes to the model folder and publish again`,
+    { path },
+  );
 }

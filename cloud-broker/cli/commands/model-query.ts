@@ -18,9 +18,13 @@ ${CLOUD_FLAGS_HELP}`,
   options: CLOUD_FLAGS,
   async run({ values, json }, ctx) {
     const models = await (await connect(values, ctx)).listModels();
-    const human = models.length === 0
-      ? 'no models yet; publish one with `outpost model publish`'
-      : table([['ID', 'LATEST', 'PUBLIC', 'UPDATED'], ...models.map((m) => [m.id, String(m.latest), m.public ? 'yes' : 'no', m.updatedAt])]);
+    const human =
+      models.length === 0
+        ? 'no models yet; publish one with `outpost model publish`'
+        : table([
+            ['ID', 'LATEST', 'PUBLIC', 'UPDATED'],
+            ...models.map((m) => [m.id, String(m.latest), m.public ? 'yes' : 'no', m.updatedAt]),
+          ]);
     printResult(ctx, json, { models }, human);
     return 0;
   },
@@ -37,7 +41,10 @@ ${CLOUD_FLAGS_HELP}`,
   async run({ values, positionals, json }, ctx) {
     const { owner, name } = usageOnError(() => parseModelId(positionals[0], 'model id'));
     const model = await (await connect(values, ctx)).getModel(`${owner}/${name}`);
-    const human = table([['VERSION', 'CREATED', 'DIGEST'], ...model.versions.map((v) => [String(v.version), v.createdAt, v.digest.slice(0, 16)])]);
+    const human = table([
+      ['VERSION', 'CREATED', 'DIGEST'],
+      ...model.versions.map((v) => [String(v.version), v.createdAt, v.digest.slice(0, 16)]),
+    ]);
     printResult(ctx, json, { id: model.id, versions: model.versions }, human);
     return 0;
   },

@@ -22,7 +22,12 @@ ${CLOUD_FLAGS_HELP}`,
     usageOnError(() => parseModelId(positionals[0], 'model id'));
     const target = usageOnError(() => targetOf(values));
     const res = await new FleetClient(await resolveCloud(values, ctx)).rollback(positionals[0], target);
-    printResult(ctx, json, res, `rolled back ${positionals[0]} on ${describeTarget(res.target)}: version ${res.from} -> ${res.to}; ${res.devices.length} device(s) updated`);
+    printResult(
+      ctx,
+      json,
+      res,
+      `rolled back ${positionals[0]} on ${describeTarget(res.target)}: version ${res.from} -> ${res.to}; ${res.devices.length} device(s) updated`,
+    );
     return 0;
   },
 });

@@ -26,11 +26,15 @@ export function renderRollout(devices: RolloutDevice[]): string {
   for (const d of devices) {
     const rev = `${d.appliedRevision ?? '-'}/${d.revision}`;
     const status = d.status ?? 'unknown';
-    if (d.models.length === 0) rows.push([d.device, status, rev, '-', '-', '-', d.converged ? 'converged' : 'unreported']);
-    for (const m of d.models) rows.push([d.device, status, rev, m.id, String(m.desired ?? '-'), String(m.active ?? '-'), stateText(m)]);
+    if (d.models.length === 0)
+      rows.push([d.device, status, rev, '-', '-', '-', d.converged ? 'converged' : 'unreported']);
+    for (const m of d.models)
+      rows.push([d.device, status, rev, m.id, String(m.desired ?? '-'), String(m.active ?? '-'), stateText(m)]);
   }
   const done = devices.filter((d) => d.converged).length;
-  const refused = devices.filter((d) => d.desiredError).map((d) => `${d.device} refused its desired state: ${d.desiredError!.code}: ${d.desiredError!.message}`);
+  const refused = devices
+    .filter((d) => d.desiredError)
+    .map((d) => `${d.device} refused its desired state: ${d.desiredError!.code}: ${d.desiredError!.message}`);
   return [table(rows), ...refused, `${done}/${devices.length} device(s) converged`].join('\n');
 }
 

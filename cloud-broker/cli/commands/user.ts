@@ -22,10 +22,19 @@ ${CLOUD_FLAGS_HELP}`,
   async run({ values, positionals, json }, ctx) {
     const name = positionals[0];
     if (!isModelIdPart(name)) {
-      throw new OutpostError('USAGE', `user name "${name}" must be 1-64 letters, digits, . _ - starting with a letter or digit (it becomes the owner part of model ids)`, { value: name });
+      throw new OutpostError(
+        'USAGE',
+        `user name "${name}" must be 1-64 letters, digits, . _ - starting with a letter or digit (it becomes the owner part of model ids)`,
+        { value: name },
+      );
     }
     const u = await (await connect(values, ctx)).createUser(name);
-    printResult(ctx, json, u, `created user ${u.name}\ntoken: ${u.token}\n(shown only now; the user passes it as --token or OUTPOST_TOKEN)`);
+    printResult(
+      ctx,
+      json,
+      u,
+      `created user ${u.name}\ntoken: ${u.token}\n(shown only now; the user passes it as --token or OUTPOST_TOKEN)`,
+    );
     return 0;
   },
 });
