@@ -1,17 +1,16 @@
 import { createLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { toOutpostError } from '../../protocol/errors/index.js';
 import type { AgentConfig } from '../../protocol/agent-config.js';
-import type { BackendCapability as ReportedBackend } from '../../protocol/reported-state.js';
 import { loadAgentConfig, diffReloadable, applyReloadable, type LoadedAgentConfig } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
-import { Runtime } from '../runtime/model-service.js';
+import { Runtime } from '../runtime/runtime.js';
 import { createApiServer, EventHub, runtimeEventSource, servingRuntime, type ApiServer } from '../api/index.js';
 import { createNotifier, type Notifier } from '../system/sd-notify.js';
 import { startWatchdog } from '../system/watchdog.js';
 import { packageInfo } from '../system/package-root.js';
 import type { MqttSession } from '../sync/mqtt-session.js';
 import type { Reconciler } from '../sync/reconciler.js';
-import { compatibilityGate } from '../sync/gate.js';
+import { compatibilityCheck } from '../sync/compatibility.js';
 import { createSyncEngine } from './sync-engine.js';
 import { handleCommand } from './commands.js';
 import { probeHost } from './host.js';
@@ -86,10 +85,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }
 
   const host = await probeHost(root);
-  let backends = await reportedBackends(runtime);
+  let backends = await runtime.capabilities();
 
   const { session, reconciler } = createSyncEngine(config, store, root, {
-    gate: (m) => compatibilityGate({ backends, deviceType: host.deviceType })(m),
+    incompatible: (m) => compatibilityCheck({ backends, deviceType: host.deviceType })(m),
     // Load + smoke-run once in the staging folder; activate() then reuses that instance.
     beforeActivate: (dir, model) => runtime.prepare(model.id, model.version, dir),
     onActivated: (id, version, dir) => runtime.activate(id, version, dir),
@@ -168,7 +167,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         root.level = config.log.level;
         telemetry.reconfigure(config.telemetry);
         api.setLimits(config.api);
-        backends = await reportedBackends(runtime);
+        backends = await runtime.capabilities();
         // Restart-only keys keep their running value: say so, so the edit is not silently lost.
         if (diff.restartRequired.length > 0) {
           log.warn(
@@ -199,16 +198,4 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
   };
   return daemon;
-}
-
-/** The runtime's backends as the reported state carries them (the gate reads the same list). */
-async function reportedBackends(runtime: Runtime): Promise<ReportedBackend[]> {
-  return (await runtime.capabilities()).map((b) => ({
-    name: b.name,
-    available: b.available,
-    reason: b.reason,
-    frameworks: [...b.frameworks],
-    hardware: b.hardware,
-    details: b.details,
-  }));
 }

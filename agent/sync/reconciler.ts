@@ -25,8 +25,8 @@ export interface ReconcilerOptions {
   blobs: BlobSource;
   /** Persisted applied revision and last verified document. */
   state: SyncState;
-  /** The compatibility gate: why this device cannot run a model, or null. */
-  gate: (model: DesiredModel) => OutpostError | null;
+  /** The compatibility check: why this device cannot run a model, or null. */
+  incompatible: (model: DesiredModel) => OutpostError | null;
   /** Load + smoke-run a version before it becomes current (throw to refuse it). */
   beforeActivate?: (versionDir: string, model: DesiredModel) => Promise<void>;
   /** Called after a version became current (the runtime switches to it) or a model was removed. */
@@ -249,7 +249,7 @@ export class Reconciler {
       installed,
       failures: [...this.failures.values()],
       incompatible: (m) => {
-        const e = this.opts.gate(m);
+        const e = this.opts.incompatible(m);
         return e ? { code: e.code, message: e.message } : null;
       },
     });

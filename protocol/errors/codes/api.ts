@@ -91,7 +91,7 @@ export const API = {
   API_MODEL_NOT_READY: {
     status: 503,
     exit: EXIT.UNAVAILABLE,
-    hint: 'The model is installed but has no version that can serve (still loading, or its load failed). Retry later; /v1/status shows its state and error.',
+    hint: 'The model is known but has no version that can serve (its load failed). /v1/status shows its state and error; deploy a version that loads, or fix the one installed.',
   },
   API_SATURATED: {
     status: 503,
