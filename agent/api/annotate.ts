@@ -1,4 +1,5 @@
-import sharp, { type Metadata, type OverlayOptions } from 'sharp';
+import type { Metadata, OverlayOptions } from 'sharp';
+import { loadSharp } from '../runtime/load-sharp.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import type { PredictResult } from './types.js';
 
@@ -134,6 +135,7 @@ function segmentationOverlay(result: PredictResult): { data: Buffer; width: numb
 }
 
 export async function annotate(image: Uint8Array, result: PredictResult): Promise<Buffer> {
+  const sharp = await loadSharp();
   let meta: Metadata;
   try {
     meta = await sharp(image).metadata();
