@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { toOutpostError } from '../../protocol/errors/index.js';
 import type { AgentConfig } from '../../protocol/agent-config.js';
@@ -8,6 +7,7 @@ import { Runtime } from '../runtime/runtime.js';
 import { createApiServer, EventHub, runtimeEventSource, servingRuntime, type ApiServer } from '../api/index.js';
 import { createNotifier, type Notifier } from '../system/sd-notify.js';
 import { startWatchdog } from '../system/watchdog.js';
+import { packageInfo } from '../system/package-root.js';
 import type { MqttSession } from '../sync/mqtt-session.js';
 import type { Reconciler } from '../sync/reconciler.js';
 import { compatibilityCheck } from '../sync/compatibility.js';
@@ -23,14 +23,8 @@ import { createTelemetry, type Telemetry } from '../telemetry/index.js';
  * the reverse order: stop taking requests and let in-flight ones finish, park downloads (their
  * partial files stay and resume), publish `offline`, unload models.
  */
-export const AGENT_VERSION: string = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
-      .version;
-  } catch {
-    return '0.0.0';
-  }
-})();
+/** The installed package's version (GET /v2, the reported state, --version). */
+export const AGENT_VERSION: string = packageInfo().version;
 
 export interface DaemonOptions {
   configPath?: string;
