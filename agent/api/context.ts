@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../protocol/log.js';
 import type { BufferPool } from './body.js';
 import type { SseClients } from './events.js';
-import type { ConcurrencyGate } from './gate.js';
+import type { ConcurrencyLimiter } from './limiter.js';
 import type { ApiMetrics } from './metrics.js';
 import type { ShmRegistry } from './shm.js';
 import type { ApiLimits, ServingRuntime } from './types.js';
@@ -12,7 +12,7 @@ export interface ApiContext {
   runtime: ServingRuntime;
   log: Logger;
   limits: ApiLimits;
-  gate: ConcurrencyGate;
+  limiter: ConcurrencyLimiter;
   metrics: ApiMetrics;
   sse: SseClients;
   /** Registered system shared-memory regions (the Triton extension). */

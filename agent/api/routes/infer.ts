@@ -12,7 +12,7 @@ import type { Tensor, TensorInfo } from '../../runtime/backend.js';
 import type { ApiContext, Handler } from '../context.js';
 import { lend, readAlignedBody, type BodyLease } from '../body.js';
 import { header, mediaType, sendParts, tooLarge } from '../http.js';
-import type { ServedModel } from '../types.js';
+import type { ModelDescription } from '../types.js';
 import { servedModel } from './models.js';
 
 /**
@@ -26,7 +26,7 @@ import { servedModel } from './models.js';
  */
 export const infer: Handler = async (req, res, { params }, ctx) => {
   const { entry, model } = servedModel(ctx, params);
-  const release = ctx.gate.acquire(entry.id);
+  const release = ctx.limiter.acquire(entry.id);
   const leases: BodyLease[] = [];
   try {
     const type = mediaType(req);
@@ -128,7 +128,7 @@ function parseHeaderLength(raw: string | undefined): number | undefined {
 
 /** Every model input present, no others, dtype and shape as the model declares (null = free). */
 function checkInputs(
-  model: ServedModel,
+  model: ModelDescription,
   given: Record<string, Tensor | InferRequest['inputs'][string]>,
 ): Record<string, Tensor> {
   const byName = new Map<string, TensorInfo>(model.inputs.map((i) => [i.name, i]));
@@ -170,7 +170,7 @@ function checkInputs(
   return out;
 }
 
-function selectOutputs(model: ServedModel, request: InferRequest): NonNullable<InferRequest['outputs']> {
+function selectOutputs(model: ModelDescription, request: InferRequest): NonNullable<InferRequest['outputs']> {
   if (request.outputs === null) return model.outputs.map((o) => ({ name: o.name, binary: request.binaryOutput }));
   const names = new Set(model.outputs.map((o) => o.name));
   for (const o of request.outputs) {
