@@ -5,6 +5,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { parseDeviceTopic } from '../../protocol/topics.js';
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { DEFAULT_CLOUD_LIMITS, type CloudLimits } from '../limits.js';
@@ -156,7 +157,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         return;
       }
       const budget = budgets.get(client);
-      const kind = packet.topic.split('/')[3] as PayloadKind;
+      // canPublish passed, so this is one of the device's own writable topics.
+      const kind = parseDeviceTopic(packet.topic)?.kind as PayloadKind;
       const refused = budget?.admit(kind, packet.payload.length) ?? null;
       if (refused) {
         log.warn(

@@ -116,7 +116,8 @@ export class PublishBudget {
 
   /** Null admits the publish (and counts it in flight until `done`); otherwise why not. */
   admit(kind: PayloadKind, bytes: number): Refusal | null {
-    const max = this.limits.maxPayload[kind];
+    // An unknown kind gets no allowance at all (deny by default).
+    const max = this.limits.maxPayload[kind] ?? 0;
     if (bytes > max) return { reason: 'payload', detail: `${bytes} bytes on ${kind}, at most ${max}` };
     const t = this.now();
     this.tokens = Math.min(this.limits.publishBurst, this.tokens + ((t - this.last) / 1000) * this.limits.publishRate);

@@ -36,7 +36,7 @@ export function authenticateLimited(limiter: FailureLimiter, db: Db, req: Incomi
       log.warn(
         {
           source,
-          token: token === undefined ? null : fingerprint(token),
+          tokenFingerprint: token === undefined ? null : fingerprint(token),
           by: tripped.source ? 'source' : 'credential',
           limits: limiter.limits,
         },

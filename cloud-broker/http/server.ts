@@ -29,7 +29,9 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
   const log = moduleLogger(deps.log, 'http');
   const limits = deps.limits ?? DEFAULT_CLOUD_LIMITS;
   const limiter = deps.authLimiter ?? new FailureLimiter(limits.auth);
-  const server = http.createServer((req, res) => {
+  // Node checks headersTimeout/requestTimeout every connectionsCheckingInterval (30 s by
+  // default, settable only here): once a second keeps a short limit meaningful.
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
     void handle(deps, limiter, log, req, res);
   });
   guardServer(server, limits.http, log);
