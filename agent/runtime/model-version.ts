@@ -13,8 +13,8 @@ import { concreteShape, validateInputs } from './tensors.js';
 /**
  * One loaded model version: its manifest, labels, colors and backend handle.
  *
- *   loadVersion(dir, {registry, log, backend?}) -> ModelVersion   (reads alwaysai.model.json)
- *   version.smokeTest()                 one inference + post-processing on a synthetic input
+ *   ModelVersion.load(dir, {registry, log?, backend?})   reads alwaysai.model.json, loads the backend
+ *   version.smokeTest()                 the activation gate's trial run on a synthetic input
  *   version.infer(tensors)              raw tensors in, raw tensors out, with duration (s)
  *   version.predict(image | frame, o)   pre-process, infer, post-process -> typed result
  *   version.dispose()                   idempotent; only the Runtime calls it, after the last request
@@ -130,14 +130,14 @@ export class ModelVersion {
   }
 
   /**
-   * The gate before activation: a synthetic mid-gray frame of the model's own input size goes
+   * The activation gate's trial run: a synthetic mid-gray frame of the model's own input size goes
    * through pre-processing, the backend and post-processing, so a model whose input size or
-   * output layout does not match its JSON never becomes active.
+   * output layout does not match its JSON never becomes active. A model with several inputs
+   * cannot take an image: one run on zero tensors proves it executes.
    */
   async smokeTest(): Promise<void> {
     try {
       if (this.model.inputs.length !== 1) {
-        // Multi-input models cannot take an image; one zero tensor run proves they execute.
         const feeds = Object.fromEntries(this.model.inputs.map((i) => [i.name, zeros(i)]));
         await this.infer(feeds);
         return;
