@@ -1,13 +1,12 @@
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { OutpostError } from '../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../protocol/log.js';
 import { writeFileAtomic } from '../agent/fs/atomic-file.js';
+import { packageInfo } from '../agent/system/package-root.js';
 import { BlobStore } from './artifacts/index.js';
 import { ensureAdminToken } from './auth/index.js';
 import { openDb, type Db } from './db/index.js';
@@ -226,23 +225,7 @@ async function removeInfoIfOurs(file: string): Promise<void> {
   }
 }
 
-let cachedVersion: string | undefined;
-
-/** The version in the nearest package.json above this file (works from source and from dist/). */
+/** The version of the package this runs from (source, dist/ or an installed tarball). */
 export function packageVersion(): string {
-  if (cachedVersion) return cachedVersion;
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'outpost' && pkg.version) return (cachedVersion = pkg.version);
-    } catch {
-      // keep looking upwards
-    }
-    dir = path.dirname(dir);
-  }
-  return (cachedVersion = '0.0.0');
+  return packageInfo().version;
 }

@@ -30,8 +30,8 @@ export type Serving =
 /**
  * One loaded model version: its manifest, labels, colors and backend handle.
  *
- *   loadVersion(dir, {registry, log, backend?}) -> ModelVersion   (reads alwaysai.model.json)
- *   version.smokeTest()                 one inference + post-processing on a synthetic input
+ *   ModelVersion.load(dir, {registry, log?, backend?})   reads alwaysai.model.json, loads the backend
+ *   version.smokeTest()                 the activation gate's trial run on a synthetic input
  *   version.infer(tensors)              raw tensors in, raw tensors out, with duration (s)
  *   version.predict(image | frame, o)   pre-process, infer, post-process -> typed result
  *   version.dispose()                   idempotent; only the Runtime calls it, after the last request

@@ -27,9 +27,12 @@ export interface StoreOptions {
   backoffMs?: number;
 }
 
+/** A model as the models folder holds it. */
 export interface InstalledModel {
   id: string;
+  /** The active version, or null when none is active (never installed, or removed). */
   current: number | null;
+  /** Complete versions kept on disk (current included), for instant rollback. */
   versions: number[];
 }
 
@@ -130,7 +133,7 @@ export class Store {
     });
   }
 
-  /** Makes an installed version current (after the optional gate). */
+  /** Makes an installed version current (after the optional activation gate). */
   async activate(
     id: string,
     version: number,

@@ -46,3 +46,8 @@ export const CATALOG: Readonly<Record<ErrorCode, ErrorSpec>> = Object.freeze(
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(CATALOG, code);
 }
+
+/** Whether another attempt of the same operation can succeed (see ErrorSpec.retryable). */
+export function isRetryable(code: string): boolean {
+  return isErrorCode(code) && CATALOG[code].retryable === true;
+}

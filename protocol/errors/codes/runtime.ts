@@ -52,6 +52,7 @@ export const RUNTIME = {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: 'The model version was unloaded while the request was being prepared. Retry; the active version will answer.',
+    retryable: true,
   },
   RUNTIME_MODEL_NOT_LOADED: {
     status: 404,

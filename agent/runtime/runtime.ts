@@ -6,7 +6,8 @@ import type { Tensor } from './backend.js';
 import { ModelVersion, type InferOutput, type Serving } from './model-version.js';
 import type { PostOptions, PredictResult } from './postprocess/index.js';
 import type { RawFrame } from './preprocess.js';
-import { BackendRegistry, type BackendCapability } from './registry.js';
+import type { BackendCapability } from '../../protocol/reported-state.js';
+import { BackendRegistry } from './registry.js';
 
 /**
  * The runtime the agent serves models from: one active version per model, switched without
@@ -14,7 +15,7 @@ import { BackendRegistry, type BackendCapability } from './registry.js';
  *
  *   const rt = new Runtime({ log, registry? })
  *   await rt.activate(id, version, dir)         load + smoke-test, then swap atomically
- *   rt.beforeActivate                           (dir, manifest) => Promise<void>: the store's gate
+ *   rt.beforeActivate                           (dir, manifest) => Promise<void>: the store's activation gate
  *   await rt.infer(id, tensors, {version?})     -> { outputs, duration, version }
  *   await rt.predict(id, image|frame, opts)     -> typed result + version
  *   rt.list() / rt.get(id)                      what is served (id, version, backend, inputs...)
