@@ -12,6 +12,7 @@ import { AGENT } from './codes/agent.js';
 import { SYNC } from './codes/sync.js';
 import { DEMO } from './codes/demo.js';
 import { TLS } from './codes/tls.js';
+import { LIMITS } from './codes/limits.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -36,6 +37,7 @@ export const AREAS = {
   sync: SYNC,
   demo: DEMO,
   tls: TLS,
+  limits: LIMITS,
 } as const;
 
 type Areas = typeof AREAS;
