@@ -7,6 +7,8 @@ import type { Signer } from '../signing/sign.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
+import { RolloutScheduler } from './rollout-scheduler.js';
+import { Rollouts } from './rollouts.js';
 
 export interface FleetServicesOptions {
   db: Db;
@@ -28,10 +30,14 @@ export interface FleetServicesOptions {
   externalBroker?: { url: string; username: string; password: string; publicUrl?: string; ca?: string | Buffer };
   /** Desired-state lifetime in seconds (default 7 days). */
   lifetimeSeconds?: number;
+  /** The rollout scheduler's timer period (default 1 s). */
+  rolloutTickMs?: number;
 }
 
 export interface FleetServices {
   fleet: Fleet;
+  rollouts: Rollouts;
+  scheduler: RolloutScheduler;
   signer: Signer;
   broker: RunningBroker | null;
   publisher: Publisher;
@@ -101,13 +107,21 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   }
   fleet.attach(publisher);
   fleet.startRefresh();
+  const rollouts = new Rollouts(fleet, log);
+  // Started after the publisher is attached: a batch it sends must be published, not only stored.
+  const scheduler = new RolloutScheduler(fleet, rollouts, { log, tickMs: o.rolloutTickMs });
+  fleet.onDeviceEvent = () => scheduler.onDeviceEvent();
+  scheduler.start();
   return {
     fleet,
+    rollouts,
+    scheduler,
     signer,
     broker,
     publisher,
     mqttUrl,
     async close() {
+      await scheduler.stop();
       fleet.stop();
       await publisher.close();
       await broker?.close();
