@@ -5,7 +5,7 @@ import type { BackendCapability, Capabilities } from './reported-state.js';
 
 /**
  * The compatibility check: a model this device cannot run is refused before a byte is downloaded
- * (DESIGN principle 3: "a model for another device type or runtime"), with a code the operator
+ * ("wrong software for the device" in docs/security.md), with a code the operator
  * sees in `outpost rollout status`. It lives in protocol/ because both sides run it: the agent
  * before it downloads, the cloud's `outpost plan` on the capabilities a device reported.
  *

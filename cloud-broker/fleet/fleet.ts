@@ -342,9 +342,10 @@ export class Fleet {
   }
 
   /**
-   * Brings each device's signed document up to date: a new revision when its model list changed
-   * or when the document passed half of its lifetime. Returns the devices
-   * that got a new revision. Signing and storing happen in one transaction per device.
+   * Brings each device's signed document up to date: a new revision when its model list (or the
+   * blob base) changed, or when the document passed half of its lifetime. Returns the devices
+   * that got a new revision. Signing and storing happen in one transaction per device; publishing
+   * follows, after all of them.
    */
   reconcile(ids?: readonly string[]): Promise<string[]> {
     return this.transact((sign) => sign(ids).changed);
@@ -442,12 +443,16 @@ export class Fleet {
 
   // ---- reports ---------------------------------------------------------------------------
 
-  /** Handles a message from the publisher's subscriptions; bad input is logged, never thrown. */
+  /**
+   * Handles a message from the publisher's subscriptions. Bad input is dropped, never thrown: a
+   * malformed report or telemetry sample is logged; an unknown status word is ignored.
+   */
   ingest(topic: string, payload: Buffer): void {
     const t = parseDeviceTopic(topic);
     if (!t || payload.length === 0) return;
     const at = new Date().toISOString();
-    // The report UPDATE itself skips removed and unknown devices: no lookup per report.
+    // Reports are queued and written in one UPDATE batch per event-loop turn, which skips removed
+    // and unknown devices itself: no lookup per report (a fleet reports often).
     if (t.kind !== 'reported') {
       const dev = this.store.getDevice(t.deviceId);
       if (!dev || dev.removedAt !== null) return;

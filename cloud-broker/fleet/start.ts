@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../protocol/log.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
+import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Db } from '../db/open.js';
+import type { CloudLimits } from '../limits.js';
 import { loadOrCreateSigner } from '../signing/keys.js';
 import type { Signer } from '../signing/sign.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
@@ -30,6 +32,9 @@ export interface FleetServicesOptions {
   externalBroker?: { url: string; username: string; password: string; publicUrl?: string; ca?: string | Buffer };
   /** Desired-state lifetime in seconds (default 7 days). */
   lifetimeSeconds?: number;
+  /** The embedded broker's per-device bounds and the shared failed-login limiter. */
+  limits?: CloudLimits['broker'];
+  authLimiter?: FailureLimiter;
   /** The rollout scheduler's timer period (default 1 s). */
   rolloutTickMs?: number;
 }
@@ -73,6 +78,8 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       tls: o.tls,
       authenticate: brokerAuthenticator(o.db, service),
       log,
+      limits: o.limits,
+      authLimiter: o.authLimiter,
     });
     creds = { ...service, url: broker.url };
     mqttUrl = broker.tlsUrl ?? broker.url;
