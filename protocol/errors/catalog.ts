@@ -13,6 +13,7 @@ import { SYNC } from './codes/sync.js';
 import { DEMO } from './codes/demo.js';
 import { TLS } from './codes/tls.js';
 import { LIMITS } from './codes/limits.js';
+import { ROLLOUT } from './codes/rollout.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -38,6 +39,7 @@ export const AREAS = {
   demo: DEMO,
   tls: TLS,
   limits: LIMITS,
+  rollout: ROLLOUT,
 } as const;
 
 type Areas = typeof AREAS;
