@@ -1,6 +1,8 @@
 import type { Logger } from '../../protocol/log.js';
 import type { Framework, Purpose } from '../../protocol/manifest-types.js';
 import type { Tensor, TensorInfo } from '../runtime/backend.js';
+import type { Serving } from '../runtime/model-version.js';
+import type { ShmLimits } from './shm.js';
 
 /**
  * The narrow view of the runtime that the socket API needs. The daemon passes an adapter over
@@ -23,6 +25,12 @@ export interface ModelEntry {
   loadedVersions: number[];
   state: ServingState;
   error?: { code: string; message: string };
+  /**
+   * `raw-tensors` when the active version serves KServe inference only (its input is not one
+   * image or its outputs cannot be post-processed); `notice` then says why and what to set.
+   */
+  serving?: 'results' | 'raw-tensors';
+  notice?: { code: string; message: string };
 }
 
 /** What the API needs of one loaded version (the runtime's ServedModel, narrowed). */
@@ -35,6 +43,8 @@ export interface ModelDescription {
   backend: string;
   inputs: readonly TensorInfo[];
   outputs: readonly TensorInfo[];
+  /** The layouts /predict uses and how each was chosen, or why it serves raw tensors only. */
+  serving?: Serving;
 }
 
 export interface PredictOptions {
@@ -131,4 +141,6 @@ export interface ApiServerOptions {
   status?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Reported by GET /v2 and /v1/status. */
   version?: string;
+  /** Bounds on registered shared-memory regions (agent/api/shm.ts). */
+  shm?: ShmLimits;
 }

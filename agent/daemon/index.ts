@@ -17,12 +17,6 @@ import { probeHost } from './host.js';
 import { meteredRuntime } from './metered-runtime.js';
 import { createTelemetry, type Telemetry } from '../telemetry/index.js';
 
-/**
- * The agent daemon: config -> store -> runtime -> local API -> sync, in that order, so that the
- * device serves what it has before (and whether or not) it reaches the broker. Shutdown runs in
- * the reverse order: stop taking requests and let in-flight ones finish, park downloads (their
- * partial files stay and resume), publish `offline`, unload models.
- */
 /** The installed package's version (GET /v2, the reported state, --version). */
 export const AGENT_VERSION: string = packageInfo().version;
 
@@ -46,10 +40,16 @@ export interface Daemon {
   readonly telemetry: Telemetry;
   /** Re-reads the config and applies what can change without a restart (SIGHUP). */
   reload(): Promise<{ applied: string[]; restartNeeded: string[] }>;
-  /** The graceful stop: see the class comment. Idempotent. */
+  /** The graceful stop, in the order startDaemon's comment gives. Idempotent. */
   stop(opts?: { graceMs?: number }): Promise<void>;
 }
 
+/**
+ * The agent daemon: config -> store -> runtime -> local API -> sync, in that order, so that the
+ * device serves what it has before (and whether or not) it reaches the broker. Shutdown (`stop`) runs
+ * in the reverse order: stop taking requests and let in-flight ones finish, park downloads (their
+ * partial files stay and resume), publish `offline`, unload models.
+ */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const env = opts.env ?? process.env;
   const loaded = opts.loaded ?? (await loadAgentConfig({ path: opts.configPath, env, overrides: opts.overrides }));
@@ -128,7 +128,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   await api.listen(config.socket, config.socketMode);
   log.info({ socket: config.socket, models: runtime.list().length }, 'local API listening');
 
-  // READY once the socket listens, whether or not the broker is reachable (issue 6).
+  // READY once the socket listens, whether or not the broker is reachable: a device that boots
+  // offline serves what it has, and systemd must not hold its dependents back for the network.
   notifier.ready(`serving ${runtime.list().length} model(s); connecting to ${config.cloud.mqtt}`);
   const watchdog = startWatchdog(notifier, env);
 

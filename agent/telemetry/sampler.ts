@@ -42,6 +42,7 @@ export class Sampler {
       at: new Date(now).toISOString(),
       intervalSeconds: Math.round((now - this.last) / 100) / 10,
       uptimeSeconds: Math.round((now - this.started) / 1000),
+      startedAt: new Date(this.started).toISOString(),
       cpu: { loadPercent: cpu.loadPercent, load1: cpu.load1, cores: cpu.cores },
       memory: mem ?? { totalBytes: 0, availableBytes: 0, usedBytes: 0 },
       process: { rssBytes: usage.rss, heapUsedBytes: usage.heapUsed, cpuPercent: cpu.processPercent },
