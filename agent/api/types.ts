@@ -2,6 +2,7 @@ import type { Logger } from '../../protocol/log.js';
 import type { Framework, Purpose } from '../../protocol/manifest-types.js';
 import type { Tensor, TensorInfo } from '../runtime/backend.js';
 import type { Serving } from '../runtime/model-version.js';
+import type { RawFrame } from '../runtime/preprocess.js';
 import type { ShmLimits } from './shm.js';
 
 /**
@@ -76,11 +77,11 @@ export interface ServingRuntime {
     version: number | undefined,
     inputs: Record<string, Tensor>,
   ): Promise<{ version: number; outputs: Record<string, Tensor> }>;
-  /** Pre-processing, inference and post-processing of one JPEG/PNG image. */
+  /** Pre-processing, inference and post-processing of one JPEG/PNG image or raw frame. */
   predict(
     id: string,
     version: number | undefined,
-    image: Uint8Array,
+    image: Uint8Array | RawFrame,
     opts: PredictOptions,
   ): Promise<{ version: number; result: PredictResult }>;
 }
