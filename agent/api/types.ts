@@ -2,6 +2,7 @@ import type { Logger } from '../../protocol/log.js';
 import type { Framework, Purpose } from '../../protocol/manifest-types.js';
 import type { Tensor, TensorInfo } from '../runtime/backend.js';
 import type { Serving } from '../runtime/model-version.js';
+import type { ShmLimits } from './shm.js';
 
 /**
  * The narrow view of the runtime that the socket API needs. The daemon passes an adapter over
@@ -140,4 +141,6 @@ export interface ApiServerOptions {
   status?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Reported by GET /v2 and /v1/status. */
   version?: string;
+  /** Bounds on registered shared-memory regions (agent/api/shm.ts). */
+  shm?: ShmLimits;
 }
