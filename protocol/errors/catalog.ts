@@ -6,6 +6,7 @@ import { FETCH } from './codes/fetch.js';
 import { STORE } from './codes/store.js';
 import { RUNTIME } from './codes/runtime.js';
 import { API } from './codes/api.js';
+import { SHM } from './codes/shm.js';
 import { ADDON } from './codes/addon.js';
 import { AGENT } from './codes/agent.js';
 import { SYNC } from './codes/sync.js';
@@ -31,6 +32,7 @@ export const AREAS = {
   store: STORE,
   runtime: RUNTIME,
   api: API,
+  shm: SHM,
   addon: ADDON,
   agent: AGENT,
   sync: SYNC,
