@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../protocol/log.js';
 import type { SseClients } from './events.js';
+import type { MemoryBudget } from './admission.js';
 import type { ConcurrencyLimiter } from './limiter.js';
 import type { ApiMetrics } from './metrics.js';
 import type { ApiLimits, ServingRuntime } from './types.js';
@@ -11,6 +12,7 @@ export interface ApiContext {
   log: Logger;
   limits: ApiLimits;
   limiter: ConcurrencyLimiter;
+  memory: MemoryBudget;
   metrics: ApiMetrics;
   sse: SseClients;
   version: string;

@@ -20,6 +20,7 @@ import { servedModel } from './models.js';
 export const infer: Handler = async (req, res, { params }, ctx) => {
   const { entry, model } = servedModel(ctx, params);
   const release = ctx.limiter.acquire(entry.id);
+  let releaseMemory = (): void => undefined;
   try {
     const type = mediaType(req);
     if (type !== undefined && type !== 'application/json' && type !== 'application/octet-stream') {
@@ -30,6 +31,11 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
       );
     }
     const hl = parseHeaderLength(header(req, 'inference-header-content-length'));
+    // Tensor bytes in flight: the body and the tensors decoded from it, reserved before the body
+    // is read (a chunked body without a length reserves the largest allowed).
+    const declared = Number(header(req, 'content-length'));
+    const bodyBytes = Number.isSafeInteger(declared) && declared >= 0 ? declared : ctx.limits.maxBodyBytes;
+    releaseMemory = ctx.memory.reserve(Math.min(bodyBytes, ctx.limits.maxBodyBytes) * 2, 'the tensors');
     const body = await readBody(req, ctx.limits.maxBodyBytes);
     const request = parseInferRequest(body, hl);
     const inputs = checkInputs(model, request);
@@ -62,6 +68,7 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
     if (encoded.headerLength !== undefined) headers['Inference-Header-Content-Length'] = String(encoded.headerLength);
     sendBytes(res, 200, encoded.body, headers);
   } finally {
+    releaseMemory();
     release();
   }
 };

@@ -1,4 +1,5 @@
 import { OutpostError, toOutpostError } from '../../../protocol/errors/index.js';
+import { decodedBytes } from '../admission.js';
 import { annotate } from '../annotate.js';
 import type { Handler } from '../context.js';
 import { mediaType, readBody, sendBytes, sendJson } from '../http.js';
@@ -68,6 +69,7 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
     );
   }
   const release = ctx.limiter.acquire(entry.id);
+  let releaseMemory = (): void => undefined;
   try {
     const image = await readBody(req, ctx.limits.maxBodyBytes);
     if (!imageKind(image)) {
@@ -77,6 +79,8 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
         { bytes: image.length },
       );
     }
+    // Reserved from the header alone, before a pixel is decoded (agent/api/admission.ts).
+    releaseMemory = ctx.memory.reserve(await decodedBytes(image), 'the image');
     ctx.metrics.modelRequests.inc({ model: entry.id, route: 'predict' });
     const started = process.hrtime.bigint();
     let out: Awaited<ReturnType<typeof ctx.runtime.predict>>;
@@ -95,6 +99,7 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
       sendJson(res, 200, { model: entry.id, version: out.version, ...out.result });
     }
   } finally {
+    releaseMemory();
     release();
   }
 };
