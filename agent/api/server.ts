@@ -7,8 +7,10 @@ import { SseClients } from './events.js';
 import { MemoryBudget } from './admission.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { ClientGone, errorBody, sendError, splitUrl } from './http.js';
+import { BufferPool } from './body.js';
 import { ApiMetrics } from './metrics.js';
 import { ROUTES } from './routes/index.js';
+import { ShmRegistry } from './shm.js';
 import { listenOnSocket } from './socket.js';
 import { DEFAULT_LIMITS, type ApiLimits, type ApiServerOptions } from './types.js';
 
@@ -82,6 +84,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     memory,
     metrics,
     sse,
+    shm: new ShmRegistry(opts.shm),
+    pool: new BufferPool(),
     version: opts.version ?? '0.1.0',
     startedAt: Date.now(),
     status: opts.status,
@@ -220,6 +224,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       }
       server.closeAllConnections();
       for (const s of sockets) s.destroy();
+      // After the requests in flight: they may still read or write their regions.
+      ctx.shm.close();
       await closed;
       log.info({ socket: socketPath }, 'local API closed');
     },

@@ -43,6 +43,8 @@ export interface ReconcilerOptions {
   publish: (doc: ReportedState) => void;
   capabilities: () => Capabilities;
   agentVersion: string;
+  /** When this agent started (reported, so a rollout can tell a restart); default: the process start. */
+  startedAt?: string;
   log: Logger;
   now?: () => Date;
   retryMinMs?: number;
@@ -64,8 +66,10 @@ export class Reconciler {
   private lastError: { code: string; message: string } | null = null;
   private readonly log: Logger;
   private stopped = false;
+  private readonly startedAt: string;
 
   constructor(private readonly opts: ReconcilerOptions) {
+    this.startedAt = opts.startedAt ?? new Date(Math.floor(Date.now() - process.uptime() * 1000)).toISOString();
     this.log = moduleLogger(opts.log, 'sync');
     this.runner = new ExclusiveRunner((err) => this.log.error({ err }, 'apply failed unexpectedly'));
     this.retry = new Backoff(opts.retryMinMs ?? 2_000, opts.retryMaxMs ?? 300_000);
@@ -153,6 +157,7 @@ export class Reconciler {
         .sort((a, b) => a.id.localeCompare(b.id)),
       capabilities: this.opts.capabilities(),
       ...(this.lastError ? { desiredError: this.lastError } : {}),
+      startedAt: this.startedAt,
     };
   }
 

@@ -3,6 +3,7 @@ import type { Migration } from './migrate.js';
 import { FLEET_V1 } from './migrations-fleet.js';
 import { TELEMETRY_V1 } from '../fleet/telemetry.js';
 import { ACCESS_V1 } from './migrations-access.js';
+import { ROLLOUTS_V1 } from './migrations-rollouts.js';
 
 /**
  * Every schema migration of the cloud database, applied in this order; the index + 1 of the last
@@ -17,4 +18,5 @@ export const MIGRATIONS: readonly Migration[] = [
   FLEET_V1,
   TELEMETRY_V1,
   ACCESS_V1,
+  ROLLOUTS_V1,
 ];

@@ -9,6 +9,8 @@ import type { Signer } from '../signing/sign.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
+import { RolloutScheduler } from './rollout-scheduler.js';
+import { Rollouts } from './rollouts.js';
 
 export interface FleetServicesOptions {
   db: Db;
@@ -33,10 +35,14 @@ export interface FleetServicesOptions {
   /** The embedded broker's per-device bounds and the shared failed-login limiter. */
   limits?: CloudLimits['broker'];
   authLimiter?: FailureLimiter;
+  /** The rollout scheduler's timer period (default 1 s). */
+  rolloutTickMs?: number;
 }
 
 export interface FleetServices {
   fleet: Fleet;
+  rollouts: Rollouts;
+  scheduler: RolloutScheduler;
   signer: Signer;
   broker: RunningBroker | null;
   publisher: Publisher;
@@ -108,13 +114,21 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   }
   fleet.attach(publisher);
   fleet.startRefresh();
+  const rollouts = new Rollouts(fleet, log);
+  // Started after the publisher is attached: a batch it sends must be published, not only stored.
+  const scheduler = new RolloutScheduler(fleet, rollouts, { log, tickMs: o.rolloutTickMs });
+  fleet.onDeviceEvent = () => scheduler.onDeviceEvent();
+  scheduler.start();
   return {
     fleet,
+    rollouts,
+    scheduler,
     signer,
     broker,
     publisher,
     mqttUrl,
     async close() {
+      await scheduler.stop();
       fleet.stop();
       await publisher.close();
       await broker?.close();

@@ -24,6 +24,7 @@ interface DeploymentRow {
   app: string | null;
   created_at: string;
   rolled_back_at: string | null;
+  rollout_id: number | null;
 }
 
 const now = (): string => new Date().toISOString();
@@ -37,6 +38,7 @@ function toDeployment(r: DeploymentRow): Deployment {
     app: r.app,
     createdAt: r.created_at,
     rolledBackAt: r.rolled_back_at,
+    rolloutId: r.rollout_id,
   };
 }
 
@@ -125,14 +127,20 @@ export class FleetStore {
     for (const t of tags) del.run(id, t);
   }
 
-  insertDeployment(target: Target, model: string, version: number, app: string | null): Deployment {
+  insertDeployment(
+    target: Target,
+    model: string,
+    version: number,
+    app: string | null,
+    rolloutId: number | null = null,
+  ): Deployment {
     const createdAt = now();
     const info = this.db
       .prepare(
-        'INSERT INTO deployments (target_kind, target, model, version, app, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+        'INSERT INTO deployments (target_kind, target, model, version, app, created_at, rollout_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
       )
-      .run(target.kind, target.value, model, version, app, createdAt);
-    return { id: Number(info.lastInsertRowid), target, model, version, app, createdAt, rolledBackAt: null };
+      .run(target.kind, target.value, model, version, app, createdAt, rolloutId);
+    return { id: Number(info.lastInsertRowid), target, model, version, app, createdAt, rolledBackAt: null, rolloutId };
   }
 
   /** Live (not rolled back) deployments, oldest first. */

@@ -6,12 +6,14 @@ import { FETCH } from './codes/fetch.js';
 import { STORE } from './codes/store.js';
 import { RUNTIME } from './codes/runtime.js';
 import { API } from './codes/api.js';
+import { SHM } from './codes/shm.js';
 import { ADDON } from './codes/addon.js';
 import { AGENT } from './codes/agent.js';
 import { SYNC } from './codes/sync.js';
 import { DEMO } from './codes/demo.js';
 import { TLS } from './codes/tls.js';
 import { LIMITS } from './codes/limits.js';
+import { ROLLOUT } from './codes/rollout.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -30,12 +32,14 @@ export const AREAS = {
   store: STORE,
   runtime: RUNTIME,
   api: API,
+  shm: SHM,
   addon: ADDON,
   agent: AGENT,
   sync: SYNC,
   demo: DEMO,
   tls: TLS,
   limits: LIMITS,
+  rollout: ROLLOUT,
 } as const;
 
 type Areas = typeof AREAS;
