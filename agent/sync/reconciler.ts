@@ -1,7 +1,6 @@
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { OutpostError, toOutpostError, CATALOG, EXIT } from '../../protocol/errors/index.js';
 import { verifyDesired, type DesiredModel, type DesiredState } from '../../protocol/desired-state.js';
-import type { TrustedKey } from '../../protocol/signing.js';
 import type { Capabilities, ReportedModel, ReportedState } from '../../protocol/reported-state.js';
 import type { Store, InstallPhase } from '../store/index.js';
 import type { BlobSource } from '../fetch/index.js';
@@ -9,6 +8,7 @@ import { plan, type FailureMemo, type Step } from './planner.js';
 import { ExclusiveRunner } from './exclusive-runner.js';
 import { Backoff } from './backoff.js';
 import type { SyncState } from './sync-state.js';
+import type { TrustStore } from './trust-store.js';
 
 /**
  * The reconcile loop: verified desired state -> plan -> apply, one apply at a time, reporting
@@ -20,7 +20,8 @@ import type { SyncState } from './sync-state.js';
  */
 export interface ReconcilerOptions {
   deviceId: string;
-  trustedKeys: readonly TrustedKey[];
+  /** The root of trust: its online keys verify desired states; it walks forward on unknown keys. */
+  trust: TrustStore;
   store: Store;
   blobs: BlobSource;
   /** Persisted applied revision and last verified document. */
@@ -61,6 +62,9 @@ export function isRetryable(code: string): boolean {
   );
 }
 
+/** Refusals that a newer root may cure: the walk runs, then the document is verified again. */
+const CURABLE_BY_NEW_ROOT = new Set(['DESIRED_UNTRUSTED_KEY', 'TRUST_ROOT_EXPIRED']);
+
 /** Install progress is reported at most this often (outcomes go out at once). */
 const PROGRESS_EVERY_MS = 1000;
 
@@ -76,6 +80,8 @@ export class Reconciler {
   private lastError: { code: string; message: string } | null = null;
   private readonly log: Logger;
   private stopped = false;
+  /** Counts received documents, so that a walk that ends late re-verifies only the newest one. */
+  private received = 0;
 
   constructor(private readonly opts: ReconcilerOptions) {
     this.log = moduleLogger(opts.log, 'sync');
@@ -102,14 +108,16 @@ export class Reconciler {
 
   /** A desired-state message from the broker (raw payload). Bad documents never reach the planner. */
   onDesired(payload: Buffer | string): void {
+    const seq = ++this.received;
     let verified: DesiredState;
     try {
       verified = this.verify(payload, this.opts.state.lastRevision());
     } catch (err) {
       const e = toOutpostError(err);
-      this.lastError = { code: e.code, message: e.message };
-      this.log.warn({ code: e.code }, e.message);
-      this.publishNow();
+      this.refused(e.code, e.message);
+      // A document by a key the trusted root does not name may be by a new online key: walk the
+      // root chain, then verify this document again (unless a newer one arrived meanwhile).
+      if (CURABLE_BY_NEW_ROOT.has(e.code)) void this.retryAfterWalk(payload, seq);
       return;
     }
     this.lastError = null;
@@ -123,6 +131,25 @@ export class Reconciler {
     this.opts.state.save(verified.revision, typeof payload === 'string' ? payload : payload.toString('utf8'));
     this.failures.clear();
     this.accept(verified);
+  }
+
+  private refused(code: string, message: string): void {
+    this.lastError = { code, message };
+    this.log.warn({ code }, message);
+    this.publishNow();
+  }
+
+  private async retryAfterWalk(payload: Buffer | string, seq: number): Promise<void> {
+    const advanced = await this.opts.trust.refresh();
+    if (this.stopped || seq !== this.received) return;
+    if (advanced) {
+      this.received--;
+      this.onDesired(payload);
+      return;
+    }
+    // The walk found nothing newer; a root it refused says more than "untrusted key".
+    const why = this.opts.trust.lastError;
+    if (why) this.refused(why.code, why.message);
   }
 
   /** `sync` command: forget failures and apply again now. */
@@ -203,8 +230,10 @@ export class Reconciler {
   }
 
   private verify(payload: Buffer | string, lastRevision: number | null): DesiredState {
+    const online = this.opts.trust.online();
     return verifyDesired(payload, {
-      trustedKeys: this.opts.trustedKeys,
+      trustedKeys: online.keys,
+      revoked: online.revoked,
       deviceId: this.opts.deviceId,
       now: this.opts.now?.() ?? new Date(),
       lastRevision,

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { buildCommand } from '../../protocol/command.js';
+import { COMMANDS, type CommandName } from '../../protocol/topics.js';
 import type { AgentConfigDraft } from './provision.js';
 import { parseDesiredSigned, type DesiredModel, type DesiredSigned } from '../../protocol/desired-state.js';
 import { OutpostError } from '../../protocol/errors/index.js';
@@ -18,7 +21,10 @@ import { describeTarget, parseTag, type Deployment, type DeviceRecord, type Targ
 
 export interface FleetOptions {
   db: Db;
+  /** The online key (cloud-broker/signing/trust.ts follows rotations behind this one object). */
   signer: Signer;
+  /** The newest root for agent.json's trustedRoot (undefined before `outpost keys init`). */
+  provisionRoot?: () => Record<string, unknown> | undefined;
   log: Logger;
   /** Written into agent.json by provision (`ca` only when the broker uses a private CA). */
   urls: AgentConfigDraft['cloud'];
@@ -31,6 +37,15 @@ export interface FleetOptions {
 }
 
 export type DeploySpec = { model: string } | { app: string };
+
+export interface CommandSent {
+  device: string;
+  command: CommandName;
+  args: Record<string, string>;
+  nonce: string;
+  expires: string;
+  keyid: string;
+}
 
 export interface DeployResult {
   target: Target;
@@ -57,6 +72,8 @@ export class Fleet {
   private blobBase: string;
   private timer: NodeJS.Timeout | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last answer of each device to each command (device -> command -> answer); in memory, bounded by devices x commands. */
+  private readonly answers = new Map<string, Map<string, Record<string, unknown>>>();
 
   constructor(private readonly opts: FleetOptions) {
     this.store = new FleetStore(opts.db);
@@ -119,6 +136,7 @@ export class Fleet {
     })();
     this.log.info({ device: id, tags }, 'device provisioned');
     await this.reconcile([id]);
+    const root = this.opts.provisionRoot?.();
     return {
       device: this.store.getDevice(id)!,
       agentConfig: {
@@ -130,6 +148,7 @@ export class Fleet {
         },
         credentials: { username: id, token },
         trustedKeys: [this.opts.signer.trustedKey()],
+        ...(root ? { trustedRoot: root } : {}),
         tags,
       },
     };
@@ -155,6 +174,7 @@ export class Fleet {
       this.store.markRemoved(d.id);
       this.telemetry.forget(d.id);
     })();
+    this.answers.delete(d.id);
     this.opts.onRevoke?.(d.id);
     await this.publisher
       ?.clearDesired(d.id)
@@ -261,15 +281,24 @@ export class Fleet {
    * or when the document passed half of its lifetime. Returns the devices
    * that got a new revision. Signing and storing happen in one transaction per device.
    */
-  reconcile(ids?: readonly string[]): Promise<string[]> {
+  reconcile(ids?: readonly string[], opts: { resign?: boolean } = {}): Promise<string[]> {
     // One reconcile at a time: two overlapping ones could publish revisions out of order, and
     // the broker would then retain the older one, which the device refuses as a rollback.
-    const run = this.queue.then(() => this.reconcileNow(ids));
+    const run = this.queue.then(() => this.reconcileNow(ids, opts.resign ?? false));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async reconcileNow(ids: readonly string[] | undefined): Promise<string[]> {
+  /**
+   * Signs every device's document again with a new revision: after the online key changed, the
+   * retained documents by the old (now revoked) key would be refused by devices that walked to the
+   * new root.
+   */
+  resignAll(): Promise<string[]> {
+    return this.reconcile(undefined, { resign: true });
+  }
+
+  private async reconcileNow(ids: readonly string[] | undefined, resign: boolean): Promise<string[]> {
     const devices = ids
       ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null)
       : this.store.listDevices();
@@ -281,7 +310,7 @@ export class Fleet {
       const cur = this.store.desiredOf(d.id);
       const halfLife = cur?.expires ? Date.parse(cur.expires) - (this.lifetime * 1000) / 2 : 0;
       const stale = now.getTime() >= halfLife;
-      if (cur?.digest === digest && !stale) continue;
+      if (cur?.digest === digest && !stale && !resign) continue;
       const doc = this.opts.db.transaction(() => {
         const revision = (this.store.desiredOf(d.id)?.revision ?? 0) + 1;
         const signed = parseDesiredSigned(buildSigned(d.id, revision, models, now, this.lifetime));
@@ -317,6 +346,19 @@ export class Fleet {
     return run;
   }
 
+  /**
+   * Signs an imperative command for one device with the online key (a fresh 128-bit nonce, a
+   * lifetime of COMMAND_DEFAULT_LIFETIME_S) and publishes it; the device answers on responses/{cmd}.
+   */
+  async sendCommand(idIn: string, command: CommandName, args: Record<string, string> = {}): Promise<CommandSent> {
+    const d = this.getDevice(idIn);
+    if (!this.publisher) throw new OutpostError('BROKER_UNREACHABLE', 'the fleet publisher is not connected; retry');
+    const signed = buildCommand(d.id, command, args, randomBytes(16).toString('hex'), new Date());
+    await this.publisher.publishCommand(d.id, command, JSON.stringify(this.opts.signer.sign(signed)));
+    this.log.info({ device: d.id, command, nonce: signed.nonce }, 'signed command sent');
+    return { device: d.id, command, args, nonce: signed.nonce, expires: signed.expires, keyid: this.opts.signer.keyid };
+  }
+
   signedOf(id: string): DesiredSigned | null {
     const doc = this.store.desiredOf(id)?.doc;
     return doc ? (JSON.parse(doc) as { signed: DesiredSigned }).signed : null;
@@ -343,6 +385,10 @@ export class Fleet {
       this.telemetry.ingest(t.deviceId, payload);
       return;
     }
+    if (t.kind === 'responses') {
+      this.ingestAnswer(t.deviceId, t.cmd ?? '', payload, at);
+      return;
+    }
     if (t.kind !== 'reported') return;
     try {
       const rep = parseReported(payload);
@@ -354,6 +400,24 @@ export class Fleet {
     } catch (err) {
       this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');
     }
+  }
+
+  private ingestAnswer(device: string, command: string, payload: Buffer, at: string): void {
+    if (!(COMMANDS as readonly string[]).includes(command) || payload.length > 16 * 1024) return;
+    try {
+      const body = JSON.parse(payload.toString('utf8')) as unknown;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+      const per = this.answers.get(device) ?? new Map<string, Record<string, unknown>>();
+      per.set(command, { command, at, ...(body as Record<string, unknown>) });
+      this.answers.set(device, per);
+    } catch {
+      this.log.warn({ device, command }, 'malformed command answer ignored');
+    }
+  }
+
+  /** The device's last answer to each command since this cloud started (`device show`). */
+  answersOf(id: string): Record<string, unknown>[] {
+    return [...(this.answers.get(id)?.values() ?? [])];
   }
 
   /** The device's latest telemetry sample, or null before its first one. */

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../protocol/log.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
 import type { Db } from '../db/open.js';
-import { loadOrCreateSigner } from '../signing/keys.js';
 import type { Signer } from '../signing/sign.js';
+import { TrustService } from '../signing/trust.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
@@ -32,7 +32,9 @@ export interface FleetServicesOptions {
 
 export interface FleetServices {
   fleet: Fleet;
+  /** The current online key (follows rotations). */
   signer: Signer;
+  trust: TrustService;
   broker: RunningBroker | null;
   publisher: Publisher;
   /** The MQTT URL devices connect to (written into agent.json): mqtts:// when TLS is on. */
@@ -49,7 +51,8 @@ export const SERVICE_USERNAME = 'outpost-cloud';
  */
 export async function startFleetServices(o: FleetServicesOptions): Promise<FleetServices> {
   const log = o.log;
-  const signer = await loadOrCreateSigner(o.dataDir, log);
+  const trust = await TrustService.open(o.dataDir, log);
+  const signer = trust.signer;
   let broker: RunningBroker | null = null;
   let creds: ServiceCredentials & { url: string };
   let mqttUrl: string;
@@ -75,6 +78,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   const fleet = new Fleet({
     db: o.db,
     signer,
+    provisionRoot: () => trust.provisionRoot(),
     log,
     urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa },
     lifetimeSeconds: o.lifetimeSeconds,
@@ -104,6 +108,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   return {
     fleet,
     signer,
+    trust,
     broker,
     publisher,
     mqttUrl,

@@ -1,6 +1,7 @@
 import type { Logger } from '../../protocol/log.js';
 import type { Db } from '../db/open.js';
 import { fleetRoutes } from '../http/fleet-routes.js';
+import { trustRoutes } from '../http/trust-routes.js';
 import type { Router } from '../http/router.js';
 import type { Fleet } from './fleet.js';
 import { startFleetServices, type FleetServices, type FleetServicesOptions } from './start.js';
@@ -16,12 +17,15 @@ export function wireFleet(router: Router): {
   ): Promise<FleetServices>;
 } {
   let fleet: Fleet | null = null;
+  let services: FleetServices | null = null;
   router.add(...fleetRoutes(() => fleet));
+  router.add(...trustRoutes(() => services));
   return {
     async start(o) {
-      const services = await startFleetServices(o);
-      fleet = services.fleet;
-      return services;
+      const started = await startFleetServices(o);
+      fleet = started.fleet;
+      services = started;
+      return started;
     },
   };
 }

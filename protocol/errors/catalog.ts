@@ -11,6 +11,7 @@ import { AGENT } from './codes/agent.js';
 import { SYNC } from './codes/sync.js';
 import { DEMO } from './codes/demo.js';
 import { TLS } from './codes/tls.js';
+import { TRUST } from './codes/trust.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -34,6 +35,7 @@ export const AREAS = {
   sync: SYNC,
   demo: DEMO,
   tls: TLS,
+  trust: TRUST,
 } as const;
 
 type Areas = typeof AREAS;
