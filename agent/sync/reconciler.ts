@@ -110,8 +110,9 @@ export class Reconciler {
   onDesired(payload: Buffer | string): void {
     const seq = ++this.received;
     let verified: DesiredState;
+    const floorRevoked = this.floorRevoked();
     try {
-      verified = this.verify(payload, this.opts.state.lastRevision());
+      verified = this.verify(payload, floorRevoked ? null : this.opts.state.lastRevision());
     } catch (err) {
       const e = toOutpostError(err);
       this.refused(e.code, e.message);
@@ -120,15 +121,22 @@ export class Reconciler {
       if (CURABLE_BY_NEW_ROOT.has(e.code)) void this.retryAfterWalk(payload, seq);
       return;
     }
+    const hadError = this.lastError !== null;
     this.lastError = null;
     if (this.desired && verified.revision === this.desired.revision) {
       this.log.debug({ revision: verified.revision }, 'desired state redelivered');
+      // The genuine document again after a refused one: say so, or the cloud keeps showing the refusal.
+      if (hadError) this.publishNow();
       // Every reconnect redelivers the retained document: an apply in flight already works toward
       // it, so it must not be cancelled (a flapping broker would otherwise restart every install).
       this.kick({ preempt: false });
       return;
     }
-    this.opts.state.save(verified.revision, typeof payload === 'string' ? payload : payload.toString('utf8'));
+    this.opts.state.save(
+      verified.revision,
+      typeof payload === 'string' ? payload : payload.toString('utf8'),
+      floorRevoked,
+    );
     this.failures.clear();
     this.accept(verified);
   }
@@ -227,6 +235,25 @@ export class Reconciler {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.publishTimer) clearTimeout(this.publishTimer);
     await this.runner.stop();
+  }
+
+  /**
+   * Fast-forward recovery (TUF 5.3.11): when every key that signed the document holding the
+   * revision floor is now revoked, that floor may be a forged revision 2^50 by a stolen key, and
+   * keeping it would lock the device out of the cloud's genuine revisions for good. Documents by
+   * the revoked key are refused anyway, so the floor restarts from the next genuine document.
+   */
+  private floorRevoked(): boolean {
+    const doc = this.opts.state.lastDocument();
+    if (doc === null) return false;
+    let revoked: ReadonlySet<string>;
+    try {
+      revoked = this.opts.trust.online().revoked;
+      const ids = (JSON.parse(doc) as { signatures?: { keyid?: unknown }[] }).signatures?.map((x) => x.keyid) ?? [];
+      return ids.length > 0 && ids.every((id) => typeof id === 'string' && revoked.has(id));
+    } catch {
+      return false;
+    }
   }
 
   private verify(payload: Buffer | string, lastRevision: number | null): DesiredState {

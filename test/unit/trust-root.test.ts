@@ -10,6 +10,7 @@ import {
   updateRoot,
   walkRootChain,
   ROOT_MAX_BYTES,
+  MAX_ROOT_ROTATIONS,
   type RootMetadata,
 } from '../../protocol/trust-root.js';
 import { verifyDesired, type DesiredSigned } from '../../protocol/desired-state.js';
@@ -174,6 +175,28 @@ describe('root chain (TUF client workflow 5.3)', () => {
     expect(steps).toEqual([2, 3, 4]);
     expect(fetched).toEqual([2, 3, 4, 5]);
   });
+
+  it(`the default bound is tuf-js's: ${MAX_ROOT_ROTATIONS} rotations per walk`, async () => {
+    const chain = new Map<number, Buffer>([[2, v2Bytes]]);
+    let r = updateRoot(v1, v2Bytes);
+    const online = tufKey(signer().s.publicKeyPem);
+    for (let v = 3; v <= MAX_ROOT_ROTATIONS + 2; v++) {
+      const bytes = signed(planRotateOnline(r, online, EXPIRES), rootKeys.slice(0, 2));
+      r = updateRoot(r, bytes);
+      chain.set(v, bytes);
+    }
+    let last = 0;
+    const code = await codeOfRejection(
+      walkRootChain(v1, {
+        fetch: async (v) => chain.get(v) ?? null,
+        onStep: (root) => void (last = root.signed.version),
+      }),
+    );
+    expect(code).toBe('TRUST_CHAIN_TOO_LONG');
+    expect(last).toBe(1 + MAX_ROOT_ROTATIONS);
+    expect(MAX_ROOT_ROTATIONS).toBe(256);
+    expect(ROOT_MAX_BYTES).toBe(512_000);
+  }, 120_000);
 
   it("a desired state signed by a revoked key is refused with DESIRED_KEY_REVOKED, a stranger's with DESIRED_UNTRUSTED_KEY", () => {
     const r2 = updateRoot(v1, v2Bytes);
