@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../protocol/log.js';
+import type { BufferPool } from './body.js';
 import type { SseClients } from './events.js';
-import type { ConcurrencyGate } from './gate.js';
+import type { ConcurrencyLimiter } from './limiter.js';
 import type { ApiMetrics } from './metrics.js';
+import type { ShmRegistry } from './shm.js';
 import type { ApiLimits, ServingRuntime } from './types.js';
 
 /** What every route handler receives: the server's shared parts, never module-level state. */
@@ -10,9 +12,13 @@ export interface ApiContext {
   runtime: ServingRuntime;
   log: Logger;
   limits: ApiLimits;
-  gate: ConcurrencyGate;
+  limiter: ConcurrencyLimiter;
   metrics: ApiMetrics;
   sse: SseClients;
+  /** Registered system shared-memory regions (the Triton extension). */
+  shm: ShmRegistry;
+  /** Reused buffers for tensor bodies and shared-memory reads (agent/api/body.ts). */
+  pool: BufferPool;
   version: string;
   startedAt: number;
   isClosing(): boolean;

@@ -4,10 +4,12 @@ import type { Socket } from 'node:net';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import type { ApiContext, Route } from './context.js';
 import { SseClients } from './events.js';
-import { ConcurrencyGate } from './gate.js';
+import { ConcurrencyLimiter } from './limiter.js';
 import { ClientGone, errorBody, sendError, splitUrl } from './http.js';
+import { BufferPool } from './body.js';
 import { ApiMetrics } from './metrics.js';
 import { ROUTES } from './routes/index.js';
+import { ShmRegistry } from './shm.js';
 import { listenOnSocket } from './socket.js';
 import { DEFAULT_LIMITS, type ApiLimits, type ApiServerOptions } from './types.js';
 
@@ -53,9 +55,9 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   const headersTimeoutMs = limits.headersTimeoutMs;
   limits.headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const log = moduleLogger(opts.log, 'api');
-  const gate = new ConcurrencyGate(limits.maxConcurrentPerModel);
+  const limiter = new ConcurrencyLimiter(limits.maxConcurrentPerModel);
   const metrics = new ApiMetrics(
-    () => gate.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })),
+    () => limiter.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })),
     () => sse.size,
   );
   const sse = new SseClients(
@@ -74,9 +76,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     runtime: opts.runtime,
     log,
     limits,
-    gate,
+    limiter,
     metrics,
     sse,
+    shm: new ShmRegistry(opts.shm),
+    pool: new BufferPool(),
     version: opts.version ?? '0.1.0',
     startedAt: Date.now(),
     status: opts.status,
@@ -172,7 +176,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       else log.debug({ code: e.code, url: req.url?.slice(0, 200) }, 'request refused');
       if (e.status < 500 || e.code === 'API_SATURATED') metrics.rejected.inc({ code: e.code });
       const headers: Record<string, string> = {};
-      if (e.code === 'API_SATURATED') headers['Retry-After'] = String(gate.retryAfter);
+      if (e.code === 'API_SATURATED') headers['Retry-After'] = String(limiter.retryAfter);
       if (e.code === 'API_METHOD_NOT_ALLOWED') headers.Allow = String((err as { allow?: string }).allow ?? '');
       // The unread rest of an oversized body must not be parsed as the next request.
       if (e.code === 'API_BODY_TOO_LARGE') headers.Connection = 'close';
@@ -194,7 +198,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     setLimits(next) {
       Object.assign(limits, next);
       limits.headersTimeoutMs = Math.min(headersTimeoutMs, limits.requestTimeoutMs);
-      gate.setMax(limits.maxConcurrentPerModel);
+      limiter.setMax(limits.maxConcurrentPerModel);
       server.requestTimeout = limits.requestTimeoutMs;
       server.headersTimeout = limits.headersTimeoutMs;
     },
@@ -212,6 +216,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       }
       server.closeAllConnections();
       for (const s of sockets) s.destroy();
+      // After the requests in flight: they may still read or write their regions.
+      ctx.shm.close();
       await closed;
       log.info({ socket: socketPath }, 'local API closed');
     },

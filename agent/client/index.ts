@@ -7,4 +7,5 @@ export {
   type PredictAnswer,
   type PredictOptions,
 } from './client.js';
-export type { WireTensor as Tensor } from '../../protocol/kserve.js';
+export { SharedMemoryObject } from './shm.js';
+export type { ShmRef, ShmTensor, WireTensor as Tensor } from '../../protocol/kserve.js';
