@@ -32,7 +32,7 @@ export interface AgentConfig {
   download: { parallel: number; minFreeBytes: number; retries: number };
   telemetry: { intervalSeconds: number; enabled: boolean };
   log: { level: LogLevel };
-  api: { maxBodyBytes: number; maxConcurrentPerModel: number; requestTimeoutMs: number };
+  api: { maxBodyBytes: number; maxConcurrentPerModel: number; maxBytesInFlight: number; requestTimeoutMs: number };
   mqtt: { keepaliveSeconds: number; reconnectMinMs: number; reconnectMaxMs: number; maxQueued: number };
 }
 
@@ -56,7 +56,12 @@ export const AGENT_CONFIG_DEFAULTS = Object.freeze({
   download: { parallel: 4, minFreeBytes: 256 * 1024 * 1024, retries: 5 },
   telemetry: { intervalSeconds: 60, enabled: true },
   log: { level: 'info' as LogLevel },
-  api: { maxBodyBytes: 64 * 1024 * 1024, maxConcurrentPerModel: 4, requestTimeoutMs: 30_000 },
+  api: {
+    maxBodyBytes: 64 * 1024 * 1024,
+    maxConcurrentPerModel: 4,
+    maxBytesInFlight: 512 * 1024 * 1024,
+    requestTimeoutMs: 30_000,
+  },
   mqtt: { keepaliveSeconds: 30, reconnectMinMs: 1_000, reconnectMaxMs: 60_000, maxQueued: 1_000 },
 });
 
@@ -192,6 +197,7 @@ const SCHEMA: Schema = {
   api: {
     maxBodyBytes: int(1024, 2 ** 31 - 1),
     maxConcurrentPerModel: int(1, 256),
+    maxBytesInFlight: int(1024 * 1024, Number.MAX_SAFE_INTEGER),
     requestTimeoutMs: int(100, 3_600_000),
   },
   mqtt: {

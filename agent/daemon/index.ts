@@ -116,6 +116,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     limits: {
       maxBodyBytes: config.api.maxBodyBytes,
       maxConcurrentPerModel: config.api.maxConcurrentPerModel,
+      maxBytesInFlight: config.api.maxBytesInFlight,
       requestTimeoutMs: config.api.requestTimeoutMs,
     },
     version: AGENT_VERSION,

@@ -105,7 +105,31 @@ const FLEET_VERBS: Record<string, Verb> = {
   },
   'rollout status': {
     load: async () => (await import('./commands/rollout.js')).rolloutStatus,
-    help: 'desired vs reported versions per device',
+    help: 'desired vs reported versions per device; with <id>, one staged rollout',
+  },
+  'rollout list': {
+    load: async () => (await import('./commands/rollout.js')).rolloutList,
+    help: 'staged rollouts: state, batch, device counts',
+  },
+  'rollout pause': {
+    load: async () => (await import('./commands/rollout.js')).rolloutPause,
+    help: 'stop sending batches of a rollout',
+  },
+  'rollout resume': {
+    load: async () => (await import('./commands/rollout.js')).rolloutResume,
+    help: 'continue a paused rollout',
+  },
+  'rollout abort': {
+    load: async () => (await import('./commands/rollout.js')).rolloutAbort,
+    help: 'end a rollout and send its devices back (--keep: leave them)',
+  },
+  plan: {
+    load: async () => (await import('./commands/plan.js')).plan,
+    help: 'what a deploy would do per device; changes nothing',
+  },
+  audit: {
+    load: async () => (await import('./commands/audit.js')).audit,
+    help: 'who changed what in the fleet, and when',
   },
   rollback: {
     load: async () => (await import('./commands/rollback.js')).rollback,
