@@ -108,6 +108,8 @@ export interface ApiLimits {
   maxBodyBytes: number;
   /** Requests one model runs at once; more get 503 API_SATURATED with Retry-After. */
   maxConcurrentPerModel: number;
+  /** Decoded image and tensor bytes of all requests in flight (agent/api/admission.ts). */
+  maxBytesInFlight: number;
   /** Time to receive a whole request (headers and body); slower ones get 408. */
   requestTimeoutMs: number;
   /** Time to receive the headers alone (at most requestTimeoutMs). */
@@ -125,6 +127,7 @@ export interface ApiLimits {
 export const DEFAULT_LIMITS: ApiLimits = Object.freeze({
   maxBodyBytes: 64 * 1024 * 1024,
   maxConcurrentPerModel: 4,
+  maxBytesInFlight: 512 * 1024 * 1024,
   requestTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
   timeoutCheckMs: 1_000,

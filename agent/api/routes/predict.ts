@@ -1,4 +1,5 @@
 import { OutpostError, toOutpostError } from '../../../protocol/errors/index.js';
+import { decodedBytes } from '../admission.js';
 import { annotate } from '../annotate.js';
 import type { BodyLease } from '../body.js';
 import { parseFrameSpec, readFrame } from '../frames.js';
@@ -81,6 +82,7 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
   }
   const release = ctx.limiter.acquire(entry.id);
   let lease: BodyLease | undefined;
+  let releaseMemory = (): void => undefined;
   try {
     let image: Uint8Array | RawFrame;
     if (spec) {
@@ -95,6 +97,10 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
         { bytes: image.length },
       );
     }
+    // Reserved from the header alone, before a pixel is decoded (agent/api/admission.ts); a raw
+    // frame is already its decoded size.
+    const bytes = image instanceof Uint8Array ? await decodedBytes(image) : image.data.byteLength;
+    releaseMemory = ctx.memory.reserve(bytes, 'the image');
     ctx.metrics.modelRequests.inc({ model: entry.id, route: 'predict' });
     const started = process.hrtime.bigint();
     let out: Awaited<ReturnType<typeof ctx.runtime.predict>>;
@@ -114,6 +120,7 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
     }
   } finally {
     lease?.release();
+    releaseMemory();
     release();
   }
 };
