@@ -135,6 +135,30 @@ const FLEET_VERBS: Record<string, Verb> = {
     load: async () => (await import('./commands/rollback.js')).rollback,
     help: 'go back to the previous version on a target',
   },
+  'device command': {
+    load: async () => (await import('./commands/device-command.js')).deviceCommand,
+    help: 'send a signed sync, rollback, report or telemetry command to a device',
+  },
+  'keys init': {
+    load: async () => (await import('./commands/keys.js')).keysInit,
+    help: 'create the root keys (k of n, kept offline) and the first root',
+  },
+  'keys show': {
+    load: async () => (await import('./commands/keys.js')).keysShow,
+    help: 'show the root of trust, its online key and revoked keys',
+  },
+  'keys rotate-online': {
+    load: async () => (await import('./commands/keys.js')).keysRotateOnline,
+    help: 'replace the online signing key (needs root keys)',
+  },
+  'keys rotate-root': {
+    load: async () => (await import('./commands/keys.js')).keysRotateRoot,
+    help: 'replace the root keys (old threshold + new keys sign)',
+  },
+  'keys revoke': {
+    load: async () => (await import('./commands/keys.js')).keysRevoke,
+    help: 'revoke a root or online key',
+  },
 };
 
 const VERBS: Record<string, Verb> = { ...DEVELOPER_VERBS, ...CLOUD_VERBS, ...FLEET_VERBS };

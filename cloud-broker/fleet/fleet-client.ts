@@ -1,6 +1,9 @@
 import { OutpostError, fromErrorBody } from '../../protocol/errors/index.js';
 import type { DesiredSigned } from '../../protocol/desired-state.js';
 import type { ReportedState } from '../../protocol/reported-state.js';
+import type { TrustedKey } from '../../protocol/signing.js';
+import type { TrustStatus } from '../signing/trust.js';
+import type { CommandSent } from './fleet.js';
 import type { AgentConfigDraft } from './provision.js';
 import type { RolloutDevice } from './rollout.js';
 import type { AuditEntry, Plan, RolloutSummary, RolloutView } from './rollout-types.js';
@@ -30,6 +33,8 @@ export class FleetClient {
     desired: DesiredSigned | null;
     reported: ReportedState | null;
     telemetry: LatestTelemetry | null;
+    /** The device's last answer to each signed command. */
+    commands?: Record<string, unknown>[];
   }> {
     return this.call('GET', `/v1/devices/${encodeURIComponent(id)}`);
   }
@@ -82,6 +87,23 @@ export class FleetClient {
 
   rollback(model: string, target: Target): Promise<{ target: Target; devices: string[]; from: number; to: number }> {
     return this.call('POST', '/v1/rollbacks', { model, target });
+  }
+
+  /** A signed imperative command (sync, rollback {model}, report, telemetry) for one device. */
+  sendCommand(id: string, command: string, model?: string): Promise<CommandSent> {
+    return this.call('POST', `/v1/devices/${encodeURIComponent(id)}/commands`, { command, model });
+  }
+
+  trustStatus(): Promise<TrustStatus> {
+    return this.call('GET', '/v1/trust');
+  }
+
+  createOnlineKey(): Promise<TrustedKey> {
+    return this.call('POST', '/v1/trust/online-keys', {});
+  }
+
+  installRoot(root: unknown): Promise<{ version: number; onlineChanged: boolean; resigned: number }> {
+    return this.call('POST', '/v1/trust/root', { root });
   }
 
   async rollout(): Promise<RolloutDevice[]> {

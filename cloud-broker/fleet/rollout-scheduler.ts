@@ -133,7 +133,7 @@ export class RolloutScheduler {
       return d.requestHealth;
     });
     // Commands are not retained: a device offline now is asked again at the next request interval.
-    await Promise.all(health.map((dev) => f.command(dev, 'telemetry', { requestId: `rollout-${id}` })));
+    await Promise.all(health.map((dev) => f.command(dev, 'telemetry')));
   }
 
   /** A step when the first soak ends, sooner than the timer's next tick would come. */
