@@ -20,6 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { CloudClient } from '../cloud-broker/client/cloud-client.js';
 import { FleetClient } from '../cloud-broker/fleet/fleet-client.js';
 import { handleCommand } from '../agent/daemon/commands.js';
+import { createCommandGate } from '../agent/sync/command-gate.js';
+import { NonceStore } from '../agent/sync/nonce-store.js';
 import { createTelemetry } from '../agent/telemetry/index.js';
 import { silentLogger } from '../protocol/log.js';
 import { pollUntil, publishFile, startLightAgent, writeRandomFile, type LightAgent } from './_fleet-helpers.js';
@@ -93,10 +95,16 @@ async function agent(fleet: FleetClient, id: string, root: string): Promise<Coun
       orig(...x);
     };
   }
+  // Commands are signed envelopes; the light agent checks them with the daemon's own gate.
+  const gate = createCommandGate({
+    deviceId: id,
+    trust: a.trust,
+    nonces: new NonceStore(join(a.modelsDir, '.outpost', 'nonces.json')),
+  });
   s.on('desired', () => a.messages.in++);
   s.on('command', (name: string, payload: Buffer) => {
     a.messages.in++;
-    void handleCommand(name, payload, { reconciler: a.reconciler, telemetry, log: silentLogger }).then((r) =>
+    void handleCommand(name, payload, { gate, reconciler: a.reconciler, telemetry, log: silentLogger }).then((r) =>
       s.respond(name, r),
     );
   });
