@@ -9,6 +9,7 @@ import { createToken, revokeTokens } from '../auth/tokens.js';
 import type { Db } from '../db/open.js';
 import type { Signer } from '../signing/sign.js';
 import { appModels, desiredModelOf, latestVersion, versionExists } from './catalog-read.js';
+import { ChangeFeed } from './changes.js';
 import { buildSigned, effectiveDeployments, modelsDigest, planRollback } from './desired.js';
 import type { Publisher } from './publisher.js';
 import { rolloutOf, type RolloutDevice } from './rollout.js';
@@ -51,6 +52,8 @@ const DAY = 24 * 3600;
 export class Fleet {
   readonly store: FleetStore;
   readonly telemetry: TelemetryStore;
+  /** Every change as it happens, for live views (cloud-broker/fleet/changes.ts). */
+  readonly changes: ChangeFeed;
   private publisher: Publisher | null = null;
   private readonly log: Logger;
   private readonly lifetime: number;
@@ -62,6 +65,7 @@ export class Fleet {
     this.store = new FleetStore(opts.db);
     this.log = moduleLogger(opts.log, 'fleet');
     this.telemetry = new TelemetryStore(opts.db, this.log.child({ part: 'telemetry' }));
+    this.changes = new ChangeFeed(this.log);
     this.lifetime = opts.lifetimeSeconds ?? 7 * DAY;
     this.blobBase = opts.blobBase ?? `${opts.urls.http.replace(/\/$/, '')}/v1/blobs/`;
   }
@@ -118,6 +122,7 @@ export class Fleet {
       return createToken(this.opts.db, 'device', id);
     })();
     this.log.info({ device: id, tags }, 'device provisioned');
+    this.changes.emit({ kind: 'device', device: id, action: 'provisioned', at: new Date().toISOString() });
     await this.reconcile([id]);
     return {
       device: this.store.getDevice(id)!,
@@ -160,6 +165,7 @@ export class Fleet {
       ?.clearDesired(d.id)
       .catch((err: unknown) => this.log.warn({ err, device: d.id }, 'could not clear the retained desired state'));
     this.log.info({ device: d.id }, 'device removed and its credentials revoked');
+    this.changes.emit({ kind: 'device', device: d.id, action: 'removed', at: new Date().toISOString() });
   }
 
   async tag(idIn: string, add: readonly string[], remove: readonly string[]): Promise<DeviceRecord> {
@@ -171,6 +177,7 @@ export class Fleet {
       this.store.addTags(d.id, a);
     })();
     await this.reconcile([d.id]);
+    this.changes.emit({ kind: 'device', device: d.id, action: 'tagged', at: new Date().toISOString() });
     return this.getDevice(d.id);
   }
 
@@ -292,6 +299,7 @@ export class Fleet {
       changed.push({ id: d.id, doc });
     }
     await Promise.all(changed.map((c) => this.publish(c.id, c.doc)));
+    for (const c of changed) this.changes.emit({ kind: 'desired', device: c.id, at: now.toISOString() });
     if (changed.length > 0) this.log.info({ devices: changed.length }, 'signed and published desired states');
     return changed.map((c) => c.id);
   }
@@ -336,11 +344,15 @@ export class Fleet {
     }
     if (t.kind === 'status') {
       const s = statusOf(payload);
-      if (s) this.store.saveStatus(t.deviceId, s, at);
+      if (s) {
+        this.store.saveStatus(t.deviceId, s, at);
+        this.changes.emit({ kind: 'status', device: t.deviceId, status: s, at });
+      }
       return;
     }
     if (t.kind === 'telemetry') {
-      this.telemetry.ingest(t.deviceId, payload);
+      const sample = this.telemetry.ingest(t.deviceId, payload);
+      if (sample) this.changes.emit({ kind: 'telemetry', device: t.deviceId, sample, at });
       return;
     }
     if (t.kind !== 'reported') return;
@@ -351,6 +363,7 @@ export class Fleet {
         return;
       }
       this.store.saveReported(t.deviceId, JSON.stringify(rep), at);
+      this.changes.emit({ kind: 'reported', device: t.deviceId, report: rep, at });
     } catch (err) {
       this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');
     }

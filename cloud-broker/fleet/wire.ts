@@ -1,8 +1,11 @@
 import type { Logger } from '../../protocol/log.js';
 import type { Db } from '../db/open.js';
+import { eventRoutes } from '../http/event-routes.js';
 import { fleetRoutes } from '../http/fleet-routes.js';
+import { fleetViewRoutes } from '../http/fleet-view-routes.js';
 import type { Router } from '../http/router.js';
 import type { Fleet } from './fleet.js';
+import { FleetView } from './fleet-view.js';
 import { startFleetServices, type FleetServices, type FleetServicesOptions } from './start.js';
 
 /**
@@ -10,18 +13,39 @@ import { startFleetServices, type FleetServices, type FleetServicesOptions } fro
  * server listens, then start the broker and the fleet once the HTTP URL is known (it goes into
  * agent.json and the signed blob URLs). Until `start` resolves the routes answer 503.
  */
-export function wireFleet(router: Router): {
+export function wireFleet(
+  router: Router,
+  db: Db,
+): {
   start(
     o: Omit<FleetServicesOptions, 'db' | 'dataDir' | 'log'> & { db: Db; dataDir: string; log: Logger },
   ): Promise<FleetServices>;
 } {
   let fleet: Fleet | null = null;
+  let view: FleetView | null = null;
   router.add(...fleetRoutes(() => fleet));
+  // The web page's read views and live events (cloud-broker/ui/, docs/ui.md).
+  router.add(
+    ...fleetViewRoutes(
+      db,
+      () => fleet,
+      () => view,
+    ),
+    ...eventRoutes(() => fleet),
+  );
   return {
     async start(o) {
       const services = await startFleetServices(o);
       fleet = services.fleet;
-      return services;
+      view = new FleetView(services.fleet);
+      const close = services.close;
+      return {
+        ...services,
+        close: async () => {
+          view?.close();
+          await close();
+        },
+      };
     },
   };
 }
