@@ -49,7 +49,7 @@ export function FleetList({ route }: { route: Route }) {
           Deploy…
         </a>
       </div>
-      <search aria-label="Filter devices">
+      <search aria-label="Filters">
         <form class="filters" onSubmit={(e) => e.preventDefault()}>
           <label>
             Device
