@@ -3,7 +3,7 @@ import { DeviceEvents, EVENTS_PER_DEVICE } from '../../cloud-broker/fleet/device
 import { hardwareOf } from '../../cloud-broker/fleet/fleet-view.js';
 import { RECENT_SAMPLES, TelemetryHistory } from '../../cloud-broker/fleet/telemetry-history.js';
 import { parseFleetQuery } from '../../cloud-broker/http/fleet-view-routes.js';
-import { parseEvent } from '../../cloud-broker/ui/app/live.js';
+import { parseEvent } from '../../cloud-broker/ui/app/sse.js';
 import type { ReportedState } from '../../protocol/reported-state.js';
 import type { TelemetrySample } from '../../protocol/telemetry.js';
 

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { authHeaders } from './api';
+import { parseEvent } from './sse';
 
 /**
  * Live updates: the cloud's Server-Sent Events stream GET /v1/events, read with fetch() because
@@ -115,21 +116,6 @@ export class Live {
       }
     }
   }
-}
-
-/** One SSE block (text/event-stream): `event:` and `data:` lines; comments start with ':'. */
-export function parseEvent(block: string): { event: string; data: string } | null {
-  let event = 'message';
-  const data: string[] = [];
-  for (const line of block.split('\n')) {
-    if (line.startsWith(':') || line === '') continue;
-    const i = line.indexOf(':');
-    const field = i < 0 ? line : line.slice(0, i);
-    const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
-    if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  }
-  return data.length ? { event, data: data.join('\n') } : null;
 }
 
 export const live = new Live();
