@@ -5,7 +5,7 @@
  * hundreds of copies on a 2-core machine: the real MqttSession, Reconciler, SyncState and Store
  * (download, hash, atomic install) in its own models folder, provisioned through the real fleet
  * API, but no runtime (onnxruntime) and no Unix-socket API. Its activation hook does nothing and
- * its compatibility gate accepts every model, so what it measures is transport, verification and
+ * its compatibility check accepts every model, so what it measures is transport, verification and
  * installation, never inference. Benchmarks using it must say so in their output.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -108,7 +108,7 @@ export async function startLightAgent(fleet: FleetClient, id: string, root: stri
   });
   // No runtime here: every model is accepted and activation runs nothing (see the file comment).
   const { session, reconciler } = createSyncEngine(config, store, log, {
-    gate: () => null,
+    incompatible: () => null,
     beforeActivate: async () => undefined,
     capabilities: () => ({ backends: [], host: { bench: 'light agent: no runtime' } }),
     agentVersion: 'bench-light',

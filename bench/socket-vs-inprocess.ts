@@ -129,7 +129,7 @@ export async function run(): Promise<BenchRow[]> {
 /** The child: a real agent API serving the 224x224 classifier from `dir`. */
 async function agentMain(dir: string): Promise<void> {
   const { writeModelFolder } = await import('../test/fixtures/model-folder.js');
-  const { Runtime } = await import('../agent/runtime/model-service.js');
+  const { Runtime } = await import('../agent/runtime/runtime.js');
   const { servingRuntime } = await import('../agent/api/runtime-adapter.js');
   const { createApiServer } = await import('../agent/api/server.js');
   const { silentLogger } = await import('../protocol/log.js');

@@ -1,13 +1,12 @@
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { OutpostError } from '../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../protocol/log.js';
 import { writeFileAtomic } from '../agent/fs/atomic-file.js';
+import { packageInfo } from '../agent/system/package-root.js';
 import { BlobStore } from './artifacts/index.js';
 import { ensureAdminToken } from './auth/index.js';
 import { openDb, type Db } from './db/index.js';
@@ -16,6 +15,8 @@ import type { FleetServices } from './fleet/start.js';
 import { wireFleet } from './fleet/wire.js';
 import { pageRoutes } from './ui/serve.js';
 import { certCoversHost, checkTlsMaterial, type TlsMaterial } from './tls.js';
+import { FailureLimiter } from './auth/failure-limiter.js';
+import { resolveCloudLimits, type CloudLimitsInput } from './limits.js';
 
 export interface CloudOptions {
   /** Default: `$OUTPOST_DATA_DIR`, else `~/.outpost/cloud`. */
@@ -34,6 +35,11 @@ export interface CloudOptions {
   tls?: TlsMaterial & { port?: number };
   /** MQTT over WebSocket (plain ws://, path /mqtt); absent = no listener, 0 = a free port. */
   wsPort?: number;
+  /**
+   * Abuse bounds (cloud-broker/limits.ts, docs/configuration.md "Cloud limits"): defaults, then
+   * `OUTPOST_CLOUD_*` environment variables, then these.
+   */
+  limits?: CloudLimitsInput;
   log?: Logger;
 }
 
@@ -87,6 +93,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
   const host = opts.host ?? DEFAULT_HOST;
   // Checked before anything is created or listens: a bad key must not leave half a cloud running.
   const tls = opts.tls ? checkTlsMaterial(opts.tls) : null;
+  const limits = resolveCloudLimits(opts.limits, process.env);
+  // One limiter for HTTP and MQTT: a guesser gets the same budget whichever door it tries.
+  const authLimiter = new FailureLimiter(limits.auth);
   if (tls?.publiclyTrusted === false) {
     log.warn(
       { issuer: tls.leaf.issuer },
@@ -113,7 +122,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     const blobs = new BlobStore(path.join(dataDir, BLOB_DIR));
     await blobs.init();
     const adminTokenFile = await ensureAdminToken(db, dataDir, log);
-    const router = catalogRouter({ db, blobs, version: packageVersion(), log });
+    const router = catalogRouter({ db, blobs, version: packageVersion(), log, limits });
 
     // ---- FLEET / BROKER WIRING (cloud-broker/broker/, cloud-broker/fleet/) -------------------
     // The fleet's routes go on the router now; the broker and fleet start below, once the HTTP
@@ -124,7 +133,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     let mqttUrl: string | null = null;
     // ------------------------------------------------------------------------------------------
 
-    const server = createApiServer({ db, router, log });
+    const server = createApiServer({ db, router, log, limits, authLimiter });
     const port = await listen(server, host, opts.httpPort ?? DEFAULT_HTTP_PORT);
     cleanups.push(() => closeServer(server));
     const httpUrl = `http://${urlHost(host)}:${port}`;
@@ -141,6 +150,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
       host,
       mqttPort,
       wsPort: opts.wsPort,
+      limits: limits.broker,
+      authLimiter,
       tls: tls ? { port: tlsPort, cert: tls.cert, key: tls.key, deviceCa: tls.deviceCa } : undefined,
     });
     cleanups.push(() => fleet.close());
@@ -229,23 +240,7 @@ async function removeInfoIfOurs(file: string): Promise<void> {
   }
 }
 
-let cachedVersion: string | undefined;
-
-/** The version in the nearest package.json above this file (works from source and from dist/). */
+/** The version of the package this runs from (source, dist/ or an installed tarball). */
 export function packageVersion(): string {
-  if (cachedVersion) return cachedVersion;
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'outpost' && pkg.version) return (cachedVersion = pkg.version);
-    } catch {
-      // keep looking upwards
-    }
-    dir = path.dirname(dir);
-  }
-  return (cachedVersion = '0.0.0');
+  return packageInfo().version;
 }

@@ -6,14 +6,19 @@ import { isDeviceId } from './topics.js';
  * The reported-state document: the device's own account of its models, published retained (QoS 1)
  * on outpost/v1/devices/{id}/reported. The cloud's view of the fleet is built only from these.
  *
- * Per model: `version` is the version the device is working toward (the desired one), and
- * `activeVersion` the one apps are served right now (null before the first install). `state`:
- *   pending      desired, not started yet
+ * Per model: `version` is the version the device is working toward (the desired one, or the one
+ * it found current on disk; null is accepted from older agents), and `activeVersion` the one apps
+ * are served right now (null before the first install). `state`, moved on the device by the
+ * transition table of agent/sync/lifecycle.ts:
+ *   pending      desired, no attempt started yet
  *   downloading  with `progress: {bytes, total}`
- *   verifying | installing
+ *   verifying    staged files checked against the signed metadata
+ *   installing   activation gate (load + trial run) and the flip of `current`
  *   active       `activeVersion === version`
- *   failed       with `error: {code, message}`; the previous activeVersion keeps serving
- *   rolled-back  the device went back to an earlier version (activation failed, or a command)
+ *   failed       with `error: {code, message}`; the previous activeVersion keeps serving (a failed
+ *                activation included: the old version is never left)
+ *   rolled-back  a rollback command flipped to an earlier kept version; `error` says why the
+ *                desired one is pinned (SYNC_PINNED_BY_ROLLBACK) until the desired state changes
  */
 export const MODEL_STATES = [
   'pending',
@@ -63,6 +68,11 @@ export interface ReportedState {
   capabilities: Capabilities;
   /** Why the last desired-state document received was refused (bad signature, replay, expiry...). */
   desiredError?: { code: string; message: string };
+  /**
+   * ISO 8601 time the agent process started (optional: older agents omit it). A rollout's soak
+   * reads a change of it as a restart of the agent.
+   */
+  startedAt?: string;
 }
 
 function bad(key: string, what: string, value?: unknown): OutpostError {
@@ -165,6 +175,11 @@ export function parseReported(doc: unknown): ReportedState {
     models,
     capabilities: parseCapabilities(v.capabilities),
   };
+  if (v.startedAt !== undefined) {
+    if (typeof v.startedAt !== 'string' || v.startedAt.length > 64 || Number.isNaN(Date.parse(v.startedAt)))
+      throw bad('startedAt', 'must be an ISO 8601 time', v.startedAt);
+    out.startedAt = v.startedAt;
+  }
   if (v.desiredError !== undefined) {
     const e = v.desiredError;
     if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string')

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../protocol/log.js';
 import type { SseClients } from './events.js';
-import type { ConcurrencyGate } from './gate.js';
+import type { ConcurrencyLimiter } from './limiter.js';
 import type { ApiMetrics } from './metrics.js';
 import type { ApiLimits, ServingRuntime } from './types.js';
 
@@ -10,7 +10,7 @@ export interface ApiContext {
   runtime: ServingRuntime;
   log: Logger;
   limits: ApiLimits;
-  gate: ConcurrencyGate;
+  limiter: ConcurrencyLimiter;
   metrics: ApiMetrics;
   sse: SseClients;
   version: string;

@@ -20,6 +20,6 @@ export {
   type ApiServerOptions,
   type EventSource,
   type ModelEntry,
-  type ServedModel,
+  type ModelDescription,
   type ServingRuntime,
 } from './types.js';

@@ -1,9 +1,9 @@
 import type { Purpose } from '../../protocol/manifest-types.js';
-import type { Runtime } from '../runtime/model-service.js';
-import type { AgentEvent, EventSource, ModelEntry, ServedModel, ServingRuntime } from './types.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { AgentEvent, EventSource, ModelEntry, ModelDescription, ServingRuntime } from './types.js';
 
 /**
- * Adapts the runtime's model service (agent/runtime/model-service.ts) to the API's narrow
+ * Adapts the Runtime (agent/runtime/runtime.ts) to the API's narrow
  * ServingRuntime. The runtime serves exactly one (active) version per model, so a model's
  * loaded versions are that one; a model whose activation failed with nothing active is listed
  * as `failed` with the error, so /v1/status and /ready can say why it does not serve.
@@ -15,7 +15,7 @@ export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void 
   rt.events.on('failed', onFailed);
   rt.events.on('activated', onActivated);
 
-  const describe = (id: string, version?: number): ServedModel | undefined => {
+  const describe = (id: string, version?: number): ModelDescription | undefined => {
     const m = rt.get(id);
     if (!m || (version !== undefined && m.version !== version)) return undefined;
     return {
@@ -25,14 +25,25 @@ export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void 
       backend: m.backend,
       inputs: m.inputs,
       outputs: m.outputs,
+      serving: m.serving,
     };
   };
 
   return {
     list(): ModelEntry[] {
-      const served = rt
-        .list()
-        .map((m): ModelEntry => ({ id: m.id, activeVersion: m.version, loadedVersions: [m.version], state: 'ready' }));
+      const served = rt.list().map(
+        (m): ModelEntry => ({
+          id: m.id,
+          activeVersion: m.version,
+          loadedVersions: [m.version],
+          state: 'ready',
+          ...(m.serving?.mode === 'raw-tensors'
+            ? { serving: 'raw-tensors' as const, notice: m.serving.reason }
+            : m.serving
+              ? { serving: 'results' as const }
+              : {}),
+        }),
+      );
       const seen = new Set(served.map((m) => m.id));
       for (const [id, f] of failures) {
         if (!seen.has(id))

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import type { ApiContext, Route } from './context.js';
 import { SseClients } from './events.js';
-import { ConcurrencyGate } from './gate.js';
+import { ConcurrencyLimiter } from './limiter.js';
 import { ClientGone, errorBody, sendError, splitUrl } from './http.js';
 import { ApiMetrics } from './metrics.js';
 import { ROUTES } from './routes/index.js';
@@ -53,9 +53,9 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   const headersTimeoutMs = limits.headersTimeoutMs;
   limits.headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const log = moduleLogger(opts.log, 'api');
-  const gate = new ConcurrencyGate(limits.maxConcurrentPerModel);
+  const limiter = new ConcurrencyLimiter(limits.maxConcurrentPerModel);
   const metrics = new ApiMetrics(
-    () => gate.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })),
+    () => limiter.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })),
     () => sse.size,
   );
   const sse = new SseClients(
@@ -74,7 +74,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     runtime: opts.runtime,
     log,
     limits,
-    gate,
+    limiter,
     metrics,
     sse,
     version: opts.version ?? '0.1.0',
@@ -172,7 +172,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       else log.debug({ code: e.code, url: req.url?.slice(0, 200) }, 'request refused');
       if (e.status < 500 || e.code === 'API_SATURATED') metrics.rejected.inc({ code: e.code });
       const headers: Record<string, string> = {};
-      if (e.code === 'API_SATURATED') headers['Retry-After'] = String(gate.retryAfter);
+      if (e.code === 'API_SATURATED') headers['Retry-After'] = String(limiter.retryAfter);
       if (e.code === 'API_METHOD_NOT_ALLOWED') headers.Allow = String((err as { allow?: string }).allow ?? '');
       // The unread rest of an oversized body must not be parsed as the next request.
       if (e.code === 'API_BODY_TOO_LARGE') headers.Connection = 'close';
@@ -194,7 +194,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     setLimits(next) {
       Object.assign(limits, next);
       limits.headersTimeoutMs = Math.min(headersTimeoutMs, limits.requestTimeoutMs);
-      gate.setMax(limits.maxConcurrentPerModel);
+      limiter.setMax(limits.maxConcurrentPerModel);
       server.requestTimeout = limits.requestTimeoutMs;
       server.headersTimeout = limits.headersTimeoutMs;
     },

@@ -1,13 +1,19 @@
 import type { Logger } from '../../protocol/log.js';
 import type { Framework, Purpose } from '../../protocol/manifest-types.js';
 import type { Tensor, TensorInfo } from '../runtime/backend.js';
+import type { Serving } from '../runtime/model-version.js';
 
 /**
  * The narrow view of the runtime that the socket API needs. The daemon passes an adapter over
- * the real model service (see runtime-adapter.ts); the API never reaches into the runtime
- * further than this, so the two can change independently.
+ * the real Runtime (see runtime-adapter.ts); the API never reaches into the runtime further than
+ * this, so the two can change independently.
  */
-export type ModelState = 'loading' | 'ready' | 'failed' | 'unloaded';
+
+/**
+ * Whether a model serves. The daemon opens the socket only after every installed model was loaded
+ * (or failed to), so there is no "loading" state to report; an unloaded model is simply absent.
+ */
+export type ServingState = 'ready' | 'failed';
 
 export interface ModelEntry {
   /** owner/name */
@@ -16,11 +22,18 @@ export interface ModelEntry {
   activeVersion: number | null;
   /** Versions that are loaded and can serve `/versions/{v}` requests. */
   loadedVersions: number[];
-  state: ModelState;
+  state: ServingState;
   error?: { code: string; message: string };
+  /**
+   * `raw-tensors` when the active version serves KServe inference only (its input is not one
+   * image or its outputs cannot be post-processed); `notice` then says why and what to set.
+   */
+  serving?: 'results' | 'raw-tensors';
+  notice?: { code: string; message: string };
 }
 
-export interface ServedModel {
+/** What the API needs of one loaded version (the runtime's ServedModel, narrowed). */
+export interface ModelDescription {
   id: string;
   version: number;
   purpose: Purpose;
@@ -29,6 +42,8 @@ export interface ServedModel {
   backend: string;
   inputs: readonly TensorInfo[];
   outputs: readonly TensorInfo[];
+  /** The layouts /predict uses and how each was chosen, or why it serves raw tensors only. */
+  serving?: Serving;
 }
 
 export interface PredictOptions {
@@ -50,7 +65,7 @@ export interface PredictResult {
 export interface ServingRuntime {
   list(): ModelEntry[];
   /** The loaded model for `version` (the active one when absent), or undefined. */
-  describe(id: string, version?: number): ServedModel | undefined;
+  describe(id: string, version?: number): ModelDescription | undefined;
   /**
    * Runs tensors through `version` (the active one when absent). The runtime holds a reference
    * on that version for the whole call, so a switch never fails a request in flight.

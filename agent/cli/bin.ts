@@ -1,4 +1,6 @@
-// The device-only entry point (`outpost-agent`): the agent's verbs without the cloud's code.
+#!/usr/bin/env node
+// The device package's executable, `outpost-agent` (and ExecStart of outpost-agent.service):
+// compiled to dist/agent/cli/bin.js, it runs plain JavaScript and never loads the cloud's code.
 import { runAgentCli } from './main.js';
 
 const controller = new AbortController();

@@ -1,23 +1,28 @@
 import type { CliContext, Command } from '../../protocol/cli.js';
 import { printError } from '../../protocol/cli.js';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { packageInfo } from '../system/package-root.js';
 
 /**
- * The device's verbs. `outpost agent ...` and `outpost predict` reach here from the cloud CLI's
- * dispatcher; on a device that installs only the agent, `agent/cli/bin.ts` calls this directly.
- * Each verb is imported lazily so that `outpost predict` does not load the daemon's modules.
+ * The device's verbs. `outpost-agent <verb>` (agent/cli/bin.ts, the device package's bin) and
+ * `outpost agent <verb>` / `outpost predict` (the cloud CLI's dispatcher) both reach here; a
+ * leading `agent` word is accepted so that both spellings run the same code. Each verb is
+ * imported lazily so that `--help` and `predict` do not load the daemon's modules.
  */
 const VERBS: Record<string, { load: () => Promise<Command>; help: string }> = {
-  'agent run': { load: async () => (await import('./commands/run.js')).agentRun, help: 'run the agent daemon' },
-  'agent status': {
+  run: {
+    load: async () => (await import('./commands/run.js')).agentRun,
+    help: 'run the agent daemon (systemd runs it)',
+  },
+  status: {
     load: async () => (await import('./commands/status.js')).agentStatus,
     help: "show the local agent's models and state",
   },
-  'agent check-config': {
+  'check-config': {
     load: async () => (await import('./commands/check-config.js')).checkConfig,
     help: 'validate the agent config and print the effective settings',
   },
-  'agent install-service': {
+  'install-service': {
     load: async () => (await import('./commands/install-service.js')).installService,
     help: 'install the systemd units, user and config',
   },
@@ -27,27 +32,34 @@ const VERBS: Record<string, { load: () => Promise<Command>; help: string }> = {
   },
 };
 
-export function agentUsage(): string {
-  const rows = Object.entries(VERBS).map(([verb, v]) => `  outpost ${verb.padEnd(22)} ${v.help}`);
-  return ['Device verbs:', ...rows].join('\n') + '\n';
+export function agentUsage(program = 'outpost-agent'): string {
+  const rows = Object.entries(VERBS).map(([verb, v]) => `  ${program} ${verb.padEnd(16)} ${v.help}`);
+  return [
+    `usage: ${program} <verb> [flags]   (every verb takes --help)`,
+    '',
+    ...rows,
+    `  ${program} --version        print the agent's version`,
+    '',
+  ].join('\n');
 }
 
-/** Runs a device verb; argv starts with the verb words (`agent run ...` or `predict ...`). */
+/** Runs a device verb; argv starts with the verb (`run ...`), optionally after the word `agent`. */
 export async function runAgentCli(argv: string[], ctx: CliContext): Promise<number> {
   const json = argv.includes('--json');
-  const key = argv[0] === 'agent' ? `agent ${argv[1] ?? ''}` : (argv[0] ?? '');
-  const verb = VERBS[key];
-  const rest = argv.slice(argv[0] === 'agent' ? 2 : 1);
+  const words = argv[0] === 'agent' ? argv.slice(1) : argv;
+  const program = argv[0] === 'agent' ? 'outpost agent' : 'outpost-agent';
+  const key = words[0] ?? '';
+  if (key === '--version' || key === '-V') {
+    ctx.stdout.write(`${packageInfo().version}\n`);
+    return 0;
+  }
+  const verb = Object.hasOwn(VERBS, key) ? VERBS[key] : undefined;
   if (!verb) {
-    if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
-      ctx.stdout.write(agentUsage());
-      return 0;
+    if (words.length === 0 || key === '--help' || key === '-h' || key === 'help') {
+      ctx.stdout.write(agentUsage(program));
+      return words.length === 0 ? 2 : 0;
     }
-    return printError(
-      ctx,
-      json,
-      new OutpostError('USAGE', `unknown verb "outpost ${argv.slice(0, 2).join(' ')}"\n${agentUsage()}`),
-    );
+    return printError(ctx, json, new OutpostError('USAGE', `unknown verb "${program} ${key}"\n${agentUsage(program)}`));
   }
   let command: Command;
   try {
@@ -56,11 +68,11 @@ export async function runAgentCli(argv: string[], ctx: CliContext): Promise<numb
     return printError(
       ctx,
       json,
-      new OutpostError('INTERNAL', `outpost ${key} is not available in this build: ${(err as Error).message}`),
+      new OutpostError('INTERNAL', `${program} ${key} is not available in this build: ${(err as Error).message}`),
     );
   }
   try {
-    return await command(rest, ctx);
+    return await command(words.slice(1), ctx);
   } catch (err) {
     return printError(ctx, json, err);
   }

@@ -3,7 +3,7 @@ import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { probeCapabilities } from '../system/probe.js';
 
 /**
- * What the daemon needs to know about the host: the Jetson device type (for the TensorRT gate) and
+ * What the daemon needs to know about the host: the Jetson device type (for the TensorRT compatibility check) and
  * the probe's summary, reported in the device's capabilities (`capabilities.host`). A probe that
  * fails reports nothing rather than stopping the agent: it only reads files that may not exist.
  */

@@ -1,37 +1,24 @@
-import { readFileSync } from 'node:fs';
 import { createLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { toOutpostError } from '../../protocol/errors/index.js';
 import type { AgentConfig } from '../../protocol/agent-config.js';
-import type { BackendCapability as ReportedBackend } from '../../protocol/reported-state.js';
 import { loadAgentConfig, diffReloadable, applyReloadable, type LoadedAgentConfig } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
-import { Runtime } from '../runtime/model-service.js';
+import { Runtime } from '../runtime/runtime.js';
 import { createApiServer, EventHub, runtimeEventSource, servingRuntime, type ApiServer } from '../api/index.js';
 import { createNotifier, type Notifier } from '../system/sd-notify.js';
 import { startWatchdog } from '../system/watchdog.js';
+import { packageInfo } from '../system/package-root.js';
 import type { MqttSession } from '../sync/mqtt-session.js';
 import type { Reconciler } from '../sync/reconciler.js';
-import { compatibilityGate } from '../sync/gate.js';
+import { compatibilityCheck } from '../sync/compatibility.js';
 import { createSyncEngine } from './sync-engine.js';
 import { handleCommand } from './commands.js';
 import { probeHost } from './host.js';
 import { meteredRuntime } from './metered-runtime.js';
 import { createTelemetry, type Telemetry } from '../telemetry/index.js';
 
-/**
- * The agent daemon: config -> store -> runtime -> local API -> sync, in that order, so that the
- * device serves what it has before (and whether or not) it reaches the broker. Shutdown runs in
- * the reverse order: stop taking requests and let in-flight ones finish, park downloads (their
- * partial files stay and resume), publish `offline`, unload models.
- */
-export const AGENT_VERSION: string = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
-      .version;
-  } catch {
-    return '0.0.0';
-  }
-})();
+/** The installed package's version (GET /v2, the reported state, --version). */
+export const AGENT_VERSION: string = packageInfo().version;
 
 export interface DaemonOptions {
   configPath?: string;
@@ -53,10 +40,16 @@ export interface Daemon {
   readonly telemetry: Telemetry;
   /** Re-reads the config and applies what can change without a restart (SIGHUP). */
   reload(): Promise<{ applied: string[]; restartNeeded: string[] }>;
-  /** The graceful stop: see the class comment. Idempotent. */
+  /** The graceful stop, in the order startDaemon's comment gives. Idempotent. */
   stop(opts?: { graceMs?: number }): Promise<void>;
 }
 
+/**
+ * The agent daemon: config -> store -> runtime -> local API -> sync, in that order, so that the
+ * device serves what it has before (and whether or not) it reaches the broker. Shutdown (`stop`) runs
+ * in the reverse order: stop taking requests and let in-flight ones finish, park downloads (their
+ * partial files stay and resume), publish `offline`, unload models.
+ */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const env = opts.env ?? process.env;
   const loaded = opts.loaded ?? (await loadAgentConfig({ path: opts.configPath, env, overrides: opts.overrides }));
@@ -92,10 +85,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }
 
   const host = await probeHost(root);
-  let backends = await reportedBackends(runtime);
+  let backends = await runtime.capabilities();
 
   const { session, reconciler } = createSyncEngine(config, store, root, {
-    gate: (m) => compatibilityGate({ backends, deviceType: host.deviceType })(m),
+    incompatible: (m) => compatibilityCheck({ backends, deviceType: host.deviceType })(m),
     // Load + smoke-run once in the staging folder; activate() then reuses that instance.
     beforeActivate: (dir, model) => runtime.prepare(model.id, model.version, dir),
     onActivated: (id, version, dir) => runtime.activate(id, version, dir),
@@ -135,7 +128,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   await api.listen(config.socket, config.socketMode);
   log.info({ socket: config.socket, models: runtime.list().length }, 'local API listening');
 
-  // READY once the socket listens, whether or not the broker is reachable (issue 6).
+  // READY once the socket listens, whether or not the broker is reachable: a device that boots
+  // offline serves what it has, and systemd must not hold its dependents back for the network.
   notifier.ready(`serving ${runtime.list().length} model(s); connecting to ${config.cloud.mqtt}`);
   const watchdog = startWatchdog(notifier, env);
 
@@ -174,7 +168,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         root.level = config.log.level;
         telemetry.reconfigure(config.telemetry);
         api.setLimits(config.api);
-        backends = await reportedBackends(runtime);
+        backends = await runtime.capabilities();
         // Restart-only keys keep their running value: say so, so the edit is not silently lost.
         if (diff.restartRequired.length > 0) {
           log.warn(
@@ -205,16 +199,4 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
   };
   return daemon;
-}
-
-/** The runtime's backends as the reported state carries them (the gate reads the same list). */
-async function reportedBackends(runtime: Runtime): Promise<ReportedBackend[]> {
-  return (await runtime.capabilities()).map((b) => ({
-    name: b.name,
-    available: b.available,
-    reason: b.reason,
-    frameworks: [...b.frameworks],
-    hardware: b.hardware,
-    details: b.details,
-  }));
 }

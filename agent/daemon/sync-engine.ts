@@ -10,13 +10,13 @@ import { sessionTopics } from './session-topics.js';
 /**
  * The MQTT session and the reconciler of one device, built from its config: the part of the
  * daemon that keeps the models folder in the signed desired state. The daemon adds the runtime
- * (gate, activation) through `hooks`; the fan-out bench builds light agents from the same function.
+ * (compatibility check, activation) through `hooks`; the fan-out bench builds light agents from the same function.
  * The reconciler's reports go out through the session; wiring the session's messages to the
  * reconciler is the caller's (the daemon also answers commands).
  */
 export type SyncHooks = Pick<
   ReconcilerOptions,
-  'gate' | 'beforeActivate' | 'onActivated' | 'onRemoved' | 'onEvent' | 'capabilities'
+  'incompatible' | 'beforeActivate' | 'onActivated' | 'onRemoved' | 'onEvent' | 'capabilities'
 >;
 
 export function createSyncEngine(

@@ -12,7 +12,7 @@ import { requestOnce, type OpenResponse } from './http.js';
 import { pump } from './pump.js';
 
 /**
- * One verified, resumable download (DESIGN.md principle 3).
+ * One verified, resumable download: nothing unverified is ever installed (docs/security.md).
  *
  * Invariants:
  * - `dest` only ever appears by rename of a partial file whose length and sha256 equal the signed

@@ -1,6 +1,7 @@
 import { OutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { Framework } from '../../protocol/manifest-types.js';
+import type { BackendCapability } from '../../protocol/reported-state.js';
 import type { Availability, Backend } from './backend.js';
 
 /**
@@ -17,11 +18,6 @@ export interface BackendEntry {
   name: string;
   frameworks: readonly Framework[];
   create(log: Logger): Promise<Backend>;
-}
-
-export interface BackendCapability extends Availability {
-  name: string;
-  frameworks: readonly Framework[];
 }
 
 /** Framework -> backends in order of preference (onnx falls back to OpenCV DNN). */
@@ -64,7 +60,7 @@ export class BackendRegistry {
     return Promise.all(
       [...this.entries.values()].map(async (e) => ({
         name: e.name,
-        frameworks: e.frameworks,
+        frameworks: [...e.frameworks],
         ...(await this.availabilityOf(e.name)),
       })),
     );

@@ -10,7 +10,7 @@ import { hashFile } from '../fs/hash-file.js';
 import { isNoSpace, linkOrCopy } from '../fetch/fs-util.js';
 import { parseVersionFiles, type VersionFile } from './files.js';
 import { clearJournal, readJournal, writeJournal, type InstallIntent } from './journal.js';
-import { Layout } from './layout.js';
+import { DIR_MODE, FILE_MODE, Layout } from './layout.js';
 
 export interface StoreOptions {
   dir: string;
@@ -27,9 +27,12 @@ export interface StoreOptions {
   backoffMs?: number;
 }
 
+/** A model as the models folder holds it. */
 export interface InstalledModel {
   id: string;
+  /** The active version, or null when none is active (never installed, or removed). */
   current: number | null;
+  /** Complete versions kept on disk (current included), for instant rollback. */
   versions: number[];
 }
 
@@ -130,7 +133,7 @@ export class Store {
     });
   }
 
-  /** Makes an installed version current (after the optional gate). */
+  /** Makes an installed version current (after the optional activation gate). */
   async activate(
     id: string,
     version: number,
@@ -235,7 +238,7 @@ export class Store {
           throw new OutpostError('FETCH_ABORTED', `install of ${id}@${version} was cancelled`, { id, version });
         const staging = join(this.layout.staging, intent.staging);
         result.rehashed = await this.stage(staging, files, new Set(r.fetched), req, log);
-        await mkdir(this.layout.versionsDir(mid), { recursive: true });
+        await mkdir(this.layout.versionsDir(mid), { recursive: true, mode: DIR_MODE });
         await rename(staging, target);
         await fsyncDir(dirname(target));
       }
@@ -281,7 +284,7 @@ export class Store {
     req: InstallRequest,
     log: Logger,
   ): Promise<number> {
-    await mkdir(staging, { recursive: true });
+    await mkdir(staging, { recursive: true, mode: DIR_MODE });
     const dirs = new Set<string>([staging]);
     const total = files.reduce((n, f) => n + f.size, 0);
     let done = 0;
@@ -289,7 +292,7 @@ export class Store {
     for (const f of files) {
       const dest = join(staging, f.path);
       dirs.add(dirname(dest));
-      await mkdir(dirname(dest), { recursive: true });
+      await mkdir(dirname(dest), { recursive: true, mode: DIR_MODE });
       const how = await linkOrCopy(this.pool.pathOf(f.sha256), dest);
       let actual: { sha256: string; size: number };
       if (how === 'linked' && fresh.has(f.sha256)) {
@@ -307,7 +310,7 @@ export class Store {
           { path: f.path, expected: f.sha256, actual: actual.sha256 },
         );
       }
-      await chmod(dest, 0o444);
+      await chmod(dest, FILE_MODE);
       done += f.size;
       req.onProgress?.({ phase: 'verifying', done, total });
       if (req.signal?.aborted)

@@ -1,3 +1,6 @@
+import type { DesiredModel } from '../../protocol/desired-state.js';
+import type { InstalledModel } from '../store/store.js';
+
 /**
  * The reconciler's pure planner: (what the device has, what it must have) -> the steps between.
  *
@@ -12,18 +15,8 @@
  *   (network, disk) are retried by the loop's back-off, not here.
  */
 
-export interface DesiredModel {
-  id: string;
-  version: number;
-}
-
-export interface InstalledModel {
-  id: string;
-  /** The active version, or null when none is active (never installed, or removed). */
-  current: number | null;
-  /** Complete versions kept on disk (current included), for instant rollback. */
-  versions: number[];
-}
+/** The planner reads only which version of which model is wanted. */
+type Target = Pick<DesiredModel, 'id' | 'version'>;
 
 export interface FailureMemo {
   id: string;
@@ -38,15 +31,15 @@ export type Step =
   | { kind: 'activate'; id: string; version: number }
   | { kind: 'remove'; id: string };
 
-export interface PlanInput<M extends DesiredModel> {
+export interface PlanInput<M extends Target> {
   desired: readonly M[];
   installed: readonly InstalledModel[];
   failures?: readonly FailureMemo[];
-  /** The compatibility gate: a code and message when this device cannot run the model. */
+  /** The compatibility check: a code and message when this device cannot run the model. */
   incompatible?: (model: M) => { code: string; message: string } | null;
 }
 
-export function plan<M extends DesiredModel>(input: PlanInput<M>): Step[] {
+export function plan<M extends Target>(input: PlanInput<M>): Step[] {
   const steps: Step[] = [];
   const installed = new Map(input.installed.map((m) => [m.id, m]));
   const desiredIds = new Set(input.desired.map((m) => m.id));
@@ -56,9 +49,9 @@ export function plan<M extends DesiredModel>(input: PlanInput<M>): Step[] {
     const have = installed.get(model.id);
     if (have?.current === model.version) continue;
     if (stuck.has(`${model.id}@${model.version}`)) continue;
-    const gate = input.incompatible?.(model) ?? null;
-    if (gate) {
-      steps.push({ kind: 'reject', id: model.id, version: model.version, ...gate });
+    const refusal = input.incompatible?.(model) ?? null;
+    if (refusal) {
+      steps.push({ kind: 'reject', id: model.id, version: model.version, ...refusal });
       continue;
     }
     // A kept version is activated in place (rollback is instant); anything else is installed,

@@ -1,5 +1,5 @@
 import { moduleLogger, type Logger } from '../../protocol/log.js';
-import { OutpostError, toOutpostError, CATALOG, EXIT } from '../../protocol/errors/index.js';
+import { OutpostError, toOutpostError, isRetryable } from '../../protocol/errors/index.js';
 import { verifyDesired, type DesiredModel, type DesiredState } from '../../protocol/desired-state.js';
 import type { TrustedKey } from '../../protocol/signing.js';
 import type { Capabilities, ReportedModel, ReportedState } from '../../protocol/reported-state.js';
@@ -9,10 +9,12 @@ import { plan, type FailureMemo, type Step } from './planner.js';
 import { ExclusiveRunner } from './exclusive-runner.js';
 import { Backoff } from './backoff.js';
 import type { SyncState } from './sync-state.js';
+import { absent, next, reportedOf, type LifecycleEvent, type ModelRecord } from './lifecycle.js';
 
 /**
  * The reconcile loop: verified desired state -> plan -> apply, one apply at a time, reporting
- * every transition. Only verified documents (verifyDesired) reach the planner; the applied
+ * every transition. A model's state moves only through the lifecycle table (lifecycle.ts): this
+ * class fires its events, and the report is derived from the records the table produces. Only verified documents (verifyDesired) reach the planner; the applied
  * revision is persisted so that a replayed older document is refused after a restart too.
  *
  * The loop is level-triggered: every apply starts from what is on disk (store.list()), so a
@@ -25,8 +27,8 @@ export interface ReconcilerOptions {
   blobs: BlobSource;
   /** Persisted applied revision and last verified document. */
   state: SyncState;
-  /** The compatibility gate: why this device cannot run a model, or null. */
-  gate: (model: DesiredModel) => OutpostError | null;
+  /** The compatibility check: why this device cannot run a model, or null. */
+  incompatible: (model: DesiredModel) => OutpostError | null;
   /** Load + smoke-run a version before it becomes current (throw to refuse it). */
   beforeActivate?: (versionDir: string, model: DesiredModel) => Promise<void>;
   /** Called after a version became current (the runtime switches to it) or a model was removed. */
@@ -41,24 +43,12 @@ export interface ReconcilerOptions {
   publish: (doc: ReportedState) => void;
   capabilities: () => Capabilities;
   agentVersion: string;
+  /** When this agent started (reported, so a rollout can tell a restart); default: the process start. */
+  startedAt?: string;
   log: Logger;
   now?: () => Date;
   retryMinMs?: number;
   retryMaxMs?: number;
-}
-
-/** Errors that another attempt can fix (network, disk space, a cancelled apply). */
-export function isRetryable(code: string): boolean {
-  const exit = (CATALOG as Record<string, { exit: number }>)[code]?.exit;
-  return (
-    code === 'FETCH_NETWORK' ||
-    code === 'FETCH_HTTP_STATUS' ||
-    code === 'FETCH_ABORTED' ||
-    code === 'FETCH_NO_SPACE' ||
-    code === 'STORE_NO_SPACE' ||
-    code === 'IO_ERROR' ||
-    exit === EXIT.UNAVAILABLE
-  );
 }
 
 /** Install progress is reported at most this often (outcomes go out at once). */
@@ -66,7 +56,7 @@ const PROGRESS_EVERY_MS = 1000;
 
 export class Reconciler {
   private desired: DesiredState | null = null;
-  private readonly models = new Map<string, ReportedModel>();
+  private readonly models = new Map<string, ModelRecord>();
   private readonly failures = new Map<string, FailureMemo>();
   private readonly runner: ExclusiveRunner;
   private readonly retry: Backoff;
@@ -76,8 +66,10 @@ export class Reconciler {
   private lastError: { code: string; message: string } | null = null;
   private readonly log: Logger;
   private stopped = false;
+  private readonly startedAt: string;
 
   constructor(private readonly opts: ReconcilerOptions) {
+    this.startedAt = opts.startedAt ?? new Date(Math.floor(Date.now() - process.uptime() * 1000)).toISOString();
     this.log = moduleLogger(opts.log, 'sync');
     this.runner = new ExclusiveRunner((err) => this.log.error({ err }, 'apply failed unexpectedly'));
     this.retry = new Backoff(opts.retryMinMs ?? 2_000, opts.retryMaxMs ?? 300_000);
@@ -142,9 +134,9 @@ export class Reconciler {
     });
     const dir = await this.opts.store.currentDir(id);
     if (dir) await this.opts.onActivated?.(id, result.to, dir);
-    this.setModel(id, {
-      state: 'rolled-back',
-      activeVersion: result.to,
+    this.move(id, {
+      type: 'roll-back',
+      to: result.to,
       error: { code: 'SYNC_PINNED_BY_ROLLBACK', message: `rolled back from ${result.from} to ${result.to} by command` },
     });
     this.opts.onEvent?.({ type: 'rolled-back', model: id, version: result.to });
@@ -159,9 +151,13 @@ export class Reconciler {
       agentVersion: this.opts.agentVersion,
       appliedRevision: this.desired?.revision ?? this.opts.state.lastRevision(),
       time: (this.opts.now?.() ?? new Date()).toISOString(),
-      models: [...this.models.values()].sort((a, b) => a.id.localeCompare(b.id)),
+      models: [...this.models.values()]
+        .map(reportedOf)
+        .filter((m): m is ReportedModel => m !== null)
+        .sort((a, b) => a.id.localeCompare(b.id)),
       capabilities: this.opts.capabilities(),
       ...(this.lastError ? { desiredError: this.lastError } : {}),
+      startedAt: this.startedAt,
     };
   }
 
@@ -220,12 +216,7 @@ export class Reconciler {
     for (const m of desired.models) {
       const prev = this.models.get(m.id);
       if (!prev || prev.version !== m.version || prev.state === 'failed') {
-        this.models.set(m.id, {
-          id: m.id,
-          version: m.version,
-          activeVersion: prev?.activeVersion ?? null,
-          state: prev?.activeVersion === m.version ? 'active' : 'pending',
-        });
+        this.move(m.id, { type: prev?.activeVersion === m.version ? 'have' : 'want', version: m.version });
       }
     }
     // Report the new revision now: an apply with nothing to do publishes nothing, and the cloud would never see convergence.
@@ -249,7 +240,7 @@ export class Reconciler {
       installed,
       failures: [...this.failures.values()],
       incompatible: (m) => {
-        const e = this.opts.gate(m);
+        const e = this.opts.incompatible(m);
         return e ? { code: e.code, message: e.message } : null;
       },
     });
@@ -266,7 +257,7 @@ export class Reconciler {
         const retryable = isRetryable(e.code);
         transient ||= retryable;
         this.failures.set(`${step.id}@${version}`, { id: step.id, version, code: e.code, retryable });
-        this.setModel(step.id, { state: 'failed', error: { code: e.code, message: e.message } });
+        this.move(step.id, { type: 'fail', error: { code: e.code, message: e.message } });
         this.opts.onEvent?.({ type: 'failed', model: step.id, version, error: { code: e.code, message: e.message } });
         this.log.warn({ model: step.id, version, code: e.code }, `step ${step.kind} failed: ${e.message}`);
         this.publishNow();
@@ -303,10 +294,9 @@ export class Reconciler {
           beforeActivate: this.opts.beforeActivate ? (dir) => this.opts.beforeActivate!(dir, model) : undefined,
           signal,
           onProgress: ({ phase, done, total }: { phase: InstallPhase; done: number; total: number }) => {
-            this.setModel(
-              model.id,
-              phase === 'downloading' ? { state: 'downloading', progress: { bytes: done, total } } : { state: phase },
-            );
+            // An aborted apply may still report a last phase; the model's record belongs to the next one.
+            if (signal.aborted) return;
+            this.move(model.id, PHASE_EVENTS[phase](done, total));
             this.publishSoon();
           },
         });
@@ -329,7 +319,7 @@ export class Reconciler {
       case 'remove': {
         await this.opts.onRemoved?.(step.id);
         await this.opts.store.remove(step.id);
-        this.models.delete(step.id);
+        this.move(step.id, { type: 'remove' });
         this.opts.onEvent?.({ type: 'removed', model: step.id });
         this.publishNow();
         return;
@@ -341,7 +331,10 @@ export class Reconciler {
     const dir = await this.opts.store.currentDir(id);
     if (dir) await this.opts.onActivated?.(id, version, dir);
     this.failures.delete(`${id}@${version}`);
-    this.setModel(id, { state: 'active', activeVersion: version, progress: undefined, error: undefined });
+    // An apply that a newer document aborted may still finish its flip: the record then works
+    // toward another version, and this only tells it what is current now.
+    if (this.models.get(id)?.version === version) this.move(id, { type: 'activate', version });
+    else this.move(id, { type: 'observe', current: version });
     this.opts.onEvent?.({ type: 'activated', model: id, version });
     this.publishNow();
   }
@@ -350,21 +343,37 @@ export class Reconciler {
     for (const m of await this.opts.store.list()) this.syncActive(m.id, m.current);
   }
 
+  /** What the store has current for a model, read before each apply and at start. */
   private syncActive(id: string, current: number | null): void {
-    const entry = this.models.get(id);
-    if (entry) {
-      entry.activeVersion = current;
-      if (current !== null && entry.version === current && entry.state !== 'failed') entry.state = 'active';
-    } else if (current !== null) {
-      this.models.set(id, { id, version: current, activeVersion: current, state: 'active' });
+    const rec = this.models.get(id);
+    if (!rec) {
+      if (current !== null) this.move(id, { type: 'have', version: current });
+      return;
     }
+    // A failed version that is current on disk (its runtime activation failed) stays failed.
+    if (current !== null && rec.version === current && rec.state !== 'failed' && rec.state !== 'active')
+      this.move(id, { type: 'have', version: current });
+    else if (rec.activeVersion !== current) this.move(id, { type: 'observe', current });
   }
 
-  private setModel(id: string, patch: Partial<ReportedModel>): void {
-    const prev = this.models.get(id) ?? { id, version: null, activeVersion: null, state: 'pending' as const };
-    const next: ReportedModel = { ...prev, ...patch };
-    if (next.state !== 'downloading') delete next.progress;
-    if (next.state !== 'failed' && next.state !== 'rolled-back') delete next.error;
-    this.models.set(id, next);
+  /** The one place a model's state changes: through the lifecycle table. */
+  private move(id: string, event: LifecycleEvent): void {
+    const rec = this.models.get(id) ?? absent(id);
+    let out: ModelRecord;
+    try {
+      out = next(rec, event);
+    } catch (err) {
+      this.log.error({ model: id, state: rec.state, event: event.type }, 'illegal model lifecycle transition');
+      throw err;
+    }
+    if (out.state === 'absent') this.models.delete(id);
+    else this.models.set(id, out);
   }
 }
+
+/** The store's install phases as lifecycle events. */
+const PHASE_EVENTS: Record<InstallPhase, (done: number, total: number) => LifecycleEvent> = {
+  downloading: (bytes, total) => ({ type: 'download', bytes, total }),
+  verifying: () => ({ type: 'verify' }),
+  installing: () => ({ type: 'install' }),
+};

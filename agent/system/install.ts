@@ -1,15 +1,15 @@
 import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { writeFileAtomic } from '../fs/atomic-file.js';
+import { packageInfo } from './package-root.js';
 
 const run = promisify(execFile);
 
-/** The unit files and snippets shipped in systemd/ at the package's root. */
-export const SYSTEMD_SOURCE_DIR = fileURLToPath(new URL('../../systemd/', import.meta.url));
+/** The unit files and snippets shipped in systemd/ at the package's root (repository or tarball). */
+export const SYSTEMD_SOURCE_DIR = join(packageInfo().root, 'systemd');
 /** RestartSteps= / RestartMaxDelaySec= exist from this systemd version on. */
 export const RESTART_STEPS_SINCE = 254;
 
@@ -18,7 +18,7 @@ export interface InstallOptions {
   configFile?: string;
   /** Install under this directory instead of / (packaging, tests): no live systemctl steps. */
   root: string;
-  /** The outpost executable the units start. */
+  /** The executable the agent unit starts: outpost-agent, or the cloud package's outpost. */
   bin: string;
   /** Also install outpost-cloud.service (servers). */
   cloud: boolean;
@@ -47,9 +47,20 @@ async function source(name: string): Promise<string> {
   return readFile(join(SYSTEMD_SOURCE_DIR, name), 'utf8');
 }
 
-// The shipped units say /usr/bin/outpost; npm's global prefix differs between distributions.
-function withBin(unit: string, bin: string): string {
-  return unit.replace(/^(Exec(?:Start|Reload)=)\/usr\/bin\/outpost\b/gm, `$1${bin}`);
+/**
+ * The shipped units say /usr/bin/outpost-agent and /usr/bin/outpost; npm's global prefix differs
+ * between distributions, so ExecStart gets the executable actually installed. The cloud package's
+ * `outpost` runs the agent as `outpost agent run`; the cloud unit uses the `outpost` beside the
+ * agent's executable (both packages install their bins into the same prefix).
+ */
+function agentExec(bin: string): string {
+  return basename(bin) === 'outpost' ? `${bin} agent` : bin;
+}
+function cloudExec(bin: string): string {
+  return basename(bin) === 'outpost' ? bin : join(dirname(bin), 'outpost');
+}
+function withExec(unit: string, shipped: string, exec: string): string {
+  return unit.replace(new RegExp(`^(ExecStart=)${shipped}(?= )`, 'gm'), `$1${exec}`);
 }
 
 /**
@@ -65,7 +76,7 @@ export async function planInstall(o: InstallOptions): Promise<InstallStep[]> {
       kind: 'file',
       path: at('/etc/systemd/system/outpost-agent.service'),
       mode: 0o644,
-      content: withBin(await source('outpost-agent.service'), o.bin),
+      content: withExec(await source('outpost-agent.service'), '/usr/bin/outpost-agent', agentExec(o.bin)),
       why: 'the agent unit',
     },
     {
@@ -97,7 +108,7 @@ export async function planInstall(o: InstallOptions): Promise<InstallStep[]> {
       kind: 'file',
       path: at('/etc/systemd/system/outpost-cloud.service'),
       mode: 0o644,
-      content: withBin(await source('outpost-cloud.service'), o.bin),
+      content: withExec(await source('outpost-cloud.service'), '/usr/bin/outpost', cloudExec(o.bin)),
       why: 'the cloud unit',
     });
   }

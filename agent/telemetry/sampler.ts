@@ -43,6 +43,7 @@ export class Sampler {
       at: new Date(now).toISOString(),
       intervalSeconds: Math.round((now - this.last) / 100) / 10,
       uptimeSeconds: Math.round((now - this.started) / 1000),
+      startedAt: new Date(this.started).toISOString(),
       cpu: { loadPercent: cpu.loadPercent, load1: cpu.load1, cores: cpu.cores },
       memory: mem
         ? { totalBytes: mem.total, availableBytes: mem.available, usedBytes: mem.total - mem.available }

@@ -7,7 +7,8 @@ import { TOPIC_ROOT } from '../../protocol/topics.js';
 const run = promisify(execFile);
 
 /**
- * Running the fleet against Mosquitto 2 instead of the embedded aedes (DESIGN.md principle 6).
+ * Running the fleet against Mosquitto 2 instead of the embedded aedes (docs/protocol.md, "Using
+ * Mosquitto instead of aedes"): a fleet that outgrows one process keeps the same interfaces.
  * The same policy as cloud-broker/broker/acl.ts, in Mosquitto's terms:
  * - `allow_anonymous false` + a password file: each device logs in as its id with its token;
  * - `use_username_as_clientid true`: the client id is forced to the username, so no device can

@@ -163,6 +163,11 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
     ctx.stdout.write(usage());
     return argv.length === 0 ? 2 : 0;
   }
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    const { packageInfo } = await import('../../agent/system/package-root.js');
+    ctx.stdout.write(`${packageInfo().version}\n`);
+    return 0;
+  }
   if (DEVICE_GROUPS.has(argv[0])) {
     let mod: { runAgentCli: (argv: string[], ctx: CliContext) => Promise<number> };
     try {

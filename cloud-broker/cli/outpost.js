@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `outpost` executable (package.json "bin"). Node 20 cannot run TypeScript by itself, so this
-// registers tsx's ESM loader and then runs the TypeScript CLI.
+// Development shim: runs the TypeScript sources through tsx (a devDependency), so tests and
+// `npm run outpost` see edits without a build. The installed `outpost` is the compiled
+// dist/cloud-broker/cli/bin.js (package.json "bin"); this file is not in any package.
 import { register } from 'tsx/esm/api';
 
 register();

@@ -2,6 +2,8 @@ import { CATALOG_V1 } from './migrations-catalog.js';
 import type { Migration } from './migrate.js';
 import { FLEET_V1 } from './migrations-fleet.js';
 import { TELEMETRY_V1 } from '../fleet/telemetry.js';
+import { ACCESS_V1 } from './migrations-access.js';
+import { ROLLOUTS_V1 } from './migrations-rollouts.js';
 import { CATALOG_PUBLISHER } from './migrations-publisher.js';
 
 /**
@@ -16,5 +18,7 @@ export const MIGRATIONS: readonly Migration[] = [
   // append new migrations below this line
   FLEET_V1,
   TELEMETRY_V1,
+  ACCESS_V1,
+  ROLLOUTS_V1,
   CATALOG_PUBLISHER,
 ];

@@ -6,11 +6,16 @@ import { OutpostError } from '../../protocol/errors/index.js';
 import { AgentClient } from '../../agent/client/index.js';
 
 /**
- * The demo's device: `outpost agent run` through the package's bin shim in a child process, the
- * same daemon systemd starts (ExecStart runs the same verb). Its pino lines go to a log file so
- * the demo's own output stays short, and the file is there to read when something fails.
+ * The demo's device: `outpost-agent run` in a child process, the same daemon systemd starts
+ * (ExecStart runs the same verb). Built (dist/cloud-broker/demo/), this is the compiled
+ * dist/agent/cli/bin.js run by plain node. Only when the demo itself runs from the TypeScript
+ * sources (tests under tsx) is the child started through tsx too: there is no .js to run then.
+ * Its pino lines go to a log file so the demo's own output stays short, and the file is there to
+ * read when something fails.
  */
-const SHIM = fileURLToPath(new URL('../cli/outpost.js', import.meta.url));
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const AGENT_BIN = fileURLToPath(new URL(`../../agent/cli/bin.${FROM_SOURCE ? 'ts' : 'js'}`, import.meta.url));
+const NODE_ARGS = FROM_SOURCE ? ['--import', 'tsx', AGENT_BIN] : [AGENT_BIN];
 /** The agent's stop deadline is 25 s (agent/cli/commands/run.ts); past that, it is stuck. */
 const STOP_WAIT_MS = 30_000;
 
@@ -51,7 +56,7 @@ export function startAgentProcess(o: AgentProcessOptions): AgentProcess {
   const fd = openSync(o.logFile, 'a', 0o600);
   const child = spawn(
     process.execPath,
-    [SHIM, 'agent', 'run', '--config', o.config, '--models-dir', o.modelsDir, '--socket', o.socket],
+    [...NODE_ARGS, 'run', '--config', o.config, '--models-dir', o.modelsDir, '--socket', o.socket],
     {
       env: agentEnv(o.env),
       stdio: ['ignore', fd, fd],

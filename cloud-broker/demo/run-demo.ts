@@ -135,7 +135,7 @@ export async function runDemo(opts: DemoOptions, ctx: CliContext): Promise<DemoR
       env: ctx.env,
     });
     await agent.waitLive(opts.timeoutMs, ctx.signal);
-    say.done('agent', `agent running: \`outpost agent run\` as pid ${agent.pid}, socket ${paths.socket}`);
+    say.done('agent', `agent running: \`outpost-agent run\` as pid ${agent.pid}, socket ${paths.socket}`);
 
     const ref = `${published.id}@${published.version}`;
     await run(['deploy', ref, '--device', DEMO_DEVICE_ID]);

@@ -13,6 +13,8 @@ import { ChangeFeed } from './changes.js';
 import { buildSigned, effectiveDeployments, modelsDigest, planRollback } from './desired.js';
 import type { Publisher } from './publisher.js';
 import { rolloutOf, type RolloutDevice } from './rollout.js';
+import { AuditStore, SYSTEM_ACTOR, type Actor } from './audit-store.js';
+import { RolloutStore } from './rollout-store.js';
 import { FleetStore } from './store.js';
 import { TelemetryStore, type LatestTelemetry } from './telemetry.js';
 import { describeTarget, parseTag, type Deployment, type DeviceRecord, type Target } from './types.js';
@@ -33,6 +35,16 @@ export interface FleetOptions {
 
 export type DeploySpec = { model: string } | { app: string };
 
+/** One model version of a deployment, resolved against the catalog. */
+export interface DeployItem {
+  model: string;
+  version: number;
+  app: string | null;
+}
+
+/** Signs and stores the new desired state of these devices inside the caller's transaction. */
+export type SignFn = (ids?: readonly string[]) => { changed: string[]; revisions: Map<string, number> };
+
 export interface DeployResult {
   target: Target;
   deployments: Deployment[];
@@ -41,6 +53,12 @@ export interface DeployResult {
 }
 
 const DAY = 24 * 3600;
+
+export interface DesiredContext {
+  live: Deployment[];
+  scopes: Map<number, Set<string>>;
+  cache: Map<string, Omit<DesiredModel, 'blobBase'> | null>;
+}
 
 /**
  * The fleet: devices, tags, deployments, and one signed desired-state document per device.
@@ -54,15 +72,21 @@ export class Fleet {
   readonly telemetry: TelemetryStore;
   /** Every change as it happens, for live views (cloud-broker/fleet/changes.ts). */
   readonly changes: ChangeFeed;
+  readonly audit: AuditStore;
+  readonly rollouts: RolloutStore;
   private publisher: Publisher | null = null;
   private readonly log: Logger;
   private readonly lifetime: number;
   private blobBase: string;
   private timer: NodeJS.Timeout | null = null;
+  /** Called after a report or telemetry sample was taken in (the rollout scheduler listens). */
+  onDeviceEvent: (deviceId: string) => void = () => undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: FleetOptions) {
     this.store = new FleetStore(opts.db);
+    this.audit = new AuditStore(opts.db);
+    this.rollouts = new RolloutStore(opts.db);
     this.log = moduleLogger(opts.log, 'fleet');
     this.telemetry = new TelemetryStore(opts.db, this.log.child({ part: 'telemetry' }));
     this.changes = new ChangeFeed(this.log);
@@ -106,6 +130,7 @@ export class Fleet {
   async provision(
     idIn: string,
     tagsIn: readonly string[] = [],
+    actor: Actor = SYSTEM_ACTOR,
   ): Promise<{ device: DeviceRecord; agentConfig: AgentConfigDraft }> {
     const id = parseDeviceId(idIn);
     const tags = [...new Set(tagsIn.map((t, i) => parseTag(t, `tags[${i}]`)))];
@@ -119,6 +144,7 @@ export class Fleet {
         );
       }
       this.store.upsertDevice(id, tags);
+      this.audit.append(actor, 'device.provision', { devices: [id], details: { tags, token: 'created' } });
       return createToken(this.opts.db, 'device', id);
     })();
     this.log.info({ device: id, tags }, 'device provisioned');
@@ -153,10 +179,11 @@ export class Fleet {
   }
 
   /** Revokes the device's credentials, drops its connections and its retained desired state. */
-  async remove(idIn: string): Promise<void> {
+  async remove(idIn: string, actor: Actor = SYSTEM_ACTOR): Promise<void> {
     const d = this.getDevice(idIn);
     this.opts.db.transaction(() => {
-      revokeTokens(this.opts.db, 'device', d.id);
+      const revoked = revokeTokens(this.opts.db, 'device', d.id);
+      this.audit.append(actor, 'device.remove', { devices: [d.id], details: { tokensRevoked: revoked } });
       this.store.markRemoved(d.id);
       this.telemetry.forget(d.id);
     })();
@@ -168,15 +195,21 @@ export class Fleet {
     this.changes.emit({ kind: 'device', device: d.id, action: 'removed', at: new Date().toISOString() });
   }
 
-  async tag(idIn: string, add: readonly string[], remove: readonly string[]): Promise<DeviceRecord> {
+  async tag(
+    idIn: string,
+    add: readonly string[],
+    remove: readonly string[],
+    actor: Actor = SYSTEM_ACTOR,
+  ): Promise<DeviceRecord> {
     const d = this.getDevice(idIn);
     const a = add.map((t, i) => parseTag(t, `add[${i}]`));
     const r = remove.map((t, i) => parseTag(t, `remove[${i}]`));
-    this.opts.db.transaction(() => {
+    await this.transact((sign) => {
       this.store.removeTags(d.id, r);
       this.store.addTags(d.id, a);
-    })();
-    await this.reconcile([d.id]);
+      this.audit.append(actor, 'device.tag', { devices: [d.id], details: { add: a, remove: r } });
+      sign([d.id]);
+    });
     this.changes.emit({ kind: 'device', device: d.id, action: 'tagged', at: new Date().toISOString() });
     return this.getDevice(d.id);
   }
@@ -193,9 +226,37 @@ export class Fleet {
     );
   }
 
-  async deploy(spec: DeploySpec, targetIn: Target): Promise<DeployResult> {
+  async deploy(spec: DeploySpec, targetIn: Target, actor: Actor = SYSTEM_ACTOR): Promise<DeployResult> {
     const target = this.parseTarget(targetIn);
-    const items: { model: string; version: number; app: string | null }[] = [];
+    const items = this.resolveDeploy(spec);
+    this.refuseBusy(items.map((i) => i.model));
+    const { deployments, devices } = await this.transact((sign) => {
+      const deployments = items.map((it) => this.store.insertDeployment(target, it.model, it.version, it.app));
+      const { changed } = sign();
+      this.audit.append(actor, 'deploy', {
+        devices: changed,
+        details: { target, models: items.map(({ model, version }) => ({ model, version })), app: items[0].app },
+      });
+      return { deployments, devices: changed };
+    });
+    this.log.info({ target, items }, `deployed to ${describeTarget(target)}`);
+    return { target, deployments, devices };
+  }
+
+  /** Refuses a change to models that a running or paused rollout is deploying. */
+  refuseBusy(models: readonly string[]): void {
+    const busy = this.rollouts.activeFor(models);
+    if (busy.length > 0)
+      throw new OutpostError(
+        'ROLLOUT_BUSY',
+        `rollout ${busy[0].id} (${busy[0].state}) is deploying ${busy[0].models.map((m) => `${m.model}@${m.version}`).join(', ')}; wait for it, or \`outpost rollout abort ${busy[0].id}\` first`,
+        { rollout: busy[0].id },
+      );
+  }
+
+  /** The model versions a deploy spec names, checked against the catalog. */
+  resolveDeploy(spec: DeploySpec): DeployItem[] {
+    const items: DeployItem[] = [];
     if ('app' in spec) {
       const app = formatModelId(parseModelId(spec.app, 'app'));
       const models = appModels(this.opts.db, app);
@@ -228,16 +289,17 @@ export class Fleet {
         );
       }
     }
-    const deployments = this.opts.db.transaction(() =>
-      items.map((it) => this.store.insertDeployment(target, it.model, it.version, it.app)),
-    )();
-    this.log.info({ target, items }, `deployed to ${describeTarget(target)}`);
-    return { target, deployments, devices: await this.reconcile() };
+    return items;
   }
 
-  async rollback(modelIn: string, targetIn: Target): Promise<DeployResult & { from: number; to: number }> {
+  async rollback(
+    modelIn: string,
+    targetIn: Target,
+    actor: Actor = SYSTEM_ACTOR,
+  ): Promise<DeployResult & { from: number; to: number }> {
     const target = this.parseTarget(targetIn);
     const model = formatModelId(parseModelId(modelIn, 'model'));
+    this.refuseBusy([model]);
     const plan = planRollback(this.store.liveDeploymentsFor(target, model));
     if (!plan)
       throw new OutpostError(
@@ -245,63 +307,120 @@ export class Fleet {
         `${model} has no earlier deployment to ${describeTarget(target)} to go back to`,
         { model, target },
       );
-    this.store.markRolledBack(plan.undo);
+    const devices = await this.transact((sign) => {
+      this.store.markRolledBack(plan.undo);
+      const { changed } = sign();
+      this.audit.append(actor, 'rollback', {
+        devices: changed,
+        details: { target, model, from: plan.from, to: plan.to },
+      });
+      return changed;
+    });
     this.log.info({ target, model, from: plan.from, to: plan.to }, 'rolled back');
-    return { target, deployments: [], devices: await this.reconcile(), from: plan.from, to: plan.to };
+    return { target, deployments: [], devices, from: plan.from, to: plan.to };
   }
 
   // ---- desired state ---------------------------------------------------------------------
 
   /** The models a device should hold now, from the live deployments and the catalog. */
-  desiredModels(device: { id: string; tags: readonly string[] }): DesiredModel[] {
-    const eff = effectiveDeployments(this.store.liveDeployments(), device);
+  desiredModels(
+    device: { id: string; tags: readonly string[] },
+    ctx: DesiredContext = this.desiredContext(),
+  ): DesiredModel[] {
+    const eff = effectiveDeployments(ctx.live, device, ctx.scopes);
     const models: DesiredModel[] = [];
     for (const d of [...eff.values()].sort((a, b) => a.model.localeCompare(b.model))) {
-      const m = desiredModelOf(this.opts.db, d.model, d.version);
+      const key = `${d.model}@${d.version}`;
+      let m = ctx.cache.get(key);
+      if (m === undefined) ctx.cache.set(key, (m = desiredModelOf(this.opts.db, d.model, d.version)));
       if (m) models.push({ ...m, blobBase: this.blobBase });
     }
     return models;
   }
 
+  /** A published version as a desired-state entry (no blob base), or null when it is not in the catalog. */
+  catalogModel(model: string, version: number): Omit<DesiredModel, 'blobBase'> | null {
+    return desiredModelOf(this.opts.db, model, version);
+  }
+
+  /** The deployments and rollout scopes every device's desired state is computed from (read once per pass). */
+  desiredContext(extra: readonly Deployment[] = []): DesiredContext {
+    return { live: [...this.store.liveDeployments(), ...extra], scopes: this.rollouts.scopes(), cache: new Map() };
+  }
+
   /**
-   * Brings each device's signed document up to date: a new revision when its model list changed
-   * or when the document passed half of its lifetime. Returns the devices
-   * that got a new revision. Signing and storing happen in one transaction per device.
+   * Brings each device's signed document up to date: a new revision when its model list (or the
+   * blob base) changed, or when the document passed half of its lifetime. Returns the devices
+   * that got a new revision. Signing and storing happen in one transaction per device; publishing
+   * follows, after all of them.
    */
   reconcile(ids?: readonly string[]): Promise<string[]> {
-    // One reconcile at a time: two overlapping ones could publish revisions out of order, and
-    // the broker would then retain the older one, which the device refuses as a rollback.
-    const run = this.queue.then(() => this.reconcileNow(ids));
+    return this.transact((sign) => sign(ids).changed);
+  }
+
+  /**
+   * Runs `work` in one database transaction together with the signing of the desired states it
+   * asks for (`sign(ids)`, every device when omitted), then publishes what was signed. A change
+   * and the revisions it causes commit together or not at all (a rollout's "sent" mark and the
+   * devices' new documents, a deployment and its audit entry); a crash before the publish is
+   * healed by the republication at the next connect.
+   *
+   * One at a time: two overlapping passes could publish revisions out of order, and the broker
+   * would then retain the older one, which the device refuses as a rollback.
+   */
+  transact<T>(work: (sign: SignFn) => T): Promise<T> {
+    const run = this.queue.then(() => this.transactNow(work));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async reconcileNow(ids: readonly string[] | undefined): Promise<string[]> {
-    const devices = ids
-      ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null)
-      : this.store.listDevices();
+  private async transactNow<T>(work: (sign: SignFn) => T): Promise<T> {
+    const docs = new Map<string, string>();
     const now = new Date();
-    const changed: { id: string; doc: string }[] = [];
-    for (const d of devices) {
-      const models = this.desiredModels(d);
-      const digest = modelsDigest(models);
-      const cur = this.store.desiredOf(d.id);
-      const halfLife = cur?.expires ? Date.parse(cur.expires) - (this.lifetime * 1000) / 2 : 0;
-      const stale = now.getTime() >= halfLife;
-      if (cur?.digest === digest && !stale) continue;
-      const doc = this.opts.db.transaction(() => {
-        const revision = (this.store.desiredOf(d.id)?.revision ?? 0) + 1;
+    const sign: SignFn = (ids) => {
+      const devices = ids
+        ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null)
+        : this.store.listDevices();
+      const ctx = this.desiredContext();
+      const changed: string[] = [];
+      const revisions = new Map<string, number>();
+      for (const d of devices) {
+        const models = this.desiredModels(d, ctx);
+        const digest = modelsDigest(models);
+        const cur = this.store.desiredOf(d.id);
+        const halfLife = cur?.expires ? Date.parse(cur.expires) - (this.lifetime * 1000) / 2 : 0;
+        const stale = now.getTime() >= halfLife;
+        if (cur?.digest === digest && !stale) {
+          revisions.set(d.id, cur.revision);
+          continue;
+        }
+        const revision = (cur?.revision ?? 0) + 1;
         const signed = parseDesiredSigned(buildSigned(d.id, revision, models, now, this.lifetime));
         const json = JSON.stringify(this.opts.signer.sign(signed));
         this.store.saveDesired(d.id, revision, json, digest, signed.expires);
-        return json;
-      })();
-      changed.push({ id: d.id, doc });
+        docs.set(d.id, json);
+        changed.push(d.id);
+        revisions.set(d.id, revision);
+      }
+      return { changed, revisions };
+    };
+    const result = this.opts.db.transaction(() => work(sign))();
+    await Promise.all([...docs].map(([id, doc]) => this.publish(id, doc)));
+    for (const id of docs.keys()) this.changes.emit({ kind: 'desired', device: id, at: now.toISOString() });
+    if (docs.size > 0) this.log.info({ devices: docs.size }, 'signed and published desired states');
+    return result;
+  }
+
+  /** Sends an imperative command (outpost/v1/devices/{id}/commands/{name}); false when it could not be published. */
+  async command(id: string, name: string, body: Record<string, unknown> = {}): Promise<boolean> {
+    if (!this.publisher) return false;
+    try {
+      await this.publisher.publishCommand(id, name, JSON.stringify(body));
+      return true;
+    } catch (err) {
+      this.log.warn({ err, device: id, command: name }, 'command not published');
+      return false;
     }
-    await Promise.all(changed.map((c) => this.publish(c.id, c.doc)));
-    for (const c of changed) this.changes.emit({ kind: 'desired', device: c.id, at: now.toISOString() });
-    if (changed.length > 0) this.log.info({ devices: changed.length }, 'signed and published desired states');
-    return changed.map((c) => c.id);
   }
 
   private async publish(id: string, doc: string): Promise<void> {
@@ -332,12 +451,16 @@ export class Fleet {
 
   // ---- reports ---------------------------------------------------------------------------
 
-  /** Handles a message from the publisher's subscriptions; bad input is logged, never thrown. */
+  /**
+   * Handles a message from the publisher's subscriptions. Bad input is dropped, never thrown: a
+   * malformed report or telemetry sample is logged; an unknown status word is ignored.
+   */
   ingest(topic: string, payload: Buffer): void {
     const t = parseDeviceTopic(topic);
     if (!t || payload.length === 0) return;
     const at = new Date().toISOString();
-    // The report UPDATE itself skips removed and unknown devices: no lookup per report.
+    // Reports are queued and written in one UPDATE batch per event-loop turn, which skips removed
+    // and unknown devices itself: no lookup per report (a fleet reports often).
     if (t.kind !== 'reported') {
       const dev = this.store.getDevice(t.deviceId);
       if (!dev || dev.removedAt !== null) return;
@@ -352,7 +475,10 @@ export class Fleet {
     }
     if (t.kind === 'telemetry') {
       const sample = this.telemetry.ingest(t.deviceId, payload);
-      if (sample) this.changes.emit({ kind: 'telemetry', device: t.deviceId, sample, at });
+      if (sample) {
+        this.changes.emit({ kind: 'telemetry', device: t.deviceId, sample, at });
+        this.onDeviceEvent(t.deviceId);
+      }
       return;
     }
     if (t.kind !== 'reported') return;
@@ -364,6 +490,7 @@ export class Fleet {
       }
       this.store.saveReported(t.deviceId, JSON.stringify(rep), at);
       this.changes.emit({ kind: 'reported', device: t.deviceId, report: rep, at });
+      this.onDeviceEvent(t.deviceId);
     } catch (err) {
       this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');
     }

@@ -1,12 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../protocol/log.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
+import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Db } from '../db/open.js';
+import type { CloudLimits } from '../limits.js';
 import { loadOrCreateSigner } from '../signing/keys.js';
 import type { Signer } from '../signing/sign.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
+import { RolloutScheduler } from './rollout-scheduler.js';
+import { Rollouts } from './rollouts.js';
 
 export interface FleetServicesOptions {
   db: Db;
@@ -28,10 +32,17 @@ export interface FleetServicesOptions {
   externalBroker?: { url: string; username: string; password: string; publicUrl?: string; ca?: string | Buffer };
   /** Desired-state lifetime in seconds (default 7 days). */
   lifetimeSeconds?: number;
+  /** The embedded broker's per-device bounds and the shared failed-login limiter. */
+  limits?: CloudLimits['broker'];
+  authLimiter?: FailureLimiter;
+  /** The rollout scheduler's timer period (default 1 s). */
+  rolloutTickMs?: number;
 }
 
 export interface FleetServices {
   fleet: Fleet;
+  rollouts: Rollouts;
+  scheduler: RolloutScheduler;
   signer: Signer;
   broker: RunningBroker | null;
   publisher: Publisher;
@@ -67,6 +78,8 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       tls: o.tls,
       authenticate: brokerAuthenticator(o.db, service),
       log,
+      limits: o.limits,
+      authLimiter: o.authLimiter,
     });
     creds = { ...service, url: broker.url };
     mqttUrl = broker.tlsUrl ?? broker.url;
@@ -101,13 +114,21 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   }
   fleet.attach(publisher);
   fleet.startRefresh();
+  const rollouts = new Rollouts(fleet, log);
+  // Started after the publisher is attached: a batch it sends must be published, not only stored.
+  const scheduler = new RolloutScheduler(fleet, rollouts, { log, tickMs: o.rolloutTickMs });
+  fleet.onDeviceEvent = () => scheduler.onDeviceEvent();
+  scheduler.start();
   return {
     fleet,
+    rollouts,
+    scheduler,
     signer,
     broker,
     publisher,
     mqttUrl,
     async close() {
+      await scheduler.stop();
       fleet.stop();
       await publisher.close();
       await broker?.close();

@@ -3,8 +3,8 @@ import type { Db } from '../db/open.js';
 import { eventRoutes } from '../http/event-routes.js';
 import { fleetRoutes } from '../http/fleet-routes.js';
 import { fleetViewRoutes } from '../http/fleet-view-routes.js';
+import { rolloutRoutes } from '../http/rollout-routes.js';
 import type { Router } from '../http/router.js';
-import type { Fleet } from './fleet.js';
 import { FleetView } from './fleet-view.js';
 import { startFleetServices, type FleetServices, type FleetServicesOptions } from './start.js';
 
@@ -21,29 +21,32 @@ export function wireFleet(
     o: Omit<FleetServicesOptions, 'db' | 'dataDir' | 'log'> & { db: Db; dataDir: string; log: Logger },
   ): Promise<FleetServices>;
 } {
-  let fleet: Fleet | null = null;
+  let services: FleetServices | null = null;
   let view: FleetView | null = null;
-  router.add(...fleetRoutes(() => fleet));
-  // The web page's read views and live events (cloud-broker/ui/, docs/ui.md).
   router.add(
+    ...fleetRoutes(
+      () => services?.fleet ?? null,
+      () => services?.rollouts ?? null,
+    ),
+    ...rolloutRoutes(() => services?.rollouts ?? null),
+    // The web page's read views and live events (cloud-broker/ui/, docs/ui.md).
     ...fleetViewRoutes(
       db,
-      () => fleet,
+      () => services?.fleet ?? null,
       () => view,
     ),
-    ...eventRoutes(() => fleet),
+    ...eventRoutes(() => services?.fleet ?? null),
   );
   return {
     async start(o) {
-      const services = await startFleetServices(o);
-      fleet = services.fleet;
-      view = new FleetView(services.fleet);
-      const close = services.close;
+      const started = await startFleetServices(o);
+      services = started;
+      view = new FleetView(started.fleet);
       return {
-        ...services,
+        ...started,
         close: async () => {
           view?.close();
-          await close();
+          await started.close();
         },
       };
     },

@@ -11,6 +11,8 @@ import { AGENT } from './codes/agent.js';
 import { SYNC } from './codes/sync.js';
 import { DEMO } from './codes/demo.js';
 import { TLS } from './codes/tls.js';
+import { LIMITS } from './codes/limits.js';
+import { ROLLOUT } from './codes/rollout.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -34,6 +36,8 @@ export const AREAS = {
   sync: SYNC,
   demo: DEMO,
   tls: TLS,
+  limits: LIMITS,
+  rollout: ROLLOUT,
 } as const;
 
 type Areas = typeof AREAS;
@@ -45,4 +49,9 @@ export const CATALOG: Readonly<Record<ErrorCode, ErrorSpec>> = Object.freeze(
 
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(CATALOG, code);
+}
+
+/** Whether another attempt of the same operation can succeed (see ErrorSpec.retryable). */
+export function isRetryable(code: string): boolean {
+  return isErrorCode(code) && CATALOG[code].retryable === true;
 }

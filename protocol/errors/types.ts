@@ -12,6 +12,12 @@ export interface ErrorSpec {
   readonly exit: number;
   /** What the code means and what the user should do about it (shown in docs/errors.md). */
   readonly hint: string;
+  /**
+   * True when the same operation, tried again unchanged, can succeed (a network or disk that comes
+   * back, a busy peer). The agent's reconcile loop retries these with back-off and gives up on
+   * every other code until the desired state changes.
+   */
+  readonly retryable?: true;
 }
 
 export type ErrorTable = Readonly<Record<string, ErrorSpec>>;

@@ -34,7 +34,7 @@ export interface MirroredModel {
 }
 
 /**
- * Points the fleet's signed blob base at `mirror` (DESIGN principle 6 allows it: every byte is
+ * Points the fleet's signed blob base at `mirror` (docs/security.md allows it: every byte is
  * verified against the signed hash, so a mirror needs no trust) so that a test can make the
  * downloads throttle, cut or ignore Range while the cloud itself behaves.
  */

@@ -8,7 +8,7 @@ import { checkModelFolder, mirroredModel, type MirroredModel } from './agent-fix
 
 /**
  * Network faults at the agent level: a real cloud and a real agent daemon, with the blobs served
- * by a mirror (the signed `blobBase` points at it, as DESIGN principle 6 allows: every byte is
+ * by a mirror (the signed `blobBase` points at it, as docs/security.md allows: every byte is
  * verified against the signed hash, so a mirror needs no trust) that can throttle, cut
  * connections and ignore Range. The cloud's aedes broker is restarted for real mid-download.
  */

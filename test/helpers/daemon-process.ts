@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 /**
  * The agent as systemd runs it, for tests: `node --import tsx agent/cli/bin.ts agent run` in a
  * child process, with a real AF_UNIX datagram socket playing systemd's NOTIFY_SOCKET, its pino
- * lines parsed as they arrive, and a TCP gate that stands for a broker that is down or up.
+ * lines parsed as they arrive, and a TCP switch that stands for a broker that is down or up.
  */
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(REPO, 'agent', 'cli', 'bin.ts');
@@ -194,10 +194,10 @@ export async function closedPort(): Promise<number> {
 }
 
 /**
- * A TCP gate in front of a broker: while closed it resets every connection (the broker is down,
+ * A TCP switch in front of a broker: while closed it resets every connection (the broker is down,
  * as far as the agent can tell); once opened it pipes connections to `target`.
  */
-export interface BrokerGate {
+export interface BrokerSwitch {
   readonly url: string;
   open(target: { host: string; port: number }): void;
   close(): Promise<void>;
@@ -205,7 +205,7 @@ export interface BrokerGate {
   readonly refused: number;
 }
 
-export async function brokerGate(): Promise<BrokerGate> {
+export async function brokerSwitch(): Promise<BrokerSwitch> {
   let target: { host: string; port: number } | null = null;
   let refused = 0;
   const conns = new Set<net.Socket>();

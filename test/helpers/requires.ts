@@ -1,13 +1,15 @@
 import { execFileSync } from 'node:child_process';
 
 /**
- * Skips for missing prerequisites, with the rules of the project:
- * - an optional system package (python3-opencv, mosquitto, systemd-analyze, the OpenCV addon):
- *   skipped with a printed reason on a developer machine, but a failure under CI=true, because
- *   .ci/run installs it;
- * - accelerator hardware (Jetson, Hailo-8, Myriad): skipped everywhere it is absent, with a reason.
+ * Skips for missing prerequisites, with the rules of the project (test/README.md):
+ * - an installable prerequisite (a Debian package such as python3-opencv, mosquitto, postgresql,
+ *   systemd-analyze, or the OpenCV addon that libopencv-dev lets CMake build): skipped with a
+ *   printed reason on a developer machine, but under CI=true `skipForPackage` throws, so the file
+ *   fails: .ci/run installs all of them, and a skip there would hide a broken install;
+ * - accelerator hardware (Jetson, Hailo-8, Myriad): `skipForHardware` skips everywhere it is
+ *   absent, CI included, with a reason.
  *
- * Use: `const why = missingCommand('mosquitto'); describe.skipIf(skipUnlessCI(why))(...)`.
+ * Use: `const why = missingCommand('mosquitto'); describe.skipIf(skipForPackage(why))(...)`.
  */
 export function skipForPackage(reason: string | null): boolean {
   if (reason === null) return false;

@@ -11,7 +11,7 @@ import { activeAt, startTestFleet, waitFor, type TestAgent, type TestFleet } fro
 import { runInProcess } from '../helpers/cli.js';
 
 /**
- * Security at the agent level (issue 3, DESIGN principle 3): a real cloud, a real agent daemon,
+ * Security at the agent level (the attacks of docs/security.md): a real cloud, a real agent daemon,
  * and each attack done for real: blobs tampered in the cloud's data dir, documents crafted and
  * published through the cloud's own service-identity MQTT client (signed with the cloud's key read
  * from its data dir, with a stranger's key, or not re-signed at all). Every attack must be refused

@@ -7,7 +7,7 @@ import { runtimeEventSource, servingRuntime } from '../../agent/api/runtime-adap
 import { createApiServer, type ApiServer } from '../../agent/api/server.js';
 import type { ApiLimits } from '../../agent/api/types.js';
 import { AgentClient } from '../../agent/client/index.js';
-import { Runtime } from '../../agent/runtime/model-service.js';
+import { Runtime } from '../../agent/runtime/runtime.js';
 import { silentLogger } from '../../protocol/log.js';
 import { writeModelFolder } from '../fixtures/model-folder.js';
 import type { FixtureKind, FixtureModel } from '../fixtures/onnx/models.js';

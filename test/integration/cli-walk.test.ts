@@ -7,8 +7,8 @@ import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { cleanEnv, runInProcess, spawnCli, tempDir } from '../helpers/cli.js';
 
-// Gaps found by walking issue 2's list with the real CLI as a new developer would (H12): each
-// test here failed before its fix.
+// Gaps found by walking the developer workflow of docs/cli.md with the real CLI as a new developer
+// would: each test here failed before its fix.
 let cloud: Cloud;
 let root: string;
 let cleanup: () => Promise<void>;

@@ -4,11 +4,11 @@ import { AgentClient } from '../../agent/client/index.js';
 import { encodePng, rawImage } from '../fixtures/images.js';
 import {
   agentEnv,
-  brokerGate,
+  brokerSwitch,
   notifyReceiver,
   spawnAgent,
   type AgentProcess,
-  type BrokerGate,
+  type BrokerSwitch,
   type NotifyReceiver,
 } from '../helpers/daemon-process.js';
 import { activeAt, startTestFleet, waitFor, type TestFleet } from '../helpers/fleet.js';
@@ -19,7 +19,7 @@ import { activeAt, startTestFleet, waitFor, type TestFleet } from '../helpers/fl
  * it connects, reports online and converges to what was deployed meanwhile.
  */
 let f: TestFleet;
-let gate: BrokerGate;
+let link: BrokerSwitch;
 let agent: AgentProcess;
 let rx: NotifyReceiver;
 let socket: string;
@@ -32,12 +32,12 @@ beforeAll(async () => {
   await f.fleet.deploy({ model: 'acme/colors' }, { kind: 'device', value: 'cam-o' });
   await waitFor('v1 installed', () => activeAt(first, 'acme/colors', 1));
   await first.stop();
-  gate = await brokerGate();
+  link = await brokerSwitch();
 });
 afterAll(async () => {
   await agent?.kill();
   rx?.close();
-  await gate?.close();
+  await link?.close();
   await f?.close();
 });
 
@@ -54,7 +54,7 @@ describe('offline', () => {
       args: ['--models-dir', join(f.root, 'models-cam-o'), '--socket', socket],
       env: agentEnv({
         NOTIFY_SOCKET: rx.path,
-        OUTPOST_MQTT_URL: gate.url,
+        OUTPOST_MQTT_URL: link.url,
         OUTPOST_MQTT_RECONNECT_MIN_MS: '200',
         OUTPOST_MQTT_RECONNECT_MAX_MS: '1000',
       }),
@@ -64,7 +64,7 @@ describe('offline', () => {
     const red = await encodePng(rawImage(32, 32, () => [250, 10, 10]));
     expect(JSON.stringify(await client.predict('acme/colors', red))).toContain('red');
     // It keeps trying (with backoff) while the broker is down, and says so.
-    await waitFor('three refused attempts', () => gate.refused >= 3, 20_000);
+    await waitFor('three refused attempts', () => link.refused >= 3, 20_000);
     expect(((await client.status()) as unknown as Status).broker.connected).toBe(false);
     await rx.until((m) => m.startsWith('STATUS=broker unreachable, retrying'));
     expect((await f.fleet.showDevice('cam-o')).device.status).toBe('offline');
@@ -75,7 +75,7 @@ describe('offline', () => {
     const v2 = await f.publish('acme/colors', 'classifier', { labels: ['rouge', 'vert', 'bleu'] });
     await f.fleet.deploy({ model: `acme/colors@${v2}` }, { kind: 'device', value: 'cam-o' });
     const broker = new URL(f.cloud.mqttUrl!);
-    gate.open({ host: broker.hostname, port: Number(broker.port) });
+    link.open({ host: broker.hostname, port: Number(broker.port) });
     await waitFor('connected', async () => ((await client.status()) as unknown as Status).broker.connected, 20_000);
     await rx.until((m) => m.startsWith('STATUS=connected to'));
     await waitFor(

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../agent/runtime/backend.js';
-import { Runtime } from '../../agent/runtime/model-service.js';
+import { Runtime } from '../../agent/runtime/runtime.js';
 import { BackendRegistry, lazyModuleEntry } from '../../agent/runtime/registry.js';
 import { encodePng, rectsImage } from '../fixtures/images.js';
 import { writeModelFolder } from '../fixtures/model-folder.js';

@@ -2,7 +2,7 @@ import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { Runtime } from '../../agent/runtime/model-service.js';
+import { Runtime } from '../../agent/runtime/runtime.js';
 import { ModelVersion } from '../../agent/runtime/model-version.js';
 import { writeModelFolder } from '../fixtures/model-folder.js';
 import { encodePng, rawImage } from '../fixtures/images.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SESSION_OPTIONS } from '../../agent/runtime/backends/onnx.js';
-import { Runtime } from '../../agent/runtime/model-service.js';
+import { Runtime } from '../../agent/runtime/runtime.js';
 import type {
   ClassificationResult,
   ObjectDetectionResult,

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Runtime } from '../../agent/runtime/model-service.js';
+import { Runtime } from '../../agent/runtime/runtime.js';
 import type { ClassificationResult } from '../../agent/runtime/postprocess/index.js';
 import { rectsImage } from '../fixtures/images.js';
 import { writeModelFolder } from '../fixtures/model-folder.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installService } from '../../agent/cli/commands/install-service.js';
-import { RESTART_STEPS_SINCE, SYSTEMD_SOURCE_DIR, systemdVersion } from '../../agent/system/install.js';
+import { RESTART_STEPS_SINCE, SYSTEMD_SOURCE_DIR, planInstall, systemdVersion } from '../../agent/system/install.js';
 import { missingCommand, skipForPackage } from '../helpers/requires.js';
 import { capturedContext, type CapturedContext } from '../helpers/cli-context.js';
 
@@ -28,7 +28,7 @@ afterAll(async () => {
  * A root that holds just enough for `systemd-analyze verify --root`: verify loads the unit's
  * dependencies (default ones: sysinit, basic, shutdown targets; ours: network-online and
  * multi-user) and checks that every Exec binary exists and is executable. So the targets are
- * empty stand-ins and /usr/bin/outpost and /bin/kill are two-line scripts: verify never runs
+ * empty stand-ins and /usr/bin/outpost, /usr/bin/outpost-agent and /bin/kill are two-line scripts: verify never runs
  * them. Everything else in the unit (keys, values, types) is checked for real by systemd's own
  * parser. The host's unit directory is not used, so the result does not depend on the host.
  */
@@ -38,7 +38,7 @@ async function fakeRoot(root: string): Promise<void> {
   for (const t of ['sysinit.target', 'basic.target', 'shutdown.target', 'network-online.target', 'multi-user.target']) {
     await writeFile(join(lib, t), `[Unit]\nDescription=stand-in for ${t}\n`);
   }
-  for (const bin of ['usr/bin/outpost', 'bin/kill']) {
+  for (const bin of ['usr/bin/outpost', 'usr/bin/outpost-agent', 'bin/kill']) {
     await mkdir(join(root, bin, '..'), { recursive: true });
     await writeFile(join(root, bin), '#!/bin/sh\nexit 0\n');
     await chmod(join(root, bin), 0o755);
@@ -130,6 +130,23 @@ describe.skipIf(skip)('outpost agent install-service --root', () => {
     credentials: { username: 'nano-1', token: 'nano-1-secret-token' },
     trustedKeys: [{ keyid: 'root', publicKey: pem }],
   };
+
+  it('starts the installed outpost-agent, or `outpost agent run` when the cloud package installed it', async () => {
+    const execOf = async (bin: string, unit: string): Promise<string | undefined> => {
+      const steps = await planInstall({ root: '/', bin, cloud: true, start: false, systemdVersion: null });
+      const file = steps.find((s) => s.kind === 'file' && s.path.endsWith(unit));
+      return file?.kind === 'file' ? /^ExecStart=(.*)$/m.exec(file.content)?.[1] : undefined;
+    };
+    expect(await execOf('/usr/local/bin/outpost-agent', 'outpost-agent.service')).toBe(
+      '/usr/local/bin/outpost-agent run --config /etc/outpost/agent.json',
+    );
+    expect(await execOf('/usr/local/bin/outpost-agent', 'outpost-cloud.service')).toBe(
+      '/usr/local/bin/outpost cloud start --data-dir /var/lib/outpost-cloud --host 0.0.0.0',
+    );
+    expect(await execOf('/opt/o/bin/outpost', 'outpost-agent.service')).toBe(
+      '/opt/o/bin/outpost agent run --config /etc/outpost/agent.json',
+    );
+  });
 
   it('refuses an invalid config and writes nothing', async () => {
     const bad = join(dir, 'bad.json');

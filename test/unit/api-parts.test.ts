@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ConcurrencyGate } from '../../agent/api/gate.js';
+import { ConcurrencyLimiter } from '../../agent/api/limiter.js';
 import { Counter, Histogram } from '../../agent/api/metrics.js';
 import { resolveModel, resolveVersion } from '../../agent/api/names.js';
 import { imageKind } from '../../agent/api/routes/predict.js';
@@ -41,9 +41,9 @@ describe('model names and aliases', () => {
   });
 });
 
-describe('concurrency gate', () => {
+describe('concurrency limiter', () => {
   it('refuses past the limit and frees slots once, per model', () => {
-    const g = new ConcurrencyGate(2);
+    const g = new ConcurrencyLimiter(2);
     const a = g.acquire('m');
     const b = g.acquire('m');
     expect(code(() => g.acquire('m'))).toBe('API_SATURATED');

@@ -62,11 +62,11 @@ describe('pump', () => {
   it('pauses the body above the high-water mark and resumes when drained', async () => {
     const body = handBody();
     let release!: () => void;
-    let gate = new Promise<void>((r) => (release = r));
-    const p = pump(body, { accept: () => undefined, write: () => gate }, 10);
+    let drained = new Promise<void>((r) => (release = r));
+    const p = pump(body, { accept: () => undefined, write: () => drained }, 10);
     for (let i = 0; i < 4; i++) body.h().data(Buffer.alloc(4));
     expect(body.paused()).toBe(true);
-    gate = Promise.resolve();
+    drained = Promise.resolve();
     release();
     await tick();
     await tick();

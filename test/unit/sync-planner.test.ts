@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { plan, type InstalledModel } from '../../agent/sync/planner.js';
+import { plan } from '../../agent/sync/planner.js';
+import type { InstalledModel } from '../../agent/store/store.js';
 
 const m = (id: string, current: number | null, versions: number[] = current ? [current] : []): InstalledModel => ({
   id,

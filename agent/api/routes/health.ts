@@ -10,22 +10,13 @@ export const EXTENSIONS = ['binary_tensor_data', 'outpost_predict', 'outpost_eve
 export const live: Handler = (_req, res) => sendJson(res, 200, { live: true });
 
 /**
- * GET /v2/health/ready: the agent takes inference requests. Ready once no model is still loading
- * its first version; a model whose load failed does not hold the whole agent unready (its own
- * /ready says so).
+ * GET /v2/health/ready: the agent takes inference requests. The socket opens only after every
+ * installed model was loaded (or failed to), so the agent is ready from its first answer until it
+ * starts stopping; a model whose load failed does not hold the whole agent unready (its own /ready
+ * says so).
  */
 export const ready: Handler = (_req, res, _p, ctx) => {
   if (ctx.isClosing()) return void sendError(res, new OutpostError('API_SHUTTING_DOWN', 'the agent is stopping'));
-  const loading = ctx.runtime
-    .list()
-    .filter((m) => m.state === 'loading')
-    .map((m) => m.id);
-  if (loading.length > 0) {
-    return void sendError(
-      res,
-      new OutpostError('API_MODEL_NOT_READY', `models still loading: ${loading.join(', ')}`, { loading }),
-    );
-  }
   sendJson(res, 200, { ready: true });
 };
 

@@ -8,7 +8,7 @@ import {
 import type { Tensor, TensorInfo } from '../../runtime/backend.js';
 import type { ApiContext, Handler } from '../context.js';
 import { header, mediaType, readBody, sendBytes } from '../http.js';
-import type { ServedModel } from '../types.js';
+import type { ModelDescription } from '../types.js';
 import { servedModel } from './models.js';
 
 /**
@@ -19,7 +19,7 @@ import { servedModel } from './models.js';
  */
 export const infer: Handler = async (req, res, { params }, ctx) => {
   const { entry, model } = servedModel(ctx, params);
-  const release = ctx.gate.acquire(entry.id);
+  const release = ctx.limiter.acquire(entry.id);
   try {
     const type = mediaType(req);
     if (type !== undefined && type !== 'application/json' && type !== 'application/octet-stream') {
@@ -79,7 +79,7 @@ function parseHeaderLength(raw: string | undefined): number | undefined {
 }
 
 /** Every model input present, no others, dtype and shape as the model declares (null = free). */
-function checkInputs(model: ServedModel, request: InferRequest): Record<string, Tensor> {
+function checkInputs(model: ModelDescription, request: InferRequest): Record<string, Tensor> {
   const byName = new Map<string, TensorInfo>(model.inputs.map((i) => [i.name, i]));
   for (const name of Object.keys(request.inputs)) {
     if (!byName.has(name)) {
@@ -119,7 +119,7 @@ function checkInputs(model: ServedModel, request: InferRequest): Record<string, 
   return out;
 }
 
-function selectOutputs(model: ServedModel, request: InferRequest): { name: string; binary: boolean }[] {
+function selectOutputs(model: ModelDescription, request: InferRequest): { name: string; binary: boolean }[] {
   if (request.outputs === null) return model.outputs.map((o) => ({ name: o.name, binary: request.binaryOutput }));
   const names = new Set(model.outputs.map((o) => o.name));
   for (const o of request.outputs) {

@@ -4,7 +4,7 @@ import type { TensorInfo } from '../../runtime/backend.js';
 import type { Handler } from '../context.js';
 import { sendError, sendJson } from '../http.js';
 import { resolveModel, resolveVersion } from '../names.js';
-import type { ModelEntry, ServedModel } from '../types.js';
+import type { ModelEntry, ModelDescription } from '../types.js';
 
 function tensorMeta(t: TensorInfo): TensorMetadata {
   // KServe writes a dynamic dimension as -1.
@@ -19,7 +19,7 @@ function tensorMeta(t: TensorInfo): TensorMetadata {
 export function servedModel(
   ctx: Parameters<Handler>[3],
   params: Record<string, string>,
-): { entry: ModelEntry; model: ServedModel } {
+): { entry: ModelEntry; model: ModelDescription } {
   const entry = resolveModel(ctx.runtime.list(), params.name!);
   const version = resolveVersion(entry, params.version);
   const model = ctx.runtime.describe(entry.id, version);
@@ -39,7 +39,7 @@ const PLATFORM: Record<string, string> = { onnx: 'onnxruntime_onnx', tensorrt: '
 
 export function metadataOf(
   entry: ModelEntry,
-  model: ServedModel,
+  model: ModelDescription,
 ): ModelMetadata & { outpost: Record<string, unknown> } {
   return {
     name: entry.id,
@@ -55,6 +55,7 @@ export function metadataOf(
       framework: model.framework,
       backend: model.backend,
       state: entry.state,
+      ...(model.serving ? { serving: model.serving } : {}),
     },
   };
 }

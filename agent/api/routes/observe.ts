@@ -25,7 +25,7 @@ export const status: Handler = async (_req, res, _p, ctx) => {
     }),
     api: {
       connections: ctx.connections(),
-      inFlight: ctx.gate.snapshot(),
+      inFlight: ctx.limiter.snapshot(),
       eventClients: ctx.sse.size,
       limits: ctx.limits,
     },

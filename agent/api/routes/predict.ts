@@ -67,7 +67,7 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
       { model: entry.id, state: entry.state },
     );
   }
-  const release = ctx.gate.acquire(entry.id);
+  const release = ctx.limiter.acquire(entry.id);
   try {
     const image = await readBody(req, ctx.limits.maxBodyBytes);
     if (!imageKind(image)) {

@@ -1,12 +1,12 @@
 import { access, constants } from 'node:fs/promises';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { basename, delimiter, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { printError, printResult, type CliContext, type Command } from '../../../protocol/cli.js';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import { loadAgentConfig } from '../../config/load.js';
 import { applyInstall, planInstall, systemdVersion, type InstallStep } from '../../system/install.js';
 
-const HELP = `usage: outpost agent install-service [--config FILE] [--root DIR] [--dry-run] [--bin PATH]
+const HELP = `usage: outpost-agent install-service [--config FILE] [--root DIR] [--dry-run] [--bin PATH]
                                      [--cloud] [--no-start] [--json]
 
 Installs the agent as a systemd service: the unit (and, on systemd >= 254, a growing restart
@@ -17,8 +17,10 @@ systemd-sysusers, systemd-tmpfiles, systemctl daemon-reload and systemctl enable
   --config FILE  agent config to install (default: keep the installed one)
   --root DIR     install into DIR instead of / (images, packaging): only offline steps run
   --dry-run      print every step and change nothing
-  --bin PATH     the outpost executable for ExecStart (default: outpost on PATH, else /usr/bin/outpost)
-  --cloud        also install outpost-cloud.service
+  --bin PATH     the executable ExecStart runs (default: the outpost-agent or outpost running
+                 this command, else outpost-agent on PATH, else /usr/bin/outpost-agent); with
+                 --root, give its path inside that root
+  --cloud        also install outpost-cloud.service (ExecStart: the outpost beside --bin)
   --no-start     enable for the next boot but do not start now
 `;
 
@@ -33,6 +35,16 @@ async function findOnPath(name: string, env: NodeJS.ProcessEnv): Promise<string 
     }
   }
   return null;
+}
+
+/**
+ * The installed executable this command runs from (npm's bin link, e.g. /usr/local/bin/outpost-agent),
+ * so the unit starts exactly what the operator just ran. Not the resolved dist/ file: the link is
+ * what survives an upgrade of the package.
+ */
+function runningExecutable(): string | null {
+  const argv1 = process.argv[1];
+  return argv1 && isAbsolute(argv1) && ['outpost-agent', 'outpost'].includes(basename(argv1)) ? argv1 : null;
 }
 
 function describe(s: InstallStep, dryRun: boolean): string {
@@ -76,7 +88,11 @@ export const installService: Command = async (argv: string[], ctx: CliContext) =
         flag: 'bin',
       });
     }
-    const bin = values.bin ?? (root === '/' ? await findOnPath('outpost', ctx.env) : null) ?? '/usr/bin/outpost';
+    const bin =
+      values.bin ??
+      runningExecutable() ??
+      (root === '/' ? await findOnPath('outpost-agent', ctx.env) : null) ??
+      '/usr/bin/outpost-agent';
     // Without --config an existing config is kept; with neither, the unit could only fail at start.
     if (
       !configFile &&

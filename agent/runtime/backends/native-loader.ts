@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageInfo } from '../../system/package-root.js';
 
 /**
  * Loads Outpost's native addons (`build/addons/Release/<name>.node`, built by
@@ -13,12 +13,15 @@ export type AddonName = 'outpost_opencv_dnn' | 'outpost_tensorrt' | 'outpost_hai
 
 export type AddonLoad<T> = { ok: true; binding: T; path: string } | { ok: false; reason: string };
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const cache = new Map<string, AddonLoad<unknown>>();
 
-/** Where an addon may be: $OUTPOST_ADDON_DIR first, then the cmake-js output folders. */
+/**
+ * Where an addon may be: $OUTPOST_ADDON_DIR first, then the cmake-js output folders under the
+ * package's root (the repository's build/, or the one the device package's postinstall wrote).
+ */
 export function addonDirs(env: NodeJS.ProcessEnv = process.env): string[] {
-  const dirs = [join(REPO_ROOT, 'build', 'addons', 'Release'), join(REPO_ROOT, 'build', 'addons')];
+  const root = packageInfo().root;
+  const dirs = [join(root, 'build', 'addons', 'Release'), join(root, 'build', 'addons')];
   return env.OUTPOST_ADDON_DIR ? [env.OUTPOST_ADDON_DIR, ...dirs] : dirs;
 }
 

@@ -4,9 +4,9 @@ import type { TrtDevice } from '../../../protocol/manifest-types.js';
 /**
  * Checks made before a TensorRT engine is handed to the runtime, as pure functions.
  *
- * TensorRT has no API that reads an engine's version without deserialising it. NVIDIA's answer in
- * NVIDIA/TensorRT issue #3073 gives the plan layout used since 8.6: the builder's TensorRT
- * major and minor version are bytes 24 and 25 of the file. For older engines (and anything that
+ * TensorRT has no API that reads an engine's version without deserialising it. In the plan layout
+ * written since 8.6, the builder's TensorRT major and minor version are bytes 24 and 25 of the
+ * file (docs/addons.md, "Model checks before the engine sees a file", names the source). For older engines (and anything that
  * does not look like such a header) the check is left to deserialisation, whose version refusal
  * the addon maps to the same code.
  */

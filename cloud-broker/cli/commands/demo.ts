@@ -7,7 +7,7 @@ const USAGE = `outpost demo [--data-dir DIR] [--keep-running] [--timeout SECONDS
 
 The quickstart: on this machine, starts the embedded cloud (free ports), generates a small ONNX
 colour classifier and configures it with \`outpost model configure\`, publishes it with
-\`outpost model publish\`, provisions a device, starts a real agent (\`outpost agent run\`, a child
+\`outpost model publish\`, provisions a device, starts a real agent (\`outpost-agent run\`, a child
 process), deploys the model, waits until the device reports it active, and prints the prediction
 the agent makes for a red test image through its Unix socket. Then it stops everything.
 

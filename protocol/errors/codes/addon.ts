@@ -36,5 +36,6 @@ export const ADDON = {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: 'The accelerator or its runtime refused a call (device busy, not found, firmware or driver mismatch). The message has the vendor status; check the device with the vendor tool (hailortcli scan, tegrastats).',
+    retryable: true,
   },
 } as const satisfies ErrorTable;

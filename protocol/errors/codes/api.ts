@@ -67,6 +67,7 @@ export const API = {
     status: 408,
     exit: EXIT.UNAVAILABLE,
     hint: 'The client did not send the whole request within api.requestTimeoutMs. Send the body without pauses, or raise the limit.',
+    retryable: true,
   },
   API_METHOD_NOT_ALLOWED: {
     status: 405,
@@ -91,17 +92,20 @@ export const API = {
   API_MODEL_NOT_READY: {
     status: 503,
     exit: EXIT.UNAVAILABLE,
-    hint: 'The model is installed but has no version that can serve (still loading, or its load failed). Retry later; /v1/status shows its state and error.',
+    hint: 'The model is known but has no version that can serve (its load failed). /v1/status shows its state and error; deploy a version that loads, or fix the one installed.',
+    retryable: true,
   },
   API_SATURATED: {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: "The model already runs api.maxConcurrentPerModel requests. Retry after the Retry-After header's seconds, or raise the limit.",
+    retryable: true,
   },
   API_SHUTTING_DOWN: {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: 'The agent is stopping and takes no new requests. Retry once it has restarted.',
+    retryable: true,
   },
   API_SOCKET_IN_USE: {
     status: 500,
@@ -117,6 +121,7 @@ export const API = {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: "The client could not reach the agent's socket (absent, refused, or permission denied). Check that the agent runs (`systemctl status outpost-agent`), the --socket path, and that your user is in the socket's group.",
+    retryable: true,
   },
   API_BAD_RESPONSE: {
     status: 502,

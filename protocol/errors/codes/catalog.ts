@@ -27,16 +27,19 @@ export const CATALOG = {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: 'The cloud could not be reached. Check --cloud / OUTPOST_CLOUD_URL, or start a local one with `outpost cloud start`.',
+    retryable: true,
   },
   CLOUD_BAD_RESPONSE: {
     status: 502,
     exit: EXIT.UNAVAILABLE,
     hint: 'The cloud answered with something that is not an Outpost API answer. Check that the URL points at an Outpost cloud.',
+    retryable: true,
   },
   CLOUD_LISTEN_FAILED: {
     status: 500,
     exit: EXIT.UNAVAILABLE,
     hint: 'The cloud could not listen on the asked host and port (in use, or not allowed). Pick another port or pass 0 for a free one.',
+    retryable: true,
   },
   CLOUD_DB_TOO_NEW: {
     status: 500,
@@ -92,6 +95,7 @@ export const CATALOG = {
     status: 400,
     exit: EXIT.UNAVAILABLE,
     hint: 'The upload ended before Content-Length bytes arrived (connection cut); nothing was stored. Upload again.',
+    retryable: true,
   },
   CATALOG_MANIFEST_INVALID: {
     status: 400,

@@ -23,5 +23,6 @@ export const COMMON = {
     status: 500,
     exit: EXIT.FAILURE,
     hint: 'A file could not be read or written. Check permissions and free space on the named path.',
+    retryable: true,
   },
 } as const satisfies ErrorTable;

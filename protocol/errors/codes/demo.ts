@@ -12,5 +12,6 @@ export const DEMO = {
     status: 504,
     exit: EXIT.UNAVAILABLE,
     hint: 'A demo step did not finish in time (the agent socket never answered, or the device never reported the model active). The message names the step and the last state seen; raise --timeout on a slow machine, or rerun with --keep-running --data-dir DIR and inspect `outpost rollout status` and the agent log.',
+    retryable: true,
   },
 } as const satisfies ErrorTable;

@@ -22,20 +22,24 @@ export const FETCH = {
     status: 502,
     exit: EXIT.UNAVAILABLE,
     hint: 'The blob server answered with an unexpected HTTP status (details.status) or an invalid Content-Range. 401/403: check the device token; 404: the blob is missing from the store; 5xx: retried, then reported.',
+    retryable: true,
   },
   FETCH_NETWORK: {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: 'The connection to the blob server failed or was cut, and the bounded retries ran out. The partial file is kept; the next attempt resumes from its offset. Check the network and the cloud URL.',
+    retryable: true,
   },
   FETCH_ABORTED: {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: 'The download was cancelled (a newer desired state, shutdown, or the caller gave up). The partial file is kept so that the next attempt resumes.',
+    retryable: true,
   },
   FETCH_NO_SPACE: {
     status: 507,
     exit: EXIT.FAILURE,
     hint: 'Not enough free disk space for the files to download (details.needed vs details.free, including a safety margin), or the disk filled up while writing. Free space on the models filesystem or lower the number of kept versions.',
+    retryable: true,
   },
 } as const satisfies ErrorTable;

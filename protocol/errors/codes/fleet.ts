@@ -99,10 +99,12 @@ export const FLEET = {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: 'The MQTT broker could not listen on the given host/port (port in use, no permission, bad TLS certificate or key). The message names the listener.',
+    retryable: true,
   },
   BROKER_UNREACHABLE: {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: 'The cloud could not reach or authenticate to the MQTT broker to publish desired states. Check the broker URL and the service credentials.',
+    retryable: true,
   },
 } as const satisfies ErrorTable;

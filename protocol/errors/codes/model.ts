@@ -87,6 +87,7 @@ export const MODEL = {
     status: 503,
     exit: EXIT.UNAVAILABLE,
     hint: 'No cloud to talk to: pass --cloud URL or set OUTPOST_CLOUD_URL, or start a local one with `outpost cloud start` (it writes <data-dir>/cloud.json).',
+    retryable: true,
   },
   CLI_VERB_UNAVAILABLE: {
     status: 501,

@@ -32,6 +32,7 @@ export const STORE = {
     status: 507,
     exit: EXIT.FAILURE,
     hint: 'The models filesystem is full: staging the new version failed and was undone, and the previous version keeps serving. Free disk space or lower the number of kept versions.',
+    retryable: true,
   },
   STORE_JOURNAL_INVALID: {
     status: 500,

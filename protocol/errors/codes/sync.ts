@@ -1,7 +1,7 @@
 import { EXIT } from '../exit-codes.js';
 import type { ErrorTable } from '../types.js';
 
-/** Codes of the agent's reconcile loop: the compatibility gate and imperative commands. */
+/** Codes of the agent's reconcile loop: the compatibility check and imperative commands. */
 export const SYNC = {
   SYNC_WRONG_DEVICE_TYPE: {
     status: 409,
@@ -12,11 +12,6 @@ export const SYNC = {
     status: 409,
     exit: EXIT.INCOMPATIBLE,
     hint: "No inference backend on this device can run the model's framework (the reported capabilities say why each one is unavailable). Deploy a model in a framework the device supports, or install the missing SDK.",
-  },
-  SYNC_ARCHITECTURE_UNSUPPORTED: {
-    status: 409,
-    exit: EXIT.INCOMPATIBLE,
-    hint: 'The model declares an architecture this device cannot run. Deploy a version compiled for this device.',
   },
   SYNC_COMMAND_INVALID: {
     status: 400,

@@ -1,12 +1,13 @@
-import { OutpostError } from '../../protocol/errors/index.js';
-import type { DesiredModel } from '../../protocol/desired-state.js';
-import type { Framework } from '../../protocol/manifest-types.js';
-import type { BackendCapability } from '../../protocol/reported-state.js';
+import { OutpostError } from './errors/index.js';
+import type { DesiredModel } from './desired-state.js';
+import type { Framework } from './manifest-types.js';
+import type { BackendCapability, Capabilities } from './reported-state.js';
 
 /**
- * The compatibility gate: a model this device cannot run is refused before a byte is downloaded
- * (DESIGN principle 3: "a model for another device type or runtime"), with a code the operator
- * sees in `outpost rollout status`.
+ * The compatibility check: a model this device cannot run is refused before a byte is downloaded
+ * ("wrong software for the device" in docs/security.md), with a code the operator
+ * sees in `outpost rollout status`. It lives in protocol/ because both sides run it: the agent
+ * before it downloads, the cloud's `outpost plan` on the capabilities a device reported.
  *
  * - A framework with no available backend here: SYNC_NO_BACKEND, naming why each candidate is
  *   unavailable.
@@ -14,13 +15,13 @@ import type { BackendCapability } from '../../protocol/reported-state.js';
  *   built on, so the model's `device` must equal this host's Jetson type.
  * - A hailo model: the HailoRT backend must be available (a Hailo device present).
  */
-export interface GateInput {
+export interface CompatibilityInput {
   backends: readonly BackendCapability[];
   /** nano | xavier-nx | agx-xavier when the host is a Jetson, else null. */
   deviceType: string | null;
 }
 
-export function compatibilityGate(host: GateInput): (model: DesiredModel) => OutpostError | null {
+export function compatibilityCheck(host: CompatibilityInput): (model: DesiredModel) => OutpostError | null {
   return (model) => {
     // Checked first: an engine for another device type is wrong whatever backends this host has,
     // and this is the reason the operator must act on (SYNC_NO_BACKEND would hide it off-Jetson).
@@ -46,4 +47,12 @@ export function compatibilityGate(host: GateInput): (model: DesiredModel) => Out
     }
     return null;
   };
+}
+
+/** The Jetson type in a report's capabilities (the probe's `host.jetson.device`), else null. */
+export function deviceTypeOf(caps: Capabilities): string | null {
+  const jetson = caps.host?.jetson;
+  if (jetson && typeof jetson === 'object' && typeof (jetson as { device?: unknown }).device === 'string')
+    return (jetson as { device: string }).device;
+  return null;
 }

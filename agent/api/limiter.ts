@@ -6,7 +6,7 @@ import { OutpostError } from '../../protocol/errors/index.js';
  * 503 API_SATURATED instead of queueing, so a burst cannot pile up memory in the agent, and the
  * client retries after Retry-After seconds.
  */
-export class ConcurrencyGate {
+export class ConcurrencyLimiter {
   private readonly inFlight = new Map<string, number>();
 
   constructor(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compatibilityGate } from '../../agent/sync/gate.js';
+import { compatibilityCheck } from '../../agent/sync/compatibility.js';
 import type { DesiredModel } from '../../protocol/desired-state.js';
 
 const model = (over: Partial<DesiredModel>): DesiredModel => ({
@@ -16,31 +16,31 @@ const backends = [
   { name: 'hailort', available: false, reason: 'HailoRT library not found', frameworks: ['hailo'] },
 ];
 
-describe('compatibility gate', () => {
+describe('compatibility check', () => {
   it('lets a model with an available backend through', () => {
-    expect(compatibilityGate({ backends, deviceType: null })(model({}))).toBeNull();
+    expect(compatibilityCheck({ backends, deviceType: null })(model({}))).toBeNull();
   });
 
   it('refuses a framework whose backends are all unavailable, saying why', () => {
-    const e = compatibilityGate({ backends, deviceType: null })(model({ framework: 'hailo', architecture: 'yolov3' }));
+    const e = compatibilityCheck({ backends, deviceType: null })(model({ framework: 'hailo', architecture: 'yolov3' }));
     expect(e?.code).toBe('SYNC_NO_BACKEND');
     expect(e?.message).toContain('HailoRT library not found');
-    expect(compatibilityGate({ backends, deviceType: null })(model({ framework: 'caffe' }))?.code).toBe(
+    expect(compatibilityCheck({ backends, deviceType: null })(model({ framework: 'caffe' }))?.code).toBe(
       'SYNC_NO_BACKEND',
     );
   });
 
   it('refuses a TensorRT engine built for another device type', () => {
-    const gate = compatibilityGate({ backends, deviceType: 'nano' });
-    expect(gate(model({ framework: 'tensor-rt', device: 'agx-xavier' }))?.code).toBe('SYNC_WRONG_DEVICE_TYPE');
-    expect(gate(model({ framework: 'tensor-rt', device: 'nano' }))).toBeNull();
+    const check = compatibilityCheck({ backends, deviceType: 'nano' });
+    expect(check(model({ framework: 'tensor-rt', device: 'agx-xavier' }))?.code).toBe('SYNC_WRONG_DEVICE_TYPE');
+    expect(check(model({ framework: 'tensor-rt', device: 'nano' }))).toBeNull();
   });
 
   it('names the wrong device type even where no TensorRT backend is available', () => {
     const offJetson = [{ name: 'tensorrt', available: false, reason: 'not a Jetson', frameworks: ['tensor-rt'] }];
-    const gate = compatibilityGate({ backends: offJetson, deviceType: null });
-    expect(gate(model({ framework: 'tensor-rt', device: 'nano' }))?.code).toBe('SYNC_WRONG_DEVICE_TYPE');
+    const check = compatibilityCheck({ backends: offJetson, deviceType: null });
+    expect(check(model({ framework: 'tensor-rt', device: 'nano' }))?.code).toBe('SYNC_WRONG_DEVICE_TYPE');
     // An engine with no declared device still needs an available backend.
-    expect(gate(model({ framework: 'tensor-rt' }))?.code).toBe('SYNC_NO_BACKEND');
+    expect(check(model({ framework: 'tensor-rt' }))?.code).toBe('SYNC_NO_BACKEND');
   });
 });

@@ -3,10 +3,11 @@ import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { ModelManifest } from '../../protocol/manifest-types.js';
 import type { Tensor } from './backend.js';
-import { ModelVersion, type InferOutput } from './model-version.js';
+import { ModelVersion, type InferOutput, type Serving } from './model-version.js';
 import type { PostOptions, PredictResult } from './postprocess/index.js';
 import type { RawFrame } from './preprocess.js';
-import { BackendRegistry, type BackendCapability } from './registry.js';
+import type { BackendCapability } from '../../protocol/reported-state.js';
+import { BackendRegistry } from './registry.js';
 
 /**
  * The runtime the agent serves models from: one active version per model, switched without
@@ -14,7 +15,7 @@ import { BackendRegistry, type BackendCapability } from './registry.js';
  *
  *   const rt = new Runtime({ log, registry? })
  *   await rt.activate(id, version, dir)         load + smoke-test, then swap atomically
- *   rt.beforeActivate                           (dir, manifest) => Promise<void>: the store's gate
+ *   rt.beforeActivate                           (dir, manifest) => Promise<void>: the store's activation gate
  *   await rt.infer(id, tensors, {version?})     -> { outputs, duration, version }
  *   await rt.predict(id, image|frame, opts)     -> typed result + version
  *   rt.list() / rt.get(id)                      what is served (id, version, backend, inputs...)
@@ -37,6 +38,8 @@ export interface ServedModel {
   outputs: ModelVersion['outputs'];
   labels: string[];
   inFlight: number;
+  /** Typed results (with the layouts chosen) or raw tensors only (with the reason). */
+  serving?: Serving;
 }
 
 export interface RuntimeEvents {
@@ -176,6 +179,7 @@ export class Runtime {
       outputs: m.outputs,
       labels: m.labels,
       inFlight: s.refs,
+      serving: m.serving,
     };
   }
 
