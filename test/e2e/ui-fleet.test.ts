@@ -39,6 +39,9 @@ async function converged(model: string, version: number, ids = DEVICES.map(([d])
   );
 }
 
+/** A link of the main navigation (breadcrumbs and buttons repeat some names). */
+const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
+
 async function shoot(name: string): Promise<void> {
   await page.setViewportSize(DESKTOP);
   await browser.screenshot(page, `${name}-desktop`);
@@ -62,7 +65,9 @@ describe.skipIf(skipWithoutChromium())('the web page in chromium', () => {
       });
       agents.push(spawnAgent(cfg));
     }
-    await f.fleet.deploy({ model: `${MODEL}@1` }, { kind: 'all', value: '*' });
+    // Per tag, so that a later rollback on a tag has an earlier deployment to go back to.
+    await f.fleet.deploy({ model: `${MODEL}@1` }, { kind: 'tag', value: 'lobby' });
+    await f.fleet.deploy({ model: `${MODEL}@1` }, { kind: 'tag', value: 'dock' });
     await waitFor('every agent reports v1 active', () => converged(MODEL, 1), 60_000);
     browser = await launchBrowser();
   }, 120_000);
@@ -142,7 +147,7 @@ describe.skipIf(skipWithoutChromium())('the web page in chromium', () => {
   });
 
   it('lists models with files, size, publisher and the devices running each version', async () => {
-    await page.getByRole('link', { name: 'Models' }).click();
+    await nav('Models').click();
     const table = page.getByRole('region', { name: /acme\/colors/ }).locator('table');
     await expect.poll(() => table.innerText()).toMatch(/v1[\s\S]*admin[\s\S]*4 devices/);
     expect(await table.innerText()).toMatch(/v2 \(latest\)/);
@@ -150,7 +155,7 @@ describe.skipIf(skipWithoutChromium())('the web page in chromium', () => {
   });
 
   it('updates without a reload when the fleet changes', async () => {
-    await page.getByRole('link', { name: 'Fleet' }).click();
+    await nav('Fleet').click();
     await page.locator('table.fleet tbody tr').first().waitFor();
     await page.evaluate('window.marker = 42');
     await f.fleet.deploy({ model: `${MODEL}@2` }, { kind: 'device', value: 'cam-4' });
@@ -159,6 +164,109 @@ describe.skipIf(skipWithoutChromium())('the web page in chromium', () => {
       .toMatch(/acme\/colors\s+v2\s+active/);
     expect(await page.evaluate('window.marker')).toBe(42);
     expect(await page.locator('.live').innerText()).toBe('Live');
+  });
+
+  it('starts a staged deploy from the page, shows the plan first, and watches it finish', async () => {
+    await nav('Deploy').click();
+    await page.getByRole('heading', { name: 'Deploy', level: 1 }).waitFor();
+    await expect.poll(() => page.getByLabel('Model').locator('option').count()).toBeGreaterThan(1);
+    await page.getByLabel('Model').selectOption(MODEL);
+    await page.getByLabel('Version').selectOption('2');
+    await page.getByLabel('Target').selectOption('tag');
+    await page.getByLabel('Tag', { exact: true }).fill('lobby');
+    await page.getByLabel('Canary', { exact: true }).fill('1');
+    await page.getByLabel('Batch size', { exact: true }).fill('1');
+    await page.getByLabel('Soak (s)', { exact: true }).fill('2');
+    await page.getByLabel('Device timeout (s)', { exact: true }).fill('90');
+    // No Deploy button before the plan is on screen.
+    expect(await page.getByRole('button', { name: 'Deploy', exact: true }).count()).toBe(0);
+    await page.getByRole('button', { name: 'Show plan' }).click();
+    const plan = page.getByRole('region', { name: 'Plan' });
+    await expect.poll(() => plan.getByTestId('plan-summary').innerText()).toMatch(/2 devices, 2 install, 0 keep/);
+    expect(await plan.locator('ol.batches li').allInnerTexts()).toEqual(['Batch 1 (canary): cam-1', 'Batch 2: cam-2']);
+    // Planning moved nothing.
+    expect((await f.fleet.rollout()).find((d) => d.device === 'cam-1')!.models[0].desired).toBe(1);
+    await shoot('deploy-plan');
+    await plan.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await page.waitForURL(/#\/rollouts\/\d+$/);
+    const id = /#\/rollouts\/(\d+)$/.exec(page.url())![1];
+    // Waits on the API so that a timeout shows the rollout's whole state, then checks the page.
+    await waitFor(
+      'the rollout to finish',
+      async () => {
+        const r = await fetch(`${f.cloud.httpUrl}/v1/rollouts/${id}`, {
+          headers: { authorization: `Bearer ${f.adminToken}` },
+        });
+        const body = (await r.json()) as { rollout: { state: string } };
+        if (body.rollout.state !== 'running')
+          return body.rollout.state === 'done' ? body : Promise.reject(new Error(JSON.stringify(body)));
+        throw new Error(JSON.stringify(body));
+      },
+      120_000,
+    );
+    const state = page.getByTestId('rollout-state');
+    await expect.poll(() => state.innerText()).toMatch(/done/);
+    const batches = page.getByRole('region', { name: /^Batch/ });
+    expect(await batches.count()).toBe(2);
+    expect(await batches.first().innerText()).toMatch(/Batch 1 \(canary\)[\s\S]*done[\s\S]*cam-1[\s\S]*succeeded/);
+    await shoot('rollout-done');
+    await waitFor('lobby devices on v2', () => converged(MODEL, 2, ['cam-1', 'cam-2']), 30_000);
+  }, 180_000);
+
+  it('pauses, resumes and aborts another rollout, and the devices keep their version', async () => {
+    const v3 = await f.publish(MODEL, 'classifier', { labels: ['r', 'g', 'b', 'x'] });
+    const res = await fetch(`${f.cloud.httpUrl}/v1/deployments`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${f.adminToken}`, 'content-type': 'application/json' },
+      // A long soak keeps the canary soaking, so the rollout is still running when it is aborted.
+      body: JSON.stringify({
+        model: `${MODEL}@${v3}`,
+        target: { kind: 'tag', value: 'dock' },
+        rollout: { canary: { count: 1 }, batchSize: { count: 1 }, soakSeconds: 3600 },
+      }),
+    });
+    expect(res.status).toBe(201);
+    const { rollout } = (await res.json()) as { rollout: { id: number } };
+    await nav('Rollouts').click();
+    await page.getByRole('link', { name: `#${rollout.id}` }).click();
+    const state = page.getByTestId('rollout-state');
+    await expect.poll(() => state.innerText()).toMatch(/running/);
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await expect.poll(() => state.innerText()).toMatch(/paused/);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await expect.poll(() => state.innerText()).toMatch(/running/);
+    await page.getByRole('button', { name: 'Abort…' }).click();
+    const confirm = page.getByRole('alertdialog');
+    expect(await confirm.innerText()).toMatch(/go back to their previous version/);
+    await confirm.getByRole('button', { name: 'Abort rollout' }).click();
+    await expect.poll(() => state.innerText()).toMatch(/aborted/);
+    await shoot('rollout-aborted');
+    // The second dock device never got v3, and the canary is told its previous version again.
+    const dock = async () => (await f.fleet.rollout()).filter((d) => ['cam-3', 'cam-4'].includes(d.device));
+    await waitFor('no dock device desires v3', async () => (await dock()).every((d) => d.models[0].desired !== v3));
+    await nav('Rollouts').click();
+    await expect.poll(() => page.locator('tbody tr[data-rollout]').count()).toBe(2);
+    await shoot('rollouts');
+  });
+
+  it('rolls back the finished rollout from its page', async () => {
+    // The list is newest first: the last row is the staged deploy that finished.
+    await page.locator('tbody tr[data-rollout]').last().getByRole('link').click();
+    await expect.poll(() => page.getByTestId('rollout-state').innerText()).toMatch(/done/);
+    await page.getByRole('button', { name: 'Roll back…' }).click();
+    await page.getByRole('alertdialog').getByRole('button', { name: 'Roll back now' }).click();
+    await waitFor('lobby devices back on v1', () => converged(MODEL, 1, ['cam-1', 'cam-2']), 60_000);
+  });
+
+  it('shows the audit trail of every change, with who made it', async () => {
+    await nav('Audit').click();
+    const rows = page.locator('table.audit tbody tr');
+    await expect.poll(() => rows.count()).toBeGreaterThan(5);
+    const text = await page.locator('table.audit').innerText();
+    for (const action of ['rollout.abort', 'rollout.pause', 'rollout.resume', 'rollout.done', 'rollback', 'device.tag'])
+      expect(text).toContain(action);
+    expect(await page.locator('tr[data-action="rollout.abort"]').innerText()).toContain('admin/admin');
+    await shoot('audit');
   });
 
   it('logged no console errors and no page errors', () => {

@@ -1,3 +1,4 @@
+import { useEffect, useState } from 'preact/hooks';
 /**
  * The page's one way to the API: fetch with the token from sessionStorage in the Authorization
  * header. The token never goes into a URL (it would land in history, logs and Referer headers)
@@ -87,4 +88,23 @@ export function query(params: Record<string, string | number | undefined | null>
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') sp.set(k, String(v));
   const s = sp.toString();
   return s ? `?${s}` : '';
+}
+
+/**
+ * Reads `path` when `key` changes and whenever `tick` moves; keeps the last good answer while a
+ * re-read is in flight, and aborts a read that a newer one replaced.
+ */
+export function useApi<T>(path: string | null, deps: unknown[]): { data: T | null; error: unknown } {
+  const [state, setState] = useState<{ data: T | null; error: unknown }>({ data: null, error: null });
+  useEffect(() => {
+    if (path === null) return;
+    const ac = new AbortController();
+    api<T>(path, { signal: ac.signal })
+      .then((data) => setState({ data, error: null }))
+      .catch((error) => {
+        if ((error as Error).name !== 'AbortError') setState((s) => ({ data: s.data, error }));
+      });
+    return () => ac.abort();
+  }, [path, ...deps]);
+  return state;
 }

@@ -153,3 +153,17 @@ export function useLiveState(): LiveState {
   useEffect(() => live.onState(setS), []);
   return s;
 }
+
+/**
+ * A counter that moves every `ms` while `on` holds: for views whose state moves on the cloud's
+ * own timers too (a rollout's soak ending), where no device event announces the change.
+ */
+export function useEvery(ms: number, on: boolean): number {
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    if (!on) return;
+    const t = window.setInterval(() => setTick((x) => x + 1), ms);
+    return () => clearInterval(t);
+  }, [ms, on]);
+  return tick;
+}

@@ -9,3 +9,13 @@ export type { ModelView, VersionView } from '../../fleet/models-view.js';
 export type { RolloutModel } from '../../fleet/rollout.js';
 export type { WhoamiAnswer, ModelSummary } from '../../client/types.js';
 export type { BackendCapability, Capabilities } from '../../../protocol/reported-state.js';
+export type {
+  AuditEntry,
+  Plan,
+  PlanDevice,
+  RolloutBatchView,
+  RolloutDeviceView,
+  RolloutSummary,
+  RolloutView,
+} from '../../fleet/rollout-types.js';
+export type { Count, RolloutPolicy } from '../../fleet/rollout-policy.js';
