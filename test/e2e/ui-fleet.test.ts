@@ -110,7 +110,7 @@ describe.skipIf(skipWithoutChromium())('the web page in chromium', () => {
     await expect
       .poll(() => page.locator('tr[data-device="cam-1"] .spark svg').count(), { timeout: 20_000 })
       .toBeGreaterThanOrEqual(3);
-    await shoot('fleet');
+    await shoot('fleet-signed-in');
   });
 
   it('filters the fleet by tag, state and model', async () => {
@@ -267,6 +267,14 @@ describe.skipIf(skipWithoutChromium())('the web page in chromium', () => {
       expect(text).toContain(action);
     expect(await page.locator('tr[data-action="rollout.abort"]').innerText()).toContain('admin/admin');
     await shoot('audit');
+  });
+
+  it('shows a minute of telemetry as sparklines on the fleet page', async () => {
+    await nav('Fleet').click();
+    await expect
+      .poll(() => page.locator('tr[data-device="cam-1"] .spark path').first().getAttribute('d'))
+      .toMatch(/L.*L/);
+    await shoot('fleet');
   });
 
   it('logged no console errors and no page errors', () => {

@@ -10,6 +10,14 @@ import type { AuditEntry } from './types';
 const SHOWN = 100;
 const AUDIT_FETCH = 10_000;
 
+/** An ISO instant as the value of a datetime-local input (local time, minutes). */
+function localInput(iso: string): string {
+  const t = Date.parse(iso);
+  if (!iso || Number.isNaN(t)) return '';
+  const d = new Date(t - new Date(t).getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 16);
+}
+
 /** The audit trail: who changed what in the fleet, newest first, filtered by device or rollout. */
 export function AuditPage({ route }: { route: Route }) {
   const device = route.params.get('device') ?? '';
@@ -39,7 +47,15 @@ export function AuditPage({ route }: { route: Route }) {
           </label>
           <label>
             Since
-            <input type="datetime-local" value={since.slice(0, 16)} onChange={set('since')} />
+            <input
+              type="datetime-local"
+              value={localInput(since)}
+              onChange={(e) => {
+                const v = (e.target as HTMLInputElement).value;
+                // The input speaks local time; the API takes an ISO instant.
+                go(['audit'], { device, rollout, since: v ? new Date(v).toISOString() : undefined });
+              }}
+            />
           </label>
         </form>
       </search>

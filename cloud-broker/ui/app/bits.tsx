@@ -101,3 +101,18 @@ export function Bar({ value, max, label }: { value: number; max: number; label: 
     </span>
   );
 }
+
+/** A table cell with a failure's code and message, or "none". */
+export function ErrorCell({ error }: { error: { code: string; message: string } | null | undefined }) {
+  return (
+    <td data-label="Error">
+      {error ? (
+        <>
+          <code class="code">{error.code}</code> {error.message}
+        </>
+      ) : (
+        <span class="muted">none</span>
+      )}
+    </td>
+  );
+}

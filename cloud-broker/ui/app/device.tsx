@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api';
-import { ErrorNote, ModelLine, Section, Status } from './bits';
+import { ErrorCell, ErrorNote, ModelLine, Section, Status } from './bits';
 import { ago, dateTime } from './format';
 import { useLiveTick } from './live';
 import { href } from './route';
@@ -102,15 +102,7 @@ export function DevicePage({ id }: { id: string }) {
                   <td data-label="State">
                     <ModelLine m={{ ...m, id: '' }} />
                   </td>
-                  <td data-label="Error">
-                    {m.error ? (
-                      <>
-                        <code class="code">{m.error.code}</code> {m.error.message}
-                      </>
-                    ) : (
-                      <span class="muted">none</span>
-                    )}
-                  </td>
+                  <ErrorCell error={m.error} />
                 </tr>
               ))}
             </tbody>

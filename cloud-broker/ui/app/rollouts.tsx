@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, query, useApi } from './api';
-import { Bar, ErrorNote, Section } from './bits';
+import { Bar, ErrorCell, ErrorNote, Section } from './bits';
 import { ago, dateTime } from './format';
 import { useEvery, useLiveTick } from './live';
 import { href } from './route';
@@ -208,22 +208,17 @@ function Batch({ b }: { b: RolloutBatchView }) {
               <td data-label="Version">
                 {d.models.map((m) => (
                   <div>
-                    {m.model} v{m.active ?? '–'} → v{m.version} <span class="muted small">{m.state}</span>
+                    {m.model}@{m.version}{' '}
+                    <span class="muted small">
+                      {m.active === m.version ? m.state : `serving v${m.active ?? 'none'}`}
+                    </span>
                   </div>
                 ))}
               </td>
               <td data-label="Since" title={dateTime(d.since)}>
                 {ago(d.since)}
               </td>
-              <td data-label="Error">
-                {d.error ? (
-                  <>
-                    <code class="code">{d.error.code}</code> {d.error.message}
-                  </>
-                ) : (
-                  <span class="muted">none</span>
-                )}
-              </td>
+              <ErrorCell error={d.error} />
             </tr>
           ))}
         </tbody>
@@ -258,6 +253,8 @@ function Controls({ r, onDone }: { r: RolloutView; onDone: () => void }) {
       await api('/v1/rollbacks', { method: 'POST', body: { model: m.model, target: r.target } });
   };
   const active = ACTIVE.has(r.state);
+  // A rollout that ended and was rolled back has nothing left to do.
+  if (!active && r.rolledBack && !error) return null;
   return (
     <section class="card actions" aria-label="Rollout actions">
       {r.state === 'running' ? (
