@@ -4,6 +4,7 @@ import { eventRoutes } from '../http/event-routes.js';
 import { fleetRoutes } from '../http/fleet-routes.js';
 import { fleetViewRoutes } from '../http/fleet-view-routes.js';
 import { rolloutRoutes } from '../http/rollout-routes.js';
+import { trustRoutes } from '../http/trust-routes.js';
 import type { Router } from '../http/router.js';
 import { FleetView } from './fleet-view.js';
 import { startFleetServices, type FleetServices, type FleetServicesOptions } from './start.js';
@@ -29,6 +30,7 @@ export function wireFleet(
       () => services?.rollouts ?? null,
     ),
     ...rolloutRoutes(() => services?.rollouts ?? null),
+    ...trustRoutes(() => services),
     // The web page's read views and live events (cloud-broker/ui/, docs/ui.md).
     ...fleetViewRoutes(
       db,
