@@ -73,13 +73,20 @@ function runtimeImports(source: string): string[] {
 /** Each file is parsed once per run (the two packages share agent/ and protocol/). */
 const parsed = new Map<string, string[]>();
 
+/** Folders tsc does not compile (the web page, bundled for the browser by esbuild at build time). */
+const NOT_COMPILED =
+  (JSON.parse(readFileSync(join(REPO, 'tsconfig.build.json'), 'utf8')) as { exclude?: string[] }).exclude?.map((d) =>
+    join(REPO, d),
+  ) ?? [];
+
 function importsOf(trees: string[]): string[] {
   const all = new Set<string>();
   const walk = (dir: string): void => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
+      if (e.isDirectory()) {
+        if (!NOT_COMPILED.includes(p)) walk(p);
+      } else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
         let pkgs = parsed.get(p);
         if (!pkgs) parsed.set(p, (pkgs = runtimeImports(readFileSync(p, 'utf8'))));
         for (const pkg of pkgs) all.add(pkg);
