@@ -1,6 +1,6 @@
-import sharp from 'sharp';
 import { OutpostError } from '../../protocol/errors/index.js';
 import type { Tensor } from './backend.js';
+import { loadSharp } from './load-sharp.js';
 
 /**
  * Pre-processing with the semantics of OpenCV 4.6's
@@ -74,6 +74,7 @@ export async function decodeImage(bytes: Uint8Array, opts: { maxPixels?: number 
       'the bytes are not a JPEG or PNG image (unknown signature); send JPEG or PNG bytes',
       { length: bytes.length },
     );
+  const sharp = await loadSharp();
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: opts.maxPixels ?? MAX_IMAGE_PIXELS, failOn: 'error' })
       .rotate()
