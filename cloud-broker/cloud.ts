@@ -39,6 +39,16 @@ export interface CloudOptions {
    * `OUTPOST_CLOUD_*` environment variables, then these.
    */
   limits?: CloudLimitsInput;
+  /**
+   * Scale-out (docs/scale.md). `redisUrl`: the embedded broker joins the other replicas through
+   * Redis. `blobDir`: blobs in a folder the replicas share (NFS) instead of `<dataDir>/blobs`.
+   * `publicHttpUrl` / `publicMqttUrl`: what devices are told (agent.json, signed blob URLs) when
+   * they reach the cloud through a load balancer or a name, not at the listen address.
+   */
+  redisUrl?: string;
+  blobDir?: string;
+  publicHttpUrl?: string;
+  publicMqttUrl?: string;
   log?: Logger;
 }
 
@@ -118,7 +128,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     }
   };
   try {
-    const blobs = new BlobStore(path.join(dataDir, BLOB_DIR));
+    const blobs = new BlobStore(opts.blobDir ? path.resolve(opts.blobDir) : path.join(dataDir, BLOB_DIR));
     await blobs.init();
     const adminTokenFile = await ensureAdminToken(db, dataDir, log);
     const router = catalogRouter({ db, blobs, version: packageVersion(), log, limits });
@@ -143,7 +153,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
       db,
       dataDir,
       log,
-      httpUrl,
+      httpUrl: opts.publicHttpUrl ?? httpUrl,
+      publicMqttUrl: opts.publicMqttUrl,
+      redisUrl: opts.redisUrl,
       host,
       mqttPort,
       wsPort: opts.wsPort,
