@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../protocol/log.js';
 import type { BufferPool } from './body.js';
 import type { SseClients } from './events.js';
+import type { MemoryBudget } from './admission.js';
 import type { ConcurrencyLimiter } from './limiter.js';
 import type { ApiMetrics } from './metrics.js';
 import type { ShmRegistry } from './shm.js';
@@ -13,6 +14,7 @@ export interface ApiContext {
   log: Logger;
   limits: ApiLimits;
   limiter: ConcurrencyLimiter;
+  memory: MemoryBudget;
   metrics: ApiMetrics;
   sse: SseClients;
   /** Registered system shared-memory regions (the Triton extension). */

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import type { ApiContext, Route } from './context.js';
 import { SseClients } from './events.js';
+import { MemoryBudget } from './admission.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { ClientGone, errorBody, sendError, splitUrl } from './http.js';
 import { BufferPool } from './body.js';
@@ -28,7 +29,9 @@ export interface ApiServer {
   listen(path: string, mode?: number): Promise<void>;
   close(graceMs?: number): Promise<void>;
   /** Applies reloadable limits (the agent's SIGHUP) to requests that start from now on. */
-  setLimits(next: Partial<Pick<ApiLimits, 'maxBodyBytes' | 'maxConcurrentPerModel' | 'requestTimeoutMs'>>): void;
+  setLimits(
+    next: Partial<Pick<ApiLimits, 'maxBodyBytes' | 'maxConcurrentPerModel' | 'maxBytesInFlight' | 'requestTimeoutMs'>>,
+  ): void;
 }
 
 interface Match {
@@ -56,6 +59,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   limits.headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const log = moduleLogger(opts.log, 'api');
   const limiter = new ConcurrencyLimiter(limits.maxConcurrentPerModel);
+  const memory = new MemoryBudget(limits.maxBytesInFlight);
   const metrics = new ApiMetrics(
     () => limiter.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })),
     () => sse.size,
@@ -77,6 +81,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     log,
     limits,
     limiter,
+    memory,
     metrics,
     sse,
     shm: new ShmRegistry(opts.shm),
@@ -174,9 +179,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       const e = toOutpostError(err);
       if (e.code === 'INTERNAL') log.error({ err, url: req.url?.slice(0, 200) }, 'request failed');
       else log.debug({ code: e.code, url: req.url?.slice(0, 200) }, 'request refused');
-      if (e.status < 500 || e.code === 'API_SATURATED') metrics.rejected.inc({ code: e.code });
+      if (e.status < 500 || e.code === 'API_SATURATED' || e.code === 'API_MEMORY_BUSY')
+        metrics.rejected.inc({ code: e.code });
       const headers: Record<string, string> = {};
-      if (e.code === 'API_SATURATED') headers['Retry-After'] = String(limiter.retryAfter);
+      const retry = e.details?.retryAfterSeconds;
+      if (typeof retry === 'number') headers['Retry-After'] = String(retry);
       if (e.code === 'API_METHOD_NOT_ALLOWED') headers.Allow = String((err as { allow?: string }).allow ?? '');
       // The unread rest of an oversized body must not be parsed as the next request.
       if (e.code === 'API_BODY_TOO_LARGE') headers.Connection = 'close';
@@ -199,6 +206,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       Object.assign(limits, next);
       limits.headersTimeoutMs = Math.min(headersTimeoutMs, limits.requestTimeoutMs);
       limiter.setMax(limits.maxConcurrentPerModel);
+      memory.setMax(limits.maxBytesInFlight);
       server.requestTimeout = limits.requestTimeoutMs;
       server.headersTimeout = limits.headersTimeoutMs;
     },

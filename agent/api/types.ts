@@ -2,6 +2,7 @@ import type { Logger } from '../../protocol/log.js';
 import type { Framework, Purpose } from '../../protocol/manifest-types.js';
 import type { Tensor, TensorInfo } from '../runtime/backend.js';
 import type { Serving } from '../runtime/model-version.js';
+import type { RawFrame } from '../runtime/preprocess.js';
 import type { ShmLimits } from './shm.js';
 
 /**
@@ -93,11 +94,11 @@ export interface ServingRuntime {
     version: number | undefined,
     inputs: Record<string, Tensor>,
   ): Promise<{ version: number; outputs: Record<string, Tensor> }>;
-  /** Pre-processing, inference and post-processing of one JPEG/PNG image. */
+  /** Pre-processing, inference and post-processing of one JPEG/PNG image or raw frame. */
   predict(
     id: string,
     version: number | undefined,
-    image: Uint8Array,
+    image: Uint8Array | RawFrame,
     opts: PredictOptions,
   ): Promise<{ version: number; result: PredictResult }>;
 }
@@ -124,6 +125,8 @@ export interface ApiLimits {
   maxBodyBytes: number;
   /** Requests one model runs at once; more get 503 API_SATURATED with Retry-After. */
   maxConcurrentPerModel: number;
+  /** Decoded image and tensor bytes of all requests in flight (agent/api/admission.ts). */
+  maxBytesInFlight: number;
   /** Time to receive a whole request (headers and body); slower ones get 408. */
   requestTimeoutMs: number;
   /** Time to receive the headers alone (at most requestTimeoutMs). */
@@ -141,6 +144,7 @@ export interface ApiLimits {
 export const DEFAULT_LIMITS: ApiLimits = Object.freeze({
   maxBodyBytes: 64 * 1024 * 1024,
   maxConcurrentPerModel: 4,
+  maxBytesInFlight: 512 * 1024 * 1024,
   requestTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
   timeoutCheckMs: 1_000,

@@ -187,18 +187,39 @@ export class AgentClient {
   async predict(name: string, image: Uint8Array, opts: PredictOptions & { annotate: true }): Promise<Buffer>;
   async predict(name: string, image: Uint8Array, opts?: PredictOptions): Promise<PredictAnswer>;
   async predict(name: string, image: Uint8Array, opts: PredictOptions = {}): Promise<PredictAnswer | Buffer> {
-    const q = new URLSearchParams();
-    if (opts.annotate) q.set('annotate', '1');
-    if (opts.confidence !== undefined) q.set('confidence', String(opts.confidence));
-    if (opts.topK !== undefined) q.set('top_k', String(opts.topK));
-    if (opts.version !== undefined) q.set('version', String(opts.version));
-    const [owner, model] = splitId(name);
-    const qs = q.toString();
-    const path = `/v1/models/${encodeURIComponent(owner)}/${encodeURIComponent(model)}/predict${qs ? `?${qs}` : ''}`;
+    const qs = predictQuery(opts).toString();
+    const path = `${predictPath(name)}${qs ? `?${qs}` : ''}`;
     const a = await this.send(
       'POST',
       path,
       { parts: [image], byteLength: image.byteLength },
+      { 'Content-Type': 'application/octet-stream' },
+      opts.signal,
+    );
+    if (a.status !== 200) throw errorOf(a);
+    return opts.annotate ? a.body : (parseJson(a.body) as PredictAnswer);
+  }
+
+  /**
+   * predict on a raw frame: packed pixels in `data`, or in a registered shared-memory region
+   * (`shm`), so a camera frame is neither encoded here nor decoded by the agent.
+   */
+  async predictFrame(name: string, frame: FrameInput, opts: PredictOptions & { annotate: true }): Promise<Buffer>;
+  async predictFrame(name: string, frame: FrameInput, opts?: PredictOptions): Promise<PredictAnswer>;
+  async predictFrame(name: string, frame: FrameInput, opts: PredictOptions = {}): Promise<PredictAnswer | Buffer> {
+    const q = predictQuery(opts);
+    q.set('width', String(frame.width));
+    q.set('height', String(frame.height));
+    q.set('format', frame.format);
+    if ('shm' in frame) {
+      q.set('shm_region', frame.shm.region);
+      if (frame.shm.offset) q.set('shm_offset', String(frame.shm.offset));
+    }
+    const body = 'data' in frame ? { parts: [frame.data], byteLength: frame.data.byteLength } : undefined;
+    const a = await this.send(
+      'POST',
+      `${predictPath(name)}?${q}`,
+      body,
       { 'Content-Type': 'application/octet-stream' },
       opts.signal,
     );
@@ -324,6 +345,26 @@ export interface PredictAnswer {
   duration?: number;
   predictions?: unknown[];
   [k: string]: unknown;
+}
+
+/** A raw frame for predictFrame: packed rows, 3 bytes per pixel (4 with alpha, which is ignored). */
+export type FrameInput = { width: number; height: number; format: 'rgb' | 'bgr' | 'rgba' | 'bgra' } & (
+  | { data: Uint8Array }
+  | { shm: { region: string; offset?: number } }
+);
+
+function predictQuery(opts: PredictOptions): URLSearchParams {
+  const q = new URLSearchParams();
+  if (opts.annotate) q.set('annotate', '1');
+  if (opts.confidence !== undefined) q.set('confidence', String(opts.confidence));
+  if (opts.topK !== undefined) q.set('top_k', String(opts.topK));
+  if (opts.version !== undefined) q.set('version', String(opts.version));
+  return q;
+}
+
+function predictPath(name: string): string {
+  const [owner, model] = splitId(name);
+  return `/v1/models/${encodeURIComponent(owner)}/${encodeURIComponent(model)}/predict`;
 }
 
 function modelPath(name: string, version?: number): string {

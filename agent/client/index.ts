@@ -3,6 +3,7 @@ export {
   DEFAULT_SOCKET,
   type AgentClientOptions,
   type AgentEventMessage,
+  type FrameInput,
   type InferOptions,
   type PredictAnswer,
   type PredictOptions,

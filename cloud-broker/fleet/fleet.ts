@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { buildCommand } from '../../protocol/command.js';
+import { COMMANDS, type CommandName } from '../../protocol/topics.js';
 import type { AgentConfigDraft } from './provision.js';
 import { parseDesiredSigned, type DesiredModel, type DesiredSigned } from '../../protocol/desired-state.js';
 import { OutpostError } from '../../protocol/errors/index.js';
@@ -9,6 +12,7 @@ import { createToken, revokeTokens } from '../auth/tokens.js';
 import type { Db } from '../db/open.js';
 import type { Signer } from '../signing/sign.js';
 import { appModels, desiredModelOf, latestVersion, versionExists } from './catalog-read.js';
+import { ChangeFeed } from './changes.js';
 import { buildSigned, effectiveDeployments, modelsDigest, planRollback } from './desired.js';
 import type { Publisher } from './publisher.js';
 import { rolloutOf, type RolloutDevice } from './rollout.js';
@@ -20,7 +24,10 @@ import { describeTarget, parseTag, type Deployment, type DeviceRecord, type Targ
 
 export interface FleetOptions {
   db: Db;
+  /** The online key (cloud-broker/signing/trust.ts follows rotations behind this one object). */
   signer: Signer;
+  /** The newest root for agent.json's trustedRoot (undefined before `outpost keys init`). */
+  provisionRoot?: () => Record<string, unknown> | undefined;
   log: Logger;
   /** Written into agent.json by provision (`ca` only when the broker uses a private CA). */
   urls: AgentConfigDraft['cloud'];
@@ -34,6 +41,15 @@ export interface FleetOptions {
 
 export type DeploySpec = { model: string } | { app: string };
 
+export interface CommandSent {
+  device: string;
+  command: CommandName;
+  args: Record<string, string>;
+  nonce: string;
+  expires: string;
+  keyid: string;
+}
+
 /** One model version of a deployment, resolved against the catalog. */
 export interface DeployItem {
   model: string;
@@ -42,7 +58,11 @@ export interface DeployItem {
 }
 
 /** Signs and stores the new desired state of these devices inside the caller's transaction. */
-export type SignFn = (ids?: readonly string[]) => { changed: string[]; revisions: Map<string, number> };
+export type SignFn = (
+  ids?: readonly string[],
+  /** `resign`: a new revision even when nothing changed (the online key was rotated). */
+  opts?: { resign?: boolean },
+) => { changed: string[]; revisions: Map<string, number> };
 
 export interface DeployResult {
   target: Target;
@@ -69,6 +89,8 @@ export interface DesiredContext {
 export class Fleet {
   readonly store: FleetStore;
   readonly telemetry: TelemetryStore;
+  /** Every change as it happens, for live views (cloud-broker/fleet/changes.ts). */
+  readonly changes: ChangeFeed;
   readonly audit: AuditStore;
   readonly rollouts: RolloutStore;
   private publisher: Publisher | null = null;
@@ -79,6 +101,8 @@ export class Fleet {
   /** Called after a report or telemetry sample was taken in (the rollout scheduler listens). */
   onDeviceEvent: (deviceId: string) => void = () => undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last answer of each device to each command (device -> command -> answer); in memory, bounded by devices x commands. */
+  private readonly answers = new Map<string, Map<string, Record<string, unknown>>>();
 
   constructor(private readonly opts: FleetOptions) {
     this.store = new FleetStore(opts.db);
@@ -86,6 +110,7 @@ export class Fleet {
     this.rollouts = new RolloutStore(opts.db);
     this.log = moduleLogger(opts.log, 'fleet');
     this.telemetry = new TelemetryStore(opts.db, this.log.child({ part: 'telemetry' }));
+    this.changes = new ChangeFeed(this.log);
     this.lifetime = opts.lifetimeSeconds ?? 7 * DAY;
     this.blobBase = opts.blobBase ?? `${opts.urls.http.replace(/\/$/, '')}/v1/blobs/`;
   }
@@ -144,7 +169,9 @@ export class Fleet {
       return createToken(this.opts.db, 'device', id);
     })();
     this.log.info({ device: id, tags }, 'device provisioned');
+    this.changes.emit({ kind: 'device', device: id, action: 'provisioned', at: new Date().toISOString() });
     await this.reconcile([id]);
+    const root = this.opts.provisionRoot?.();
     return {
       device: this.store.getDevice(id)!,
       agentConfig: {
@@ -156,6 +183,7 @@ export class Fleet {
         },
         credentials: { username: id, token },
         trustedKeys: [this.opts.signer.trustedKey()],
+        ...(root ? { trustedRoot: root } : {}),
         tags,
       },
     };
@@ -182,11 +210,13 @@ export class Fleet {
       this.store.markRemoved(d.id);
       this.telemetry.forget(d.id);
     })();
+    this.answers.delete(d.id);
     this.opts.onRevoke?.(d.id);
     await this.publisher
       ?.clearDesired(d.id)
       .catch((err: unknown) => this.log.warn({ err, device: d.id }, 'could not clear the retained desired state'));
     this.log.info({ device: d.id }, 'device removed and its credentials revoked');
+    this.changes.emit({ kind: 'device', device: d.id, action: 'removed', at: new Date().toISOString() });
   }
 
   async tag(
@@ -204,6 +234,7 @@ export class Fleet {
       this.audit.append(actor, 'device.tag', { devices: [d.id], details: { add: a, remove: r } });
       sign([d.id]);
     });
+    this.changes.emit({ kind: 'device', device: d.id, action: 'tagged', at: new Date().toISOString() });
     return this.getDevice(d.id);
   }
 
@@ -367,10 +398,19 @@ export class Fleet {
     return run;
   }
 
+  /**
+   * Signs every device's document again with a new revision: after the online key changed, the
+   * retained documents by the old (now revoked) key would be refused by devices that walked to the
+   * new root.
+   */
+  resignAll(): Promise<string[]> {
+    return this.transact((sign) => sign(undefined, { resign: true }).changed);
+  }
+
   private async transactNow<T>(work: (sign: SignFn) => T): Promise<T> {
     const docs = new Map<string, string>();
     const now = new Date();
-    const sign: SignFn = (ids) => {
+    const sign: SignFn = (ids, opts = {}) => {
       const devices = ids
         ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null)
         : this.store.listDevices();
@@ -383,7 +423,7 @@ export class Fleet {
         const cur = this.store.desiredOf(d.id);
         const halfLife = cur?.expires ? Date.parse(cur.expires) - (this.lifetime * 1000) / 2 : 0;
         const stale = now.getTime() >= halfLife;
-        if (cur?.digest === digest && !stale) {
+        if (cur?.digest === digest && !stale && !opts.resign) {
           revisions.set(d.id, cur.revision);
           continue;
         }
@@ -399,15 +439,17 @@ export class Fleet {
     };
     const result = this.opts.db.transaction(() => work(sign))();
     await Promise.all([...docs].map(([id, doc]) => this.publish(id, doc)));
+    for (const id of docs.keys()) this.changes.emit({ kind: 'desired', device: id, at: now.toISOString() });
     if (docs.size > 0) this.log.info({ devices: docs.size }, 'signed and published desired states');
     return result;
   }
 
   /** Sends an imperative command (outpost/v1/devices/{id}/commands/{name}); false when it could not be published. */
-  async command(id: string, name: string, body: Record<string, unknown> = {}): Promise<boolean> {
+  async command(id: string, name: CommandName, args: Record<string, string> = {}): Promise<boolean> {
     if (!this.publisher) return false;
     try {
-      await this.publisher.publishCommand(id, name, JSON.stringify(body));
+      // Signed like every command: devices refuse unsigned ones (COMMAND_UNSIGNED).
+      await this.sendCommand(id, name, args);
       return true;
     } catch (err) {
       this.log.warn({ err, device: id, command: name }, 'command not published');
@@ -436,6 +478,19 @@ export class Fleet {
     return run;
   }
 
+  /**
+   * Signs an imperative command for one device with the online key (a fresh 128-bit nonce, a
+   * lifetime of COMMAND_DEFAULT_LIFETIME_S) and publishes it; the device answers on responses/{cmd}.
+   */
+  async sendCommand(idIn: string, command: CommandName, args: Record<string, string> = {}): Promise<CommandSent> {
+    const d = this.getDevice(idIn);
+    if (!this.publisher) throw new OutpostError('BROKER_UNREACHABLE', 'the fleet publisher is not connected; retry');
+    const signed = buildCommand(d.id, command, args, randomBytes(16).toString('hex'), new Date());
+    await this.publisher.publishCommand(d.id, command, JSON.stringify(this.opts.signer.sign(signed)));
+    this.log.info({ device: d.id, command, nonce: signed.nonce }, 'signed command sent');
+    return { device: d.id, command, args, nonce: signed.nonce, expires: signed.expires, keyid: this.opts.signer.keyid };
+  }
+
   signedOf(id: string): DesiredSigned | null {
     const doc = this.store.desiredOf(id)?.doc;
     return doc ? (JSON.parse(doc) as { signed: DesiredSigned }).signed : null;
@@ -459,11 +514,22 @@ export class Fleet {
     }
     if (t.kind === 'status') {
       const s = statusOf(payload);
-      if (s) this.store.saveStatus(t.deviceId, s, at);
+      if (s) {
+        this.store.saveStatus(t.deviceId, s, at);
+        this.changes.emit({ kind: 'status', device: t.deviceId, status: s, at });
+      }
       return;
     }
     if (t.kind === 'telemetry') {
-      if (this.telemetry.ingest(t.deviceId, payload)) this.onDeviceEvent(t.deviceId);
+      const sample = this.telemetry.ingest(t.deviceId, payload);
+      if (sample) {
+        this.changes.emit({ kind: 'telemetry', device: t.deviceId, sample, at });
+        this.onDeviceEvent(t.deviceId);
+      }
+      return;
+    }
+    if (t.kind === 'responses') {
+      this.ingestAnswer(t.deviceId, t.cmd ?? '', payload, at);
       return;
     }
     if (t.kind !== 'reported') return;
@@ -474,10 +540,29 @@ export class Fleet {
         return;
       }
       this.store.saveReported(t.deviceId, JSON.stringify(rep), at);
+      this.changes.emit({ kind: 'reported', device: t.deviceId, report: rep, at });
       this.onDeviceEvent(t.deviceId);
     } catch (err) {
       this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');
     }
+  }
+
+  private ingestAnswer(device: string, command: string, payload: Buffer, at: string): void {
+    if (!(COMMANDS as readonly string[]).includes(command) || payload.length > 16 * 1024) return;
+    try {
+      const body = JSON.parse(payload.toString('utf8')) as unknown;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+      const per = this.answers.get(device) ?? new Map<string, Record<string, unknown>>();
+      per.set(command, { command, at, ...(body as Record<string, unknown>) });
+      this.answers.set(device, per);
+    } catch {
+      this.log.warn({ device, command }, 'malformed command answer ignored');
+    }
+  }
+
+  /** The device's last answer to each command since this cloud started (`device show`). */
+  answersOf(id: string): Record<string, unknown>[] {
+    return [...(this.answers.get(id)?.values() ?? [])];
   }
 
   /** The device's latest telemetry sample, or null before its first one. */

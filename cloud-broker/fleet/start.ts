@@ -4,8 +4,8 @@ import { startBroker, type RunningBroker } from '../broker/broker.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Db } from '../db/open.js';
 import type { CloudLimits } from '../limits.js';
-import { loadOrCreateSigner } from '../signing/keys.js';
 import type { Signer } from '../signing/sign.js';
+import { TrustService } from '../signing/trust.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
@@ -35,6 +35,10 @@ export interface FleetServicesOptions {
   /** The embedded broker's per-device bounds and the shared failed-login limiter. */
   limits?: CloudLimits['broker'];
   authLimiter?: FailureLimiter;
+  /** The MQTT URL written into agent.json instead of the listener's (a balancer, a DNS name). */
+  publicMqttUrl?: string;
+  /** Join the other replicas' brokers through Redis (cloud-broker/broker/cluster.ts). */
+  redisUrl?: string;
   /** The rollout scheduler's timer period (default 1 s). */
   rolloutTickMs?: number;
 }
@@ -43,7 +47,9 @@ export interface FleetServices {
   fleet: Fleet;
   rollouts: Rollouts;
   scheduler: RolloutScheduler;
+  /** The current online key (follows rotations). */
   signer: Signer;
+  trust: TrustService;
   broker: RunningBroker | null;
   publisher: Publisher;
   /** The MQTT URL devices connect to (written into agent.json): mqtts:// when TLS is on. */
@@ -60,7 +66,8 @@ export const SERVICE_USERNAME = 'outpost-cloud';
  */
 export async function startFleetServices(o: FleetServicesOptions): Promise<FleetServices> {
   const log = o.log;
-  const signer = await loadOrCreateSigner(o.dataDir, log);
+  const trust = await TrustService.open(o.dataDir, log);
+  const signer = trust.signer;
   let broker: RunningBroker | null = null;
   let creds: ServiceCredentials & { url: string };
   let mqttUrl: string;
@@ -80,14 +87,16 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       log,
       limits: o.limits,
       authLimiter: o.authLimiter,
+      redisUrl: o.redisUrl,
     });
     creds = { ...service, url: broker.url };
-    mqttUrl = broker.tlsUrl ?? broker.url;
+    mqttUrl = o.publicMqttUrl ?? broker.tlsUrl ?? broker.url;
     deviceCa = o.tls?.deviceCa ?? undefined;
   }
   const fleet = new Fleet({
     db: o.db,
     signer,
+    provisionRoot: () => trust.provisionRoot(),
     log,
     urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa },
     lifetimeSeconds: o.lifetimeSeconds,
@@ -124,6 +133,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     rollouts,
     scheduler,
     signer,
+    trust,
     broker,
     publisher,
     mqttUrl,

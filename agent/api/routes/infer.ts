@@ -28,6 +28,7 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
   const { entry, model } = await servedVersion(ctx, params);
   const release = ctx.limiter.acquire(entry.id);
   const leases: BodyLease[] = [];
+  const releaseMemory: (() => void)[] = [];
   try {
     const type = mediaType(req);
     if (type !== undefined && type !== 'application/json' && type !== 'application/octet-stream') {
@@ -38,9 +39,17 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
       );
     }
     const hl = parseHeaderLength(header(req, 'inference-header-content-length'));
+    // Tensor bytes in flight (agent/api/admission.ts): the body and the tensors decoded from it,
+    // reserved before the body is read (a chunked body without a length reserves the largest
+    // allowed), then the shared-memory inputs before they are copied.
+    const declared = Number(header(req, 'content-length'));
+    const bodyBytes = Number.isSafeInteger(declared) && declared >= 0 ? declared : ctx.limits.maxBodyBytes;
+    releaseMemory.push(ctx.memory.reserve(Math.min(bodyBytes, ctx.limits.maxBodyBytes) * 2, 'the tensors'));
     const body = await readAlignedBody(req, res, ctx.limits.maxBodyBytes, ctx.pool, hl ?? 0);
     leases.push(body);
     const request = parseInferRequest(body.bytes, hl);
+    const shmBytes = Object.values(request.shmInputs).reduce((n, t) => n + t.shm.byteSize, 0);
+    if (shmBytes > 0) releaseMemory.push(ctx.memory.reserve(shmBytes, 'the shared-memory inputs'));
     const fromShm = readShmInputs(ctx, res, request, leases);
     const inputs = checkInputs(model, { ...request.inputs, ...fromShm });
     const outputs = selectOutputs(model, request);
@@ -75,6 +84,7 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
     sendParts(res, 200, encoded.parts, encoded.byteLength, headers);
   } finally {
     for (const l of leases) l.release();
+    for (const r of releaseMemory) r();
     release();
   }
 };
