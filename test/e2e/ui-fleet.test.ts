@@ -87,6 +87,13 @@ describe.skipIf(skipWithoutChromium())('the web page in chromium', () => {
       Promise.all(['/v1/fleet/devices', '/v1/devices', '/v1/events'].map(async (p) => (await fetch(p)).status)),
     );
     expect(statuses).toEqual([401, 401, 401]);
+    for (const [size, name] of [
+      [DESKTOP, 'signin-desktop'],
+      [PHONE, 'signin-phone'],
+    ] as const) {
+      await bare.setViewportSize(size);
+      await browser.screenshot(bare, name);
+    }
     await bare.close();
   });
 

@@ -57,7 +57,13 @@ describe.skipIf(skipWithoutChromium())('the fleet page with 1,000 devices', () =
   });
 
   it('shows a page of 50 rows and a pager, and pages and filters on the server', async () => {
-    await signIn(page, f.cloud.httpUrl, f.adminToken);
+    // With the keyboard only: the Token field has focus order first, Enter submits.
+    await page.goto(`${f.cloud.httpUrl}/ui/`);
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement.id')).toBe('token');
+    await page.keyboard.type(f.adminToken);
+    await page.keyboard.press('Enter');
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
     const rows = page.locator('table.fleet tbody tr');
     await expect.poll(() => rows.count(), { timeout: 15_000 }).toBe(50);
     const pager = page.getByRole('navigation', { name: 'Pages' });
