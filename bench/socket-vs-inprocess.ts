@@ -60,7 +60,7 @@ async function throughput(clients: number, ms: number, fn: () => Promise<unknown
   return done / (Number(process.hrtime.bigint() - t) / 1e9);
 }
 
-async function startAgentProcess(dir: string): Promise<{ child: ChildProcess; socket: string }> {
+export async function startAgentProcess(dir: string): Promise<{ child: ChildProcess; socket: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
     env: { ...process.env, OUTPOST_BENCH_AGENT: dir },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],

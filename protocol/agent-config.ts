@@ -2,6 +2,7 @@ import { createPublicKey, X509Certificate } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import { OutpostError } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
+import { parseRoot } from './trust-root.js';
 
 /**
  * The agent's configuration document, `/etc/outpost/agent.json`. The cloud's `device provision`
@@ -22,6 +23,11 @@ export interface AgentConfig {
   credentials: { username: string; token: string };
   /** Ed25519 public keys (PEM, SPKI) the agent trusts for signed metadata. */
   trustedKeys: TrustedKey[];
+  /**
+   * The TUF root metadata written at provisioning (docs/security.md, "Keys"); absent in configs
+   * provisioned before roots existed, where trustedKeys act as an implicit root v1.
+   */
+  trustedRoot?: Record<string, unknown>;
   tags: string[];
   modelsDir: string;
   socket: string;
@@ -34,6 +40,8 @@ export interface AgentConfig {
   log: { level: LogLevel };
   api: { maxBodyBytes: number; maxConcurrentPerModel: number; maxBytesInFlight: number; requestTimeoutMs: number };
   mqtt: { keepaliveSeconds: number; reconnectMinMs: number; reconnectMaxMs: number; maxQueued: number };
+  /** The least time between two walks of the root chain (a flood of unknown keys costs one walk per window). */
+  trust: { minRefreshMs: number };
 }
 
 export interface TrustedKey {
@@ -63,6 +71,7 @@ export const AGENT_CONFIG_DEFAULTS = Object.freeze({
     requestTimeoutMs: 30_000,
   },
   mqtt: { keepaliveSeconds: 30, reconnectMinMs: 1_000, reconnectMaxMs: 60_000, maxQueued: 1_000 },
+  trust: { minRefreshMs: 30_000 },
 });
 
 /** Where a key's value came from: a file path for all keys, or per key (env overrides). */
@@ -156,6 +165,14 @@ const trustedKey: Check = (v, key) => {
     throw issue(`${key}.publicKey`, `must be an Ed25519 public key, got ${type ?? 'an unreadable PEM'}`);
   return { keyid, publicKey: k.publicKey };
 };
+const rootMetadata: Check = (v, key) => {
+  try {
+    parseRoot(v);
+  } catch (err) {
+    throw issue(key, `must be TUF root metadata as \`outpost device provision\` writes it: ${(err as Error).message}`);
+  }
+  return v;
+};
 /** The PEM certificate blocks in a text, in order (the cloud's TLS checks use it too). */
 export function pemCertificates(text: string): string[] {
   return text.match(/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g) ?? [];
@@ -186,6 +203,7 @@ const SCHEMA: Schema = {
   cloud: { http: url(['http', 'https']), mqtt: url(['mqtt', 'mqtts', 'ws', 'wss', 'tcp', 'tls']), ca: caBundle },
   credentials: { username: text(/^[^\s]{1,256}$/, 'a user name without spaces'), token: secret },
   trustedKeys: listOf(trustedKey, 1, 32),
+  trustedRoot: rootMetadata,
   tags: listOf(tag, 0, 64),
   modelsDir: absPath,
   socket: absPath,
@@ -206,6 +224,7 @@ const SCHEMA: Schema = {
     reconnectMaxMs: int(100, 3_600_000),
     maxQueued: int(0, 1_000_000),
   },
+  trust: { minRefreshMs: int(0, 3_600_000) },
 };
 
 const REQUIRED = new Set([

@@ -1,5 +1,5 @@
-import sharp from 'sharp';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { loadSharp } from '../runtime/load-sharp.js';
 
 /**
  * A global budget of decoded bytes for requests in flight (docs/local-api.md, "Memory bound").
@@ -64,6 +64,7 @@ export class MemoryBudget {
  */
 export async function decodedBytes(image: Uint8Array): Promise<number> {
   try {
+    const sharp = await loadSharp();
     const m = await sharp(image, { limitInputPixels: false }).metadata();
     const pixels = (m.width ?? 0) * (m.height ?? 0);
     return pixels * Math.max(4, m.channels ?? 4) * 2 + image.length;

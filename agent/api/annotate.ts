@@ -1,4 +1,6 @@
-import sharp, { type Metadata, type OverlayOptions, type Sharp } from 'sharp';
+import type SharpFn from 'sharp';
+import type { Metadata, OverlayOptions, Sharp } from 'sharp';
+import { loadSharp } from '../runtime/load-sharp.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import type { RawFrame } from '../runtime/preprocess.js';
 import type { PredictResult } from './types.js';
@@ -135,7 +137,7 @@ function segmentationOverlay(result: PredictResult): { data: Buffer; width: numb
 }
 
 /** The picture to draw on: encoded bytes, or a raw frame (BGR swapped to the RGB sharp reads). */
-function source(image: Uint8Array | RawFrame): Sharp {
+function source(sharp: typeof SharpFn, image: Uint8Array | RawFrame): Sharp {
   if (image instanceof Uint8Array) return sharp(image);
   let data = image.data;
   if (image.format === 'bgr') {
@@ -150,7 +152,8 @@ function source(image: Uint8Array | RawFrame): Sharp {
 }
 
 export async function annotate(image: Uint8Array | RawFrame, result: PredictResult): Promise<Buffer> {
-  if (!(image instanceof Uint8Array)) return draw(source(image), image.width, image.height, result);
+  const sharp = await loadSharp();
+  if (!(image instanceof Uint8Array)) return draw(sharp, source(sharp, image), image.width, image.height, result);
   let meta: Metadata;
   try {
     meta = await sharp(image).metadata();
@@ -159,10 +162,16 @@ export async function annotate(image: Uint8Array | RawFrame, result: PredictResu
   }
   const width = meta.autoOrient?.width ?? meta.width ?? 0;
   const height = meta.autoOrient?.height ?? meta.height ?? 0;
-  return draw(sharp(image).autoOrient(), width, height, result);
+  return draw(sharp, sharp(image).autoOrient(), width, height, result);
 }
 
-async function draw(base: Sharp, width: number, height: number, result: PredictResult): Promise<Buffer> {
+async function draw(
+  sharp: typeof SharpFn,
+  base: Sharp,
+  width: number,
+  height: number,
+  result: PredictResult,
+): Promise<Buffer> {
   const layers: OverlayOptions[] = [];
   const seg = segmentationOverlay(result);
   if (seg) {

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { buildCommand } from '../../protocol/command.js';
+import { COMMANDS, type CommandName } from '../../protocol/topics.js';
 import type { AgentConfigDraft } from './provision.js';
 import { parseDesiredSigned, type DesiredModel, type DesiredSigned } from '../../protocol/desired-state.js';
 import { OutpostError } from '../../protocol/errors/index.js';
@@ -20,7 +23,10 @@ import { describeTarget, parseTag, type Deployment, type DeviceRecord, type Targ
 
 export interface FleetOptions {
   db: Db;
+  /** The online key (cloud-broker/signing/trust.ts follows rotations behind this one object). */
   signer: Signer;
+  /** The newest root for agent.json's trustedRoot (undefined before `outpost keys init`). */
+  provisionRoot?: () => Record<string, unknown> | undefined;
   log: Logger;
   /** Written into agent.json by provision (`ca` only when the broker uses a private CA). */
   urls: AgentConfigDraft['cloud'];
@@ -34,6 +40,15 @@ export interface FleetOptions {
 
 export type DeploySpec = { model: string } | { app: string };
 
+export interface CommandSent {
+  device: string;
+  command: CommandName;
+  args: Record<string, string>;
+  nonce: string;
+  expires: string;
+  keyid: string;
+}
+
 /** One model version of a deployment, resolved against the catalog. */
 export interface DeployItem {
   model: string;
@@ -42,7 +57,11 @@ export interface DeployItem {
 }
 
 /** Signs and stores the new desired state of these devices inside the caller's transaction. */
-export type SignFn = (ids?: readonly string[]) => { changed: string[]; revisions: Map<string, number> };
+export type SignFn = (
+  ids?: readonly string[],
+  /** `resign`: a new revision even when nothing changed (the online key was rotated). */
+  opts?: { resign?: boolean },
+) => { changed: string[]; revisions: Map<string, number> };
 
 export interface DeployResult {
   target: Target;
@@ -79,6 +98,8 @@ export class Fleet {
   /** Called after a report or telemetry sample was taken in (the rollout scheduler listens). */
   onDeviceEvent: (deviceId: string) => void = () => undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last answer of each device to each command (device -> command -> answer); in memory, bounded by devices x commands. */
+  private readonly answers = new Map<string, Map<string, Record<string, unknown>>>();
 
   constructor(private readonly opts: FleetOptions) {
     this.store = new FleetStore(opts.db);
@@ -145,6 +166,7 @@ export class Fleet {
     })();
     this.log.info({ device: id, tags }, 'device provisioned');
     await this.reconcile([id]);
+    const root = this.opts.provisionRoot?.();
     return {
       device: this.store.getDevice(id)!,
       agentConfig: {
@@ -156,6 +178,7 @@ export class Fleet {
         },
         credentials: { username: id, token },
         trustedKeys: [this.opts.signer.trustedKey()],
+        ...(root ? { trustedRoot: root } : {}),
         tags,
       },
     };
@@ -182,6 +205,7 @@ export class Fleet {
       this.store.markRemoved(d.id);
       this.telemetry.forget(d.id);
     })();
+    this.answers.delete(d.id);
     this.opts.onRevoke?.(d.id);
     await this.publisher
       ?.clearDesired(d.id)
@@ -367,10 +391,19 @@ export class Fleet {
     return run;
   }
 
+  /**
+   * Signs every device's document again with a new revision: after the online key changed, the
+   * retained documents by the old (now revoked) key would be refused by devices that walked to the
+   * new root.
+   */
+  resignAll(): Promise<string[]> {
+    return this.transact((sign) => sign(undefined, { resign: true }).changed);
+  }
+
   private async transactNow<T>(work: (sign: SignFn) => T): Promise<T> {
     const docs = new Map<string, string>();
     const now = new Date();
-    const sign: SignFn = (ids) => {
+    const sign: SignFn = (ids, opts = {}) => {
       const devices = ids
         ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null)
         : this.store.listDevices();
@@ -383,7 +416,7 @@ export class Fleet {
         const cur = this.store.desiredOf(d.id);
         const halfLife = cur?.expires ? Date.parse(cur.expires) - (this.lifetime * 1000) / 2 : 0;
         const stale = now.getTime() >= halfLife;
-        if (cur?.digest === digest && !stale) {
+        if (cur?.digest === digest && !stale && !opts.resign) {
           revisions.set(d.id, cur.revision);
           continue;
         }
@@ -404,10 +437,11 @@ export class Fleet {
   }
 
   /** Sends an imperative command (outpost/v1/devices/{id}/commands/{name}); false when it could not be published. */
-  async command(id: string, name: string, body: Record<string, unknown> = {}): Promise<boolean> {
+  async command(id: string, name: CommandName, args: Record<string, string> = {}): Promise<boolean> {
     if (!this.publisher) return false;
     try {
-      await this.publisher.publishCommand(id, name, JSON.stringify(body));
+      // Signed like every command: devices refuse unsigned ones (COMMAND_UNSIGNED).
+      await this.sendCommand(id, name, args);
       return true;
     } catch (err) {
       this.log.warn({ err, device: id, command: name }, 'command not published');
@@ -434,6 +468,19 @@ export class Fleet {
     });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Signs an imperative command for one device with the online key (a fresh 128-bit nonce, a
+   * lifetime of COMMAND_DEFAULT_LIFETIME_S) and publishes it; the device answers on responses/{cmd}.
+   */
+  async sendCommand(idIn: string, command: CommandName, args: Record<string, string> = {}): Promise<CommandSent> {
+    const d = this.getDevice(idIn);
+    if (!this.publisher) throw new OutpostError('BROKER_UNREACHABLE', 'the fleet publisher is not connected; retry');
+    const signed = buildCommand(d.id, command, args, randomBytes(16).toString('hex'), new Date());
+    await this.publisher.publishCommand(d.id, command, JSON.stringify(this.opts.signer.sign(signed)));
+    this.log.info({ device: d.id, command, nonce: signed.nonce }, 'signed command sent');
+    return { device: d.id, command, args, nonce: signed.nonce, expires: signed.expires, keyid: this.opts.signer.keyid };
   }
 
   signedOf(id: string): DesiredSigned | null {
@@ -466,6 +513,10 @@ export class Fleet {
       if (this.telemetry.ingest(t.deviceId, payload)) this.onDeviceEvent(t.deviceId);
       return;
     }
+    if (t.kind === 'responses') {
+      this.ingestAnswer(t.deviceId, t.cmd ?? '', payload, at);
+      return;
+    }
     if (t.kind !== 'reported') return;
     try {
       const rep = parseReported(payload);
@@ -478,6 +529,24 @@ export class Fleet {
     } catch (err) {
       this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');
     }
+  }
+
+  private ingestAnswer(device: string, command: string, payload: Buffer, at: string): void {
+    if (!(COMMANDS as readonly string[]).includes(command) || payload.length > 16 * 1024) return;
+    try {
+      const body = JSON.parse(payload.toString('utf8')) as unknown;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+      const per = this.answers.get(device) ?? new Map<string, Record<string, unknown>>();
+      per.set(command, { command, at, ...(body as Record<string, unknown>) });
+      this.answers.set(device, per);
+    } catch {
+      this.log.warn({ device, command }, 'malformed command answer ignored');
+    }
+  }
+
+  /** The device's last answer to each command since this cloud started (`device show`). */
+  answersOf(id: string): Record<string, unknown>[] {
+    return [...(this.answers.get(id)?.values() ?? [])];
   }
 
   /** The device's latest telemetry sample, or null before its first one. */

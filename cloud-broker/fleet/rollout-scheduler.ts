@@ -130,7 +130,7 @@ export class RolloutScheduler {
       return d.requestHealth;
     });
     // Commands are not retained: a device offline now is asked again at the next request interval.
-    await Promise.all(health.map((dev) => f.command(dev, 'telemetry', { requestId: `rollout-${id}` })));
+    await Promise.all(health.map((dev) => f.command(dev, 'telemetry')));
   }
 
   private observe(device: string): Observation {

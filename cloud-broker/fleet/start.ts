@@ -4,8 +4,8 @@ import { startBroker, type RunningBroker } from '../broker/broker.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Db } from '../db/open.js';
 import type { CloudLimits } from '../limits.js';
-import { loadOrCreateSigner } from '../signing/keys.js';
 import type { Signer } from '../signing/sign.js';
+import { TrustService } from '../signing/trust.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
@@ -43,7 +43,9 @@ export interface FleetServices {
   fleet: Fleet;
   rollouts: Rollouts;
   scheduler: RolloutScheduler;
+  /** The current online key (follows rotations). */
   signer: Signer;
+  trust: TrustService;
   broker: RunningBroker | null;
   publisher: Publisher;
   /** The MQTT URL devices connect to (written into agent.json): mqtts:// when TLS is on. */
@@ -60,7 +62,8 @@ export const SERVICE_USERNAME = 'outpost-cloud';
  */
 export async function startFleetServices(o: FleetServicesOptions): Promise<FleetServices> {
   const log = o.log;
-  const signer = await loadOrCreateSigner(o.dataDir, log);
+  const trust = await TrustService.open(o.dataDir, log);
+  const signer = trust.signer;
   let broker: RunningBroker | null = null;
   let creds: ServiceCredentials & { url: string };
   let mqttUrl: string;
@@ -88,6 +91,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   const fleet = new Fleet({
     db: o.db,
     signer,
+    provisionRoot: () => trust.provisionRoot(),
     log,
     urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa },
     lifetimeSeconds: o.lifetimeSeconds,
@@ -124,6 +128,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     rollouts,
     scheduler,
     signer,
+    trust,
     broker,
     publisher,
     mqttUrl,

@@ -2,6 +2,7 @@ import type { Logger } from '../../protocol/log.js';
 import type { Db } from '../db/open.js';
 import { fleetRoutes } from '../http/fleet-routes.js';
 import { rolloutRoutes } from '../http/rollout-routes.js';
+import { trustRoutes } from '../http/trust-routes.js';
 import type { Router } from '../http/router.js';
 import { startFleetServices, type FleetServices, type FleetServicesOptions } from './start.js';
 
@@ -22,6 +23,7 @@ export function wireFleet(router: Router): {
       () => services?.rollouts ?? null,
     ),
     ...rolloutRoutes(() => services?.rollouts ?? null),
+    ...trustRoutes(() => services),
   );
   return {
     async start(o) {

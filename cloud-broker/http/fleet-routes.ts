@@ -1,4 +1,6 @@
 import { OutpostError } from '../../protocol/errors/index.js';
+import { formatModelId, parseModelId } from '../../protocol/ids.js';
+import { COMMANDS, type CommandName } from '../../protocol/topics.js';
 import type { Fleet } from '../fleet/fleet.js';
 import type { DeploySpec } from '../fleet/fleet.js';
 import type { Target } from '../fleet/types.js';
@@ -19,6 +21,7 @@ import type { Route } from './router.js';
  *   PATCH  /v1/devices/:id/tags      {add?, remove?}        -> {device}
  *   POST   /v1/deployments           {model | app, target, rollout?} -> 201 {target, deployments, devices, rollout?}
  *   POST   /v1/rollbacks             {model, target}        -> {target, devices, from, to}
+ *   POST   /v1/devices/:id/commands  {command, model?}      -> 202 {device, command, nonce, expires, keyid}
  *   GET    /v1/rollout                                      -> {devices: RolloutDevice[]}
  *
  * `target` is {kind: 'device'|'tag'|'all', value?}.
@@ -65,6 +68,7 @@ export function fleetRoutes(getFleet: () => Fleet | null, getRollouts: () => Rol
             desired: f.signedOf(device.id),
             reported: f.reportedOf(device.id),
             telemetry: f.telemetryOf(device.id),
+            commands: f.answersOf(device.id),
           },
         };
       },
@@ -118,6 +122,19 @@ export function fleetRoutes(getFleet: () => Fleet | null, getRollouts: () => Rol
       handler: async ({ req, principal }) => {
         const b = await readJsonBody(req);
         return { body: await fleet().rollback(b.model as string, parseTargetBody(b.target), actorOf(principal)) };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/devices/:id/commands',
+      access: 'admin',
+      handler: async ({ req, params }) => {
+        const b = await readJsonBody(req);
+        if (!(COMMANDS as readonly unknown[]).includes(b.command))
+          throw new OutpostError('BAD_REQUEST', `command must be one of ${COMMANDS.join(', ')}`, { key: 'command' });
+        const args: Record<string, string> = {};
+        if (b.command === 'rollback') args.model = formatModelId(parseModelId(b.model, 'model'));
+        return { status: 202, body: await fleet().sendCommand(params.id, b.command as CommandName, args) };
       },
     },
     {

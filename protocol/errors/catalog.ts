@@ -12,6 +12,7 @@ import { AGENT } from './codes/agent.js';
 import { SYNC } from './codes/sync.js';
 import { DEMO } from './codes/demo.js';
 import { TLS } from './codes/tls.js';
+import { TRUST } from './codes/trust.js';
 import { LIMITS } from './codes/limits.js';
 import { ROLLOUT } from './codes/rollout.js';
 import type { ErrorSpec } from './types.js';
@@ -38,6 +39,7 @@ export const AREAS = {
   sync: SYNC,
   demo: DEMO,
   tls: TLS,
+  trust: TRUST,
   limits: LIMITS,
   rollout: ROLLOUT,
 } as const;

@@ -42,6 +42,9 @@ except ImportError:  # pragma: no cover - exercised by the CI run without numpy
     np = None
 
 DEFAULT_SOCKET = "/run/outpost/agent.sock"
+# Bodies up to this size go out in one send with the headers (a copy is cheaper than a second
+# wake-up of the agent); larger ones are sent part by part.
+_JOIN_BELOW = 256 * 1024
 
 # KServe datatype -> (struct/array code, bytes per element, numpy dtype name)
 _TYPES = {
@@ -214,9 +217,14 @@ class Client:
                 self._conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
                 for k, v in headers.items():
                     self._conn.putheader(k, v)
-                self._conn.endheaders()
-                for part in body or ():
-                    self._conn.send(part)  # the header and each tensor, never joined
+                size = int(headers.get("Content-Length", 0))
+                if body and size <= _JOIN_BELOW:
+                    # One send for headers and a small body: the agent parses it in one read.
+                    self._conn.endheaders(b"".join(body))
+                else:
+                    self._conn.endheaders()
+                    for part in body or ():
+                        self._conn.send(part)  # large tensors are sent from their own memory, never joined
                 res = self._conn.getresponse()
                 data = res.read()
                 if res.getheader("Connection", "").lower() == "close":
