@@ -13,6 +13,7 @@ import { openDb, type Db } from './db/index.js';
 import { catalogRouter, createApiServer } from './http/index.js';
 import type { FleetServices } from './fleet/start.js';
 import { wireFleet } from './fleet/wire.js';
+import { pageRoutes } from './ui/serve.js';
 import { certCoversHost, checkTlsMaterial, type TlsMaterial } from './tls.js';
 import { FailureLimiter } from './auth/failure-limiter.js';
 import { resolveCloudLimits, type CloudLimitsInput } from './limits.js';
@@ -39,6 +40,16 @@ export interface CloudOptions {
    * `OUTPOST_CLOUD_*` environment variables, then these.
    */
   limits?: CloudLimitsInput;
+  /**
+   * Scale-out (docs/scale.md). `redisUrl`: the embedded broker joins the other replicas through
+   * Redis. `blobDir`: blobs in a folder the replicas share (NFS) instead of `<dataDir>/blobs`.
+   * `publicHttpUrl` / `publicMqttUrl`: what devices are told (agent.json, signed blob URLs) when
+   * they reach the cloud through a load balancer or a name, not at the listen address.
+   */
+  redisUrl?: string;
+  blobDir?: string;
+  publicHttpUrl?: string;
+  publicMqttUrl?: string;
   log?: Logger;
 }
 
@@ -118,7 +129,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     }
   };
   try {
-    const blobs = new BlobStore(path.join(dataDir, BLOB_DIR));
+    const blobs = new BlobStore(opts.blobDir ? path.resolve(opts.blobDir) : path.join(dataDir, BLOB_DIR));
     await blobs.init();
     const adminTokenFile = await ensureAdminToken(db, dataDir, log);
     const router = catalogRouter({ db, blobs, version: packageVersion(), log, limits });
@@ -126,7 +137,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     // ---- FLEET / BROKER WIRING (cloud-broker/broker/, cloud-broker/fleet/) -------------------
     // The fleet's routes go on the router now; the broker and fleet start below, once the HTTP
     // URL (written into agent.json and the signed blob URLs) is known.
-    const fleetWiring = wireFleet(router);
+    const fleetWiring = wireFleet(router, db);
+    // The web page, served on the API's port (cloud-broker/ui/, docs/ui.md).
+    router.add(...pageRoutes());
     let mqttUrl: string | null = null;
     // ------------------------------------------------------------------------------------------
 
@@ -143,7 +156,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
       db,
       dataDir,
       log,
-      httpUrl,
+      httpUrl: opts.publicHttpUrl ?? httpUrl,
+      publicMqttUrl: opts.publicMqttUrl,
+      redisUrl: opts.redisUrl,
       host,
       mqttPort,
       wsPort: opts.wsPort,

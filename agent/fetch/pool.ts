@@ -94,7 +94,7 @@ export class BlobPool {
   /** True when the cache holds a complete blob of this hash (verified when it entered). */
   async has(blob: BlobRef): Promise<boolean> {
     const s = await stat(this.pathOf(blob.sha256)).catch(() => null);
-    return s !== null && s.isFile() && s.size === blob.size;
+    return s?.isFile() === true && s.size === blob.size;
   }
 
   async freeBytes(): Promise<number> {

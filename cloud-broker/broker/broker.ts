@@ -9,6 +9,7 @@ import { parseDeviceTopic } from '../../protocol/topics.js';
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { FailureLimiter } from '../auth/failure-limiter.js';
 import { DEFAULT_CLOUD_LIMITS, type CloudLimits } from '../limits.js';
+import { openBrokerCluster } from './cluster.js';
 import { canPublish, canSubscribe, clientIdAllowed, type Identity } from './acl.js';
 import { guardPackets, maxPacketBytes, PublishBudget, type PayloadKind } from './device-limits.js';
 
@@ -29,6 +30,8 @@ export interface BrokerOptions {
   limits?: CloudLimits['broker'];
   /** Failed-password limiter, shared with the HTTP API; one is made when absent. */
   authLimiter?: FailureLimiter;
+  /** Join other replicas through Redis (`--redis`): see cluster.ts. Absent: one broker, in memory. */
+  redisUrl?: string;
 }
 
 export interface RunningBroker {
@@ -73,8 +76,9 @@ function urlHost(host: string): string {
 
 /**
  * Starts the embedded aedes broker with Outpost's authentication and ACL. Persistence is aedes's
- * in-memory default: retained desired states are re-published by the fleet from the database at
- * every start (docs/protocol.md), so the database, not the broker, is the source of truth.
+ * in-memory default, or Redis shared with the other replicas when `redisUrl` is given; either way
+ * retained desired states are re-published by the fleet from the database at every start
+ * (docs/protocol.md), so the database, not the broker, is the source of truth.
  */
 export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const log = moduleLogger(opts.log, 'broker');
@@ -86,7 +90,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const sourceOf = (client: Client): string =>
     (client.conn as unknown as { remoteAddress?: string }).remoteAddress ?? 'unknown';
 
+  const cluster = opts.redisUrl ? openBrokerCluster(opts.redisUrl, log) : null;
   const broker = await Aedes.createBroker({
+    ...(cluster ? { mq: cluster.mq, persistence: cluster.persistence } : {}),
     // QoS 2 publishes awaiting PUBREL count against the same in-flight bound as the others.
     maxInflightInbound: limits.maxInflight,
     authenticate(client, username, password, done) {
@@ -258,6 +264,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         closed ??= (async () => {
           // aedes closes its client connections; the listeners then have nothing left open.
           await new Promise<void>((resolve) => broker.close(() => resolve()));
+          await cluster?.close();
           wss?.close();
           await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
           log.info('MQTT broker closed');
@@ -267,6 +274,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     };
   } catch (err) {
     await new Promise<void>((resolve) => broker.close(() => resolve()));
+    await cluster?.close();
     for (const s of servers) s.close();
     throw err;
   }

@@ -31,6 +31,7 @@ export class RolloutScheduler {
   private readonly log: Logger;
   private timer: NodeJS.Timeout | null = null;
   private soon: NodeJS.Timeout | null = null;
+  private wake: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -59,7 +60,8 @@ export class RolloutScheduler {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.soon) clearTimeout(this.soon);
-    this.timer = this.soon = null;
+    if (this.wake) clearTimeout(this.wake);
+    this.timer = this.soon = this.wake = null;
     await this.running;
   }
 
@@ -127,10 +129,23 @@ export class RolloutScheduler {
         f.audit.append(SCHEDULER_ACTOR, a.action, { rollout: id, devices: a.devices, details: a.details, at });
       if (d.end) this.rollouts.endBySchedule(r as RolloutRecord, d.end, sign);
       if (d.send) this.log.info({ rollout: id, batch: d.send.batch, devices: d.send.devices.length }, 'batch sent');
+      if (d.wakeAt !== null) this.wakeAt(d.wakeAt);
       return d.requestHealth;
     });
     // Commands are not retained: a device offline now is asked again at the next request interval.
     await Promise.all(health.map((dev) => f.command(dev, 'telemetry')));
+  }
+
+  /** A step when the first soak ends, sooner than the timer's next tick would come. */
+  private wakeAt(at: number): void {
+    const delay = Math.max(0, at - Date.now()) + 5;
+    if (this.stopped || delay >= this.tickMs) return;
+    if (this.wake) clearTimeout(this.wake);
+    this.wake = setTimeout(() => {
+      this.wake = null;
+      this.kick(0);
+    }, delay);
+    this.wake.unref();
   }
 
   private observe(device: string): Observation {

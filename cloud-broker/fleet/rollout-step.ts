@@ -55,6 +55,8 @@ export interface StepDecision {
   requestHealth: string[];
   end: RolloutEnd | null;
   audit: AuditNote[];
+  /** The earliest soak end still ahead (ms): a step then judges it without waiting for the timer. */
+  wakeAt: number | null;
 }
 
 /** How often a device whose soak ended is asked again for its health sample. */
@@ -73,7 +75,15 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 export function decideStep(input: StepInput): StepDecision {
   const { rollout, now } = input;
-  const out: StepDecision = { devices: [], batches: [], send: null, requestHealth: [], end: null, audit: [] };
+  const out: StepDecision = {
+    devices: [],
+    batches: [],
+    send: null,
+    requestHealth: [],
+    end: null,
+    audit: [],
+    wakeAt: null,
+  };
   const devices = input.devices.map((d) => ({ ...d }));
   const batches = input.batches.map((b) => ({ ...b }));
 
@@ -88,6 +98,11 @@ export function decideStep(input: StepInput): StepDecision {
       out.audit.push({ action: 'rollout.device-failed', devices: [d.device], details: { error: patch.error } });
   }
 
+  for (const d of devices) {
+    if (d.state !== 'soaking' || !d.soakStartedAt) continue;
+    const end = Date.parse(d.soakStartedAt) + rollout.policy.soakSeconds * 1000;
+    if (end > now && (out.wakeAt === null || end < out.wakeAt)) out.wakeAt = end;
+  }
   const failed = devices.filter((d) => d.error !== null).length;
   const succeeded = devices.filter((d) => d.state === 'succeeded').length;
   const open = devices.filter((d) => !TERMINAL.has(d.state)).length;

@@ -35,6 +35,10 @@ export interface FleetServicesOptions {
   /** The embedded broker's per-device bounds and the shared failed-login limiter. */
   limits?: CloudLimits['broker'];
   authLimiter?: FailureLimiter;
+  /** The MQTT URL written into agent.json instead of the listener's (a balancer, a DNS name). */
+  publicMqttUrl?: string;
+  /** Join the other replicas' brokers through Redis (cloud-broker/broker/cluster.ts). */
+  redisUrl?: string;
   /** The rollout scheduler's timer period (default 1 s). */
   rolloutTickMs?: number;
 }
@@ -83,9 +87,10 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       log,
       limits: o.limits,
       authLimiter: o.authLimiter,
+      redisUrl: o.redisUrl,
     });
     creds = { ...service, url: broker.url };
-    mqttUrl = broker.tlsUrl ?? broker.url;
+    mqttUrl = o.publicMqttUrl ?? broker.tlsUrl ?? broker.url;
     deviceCa = o.tls?.deviceCa ?? undefined;
   }
   const fleet = new Fleet({
