@@ -1,5 +1,5 @@
 import { request, type IncomingMessage } from 'node:http';
-import { fromErrorBody, OutpostError } from '../../protocol/errors/index.js';
+import { OutpostError } from '../../protocol/errors/index.js';
 import {
   encodeInferRequest,
   parseInferResponse,
@@ -8,6 +8,7 @@ import {
   type ServerMetadata,
   type WireTensor,
 } from '../../protocol/kserve.js';
+import { collectAnswer, errorOfAnswer, idleTimeout, jsonOf, type Answer } from '../net/http-answer.js';
 import { parseSse, type SseMessage } from './sse.js';
 
 /**
@@ -55,12 +56,6 @@ export interface AgentEventMessage {
   at?: string;
   code?: string;
   message?: string;
-}
-
-interface Answer {
-  status: number;
-  headers: IncomingMessage['headers'];
-  body: Buffer;
 }
 
 export class AgentClient {
@@ -171,8 +166,7 @@ export class AgentClient {
       opts.signal,
       0,
     );
-    if (res.statusCode !== 200)
-      throw errorOf({ status: res.statusCode ?? 0, headers: res.headers, body: await collect(res) });
+    if (res.statusCode !== 200) throw errorOf(await collect(res));
     try {
       for await (const m of parseSse(res) as AsyncGenerator<SseMessage>) {
         if (!m.event) continue;
@@ -200,8 +194,7 @@ export class AgentClient {
     headers: Record<string, string> = {},
     signal?: AbortSignal,
   ): Promise<Answer> {
-    const res = await this.open(method, path, body, headers, signal, this.timeoutMs);
-    return { status: res.statusCode ?? 0, headers: res.headers, body: await collect(res) };
+    return collect(await this.open(method, path, body, headers, signal, this.timeoutMs));
   }
 
   private open(
@@ -220,16 +213,15 @@ export class AgentClient {
         signal,
         headers: { ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) },
       });
-      if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () =>
-          req.destroy(
-            new OutpostError(
-              'API_UNREACHABLE',
-              `the agent at ${this.socket} did not answer ${method} ${path} within ${timeoutMs} ms`,
-            ),
+      idleTimeout(
+        req,
+        timeoutMs,
+        () =>
+          new OutpostError(
+            'API_UNREACHABLE',
+            `the agent at ${this.socket} did not answer ${method} ${path} within ${timeoutMs} ms`,
           ),
-        );
-      }
+      );
       req.on('response', resolve);
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof OutpostError) return reject(err);
@@ -274,35 +266,19 @@ function splitId(name: string): [string, string] {
   return [name.slice(0, i), name.slice(i + 1)];
 }
 
-function collect(res: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => resolve(Buffer.concat(chunks)));
-    res.on('error', (e) => reject(new OutpostError('API_BAD_RESPONSE', `the agent's answer was cut: ${e.message}`)));
-    res.on('aborted', () => reject(new OutpostError('API_BAD_RESPONSE', "the agent's answer was cut")));
-  });
+function collect(res: IncomingMessage): Promise<Answer> {
+  return collectAnswer(res, (why) => new OutpostError('API_BAD_RESPONSE', `the agent's answer: ${why}`));
 }
 
 function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new OutpostError(
-      'API_BAD_RESPONSE',
-      `the agent answered with something that is not JSON: ${body.subarray(0, 80).toString('utf8')}`,
-    );
-  }
+  return jsonOf(
+    { status: 200, headers: {}, body },
+    (start) => new OutpostError('API_BAD_RESPONSE', `the agent answered with something that is not JSON: ${start}`),
+  );
 }
 
 function errorOf(a: Answer): OutpostError {
-  let body: unknown;
-  try {
-    body = JSON.parse(a.body.toString('utf8'));
-  } catch {
-    body = undefined;
-  }
-  const e = fromErrorBody(body, a.status);
+  const e = errorOfAnswer(a).error;
   const retry = a.headers['retry-after'];
   if (retry !== undefined && e.details === undefined)
     return new OutpostError(e.code, e.message, { retryAfterSeconds: Number(retry) });

@@ -1,5 +1,6 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import { idleTimeout } from '../net/http-answer.js';
 
 export interface BodyHandler {
   data(chunk: Buffer): void;
@@ -56,7 +57,7 @@ export function requestOnce(
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     req.once('close', () => signal?.removeEventListener('abort', onAbort));
-    req.setTimeout(opts.idleTimeoutMs, () => req.destroy(new Error(`no data for ${opts.idleTimeoutMs} ms`)));
+    idleTimeout(req, opts.idleTimeoutMs, () => new Error(`no data for ${opts.idleTimeoutMs} ms`));
     req.once('error', reject);
     req.once('response', (res) => {
       responded = true;
