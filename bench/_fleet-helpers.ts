@@ -19,6 +19,7 @@ import { createSyncEngine } from '../agent/daemon/sync-engine.js';
 import { openStore, type Store } from '../agent/store/index.js';
 import type { MqttSession } from '../agent/sync/mqtt-session.js';
 import type { Reconciler } from '../agent/sync/reconciler.js';
+import type { TrustStore } from '../agent/sync/trust-store.js';
 import { parseAgentConfig } from '../protocol/agent-config.js';
 import type { Logger } from '../protocol/log.js';
 
@@ -80,6 +81,8 @@ export interface LightAgent {
   modelsDir: string;
   session: MqttSession;
   reconciler: Reconciler;
+  /** The device's trusted root, for a command gate (bench/rollout.ts answers commands). */
+  trust: TrustStore;
   store: Store;
   /** Resolves once the session subscribed and announced itself (first connect). */
   ready: Promise<void>;
@@ -107,7 +110,7 @@ export async function startLightAgent(fleet: FleetClient, id: string, root: stri
     retries: config.download.retries,
   });
   // No runtime here: every model is accepted and activation runs nothing (see the file comment).
-  const { session, reconciler } = createSyncEngine(config, store, log, {
+  const { session, reconciler, trust } = createSyncEngine(config, store, log, {
     incompatible: () => null,
     beforeActivate: async () => undefined,
     capabilities: () => ({ backends: [], host: { bench: 'light agent: no runtime' } }),
@@ -127,6 +130,7 @@ export async function startLightAgent(fleet: FleetClient, id: string, root: stri
     modelsDir,
     session,
     reconciler,
+    trust,
     store,
     ready,
     lastDesiredAt: () => desiredAt,

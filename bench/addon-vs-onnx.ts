@@ -6,7 +6,8 @@ import { createOpenCvBackend } from '../agent/runtime/backends/opencv.js';
 import { loadAddon } from '../agent/runtime/backends/native-loader.js';
 import type { OpenCvBinding } from '../agent/runtime/backends/opencv-binding.js';
 import type { LoadedModel } from '../agent/runtime/backend.js';
-import { toOnnx, type Net } from '../test/fixtures/caffe/nets.js';
+import { toOnnx } from '../test/fixtures/caffe/nets.js';
+import { CONV_PARAMS, CONV_SIZE, convNet } from './_convnet.js';
 import type { BenchRow } from './run.js';
 
 /**
@@ -15,26 +16,7 @@ import type { BenchRow } from './run.js';
  * Both engines run on the CPU, single process, one inference at a time; medians of timed runs
  * after a warm-up.
  */
-const SIZE = 128;
-
-function convNet(): Net {
-  const r = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 0.2);
-  const conv = (cin: number, out: number, k: number) => ({
-    kind: 'conv' as const,
-    out,
-    k,
-    pad: (k - 1) / 2,
-    weights: r(out * cin * k * k),
-    bias: r(out),
-  });
-  return {
-    name: 'segmenter',
-    size: [SIZE, SIZE],
-    channels: 3,
-    outputShape: [1, 8, SIZE, SIZE],
-    layers: [conv(3, 16, 3), { kind: 'relu' }, conv(16, 16, 3), { kind: 'relu' }, conv(16, 8, 1)],
-  };
-}
+const SIZE = CONV_SIZE;
 
 async function median(n: number, f: () => Promise<unknown>): Promise<number> {
   for (let i = 0; i < Math.min(10, n); i++) await f();
@@ -56,17 +38,7 @@ export async function run(): Promise<BenchRow[]> {
   try {
     const net = convNet();
     await writeFile(join(dir, 'model.onnx'), toOnnx(net));
-    const params = {
-      framework_type: 'onnx' as const,
-      model_file: 'model.onnx',
-      mean: [0, 0, 0] as [number, number, number],
-      scalefactor: 1,
-      size: net.size,
-      purpose: 'SemanticSegmentation' as const,
-      crop: false,
-      swaprb: false,
-      softmax: false,
-    };
+    const params = CONV_PARAMS;
     const cv = await opencv.load({ dir, params });
     const ort = await createOnnxBackend().load({ dir, params });
     models.push(cv, ort);

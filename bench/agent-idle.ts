@@ -1,5 +1,5 @@
 /**
- * The agent's idle cost as systemd runs it: two spawned `outpost agent run` processes side by
+ * The agent's idle cost as systemd runs it: two spawned compiled `outpost-agent run` processes side by
  * side (same machine, same window, so both see the same background load), one with telemetry
  * on at its shortest allowed interval (5 s: the config schema's minimum; the issue's "1 s" is
  * below what a device may configure), one with telemetry off. Both serve one installed model and
@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentEnv, notifyReceiver, spawnAgent, type AgentProcess } from '../test/helpers/daemon-process.js';
 import { agentDir, installModels } from './agent-startup.js';
+import { ensureBuilt } from './_compiled.js';
 import type { BenchRow } from './run.js';
 
 const SECONDS = Number(process.env.OUTPOST_BENCH_SECONDS ?? 60);
@@ -37,6 +38,7 @@ interface Idle {
 }
 
 export async function run(): Promise<BenchRow[]> {
+  ensureBuilt();
   const root = await mkdtemp(join(tmpdir(), 'outpost-bench-idle-'));
   const agents: AgentProcess[] = [];
   try {
@@ -47,7 +49,7 @@ export async function run(): Promise<BenchRow[]> {
         mqtt: { reconnectMinMs: 1000, reconnectMaxMs: 60_000 },
       });
       const rx = notifyReceiver(root);
-      const a = spawnAgent({ config: file, env: agentEnv({ NOTIFY_SOCKET: rx.path }) });
+      const a = spawnAgent({ config: file, env: agentEnv({ NOTIFY_SOCKET: rx.path }), compiled: true });
       agents.push(a);
       await rx.until((m) => m.startsWith('READY=1'), 60_000);
       rx.close();

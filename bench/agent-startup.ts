@@ -1,17 +1,27 @@
 /**
- * The agent's start: wall time from spawning `outpost agent run` to systemd's READY=1 (the
- * socket listens and every installed model is loaded and served), with 0 installed models (the
- * baseline: Node, tsx, config, store, runtime, socket) against 10; and the idle RSS with 10.
- * Each case runs RUNS times; the rows give the median. No broker is reachable, so the time is the
- * agent's own (READY never waits for the broker).
+ * The agent's footprint against the floor of onnxruntime itself, all in one run on one machine:
+ *  - start: wall time from spawning the compiled `outpost-agent run` to systemd's READY=1 (the
+ *    socket listens and every installed model is loaded and served), with 10 installed models,
+ *    against a bare Node process that loads onnxruntime-node and opens the same 10 sessions
+ *    (bench/_ort-floor.mjs) up to its READY line. Goal: at most 1.5x, and under 0.35 s.
+ *  - idle RSS, 2 s after READY, with 1 and with 10 models against the floor with the same
+ *    sessions. Goal: at most 1.2x.
+ * Each case runs RUNS times, interleaved so a busy moment of the machine hits every case alike;
+ * the rows give the median. No broker is reachable, so the time is the agent's own (READY never
+ * waits for the broker).
  *
- * The 10 models are installed once by a real in-process agent from a real local cloud (the same
+ * The models are installed once by a real in-process agent from a real local cloud (the same
  * path as a deployment), then the models folder is copied for every run.
  */
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { readdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { closedPort, agentEnv, notifyReceiver, spawnAgent } from '../test/helpers/daemon-process.js';
+import { ensureBuilt, median } from './_compiled.js';
 import { activeAt, startTestFleet, waitFor } from '../test/helpers/fleet.js';
 import type { BenchRow } from './run.js';
 
@@ -72,15 +82,17 @@ async function rssBytes(pid: number): Promise<number> {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** Spawns, times READY, samples RSS after a settle, stops; returns [ms, rss]. */
+const SETTLE_MS = 2000;
+
+/** Spawns the compiled agent, times READY, samples RSS after a settle, stops; returns [ms, rss]. */
 async function startOnce(root: string, config: string): Promise<[number, number]> {
   const rx = notifyReceiver(root);
   const t0 = performance.now();
-  const a = spawnAgent({ config, env: agentEnv({ NOTIFY_SOCKET: rx.path }) });
+  const a = spawnAgent({ config, env: agentEnv({ NOTIFY_SOCKET: rx.path }), compiled: true });
   try {
     await rx.until((m) => m.startsWith('READY=1'), 120_000);
     const ms = performance.now() - t0;
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
     const rss = await rssBytes(a.child.pid!);
     a.signal('SIGTERM');
     await a.exited;
@@ -91,48 +103,112 @@ async function startOnce(root: string, config: string): Promise<[number, number]
   }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const FLOOR = fileURLToPath(new URL('./_ort-floor.mjs', import.meta.url));
+
+/** The floor: node + onnxruntime-node + one session per file; the same [ms, rss] as startOnce. */
+async function floorOnce(files: string[]): Promise<[number, number]> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [FLOOR, ...files], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout }).once('line', (l) =>
+        l.startsWith('READY') ? resolve() : reject(new Error(l)),
+      );
+      child.once('exit', (code) => reject(new Error(`the floor process exited ${code}`)));
+    });
+    const ms = performance.now() - t0;
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    return [ms, await rssBytes(child.pid!)];
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+/** The model files the agent serves from a models folder: <owner>/<name>/current/*.onnx. */
+async function modelFiles(modelsDir: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const owner of await readdir(modelsDir, { withFileTypes: true })) {
+    if (!owner.isDirectory() || owner.name.startsWith('.')) continue;
+    for (const name of await readdir(join(modelsDir, owner.name))) {
+      const current = join(modelsDir, owner.name, name, 'current');
+      for (const f of await readdir(current).catch(() => [] as string[])) {
+        if (f.endsWith('.onnx')) files.push(join(current, f));
+      }
+    }
+  }
+  return files.sort();
+}
 
 export async function run(): Promise<BenchRow[]> {
+  ensureBuilt();
   const root = await mkdtemp(join(tmpdir(), 'outpost-bench-startup-'));
   try {
-    const ten = await installModels(root, 10);
-    const empty: number[][] = [];
-    const full: number[][] = [];
-    for (let i = 0; i < RUNS; i++) {
-      // Interleaved, so a slow moment of the machine hits both cases alike.
-      empty.push(await startOnce(root, await agentDir(join(root, `empty-${i}`), ten.config, null)));
-      full.push(await startOnce(root, await agentDir(join(root, `ten-${i}`), ten.config, ten.modelsDir)));
+    await mkdir(join(root, 'one'));
+    await mkdir(join(root, 'ten'));
+    const one = await installModels(join(root, 'one'), 1);
+    const ten = await installModels(join(root, 'ten'), 10);
+    const files1 = await modelFiles(one.modelsDir);
+    const files10 = await modelFiles(ten.modelsDir);
+    if (files1.length !== 1 || files10.length !== 10) {
+      throw new Error(`expected 1 and 10 model files, found ${files1.length} and ${files10.length}`);
     }
-    const ms0 = median(empty.map((x) => x[0]));
-    const ms10 = median(full.map((x) => x[0]));
-    const rss0 = median(empty.map((x) => x[1])) / 2 ** 20;
-    const rss10 = median(full.map((x) => x[1])) / 2 ** 20;
-    const note = `median of ${RUNS}; spawn to READY=1 (socket listening, models loaded); no broker`;
+    const c = { agent0: [], agent1: [], agent10: [], floor1: [], floor10: [] } as Record<string, [number, number][]>;
+    for (let i = 0; i < RUNS; i++) {
+      c.floor1.push(await floorOnce(files1));
+      c.agent1.push(await startOnce(root, await agentDir(join(root, `one-${i}`), one.config, one.modelsDir)));
+      c.floor10.push(await floorOnce(files10));
+      c.agent10.push(await startOnce(root, await agentDir(join(root, `ten-${i}`), ten.config, ten.modelsDir)));
+      c.agent0.push(await startOnce(root, await agentDir(join(root, `empty-${i}`), ten.config, null)));
+    }
+    const ms = (k: string) => median(c[k].map((x) => x[0]));
+    const mib = (k: string) => median(c[k].map((x) => x[1])) / 2 ** 20;
+    const note = `median of ${RUNS}; compiled agent, spawn to READY=1 (socket listening, models loaded); no broker`;
+    const floorName = (n: number) => `node + onnxruntime, ${n} session${n > 1 ? 's' : ''}`;
     return [
       {
         name: 'agent start to READY, 10 models',
         metric: 'ms',
-        ours: ms10,
-        baseline: ms0,
-        baselineName: '0 models',
-        ratio: ms10 / ms0,
-        note,
+        ours: ms('agent10'),
+        baseline: ms('floor10'),
+        baselineName: floorName(10),
+        ratio: ms('agent10') / ms('floor10'),
+        note: `${note}; goal <= 1.5x and < 350 ms`,
+      },
+      {
+        name: 'agent start to READY, 0 models',
+        metric: 'ms',
+        ours: ms('agent0'),
+        baseline: ms('floor1'),
+        baselineName: floorName(1),
+        ratio: ms('agent0') / ms('floor1'),
+        note: 'what the agent costs before any model',
       },
       {
         name: 'per installed model',
         metric: 'ms',
-        ours: (ms10 - ms0) / 10,
-        note: 'extra start time per model (load + serve)',
+        ours: (ms('agent10') - ms('agent0')) / 10,
+        baseline: (ms('floor10') - ms('floor1')) / 9,
+        baselineName: 'per session in the floor',
+        ratio: (ms('agent10') - ms('agent0')) / 10 / ((ms('floor10') - ms('floor1')) / 9),
+        note: 'extra start time per model (load + smoke inference + serve)',
+      },
+      {
+        name: 'agent idle RSS, 1 model',
+        metric: 'MiB',
+        ours: mib('agent1'),
+        baseline: mib('floor1'),
+        baselineName: floorName(1),
+        ratio: mib('agent1') / mib('floor1'),
+        note: `${SETTLE_MS / 1000} s after READY; goal <= 1.2x`,
       },
       {
         name: 'agent idle RSS, 10 models',
         metric: 'MiB',
-        ours: rss10,
-        baseline: rss0,
-        baselineName: '0 models',
-        ratio: rss10 / rss0,
-        note: '2 s after READY',
+        ours: mib('agent10'),
+        baseline: mib('floor10'),
+        baselineName: floorName(10),
+        ratio: mib('agent10') / mib('floor10'),
+        note: `${SETTLE_MS / 1000} s after READY; goal <= 1.2x`,
       },
       {
         name: 'install 10 models (deploy to all active)',

@@ -1,9 +1,10 @@
 /**
  * Inference over the agent's Unix socket against onnxruntime-node called in-process, at
  * 1x3x224x224 float32 (588 KiB per request), measured in the same run:
- * - latency p50/p99 with one client: in-process session.run vs the socket (binary tensors, and
- *   JSON tensors);
- * - throughput with 1 and 16 concurrent clients.
+ * - latency p50/p99 with one client: in-process session.run vs the socket (binary tensors, the
+ *   input in a shared-memory region, and JSON tensors), and the agent's CPU time per request;
+ * - throughput with 1 and 16 concurrent clients, and with 16 on the conv net of bench/_convnet.ts
+ *   (a model that computes ~1-2 ms), against in-process runs at the same concurrency.
  *
  * The agent runs in a child process (this same file with OUTPOST_BENCH_AGENT=dir), as on a device
  * where apps and the agent are separate processes. The model is the generated color classifier
@@ -16,14 +17,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { AgentClient } from '../agent/client/index.js';
+import { AgentClient, SharedMemoryObject } from '../agent/client/index.js';
 import { DEFAULT_SESSION_OPTIONS } from '../agent/runtime/backends/onnx.js';
+import { CONV_SIZE, writeConvNetFolder } from './_convnet.js';
 import type { BenchRow } from './run.js';
 
 const SIZE = 224;
 const SHAPE = [1, 3, SIZE, SIZE];
 const N = SHAPE.reduce((a, b) => a * b, 1);
 const ID = 'bench/classifier224';
+const CONV_ID = 'bench/convnet';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -57,10 +60,10 @@ async function throughput(clients: number, ms: number, fn: () => Promise<unknown
   return done / (Number(process.hrtime.bigint() - t) / 1e9);
 }
 
-async function startAgentProcess(dir: string): Promise<{ child: ChildProcess; socket: string }> {
+export async function startAgentProcess(dir: string): Promise<{ child: ChildProcess; socket: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
     env: { ...process.env, OUTPOST_BENCH_AGENT: dir },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   const socket = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -74,28 +77,71 @@ async function startAgentProcess(dir: string): Promise<{ child: ChildProcess; so
   return { child, socket };
 }
 
+/** The agent's CPU time (user + system, microseconds) so far, asked over the IPC channel. */
+function agentCpu(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(Number(m)));
+    child.send('cpu');
+  });
+}
+
+/** Agent CPU microseconds per call of `fn`, over `n` sequential calls. */
+async function cpuPerCall(child: ChildProcess, n: number, fn: () => Promise<unknown>): Promise<number> {
+  const before = await agentCpu(child);
+  for (let i = 0; i < n; i++) await fn();
+  return ((await agentCpu(child)) - before) / n;
+}
+
 export async function run(): Promise<BenchRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-api-'));
   let agent: { child: ChildProcess; socket: string } | undefined;
+  let shm: SharedMemoryObject | undefined;
+  let client: AgentClient | undefined;
   try {
     agent = await startAgentProcess(dir);
-    const client = new AgentClient({ socket: agent.socket });
+    client = new AgentClient({ socket: agent.socket });
+    const c = client;
     const session = await ort.InferenceSession.create(join(dir, 'model', 'model.onnx'), DEFAULT_SESSION_OPTIONS);
+    const conv = await ort.InferenceSession.create(join(dir, 'conv', 'model.onnx'), DEFAULT_SESSION_OPTIONS);
     const data = Float32Array.from({ length: N }, (_, i) => (i % 255) / 255);
     const feeds = { data: new ort.Tensor('float32', data, SHAPE) };
     const input = { data: { dtype: 'float32' as const, shape: SHAPE, data } };
     const local = () => session.run(feeds);
-    const binary = () => client.infer(ID, input, { binary: true });
-    const json = () => client.infer(ID, input);
+    const binary = () => c.infer(ID, input, { binary: true });
+    const json = () => c.infer(ID, input);
 
-    const base = await latencies(300, local);
-    const bin = await latencies(300, binary);
-    const js = await latencies(40, json);
+    // Shared memory: the tensor is written into the object once, as a camera would fill it.
+    shm = SharedMemoryObject.create(`/outpost-bench-${process.pid}`, data.byteLength);
+    shm.write(0, data);
+    await c.registerSharedMemory('bench', shm.key, data.byteLength);
+    const viaShm = {
+      data: { dtype: 'float32' as const, shape: SHAPE, shm: { region: 'bench', offset: 0, byteSize: data.byteLength } },
+    };
+    const shared = () => c.infer(ID, viaShm, { binary: true });
+
+    const convN = 3 * CONV_SIZE * CONV_SIZE;
+    const convData = Float32Array.from({ length: convN }, (_, i) => (i % 255) / 255);
+    const convShape = [1, 3, CONV_SIZE, CONV_SIZE];
+    const convFeeds = { data: new ort.Tensor('float32', convData, convShape) };
+    const convLocal = () => conv.run(convFeeds);
+    const convSocket = () =>
+      c.infer(CONV_ID, { data: { dtype: 'float32', shape: convShape, data: convData } }, { binary: true });
+
+    const base = await latencies(400, local);
+    const bin = await latencies(400, binary);
+    const viaShmLat = await latencies(400, shared);
+    const js = await latencies(30, json);
+    const cpuBin = await cpuPerCall(agent.child, 200, binary);
+    const cpuShm = await cpuPerCall(agent.child, 200, shared);
     const t1Base = await throughput(1, 1500, local);
     const t1 = await throughput(1, 1500, binary);
     const t16Base = await throughput(16, 2000, local);
     const t16 = await throughput(16, 2000, binary);
+    const conv1 = await latencies(60, convLocal);
+    const convT16Base = await throughput(16, 3000, convLocal);
+    const convT16 = await throughput(16, 3000, convSocket);
     await session.release();
+    await conv.release();
     const row = (name: string, metric: string, ours: number, baseline: number, note?: string): BenchRow => ({
       name,
       metric,
@@ -113,14 +159,38 @@ export async function run(): Promise<BenchRow[]> {
         name: 'socket overhead, binary tensors',
         metric: 'p50 ms added',
         ours: bin.p50 - base.p50,
-        note: 'per 588 KiB request, absolute',
+        note: 'goal <= 0.3; per 588 KiB request',
       },
+      { name: 'socket overhead, binary tensors', metric: 'p99 ms added', ours: bin.p99 - base.p99, note: 'goal <= 1' },
+      {
+        name: 'socket overhead, shared memory',
+        metric: 'p50 ms added',
+        ours: viaShmLat.p50 - base.p50,
+        note: 'goal <= 0.1; input by region',
+      },
+      { name: 'socket overhead, shared memory', metric: 'p99 ms added', ours: viaShmLat.p99 - base.p99 },
+      {
+        name: 'agent CPU per request, binary',
+        metric: 'us',
+        ours: cpuBin,
+        note: 'user+sys of the agent process, load-independent',
+      },
+      { name: 'agent CPU per request, shared memory', metric: 'us', ours: cpuShm },
       row('socket infer, JSON tensors', 'p50 ms', js.p50, base.p50, '150k floats as JSON text each way'),
-      row('socket infer, JSON tensors', 'p99 ms', js.p99, base.p99),
       row('throughput, 1 client, binary', 'req/s', t1, t1Base, 'ratio = fraction of in-process'),
       row('throughput, 16 clients, binary', 'req/s', t16, t16Base, 'agent in its own process; 2 cores shared'),
+      row(
+        `throughput, 16 clients, conv net ${CONV_SIZE}x${CONV_SIZE}`,
+        'req/s',
+        convT16,
+        convT16Base,
+        `goal >= 0.9; ${conv1.p50.toFixed(2)} ms/inference alone`,
+      ),
     ];
   } finally {
+    if (client) await client.unregisterSharedMemory().catch(() => undefined);
+    client?.close();
+    shm?.destroy();
     agent?.child.kill('SIGTERM');
     await rm(dir, { recursive: true, force: true });
   }
@@ -137,6 +207,12 @@ async function agentMain(dir: string): Promise<void> {
   await writeModelFolder(folder, 'classifier', { id: ID, size: [SIZE, SIZE] });
   const runtime = new Runtime({ log: silentLogger });
   await runtime.activate(ID, 1, folder);
+  await writeConvNetFolder(join(dir, 'conv'), CONV_ID);
+  await runtime.activate(CONV_ID, 1, join(dir, 'conv'));
+  process.on('message', () => {
+    const u = process.cpuUsage();
+    process.send?.(u.user + u.system);
+  });
   const server = createApiServer({
     runtime: servingRuntime(runtime),
     log: silentLogger,

@@ -14,6 +14,8 @@ import { catalogRouter, createApiServer } from './http/index.js';
 import type { FleetServices } from './fleet/start.js';
 import { wireFleet } from './fleet/wire.js';
 import { certCoversHost, checkTlsMaterial, type TlsMaterial } from './tls.js';
+import { FailureLimiter } from './auth/failure-limiter.js';
+import { resolveCloudLimits, type CloudLimitsInput } from './limits.js';
 
 export interface CloudOptions {
   /** Default: `$OUTPOST_DATA_DIR`, else `~/.outpost/cloud`. */
@@ -32,6 +34,21 @@ export interface CloudOptions {
   tls?: TlsMaterial & { port?: number };
   /** MQTT over WebSocket (plain ws://, path /mqtt); absent = no listener, 0 = a free port. */
   wsPort?: number;
+  /**
+   * Abuse bounds (cloud-broker/limits.ts, docs/configuration.md "Cloud limits"): defaults, then
+   * `OUTPOST_CLOUD_*` environment variables, then these.
+   */
+  limits?: CloudLimitsInput;
+  /**
+   * Scale-out (docs/scale.md). `redisUrl`: the embedded broker joins the other replicas through
+   * Redis. `blobDir`: blobs in a folder the replicas share (NFS) instead of `<dataDir>/blobs`.
+   * `publicHttpUrl` / `publicMqttUrl`: what devices are told (agent.json, signed blob URLs) when
+   * they reach the cloud through a load balancer or a name, not at the listen address.
+   */
+  redisUrl?: string;
+  blobDir?: string;
+  publicHttpUrl?: string;
+  publicMqttUrl?: string;
   log?: Logger;
 }
 
@@ -85,6 +102,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
   const host = opts.host ?? DEFAULT_HOST;
   // Checked before anything is created or listens: a bad key must not leave half a cloud running.
   const tls = opts.tls ? checkTlsMaterial(opts.tls) : null;
+  const limits = resolveCloudLimits(opts.limits, process.env);
+  // One limiter for HTTP and MQTT: a guesser gets the same budget whichever door it tries.
+  const authLimiter = new FailureLimiter(limits.auth);
   if (tls?.publiclyTrusted === false) {
     log.warn(
       { issuer: tls.leaf.issuer },
@@ -108,10 +128,10 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     }
   };
   try {
-    const blobs = new BlobStore(path.join(dataDir, BLOB_DIR));
+    const blobs = new BlobStore(opts.blobDir ? path.resolve(opts.blobDir) : path.join(dataDir, BLOB_DIR));
     await blobs.init();
     const adminTokenFile = await ensureAdminToken(db, dataDir, log);
-    const router = catalogRouter({ db, blobs, version: packageVersion(), log });
+    const router = catalogRouter({ db, blobs, version: packageVersion(), log, limits });
 
     // ---- FLEET / BROKER WIRING (cloud-broker/broker/, cloud-broker/fleet/) -------------------
     // The fleet's routes go on the router now; the broker and fleet start below, once the HTTP
@@ -120,7 +140,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     let mqttUrl: string | null = null;
     // ------------------------------------------------------------------------------------------
 
-    const server = createApiServer({ db, router, log });
+    const server = createApiServer({ db, router, log, limits, authLimiter });
     const port = await listen(server, host, opts.httpPort ?? DEFAULT_HTTP_PORT);
     cleanups.push(() => closeServer(server));
     const httpUrl = `http://${urlHost(host)}:${port}`;
@@ -133,10 +153,14 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
       db,
       dataDir,
       log,
-      httpUrl,
+      httpUrl: opts.publicHttpUrl ?? httpUrl,
+      publicMqttUrl: opts.publicMqttUrl,
+      redisUrl: opts.redisUrl,
       host,
       mqttPort,
       wsPort: opts.wsPort,
+      limits: limits.broker,
+      authLimiter,
       tls: tls ? { port: tlsPort, cert: tls.cert, key: tls.key, deviceCa: tls.deviceCa } : undefined,
     });
     cleanups.push(() => fleet.close());

@@ -2,6 +2,7 @@ import { createPublicKey, X509Certificate } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import { OutpostError } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
+import { parseRoot } from './trust-root.js';
 
 /**
  * The agent's configuration document, `/etc/outpost/agent.json`. The cloud's `device provision`
@@ -22,6 +23,11 @@ export interface AgentConfig {
   credentials: { username: string; token: string };
   /** Ed25519 public keys (PEM, SPKI) the agent trusts for signed metadata. */
   trustedKeys: TrustedKey[];
+  /**
+   * The TUF root metadata written at provisioning (docs/security.md, "Keys"); absent in configs
+   * provisioned before roots existed, where trustedKeys act as an implicit root v1.
+   */
+  trustedRoot?: Record<string, unknown>;
   tags: string[];
   modelsDir: string;
   socket: string;
@@ -32,8 +38,10 @@ export interface AgentConfig {
   download: { parallel: number; minFreeBytes: number; retries: number };
   telemetry: { intervalSeconds: number; enabled: boolean };
   log: { level: LogLevel };
-  api: { maxBodyBytes: number; maxConcurrentPerModel: number; requestTimeoutMs: number };
+  api: { maxBodyBytes: number; maxConcurrentPerModel: number; maxBytesInFlight: number; requestTimeoutMs: number };
   mqtt: { keepaliveSeconds: number; reconnectMinMs: number; reconnectMaxMs: number; maxQueued: number };
+  /** The least time between two walks of the root chain (a flood of unknown keys costs one walk per window). */
+  trust: { minRefreshMs: number };
 }
 
 export interface TrustedKey {
@@ -56,8 +64,14 @@ export const AGENT_CONFIG_DEFAULTS = Object.freeze({
   download: { parallel: 4, minFreeBytes: 256 * 1024 * 1024, retries: 5 },
   telemetry: { intervalSeconds: 60, enabled: true },
   log: { level: 'info' as LogLevel },
-  api: { maxBodyBytes: 64 * 1024 * 1024, maxConcurrentPerModel: 4, requestTimeoutMs: 30_000 },
+  api: {
+    maxBodyBytes: 64 * 1024 * 1024,
+    maxConcurrentPerModel: 4,
+    maxBytesInFlight: 512 * 1024 * 1024,
+    requestTimeoutMs: 30_000,
+  },
   mqtt: { keepaliveSeconds: 30, reconnectMinMs: 1_000, reconnectMaxMs: 60_000, maxQueued: 1_000 },
+  trust: { minRefreshMs: 30_000 },
 });
 
 /** Where a key's value came from: a file path for all keys, or per key (env overrides). */
@@ -151,6 +165,14 @@ const trustedKey: Check = (v, key) => {
     throw issue(`${key}.publicKey`, `must be an Ed25519 public key, got ${type ?? 'an unreadable PEM'}`);
   return { keyid, publicKey: k.publicKey };
 };
+const rootMetadata: Check = (v, key) => {
+  try {
+    parseRoot(v);
+  } catch (err) {
+    throw issue(key, `must be TUF root metadata as \`outpost device provision\` writes it: ${(err as Error).message}`);
+  }
+  return v;
+};
 /** The PEM certificate blocks in a text, in order (the cloud's TLS checks use it too). */
 export function pemCertificates(text: string): string[] {
   return text.match(/-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----/g) ?? [];
@@ -181,6 +203,7 @@ const SCHEMA: Schema = {
   cloud: { http: url(['http', 'https']), mqtt: url(['mqtt', 'mqtts', 'ws', 'wss', 'tcp', 'tls']), ca: caBundle },
   credentials: { username: text(/^[^\s]{1,256}$/, 'a user name without spaces'), token: secret },
   trustedKeys: listOf(trustedKey, 1, 32),
+  trustedRoot: rootMetadata,
   tags: listOf(tag, 0, 64),
   modelsDir: absPath,
   socket: absPath,
@@ -192,6 +215,7 @@ const SCHEMA: Schema = {
   api: {
     maxBodyBytes: int(1024, 2 ** 31 - 1),
     maxConcurrentPerModel: int(1, 256),
+    maxBytesInFlight: int(1024 * 1024, Number.MAX_SAFE_INTEGER),
     requestTimeoutMs: int(100, 3_600_000),
   },
   mqtt: {
@@ -200,6 +224,7 @@ const SCHEMA: Schema = {
     reconnectMaxMs: int(100, 3_600_000),
     maxQueued: int(0, 1_000_000),
   },
+  trust: { minRefreshMs: int(0, 3_600_000) },
 };
 
 const REQUIRED = new Set([

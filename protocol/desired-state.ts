@@ -65,7 +65,10 @@ export type DesiredEnvelope = SignedEnvelope<DesiredSigned>;
 export type DesiredState = Readonly<DesiredSigned> & { readonly keyid: string };
 
 export interface VerifyOptions {
+  /** The online keys of the trusted root (or the legacy trustedKeys of agent.json). */
   trustedKeys: readonly TrustedKey[];
+  /** Keyids the trusted root revoked: documents signed only by them get DESIRED_KEY_REVOKED. */
+  revoked?: ReadonlySet<string>;
   deviceId: string;
   now: Date;
   /** The highest revision this device has applied; null before the first one. */
@@ -236,7 +239,7 @@ export function verifyDesired(doc: unknown, opts: VerifyOptions): DesiredState {
     }
   }
   const envelope = parseEnvelope(value);
-  const keyid = verifyEnvelope(envelope, loadTrustedKeys(opts.trustedKeys));
+  const keyid = verifyEnvelope(envelope, loadTrustedKeys(opts.trustedKeys), { revoked: opts.revoked });
   const signed = parseDesiredSigned(envelope.signed);
   if (signed.device !== opts.deviceId) {
     throw new OutpostError(

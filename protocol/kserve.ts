@@ -67,7 +67,25 @@ export interface InferParameters {
   binary_data_size?: number;
   binary_data?: boolean;
   binary_data_output?: boolean;
+  shared_memory_region?: string;
+  shared_memory_offset?: number;
+  shared_memory_byte_size?: number;
   [k: string]: unknown;
+}
+
+/** Where a tensor lives in a registered system shared-memory region (Triton's parameters). */
+export interface ShmRef {
+  region: string;
+  /** Bytes from the start of the region (not of the object). */
+  offset: number;
+  byteSize: number;
+}
+
+/** A tensor that travels by shared memory: its description, and where its bytes are. */
+export interface ShmTensor {
+  dtype: WireDType;
+  shape: number[];
+  shm: ShmRef;
 }
 export interface InferInputJson {
   name: string;
@@ -104,8 +122,10 @@ export interface InferResponseJson {
 export interface InferRequest {
   id?: string;
   inputs: Record<string, WireTensor>;
+  /** Inputs whose bytes are in shared memory; the server reads them (protocol/ does no I/O). */
+  shmInputs: Record<string, ShmTensor>;
   /** null: every output of the model. */
-  outputs: { name: string; binary: boolean }[] | null;
+  outputs: { name: string; binary: boolean; shm?: ShmRef }[] | null;
   /** Default for outputs not listed (request-level `binary_data_output`). */
   binaryOutput: boolean;
 }
@@ -160,6 +180,37 @@ function parseParameters(value: unknown, key: string): InferParameters {
     if (p[k] !== undefined && typeof p[k] !== 'boolean') throw bad(`${key}.${k}`, 'must be true or false', p[k]);
   }
   return p;
+}
+
+/** Region names: what Triton's clients send, bounded, printable; never used as a path. */
+const REGION_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export function isRegionName(v: unknown): v is string {
+  return typeof v === 'string' && REGION_NAME.test(v);
+}
+
+/**
+ * The shared-memory parameters of a tensor, or undefined when it has none. As in Triton, region
+ * and byte size come together (offset defaults to 0); the range is checked against the region
+ * by the server, which alone knows it.
+ */
+function parseShmRef(p: InferParameters, key: string): ShmRef | undefined {
+  const { shared_memory_region: region, shared_memory_offset: offset, shared_memory_byte_size: size } = p;
+  if (region === undefined && size === undefined && offset === undefined) return undefined;
+  if (region === undefined || size === undefined)
+    throw bad(key, 'needs both shared_memory_region and shared_memory_byte_size (shared_memory_offset is optional)');
+  if (!isRegionName(region))
+    throw bad(`${key}.shared_memory_region`, 'must be a registered region name (1-128 of A-Z a-z 0-9 _ . : -)', region);
+  const count = (v: unknown, k: string) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+      throw bad(`${key}.${k}`, 'must be a non-negative integer', v);
+    return v;
+  };
+  return {
+    region,
+    offset: offset === undefined ? 0 : count(offset, 'shared_memory_offset'),
+    byteSize: count(size, 'shared_memory_byte_size'),
+  };
 }
 
 /** Flattens nested JSON arrays iteratively (no recursion: a deep array cannot blow the stack). */
@@ -241,11 +292,42 @@ const INT_RANGE: Record<string, [number, number]> = {
   int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
 
-/** Copies (the body's offset may be unaligned for the typed array) little-endian bytes into a tensor. */
-function fromBytes(bytes: Uint8Array, dtype: WireDType, n: number): WireTensorData {
+/**
+ * Little-endian bytes as a tensor: a view of the same memory when the offset suits the element
+ * size (a Float32Array must start at a multiple of 4), else one copy. Receivers that want views
+ * place the body so that the first tensor is 8-byte aligned (agent/api/body.ts), and the
+ * encoders below pad the JSON header to a multiple of 8 so that the receiver need not know.
+ * The view shares the body's memory: the caller owns the body for as long as the tensor lives.
+ */
+export function fromBytes(bytes: Uint8Array, dtype: WireDType, n: number): WireTensorData {
+  const size = ELEMENT_BYTES[dtype];
+  if (bytes.byteOffset % size === 0) return view(dtype, bytes.buffer, bytes.byteOffset, n);
   const out = allocate(dtype, n);
   new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
   return out;
+}
+
+function view(dtype: WireDType, buf: ArrayBufferLike, offset: number, n: number): WireTensorData {
+  switch (dtype) {
+    case 'float32':
+      return new Float32Array(buf, offset, n);
+    case 'float16':
+      return new Uint16Array(buf, offset, n);
+    case 'int8':
+      return new Int8Array(buf, offset, n);
+    case 'int32':
+      return new Int32Array(buf, offset, n);
+    case 'int64':
+      return new BigInt64Array(buf, offset, n);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(buf, offset, n);
+  }
+}
+
+/** Bytes per element of a dtype (the binary and shared-memory extensions size tensors with it). */
+export function elementBytes(dtype: WireDType): number {
+  return ELEMENT_BYTES[dtype];
 }
 
 function bytesOf(data: WireTensorData): Uint8Array {
@@ -287,17 +369,31 @@ export function parseInferRequest(body: Uint8Array, headerLength?: number): Infe
 
   let offset = hl;
   const inputs: Record<string, WireTensor> = {};
+  const shmInputs: Record<string, ShmTensor> = {};
   r.inputs.forEach((inp: unknown, i) => {
     const key = `inputs[${i}]`;
     if (inp === null || typeof inp !== 'object' || Array.isArray(inp)) throw bad(key, 'must be an object');
     const x = inp as Partial<InferInputJson>;
     if (typeof x.name !== 'string' || x.name === '') throw bad(`${key}.name`, 'must be a non-empty string', x.name);
-    if (Object.hasOwn(inputs, x.name)) throw bad(`${key}.name`, `repeats input "${x.name}"`, x.name);
+    if (Object.hasOwn(inputs, x.name) || Object.hasOwn(shmInputs, x.name))
+      throw bad(`${key}.name`, `repeats input "${x.name}"`, x.name);
     const shape = parseShape(x.shape, `${key}.shape`);
     const dtype = dtypeOfDatatype(x.datatype, `${key}.datatype`);
     const p = parseParameters(x.parameters, `${key}.parameters`);
     const n = elementCount(shape);
-    if (p.binary_data_size !== undefined) {
+    const shm = parseShmRef(p, `${key}.parameters`);
+    if (shm) {
+      if (x.data !== undefined || p.binary_data_size !== undefined)
+        throw bad(key, 'has shared-memory parameters and also data or binary_data_size; send one');
+      const want = n * ELEMENT_BYTES[dtype];
+      if (shm.byteSize !== want)
+        throw new OutpostError(
+          'API_SHAPE_MISMATCH',
+          `${key} shared_memory_byte_size is ${shm.byteSize} bytes, but shape [${shape}] of ${x.datatype} needs ${want}`,
+          { key, expected: want, got: shm.byteSize },
+        );
+      shmInputs[x.name] = { dtype, shape, shm };
+    } else if (p.binary_data_size !== undefined) {
       if (headerLength === undefined)
         throw new OutpostError(
           'API_BINARY_DATA',
@@ -354,15 +450,23 @@ export function parseInferRequest(body: Uint8Array, headerLength?: number): Infe
       if (seen.has(name)) throw bad(`${key}.name`, `repeats output "${name}"`, name);
       seen.add(name);
       const p = parseParameters((o as InferOutputRequest).parameters, `${key}.parameters`);
+      const shm = parseShmRef(p, `${key}.parameters`);
+      if (shm) return { name, binary: false, shm };
       return { name, binary: p.binary_data ?? params.binary_data_output ?? false };
     });
   }
-  return { id: r.id, inputs, outputs, binaryOutput: params.binary_data_output ?? false };
+  return { id: r.id, inputs, shmInputs, outputs, binaryOutput: params.binary_data_output ?? false };
 }
 
-/** The wire body of an inference request or response, with its framing headers. */
+/**
+ * The wire body of an inference request or response, with its framing headers. `parts` are the
+ * JSON header and then each binary tensor's own memory, never concatenated: a writer hands them
+ * to the socket in one writev. `body` joins them, for callers that want one buffer.
+ */
 export interface EncodedBody {
-  body: Buffer;
+  parts: Uint8Array[];
+  byteLength: number;
+  readonly body: Buffer;
   contentType: 'application/json' | 'application/octet-stream';
   /** Set when any tensor travels as binary: the Inference-Header-Content-Length value. */
   headerLength?: number;
@@ -378,15 +482,37 @@ function jsonValues(t: WireTensor): (number | boolean)[] {
 }
 
 function frame(header: object, chunks: Uint8Array[]): EncodedBody {
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
-  if (chunks.length === 0) return { body: json, contentType: 'application/json' };
-  return { body: Buffer.concat([json, ...chunks]), contentType: 'application/octet-stream', headerLength: json.length };
+  let text = JSON.stringify(header);
+  const encoded = (parts: Uint8Array[], contentType: EncodedBody['contentType'], headerLength?: number) => {
+    const byteLength = parts.reduce((a, b) => a + b.byteLength, 0);
+    return {
+      parts,
+      byteLength,
+      contentType,
+      ...(headerLength !== undefined ? { headerLength } : {}),
+      get body() {
+        return parts.length === 1 ? Buffer.from(parts[0]!) : Buffer.concat(parts, byteLength);
+      },
+    };
+  };
+  if (chunks.length === 0) return encoded([Buffer.from(text, 'utf8')], 'application/json');
+  // Trailing spaces are valid JSON: padding the header to a multiple of 8 puts the first tensor
+  // at an aligned offset, so a receiver that reads the body into an aligned buffer gets views.
+  const len = Buffer.byteLength(text);
+  text += ' '.repeat((8 - (len % 8)) % 8);
+  const json = Buffer.from(text, 'utf8');
+  return encoded([json, ...chunks], 'application/octet-stream', json.length);
 }
 
 /** Encodes tensors as a request (the client side). `binary` sends every input as raw bytes. */
 export function encodeInferRequest(
-  inputs: Record<string, WireTensor>,
-  opts: { binary?: boolean; outputs?: { name: string; binary?: boolean }[]; binaryOutput?: boolean; id?: string } = {},
+  inputs: Record<string, WireTensor | ShmTensor>,
+  opts: {
+    binary?: boolean;
+    outputs?: { name: string; binary?: boolean; shm?: ShmRef }[];
+    binaryOutput?: boolean;
+    id?: string;
+  } = {},
 ): EncodedBody {
   const chunks: Uint8Array[] = [];
   const header: InferRequestJson = {
@@ -394,6 +520,7 @@ export function encodeInferRequest(
     ...(opts.binaryOutput !== undefined ? { parameters: { binary_data_output: opts.binaryOutput } } : {}),
     inputs: Object.entries(inputs).map(([name, t]) => {
       const base = { name, shape: t.shape, datatype: toKServeDatatype(t.dtype) };
+      if ('shm' in t) return { ...base, parameters: shmParameters(t.shm) };
       if (!opts.binary) return { ...base, data: jsonValues(t) };
       chunks.push(bytesOf(t.data));
       return { ...base, parameters: { binary_data_size: t.data.byteLength } };
@@ -401,7 +528,11 @@ export function encodeInferRequest(
     ...(opts.outputs
       ? {
           outputs: opts.outputs.map((o) =>
-            o.binary === undefined ? { name: o.name } : { name: o.name, parameters: { binary_data: o.binary } },
+            o.shm
+              ? { name: o.name, parameters: shmParameters(o.shm) }
+              : o.binary === undefined
+                ? { name: o.name }
+                : { name: o.name, parameters: { binary_data: o.binary } },
           ),
         }
       : {}),
@@ -412,13 +543,15 @@ export function encodeInferRequest(
 /** Encodes a response (the server side); `binary` says per output whether it travels as bytes. */
 export function encodeInferResponse(
   meta: { model_name: string; model_version?: string; id?: string },
-  outputs: { name: string; tensor: WireTensor; binary: boolean }[],
+  outputs: { name: string; tensor: WireTensor; binary: boolean; shm?: ShmRef }[],
 ): EncodedBody {
   const chunks: Uint8Array[] = [];
   const header: InferResponseJson = {
     ...meta,
-    outputs: outputs.map(({ name, tensor, binary }) => {
+    outputs: outputs.map(({ name, tensor, binary, shm }) => {
       const base = { name, shape: tensor.shape, datatype: toKServeDatatype(tensor.dtype) };
+      // The server has already written the bytes into the region; the answer says where and how many.
+      if (shm) return { ...base, parameters: shmParameters({ ...shm, byteSize: tensor.data.byteLength }) };
       if (!binary) return { ...base, data: jsonValues(tensor) };
       chunks.push(bytesOf(tensor.data));
       return { ...base, parameters: { binary_data_size: tensor.data.byteLength } };
@@ -427,11 +560,22 @@ export function encodeInferResponse(
   return frame(header, chunks);
 }
 
-/** Parses a response (the client side) back into tensors by output name. */
+function shmParameters(r: ShmRef): InferParameters {
+  return {
+    shared_memory_region: r.region,
+    ...(r.offset !== 0 ? { shared_memory_offset: r.offset } : {}),
+    shared_memory_byte_size: r.byteSize,
+  };
+}
+
+/**
+ * Parses a response (the client side) back into tensors by output name; outputs the server wrote
+ * into shared memory come back in `shmOutputs` (the client reads them from its own mapping).
+ */
 export function parseInferResponse(
   body: Uint8Array,
   headerLength?: number,
-): { meta: InferResponseJson; outputs: Record<string, WireTensor> } {
+): { meta: InferResponseJson; outputs: Record<string, WireTensor>; shmOutputs: Record<string, ShmTensor> } {
   const hl = headerLength ?? body.length;
   if (!Number.isSafeInteger(hl) || hl < 0 || hl > body.length) {
     throw new OutpostError(
@@ -444,11 +588,23 @@ export function parseInferResponse(
     throw new OutpostError('API_BAD_RESPONSE', 'the inference answer has no outputs array');
   let offset = hl;
   const outputs: Record<string, WireTensor> = {};
+  const shmOutputs: Record<string, ShmTensor> = {};
   for (const o of meta.outputs) {
     const dtype = dtypeOfDatatype(o.datatype, `outputs.${o.name}.datatype`);
     const n = elementCount(o.shape);
     const size = o.parameters?.binary_data_size;
-    if (size !== undefined) {
+    const region = o.parameters?.shared_memory_region;
+    if (typeof region === 'string') {
+      shmOutputs[o.name] = {
+        dtype,
+        shape: o.shape,
+        shm: {
+          region,
+          offset: Number(o.parameters?.shared_memory_offset ?? 0),
+          byteSize: Number(o.parameters?.shared_memory_byte_size ?? n * ELEMENT_BYTES[dtype]),
+        },
+      };
+    } else if (size !== undefined) {
       if (size !== n * ELEMENT_BYTES[dtype] || offset + size > body.length)
         throw new OutpostError(
           'API_BAD_RESPONSE',
@@ -460,7 +616,7 @@ export function parseInferResponse(
       outputs[o.name] = { dtype, shape: o.shape, data: fromJsonData(o.data ?? [], dtype, `outputs.${o.name}`) };
     }
   }
-  return { meta, outputs };
+  return { meta, outputs, shmOutputs };
 }
 
 /** IEEE 754 binary32 -> binary16 bits, round to nearest even. */

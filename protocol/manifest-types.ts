@@ -26,7 +26,34 @@ export type TrtDevice = (typeof TRT_DEVICES)[number];
 
 export const TRT_ARCHITECTURES = ['yolo', 'mobilenet_ssd'] as const;
 export const HAILO_ARCHITECTURES = ['yolov3', 'mobilenet_ssd'] as const;
-export type Architecture = (typeof TRT_ARCHITECTURES)[number] | (typeof HAILO_ARCHITECTURES)[number];
+/**
+ * For every other framework `architecture` is optional and names the output layout that
+ * post-processing reads when the shapes alone cannot say it (the table is in docs/runtime.md).
+ * `-` and `_` are equivalent, case does not matter.
+ */
+export const LAYOUT_ARCHITECTURES = [
+  'ssd',
+  'mobilenet_ssd',
+  'tf_object_detection',
+  'yolo',
+  'yolov3',
+  'yolov4',
+  'yolov5',
+  'yolov7',
+  'yolov8',
+  'yolov11',
+  'yolo11',
+  'yolov8-pose',
+  'yolo11-pose',
+  'heatmaps',
+] as const;
+export type Architecture =
+  | (typeof TRT_ARCHITECTURES)[number]
+  | (typeof HAILO_ARCHITECTURES)[number]
+  | (typeof LAYOUT_ARCHITECTURES)[number];
+
+/** `input_format` values other frameworks take ("auto" or empty: read from the model's input). */
+export const INPUT_FORMATS = ['NCHW', 'NHWC', 'auto'] as const;
 
 export interface ModelParameters {
   framework_type: Framework;
@@ -52,6 +79,8 @@ export interface ModelParameters {
   quantize_output?: boolean;
   input_format?: string;
   output_format?: string;
+  /** Not a seed field: letterbox (true) or stretch (false) instead of the layout's default. */
+  letterbox?: boolean;
   /** Parameter keys Outpost does not know are kept as they were. */
   [extra: string]: unknown;
 }

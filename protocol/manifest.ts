@@ -3,6 +3,8 @@ import { isModelIdPart } from './ids.js';
 import {
   FRAMEWORKS,
   HAILO_ARCHITECTURES,
+  INPUT_FORMATS,
+  LAYOUT_ARCHITECTURES,
   PURPOSES,
   TRT_ARCHITECTURES,
   TRT_DEVICES,
@@ -295,11 +297,20 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
   if (trt || hailo) {
     architecture = oneOf(c, p, 'architecture', archs, `for ${framework} models`) as Architecture;
   } else if (!isUnset(p.architecture)) {
-    throw c.invalid(
-      'architecture',
-      p.architecture,
-      'no value: architecture applies only to tensor-rt and hailo models',
-    );
+    const a =
+      typeof p.architecture === 'string'
+        ? p.architecture
+            .trim()
+            .toLowerCase()
+            .replace(/_pose$/, '-pose')
+        : '';
+    if (!(LAYOUT_ARCHITECTURES as readonly string[]).includes(a))
+      throw c.invalid(
+        'architecture',
+        p.architecture,
+        `for ${framework} models an output layout: ${LAYOUT_ARCHITECTURES.join(', ')}`,
+      );
+    architecture = a as Architecture;
   }
 
   const sz = isUnset(p.size) ? defaultSize(framework, architecture) : size(c, p.size);
@@ -346,6 +357,13 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
     input_format: optStr(c, p, 'input_format'),
     output_format: optStr(c, p, 'output_format'),
   };
+  if (!hailo && params.input_format !== undefined) {
+    const f = INPUT_FORMATS.find((x) => x.toLowerCase() === params.input_format!.toLowerCase());
+    if (!f)
+      throw c.invalid('input_format', p.input_format, `for ${framework} models one of: ${INPUT_FORMATS.join(', ')}`);
+    params.input_format = f;
+  }
+  if (!isUnset(p.letterbox)) params.letterbox = bool(c, p, 'letterbox', false);
   if (hailo && params.input_format === undefined)
     throw c.missing('input_format', 'for hailo models (for example "auto")');
   if (hailo && params.output_format === undefined)

@@ -68,6 +68,11 @@ export interface ReportedState {
   capabilities: Capabilities;
   /** Why the last desired-state document received was refused (bad signature, replay, expiry...). */
   desiredError?: { code: string; message: string };
+  /**
+   * ISO 8601 time the agent process started (optional: older agents omit it). A rollout's soak
+   * reads a change of it as a restart of the agent.
+   */
+  startedAt?: string;
 }
 
 function bad(key: string, what: string, value?: unknown): OutpostError {
@@ -170,6 +175,11 @@ export function parseReported(doc: unknown): ReportedState {
     models,
     capabilities: parseCapabilities(v.capabilities),
   };
+  if (v.startedAt !== undefined) {
+    if (typeof v.startedAt !== 'string' || v.startedAt.length > 64 || Number.isNaN(Date.parse(v.startedAt)))
+      throw bad('startedAt', 'must be an ISO 8601 time', v.startedAt);
+    out.startedAt = v.startedAt;
+  }
   if (v.desiredError !== undefined) {
     const e = v.desiredError;
     if (!isObject(e) || typeof e.code !== 'string' || typeof e.message !== 'string')

@@ -143,19 +143,32 @@ function loadKey(k: TrustedKey, key: string): LoadedKey {
   return { keyid, key: pub };
 }
 
+/** The codes a refusal carries: desired states and commands each have their own. */
+const REFUSALS = {
+  desired: { bad: 'DESIRED_BAD_SIGNATURE', untrusted: 'DESIRED_UNTRUSTED_KEY', revoked: 'DESIRED_KEY_REVOKED' },
+  command: { bad: 'COMMAND_BAD_SIGNATURE', untrusted: 'COMMAND_UNTRUSTED_KEY', revoked: 'COMMAND_KEY_REVOKED' },
+} as const;
+
 /**
  * Checks the signatures of an envelope whose `signed` part is already known to be canonicalisable.
  * Threshold 1: at least one signature by a trusted key must verify. A signature by a trusted key
  * that fails is reported as a bad signature even when another one verifies, because a trusted
- * key never produces a bad signature unless the bytes were altered.
+ * key never produces a bad signature unless the bytes were altered. A document signed only by
+ * keys the root revoked gets the revoked code, so an operator can tell a stale or forged
+ * document by a retired key from one by a stranger.
  * Returns the keyid that verified.
  */
-export function verifyEnvelope(envelope: SignedEnvelope<unknown>, trusted: ReadonlyMap<string, KeyObject>): string {
+export function verifyEnvelope(
+  envelope: SignedEnvelope<unknown>,
+  trusted: ReadonlyMap<string, KeyObject>,
+  opts: { revoked?: ReadonlySet<string>; kind?: keyof typeof REFUSALS } = {},
+): string {
+  const codes = REFUSALS[opts.kind ?? 'desired'];
   const bytes = Buffer.from(canonicalJson(envelope.signed), 'utf8');
   let good: string | null = null;
   let sawTrusted = false;
   for (const s of envelope.signatures) {
-    const key = trusted.get(s.keyid);
+    const key = opts.revoked?.has(s.keyid) ? undefined : trusted.get(s.keyid);
     if (!key) continue;
     sawTrusted = true;
     const sig = Buffer.from(s.sig, 'base64');
@@ -163,7 +176,7 @@ export function verifyEnvelope(envelope: SignedEnvelope<unknown>, trusted: Reado
     const ok = sig.length === 64 && verify(null, bytes, key, sig);
     if (!ok) {
       throw new OutpostError(
-        'DESIRED_BAD_SIGNATURE',
+        codes.bad,
         `the signature by key ${s.keyid.slice(0, 12)}… does not verify: the document was changed after signing`,
         { keyid: s.keyid },
       );
@@ -172,8 +185,16 @@ export function verifyEnvelope(envelope: SignedEnvelope<unknown>, trusted: Reado
   }
   if (!sawTrusted || good === null) {
     const ids = envelope.signatures.map((s) => s.keyid.slice(0, 12));
+    const revoked = envelope.signatures.filter((s) => opts.revoked?.has(s.keyid)).map((s) => s.keyid);
+    if (revoked.length > 0) {
+      throw new OutpostError(
+        codes.revoked,
+        `signed only by revoked key(s) ${revoked.map((k) => k.slice(0, 12)).join(', ')}; ignored (the cloud signs with its current online key)`,
+        { keyids: revoked },
+      );
+    }
     throw new OutpostError(
-      'DESIRED_UNTRUSTED_KEY',
+      codes.untrusted,
       `no signature is by a trusted key (signed by: ${ids.join(', ') || 'nobody'}); re-provision the device with the cloud's public key`,
       { keyids: envelope.signatures.map((s) => s.keyid) },
     );

@@ -15,6 +15,11 @@ export interface TelemetrySample {
   intervalSeconds: number;
   /** Seconds since the agent process started. */
   uptimeSeconds: number;
+  /**
+   * ISO 8601 time the agent process started (optional: older agents omit it); exact where
+   * `at - uptimeSeconds` is rounded, so the cloud can tell a restart from a late sample.
+   */
+  startedAt?: string;
   cpu: {
     /** Busy share of all cores over the interval, 0..100. */
     loadPercent: number;
@@ -90,9 +95,15 @@ export function parseTelemetrySample(value: unknown): TelemetrySample {
   const memory = obj(o.memory, 'memory');
   const proc = obj(o.process, 'process');
   const disk = o.disk === null ? null : obj(o.disk, 'disk');
+  let startedAt: string | undefined;
+  if (o.startedAt !== undefined) {
+    startedAt = str(o, 'startedAt', '');
+    if (Number.isNaN(Date.parse(startedAt))) throw bad('startedAt', 'an ISO 8601 time', startedAt);
+  }
   return {
     v: 1,
     deviceId: str(o, 'deviceId', ''),
+    ...(startedAt !== undefined ? { startedAt } : {}),
     at,
     intervalSeconds: num(o, 'intervalSeconds', ''),
     uptimeSeconds: num(o, 'uptimeSeconds', ''),

@@ -1,5 +1,8 @@
-import sharp, { type Metadata, type OverlayOptions } from 'sharp';
+import type SharpFn from 'sharp';
+import type { Metadata, OverlayOptions, Sharp } from 'sharp';
+import { loadSharp } from '../runtime/load-sharp.js';
 import { OutpostError } from '../../protocol/errors/index.js';
+import type { RawFrame } from '../runtime/preprocess.js';
 import type { PredictResult } from './types.js';
 
 /**
@@ -133,7 +136,24 @@ function segmentationOverlay(result: PredictResult): { data: Buffer; width: numb
   return { data, width, height };
 }
 
-export async function annotate(image: Uint8Array, result: PredictResult): Promise<Buffer> {
+/** The picture to draw on: encoded bytes, or a raw frame (BGR swapped to the RGB sharp reads). */
+function source(sharp: typeof SharpFn, image: Uint8Array | RawFrame): Sharp {
+  if (image instanceof Uint8Array) return sharp(image);
+  let data = image.data;
+  if (image.format === 'bgr') {
+    data = Uint8Array.from(image.data);
+    for (let i = 0; i < data.length; i += image.channels) {
+      const b = data[i]!;
+      data[i] = data[i + 2]!;
+      data[i + 2] = b;
+    }
+  }
+  return sharp(data, { raw: { width: image.width, height: image.height, channels: image.channels } });
+}
+
+export async function annotate(image: Uint8Array | RawFrame, result: PredictResult): Promise<Buffer> {
+  const sharp = await loadSharp();
+  if (!(image instanceof Uint8Array)) return draw(sharp, source(sharp, image), image.width, image.height, result);
   let meta: Metadata;
   try {
     meta = await sharp(image).metadata();
@@ -142,6 +162,16 @@ export async function annotate(image: Uint8Array, result: PredictResult): Promis
   }
   const width = meta.autoOrient?.width ?? meta.width ?? 0;
   const height = meta.autoOrient?.height ?? meta.height ?? 0;
+  return draw(sharp, sharp(image).autoOrient(), width, height, result);
+}
+
+async function draw(
+  sharp: typeof SharpFn,
+  base: Sharp,
+  width: number,
+  height: number,
+  result: PredictResult,
+): Promise<Buffer> {
   const layers: OverlayOptions[] = [];
   const seg = segmentationOverlay(result);
   if (seg) {
@@ -153,5 +183,5 @@ export async function annotate(image: Uint8Array, result: PredictResult): Promis
     layers.push({ input: scaled, top: 0, left: 0 });
   }
   layers.push({ input: Buffer.from(svgFor(result, width, height)), top: 0, left: 0 });
-  return sharp(image).autoOrient().removeAlpha().composite(layers).png().toBuffer();
+  return base.removeAlpha().composite(layers).png().toBuffer();
 }

@@ -1,8 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../../protocol/log.js';
+import type { BufferPool } from './body.js';
 import type { SseClients } from './events.js';
+import type { MemoryBudget } from './admission.js';
 import type { ConcurrencyLimiter } from './limiter.js';
 import type { ApiMetrics } from './metrics.js';
+import type { ShmRegistry } from './shm.js';
 import type { ApiLimits, ServingRuntime } from './types.js';
 
 /** What every route handler receives: the server's shared parts, never module-level state. */
@@ -11,8 +14,13 @@ export interface ApiContext {
   log: Logger;
   limits: ApiLimits;
   limiter: ConcurrencyLimiter;
+  memory: MemoryBudget;
   metrics: ApiMetrics;
   sse: SseClients;
+  /** Registered system shared-memory regions (the Triton extension). */
+  shm: ShmRegistry;
+  /** Reused buffers for tensor bodies and shared-memory reads (agent/api/body.ts). */
+  pool: BufferPool;
   version: string;
   startedAt: number;
   isClosing(): boolean;

@@ -37,6 +37,25 @@ export function sendBytes(
   res.end(body);
 }
 
+/**
+ * Answers with several buffers as one body, without joining them: cork, write each, uncork, so
+ * the headers and every part leave in one writev (the parts are tensors' own memory).
+ */
+export function sendParts(
+  res: ServerResponse,
+  status: number,
+  parts: readonly Uint8Array[],
+  byteLength: number,
+  headers: Record<string, string>,
+): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { 'Content-Length': String(byteLength), ...headers });
+  res.cork();
+  for (const p of parts) res.write(p);
+  res.end();
+  res.uncork();
+}
+
 /** Answers with the error's catalog status; returns that status and the code (for metrics). */
 export function sendError(res: ServerResponse, err: unknown, headers: Record<string, string> = {}): OutpostError {
   const e = toOutpostError(err);
@@ -91,7 +110,7 @@ export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   });
 }
 
-function tooLarge(size: number, max: number): OutpostError {
+export function tooLarge(size: number, max: number): OutpostError {
   return new OutpostError(
     'API_BODY_TOO_LARGE',
     `the request body (${size} bytes or more) is larger than the limit of ${max} bytes (api.maxBodyBytes)`,

@@ -25,14 +25,25 @@ export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void 
       backend: m.backend,
       inputs: m.inputs,
       outputs: m.outputs,
+      serving: m.serving,
     };
   };
 
   return {
     list(): ModelEntry[] {
-      const served = rt
-        .list()
-        .map((m): ModelEntry => ({ id: m.id, activeVersion: m.version, loadedVersions: [m.version], state: 'ready' }));
+      const served = rt.list().map(
+        (m): ModelEntry => ({
+          id: m.id,
+          activeVersion: m.version,
+          loadedVersions: [m.version],
+          state: 'ready',
+          ...(m.serving?.mode === 'raw-tensors'
+            ? { serving: 'raw-tensors' as const, notice: m.serving.reason }
+            : m.serving
+              ? { serving: 'results' as const }
+              : {}),
+        }),
+      );
       const seen = new Set(served.map((m) => m.id));
       for (const [id, f] of failures) {
         if (!seen.has(id))

@@ -4,10 +4,13 @@ import type { Socket } from 'node:net';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import type { ApiContext, Route } from './context.js';
 import { SseClients } from './events.js';
+import { MemoryBudget } from './admission.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { ClientGone, errorBody, sendError, splitUrl } from './http.js';
+import { BufferPool } from './body.js';
 import { ApiMetrics } from './metrics.js';
 import { ROUTES } from './routes/index.js';
+import { ShmRegistry } from './shm.js';
 import { listenOnSocket } from './socket.js';
 import { DEFAULT_LIMITS, type ApiLimits, type ApiServerOptions } from './types.js';
 
@@ -26,7 +29,9 @@ export interface ApiServer {
   listen(path: string, mode?: number): Promise<void>;
   close(graceMs?: number): Promise<void>;
   /** Applies reloadable limits (the agent's SIGHUP) to requests that start from now on. */
-  setLimits(next: Partial<Pick<ApiLimits, 'maxBodyBytes' | 'maxConcurrentPerModel' | 'requestTimeoutMs'>>): void;
+  setLimits(
+    next: Partial<Pick<ApiLimits, 'maxBodyBytes' | 'maxConcurrentPerModel' | 'maxBytesInFlight' | 'requestTimeoutMs'>>,
+  ): void;
 }
 
 interface Match {
@@ -54,6 +59,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   limits.headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
   const log = moduleLogger(opts.log, 'api');
   const limiter = new ConcurrencyLimiter(limits.maxConcurrentPerModel);
+  const memory = new MemoryBudget(limits.maxBytesInFlight);
   const metrics = new ApiMetrics(
     () => limiter.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })),
     () => sse.size,
@@ -75,8 +81,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     log,
     limits,
     limiter,
+    memory,
     metrics,
     sse,
+    shm: new ShmRegistry(opts.shm),
+    pool: new BufferPool(),
     version: opts.version ?? '0.1.0',
     startedAt: Date.now(),
     status: opts.status,
@@ -170,9 +179,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       const e = toOutpostError(err);
       if (e.code === 'INTERNAL') log.error({ err, url: req.url?.slice(0, 200) }, 'request failed');
       else log.debug({ code: e.code, url: req.url?.slice(0, 200) }, 'request refused');
-      if (e.status < 500 || e.code === 'API_SATURATED') metrics.rejected.inc({ code: e.code });
+      if (e.status < 500 || e.code === 'API_SATURATED' || e.code === 'API_MEMORY_BUSY')
+        metrics.rejected.inc({ code: e.code });
       const headers: Record<string, string> = {};
-      if (e.code === 'API_SATURATED') headers['Retry-After'] = String(limiter.retryAfter);
+      const retry = e.details?.retryAfterSeconds;
+      if (typeof retry === 'number') headers['Retry-After'] = String(retry);
       if (e.code === 'API_METHOD_NOT_ALLOWED') headers.Allow = String((err as { allow?: string }).allow ?? '');
       // The unread rest of an oversized body must not be parsed as the next request.
       if (e.code === 'API_BODY_TOO_LARGE') headers.Connection = 'close';
@@ -195,6 +206,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       Object.assign(limits, next);
       limits.headersTimeoutMs = Math.min(headersTimeoutMs, limits.requestTimeoutMs);
       limiter.setMax(limits.maxConcurrentPerModel);
+      memory.setMax(limits.maxBytesInFlight);
       server.requestTimeout = limits.requestTimeoutMs;
       server.headersTimeout = limits.headersTimeoutMs;
     },
@@ -212,6 +224,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       }
       server.closeAllConnections();
       for (const s of sockets) s.destroy();
+      // After the requests in flight: they may still read or write their regions.
+      ctx.shm.close();
       await closed;
       log.info({ socket: socketPath }, 'local API closed');
     },

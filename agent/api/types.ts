@@ -1,6 +1,9 @@
 import type { Logger } from '../../protocol/log.js';
 import type { Framework, Purpose } from '../../protocol/manifest-types.js';
 import type { Tensor, TensorInfo } from '../runtime/backend.js';
+import type { Serving } from '../runtime/model-version.js';
+import type { RawFrame } from '../runtime/preprocess.js';
+import type { ShmLimits } from './shm.js';
 
 /**
  * The narrow view of the runtime that the socket API needs. The daemon passes an adapter over
@@ -23,6 +26,12 @@ export interface ModelEntry {
   loadedVersions: number[];
   state: ServingState;
   error?: { code: string; message: string };
+  /**
+   * `raw-tensors` when the active version serves KServe inference only (its input is not one
+   * image or its outputs cannot be post-processed); `notice` then says why and what to set.
+   */
+  serving?: 'results' | 'raw-tensors';
+  notice?: { code: string; message: string };
 }
 
 /** What the API needs of one loaded version (the runtime's ServedModel, narrowed). */
@@ -35,6 +44,8 @@ export interface ModelDescription {
   backend: string;
   inputs: readonly TensorInfo[];
   outputs: readonly TensorInfo[];
+  /** The layouts /predict uses and how each was chosen, or why it serves raw tensors only. */
+  serving?: Serving;
 }
 
 export interface PredictOptions {
@@ -66,11 +77,11 @@ export interface ServingRuntime {
     version: number | undefined,
     inputs: Record<string, Tensor>,
   ): Promise<{ version: number; outputs: Record<string, Tensor> }>;
-  /** Pre-processing, inference and post-processing of one JPEG/PNG image. */
+  /** Pre-processing, inference and post-processing of one JPEG/PNG image or raw frame. */
   predict(
     id: string,
     version: number | undefined,
-    image: Uint8Array,
+    image: Uint8Array | RawFrame,
     opts: PredictOptions,
   ): Promise<{ version: number; result: PredictResult }>;
 }
@@ -97,6 +108,8 @@ export interface ApiLimits {
   maxBodyBytes: number;
   /** Requests one model runs at once; more get 503 API_SATURATED with Retry-After. */
   maxConcurrentPerModel: number;
+  /** Decoded image and tensor bytes of all requests in flight (agent/api/admission.ts). */
+  maxBytesInFlight: number;
   /** Time to receive a whole request (headers and body); slower ones get 408. */
   requestTimeoutMs: number;
   /** Time to receive the headers alone (at most requestTimeoutMs). */
@@ -114,6 +127,7 @@ export interface ApiLimits {
 export const DEFAULT_LIMITS: ApiLimits = Object.freeze({
   maxBodyBytes: 64 * 1024 * 1024,
   maxConcurrentPerModel: 4,
+  maxBytesInFlight: 512 * 1024 * 1024,
   requestTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
   timeoutCheckMs: 1_000,
@@ -131,4 +145,6 @@ export interface ApiServerOptions {
   status?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Reported by GET /v2 and /v1/status. */
   version?: string;
+  /** Bounds on registered shared-memory regions (agent/api/shm.ts). */
+  shm?: ShmLimits;
 }

@@ -1,4 +1,4 @@
-import { request, type IncomingMessage } from 'node:http';
+import { Agent, request, type IncomingMessage } from 'node:http';
 import { OutpostError } from '../../protocol/errors/index.js';
 import {
   encodeInferRequest,
@@ -6,9 +6,18 @@ import {
   type InferResponseJson,
   type ModelMetadata,
   type ServerMetadata,
+  type ShmRef,
+  type ShmTensor,
   type WireTensor,
 } from '../../protocol/kserve.js';
-import { collectAnswer, errorOfAnswer, idleTimeout, jsonOf, type Answer } from '../net/http-answer.js';
+import {
+  collectAnswer,
+  errorOfAnswer,
+  idleTimeout,
+  jsonOf,
+  MAX_ANSWER_BYTES,
+  type Answer,
+} from '../net/http-answer.js';
 import { parseSse, type SseMessage } from './sse.js';
 
 /**
@@ -33,8 +42,8 @@ export interface AgentClientOptions {
 export interface InferOptions {
   /** Send inputs and ask for outputs as raw bytes (the binary-tensor extension). */
   binary?: boolean;
-  /** Only these outputs (default: all). */
-  outputs?: string[];
+  /** Only these outputs (default: all); an output with `shm` is written into that region. */
+  outputs?: (string | { name: string; shm?: ShmRef })[];
   version?: number;
   id?: string;
   signal?: AbortSignal;
@@ -58,13 +67,27 @@ export interface AgentEventMessage {
   message?: string;
 }
 
+/** A request body: one buffer, or parts written back to back (never joined; see sendParts). */
+type Body = { parts: readonly Uint8Array[]; byteLength: number };
+
 export class AgentClient {
   readonly socket: string;
   private readonly timeoutMs: number;
+  /**
+   * Keep-alive connections, reused last-in-first-out: a request on a warm connection skips the
+   * connect and the agent's per-connection setup (docs/performance.md). Idle connections are
+   * unreferenced by Node, so they never keep an app's process alive; close() drops them.
+   */
+  private readonly agent = new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 64 });
 
   constructor(opts: AgentClientOptions = {}) {
     this.socket = opts.socket ?? process.env.OUTPOST_SOCKET ?? DEFAULT_SOCKET;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  /** Closes the idle keep-alive connections (requests in flight finish). */
+  close(): void {
+    this.agent.destroy();
   }
 
   /** Liveness and readiness; an unreachable agent throws API_UNREACHABLE. */
@@ -101,41 +124,104 @@ export class AgentClient {
     return a.status === 200;
   }
 
+  /**
+   * Runs tensors through a model. An input given as {dtype, shape, shm} is read by the agent from
+   * a registered shared-memory region (see registerSharedMemory and ./shm.ts); outputs asked for
+   * with `shm` come back in `shmOutputs` and their bytes are in the region.
+   */
   async infer(
     name: string,
-    inputs: Record<string, WireTensor>,
+    inputs: Record<string, WireTensor | ShmTensor>,
     opts: InferOptions = {},
-  ): Promise<{ meta: InferResponseJson; outputs: Record<string, WireTensor> }> {
+  ): Promise<{
+    meta: InferResponseJson;
+    outputs: Record<string, WireTensor>;
+    shmOutputs: Record<string, ShmTensor>;
+  }> {
     const enc = encodeInferRequest(inputs, {
       binary: opts.binary,
       binaryOutput: opts.binary,
       id: opts.id,
-      outputs: opts.outputs?.map((n) => ({ name: n })),
+      outputs: opts.outputs?.map((o) => (typeof o === 'string' ? { name: o } : o)),
     });
     const headers: Record<string, string> = { 'Content-Type': enc.contentType };
     if (enc.headerLength !== undefined) headers['Inference-Header-Content-Length'] = String(enc.headerLength);
-    const a = await this.send('POST', `${modelPath(name, opts.version)}/infer`, enc.body, headers, opts.signal);
+    const a = await this.send('POST', `${modelPath(name, opts.version)}/infer`, enc, headers, opts.signal);
     if (a.status !== 200) throw errorOf(a);
     const hl = a.headers['inference-header-content-length'];
     return parseInferResponse(a.body, hl === undefined ? undefined : Number(hl));
+  }
+
+  /** Registers [offset, offset + byteSize) of the POSIX shared-memory object `key` as `region`. */
+  async registerSharedMemory(region: string, key: string, byteSize: number, offset = 0): Promise<void> {
+    const body = Buffer.from(JSON.stringify({ key, offset, byte_size: byteSize }));
+    const a = await this.send(
+      'POST',
+      `/v2/systemsharedmemory/region/${encodeURIComponent(region)}/register`,
+      { parts: [body], byteLength: body.length },
+      { 'Content-Type': 'application/json' },
+    );
+    if (a.status !== 200) throw errorOf(a);
+  }
+
+  /** Unregisters one region, or every region when none is named. */
+  async unregisterSharedMemory(region?: string): Promise<void> {
+    const path =
+      region === undefined
+        ? '/v2/systemsharedmemory/unregister'
+        : `/v2/systemsharedmemory/region/${encodeURIComponent(region)}/unregister`;
+    const a = await this.send('POST', path);
+    if (a.status !== 200) throw errorOf(a);
+  }
+
+  async sharedMemoryStatus(
+    region?: string,
+  ): Promise<{ name: string; key: string; offset: number; byte_size: number }[]> {
+    return this.json(
+      'GET',
+      region === undefined
+        ? '/v2/systemsharedmemory/status'
+        : `/v2/systemsharedmemory/region/${encodeURIComponent(region)}/status`,
+    );
   }
 
   /** Typed results for one JPEG/PNG image, or with `annotate` the annotated PNG's bytes. */
   async predict(name: string, image: Uint8Array, opts: PredictOptions & { annotate: true }): Promise<Buffer>;
   async predict(name: string, image: Uint8Array, opts?: PredictOptions): Promise<PredictAnswer>;
   async predict(name: string, image: Uint8Array, opts: PredictOptions = {}): Promise<PredictAnswer | Buffer> {
-    const q = new URLSearchParams();
-    if (opts.annotate) q.set('annotate', '1');
-    if (opts.confidence !== undefined) q.set('confidence', String(opts.confidence));
-    if (opts.topK !== undefined) q.set('top_k', String(opts.topK));
-    if (opts.version !== undefined) q.set('version', String(opts.version));
-    const [owner, model] = splitId(name);
-    const qs = q.toString();
-    const path = `/v1/models/${encodeURIComponent(owner)}/${encodeURIComponent(model)}/predict${qs ? `?${qs}` : ''}`;
+    const qs = predictQuery(opts).toString();
+    const path = `${predictPath(name)}${qs ? `?${qs}` : ''}`;
     const a = await this.send(
       'POST',
       path,
-      Buffer.from(image.buffer, image.byteOffset, image.byteLength),
+      { parts: [image], byteLength: image.byteLength },
+      { 'Content-Type': 'application/octet-stream' },
+      opts.signal,
+    );
+    if (a.status !== 200) throw errorOf(a);
+    return opts.annotate ? a.body : (parseJson(a.body) as PredictAnswer);
+  }
+
+  /**
+   * predict on a raw frame: packed pixels in `data`, or in a registered shared-memory region
+   * (`shm`), so a camera frame is neither encoded here nor decoded by the agent.
+   */
+  async predictFrame(name: string, frame: FrameInput, opts: PredictOptions & { annotate: true }): Promise<Buffer>;
+  async predictFrame(name: string, frame: FrameInput, opts?: PredictOptions): Promise<PredictAnswer>;
+  async predictFrame(name: string, frame: FrameInput, opts: PredictOptions = {}): Promise<PredictAnswer | Buffer> {
+    const q = predictQuery(opts);
+    q.set('width', String(frame.width));
+    q.set('height', String(frame.height));
+    q.set('format', frame.format);
+    if ('shm' in frame) {
+      q.set('shm_region', frame.shm.region);
+      if (frame.shm.offset) q.set('shm_offset', String(frame.shm.offset));
+    }
+    const body = 'data' in frame ? { parts: [frame.data], byteLength: frame.data.byteLength } : undefined;
+    const a = await this.send(
+      'POST',
+      `${predictPath(name)}?${q}`,
+      body,
       { 'Content-Type': 'application/octet-stream' },
       opts.signal,
     );
@@ -166,7 +252,8 @@ export class AgentClient {
       opts.signal,
       0,
     );
-    if (res.statusCode !== 200) throw errorOf(await collect(res));
+    if (res.statusCode !== 200)
+      throw errorOf({ status: res.statusCode ?? 0, headers: res.headers, body: await collect(res) });
     try {
       for await (const m of parseSse(res) as AsyncGenerator<SseMessage>) {
         if (!m.event) continue;
@@ -190,17 +277,18 @@ export class AgentClient {
   private async send(
     method: string,
     path: string,
-    body?: Buffer,
+    body?: Body,
     headers: Record<string, string> = {},
     signal?: AbortSignal,
   ): Promise<Answer> {
-    return collect(await this.open(method, path, body, headers, signal, this.timeoutMs));
+    const res = await this.open(method, path, body, headers, signal, this.timeoutMs);
+    return { status: res.statusCode ?? 0, headers: res.headers, body: await collect(res) };
   }
 
   private open(
     method: string,
     path: string,
-    body: Buffer | undefined,
+    body: Body | undefined,
     headers: Record<string, string>,
     signal: AbortSignal | undefined,
     timeoutMs: number,
@@ -208,10 +296,11 @@ export class AgentClient {
     return new Promise((resolve, reject) => {
       const req = request({
         socketPath: this.socket,
+        agent: this.agent,
         method,
         path,
         signal,
-        headers: { ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) },
+        headers: { ...headers, ...(body ? { 'Content-Length': String(body.byteLength) } : {}) },
       });
       idleTimeout(
         req,
@@ -241,7 +330,11 @@ export class AgentClient {
           }),
         );
       });
-      req.end(body);
+      // The headers and every part leave in one writev; tensors are never copied into one buffer.
+      req.cork();
+      for (const p of body?.parts ?? []) req.write(p);
+      req.end();
+      req.uncork();
     });
   }
 }
@@ -255,6 +348,26 @@ export interface PredictAnswer {
   [k: string]: unknown;
 }
 
+/** A raw frame for predictFrame: packed rows, 3 bytes per pixel (4 with alpha, which is ignored). */
+export type FrameInput = { width: number; height: number; format: 'rgb' | 'bgr' | 'rgba' | 'bgra' } & (
+  | { data: Uint8Array }
+  | { shm: { region: string; offset?: number } }
+);
+
+function predictQuery(opts: PredictOptions): URLSearchParams {
+  const q = new URLSearchParams();
+  if (opts.annotate) q.set('annotate', '1');
+  if (opts.confidence !== undefined) q.set('confidence', String(opts.confidence));
+  if (opts.topK !== undefined) q.set('top_k', String(opts.topK));
+  if (opts.version !== undefined) q.set('version', String(opts.version));
+  return q;
+}
+
+function predictPath(name: string): string {
+  const [owner, model] = splitId(name);
+  return `/v1/models/${encodeURIComponent(owner)}/${encodeURIComponent(model)}/predict`;
+}
+
 function modelPath(name: string, version?: number): string {
   return `/v2/models/${encodeURIComponent(name)}${version === undefined ? '' : `/versions/${version}`}`;
 }
@@ -266,8 +379,36 @@ function splitId(name: string): [string, string] {
   return [name.slice(0, i), name.slice(i + 1)];
 }
 
-function collect(res: IncomingMessage): Promise<Answer> {
-  return collectAnswer(res, (why) => new OutpostError('API_BAD_RESPONSE', `the agent's answer: ${why}`));
+/**
+ * The answer's bytes. With Content-Length they land in one buffer of that size, placed so that
+ * the binary tensors after the JSON header are 8-byte aligned (the agent pads its header to a
+ * multiple of 8): the parsed outputs are then views of it, not copies.
+ */
+function collect(res: IncomingMessage): Promise<Buffer> {
+  const bad = (why: string) => new OutpostError('API_BAD_RESPONSE', `the agent's answer: ${why}`);
+  const declared = Number(res.headers['content-length']);
+  if (declared > MAX_ANSWER_BYTES) {
+    res.destroy();
+    return Promise.reject(bad(`it announces ${declared} bytes, more than ${MAX_ANSWER_BYTES}`));
+  }
+  if (Number.isSafeInteger(declared) && declared >= 0) {
+    const hl = Number(res.headers['inference-header-content-length'] ?? 0);
+    const pad = Number.isSafeInteger(hl) ? (8 - (hl % 8)) % 8 : 0;
+    const out = Buffer.allocUnsafeSlow(declared + pad).subarray(pad, pad + declared);
+    let at = 0;
+    return new Promise((resolve, reject) => {
+      res.on('data', (c: Buffer) => {
+        if (at + c.length <= declared) out.set(c, at);
+        at += c.length;
+      });
+      res.on('end', () =>
+        at === declared ? resolve(out) : reject(new OutpostError('API_BAD_RESPONSE', "the agent's answer was cut")),
+      );
+      res.on('error', (e) => reject(new OutpostError('API_BAD_RESPONSE', `the agent's answer was cut: ${e.message}`)));
+      res.on('aborted', () => reject(new OutpostError('API_BAD_RESPONSE', "the agent's answer was cut")));
+    });
+  }
+  return collectAnswer(res, bad).then((a) => a.body);
 }
 
 function parseJson(body: Buffer): unknown {

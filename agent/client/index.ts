@@ -3,8 +3,10 @@ export {
   DEFAULT_SOCKET,
   type AgentClientOptions,
   type AgentEventMessage,
+  type FrameInput,
   type InferOptions,
   type PredictAnswer,
   type PredictOptions,
 } from './client.js';
-export type { WireTensor as Tensor } from '../../protocol/kserve.js';
+export { SharedMemoryObject } from './shm.js';
+export type { ShmRef, ShmTensor, WireTensor as Tensor } from '../../protocol/kserve.js';

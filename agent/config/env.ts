@@ -5,7 +5,7 @@ import { AGENT_CONFIG_DEFAULTS, knownConfigKeys } from '../../protocol/agent-con
  * the dotted key in SCREAMING_SNAKE case (`download.parallel` -> `OUTPOST_DOWNLOAD_PARALLEL`),
  * except the names below, which read better or must not collide with the operator CLI's own
  * variables (the CLI's `OUTPOST_TOKEN` is an operator token, never a device's).
- * `trustedKeys` has no variable: keys belong in the file that provisioning wrote.
+ * `trustedKeys` and `trustedRoot` have no variable: keys belong in the file that provisioning wrote.
  */
 const RENAMED: Record<string, string | null> = {
   deviceId: 'OUTPOST_DEVICE_ID',
@@ -14,6 +14,7 @@ const RENAMED: Record<string, string | null> = {
   'credentials.username': 'OUTPOST_DEVICE_USERNAME',
   'credentials.token': 'OUTPOST_DEVICE_TOKEN',
   trustedKeys: null,
+  trustedRoot: null,
 };
 
 /** The variable that names the config file itself (like --config). */

@@ -11,6 +11,7 @@ export const RELOADABLE_KEYS = [
   'telemetry.enabled',
   'api.maxBodyBytes',
   'api.maxConcurrentPerModel',
+  'api.maxBytesInFlight',
   'api.requestTimeoutMs',
 ] as const;
 export type ReloadableKey = (typeof RELOADABLE_KEYS)[number];

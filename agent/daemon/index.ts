@@ -16,6 +16,10 @@ import { handleCommand } from './commands.js';
 import { probeHost } from './host.js';
 import { meteredRuntime } from './metered-runtime.js';
 import { createTelemetry, type Telemetry } from '../telemetry/index.js';
+import { join } from 'node:path';
+import { createCommandGate } from '../sync/command-gate.js';
+import { NonceStore } from '../sync/nonce-store.js';
+import type { TrustStore } from '../sync/trust-store.js';
 
 /** The installed package's version (GET /v2, the reported state, --version). */
 export const AGENT_VERSION: string = packageInfo().version;
@@ -38,6 +42,7 @@ export interface Daemon {
   readonly session: MqttSession;
   readonly reconciler: Reconciler;
   readonly telemetry: Telemetry;
+  readonly trust: TrustStore;
   /** Re-reads the config and applies what can change without a restart (SIGHUP). */
   reload(): Promise<{ applied: string[]; restartNeeded: string[] }>;
   /** The graceful stop, in the order startDaemon's comment gives. Idempotent. */
@@ -87,7 +92,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const host = await probeHost(root);
   let backends = await runtime.capabilities();
 
-  const { session, reconciler } = createSyncEngine(config, store, root, {
+  const { session, reconciler, trust } = createSyncEngine(config, store, root, {
     incompatible: (m) => compatibilityCheck({ backends, deviceType: host.deviceType })(m),
     // Load + smoke-run once in the staging folder; activate() then reuses that instance.
     beforeActivate: (dir, model) => runtime.prepare(model.id, model.version, dir),
@@ -116,6 +121,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     limits: {
       maxBodyBytes: config.api.maxBodyBytes,
       maxConcurrentPerModel: config.api.maxConcurrentPerModel,
+      maxBytesInFlight: config.api.maxBytesInFlight,
       requestTimeoutMs: config.api.requestTimeoutMs,
     },
     version: AGENT_VERSION,
@@ -134,8 +140,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const watchdog = startWatchdog(notifier, env);
 
   session.on('desired', (payload) => reconciler.onDesired(payload));
+  const gate = createCommandGate({
+    deviceId: config.deviceId,
+    trust,
+    nonces: new NonceStore(join(config.modelsDir, '.outpost', 'nonces.json')),
+  });
   session.on('command', (name, payload) => {
-    void handleCommand(name, payload, { reconciler, telemetry, log }).then((res) => session.respond(name, res));
+    void handleCommand(name, payload, { gate, reconciler, telemetry, log }).then((res) => session.respond(name, res));
   });
   session.on('connected', () =>
     notifier.status(`connected to ${config.cloud.mqtt}; serving ${runtime.list().length} model(s)`),
@@ -145,6 +156,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   );
   await reconciler.start();
   session.start();
+  // Catch up with rotations made while the device was off, then look again every hour: a root
+  // that revoked a key is learnt even when no document by a new key arrives to prompt a walk.
+  void trust.refresh();
+  const trustTimer = setInterval(() => void trust.refresh(), 3600_000).unref();
   // Always started: it samples only while telemetry.enabled, so a SIGHUP can turn it on later.
   telemetry.start();
 
@@ -159,6 +174,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     session,
     reconciler,
     telemetry,
+    trust,
     async reload() {
       notifier.reloading('reloading configuration');
       try {
@@ -187,6 +203,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         notifier.stopping('stopping: finishing requests in flight');
         log.info('stopping');
         telemetry.stop();
+        clearInterval(trustTimer);
         await api.close(stopOpts.graceMs ?? 10_000);
         await reconciler.stop();
         await session.stop();

@@ -5,6 +5,10 @@ import type { Store } from '../store/index.js';
 import { MqttSession } from '../sync/mqtt-session.js';
 import { Reconciler, type ReconcilerOptions } from '../sync/reconciler.js';
 import { SyncState } from '../sync/sync-state.js';
+import { TrustStore } from '../sync/trust-store.js';
+import { legacyRoot, parseRoot, ROOT_MAX_BYTES } from '../../protocol/trust-root.js';
+import { OutpostError } from '../../protocol/errors/index.js';
+import { getSmall } from '../fetch/small-get.js';
 import { sessionTopics } from './session-topics.js';
 
 /**
@@ -24,7 +28,7 @@ export function createSyncEngine(
   store: Store,
   log: Logger,
   hooks: SyncHooks & { agentVersion: string },
-): { session: MqttSession; reconciler: Reconciler } {
+): { session: MqttSession; reconciler: Reconciler; trust: TrustStore } {
   const session = new MqttSession({
     url: config.cloud.mqtt,
     deviceId: config.deviceId,
@@ -38,15 +42,46 @@ export function createSyncEngine(
     log,
     agentVersion: hooks.agentVersion,
   });
+  const trust = createTrustStore(config, log, { minRefreshMs: config.trust.minRefreshMs });
   const reconciler = new Reconciler({
     ...hooks,
     deviceId: config.deviceId,
-    trustedKeys: config.trustedKeys,
+    trust,
     store,
     blobs: { baseUrl: config.cloud.http, headers: { authorization: `Bearer ${config.credentials.token}` } },
     state: new SyncState(join(config.modelsDir, '.outpost', 'sync.json')),
     publish: (doc) => session.publishReported(doc),
     log,
   });
-  return { session, reconciler };
+  return { session, reconciler, trust };
+}
+
+/**
+ * The device's root of trust: agent.json's trustedRoot, or for a config provisioned before roots
+ * existed its trustedKeys as the implicit root v1; walked forward from the cloud's
+ * /v1/trust/root/<N>.json with the device's own token (the roots are public, the token only
+ * identifies the reader).
+ */
+export function createTrustStore(config: AgentConfig, log: Logger, opts: { minRefreshMs?: number } = {}): TrustStore {
+  const base = config.cloud.http.replace(/\/$/, '');
+  return new TrustStore({
+    initial: config.trustedRoot ? parseRoot(config.trustedRoot) : legacyRoot(config.trustedKeys),
+    path: join(config.modelsDir, '.outpost', 'trust.json'),
+    fetchRoot: (version) =>
+      getSmall(
+        `${base}/v1/trust/root/${version}.json`,
+        { authorization: `Bearer ${config.credentials.token}` },
+        {
+          maxBytes: ROOT_MAX_BYTES,
+          timeoutMs: 10_000,
+          tooLarge: (size) =>
+            new OutpostError('TRUST_ROOT_TOO_LARGE', `root v${version} is ${size} bytes, more than ${ROOT_MAX_BYTES}`, {
+              version,
+              size,
+            }),
+        },
+      ),
+    log,
+    minRefreshMs: opts.minRefreshMs,
+  });
 }

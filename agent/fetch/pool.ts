@@ -56,6 +56,24 @@ export interface EnsureResult {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+
+/**
+ * The device's credentials go only to the cloud itself (same scheme, host and port as
+ * `baseUrl`). A mirror or CDN named by a desired state's `blobBase` gets no Authorization: it
+ * needs none, since every byte is checked against the signed sha256 and size, and a token sent
+ * there would let whoever runs the mirror act as the device (docs/security.md).
+ */
+export function headersFor(url: string, source: BlobSource): Record<string, string> | undefined {
+  const origin = (u: string): string | null => {
+    try {
+      return new URL(u).origin;
+    } catch {
+      return null;
+    }
+  };
+  const own = origin(source.baseUrl);
+  return own !== null && origin(url) === own ? source.headers : undefined;
+}
 const PARTIAL_MAX_AGE_MS = 24 * 3600_000;
 
 export class BlobPool {
@@ -76,7 +94,7 @@ export class BlobPool {
   /** True when the cache holds a complete blob of this hash (verified when it entered). */
   async has(blob: BlobRef): Promise<boolean> {
     const s = await stat(this.pathOf(blob.sha256)).catch(() => null);
-    return s !== null && s.isFile() && s.size === blob.size;
+    return s?.isFile() === true && s.size === blob.size;
   }
 
   async freeBytes(): Promise<number> {
@@ -86,7 +104,7 @@ export class BlobPool {
 
   /** Makes every blob present in the cache, downloading the missing ones in parallel. */
   async ensure(blobs: BlobRef[], source: BlobSource, opts: EnsureOptions = {}): Promise<EnsureResult> {
-    await mkdir(this.cacheDir, { recursive: true });
+    await mkdir(this.cacheDir, { recursive: true, mode: 0o750 });
     const unique = new Map<string, BlobRef>();
     for (const b of blobs) unique.set(b.sha256, b);
     const missing: BlobRef[] = [];
@@ -118,9 +136,10 @@ export class BlobPool {
       for (let b = queue.shift(); b && !firstError; b = queue.shift()) {
         const sha = b.sha256;
         try {
+          const url = source.urlOf ? source.urlOf(sha) : `${source.baseUrl.replace(/\/+$/, '')}/v1/blobs/${sha}`;
           const r = await downloadVerified({
-            url: source.urlOf ? source.urlOf(sha) : `${source.baseUrl.replace(/\/+$/, '')}/v1/blobs/${sha}`,
-            headers: source.headers,
+            url,
+            headers: headersFor(url, source),
             sha256: sha,
             size: b.size,
             dest: this.pathOf(sha),
@@ -133,7 +152,8 @@ export class BlobPool {
               report();
             },
           });
-          await chmod(this.pathOf(sha), 0o444);
+          // The same inode becomes the installed file (hard link): agent user and group only, read-only.
+          await chmod(this.pathOf(sha), 0o440);
           result.downloaded++;
           result.bytesFetched += r.bytesFetched;
           result.fetched.push(sha);

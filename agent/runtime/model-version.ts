@@ -5,10 +5,27 @@ import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { MODEL_JSON, parseColorsFile, parseModelManifest } from '../../protocol/manifest.js';
 import type { ModelManifest, ModelParameters } from '../../protocol/manifest-types.js';
 import type { LoadedModel, Tensor, TensorInfo } from './backend.js';
+import { type ImageInput, resolveImageInput, toModelInput } from './input-layout.js';
+import { letterboxFromFrame } from './letterbox.js';
+import { type ResolvedLayout, resolveOutputLayout } from './postprocess/layouts.js';
 import { postprocess, type PostOptions, type PredictResult } from './postprocess/index.js';
-import { preprocess, type RawFrame } from './preprocess.js';
+import { type BlobParams, blobFromFrame, decodeImage, parseFrame, preprocess, type RawFrame } from './preprocess.js';
 import type { BackendRegistry } from './registry.js';
 import { concreteShape, validateInputs } from './tensors.js';
+
+/**
+ * What /predict can do with a version, decided by its smoke test: `results` (typed results, the
+ * input and output layouts it uses and how each was chosen) or `raw-tensors` (the model runs and
+ * serves KServe inference, but its input is not one image or its outputs cannot be read; the
+ * reason says what was found and what to set).
+ */
+export type Serving =
+  | {
+      mode: 'results';
+      input: Pick<ImageInput, 'name' | 'layout' | 'dtype' | 'shape' | 'source'>;
+      output: ResolvedLayout;
+    }
+  | { mode: 'raw-tensors'; reason: { code: string; message: string } };
 
 /**
  * One loaded model version: its manifest, labels, colors and backend handle.
@@ -26,6 +43,8 @@ export interface InferOutput {
 
 export class ModelVersion {
   private disposed = false;
+  private state: Serving | undefined;
+  private input: ImageInput | undefined;
 
   private constructor(
     private folder: string,
@@ -92,27 +111,64 @@ export class ModelVersion {
     return { outputs, duration: (performance.now() - t0) / 1000 };
   }
 
+  /** Set by the smoke test; undefined before it ran. */
+  get serving(): Serving | undefined {
+    return this.state;
+  }
+
+  private get blobParams(): BlobParams {
+    const p = this.params;
+    return { size: p.size, mean: p.mean, scalefactor: p.scalefactor, swaprb: p.swaprb, crop: p.crop };
+  }
+
   /** Image bytes (JPEG/PNG) or a raw frame -> the typed result of the model's purpose. */
   async predict(image: Uint8Array | RawFrame, opts: PostOptions = {}): Promise<PredictResult> {
+    if (!this.state) await this.smokeTest();
+    const state = this.state!;
+    if (state.mode === 'raw-tensors') {
+      throw new OutpostError(
+        'RUNTIME_RAW_TENSORS_ONLY',
+        `${this.id} serves raw tensors only: ${state.reason.message}. Until then use KServe inference (POST /v2/models/${this.id}/infer)`,
+        { model: this.id, cause: state.reason.code },
+      );
+    }
+    const input = this.input!;
+    // Stretch goes through preprocess() (blobFromImage semantics); letterbox resizes inside the border.
+    const { tensor, geometry } = state.output.letterbox
+      ? letterboxFromFrame(image instanceof Uint8Array ? await decodeImage(image) : parseFrame(image), this.blobParams)
+      : await preprocess(image, this.blobParams);
+    const { outputs, duration } = await this.infer({ [input.name]: toModelInput(tensor, input) });
+    return this.post(outputs, duration, geometry, state.output, opts);
+  }
+
+  private post(
+    outputs: Record<string, Tensor>,
+    duration: number,
+    geometry: ReturnType<typeof blobFromFrame>['geometry'],
+    layout: ResolvedLayout | undefined,
+    opts: PostOptions,
+  ): PredictResult {
     const p = this.params;
-    const input = this.imageInput();
-    const { tensor, geometry } = await preprocess(image, {
-      size: p.size,
-      mean: p.mean,
-      scalefactor: p.scalefactor,
-      swaprb: p.swaprb,
-      crop: p.crop,
-    });
-    const { outputs, duration } = await this.infer({ [input.name]: tensor });
     const order = this.outputOrder;
     for (const n of order) {
       if (!outputs[n])
         throw new OutpostError(
           'RUNTIME_OUTPUT_UNEXPECTED',
-          `output_layer_names names "${n}" but the model has outputs ${Object.keys(outputs).join(', ')}`,
+          `output_layer_names names "${n}" but the model has outputs ${Object.keys(outputs).join(', ')}; fix "output_layer_names"`,
           { output: n },
         );
     }
+    const resolved =
+      layout ??
+      resolveOutputLayout({
+        purpose: p.purpose,
+        framework: p.framework_type,
+        params: p,
+        outputs,
+        outputOrder: order,
+        labels: this.labels,
+        inputLayout: this.input?.layout ?? 'NCHW',
+      });
     return postprocess(
       {
         outputs,
@@ -124,32 +180,59 @@ export class ModelVersion {
         framework: p.framework_type,
         duration,
         purpose: p.purpose,
+        layout: resolved.layout,
       },
       opts,
     );
   }
 
   /**
-   * The activation gate's trial run: a synthetic mid-gray frame of the model's own input size goes
-   * through pre-processing, the backend and post-processing, so a model whose input size or
-   * output layout does not match its JSON never becomes active. A model with several inputs
-   * cannot take an image: one run on zero tensors proves it executes.
+   * The gate before activation: the model runs once on a synthetic tensor of its own declared
+   * inputs (for an image model, a mid-gray frame of its input size through the pre-processing
+   * and the layout it takes). A model that does not run, or whose `size` contradicts its input,
+   * never becomes active. A model that runs but whose input is not one image, or whose outputs
+   * post-processing cannot read, is still served, as raw tensors only: KServe inference works,
+   * /predict answers RUNTIME_RAW_TENSORS_ONLY with the reason.
    */
   async smokeTest(): Promise<void> {
     try {
-      if (this.model.inputs.length !== 1) {
-        const feeds = Object.fromEntries(this.model.inputs.map((i) => [i.name, zeros(i)]));
+      const img = resolveImageInput(this.model.inputs, this.params);
+      if ('reason' in img) {
+        const feeds = Object.fromEntries(this.model.inputs.map((i) => [i.name, zeros(i, this.params.size)]));
         await this.infer(feeds);
+        this.rawOnly('RUNTIME_INPUT_INVALID', `${img.reason}; set "input_format" (NCHW or NHWC) if it is an image`);
         return;
       }
       const [w, h] = this.params.size;
-      await this.predict({
+      const frame: RawFrame = {
         width: w,
         height: h,
         channels: 3,
         format: 'bgr',
         data: new Uint8Array(w * h * 3).fill(127),
-      });
+      };
+      const { tensor, geometry } = blobFromFrame(frame, this.blobParams);
+      const { outputs, duration } = await this.infer({ [img.name]: toModelInput(tensor, img) });
+      this.input = img;
+      const { name, layout, dtype, shape, source } = img;
+      try {
+        const p = this.params;
+        const output = resolveOutputLayout({
+          purpose: p.purpose,
+          framework: p.framework_type,
+          params: p,
+          outputs,
+          outputOrder: this.outputOrder,
+          labels: this.labels,
+          inputLayout: img.layout,
+        });
+        this.post(outputs, duration, geometry, output, {});
+        this.state = { mode: 'results', input: { name, layout, dtype, shape, source }, output };
+        this.log.info({ model: this.id, input: this.state.input, output }, 'layouts chosen');
+      } catch (err) {
+        if (!(err instanceof OutpostError) || err.code !== 'RUNTIME_OUTPUT_UNEXPECTED') throw err;
+        this.rawOnly(err.code, err.message);
+      }
     } catch (err) {
       const e = err as OutpostError;
       throw new OutpostError(
@@ -161,37 +244,28 @@ export class ModelVersion {
     }
   }
 
+  private rawOnly(code: string, message: string): void {
+    this.state = { mode: 'raw-tensors', reason: { code, message } };
+    this.log.warn({ model: this.id, code, reason: message }, 'serving raw tensors only');
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     await this.model.dispose();
     this.log.info({ model: this.id, dir: this.dir }, 'model unloaded');
   }
-
-  private imageInput(): TensorInfo {
-    const [input] = this.model.inputs;
-    const [w, h] = this.params.size;
-    if (this.model.inputs.length !== 1 || !input || input.dtype !== 'float32' || input.shape.length !== 4) {
-      throw new OutpostError(
-        'RUNTIME_INPUT_INVALID',
-        `${this.id} does not take one float32 NCHW image; use infer with tensors`,
-        { inputs: this.model.inputs },
-      );
-    }
-    const fits = [1, 3, h, w].every((d, i) => input.shape[i] === null || input.shape[i] === d);
-    if (!fits) {
-      throw new OutpostError(
-        'RUNTIME_INPUT_INVALID',
-        `${this.id}: size [${w},${h}] in ${MODEL_JSON} does not fit the network input ${JSON.stringify(input.shape)}; fix "size"`,
-        { size: [w, h], shape: input.shape },
-      );
-    }
-    return input;
-  }
 }
 
-function zeros(info: TensorInfo): Tensor {
+/** Zeros of a declared input; dynamic dims are 1, or the JSON's size for a 4-D input's spatial axes. */
+function zeros(info: TensorInfo, size: [number, number]): Tensor {
   const shape = concreteShape(info);
+  if (info.shape.length === 4) {
+    const nchw = info.shape[1] === 3;
+    const [hAxis, wAxis] = nchw ? [2, 3] : [1, 2];
+    if (info.shape[hAxis] === null) shape[hAxis] = size[1];
+    if (info.shape[wAxis] === null) shape[wAxis] = size[0];
+  }
   const n = shape.reduce((a, b) => a * b, 1);
   const data =
     info.dtype === 'float32'

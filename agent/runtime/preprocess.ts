@@ -1,6 +1,6 @@
-import sharp from 'sharp';
 import { OutpostError } from '../../protocol/errors/index.js';
 import type { Tensor } from './backend.js';
+import { loadSharp } from './load-sharp.js';
 
 /**
  * Pre-processing with the semantics of OpenCV 4.6's
@@ -74,6 +74,7 @@ export async function decodeImage(bytes: Uint8Array, opts: { maxPixels?: number 
       'the bytes are not a JPEG or PNG image (unknown signature); send JPEG or PNG bytes',
       { length: bytes.length },
     );
+  const sharp = await loadSharp();
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: opts.maxPixels ?? MAX_IMAGE_PIXELS, failOn: 'error' })
       .rotate()
@@ -167,20 +168,34 @@ export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor;
   const src = frame.data;
   const rowA = new Float64Array(w * 3);
   const rowB = new Float64Array(w * 3);
+  // (level - mean[k]) * scalefactor for the 256 levels of each channel, computed as the loop
+  // would compute it (double, then stored as float32): the same bits, one lookup per element.
+  const lut = new Float32Array(3 * 256);
+  for (let k = 0; k < 3; k++) for (let v = 0; v < 256; v++) lut[k * 256 + v] = (v - p.mean[k]!) * p.scalefactor;
+  const [c0, c1, c2] = order as [number, number, number];
   for (let dy = 0; dy < h; dy++) {
     const y0 = ys.i0[dy]!,
       y1 = ys.i1[dy]!,
       fy = ys.f[dy]!;
     hpass(src, cols, cn, y0, xs, rowA);
-    if (fy !== 0) hpass(src, cols, cn, y1, xs, rowB);
-    for (let dx = 0; dx < w; dx++) {
-      for (let k = 0; k < 3; k++) {
-        const c = order[k]!;
-        const a = rowA[dx * 3 + c]!;
-        // Round to 8 bits like cv::resize's CV_8U output, then convert, subtract, scale.
-        const v = fy === 0 ? Math.round(a) : Math.round(a + (rowB[dx * 3 + c]! - a) * fy);
-        out[k * plane + dy * w + dx] = (v - p.mean[k]!) * p.scalefactor;
+    const base = dy * w;
+    if (fy === 0) {
+      for (let dx = 0, j = 0; dx < w; dx++, j += 3) {
+        out[base + dx] = lut[Math.round(rowA[j + c0]!)]!;
+        out[plane + base + dx] = lut[256 + Math.round(rowA[j + c1]!)]!;
+        out[2 * plane + base + dx] = lut[512 + Math.round(rowA[j + c2]!)]!;
       }
+      continue;
+    }
+    hpass(src, cols, cn, y1, xs, rowB);
+    for (let dx = 0, j = 0; dx < w; dx++, j += 3) {
+      // Round to 8 bits like cv::resize's CV_8U output, then convert, subtract, scale (the LUT).
+      const a0 = rowA[j + c0]!,
+        a1 = rowA[j + c1]!,
+        a2 = rowA[j + c2]!;
+      out[base + dx] = lut[Math.round(a0 + (rowB[j + c0]! - a0) * fy)]!;
+      out[plane + base + dx] = lut[256 + Math.round(a1 + (rowB[j + c1]! - a1) * fy)]!;
+      out[2 * plane + base + dx] = lut[512 + Math.round(a2 + (rowB[j + c2]! - a2) * fy)]!;
     }
   }
   return {
@@ -244,13 +259,22 @@ function linearTaps(srcLen: number, dstLen: number, inv: number, off: number, n:
 /** Horizontal pass of one source row into `out` (3 interleaved channels per output column). */
 function hpass(src: Uint8Array, cols: number, cn: number, y: number, xs: Taps, out: Float64Array): void {
   const base = y * cols * cn;
-  for (let j = 0; j < xs.i0.length; j++) {
-    const a = base + xs.i0[j]! * cn,
-      b = base + xs.i1[j]! * cn,
-      fx = xs.f[j]!;
-    for (let c = 0; c < 3; c++) {
-      const va = src[a + c]!;
-      out[j * 3 + c] = fx === 0 ? va : va + (src[b + c]! - va) * fx;
+  const { i0, i1, f } = xs;
+  for (let j = 0, o = 0; j < i0.length; j++, o += 3) {
+    const a = base + i0[j]! * cn,
+      fx = f[j]!;
+    if (fx === 0) {
+      out[o] = src[a]!;
+      out[o + 1] = src[a + 1]!;
+      out[o + 2] = src[a + 2]!;
+    } else {
+      const b = base + i1[j]! * cn;
+      const v0 = src[a]!,
+        v1 = src[a + 1]!,
+        v2 = src[a + 2]!;
+      out[o] = v0 + (src[b]! - v0) * fx;
+      out[o + 1] = v1 + (src[b + 1]! - v1) * fx;
+      out[o + 2] = v2 + (src[b + 2]! - v2) * fx;
     }
   }
 }

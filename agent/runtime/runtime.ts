@@ -3,7 +3,7 @@ import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { ModelManifest } from '../../protocol/manifest-types.js';
 import type { Tensor } from './backend.js';
-import { ModelVersion, type InferOutput } from './model-version.js';
+import { ModelVersion, type InferOutput, type Serving } from './model-version.js';
 import type { PostOptions, PredictResult } from './postprocess/index.js';
 import type { RawFrame } from './preprocess.js';
 import type { BackendCapability } from '../../protocol/reported-state.js';
@@ -38,6 +38,8 @@ export interface ServedModel {
   outputs: ModelVersion['outputs'];
   labels: string[];
   inFlight: number;
+  /** Typed results (with the layouts chosen) or raw tensors only (with the reason). */
+  serving?: Serving;
 }
 
 export interface RuntimeEvents {
@@ -177,6 +179,7 @@ export class Runtime {
       outputs: m.outputs,
       labels: m.labels,
       inFlight: s.refs,
+      serving: m.serving,
     };
   }
 

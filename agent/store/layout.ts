@@ -5,6 +5,15 @@ import { formatModelId, parseModelId, type ModelId } from '../../protocol/ids.js
 import { fsyncDir } from '../fs/atomic-file.js';
 
 /**
+ * Modes of what the store creates (docs/store.md, "Permissions"): only the agent's user and group
+ * (the group that may use the socket, 0660) can read models. Folders are 0750 narrowed by the
+ * agent's umask; files are exactly 0440: readable by the same two, and read-only because a
+ * published version never changes (a version folder with a writable file would be a bug).
+ */
+export const DIR_MODE = 0o750;
+export const FILE_MODE = 0o440;
+
+/**
  * Paths of the models folder:
  *   <dir>/<owner>/<name>/versions/<v>/...   complete, verified, read-only files
  *   <dir>/<owner>/<name>/current            symlink -> versions/<v>
@@ -27,7 +36,7 @@ export class Layout {
   }
 
   async init(): Promise<void> {
-    for (const d of [this.staging, this.trash, this.blobs]) await mkdir(d, { recursive: true });
+    for (const d of [this.staging, this.trash, this.blobs]) await mkdir(d, { recursive: true, mode: DIR_MODE });
   }
 
   modelDir(id: ModelId): string {

@@ -10,7 +10,7 @@ import { hashFile } from '../fs/hash-file.js';
 import { isNoSpace, linkOrCopy } from '../fetch/fs-util.js';
 import { parseVersionFiles, type VersionFile } from './files.js';
 import { clearJournal, readJournal, writeJournal, type InstallIntent } from './journal.js';
-import { Layout } from './layout.js';
+import { DIR_MODE, FILE_MODE, Layout } from './layout.js';
 
 export interface StoreOptions {
   dir: string;
@@ -238,7 +238,7 @@ export class Store {
           throw new OutpostError('FETCH_ABORTED', `install of ${id}@${version} was cancelled`, { id, version });
         const staging = join(this.layout.staging, intent.staging);
         result.rehashed = await this.stage(staging, files, new Set(r.fetched), req, log);
-        await mkdir(this.layout.versionsDir(mid), { recursive: true });
+        await mkdir(this.layout.versionsDir(mid), { recursive: true, mode: DIR_MODE });
         await rename(staging, target);
         await fsyncDir(dirname(target));
       }
@@ -284,7 +284,7 @@ export class Store {
     req: InstallRequest,
     log: Logger,
   ): Promise<number> {
-    await mkdir(staging, { recursive: true });
+    await mkdir(staging, { recursive: true, mode: DIR_MODE });
     const dirs = new Set<string>([staging]);
     const total = files.reduce((n, f) => n + f.size, 0);
     let done = 0;
@@ -292,7 +292,7 @@ export class Store {
     for (const f of files) {
       const dest = join(staging, f.path);
       dirs.add(dirname(dest));
-      await mkdir(dirname(dest), { recursive: true });
+      await mkdir(dirname(dest), { recursive: true, mode: DIR_MODE });
       const how = await linkOrCopy(this.pool.pathOf(f.sha256), dest);
       let actual: { sha256: string; size: number };
       if (how === 'linked' && fresh.has(f.sha256)) {
@@ -310,7 +310,7 @@ export class Store {
           { path: f.path, expected: f.sha256, actual: actual.sha256 },
         );
       }
-      await chmod(dest, 0o444);
+      await chmod(dest, FILE_MODE);
       done += f.size;
       req.onProgress?.({ phase: 'verifying', done, total });
       if (req.signal?.aborted)

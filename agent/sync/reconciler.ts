@@ -1,7 +1,6 @@
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { OutpostError, toOutpostError, isRetryable } from '../../protocol/errors/index.js';
 import { verifyDesired, type DesiredModel, type DesiredState } from '../../protocol/desired-state.js';
-import type { TrustedKey } from '../../protocol/signing.js';
 import type { Capabilities, ReportedModel, ReportedState } from '../../protocol/reported-state.js';
 import type { Store, InstallPhase } from '../store/index.js';
 import type { BlobSource } from '../fetch/index.js';
@@ -10,6 +9,7 @@ import { ExclusiveRunner } from './exclusive-runner.js';
 import { Backoff } from './backoff.js';
 import type { SyncState } from './sync-state.js';
 import { absent, next, reportedOf, type LifecycleEvent, type ModelRecord } from './lifecycle.js';
+import type { TrustStore } from './trust-store.js';
 
 /**
  * The reconcile loop: verified desired state -> plan -> apply, one apply at a time, reporting
@@ -22,7 +22,8 @@ import { absent, next, reportedOf, type LifecycleEvent, type ModelRecord } from 
  */
 export interface ReconcilerOptions {
   deviceId: string;
-  trustedKeys: readonly TrustedKey[];
+  /** The root of trust: its online keys verify desired states; it walks forward on unknown keys. */
+  trust: TrustStore;
   store: Store;
   blobs: BlobSource;
   /** Persisted applied revision and last verified document. */
@@ -43,11 +44,16 @@ export interface ReconcilerOptions {
   publish: (doc: ReportedState) => void;
   capabilities: () => Capabilities;
   agentVersion: string;
+  /** When this agent started (reported, so a rollout can tell a restart); default: the process start. */
+  startedAt?: string;
   log: Logger;
   now?: () => Date;
   retryMinMs?: number;
   retryMaxMs?: number;
 }
+
+/** Refusals that a newer root may cure: the walk runs, then the document is verified again. */
+const CURABLE_BY_NEW_ROOT = new Set(['DESIRED_UNTRUSTED_KEY', 'TRUST_ROOT_EXPIRED']);
 
 /** Install progress is reported at most this often (outcomes go out at once). */
 const PROGRESS_EVERY_MS = 1000;
@@ -64,8 +70,12 @@ export class Reconciler {
   private lastError: { code: string; message: string } | null = null;
   private readonly log: Logger;
   private stopped = false;
+  private readonly startedAt: string;
+  /** Counts received documents, so that a walk that ends late re-verifies only the newest one. */
+  private received = 0;
 
   constructor(private readonly opts: ReconcilerOptions) {
+    this.startedAt = opts.startedAt ?? new Date(Math.floor(Date.now() - process.uptime() * 1000)).toISOString();
     this.log = moduleLogger(opts.log, 'sync');
     this.runner = new ExclusiveRunner((err) => this.log.error({ err }, 'apply failed unexpectedly'));
     this.retry = new Backoff(opts.retryMinMs ?? 2_000, opts.retryMaxMs ?? 300_000);
@@ -90,27 +100,56 @@ export class Reconciler {
 
   /** A desired-state message from the broker (raw payload). Bad documents never reach the planner. */
   onDesired(payload: Buffer | string): void {
+    const seq = ++this.received;
     let verified: DesiredState;
+    const floorRevoked = this.floorRevoked();
     try {
-      verified = this.verify(payload, this.opts.state.lastRevision());
+      verified = this.verify(payload, floorRevoked ? null : this.opts.state.lastRevision());
     } catch (err) {
       const e = toOutpostError(err);
-      this.lastError = { code: e.code, message: e.message };
-      this.log.warn({ code: e.code }, e.message);
-      this.publishNow();
+      this.refused(e.code, e.message);
+      // A document by a key the trusted root does not name may be by a new online key: walk the
+      // root chain, then verify this document again (unless a newer one arrived meanwhile).
+      if (CURABLE_BY_NEW_ROOT.has(e.code)) void this.retryAfterWalk(payload, seq);
       return;
     }
+    const hadError = this.lastError !== null;
     this.lastError = null;
     if (this.desired && verified.revision === this.desired.revision) {
       this.log.debug({ revision: verified.revision }, 'desired state redelivered');
+      // The genuine document again after a refused one: say so, or the cloud keeps showing the refusal.
+      if (hadError) this.publishNow();
       // Every reconnect redelivers the retained document: an apply in flight already works toward
       // it, so it must not be cancelled (a flapping broker would otherwise restart every install).
       this.kick({ preempt: false });
       return;
     }
-    this.opts.state.save(verified.revision, typeof payload === 'string' ? payload : payload.toString('utf8'));
+    this.opts.state.save(
+      verified.revision,
+      typeof payload === 'string' ? payload : payload.toString('utf8'),
+      floorRevoked,
+    );
     this.failures.clear();
     this.accept(verified);
+  }
+
+  private refused(code: string, message: string): void {
+    this.lastError = { code, message };
+    this.log.warn({ code }, message);
+    this.publishNow();
+  }
+
+  private async retryAfterWalk(payload: Buffer | string, seq: number): Promise<void> {
+    const advanced = await this.opts.trust.refresh();
+    if (this.stopped || seq !== this.received) return;
+    if (advanced) {
+      this.received--;
+      this.onDesired(payload);
+      return;
+    }
+    // The walk found nothing newer; a root it refused says more than "untrusted key".
+    const why = this.opts.trust.lastError;
+    if (why) this.refused(why.code, why.message);
   }
 
   /** `sync` command: forget failures and apply again now. */
@@ -153,6 +192,7 @@ export class Reconciler {
         .sort((a, b) => a.id.localeCompare(b.id)),
       capabilities: this.opts.capabilities(),
       ...(this.lastError ? { desiredError: this.lastError } : {}),
+      startedAt: this.startedAt,
     };
   }
 
@@ -193,9 +233,30 @@ export class Reconciler {
     await this.runner.stop();
   }
 
+  /**
+   * Fast-forward recovery (TUF 5.3.11): when every key that signed the document holding the
+   * revision floor is now revoked, that floor may be a forged revision 2^50 by a stolen key, and
+   * keeping it would lock the device out of the cloud's genuine revisions for good. Documents by
+   * the revoked key are refused anyway, so the floor restarts from the next genuine document.
+   */
+  private floorRevoked(): boolean {
+    const doc = this.opts.state.lastDocument();
+    if (doc === null) return false;
+    let revoked: ReadonlySet<string>;
+    try {
+      revoked = this.opts.trust.online().revoked;
+      const ids = (JSON.parse(doc) as { signatures?: { keyid?: unknown }[] }).signatures?.map((x) => x.keyid) ?? [];
+      return ids.length > 0 && ids.every((id) => typeof id === 'string' && revoked.has(id));
+    } catch {
+      return false;
+    }
+  }
+
   private verify(payload: Buffer | string, lastRevision: number | null): DesiredState {
+    const online = this.opts.trust.online();
     return verifyDesired(payload, {
-      trustedKeys: this.opts.trustedKeys,
+      trustedKeys: online.keys,
+      revoked: online.revoked,
       deviceId: this.opts.deviceId,
       now: this.opts.now?.() ?? new Date(),
       lastRevision,

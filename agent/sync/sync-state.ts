@@ -30,8 +30,12 @@ export class SyncState {
     return this.document;
   }
 
-  save(revision: number, document: string): void {
-    this.revision = Math.max(revision, this.revision ?? revision);
+  /**
+   * `resetFloor`: the floor came from a document by a key the root has since revoked (TUF's
+   * fast-forward recovery), so the new document's revision replaces it instead of raising it.
+   */
+  save(revision: number, document: string, resetFloor = false): void {
+    this.revision = resetFloor ? revision : Math.max(revision, this.revision ?? revision);
     this.document = document;
     mkdirSync(dirname(this.path), { recursive: true });
     writeFileAtomicSync(this.path, JSON.stringify({ revision: this.revision, document }), { mode: 0o600 });

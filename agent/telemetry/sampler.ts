@@ -1,7 +1,7 @@
 import { statfs } from 'node:fs/promises';
-import si from 'systeminformation';
 import type { TelemetrySample } from '../../protocol/telemetry.js';
 import { CpuMeter } from './cpu.js';
+import { readHostMemory } from './memory.js';
 import type { InferenceStats } from './inference-stats.js';
 import { DEFAULT_SENSOR_ROOTS, readTemperatures, type SensorRoots } from './sensors.js';
 
@@ -14,8 +14,7 @@ export interface SamplerOptions {
 }
 
 /**
- * Takes one sample. Every source is asynchronous I/O (sysfs, /proc/meminfo through
- * systeminformation's mem(), statfs) or a cheap in-process call, so a sample never holds the
+ * Takes one sample. Every source is asynchronous I/O (sysfs, /proc/meminfo, statfs) or a cheap in-process call, so a sample never holds the
  * event loop for long; a source that fails yields an empty or null field, never a failed sample.
  */
 export class Sampler {
@@ -28,7 +27,7 @@ export class Sampler {
   async sample(): Promise<TelemetrySample> {
     const now = Date.now();
     const [mem, temperatures, disk] = await Promise.all([
-      si.mem().catch(() => null),
+      readHostMemory().catch(() => null),
       readTemperatures(this.opts.sensorRoots ?? DEFAULT_SENSOR_ROOTS).catch(() => []),
       statfs(this.opts.modelsDir).then(
         (s) => ({ path: this.opts.modelsDir, totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize }),
@@ -43,10 +42,9 @@ export class Sampler {
       at: new Date(now).toISOString(),
       intervalSeconds: Math.round((now - this.last) / 100) / 10,
       uptimeSeconds: Math.round((now - this.started) / 1000),
+      startedAt: new Date(this.started).toISOString(),
       cpu: { loadPercent: cpu.loadPercent, load1: cpu.load1, cores: cpu.cores },
-      memory: mem
-        ? { totalBytes: mem.total, availableBytes: mem.available, usedBytes: mem.total - mem.available }
-        : { totalBytes: 0, availableBytes: 0, usedBytes: 0 },
+      memory: mem ?? { totalBytes: 0, availableBytes: 0, usedBytes: 0 },
       process: { rssBytes: usage.rss, heapUsedBytes: usage.heapUsed, cpuPercent: cpu.processPercent },
       temperatures,
       disk,

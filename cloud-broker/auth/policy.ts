@@ -53,7 +53,12 @@ export function authorizeOwner(p: Principal, owner: string): void {
   }
 }
 
-/** Whether the principal may read a model or app of `owner` that is (or is not) public. */
+/**
+ * Whether the principal may read an app (or another object without deployments) of `owner`.
+ * Devices read none: what a device may see is decided by its desired state
+ * (cloud-broker/catalog/access.ts), and an app's model list is not part of it.
+ */
 export function canRead(p: Principal, owner: string, isPublic: boolean): boolean {
-  return p.kind !== 'user' || p.subject === owner || isPublic;
+  if (p.kind === 'device') return false;
+  return p.kind === 'admin' || p.subject === owner || isPublic;
 }

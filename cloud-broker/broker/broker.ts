@@ -1,11 +1,17 @@
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { parseDeviceTopic } from '../../protocol/topics.js';
 import { moduleLogger, type Logger } from '../../protocol/log.js';
+import { FailureLimiter } from '../auth/failure-limiter.js';
+import { DEFAULT_CLOUD_LIMITS, type CloudLimits } from '../limits.js';
+import { openBrokerCluster } from './cluster.js';
 import { canPublish, canSubscribe, clientIdAllowed, type Identity } from './acl.js';
+import { guardPackets, maxPacketBytes, PublishBudget, type PayloadKind } from './device-limits.js';
 
 /** Checks a username/password pair; null refuses the connection. Must not throw for bad input. */
 export type Authenticate = (username: string, password: Buffer) => Promise<Identity | null>;
@@ -20,6 +26,12 @@ export interface BrokerOptions {
   tls?: { port: number; cert: string | Buffer; key: string | Buffer };
   authenticate: Authenticate;
   log: Logger;
+  /** Per-device payload, rate and in-flight bounds (cloud-broker/limits.ts); defaults when absent. */
+  limits?: CloudLimits['broker'];
+  /** Failed-password limiter, shared with the HTTP API; one is made when absent. */
+  authLimiter?: FailureLimiter;
+  /** Join other replicas through Redis (`--redis`): see cluster.ts. Absent: one broker, in memory. */
+  redisUrl?: string;
 }
 
 export interface RunningBroker {
@@ -32,7 +44,7 @@ export interface RunningBroker {
   close(): Promise<void>;
 }
 
-function authError(code: 2 | 4 | 5, message: string): AuthenticateError {
+function authError(code: 2 | 3 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
 }
 
@@ -64,24 +76,47 @@ function urlHost(host: string): string {
 
 /**
  * Starts the embedded aedes broker with Outpost's authentication and ACL. Persistence is aedes's
- * in-memory default: retained desired states are re-published by the fleet from the database at
- * every start (docs/protocol.md), so the database, not the broker, is the source of truth.
+ * in-memory default, or Redis shared with the other replicas when `redisUrl` is given; either way
+ * retained desired states are re-published by the fleet from the database at every start
+ * (docs/protocol.md), so the database, not the broker, is the source of truth.
  */
 export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const log = moduleLogger(opts.log, 'broker');
+  const limits = opts.limits ?? DEFAULT_CLOUD_LIMITS.broker;
+  const limiter = opts.authLimiter ?? new FailureLimiter();
   const identities = new WeakMap<Client, Identity>();
+  const budgets = new WeakMap<Client, PublishBudget>();
   const byDevice = new Map<string, Set<Client>>();
+  const sourceOf = (client: Client): string =>
+    (client.conn as unknown as { remoteAddress?: string }).remoteAddress ?? 'unknown';
 
+  const cluster = opts.redisUrl ? openBrokerCluster(opts.redisUrl, log) : null;
   const broker = await Aedes.createBroker({
+    ...(cluster ? { mq: cluster.mq, persistence: cluster.persistence } : {}),
+    // QoS 2 publishes awaiting PUBREL count against the same in-flight bound as the others.
+    maxInflightInbound: limits.maxInflight,
     authenticate(client, username, password, done) {
       if (!username || !password) {
         done(authError(4, 'username and password required'), false);
         return;
       }
+      const source = sourceOf(client);
+      const blocked = limiter.check(source, username);
+      if (blocked) {
+        // 3.1.1 has no "slow down" code; 3 (server unavailable) makes clients retry later.
+        done(authError(3, `too many failed logins; retry after ${blocked.retryAfterSeconds} s`), false);
+        return;
+      }
       opts.authenticate(username, Buffer.from(password)).then(
         (id) => {
           if (!id) {
-            log.warn({ username, clientId: client.id }, 'refused connection: bad username or password');
+            const tripped = limiter.fail(source, username);
+            if (tripped.source || tripped.credential)
+              log.warn(
+                { source, username, by: tripped.source ? 'source' : 'credential', limits: limiter.limits },
+                'failed MQTT logins over the limit; refusing this address/username until the window ends',
+              );
+            else log.debug({ username, clientId: client.id }, 'refused connection: bad username or password');
             done(authError(4, 'bad username or password'), false);
           } else if (!clientIdAllowed(id, client.id)) {
             log.warn({ username, clientId: client.id }, 'refused connection: client id does not belong to this device');
@@ -91,7 +126,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
             if (id.kind === 'device') {
               let set = byDevice.get(id.deviceId);
               if (!set) byDevice.set(id.deviceId, (set = new Set()));
+              // One connection per device: the new one takes over (see takeOver).
+              takeOver(set, client, id.deviceId);
               set.add(client);
+              budgets.set(client, new PublishBudget(limits));
             }
             done(null, true);
           }
@@ -119,14 +157,49 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         return;
       }
       const id = identities.get(client);
-      if (id && canPublish(id, packet.topic)) {
-        done(null);
+      if (!id || !canPublish(id, packet.topic)) {
+        log.warn({ clientId: client.id, topic: packet.topic }, 'refused publish; closing the connection');
+        done(new Error(`not allowed to publish to ${packet.topic}`));
         return;
       }
-      log.warn({ clientId: client.id, topic: packet.topic }, 'refused publish; closing the connection');
-      done(new Error(`not allowed to publish to ${packet.topic}`));
+      const budget = budgets.get(client);
+      // canPublish passed, so this is one of the device's own writable topics.
+      const kind = parseDeviceTopic(packet.topic)?.kind as PayloadKind;
+      const refused = budget?.admit(kind, packet.payload.length) ?? null;
+      if (refused) {
+        log.warn(
+          { clientId: client.id, topic: packet.topic, ...refused },
+          'publish over the device limits; closing the connection',
+        );
+        done(new Error(`publish refused: ${refused.detail}`));
+        return;
+      }
+      done(null);
+    },
+    published(_packet, client, done) {
+      if (client) budgets.get(client)?.done();
+      done();
     },
   });
+
+  /**
+   * A second connection of the same device takes over: the older ones are closed without their
+   * Last Will (the device is not offline, it reconnected). Taking over rather than refusing is
+   * what MQTT does for a repeated client id [MQTT-3.1.4-2], and it matters here: a device whose
+   * TCP connection died without a FIN (power cut, NAT timeout) would otherwise be locked out
+   * until the broker's keepalive check noticed, up to 1.5 keepalives. A thief with the token can
+   * kick the device off this way, but a thief with the token can already do worse; the answer to
+   * that is revoking the token (`outpost device provision` again).
+   */
+  function takeOver(set: Set<Client>, fresh: Client, deviceId: string): void {
+    for (const old of [...set]) {
+      if (old === fresh) continue;
+      set.delete(old);
+      (old as Client & { will: unknown }).will = null;
+      log.info({ device: deviceId, old: old.id, new: fresh.id }, 'a new connection of the device took over');
+      old.close();
+    }
+  }
 
   broker.on('clientDisconnect', (client) => forget(client));
   broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
@@ -138,14 +211,24 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const servers: (NetServer | HttpServer)[] = [];
   let wss: WebSocketServer | null = null;
   try {
-    const tcp = createNetServer((socket) => broker.handle(socket));
+    const maxPacket = maxPacketBytes(limits);
+    const handle = (conn: Duplex, req?: IncomingMessage): void => {
+      const guarded = guardPackets(conn, maxPacket, (announced) =>
+        log.warn(
+          { source: (conn as { remoteAddress?: string }).remoteAddress, announced, max: maxPacket },
+          'MQTT packet over the size limit; closing the connection',
+        ),
+      );
+      broker.handle(guarded, req);
+    };
+    const tcp = createNetServer((socket) => handle(socket));
     servers.push(tcp);
     const port = await listen(tcp, opts.port, opts.host, 'tcp');
     const url = `mqtt://${urlHost(opts.host)}:${port}`;
 
     let tlsUrl: string | null = null;
     if (opts.tls) {
-      const tls = createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, (socket) => broker.handle(socket));
+      const tls = createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, (socket) => handle(socket));
       servers.push(tls);
       tlsUrl = `mqtts://${urlHost(opts.host)}:${await listen(tls, opts.tls.port, opts.host, 'tls')}`;
     }
@@ -156,8 +239,9 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket: upgrade required\n');
       });
       servers.push(http);
-      wss = new WebSocketServer({ server: http });
-      wss.on('connection', (ws, req) => broker.handle(createWebSocketStream(ws), req));
+      // ws buffers a whole frame (100 MiB by default) before the packet guard sees it.
+      wss = new WebSocketServer({ server: http, maxPayload: maxPacket + 1024 });
+      wss.on('connection', (ws, req) => handle(createWebSocketStream(ws), req));
       wsUrl = `ws://${urlHost(opts.host)}:${await listen(http, opts.wsPort, opts.host, 'websocket')}/mqtt`;
     }
     log.info({ url, tlsUrl, wsUrl }, 'MQTT broker listening');
@@ -180,6 +264,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         closed ??= (async () => {
           // aedes closes its client connections; the listeners then have nothing left open.
           await new Promise<void>((resolve) => broker.close(() => resolve()));
+          await cluster?.close();
           wss?.close();
           await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
           log.info('MQTT broker closed');
@@ -189,6 +274,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     };
   } catch (err) {
     await new Promise<void>((resolve) => broker.close(() => resolve()));
+    await cluster?.close();
     for (const s of servers) s.close();
     throw err;
   }

@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { TOPIC_ROOT } from '../../protocol/topics.js';
+import { DEFAULT_CLOUD_LIMITS, type CloudLimits } from '../limits.js';
 
 const run = promisify(execFile);
 
@@ -40,7 +41,10 @@ export function mosquittoConf(o: {
   passwordFile: string;
   aclFile: string;
   user?: string;
+  limits?: CloudLimits['broker'];
+  maxConnections?: number;
 }): string {
+  const limits = o.limits ?? DEFAULT_CLOUD_LIMITS.broker;
   return [
     // Started as root, mosquitto switches to this user; it must be able to read the 0600 files.
     ...(o.user ? [`user ${o.user}`] : []),
@@ -50,7 +54,15 @@ export function mosquittoConf(o: {
     `acl_file ${o.aclFile}`,
     'use_username_as_clientid true',
     'persistence false',
+    // The embedded broker's per-device bounds (cloud-broker/limits.ts) in Mosquitto's terms:
+    // one payload cap for all topics (the largest, reports'), in-flight and queued messages per
+    // client, connections per listener. Mosquitto 2 has no publish-rate limit; the in-flight cap
+    // is what bounds a flooding client there.
+    `message_size_limit ${limits.maxPayload.reported}`,
+    `max_inflight_messages ${limits.maxInflight}`,
+    'max_queued_messages 1000',
     `listener ${o.port} ${o.host}`,
+    `max_connections ${o.maxConnections ?? DEFAULT_CLOUD_LIMITS.http.maxConnections}`,
     'log_dest stderr',
     'log_type error',
     'log_type warning',

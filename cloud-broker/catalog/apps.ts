@@ -22,7 +22,7 @@ export function parseAppBody(body: unknown): AppModels {
   return out;
 }
 
-/** Apps have no public flag: users read only their own; admin and devices read all. */
+/** Apps have no public flag: users read only their own; the admin reads all; devices none. */
 export function getApp(db: Db, p: Principal, owner: string, app: string): AppDetail {
   const row = canRead(p, owner, false)
     ? (db.prepare('SELECT models, updated_at FROM apps WHERE owner = ? AND app = ?').get(owner, app) as

@@ -1,8 +1,9 @@
 import { OutpostError } from '../../protocol/errors/index.js';
 import type { VersionFile } from '../../protocol/manifest-types.js';
-import { canRead, type Principal } from '../auth/index.js';
+import type { Principal } from '../auth/index.js';
 import type { CreatedVersion, ModelDetail, ModelSummary, VersionDetail, VersionSummary } from '../client/types.js';
 import type { Db } from '../db/open.js';
+import { canReadModel } from './access.js';
 import { canonicalJson, sha256Hex } from './canonical.js';
 import type { VersionBody } from './parse-version-body.js';
 
@@ -79,18 +80,21 @@ function summary(r: ModelRow): ModelSummary {
   };
 }
 
-/** Models the principal may see: users see their own and public ones; admin and devices all. */
+const visible = (db: Db, p: Principal, r: ModelRow, version?: number): boolean =>
+  canReadModel(db, p, { owner: r.owner, name: r.name, public: r.public === 1 }, version);
+
+/** Models the principal may see (catalog/access.ts): own and public ones, or a device's deployed ones. */
 export function listModels(db: Db, p: Principal): ModelSummary[] {
   const rows = db.prepare(`SELECT ${MODEL_COLUMNS} FROM models m ORDER BY m.owner, m.name`).all() as ModelRow[];
-  return rows.filter((r) => canRead(p, r.owner, r.public === 1)).map(summary);
+  return rows.filter((r) => visible(db, p, r)).map(summary);
 }
 
-/** The model row if it exists and is visible; a private model of another owner is "not found". */
+/** The model row if it exists and is visible; an invisible model is "not found", like an absent one. */
 function findModel(db: Db, p: Principal, owner: string, name: string): ModelRow {
   const r = db.prepare(`SELECT ${MODEL_COLUMNS} FROM models m WHERE m.owner = ? AND m.name = ?`).get(owner, name) as
     | ModelRow
     | undefined;
-  if (!r || !canRead(p, r.owner, r.public === 1)) {
+  if (!r || !visible(db, p, r)) {
     throw new OutpostError(
       'CATALOG_MODEL_NOT_FOUND',
       `no model "${owner}/${name}" is visible to you; check the id with \`outpost model list\``,
@@ -130,7 +134,7 @@ export function getVersion(
       : (db
           .prepare('SELECT version, manifest, digest, created_at FROM versions WHERE model_id = ? AND version = ?')
           .get(r.id, v) as { version: number; manifest: string; digest: string; created_at: string } | undefined);
-  if (!row) {
+  if (!row || !visible(db, p, r, row.version)) {
     throw new OutpostError(
       'CATALOG_VERSION_NOT_FOUND',
       `model "${owner}/${name}" has no version ${version} (latest is ${r.latest ?? 'none'}); see \`outpost model versions ${owner}/${name}\``,

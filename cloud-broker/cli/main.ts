@@ -105,11 +105,59 @@ const FLEET_VERBS: Record<string, Verb> = {
   },
   'rollout status': {
     load: async () => (await import('./commands/rollout.js')).rolloutStatus,
-    help: 'desired vs reported versions per device',
+    help: 'desired vs reported versions per device; with <id>, one staged rollout',
+  },
+  'rollout list': {
+    load: async () => (await import('./commands/rollout.js')).rolloutList,
+    help: 'staged rollouts: state, batch, device counts',
+  },
+  'rollout pause': {
+    load: async () => (await import('./commands/rollout.js')).rolloutPause,
+    help: 'stop sending batches of a rollout',
+  },
+  'rollout resume': {
+    load: async () => (await import('./commands/rollout.js')).rolloutResume,
+    help: 'continue a paused rollout',
+  },
+  'rollout abort': {
+    load: async () => (await import('./commands/rollout.js')).rolloutAbort,
+    help: 'end a rollout and send its devices back (--keep: leave them)',
+  },
+  plan: {
+    load: async () => (await import('./commands/plan.js')).plan,
+    help: 'what a deploy would do per device; changes nothing',
+  },
+  audit: {
+    load: async () => (await import('./commands/audit.js')).audit,
+    help: 'who changed what in the fleet, and when',
   },
   rollback: {
     load: async () => (await import('./commands/rollback.js')).rollback,
     help: 'go back to the previous version on a target',
+  },
+  'device command': {
+    load: async () => (await import('./commands/device-command.js')).deviceCommand,
+    help: 'send a signed sync, rollback, report or telemetry command to a device',
+  },
+  'keys init': {
+    load: async () => (await import('./commands/keys.js')).keysInit,
+    help: 'create the root keys (k of n, kept offline) and the first root',
+  },
+  'keys show': {
+    load: async () => (await import('./commands/keys.js')).keysShow,
+    help: 'show the root of trust, its online key and revoked keys',
+  },
+  'keys rotate-online': {
+    load: async () => (await import('./commands/keys.js')).keysRotateOnline,
+    help: 'replace the online signing key (needs root keys)',
+  },
+  'keys rotate-root': {
+    load: async () => (await import('./commands/keys.js')).keysRotateRoot,
+    help: 'replace the root keys (old threshold + new keys sign)',
+  },
+  'keys revoke': {
+    load: async () => (await import('./commands/keys.js')).keysRevoke,
+    help: 'revoke a root or online key',
   },
 };
 

@@ -2,6 +2,8 @@ import { CATALOG_V1 } from './migrations-catalog.js';
 import type { Migration } from './migrate.js';
 import { FLEET_V1 } from './migrations-fleet.js';
 import { TELEMETRY_V1 } from '../fleet/telemetry.js';
+import { ACCESS_V1 } from './migrations-access.js';
+import { ROLLOUTS_V1 } from './migrations-rollouts.js';
 
 /**
  * Every schema migration of the cloud database, applied in this order; the index + 1 of the last
@@ -15,4 +17,6 @@ export const MIGRATIONS: readonly Migration[] = [
   // append new migrations below this line
   FLEET_V1,
   TELEMETRY_V1,
+  ACCESS_V1,
+  ROLLOUTS_V1,
 ];

@@ -24,8 +24,8 @@ export class GraphBuilder {
   private readonly outputs: IValueInfo[] = [];
   private counter = 0;
 
-  input(name: string, dims: number[]): string {
-    this.inputs.push(valueInfo(name, T.FLOAT, dims));
+  input(name: string, dims: number[], elemType: number = T.FLOAT): string {
+    this.inputs.push(valueInfo(name, elemType, dims));
     return name;
   }
 
@@ -105,4 +105,4 @@ function attr(name: string, v: AttrValue): IAttr {
   return Number.isInteger(v) ? { name, type: A.INT, i: v } : { name, type: A.FLOAT, f: v };
 }
 
-export const ELEM = { FLOAT: T.FLOAT, INT64: T.INT64 } as const;
+export const ELEM = { FLOAT: T.FLOAT, INT64: T.INT64, UINT8: T.UINT8 } as const;

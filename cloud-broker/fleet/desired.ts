@@ -1,30 +1,41 @@
 import { createHash } from 'node:crypto';
 import type { DesiredModel, DesiredSigned } from '../../protocol/desired-state.js';
 import { canonicalJson } from '../../protocol/signing.js';
-import type { Deployment } from './types.js';
+import type { Deployment, Target } from './types.js';
 
 /**
  * Which deployment decides each model on one device: of the live deployments whose target
  * matches the device (its id, one of its tags, or all), the newest wins. "Newest wins" makes the
  * last operator action the one in force, whatever its scope, and makes a device that joins a tag
  * later pick up that tag's deployment (unless something newer targets it). Pure.
+ *
+ * A deployment of a rollout that is not done holds only on the devices that rollout sent
+ * (`scopes`: rollout id -> sent devices; a rollout absent from it is done). Every other device
+ * keeps what the older deployments say, which is how batches, and the old version for a device
+ * that joins the target mid-rollout, come about.
  */
 export function effectiveDeployments(
   live: readonly Deployment[],
   device: { id: string; tags: readonly string[] },
+  scopes: ReadonlyMap<number, ReadonlySet<string>> = new Map(),
 ): Map<string, Deployment> {
-  const tags = new Set(device.tags);
   const out = new Map<string, Deployment>();
   for (const d of live) {
-    const matches =
-      d.target.kind === 'all' ||
-      (d.target.kind === 'device' && d.target.value === device.id) ||
-      (d.target.kind === 'tag' && tags.has(d.target.value));
-    if (!matches) continue;
+    if (d.rolloutId !== null && scopes.get(d.rolloutId)?.has(device.id) === false) continue;
+    if (!targets(d.target, device)) continue;
     const prev = out.get(d.model);
     if (!prev || d.id > prev.id) out.set(d.model, d);
   }
   return out;
+}
+
+/** Whether a target (its id, one of its tags, or all) covers the device. Pure. */
+export function targets(t: Target, device: { id: string; tags: readonly string[] }): boolean {
+  return (
+    t.kind === 'all' ||
+    (t.kind === 'device' && t.value === device.id) ||
+    (t.kind === 'tag' && device.tags.includes(t.value))
+  );
 }
 
 /**

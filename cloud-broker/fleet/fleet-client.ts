@@ -1,8 +1,12 @@
 import { OutpostError, fromErrorBody } from '../../protocol/errors/index.js';
 import type { DesiredSigned } from '../../protocol/desired-state.js';
 import type { ReportedState } from '../../protocol/reported-state.js';
+import type { TrustedKey } from '../../protocol/signing.js';
+import type { TrustStatus } from '../signing/trust.js';
+import type { CommandSent } from './fleet.js';
 import type { AgentConfigDraft } from './provision.js';
 import type { RolloutDevice } from './rollout.js';
+import type { AuditEntry, Plan, RolloutSummary, RolloutView } from './rollout-types.js';
 import type { LatestTelemetry } from './telemetry.js';
 import type { Deployment, DeviceRecord, Target } from './types.js';
 
@@ -29,6 +33,8 @@ export class FleetClient {
     desired: DesiredSigned | null;
     reported: ReportedState | null;
     telemetry: LatestTelemetry | null;
+    /** The device's last answer to each signed command. */
+    commands?: Record<string, unknown>[];
   }> {
     return this.call('GET', `/v1/devices/${encodeURIComponent(id)}`);
   }
@@ -41,15 +47,63 @@ export class FleetClient {
     return this.call('DELETE', `/v1/devices/${encodeURIComponent(id)}`);
   }
 
+  /** With `rollout` (a policy body) the deploy is staged and the answer carries the rollout. */
   deploy(
     spec: { model: string } | { app: string },
     target: Target,
-  ): Promise<{ target: Target; deployments: Deployment[]; devices: string[] }> {
-    return this.call('POST', '/v1/deployments', { ...spec, target });
+    rollout?: Record<string, unknown> | null,
+  ): Promise<{ target: Target; deployments: Deployment[]; devices: string[]; rollout?: RolloutSummary }> {
+    return this.call('POST', '/v1/deployments', { ...spec, target, ...(rollout ? { rollout } : {}) });
+  }
+
+  async plan(
+    spec: { model: string } | { app: string },
+    target: Target,
+    rollout?: Record<string, unknown> | null,
+  ): Promise<Plan> {
+    return (await this.call<{ plan: Plan }>('POST', '/v1/plans', { ...spec, target, ...(rollout ? { rollout } : {}) }))
+      .plan;
+  }
+
+  async rollouts(states?: string[]): Promise<RolloutSummary[]> {
+    const q = states?.length ? `?state=${encodeURIComponent(states.join(','))}` : '';
+    return (await this.call<{ rollouts: RolloutSummary[] }>('GET', `/v1/rollouts${q}`)).rollouts;
+  }
+
+  async rolloutView(id: number): Promise<RolloutView> {
+    return (await this.call<{ rollout: RolloutView }>('GET', `/v1/rollouts/${id}`)).rollout;
+  }
+
+  async rolloutControl(id: number, verb: 'pause' | 'resume' | 'abort', body: object = {}): Promise<RolloutView> {
+    return (await this.call<{ rollout: RolloutView }>('POST', `/v1/rollouts/${id}/${verb}`, body)).rollout;
+  }
+
+  async audit(q: { since?: string; device?: string; rollout?: number; limit?: number } = {}): Promise<AuditEntry[]> {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) if (v !== undefined) params.set(k, String(v));
+    const qs = params.size ? `?${params}` : '';
+    return (await this.call<{ entries: AuditEntry[] }>('GET', `/v1/audit${qs}`)).entries;
   }
 
   rollback(model: string, target: Target): Promise<{ target: Target; devices: string[]; from: number; to: number }> {
     return this.call('POST', '/v1/rollbacks', { model, target });
+  }
+
+  /** A signed imperative command (sync, rollback {model}, report, telemetry) for one device. */
+  sendCommand(id: string, command: string, model?: string): Promise<CommandSent> {
+    return this.call('POST', `/v1/devices/${encodeURIComponent(id)}/commands`, { command, model });
+  }
+
+  trustStatus(): Promise<TrustStatus> {
+    return this.call('GET', '/v1/trust');
+  }
+
+  createOnlineKey(): Promise<TrustedKey> {
+    return this.call('POST', '/v1/trust/online-keys', {});
+  }
+
+  installRoot(root: unknown): Promise<{ version: number; onlineChanged: boolean; resigned: number }> {
+    return this.call('POST', '/v1/trust/root', { root });
   }
 
   async rollout(): Promise<RolloutDevice[]> {

@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { buildCommand } from '../../protocol/command.js';
+import { COMMANDS, type CommandName } from '../../protocol/topics.js';
 import type { AgentConfigDraft } from './provision.js';
 import { parseDesiredSigned, type DesiredModel, type DesiredSigned } from '../../protocol/desired-state.js';
 import { OutpostError } from '../../protocol/errors/index.js';
@@ -12,13 +15,18 @@ import { appModels, desiredModelOf, latestVersion, versionExists } from './catal
 import { buildSigned, effectiveDeployments, modelsDigest, planRollback } from './desired.js';
 import type { Publisher } from './publisher.js';
 import { rolloutOf, type RolloutDevice } from './rollout.js';
+import { AuditStore, SYSTEM_ACTOR, type Actor } from './audit-store.js';
+import { RolloutStore } from './rollout-store.js';
 import { FleetStore } from './store.js';
 import { TelemetryStore, type LatestTelemetry } from './telemetry.js';
 import { describeTarget, parseTag, type Deployment, type DeviceRecord, type Target } from './types.js';
 
 export interface FleetOptions {
   db: Db;
+  /** The online key (cloud-broker/signing/trust.ts follows rotations behind this one object). */
   signer: Signer;
+  /** The newest root for agent.json's trustedRoot (undefined before `outpost keys init`). */
+  provisionRoot?: () => Record<string, unknown> | undefined;
   log: Logger;
   /** Written into agent.json by provision (`ca` only when the broker uses a private CA). */
   urls: AgentConfigDraft['cloud'];
@@ -32,6 +40,29 @@ export interface FleetOptions {
 
 export type DeploySpec = { model: string } | { app: string };
 
+export interface CommandSent {
+  device: string;
+  command: CommandName;
+  args: Record<string, string>;
+  nonce: string;
+  expires: string;
+  keyid: string;
+}
+
+/** One model version of a deployment, resolved against the catalog. */
+export interface DeployItem {
+  model: string;
+  version: number;
+  app: string | null;
+}
+
+/** Signs and stores the new desired state of these devices inside the caller's transaction. */
+export type SignFn = (
+  ids?: readonly string[],
+  /** `resign`: a new revision even when nothing changed (the online key was rotated). */
+  opts?: { resign?: boolean },
+) => { changed: string[]; revisions: Map<string, number> };
+
 export interface DeployResult {
   target: Target;
   deployments: Deployment[];
@@ -40,6 +71,12 @@ export interface DeployResult {
 }
 
 const DAY = 24 * 3600;
+
+export interface DesiredContext {
+  live: Deployment[];
+  scopes: Map<number, Set<string>>;
+  cache: Map<string, Omit<DesiredModel, 'blobBase'> | null>;
+}
 
 /**
  * The fleet: devices, tags, deployments, and one signed desired-state document per device.
@@ -51,15 +88,23 @@ const DAY = 24 * 3600;
 export class Fleet {
   readonly store: FleetStore;
   readonly telemetry: TelemetryStore;
+  readonly audit: AuditStore;
+  readonly rollouts: RolloutStore;
   private publisher: Publisher | null = null;
   private readonly log: Logger;
   private readonly lifetime: number;
   private blobBase: string;
   private timer: NodeJS.Timeout | null = null;
+  /** Called after a report or telemetry sample was taken in (the rollout scheduler listens). */
+  onDeviceEvent: (deviceId: string) => void = () => undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last answer of each device to each command (device -> command -> answer); in memory, bounded by devices x commands. */
+  private readonly answers = new Map<string, Map<string, Record<string, unknown>>>();
 
   constructor(private readonly opts: FleetOptions) {
     this.store = new FleetStore(opts.db);
+    this.audit = new AuditStore(opts.db);
+    this.rollouts = new RolloutStore(opts.db);
     this.log = moduleLogger(opts.log, 'fleet');
     this.telemetry = new TelemetryStore(opts.db, this.log.child({ part: 'telemetry' }));
     this.lifetime = opts.lifetimeSeconds ?? 7 * DAY;
@@ -102,6 +147,7 @@ export class Fleet {
   async provision(
     idIn: string,
     tagsIn: readonly string[] = [],
+    actor: Actor = SYSTEM_ACTOR,
   ): Promise<{ device: DeviceRecord; agentConfig: AgentConfigDraft }> {
     const id = parseDeviceId(idIn);
     const tags = [...new Set(tagsIn.map((t, i) => parseTag(t, `tags[${i}]`)))];
@@ -115,10 +161,12 @@ export class Fleet {
         );
       }
       this.store.upsertDevice(id, tags);
+      this.audit.append(actor, 'device.provision', { devices: [id], details: { tags, token: 'created' } });
       return createToken(this.opts.db, 'device', id);
     })();
     this.log.info({ device: id, tags }, 'device provisioned');
     await this.reconcile([id]);
+    const root = this.opts.provisionRoot?.();
     return {
       device: this.store.getDevice(id)!,
       agentConfig: {
@@ -130,6 +178,7 @@ export class Fleet {
         },
         credentials: { username: id, token },
         trustedKeys: [this.opts.signer.trustedKey()],
+        ...(root ? { trustedRoot: root } : {}),
         tags,
       },
     };
@@ -148,13 +197,15 @@ export class Fleet {
   }
 
   /** Revokes the device's credentials, drops its connections and its retained desired state. */
-  async remove(idIn: string): Promise<void> {
+  async remove(idIn: string, actor: Actor = SYSTEM_ACTOR): Promise<void> {
     const d = this.getDevice(idIn);
     this.opts.db.transaction(() => {
-      revokeTokens(this.opts.db, 'device', d.id);
+      const revoked = revokeTokens(this.opts.db, 'device', d.id);
+      this.audit.append(actor, 'device.remove', { devices: [d.id], details: { tokensRevoked: revoked } });
       this.store.markRemoved(d.id);
       this.telemetry.forget(d.id);
     })();
+    this.answers.delete(d.id);
     this.opts.onRevoke?.(d.id);
     await this.publisher
       ?.clearDesired(d.id)
@@ -162,15 +213,21 @@ export class Fleet {
     this.log.info({ device: d.id }, 'device removed and its credentials revoked');
   }
 
-  async tag(idIn: string, add: readonly string[], remove: readonly string[]): Promise<DeviceRecord> {
+  async tag(
+    idIn: string,
+    add: readonly string[],
+    remove: readonly string[],
+    actor: Actor = SYSTEM_ACTOR,
+  ): Promise<DeviceRecord> {
     const d = this.getDevice(idIn);
     const a = add.map((t, i) => parseTag(t, `add[${i}]`));
     const r = remove.map((t, i) => parseTag(t, `remove[${i}]`));
-    this.opts.db.transaction(() => {
+    await this.transact((sign) => {
       this.store.removeTags(d.id, r);
       this.store.addTags(d.id, a);
-    })();
-    await this.reconcile([d.id]);
+      this.audit.append(actor, 'device.tag', { devices: [d.id], details: { add: a, remove: r } });
+      sign([d.id]);
+    });
     return this.getDevice(d.id);
   }
 
@@ -186,9 +243,37 @@ export class Fleet {
     );
   }
 
-  async deploy(spec: DeploySpec, targetIn: Target): Promise<DeployResult> {
+  async deploy(spec: DeploySpec, targetIn: Target, actor: Actor = SYSTEM_ACTOR): Promise<DeployResult> {
     const target = this.parseTarget(targetIn);
-    const items: { model: string; version: number; app: string | null }[] = [];
+    const items = this.resolveDeploy(spec);
+    this.refuseBusy(items.map((i) => i.model));
+    const { deployments, devices } = await this.transact((sign) => {
+      const deployments = items.map((it) => this.store.insertDeployment(target, it.model, it.version, it.app));
+      const { changed } = sign();
+      this.audit.append(actor, 'deploy', {
+        devices: changed,
+        details: { target, models: items.map(({ model, version }) => ({ model, version })), app: items[0].app },
+      });
+      return { deployments, devices: changed };
+    });
+    this.log.info({ target, items }, `deployed to ${describeTarget(target)}`);
+    return { target, deployments, devices };
+  }
+
+  /** Refuses a change to models that a running or paused rollout is deploying. */
+  refuseBusy(models: readonly string[]): void {
+    const busy = this.rollouts.activeFor(models);
+    if (busy.length > 0)
+      throw new OutpostError(
+        'ROLLOUT_BUSY',
+        `rollout ${busy[0].id} (${busy[0].state}) is deploying ${busy[0].models.map((m) => `${m.model}@${m.version}`).join(', ')}; wait for it, or \`outpost rollout abort ${busy[0].id}\` first`,
+        { rollout: busy[0].id },
+      );
+  }
+
+  /** The model versions a deploy spec names, checked against the catalog. */
+  resolveDeploy(spec: DeploySpec): DeployItem[] {
+    const items: DeployItem[] = [];
     if ('app' in spec) {
       const app = formatModelId(parseModelId(spec.app, 'app'));
       const models = appModels(this.opts.db, app);
@@ -221,16 +306,17 @@ export class Fleet {
         );
       }
     }
-    const deployments = this.opts.db.transaction(() =>
-      items.map((it) => this.store.insertDeployment(target, it.model, it.version, it.app)),
-    )();
-    this.log.info({ target, items }, `deployed to ${describeTarget(target)}`);
-    return { target, deployments, devices: await this.reconcile() };
+    return items;
   }
 
-  async rollback(modelIn: string, targetIn: Target): Promise<DeployResult & { from: number; to: number }> {
+  async rollback(
+    modelIn: string,
+    targetIn: Target,
+    actor: Actor = SYSTEM_ACTOR,
+  ): Promise<DeployResult & { from: number; to: number }> {
     const target = this.parseTarget(targetIn);
     const model = formatModelId(parseModelId(modelIn, 'model'));
+    this.refuseBusy([model]);
     const plan = planRollback(this.store.liveDeploymentsFor(target, model));
     if (!plan)
       throw new OutpostError(
@@ -238,22 +324,45 @@ export class Fleet {
         `${model} has no earlier deployment to ${describeTarget(target)} to go back to`,
         { model, target },
       );
-    this.store.markRolledBack(plan.undo);
+    const devices = await this.transact((sign) => {
+      this.store.markRolledBack(plan.undo);
+      const { changed } = sign();
+      this.audit.append(actor, 'rollback', {
+        devices: changed,
+        details: { target, model, from: plan.from, to: plan.to },
+      });
+      return changed;
+    });
     this.log.info({ target, model, from: plan.from, to: plan.to }, 'rolled back');
-    return { target, deployments: [], devices: await this.reconcile(), from: plan.from, to: plan.to };
+    return { target, deployments: [], devices, from: plan.from, to: plan.to };
   }
 
   // ---- desired state ---------------------------------------------------------------------
 
   /** The models a device should hold now, from the live deployments and the catalog. */
-  desiredModels(device: { id: string; tags: readonly string[] }): DesiredModel[] {
-    const eff = effectiveDeployments(this.store.liveDeployments(), device);
+  desiredModels(
+    device: { id: string; tags: readonly string[] },
+    ctx: DesiredContext = this.desiredContext(),
+  ): DesiredModel[] {
+    const eff = effectiveDeployments(ctx.live, device, ctx.scopes);
     const models: DesiredModel[] = [];
     for (const d of [...eff.values()].sort((a, b) => a.model.localeCompare(b.model))) {
-      const m = desiredModelOf(this.opts.db, d.model, d.version);
+      const key = `${d.model}@${d.version}`;
+      let m = ctx.cache.get(key);
+      if (m === undefined) ctx.cache.set(key, (m = desiredModelOf(this.opts.db, d.model, d.version)));
       if (m) models.push({ ...m, blobBase: this.blobBase });
     }
     return models;
+  }
+
+  /** A published version as a desired-state entry (no blob base), or null when it is not in the catalog. */
+  catalogModel(model: string, version: number): Omit<DesiredModel, 'blobBase'> | null {
+    return desiredModelOf(this.opts.db, model, version);
+  }
+
+  /** The deployments and rollout scopes every device's desired state is computed from (read once per pass). */
+  desiredContext(extra: readonly Deployment[] = []): DesiredContext {
+    return { live: [...this.store.liveDeployments(), ...extra], scopes: this.rollouts.scopes(), cache: new Map() };
   }
 
   /**
@@ -263,38 +372,81 @@ export class Fleet {
    * follows, after all of them.
    */
   reconcile(ids?: readonly string[]): Promise<string[]> {
-    // One reconcile at a time: two overlapping ones could publish revisions out of order, and
-    // the broker would then retain the older one, which the device refuses as a rollback.
-    const run = this.queue.then(() => this.reconcileNow(ids));
+    return this.transact((sign) => sign(ids).changed);
+  }
+
+  /**
+   * Runs `work` in one database transaction together with the signing of the desired states it
+   * asks for (`sign(ids)`, every device when omitted), then publishes what was signed. A change
+   * and the revisions it causes commit together or not at all (a rollout's "sent" mark and the
+   * devices' new documents, a deployment and its audit entry); a crash before the publish is
+   * healed by the republication at the next connect.
+   *
+   * One at a time: two overlapping passes could publish revisions out of order, and the broker
+   * would then retain the older one, which the device refuses as a rollback.
+   */
+  transact<T>(work: (sign: SignFn) => T): Promise<T> {
+    const run = this.queue.then(() => this.transactNow(work));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async reconcileNow(ids: readonly string[] | undefined): Promise<string[]> {
-    const devices = ids
-      ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null)
-      : this.store.listDevices();
+  /**
+   * Signs every device's document again with a new revision: after the online key changed, the
+   * retained documents by the old (now revoked) key would be refused by devices that walked to the
+   * new root.
+   */
+  resignAll(): Promise<string[]> {
+    return this.transact((sign) => sign(undefined, { resign: true }).changed);
+  }
+
+  private async transactNow<T>(work: (sign: SignFn) => T): Promise<T> {
+    const docs = new Map<string, string>();
     const now = new Date();
-    const changed: { id: string; doc: string }[] = [];
-    for (const d of devices) {
-      const models = this.desiredModels(d);
-      const digest = modelsDigest(models);
-      const cur = this.store.desiredOf(d.id);
-      const halfLife = cur?.expires ? Date.parse(cur.expires) - (this.lifetime * 1000) / 2 : 0;
-      const stale = now.getTime() >= halfLife;
-      if (cur?.digest === digest && !stale) continue;
-      const doc = this.opts.db.transaction(() => {
-        const revision = (this.store.desiredOf(d.id)?.revision ?? 0) + 1;
+    const sign: SignFn = (ids, opts = {}) => {
+      const devices = ids
+        ? ids.map((id) => this.store.getDevice(id)).filter((d): d is DeviceRecord => d !== null && d.removedAt === null)
+        : this.store.listDevices();
+      const ctx = this.desiredContext();
+      const changed: string[] = [];
+      const revisions = new Map<string, number>();
+      for (const d of devices) {
+        const models = this.desiredModels(d, ctx);
+        const digest = modelsDigest(models);
+        const cur = this.store.desiredOf(d.id);
+        const halfLife = cur?.expires ? Date.parse(cur.expires) - (this.lifetime * 1000) / 2 : 0;
+        const stale = now.getTime() >= halfLife;
+        if (cur?.digest === digest && !stale && !opts.resign) {
+          revisions.set(d.id, cur.revision);
+          continue;
+        }
+        const revision = (cur?.revision ?? 0) + 1;
         const signed = parseDesiredSigned(buildSigned(d.id, revision, models, now, this.lifetime));
         const json = JSON.stringify(this.opts.signer.sign(signed));
         this.store.saveDesired(d.id, revision, json, digest, signed.expires);
-        return json;
-      })();
-      changed.push({ id: d.id, doc });
+        docs.set(d.id, json);
+        changed.push(d.id);
+        revisions.set(d.id, revision);
+      }
+      return { changed, revisions };
+    };
+    const result = this.opts.db.transaction(() => work(sign))();
+    await Promise.all([...docs].map(([id, doc]) => this.publish(id, doc)));
+    if (docs.size > 0) this.log.info({ devices: docs.size }, 'signed and published desired states');
+    return result;
+  }
+
+  /** Sends an imperative command (outpost/v1/devices/{id}/commands/{name}); false when it could not be published. */
+  async command(id: string, name: CommandName, args: Record<string, string> = {}): Promise<boolean> {
+    if (!this.publisher) return false;
+    try {
+      // Signed like every command: devices refuse unsigned ones (COMMAND_UNSIGNED).
+      await this.sendCommand(id, name, args);
+      return true;
+    } catch (err) {
+      this.log.warn({ err, device: id, command: name }, 'command not published');
+      return false;
     }
-    await Promise.all(changed.map((c) => this.publish(c.id, c.doc)));
-    if (changed.length > 0) this.log.info({ devices: changed.length }, 'signed and published desired states');
-    return changed.map((c) => c.id);
   }
 
   private async publish(id: string, doc: string): Promise<void> {
@@ -316,6 +468,19 @@ export class Fleet {
     });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Signs an imperative command for one device with the online key (a fresh 128-bit nonce, a
+   * lifetime of COMMAND_DEFAULT_LIFETIME_S) and publishes it; the device answers on responses/{cmd}.
+   */
+  async sendCommand(idIn: string, command: CommandName, args: Record<string, string> = {}): Promise<CommandSent> {
+    const d = this.getDevice(idIn);
+    if (!this.publisher) throw new OutpostError('BROKER_UNREACHABLE', 'the fleet publisher is not connected; retry');
+    const signed = buildCommand(d.id, command, args, randomBytes(16).toString('hex'), new Date());
+    await this.publisher.publishCommand(d.id, command, JSON.stringify(this.opts.signer.sign(signed)));
+    this.log.info({ device: d.id, command, nonce: signed.nonce }, 'signed command sent');
+    return { device: d.id, command, args, nonce: signed.nonce, expires: signed.expires, keyid: this.opts.signer.keyid };
   }
 
   signedOf(id: string): DesiredSigned | null {
@@ -345,7 +510,11 @@ export class Fleet {
       return;
     }
     if (t.kind === 'telemetry') {
-      this.telemetry.ingest(t.deviceId, payload);
+      if (this.telemetry.ingest(t.deviceId, payload)) this.onDeviceEvent(t.deviceId);
+      return;
+    }
+    if (t.kind === 'responses') {
+      this.ingestAnswer(t.deviceId, t.cmd ?? '', payload, at);
       return;
     }
     if (t.kind !== 'reported') return;
@@ -356,9 +525,28 @@ export class Fleet {
         return;
       }
       this.store.saveReported(t.deviceId, JSON.stringify(rep), at);
+      this.onDeviceEvent(t.deviceId);
     } catch (err) {
       this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');
     }
+  }
+
+  private ingestAnswer(device: string, command: string, payload: Buffer, at: string): void {
+    if (!(COMMANDS as readonly string[]).includes(command) || payload.length > 16 * 1024) return;
+    try {
+      const body = JSON.parse(payload.toString('utf8')) as unknown;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+      const per = this.answers.get(device) ?? new Map<string, Record<string, unknown>>();
+      per.set(command, { command, at, ...(body as Record<string, unknown>) });
+      this.answers.set(device, per);
+    } catch {
+      this.log.warn({ device, command }, 'malformed command answer ignored');
+    }
+  }
+
+  /** The device's last answer to each command since this cloud started (`device show`). */
+  answersOf(id: string): Record<string, unknown>[] {
+    return [...(this.answers.get(id)?.values() ?? [])];
   }
 
   /** The device's latest telemetry sample, or null before its first one. */

@@ -13,6 +13,8 @@ export interface AgentConfigDraft {
   cloud: { http: string; mqtt: string; ca?: string };
   credentials: { username: string; token: string };
   trustedKeys: TrustedKey[];
+  /** TUF root metadata (docs/security.md, "Keys"); absent before `outpost keys init`. */
+  trustedRoot?: Record<string, unknown>;
   tags: string[];
 }
 

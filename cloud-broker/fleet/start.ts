@@ -1,12 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../protocol/log.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
+import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Db } from '../db/open.js';
-import { loadOrCreateSigner } from '../signing/keys.js';
+import type { CloudLimits } from '../limits.js';
 import type { Signer } from '../signing/sign.js';
+import { TrustService } from '../signing/trust.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
+import { RolloutScheduler } from './rollout-scheduler.js';
+import { Rollouts } from './rollouts.js';
 
 export interface FleetServicesOptions {
   db: Db;
@@ -28,11 +32,24 @@ export interface FleetServicesOptions {
   externalBroker?: { url: string; username: string; password: string; publicUrl?: string; ca?: string | Buffer };
   /** Desired-state lifetime in seconds (default 7 days). */
   lifetimeSeconds?: number;
+  /** The embedded broker's per-device bounds and the shared failed-login limiter. */
+  limits?: CloudLimits['broker'];
+  authLimiter?: FailureLimiter;
+  /** The MQTT URL written into agent.json instead of the listener's (a balancer, a DNS name). */
+  publicMqttUrl?: string;
+  /** Join the other replicas' brokers through Redis (cloud-broker/broker/cluster.ts). */
+  redisUrl?: string;
+  /** The rollout scheduler's timer period (default 1 s). */
+  rolloutTickMs?: number;
 }
 
 export interface FleetServices {
   fleet: Fleet;
+  rollouts: Rollouts;
+  scheduler: RolloutScheduler;
+  /** The current online key (follows rotations). */
   signer: Signer;
+  trust: TrustService;
   broker: RunningBroker | null;
   publisher: Publisher;
   /** The MQTT URL devices connect to (written into agent.json): mqtts:// when TLS is on. */
@@ -49,7 +66,8 @@ export const SERVICE_USERNAME = 'outpost-cloud';
  */
 export async function startFleetServices(o: FleetServicesOptions): Promise<FleetServices> {
   const log = o.log;
-  const signer = await loadOrCreateSigner(o.dataDir, log);
+  const trust = await TrustService.open(o.dataDir, log);
+  const signer = trust.signer;
   let broker: RunningBroker | null = null;
   let creds: ServiceCredentials & { url: string };
   let mqttUrl: string;
@@ -67,14 +85,18 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       tls: o.tls,
       authenticate: brokerAuthenticator(o.db, service),
       log,
+      limits: o.limits,
+      authLimiter: o.authLimiter,
+      redisUrl: o.redisUrl,
     });
     creds = { ...service, url: broker.url };
-    mqttUrl = broker.tlsUrl ?? broker.url;
+    mqttUrl = o.publicMqttUrl ?? broker.tlsUrl ?? broker.url;
     deviceCa = o.tls?.deviceCa ?? undefined;
   }
   const fleet = new Fleet({
     db: o.db,
     signer,
+    provisionRoot: () => trust.provisionRoot(),
     log,
     urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa },
     lifetimeSeconds: o.lifetimeSeconds,
@@ -101,13 +123,22 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   }
   fleet.attach(publisher);
   fleet.startRefresh();
+  const rollouts = new Rollouts(fleet, log);
+  // Started after the publisher is attached: a batch it sends must be published, not only stored.
+  const scheduler = new RolloutScheduler(fleet, rollouts, { log, tickMs: o.rolloutTickMs });
+  fleet.onDeviceEvent = () => scheduler.onDeviceEvent();
+  scheduler.start();
   return {
     fleet,
+    rollouts,
+    scheduler,
     signer,
+    trust,
     broker,
     publisher,
     mqttUrl,
     async close() {
+      await scheduler.stop();
       fleet.stop();
       await publisher.close();
       await broker?.close();

@@ -24,6 +24,7 @@ interface DeploymentRow {
   app: string | null;
   created_at: string;
   rolled_back_at: string | null;
+  rollout_id: number | null;
 }
 
 const now = (): string => new Date().toISOString();
@@ -37,6 +38,7 @@ function toDeployment(r: DeploymentRow): Deployment {
     app: r.app,
     createdAt: r.created_at,
     rolledBackAt: r.rolled_back_at,
+    rolloutId: r.rollout_id,
   };
 }
 
@@ -109,7 +111,7 @@ export class FleetStore {
     // The revision stays (it only grows); the document goes, so re-provisioning signs a new one.
     this.db
       .prepare(
-        'UPDATE devices SET removed_at = ?, desired_doc = NULL, desired_digest = NULL, desired_expires = NULL WHERE id = ?',
+        'UPDATE devices SET removed_at = ?, desired_doc = NULL, desired_prev_doc = NULL, desired_digest = NULL, desired_expires = NULL WHERE id = ?',
       )
       .run(now(), id);
     this.db.prepare('DELETE FROM device_tags WHERE device_id = ?').run(id);
@@ -125,14 +127,20 @@ export class FleetStore {
     for (const t of tags) del.run(id, t);
   }
 
-  insertDeployment(target: Target, model: string, version: number, app: string | null): Deployment {
+  insertDeployment(
+    target: Target,
+    model: string,
+    version: number,
+    app: string | null,
+    rolloutId: number | null = null,
+  ): Deployment {
     const createdAt = now();
     const info = this.db
       .prepare(
-        'INSERT INTO deployments (target_kind, target, model, version, app, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+        'INSERT INTO deployments (target_kind, target, model, version, app, created_at, rollout_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
       )
-      .run(target.kind, target.value, model, version, app, createdAt);
-    return { id: Number(info.lastInsertRowid), target, model, version, app, createdAt, rolledBackAt: null };
+      .run(target.kind, target.value, model, version, app, createdAt, rolloutId);
+    return { id: Number(info.lastInsertRowid), target, model, version, app, createdAt, rolledBackAt: null, rolloutId };
   }
 
   /** Live (not rolled back) deployments, oldest first. */
@@ -159,11 +167,27 @@ export class FleetStore {
     for (const id of ids) upd.run(at, id);
   }
 
-  /** Stores a freshly signed document and its revision; the trigger refuses a lower revision. */
+  /**
+   * Stores a freshly signed document and its revision; the trigger refuses a lower revision. The
+   * document it replaces becomes the previous one only when the model list changed (a re-sign at
+   * half-life keeps the older previous), because a device may read what either names.
+   */
   saveDesired(id: string, revision: number, doc: string, digest: string, expires: string): void {
     this.db
-      .prepare('UPDATE devices SET revision = ?, desired_doc = ?, desired_digest = ?, desired_expires = ? WHERE id = ?')
-      .run(revision, doc, digest, expires, id);
+      .prepare(
+        `UPDATE devices SET revision = ?, desired_doc = ?, desired_expires = ?,
+           desired_prev_doc = CASE WHEN desired_digest IS ? THEN desired_prev_doc ELSE desired_doc END,
+           desired_digest = ? WHERE id = ?`,
+      )
+      .run(revision, doc, expires, digest, digest, id);
+  }
+
+  /** The current and previous signed documents of a device (for least-privilege reads). */
+  desiredDocs(id: string): string[] {
+    const r = this.db
+      .prepare('SELECT desired_doc AS cur, desired_prev_doc AS prev FROM devices WHERE id = ? AND removed_at IS NULL')
+      .get(id) as { cur: string | null; prev: string | null } | undefined;
+    return [r?.cur, r?.prev].filter((d): d is string => typeof d === 'string');
   }
 
   desiredOf(

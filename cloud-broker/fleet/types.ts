@@ -18,6 +18,8 @@ export interface Deployment {
   app: string | null;
   createdAt: string;
   rolledBackAt: string | null;
+  /** The staged rollout that carries it; until that rollout is done it holds only on its sent devices. */
+  rolloutId: number | null;
 }
 
 export interface DeviceRecord {

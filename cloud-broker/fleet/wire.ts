@@ -1,8 +1,9 @@
 import type { Logger } from '../../protocol/log.js';
 import type { Db } from '../db/open.js';
 import { fleetRoutes } from '../http/fleet-routes.js';
+import { rolloutRoutes } from '../http/rollout-routes.js';
+import { trustRoutes } from '../http/trust-routes.js';
 import type { Router } from '../http/router.js';
-import type { Fleet } from './fleet.js';
 import { startFleetServices, type FleetServices, type FleetServicesOptions } from './start.js';
 
 /**
@@ -15,12 +16,18 @@ export function wireFleet(router: Router): {
     o: Omit<FleetServicesOptions, 'db' | 'dataDir' | 'log'> & { db: Db; dataDir: string; log: Logger },
   ): Promise<FleetServices>;
 } {
-  let fleet: Fleet | null = null;
-  router.add(...fleetRoutes(() => fleet));
+  let services: FleetServices | null = null;
+  router.add(
+    ...fleetRoutes(
+      () => services?.fleet ?? null,
+      () => services?.rollouts ?? null,
+    ),
+    ...rolloutRoutes(() => services?.rollouts ?? null),
+    ...trustRoutes(() => services),
+  );
   return {
     async start(o) {
-      const services = await startFleetServices(o);
-      fleet = services.fleet;
+      services = await startFleetServices(o);
       return services;
     },
   };

@@ -1,7 +1,8 @@
 import { OutpostError } from '../../protocol/errors/index.js';
 import { parseModelId, parseVersion } from '../../protocol/ids.js';
 import type { BlobStore } from '../artifacts/index.js';
-import { authorizeOwner } from '../auth/index.js';
+import { authorizeOwner, type Principal } from '../auth/index.js';
+import { canReadBlob } from '../catalog/access.js';
 import {
   createVersion,
   getModel,
@@ -19,14 +20,18 @@ function idOf(params: Record<string, string>): { owner: string; name: string; id
   return { ...parseModelId(id), id };
 }
 
-/** Every file of a version must be a stored blob of exactly the listed size. */
-async function checkBlobs(store: BlobStore, body: VersionBody): Promise<void> {
+/**
+ * Every file of a version must be a stored blob of exactly the listed size, and one the publisher
+ * may read (it uploaded it, or a version it may see lists it): a blob of another owner's private
+ * model cannot be republished by naming its hash. Such a blob answers like an absent one.
+ */
+async function checkBlobs(db: Db, store: BlobStore, p: Principal, body: VersionBody): Promise<void> {
   for (const f of body.files) {
-    const st = await store.stat(f.sha256);
+    const st = canReadBlob(db, p, f.sha256) ? await store.stat(f.sha256) : null;
     if (!st)
       throw new OutpostError(
         'CATALOG_FILE_MISSING',
-        `file "${f.path}" (sha256 ${f.sha256}) is not uploaded; PUT it to /v1/blobs/${f.sha256} first`,
+        `file "${f.path}" (sha256 ${f.sha256}) is not uploaded by you; PUT it to /v1/blobs/${f.sha256} first`,
         { path: f.path, sha256: f.sha256 },
       );
     if (st.size !== f.size) {
@@ -50,7 +55,7 @@ export function modelRoutes(db: Db, store: BlobStore): Route[] {
         const { owner, name, id } = idOf(params);
         authorizeOwner(principal!, owner);
         const body = parseVersionBody(await readJsonBody(req), id);
-        await checkBlobs(store, body);
+        await checkBlobs(db, store, principal!, body);
         const created = createVersion(db, owner, name, body);
         if (!created.unchanged)
           log.info({ model: id, version: created.version, files: body.files.length }, 'version published');

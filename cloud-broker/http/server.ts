@@ -1,8 +1,12 @@
 import http from 'node:http';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { moduleLogger, type Logger } from '../../protocol/log.js';
-import { authenticate, authorize } from '../auth/index.js';
+import { authorize } from '../auth/index.js';
+import { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Db } from '../db/open.js';
+import { DEFAULT_CLOUD_LIMITS, type CloudLimits } from '../limits.js';
+import { authenticateLimited } from './auth-limit.js';
+import { guardServer } from './guards.js';
 import { sendError, sendJson } from './respond.js';
 import type { Router } from './router.js';
 
@@ -10,6 +14,10 @@ export interface ApiServerDeps {
   db: Db;
   router: Router;
   log: Logger;
+  /** Slow-client, connection and auth-failure bounds (cloud-broker/limits.ts); defaults when absent. */
+  limits?: Pick<CloudLimits, 'http' | 'auth'>;
+  /** Shared with the broker so that HTTP and MQTT guesses count together; one is made when absent. */
+  authLimiter?: FailureLimiter;
 }
 
 /**
@@ -19,19 +27,20 @@ export interface ApiServerDeps {
  */
 export function createApiServer(deps: ApiServerDeps): http.Server {
   const log = moduleLogger(deps.log, 'http');
-  const server = http.createServer((req, res) => {
-    void handle(deps, log, req, res);
+  const limits = deps.limits ?? DEFAULT_CLOUD_LIMITS;
+  const limiter = deps.authLimiter ?? new FailureLimiter(limits.auth);
+  // Node checks headersTimeout/requestTimeout every connectionsCheckingInterval (30 s by
+  // default, settable only here): once a second keeps a short limit meaningful.
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
+    void handle(deps, limiter, log, req, res);
   });
-  // Slow or stalled clients must not hold sockets forever; big uploads keep the socket busy, so
-  // the limit is on idleness, not on total time.
-  server.requestTimeout = 0;
-  server.headersTimeout = 30_000;
-  server.setTimeout(120_000);
+  guardServer(server, limits.http, log);
   return server;
 }
 
 async function handle(
   deps: ApiServerDeps,
+  limiter: FailureLimiter,
   log: Logger,
   req: http.IncomingMessage,
   res: http.ServerResponse,
@@ -61,7 +70,7 @@ async function handle(
     const { route, params } = match;
     let principal = null;
     if (route.access !== 'none') {
-      principal = authenticate(deps.db, req.headers.authorization);
+      principal = authenticateLimited(limiter, deps.db, req, log);
       authorize(principal, route.access);
     }
     const reply = await route.handler({ req, res, params, url, principal, log });
@@ -74,6 +83,8 @@ async function handle(
       // A stream broke mid-answer (client gone, disk error): nothing sane can be sent any more.
       res.destroy();
     } else {
+      const retry = err.details?.retryAfterSeconds;
+      if (typeof retry === 'number') res.setHeader('Retry-After', String(retry));
       sendError(req, res, err);
     }
   } finally {

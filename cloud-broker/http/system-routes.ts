@@ -1,5 +1,6 @@
 import type { Db } from '../db/open.js';
 import { createUser, parseUserName } from '../catalog/index.js';
+import { AuditStore } from '../fleet/audit-store.js';
 import { readJsonBody } from './body.js';
 import type { Route } from './router.js';
 
@@ -17,9 +18,15 @@ export function systemRoutes(db: Db, version: string): Route[] {
       method: 'POST',
       path: '/v1/users',
       access: 'admin',
-      handler: async ({ req, log }) => {
+      handler: async ({ req, log, principal }) => {
         const name = parseUserName(await readJsonBody(req));
-        const created = createUser(db, name);
+        const created = db.transaction(() => {
+          const u = createUser(db, name);
+          new AuditStore(db).append({ kind: principal!.kind, name: principal!.subject }, 'user.create', {
+            details: { user: name, token: 'created' },
+          });
+          return u;
+        })();
         log.info({ user: name }, 'user created');
         return { status: 201, body: created };
       },

@@ -6,11 +6,15 @@ import { FETCH } from './codes/fetch.js';
 import { STORE } from './codes/store.js';
 import { RUNTIME } from './codes/runtime.js';
 import { API } from './codes/api.js';
+import { SHM } from './codes/shm.js';
 import { ADDON } from './codes/addon.js';
 import { AGENT } from './codes/agent.js';
 import { SYNC } from './codes/sync.js';
 import { DEMO } from './codes/demo.js';
 import { TLS } from './codes/tls.js';
+import { TRUST } from './codes/trust.js';
+import { LIMITS } from './codes/limits.js';
+import { ROLLOUT } from './codes/rollout.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -29,11 +33,15 @@ export const AREAS = {
   store: STORE,
   runtime: RUNTIME,
   api: API,
+  shm: SHM,
   addon: ADDON,
   agent: AGENT,
   sync: SYNC,
   demo: DEMO,
   tls: TLS,
+  trust: TRUST,
+  limits: LIMITS,
+  rollout: ROLLOUT,
 } as const;
 
 type Areas = typeof AREAS;

@@ -47,15 +47,20 @@ export async function writeAgentConfig(
   return out;
 }
 
-export function spawnAgent(configPath: string, opts: { env?: NodeJS.ProcessEnv } = {}): AgentProcess {
+/** `bin`: another copy of the agent's entry point (e.g. one installed without the native addons). */
+export function spawnAgent(configPath: string, opts: { env?: NodeJS.ProcessEnv; bin?: string } = {}): AgentProcess {
   const env: NodeJS.ProcessEnv = {};
   // No OUTPOST_* from the developer's shell: the config file alone decides.
   for (const [k, v] of Object.entries(opts.env ?? process.env)) if (!k.startsWith('OUTPOST_')) env[k] = v;
-  const child = spawn(process.execPath, ['--import', 'tsx', AGENT_BIN, 'agent', 'run', '--config', configPath], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', opts.bin ?? AGENT_BIN, 'agent', 'run', '--config', configPath],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const chunks: Buffer[] = [];
   child.stdout!.on('data', (c: Buffer) => chunks.push(c));
   child.stderr!.on('data', (c: Buffer) => chunks.push(c));

@@ -38,6 +38,8 @@ export interface RequestRecord {
   ifRange: string | undefined;
   status: number;
   bodyBytes: number;
+  /** The Authorization header, if the client sent one. */
+  authorization: string | undefined;
 }
 
 export interface BlobServer {
@@ -75,6 +77,7 @@ export async function startBlobServer(): Promise<BlobServer> {
       ifRange: req.headers['if-range'] as string | undefined,
       status: 0,
       bodyBytes: 0,
+      authorization: req.headers.authorization,
     };
     requests.push(rec);
     const answer = (status: number): void => {

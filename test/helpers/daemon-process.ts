@@ -102,6 +102,11 @@ export interface SpawnAgentOptions {
   config: string;
   env?: NodeJS.ProcessEnv;
   args?: string[];
+  /**
+   * Run the compiled dist/agent/cli/bin.js with plain node (what the installed package and the
+   * unit run; `npm run build` first) instead of the sources through tsx. Benchmarks use it.
+   */
+  compiled?: boolean;
 }
 
 /** A clean environment for the agent: nothing OUTPOST_* from the developer's shell. */
@@ -114,15 +119,12 @@ export function agentEnv(extra: Record<string, string | undefined> = {}): NodeJS
 }
 
 export function spawnAgent(opts: SpawnAgentOptions): AgentProcess {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', BIN, 'agent', 'run', '--config', opts.config, ...(opts.args ?? [])],
-    {
-      cwd: REPO,
-      env: opts.env ?? agentEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const entry = opts.compiled ? [join(REPO, 'dist', 'agent', 'cli', 'bin.js')] : ['--import', 'tsx', BIN];
+  const child = spawn(process.execPath, [...entry, 'run', '--config', opts.config, ...(opts.args ?? [])], {
+    cwd: REPO,
+    env: opts.env ?? agentEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const logs: LogLine[] = [];
   let err = '';
   const waiters: Array<() => void> = [];

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { EventHub } from '../../agent/api/events.js';
 import { runtimeEventSource, servingRuntime } from '../../agent/api/runtime-adapter.js';
 import { createApiServer, type ApiServer } from '../../agent/api/server.js';
+import type { ShmLimits } from '../../agent/api/shm.js';
 import type { ApiLimits } from '../../agent/api/types.js';
 import { AgentClient } from '../../agent/client/index.js';
 import { Runtime } from '../../agent/runtime/runtime.js';
@@ -30,7 +31,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startAgent(opts: { kinds?: FixtureKind[]; limits?: Partial<ApiLimits> } = {}): Promise<Harness> {
+export async function startAgent(
+  opts: { kinds?: FixtureKind[]; limits?: Partial<ApiLimits>; shm?: ShmLimits } = {},
+): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-api-'));
   const runtime = new Runtime({ log: silentLogger });
   const hub = new EventHub();
@@ -50,6 +53,7 @@ export async function startAgent(opts: { kinds?: FixtureKind[]; limits?: Partial
     log: silentLogger,
     events: hub,
     limits: opts.limits,
+    ...(opts.shm ? { shm: opts.shm } : {}),
     version: 'test',
   });
   const socket = join(dir, 'agent.sock');

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SESSION_OPTIONS } from '../../agent/runtime/backends/onnx.js';
 import type { WireTensor } from '../../protocol/kserve.js';
-import { encodePng, encodeJpeg, rectsImage } from '../fixtures/images.js';
+import { encodePng, encodeJpeg, rectsImage, twoBlocksImage } from '../fixtures/images.js';
 import { FIXTURE_KINDS } from '../fixtures/onnx/models.js';
 import { randomInput, startAgent, type Harness } from './api-harness.js';
 
@@ -93,15 +93,7 @@ describe('infer equals onnxruntime-node in-process', () => {
 
 describe('predict: typed results for every purpose', () => {
   // Blocks of pure color on gray: the fixtures' answers follow from where the colors are.
-  const img = rectsImage(
-    96,
-    72,
-    [40, 40, 40],
-    [
-      { box: [8, 8, 40, 36], color: [255, 0, 0] },
-      { box: [56, 30, 90, 66], color: [0, 0, 255] },
-    ],
-  );
+  const img = twoBlocksImage();
 
   for (const kind of FIXTURE_KINDS) {
     it(`${kind}: the socket answer equals the runtime's in-process answer`, async () => {

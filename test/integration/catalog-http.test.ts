@@ -107,12 +107,13 @@ describe('catalog HTTP API: auth', () => {
     });
   });
 
-  it('lets a device token read versions and blobs but never write', async () => {
+  it('lets a device token never write, and read nothing that is not deployed to it', async () => {
     await alice.createVersion('alice', 'devread', { manifest: manifest('alice/devread'), files: files() });
     const device = new CloudClient({ url: cloud.httpUrl, token: createToken(cloud.db, 'device', 'dev-1') });
     expect(await device.whoami()).toEqual({ user: 'dev-1', kind: 'device' });
-    expect((await device.getVersion('alice/devread', 'latest')).files).toHaveLength(2);
-    expect(await device.hasBlob(sha(MODEL))).toBe(true);
+    // Reads through deployments: test/integration/least-privilege.test.ts.
+    await expectCode(device.getVersion('alice/devread', 'latest'), 'CATALOG_MODEL_NOT_FOUND');
+    expect(await device.hasBlob(sha(MODEL))).toBe(false);
     const other = Buffer.from('device upload');
     await expectCode(device.putBlob(sha(other), other.length, Readable.from([other])), 'AUTH_FORBIDDEN');
     await expectCode(

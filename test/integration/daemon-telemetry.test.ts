@@ -43,8 +43,8 @@ describe('cloud telemetry', () => {
     const red = await encodePng(rawImage(32, 32, () => [250, 10, 10]));
     for (let i = 0; i < 3; i++) await agent.client.predict('acme/colors', red);
     const before = (await latest())!.sample.at;
-    // The `telemetry` command samples now instead of waiting for the interval.
-    await f.cloud.fleet.publisher.publishCommand('cam-t', 'telemetry', '{}');
+    // The `telemetry` command (signed by the cloud's online key) samples now instead of waiting for the interval.
+    await f.fleet.sendCommand('cam-t', 'telemetry');
     const t = await waitFor(
       'a sample with the 3 inferences',
       async () => {

@@ -35,7 +35,7 @@ describe('BlobPool', () => {
     expect(progress.at(-1)).toBe(blobs.reduce((n, b) => n + b.size, 0));
     for (const b of blobs) {
       expect((await readFile(pool.pathOf(b.sha256))).equals(b.data)).toBe(true);
-      expect((await stat(pool.pathOf(b.sha256))).mode & 0o777).toBe(0o444);
+      expect((await stat(pool.pathOf(b.sha256))).mode & 0o777).toBe(0o440);
     }
     const again = await pool.ensure(refs(), { baseUrl: fx.server.url });
     expect(again).toMatchObject({ downloaded: 0, reused: 6, bytesFetched: 0 });

@@ -43,7 +43,7 @@ describe('store install / activate / rollback', () => {
     await install(1, { onProgress: (p) => phases.add(p.phase) });
     await expectCurrent(1);
     expect(await store.list()).toEqual([{ id: ID, current: 1, versions: [1] }]);
-    expect((await stat(join(fx.dir, 'acme/detector/versions/1/shared.bin'))).mode & 0o777).toBe(0o444);
+    expect((await stat(join(fx.dir, 'acme/detector/versions/1/shared.bin'))).mode & 0o777).toBe(0o440);
     expect([...phases]).toEqual(['downloading', 'verifying', 'installing']);
     expect(existsSync(join(fx.dir, '.outpost/journal.json'))).toBe(false);
     expect(await store.currentDir(ID)).toBe(join(fx.dir, 'acme/detector/versions/1'));

@@ -7,7 +7,7 @@ import type { Deployment, Target } from '../../cloud-broker/fleet/types.js';
 
 let next = 1;
 function dep(target: Target, model: string, version: number): Deployment {
-  return { id: next++, target, model, version, app: null, createdAt: '', rolledBackAt: null };
+  return { id: next++, target, model, version, app: null, createdAt: '', rolledBackAt: null, rolloutId: null };
 }
 
 describe('effectiveDeployments (pure)', () => {

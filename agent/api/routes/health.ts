@@ -4,7 +4,7 @@ import type { Handler } from '../context.js';
 import { sendError, sendJson } from '../http.js';
 
 /** KServe extensions this server implements (reported by GET /v2). */
-export const EXTENSIONS = ['binary_tensor_data', 'outpost_predict', 'outpost_events'];
+export const EXTENSIONS = ['binary_tensor_data', 'system_shared_memory', 'outpost_predict', 'outpost_events'];
 
 /** GET /v2/health/live: the process answers. */
 export const live: Handler = (_req, res) => sendJson(res, 200, { live: true });

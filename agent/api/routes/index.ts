@@ -4,6 +4,7 @@ import { infer } from './infer.js';
 import { list, metadata, modelReady } from './models.js';
 import { events, metrics, status } from './observe.js';
 import { predict } from './predict.js';
+import { shmRegister, shmStatus, shmUnregister } from './shm.js';
 
 /** The route table: patterns of %-decoded segments (`owner%2Fname` is one `:name` segment). */
 export const ROUTES: readonly Route[] = [
@@ -25,4 +26,18 @@ export const ROUTES: readonly Route[] = [
   { name: 'events', pattern: ['v1', 'events'], methods: { GET: events } },
   { name: 'status', pattern: ['v1', 'status'], methods: { GET: status } },
   { name: 'metrics', pattern: ['metrics'], methods: { GET: metrics } },
+  // System shared memory (Triton's extension): one route name for all five, to keep metrics small.
+  { name: 'shm', pattern: ['v2', 'systemsharedmemory', 'status'], methods: { GET: shmStatus } },
+  { name: 'shm', pattern: ['v2', 'systemsharedmemory', 'region', ':region', 'status'], methods: { GET: shmStatus } },
+  {
+    name: 'shm',
+    pattern: ['v2', 'systemsharedmemory', 'region', ':region', 'register'],
+    methods: { POST: shmRegister },
+  },
+  { name: 'shm', pattern: ['v2', 'systemsharedmemory', 'unregister'], methods: { POST: shmUnregister } },
+  {
+    name: 'shm',
+    pattern: ['v2', 'systemsharedmemory', 'region', ':region', 'unregister'],
+    methods: { POST: shmUnregister },
+  },
 ];

@@ -1,25 +1,34 @@
 import { OutpostError, toOutpostError } from '../../../protocol/errors/index.js';
 import {
+  elementCount,
   encodeInferResponse,
+  fromBytes,
   parseInferRequest,
   toKServeDatatype,
   type InferRequest,
+  type ShmRef,
 } from '../../../protocol/kserve.js';
 import type { Tensor, TensorInfo } from '../../runtime/backend.js';
 import type { ApiContext, Handler } from '../context.js';
-import { header, mediaType, readBody, sendBytes } from '../http.js';
+import { lend, readAlignedBody, type BodyLease } from '../body.js';
+import { header, mediaType, sendParts, tooLarge } from '../http.js';
 import type { ModelDescription } from '../types.js';
 import { servedModel } from './models.js';
 
 /**
- * POST /v2/models/{name}[/versions/{v}]/infer: JSON tensors or the binary-tensor extension.
+ * POST /v2/models/{name}[/versions/{v}]/infer: JSON tensors, the binary-tensor extension, and
+ * tensors in registered shared-memory regions (inputs and outputs), in any mix.
  * Order matters: resolve the model and take a concurrency slot before reading the body (cheap
  * refusals first), validate every input against the model's metadata before the runtime sees it,
- * and release the slot whatever happens.
+ * and release the slot whatever happens. Binary inputs are views of the request's own buffer and
+ * shared-memory inputs are read into pooled buffers (agent/api/body.ts); both go back to the pool
+ * only after the answer is written.
  */
 export const infer: Handler = async (req, res, { params }, ctx) => {
   const { entry, model } = servedModel(ctx, params);
   const release = ctx.limiter.acquire(entry.id);
+  const leases: BodyLease[] = [];
+  const releaseMemory: (() => void)[] = [];
   try {
     const type = mediaType(req);
     if (type !== undefined && type !== 'application/json' && type !== 'application/octet-stream') {
@@ -30,10 +39,21 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
       );
     }
     const hl = parseHeaderLength(header(req, 'inference-header-content-length'));
-    const body = await readBody(req, ctx.limits.maxBodyBytes);
-    const request = parseInferRequest(body, hl);
-    const inputs = checkInputs(model, request);
+    // Tensor bytes in flight (agent/api/admission.ts): the body and the tensors decoded from it,
+    // reserved before the body is read (a chunked body without a length reserves the largest
+    // allowed), then the shared-memory inputs before they are copied.
+    const declared = Number(header(req, 'content-length'));
+    const bodyBytes = Number.isSafeInteger(declared) && declared >= 0 ? declared : ctx.limits.maxBodyBytes;
+    releaseMemory.push(ctx.memory.reserve(Math.min(bodyBytes, ctx.limits.maxBodyBytes) * 2, 'the tensors'));
+    const body = await readAlignedBody(req, res, ctx.limits.maxBodyBytes, ctx.pool, hl ?? 0);
+    leases.push(body);
+    const request = parseInferRequest(body.bytes, hl);
+    const shmBytes = Object.values(request.shmInputs).reduce((n, t) => n + t.shm.byteSize, 0);
+    if (shmBytes > 0) releaseMemory.push(ctx.memory.reserve(shmBytes, 'the shared-memory inputs'));
+    const fromShm = readShmInputs(ctx, res, request, leases);
+    const inputs = checkInputs(model, { ...request.inputs, ...fromShm });
     const outputs = selectOutputs(model, request);
+    for (const o of outputs) if (o.shm) ctx.shm.check(o.shm, `output "${o.name}"`);
     ctx.metrics.modelRequests.inc({ model: entry.id, route: 'infer' });
     const started = process.hrtime.bigint();
     let result: Awaited<ReturnType<ApiContext['runtime']['infer']>>;
@@ -48,7 +68,8 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
     const chosen = outputs.map((o) => {
       const tensor = result.outputs[o.name];
       if (!tensor) throw new OutpostError('INTERNAL', `the runtime returned no output "${o.name}" for ${entry.id}`);
-      return { name: o.name, tensor, binary: o.binary };
+      if (o.shm) writeShmOutput(ctx, o.name, o.shm, tensor);
+      return { name: o.name, tensor, binary: o.binary, ...(o.shm ? { shm: o.shm } : {}) };
     });
     const encoded = encodeInferResponse(
       {
@@ -60,11 +81,48 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
     );
     const headers: Record<string, string> = { 'Content-Type': encoded.contentType };
     if (encoded.headerLength !== undefined) headers['Inference-Header-Content-Length'] = String(encoded.headerLength);
-    sendBytes(res, 200, encoded.body, headers);
+    sendParts(res, 200, encoded.parts, encoded.byteLength, headers);
   } finally {
+    for (const l of leases) l.release();
+    for (const r of releaseMemory) r();
     release();
   }
 };
+
+/**
+ * Shared-memory inputs, each read once into a pooled, aligned buffer that the tensor views. They
+ * count against api.maxBodyBytes as a body would: a request cannot make the agent hold more.
+ */
+function readShmInputs(
+  ctx: ApiContext,
+  res: Parameters<Handler>[1],
+  request: InferRequest,
+  leases: BodyLease[],
+): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  let total = 0;
+  for (const [name, t] of Object.entries(request.shmInputs)) {
+    ctx.shm.check(t.shm, `input "${name}"`);
+    total += t.shm.byteSize;
+    if (total > ctx.limits.maxBodyBytes) throw tooLarge(total, ctx.limits.maxBodyBytes);
+    const lease = lend(ctx.pool, res, t.shm.byteSize);
+    leases.push(lease);
+    ctx.shm.read(t.shm, lease.bytes, `input "${name}"`);
+    out[name] = { dtype: t.dtype, shape: t.shape, data: fromBytes(lease.bytes, t.dtype, elementCount(t.shape)) };
+  }
+  return out;
+}
+
+function writeShmOutput(ctx: ApiContext, name: string, ref: ShmRef, tensor: Tensor): void {
+  const bytes = new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength);
+  if (bytes.byteLength > ref.byteSize)
+    throw new OutpostError(
+      'API_SHM_OUT_OF_RANGE',
+      `output "${name}" has ${bytes.byteLength} bytes, more than the ${ref.byteSize} of its shared_memory_byte_size`,
+      { output: name, needed: bytes.byteLength, byteSize: ref.byteSize },
+    );
+  ctx.shm.write(ref, bytes, `output "${name}"`);
+}
 
 function parseHeaderLength(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
@@ -79,9 +137,12 @@ function parseHeaderLength(raw: string | undefined): number | undefined {
 }
 
 /** Every model input present, no others, dtype and shape as the model declares (null = free). */
-function checkInputs(model: ModelDescription, request: InferRequest): Record<string, Tensor> {
+function checkInputs(
+  model: ModelDescription,
+  given: Record<string, Tensor | InferRequest['inputs'][string]>,
+): Record<string, Tensor> {
   const byName = new Map<string, TensorInfo>(model.inputs.map((i) => [i.name, i]));
-  for (const name of Object.keys(request.inputs)) {
+  for (const name of Object.keys(given)) {
     if (!byName.has(name)) {
       throw new OutpostError(
         'API_UNKNOWN_INPUT',
@@ -92,7 +153,7 @@ function checkInputs(model: ModelDescription, request: InferRequest): Record<str
   }
   const out: Record<string, Tensor> = {};
   for (const info of model.inputs) {
-    const t = request.inputs[info.name];
+    const t = given[info.name];
     if (!t)
       throw new OutpostError('API_UNKNOWN_INPUT', `the request misses input "${info.name}" of model ${model.id}`, {
         input: info.name,
@@ -119,7 +180,7 @@ function checkInputs(model: ModelDescription, request: InferRequest): Record<str
   return out;
 }
 
-function selectOutputs(model: ModelDescription, request: InferRequest): { name: string; binary: boolean }[] {
+function selectOutputs(model: ModelDescription, request: InferRequest): NonNullable<InferRequest['outputs']> {
   if (request.outputs === null) return model.outputs.map((o) => ({ name: o.name, binary: request.binaryOutput }));
   const names = new Set(model.outputs.map((o) => o.name));
   for (const o of request.outputs) {

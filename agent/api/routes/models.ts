@@ -55,6 +55,7 @@ export function metadataOf(
       framework: model.framework,
       backend: model.backend,
       state: entry.state,
+      ...(model.serving ? { serving: model.serving } : {}),
     },
   };
 }

@@ -1,5 +1,9 @@
 import { OutpostError, toOutpostError } from '../../../protocol/errors/index.js';
+import { decodedBytes } from '../admission.js';
 import { annotate } from '../annotate.js';
+import type { BodyLease } from '../body.js';
+import { parseFrameSpec, readFrame } from '../frames.js';
+import type { RawFrame } from '../../runtime/preprocess.js';
 import type { Handler } from '../context.js';
 import { mediaType, readBody, sendBytes, sendJson } from '../http.js';
 import { resolveModel, resolveVersion } from '../names.js';
@@ -41,7 +45,8 @@ function flagParam(q: URLSearchParams, key: string): boolean {
 
 /**
  * POST /v1/models/{owner}/{name}/predict[?annotate=1&confidence=0.5&top_k=5&version=3]: one image
- * in, typed results out (or, with annotate, the image with the results drawn on it as PNG).
+ * in, typed results out (or, with annotate, the image with the results drawn on it as PNG). The
+ * image is a JPEG/PNG body, or a raw frame in the body or in shared memory (agent/api/frames.ts).
  */
 export const predict: Handler = async (req, res, { params, query }, ctx) => {
   const entry = resolveModel(ctx.runtime.list(), `${params.owner}/${params.name}`);
@@ -53,6 +58,14 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
   if (topK !== undefined) opts.topK = topK;
   const wantImage = flagParam(query, 'annotate');
   const type = mediaType(req);
+  const spec = parseFrameSpec(req, query);
+  if (spec && type !== undefined && type !== 'application/octet-stream') {
+    throw new OutpostError(
+      'API_UNSUPPORTED_MEDIA_TYPE',
+      `a raw frame is sent as application/octet-stream (or without Content-Type), not ${type.slice(0, 80)}`,
+      { contentType: type.slice(0, 80) },
+    );
+  }
   if (type !== undefined && !IMAGE_TYPES.has(type)) {
     throw new OutpostError(
       'API_UNSUPPORTED_MEDIA_TYPE',
@@ -68,15 +81,26 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
     );
   }
   const release = ctx.limiter.acquire(entry.id);
+  let lease: BodyLease | undefined;
+  let releaseMemory = (): void => undefined;
   try {
-    const image = await readBody(req, ctx.limits.maxBodyBytes);
-    if (!imageKind(image)) {
+    let image: Uint8Array | RawFrame;
+    if (spec) {
+      const raw = await readFrame(req, res, spec, ctx);
+      lease = raw.lease;
+      image = raw.frame;
+    } else image = await readBody(req, ctx.limits.maxBodyBytes);
+    if (image instanceof Uint8Array && !imageKind(image)) {
       throw new OutpostError(
         'API_NOT_AN_IMAGE',
         `the body (${image.length} bytes) is not a JPEG or PNG image; send the image file's bytes`,
         { bytes: image.length },
       );
     }
+    // Reserved from the header alone, before a pixel is decoded (agent/api/admission.ts); a raw
+    // frame is already its decoded size.
+    const bytes = image instanceof Uint8Array ? await decodedBytes(image) : image.data.byteLength;
+    releaseMemory = ctx.memory.reserve(bytes, 'the image');
     ctx.metrics.modelRequests.inc({ model: entry.id, route: 'predict' });
     const started = process.hrtime.bigint();
     let out: Awaited<ReturnType<typeof ctx.runtime.predict>>;
@@ -95,6 +119,8 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
       sendJson(res, 200, { model: entry.id, version: out.version, ...out.result });
     }
   } finally {
+    lease?.release();
+    releaseMemory();
     release();
   }
 };

@@ -6,7 +6,7 @@ import { OutpostError } from '../../../protocol/errors/index.js';
 import { loadAgentConfig } from '../../config/load.js';
 import { applyInstall, planInstall, systemdVersion, type InstallStep } from '../../system/install.js';
 
-const HELP = `usage: outpost-agent install-service [--config FILE] [--root DIR] [--dry-run] [--bin PATH]
+const HELP = `usage: outpost agent install-service [--config FILE] [--root DIR] [--dry-run] [--bin PATH]
                                      [--cloud] [--no-start] [--json]
 
 Installs the agent as a systemd service: the unit (and, on systemd >= 254, a growing restart

@@ -28,8 +28,18 @@ export interface OnnxBackendOptions {
   sessionOptions?: Ort.InferenceSession.SessionOptions;
 }
 
-/** The options every session gets unless overridden; exported so tests can reproduce a session. */
-export const DEFAULT_SESSION_OPTIONS: Ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
+/**
+ * The options every session gets unless overridden; exported so tests can reproduce a session.
+ * Thread-pool spinning is off: by default onnxruntime's worker threads busy-wait after each run
+ * for the next one, which on a device where the agent shares a few cores with the apps that call
+ * it takes those cores from the apps (and from the agent's own event loop). Measured here: the
+ * conv net of bench/_convnet.ts burned 37 ms of CPU per idle 300 ms with spinning, 0.5 without,
+ * and ran faster without it once another process competed for the cores (docs/performance.md).
+ */
+export const DEFAULT_SESSION_OPTIONS: Ort.InferenceSession.SessionOptions = {
+  graphOptimizationLevel: 'all',
+  extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+};
 
 interface Probe {
   ort: OrtModule;

@@ -1,5 +1,7 @@
 import { OutpostError } from '../../../protocol/errors/index.js';
 import { floatOutput, labelOf, toImageX, toImageY } from './common.js';
+import { layoutFromShapes } from './detection.js';
+import { yolov8Poses } from './pose-yolo.js';
 import type { KeyPoint, PoseEstimationResult, PostContext, PostOptions } from './types.js';
 
 /**
@@ -11,6 +13,7 @@ import type { KeyPoint, PoseEstimationResult, PostContext, PostOptions } from '.
  * This finds one pose; grouping several people needs the affinity fields and is not done here.
  */
 export function poseEstimation(ctx: PostContext, opts: PostOptions = {}): PoseEstimationResult {
+  if ((ctx.layout ?? layoutFromShapes(ctx)) === 'yolov8_pose') return yolov8Poses(ctx, opts);
   const t = floatOutput(ctx);
   if (t.shape.length !== 4 || t.shape[0] !== 1) {
     throw new OutpostError(

@@ -1,6 +1,7 @@
 import type { Purpose } from '../../../protocol/manifest-types.js';
 import type { Tensor } from '../backend.js';
 import type { Geometry } from '../preprocess.js';
+import type { OutputLayout } from './layouts.js';
 
 /**
  * Result objects shaped like alwaysAI edgeIQ's results (`predictions` with `label`,
@@ -48,6 +49,8 @@ export interface KeyPoint {
 export interface Pose {
   key_points: Record<string, KeyPoint | null>;
   score: number;
+  /** The person's box (multi-person models such as YOLOv8-pose). */
+  box?: Box;
 }
 export interface PoseEstimationResult {
   purpose: 'PoseEstimation';
@@ -92,4 +95,6 @@ export interface PostContext {
   framework: string;
   duration: number;
   purpose: Purpose;
+  /** The output layout decided at activation; read from the shapes when absent. */
+  layout?: OutputLayout;
 }

@@ -3,7 +3,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { downloadVerified } from '../../../agent/fetch/index.js';
 import { printResult, type CliContext } from '../../../protocol/cli.js';
-import { OutpostError } from '../../../protocol/errors/index.js';
+import { EXIT, OutpostError } from '../../../protocol/errors/index.js';
 import { parseModelId } from '../../../protocol/ids.js';
 import { parseModelPath } from '../../../protocol/manifest.js';
 import type { VersionFile } from '../../../protocol/manifest-types.js';
@@ -21,7 +21,7 @@ import {
 } from '../install-folder.js';
 import { createProgress, type Progress } from '../progress.js';
 import { CLOUD_FLAGS, CLOUD_FLAGS_HELP, connect } from '../target.js';
-import { loadApp } from './app-models.js';
+import { loadApp, MISSING_CODES } from './app-models.js';
 
 /**
  * `outpost app install`: every model of alwaysai.app.json into `./models/<owner>/<name>/`.
@@ -36,6 +36,13 @@ import { loadApp } from './app-models.js';
  * (and that app install made: install-folder.ts) are removed, so ./models mirrors the app.
  */
 const SHA256 = /^[0-9a-f]{64}$/;
+
+interface Missing {
+  id: string;
+  version: number;
+  code: string;
+  message: string;
+}
 
 interface Result {
   id: string;
@@ -190,11 +197,21 @@ ${CLOUD_FLAGS_HELP}`,
     const ids = Object.keys(app.file.models).sort();
     const client = await connect(values, ctx);
     const plan: { id: string; version: number; files: VersionFile[]; target: string; todo: boolean }[] = [];
+    const missing: Missing[] = [];
     for (const id of ids) {
       const { owner, name } = parseModelId(id);
       const target = join(ctx.cwd, 'models', owner, name);
       await recoverAside(join(ctx.cwd, 'models', STAGING, owner), name, target);
-      const d = await client.getVersion(id, app.file.models[id]);
+      // A model this catalog lacks (an app file from alwaysAI's public catalog) is named at the
+      // end; the others still install, and the exit code says the app is incomplete.
+      const d = await client.getVersion(id, app.file.models[id]).catch((err: unknown) => {
+        if (err instanceof OutpostError && MISSING_CODES.has(err.code)) {
+          missing.push({ id, version: app.file.models[id]!, code: err.code, message: err.message });
+          return undefined;
+        }
+        throw err;
+      });
+      if (!d) continue;
       const files = checkFiles(id, d.files);
       plan.push({ id, version: d.version, files, target, todo: !(await isInstalled(target, id, d.version, files)) });
     }
@@ -231,7 +248,15 @@ ${CLOUD_FLAGS_HELP}`,
       lines.length === 0
         ? 'no models in alwaysai.app.json; add one with `outpost app models add <owner/name>`'
         : lines.join('\n');
-    printResult(ctx, json, { models: results, removed }, human);
-    return 0;
+    printResult(ctx, json, { models: results, removed, missing }, human);
+    if (missing.length === 0) return 0;
+    ctx.stderr.write(
+      `could not fetch ${missing.length} of ${ids.length} models of alwaysai.app.json (the others are installed):\n${missing
+        .map((m) => `  ${m.id} version ${m.version}: ${m.code}: ${m.message}`)
+        .join(
+          '\n',
+        )}\nRemove ${missing.length === 1 ? 'it' : 'them'} with \`outpost app models remove <owner/name>\`, or publish ${missing.length === 1 ? 'it' : 'them'} to this catalog.\n`,
+    );
+    return EXIT.NOT_FOUND;
   },
 });

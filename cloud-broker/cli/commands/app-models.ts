@@ -50,37 +50,55 @@ function listText(models: Record<string, number>): string {
   return ids.length === 0 ? 'no models in this app' : ids.map((id) => `${id}  version ${models[id]}`).join('\n');
 }
 
-/** Catalog first, then the file: a refused PUT leaves both as they were. */
+/** The catalog's answers for an entry it does not have. */
+export const MISSING_CODES: ReadonlySet<string> = new Set(['CATALOG_MODEL_NOT_FOUND', 'CATALOG_VERSION_NOT_FOUND']);
+
+/**
+ * Catalog first, then the file: a refused PUT leaves both as they were. An alwaysai.app.json
+ * from another catalog (alwaysAI's public models such as alwaysai/mobilenet_ssd) lists entries
+ * this catalog lacks; those are not what the user typed, so they are left out of the catalog's
+ * list, kept in the file as they were, and named in a warning, rather than failing the command.
+ * Only the entry the user typed (`typed`) still fails when the catalog refuses it.
+ */
 async function commit(
   ctx: CliContext,
   client: CloudClient,
   app: LoadedApp,
   models: Record<string, number>,
-): Promise<string> {
+  typed?: string,
+): Promise<{ appId: string; missing: string[] }> {
   const appId = await appIdOf(app, client, ctx.cwd);
-  try {
-    await client.putApp(appId, models);
-  } catch (err) {
-    // The catalog checks the whole list: name the file as the source of an entry the user did
-    // not type in this command, or the message reads as if the model they typed were missing.
-    const e = err as OutpostError;
-    const other = (e.details as { id?: unknown } | undefined)?.id;
-    if (
-      e instanceof OutpostError &&
-      (e.code === 'CATALOG_MODEL_NOT_FOUND' || e.code === 'CATALOG_VERSION_NOT_FOUND') &&
-      typeof other === 'string' &&
-      other in app.file.models
-    ) {
-      throw new OutpostError(
-        e.code,
-        `${APP_JSON} lists ${other} version ${app.file.models[other]}, which the catalog refuses: ${e.message}; remove it with \`outpost app models remove ${other}\` or use a token that can see it`,
-        e.details,
-      );
+  const remote = { ...models };
+  const missing: string[] = [];
+  // Each refusal names one entry; at most one retry per entry of the file.
+  for (;;) {
+    try {
+      await client.putApp(appId, remote);
+      break;
+    } catch (err) {
+      const e = err as OutpostError;
+      const other = (e.details as { id?: unknown } | undefined)?.id;
+      if (
+        e instanceof OutpostError &&
+        MISSING_CODES.has(e.code) &&
+        typeof other === 'string' &&
+        other !== typed &&
+        other in remote
+      ) {
+        missing.push(other);
+        delete remote[other];
+        continue;
+      }
+      throw err;
     }
-    throw err;
   }
   await writeFileAtomic(app.path, renderAppFile(app.file, models));
-  return appId;
+  if (missing.length > 0) {
+    ctx.stderr.write(
+      `warning: ${APP_JSON} lists ${missing.map((id) => `${id} version ${models[id]}`).join(', ')}, which this catalog does not have; kept in the file, left out of ${appId}'s model list in the catalog (\`outpost app install\` cannot fetch ${missing.length === 1 ? 'it' : 'them'})\n`,
+    );
+  }
+  return { appId, missing };
 }
 
 export const appModelsAdd = defineCommand({
@@ -99,11 +117,11 @@ ${CLOUD_FLAGS_HELP}`,
     const client = await connect(values, ctx);
     const { version } = await client.getVersion(id, ref.version ?? 'latest');
     const models = { ...app.file.models, [id]: version };
-    const appId = await commit(ctx, client, app, models);
+    const { appId, missing } = await commit(ctx, client, app, models, id);
     printResult(
       ctx,
       json,
-      { app: appId, added: { id, version }, models },
+      { app: appId, added: { id, version }, models, missing },
       `added ${id} version ${version} to ${appId}\n${listText(models)}`,
     );
     return 0;
@@ -131,8 +149,13 @@ ${CLOUD_FLAGS_HELP}`,
     const models = { ...app.file.models };
     delete models[id];
     const client = await connect(values, ctx);
-    const appId = await commit(ctx, client, app, models);
-    printResult(ctx, json, { app: appId, removed: id, models }, `removed ${id} from ${appId}\n${listText(models)}`);
+    const { appId, missing } = await commit(ctx, client, app, models, id);
+    printResult(
+      ctx,
+      json,
+      { app: appId, removed: id, models, missing },
+      `removed ${id} from ${appId}\n${listText(models)}`,
+    );
     return 0;
   },
 });

@@ -10,12 +10,14 @@ import {
   defaultDataDir,
   startCloud,
 } from '../../cloud.js';
+import { parseRedisUrl } from '../../broker/cluster.js';
 import { readTlsFiles, type TlsMaterial } from '../../tls.js';
 import { defineCommand, stringFlag, type FlagValues } from '../args.js';
 
 const USAGE = `outpost cloud start [--data-dir DIR] [--host H] [--http-port N] [--mqtt-port N]
                     [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--mqtt-tls-port N]]
-                    [--mqtt-ws-port N] [--json]
+                    [--mqtt-ws-port N] [--redis URL] [--blob-dir DIR]
+                    [--public-http URL] [--public-mqtt URL] [--json]
 
 Runs the cloud in this process until SIGINT or SIGTERM: the catalog (SQLite), the blob store, the
 HTTP API, the embedded MQTT broker (aedes, with per-device credentials and ACL) and the fleet's
@@ -34,6 +36,10 @@ other outpost verbs on this machine where it listens.
                        (default: the certificate itself when it is self-signed, else none: devices use their system CAs)
   --mqtt-tls-port N    MQTT/TLS port (default ${DEFAULT_MQTTS_PORT}, or a free port when --http-port is 0; 0 picks a free port)
   --mqtt-ws-port N     also serve MQTT over WebSocket (plain ws://, path /mqtt) on this port; 0 picks a free port
+  --redis URL          join the other replicas' MQTT brokers through this Redis (redis://HOST:PORT[/DB])
+  --blob-dir DIR       keep blobs in DIR, shared by the replicas (e.g. NFS), instead of <data-dir>/blobs
+  --public-http URL    the HTTP URL devices are given (agent.json, blob URLs), e.g. the load balancer's
+  --public-mqtt URL    the MQTT URL devices are given (mqtt:// or mqtts://), e.g. the load balancer's
   --json               print one line {"http", "mqtt", "adminTokenFile"} once listening, plus "mqtts"
                        and "ws" when those listeners are on
 Exit codes: 0 after a clean stop; 2 for a wrong flag (USAGE, CLOUD_TLS_FLAGS); 3 for an unusable
@@ -49,6 +55,24 @@ function parsePort(value: string | undefined, flag: string): number | undefined 
       value,
     });
   return n;
+}
+
+/** An advertised URL flag: absolute, one of `schemes`, no trailing slash kept. */
+function publicUrl(value: string | undefined, flag: string, schemes: string[]): string | undefined {
+  if (value === undefined) return undefined;
+  let u: URL | null = null;
+  try {
+    u = new URL(value);
+  } catch {
+    u = null;
+  }
+  if (!u || !schemes.includes(u.protocol) || (u.pathname !== '/' && u.pathname !== ''))
+    throw new OutpostError(
+      'USAGE',
+      `--${flag} "${value}" must be a ${schemes.map((x) => `${x}//`).join(' or ')} URL with a host and an optional port, no path`,
+      { flag, value },
+    );
+  return `${u.protocol}//${u.host}`;
 }
 
 /** The TLS flags, checked for fit before any file is read; null when TLS is off. */
@@ -114,6 +138,10 @@ export const cloudStart: Command = defineCommand({
     'tls-ca': { type: 'string' },
     'mqtt-tls-port': { type: 'string' },
     'mqtt-ws-port': { type: 'string' },
+    redis: { type: 'string' },
+    'blob-dir': { type: 'string' },
+    'public-http': { type: 'string' },
+    'public-mqtt': { type: 'string' },
   },
   run: async ({ values, json }, ctx) => {
     // An absent --mqtt-port stays undefined: startCloud then picks a free one when --http-port is
@@ -137,7 +165,24 @@ export const cloudStart: Command = defineCommand({
     // stdout is for the one result line; logs go to stderr.
     const log = createLogger({ name: 'outpost-cloud', destination: ctx.stderr });
     if (ctx.signal.aborted) return 0;
-    const cloud = await startCloud({ dataDir, host, httpPort, mqttPort, tls, wsPort, log });
+    const redisUrl = stringFlag(values, 'redis');
+    if (redisUrl !== undefined) parseRedisUrl(redisUrl);
+    const blobDir = stringFlag(values, 'blob-dir');
+    const publicHttpUrl = publicUrl(stringFlag(values, 'public-http'), 'public-http', ['http:', 'https:']);
+    const publicMqttUrl = publicUrl(stringFlag(values, 'public-mqtt'), 'public-mqtt', ['mqtt:', 'mqtts:']);
+    const cloud = await startCloud({
+      dataDir,
+      host,
+      httpPort,
+      mqttPort,
+      tls,
+      wsPort,
+      log,
+      redisUrl,
+      blobDir: blobDir === undefined ? undefined : path.resolve(ctx.cwd, blobDir),
+      publicHttpUrl,
+      publicMqttUrl,
+    });
     const lines = [
       'Outpost cloud listening',
       `  http:        ${cloud.httpUrl}`,

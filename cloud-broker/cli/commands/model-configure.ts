@@ -8,10 +8,12 @@ import {
   PLACEHOLDER_ID,
   defaultManifest,
   parseModelManifest,
+  parseModelPath,
   toModelJson,
 } from '../../../protocol/manifest.js';
 import { defineCommand, type FlagOptions, type FlagValues } from '../args.js';
 import { readIfExists, writeFileAtomic } from '../fs-util.js';
+import { declaredInputSize } from '../model-input-size.js';
 import { checkModelFiles } from '../model-folder.js';
 
 /** The seed's flags, same names; framework maps to the JSON key framework_type. */
@@ -52,28 +54,54 @@ model parameters are replaced by these flags.
   --config_file FILE       the model structure (.prototxt, .cfg, .xml, .pbtxt)
   --label_file FILE        one label per line (required for ObjectDetection)
   --colors_file FILE       one <x>,<y>,<z> color per line, integers 0-255
-  --mean M                 one number or R,G,B (default 0,0,0)
+  --mean M                 one number, R,G,B or R G B as aai takes it (default 0 0 0)
   --scalefactor S          number > 0 (default 1)
-  --size WxH               also W,H (default 300x300 for tensorflow, 320x320 for darknet and yolo)
+  --size W H               also WxH or W,H (default: what the model file declares for onnx, darknet
+                           and caffe; else 300 300 for tensorflow, 320 320 for darknet and yolo)
   --crop [true|false]      crop before resize (default false)
   --swaprb [true|false]    swap red and blue channels (default false)
   --softmax [true|false]   apply softmax to the output (default false)
-  --output_layer_names L   comma-separated output layer names
+  --output_layer_names L.. output layer names: a b c, or a,b,c
   --device D               tensor-rt only: nano, xavier-nx, agx-xavier (required for tensor-rt)
-  --architecture A         tensor-rt: yolo, mobilenet_ssd; hailo: yolov3, mobilenet_ssd (required for both)
+  --architecture A         tensor-rt: yolo, mobilenet_ssd; hailo: yolov3, mobilenet_ssd (required for both);
+                           others (optional): the output layout, e.g. yolov8, yolov5, ssd, tf_object_detection
   --quantize_input [B]     hailo only (default true)
   --quantize_output [B]    hailo only (default true)
-  --input_format S         hailo only (required for hailo, e.g. auto)
+  --input_format S         hailo: required, e.g. auto; others: NCHW or NHWC where the model cannot tell
   --output_format S        hailo only (required for hailo, e.g. none)
   --json                   print {"file", "manifest"} as one JSON line`;
 
-/** `--crop` alone means true; `--crop false` takes the next word as its value. */
+/**
+ * aai's multi-value flags: `--size 300 300`, `--mean 104 117 123`, `--output_layer_names a b`
+ * take the following words up to the next flag (numbers for size and mean, at most 2 and 3).
+ * They are joined with commas, the form the single-word syntax (`300x300`, `104,117,123`,
+ * `a,b`) already has, so both parse the same way.
+ */
+const MULTI: Record<string, { max: number; numeric: boolean }> = {
+  size: { max: 2, numeric: true },
+  mean: { max: 3, numeric: true },
+  output_layer_names: { max: Infinity, numeric: false },
+};
+const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
+
+/** `--crop` alone means true; `--crop false` takes the next word as its value; multi-value flags join. */
 export function preprocessBooleans(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : '';
-    if (BOOL_FLAGS.has(name)) {
+    const multi = MULTI[name];
+    if (multi) {
+      const words: string[] = [];
+      while (i + 1 < argv.length && words.length < multi.max) {
+        const next = argv[i + 1]!;
+        if (next.startsWith('--') || (multi.numeric && words.length > 0 && !NUMBER.test(next))) break;
+        words.push(next);
+        i++;
+      }
+      // No word: leave the flag bare so the parser reports its missing value as before.
+      out.push(words.length === 0 ? a : `${a}=${words.join(',')}`);
+    } else if (BOOL_FLAGS.has(name)) {
       const next = argv[i + 1];
       if (next !== undefined && /^(true|false)$/i.test(next)) {
         out.push(`${a}=${next}`);
@@ -163,6 +191,26 @@ export const modelConfigure = defineCommand({
   preprocess: preprocessBooleans,
   async run({ values, json }, ctx: CliContext) {
     const params = flagsToParams(values);
+    // Without --size, the size the model file declares (aai refuses here; the file knows it).
+    let sizeNote = '';
+    let sizeFrom: string | undefined;
+    if (
+      params.size === undefined &&
+      typeof params.model_file === 'string' &&
+      typeof params.framework_type === 'string'
+    ) {
+      const declared = await declaredInputSize(ctx.cwd, {
+        framework_type: params.framework_type as never,
+        model_file: parseModelPath(params.model_file, '--model_file'),
+        config_file:
+          typeof params.config_file === 'string' ? parseModelPath(params.config_file, '--config_file') : undefined,
+      });
+      if (declared) {
+        sizeFrom = declared.from;
+        params.size = declared.size;
+        sizeNote = `\n  size ${declared.size.join('x')} read from ${declared.from} (no --size given)`;
+      }
+    }
     // Validate the flags alone first so the messages name --flags, not JSON keys.
     let manifest = defaultManifest(params);
     const target = join(ctx.cwd, MODEL_JSON);
@@ -183,8 +231,8 @@ export const modelConfigure = defineCommand({
     printResult(
       ctx,
       json,
-      { file: target, manifest: doc },
-      `wrote ${target}\n  framework ${p.framework_type}, purpose ${p.purpose}, size ${p.size.join('x')}, model_file ${p.model_file}\n${next}`,
+      { file: target, manifest: doc, ...(sizeFrom ? { sizeFrom } : {}) },
+      `wrote ${target}\n  framework ${p.framework_type}, purpose ${p.purpose}, size ${p.size.join('x')}, model_file ${p.model_file}${sizeNote}\n${next}`,
     );
     return 0;
   },

@@ -59,4 +59,9 @@ export const RUNTIME = {
     exit: EXIT.NOT_FOUND,
     hint: 'The runtime serves no active version of this model (or not this version). Install and activate it, or check the name with `outpost agent status`.',
   },
+  RUNTIME_RAW_TENSORS_ONLY: {
+    status: 422,
+    exit: EXIT.INCOMPATIBLE,
+    hint: 'The model is served, but only as raw tensors: its input is not one image or post-processing cannot read its outputs. The message names the layout it found and what to set in alwaysai.model.json (architecture, output_layer_names, input_format); until then use KServe inference (/v2/models/{name}/infer).',
+  },
 } as const satisfies ErrorTable;

@@ -1,0 +1,21 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The footprint benchmarks measure what a user runs: the compiled JavaScript of `npm run build`
+ * (dist/), with plain node and no transpiler. The build is incremental, so this costs about two
+ * seconds when nothing changed; it runs once per benchmark process.
+ */
+export const REPO = fileURLToPath(new URL('..', import.meta.url));
+export const AGENT_BIN = join(REPO, 'dist', 'agent', 'cli', 'bin.js');
+export const OUTPOST_BIN = join(REPO, 'dist', 'cloud-broker', 'cli', 'bin.js');
+
+let built = false;
+export function ensureBuilt(): void {
+  if (built) return;
+  execFileSync('npm', ['run', '-s', 'build'], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+  built = true;
+}
+
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -1,0 +1,105 @@
+import { createRequire } from 'node:module';
+import { OutpostError } from '../../protocol/errors/index.js';
+import type { Logger } from '../../protocol/log.js';
+
+/**
+ * What a replica's embedded aedes needs to join the others: a message emitter that carries every
+ * publish to every replica (mqemitter-redis, over Redis pub/sub) and a persistence that they share
+ * (aedes-persistence-redis: retained messages, subscriptions, QoS 1 in flight, wills). With both, a
+ * device may connect to any replica: a retained desired state published by one replica is delivered
+ * live by the others and stored where a device that connects later to any replica finds it, and a
+ * second connection with the same client id on another replica closes the first (aedes announces
+ * new clients on `$SYS/+/new/clients` through the emitter).
+ */
+export interface BrokerCluster {
+  mq: unknown;
+  persistence: unknown;
+  /** After the broker has closed: disconnects the persistence from Redis. */
+  close(): Promise<void>;
+}
+
+// Both packages are CommonJS with no types; they are loaded only when --redis is given.
+const require = createRequire(import.meta.url);
+
+export function parseRedisUrl(url: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new OutpostError('USAGE', `--redis "${url}" is not a URL; give redis://HOST:PORT[/DB]`, { value: url });
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new OutpostError('USAGE', `--redis "${url}" must start with redis:// or rediss://`, { value: url });
+  return u;
+}
+
+/** ioredis connection options for a redis:// or rediss:// URL (host, port, db, user, password, TLS). */
+export function redisOptions(url: string): Record<string, unknown> {
+  const u = parseRedisUrl(url);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  if (!Number.isInteger(db) || db < 0)
+    throw new OutpostError('USAGE', `--redis "${url}": the database after / must be a number`, { value: url });
+  return {
+    host: u.hostname.replace(/^\[|\]$/g, ''),
+    port: u.port ? Number(u.port) : 6379,
+    db,
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+interface SubscriptionStore {
+  addSubscriptions(client: unknown, subs: object, cb?: unknown): Promise<void> | undefined;
+}
+
+/**
+ * aedes 1.2 stores a SUBSCRIBE's whole list once per filter in it (handlers/subscribe.js,
+ * storeSubscriptions), and aedes-persistence-redis broadcasts each store to the other brokers and
+ * waits for it; with two filters in one SUBSCRIBE (the agent sends `desired` and `commands/#`
+ * together) the second wait never ends, so the SUBACK never comes and the device gets nothing
+ * (seen here with two brokers on one Redis: single-filter SUBSCRIBEs work, two-filter ones hang).
+ * Agents already in the field subscribe that way, so the broker side makes the repeat a no-op:
+ * the same list object (one packet) is stored once and its promise shared.
+ */
+function storeSubscriptionsOnce(p: SubscriptionStore): void {
+  const add = p.addSubscriptions.bind(p);
+  const stored = new WeakMap<object, Promise<void>>();
+  p.addSubscriptions = (client, subs, cb) => {
+    if (cb) return add(client, subs, cb);
+    let once = stored.get(subs);
+    if (!once) {
+      once = add(client, subs) as Promise<void>;
+      stored.set(subs, once);
+    }
+    return once;
+  };
+}
+
+export function openBrokerCluster(redisUrl: string, log: Logger): BrokerCluster {
+  parseRedisUrl(redisUrl);
+  const mqemitterRedis = require('mqemitter-redis') as (o: object) => {
+    close(cb: () => void): void;
+    on(event: 'error', cb: (err: Error) => void): void;
+  };
+  // The main export: aedes 1.2 both awaits its methods and pipes its retained streams, which the
+  // package's wrapper provides (its bare async class returns iterators, which aedes cannot pipe).
+  const persistenceRedis = require('aedes-persistence-redis') as (o: object) => {
+    destroy(): Promise<void>;
+  };
+  // One connection string for both; ioredis reconnects by itself with backoff, and errors while
+  // Redis is away are logged (once per state change by ioredis), not thrown.
+  const mq = mqemitterRedis({ connectionString: redisUrl });
+  mq.on('error', (err) => log.warn({ err: err.message }, 'MQTT cluster emitter: Redis error'));
+  // aedes-persistence-redis hands its options to ioredis as an object, so the URL is spelled out.
+  const persistence = persistenceRedis(redisOptions(redisUrl));
+  storeSubscriptionsOnce(persistence as unknown as SubscriptionStore);
+  return {
+    mq,
+    persistence,
+    // aedes closes the emitter when the broker closes; the persistence is ours to close.
+    // Without a callback: the wrapper's callback form waits for a 'ready' event that only its
+    // legacy `broker` setter emits, and aedes 1.x calls setup() instead, so it would never return.
+    close: () => persistence.destroy(),
+  };
+}

@@ -1,0 +1,262 @@
+import { createInterface } from 'node:readline';
+import { request } from 'node:http';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { missingCommand, skipForPackage } from '../helpers/requires.js';
+import { fakeRoot, verify } from '../helpers/systemd-root.js';
+import { waitFor } from '../helpers/fleet.js';
+import { NOT_ON_DEVICE, lastJson, outsideEnv, procView, runTo, startChild } from '../helpers/installed.js';
+
+/**
+ * The packages as a user gets them: `npm run pack` in the repository, then each tarball installed
+ * with `npm install --omit=dev` into its own empty prefix in a temp folder (no repository on any
+ * path: node resolves nothing from here), and only the INSTALLED binaries used from then on:
+ * `outpost cloud start`, `outpost model configure|publish`, `outpost device provision`,
+ * `outpost-agent run` converging to a deployment, `outpost-agent predict` answering from its
+ * socket, `outpost-agent install-service` writing units that `systemd-analyze verify` accepts.
+ * It also shows that the installed agent loads no transpiler. Everything started is stopped by PID.
+ */
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const noVerify = missingCommand('systemd-analyze');
+const skipVerify = skipForPackage(noVerify && `${noVerify} (apt-get install systemd)`);
+
+let dir: string;
+let cloudPrefix: string;
+let agentPrefix: string;
+let version: string;
+const stops: (() => Promise<unknown>)[] = [];
+
+// A short root: the agent's socket lives under it (Unix socket paths stop at 107 bytes).
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'op-inst-'));
+  cloudPrefix = join(dir, 'cloud');
+  agentPrefix = join(dir, 'device');
+  version = (JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+});
+afterAll(async () => {
+  for (const stop of stops.reverse()) await stop().catch(() => {});
+  await rm(dir, { recursive: true, force: true });
+});
+
+// HOME stays the user's: npm reads its ~/.npmrc (nodedir for node-gyp's headers, the cache) as
+// for any install. Nothing of the repository's .npmrc applies: cwd is the empty prefix.
+const env = () =>
+  outsideEnv({
+    // onnxruntime-node's postinstall fetches GPU providers from a feed build machines cannot reach.
+    ONNXRUNTIME_NODE_INSTALL: 'skip',
+    OUTPOST_DATA_DIR: join(dir, 'cloud-data'),
+    OUTPOST_LOG_LEVEL: 'warn',
+  });
+const bin = (prefix: string, name: string) => join(prefix, 'node_modules', '.bin', name);
+const outpost = (args: string[], cwd = dir) =>
+  runTo(bin(cloudPrefix, 'outpost'), args, { cwd, env: env(), timeoutMs: 60_000 });
+const agentCli = (args: string[]) =>
+  runTo(bin(agentPrefix, 'outpost-agent'), args, { cwd: dir, env: env(), timeoutMs: 60_000 });
+
+async function npmInstall(prefix: string, tgz: string): Promise<void> {
+  await mkdir(prefix, { recursive: true });
+  const r = await runTo(
+    'npm',
+    ['install', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--no-save', tgz],
+    { cwd: prefix, env: env(), timeoutMs: 600_000 },
+  );
+  expect(r.code, `npm install ${tgz}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`).toBe(0);
+}
+
+async function names(folder: string): Promise<string[]> {
+  return (await readdir(folder).catch(() => [] as string[])).sort();
+}
+
+/** GET over the agent's Unix socket (no client library of the repository). */
+function getJson(socketPath: string, path: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET' }, (res) => {
+      let body = '';
+      res.on('data', (b: Buffer) => (body += b.toString()));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as Record<string, unknown>);
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('installed packages (npm run pack, npm install --omit=dev, no repository)', () => {
+  it('pack writes both tarballs; each installs into an empty prefix with only what it needs', async () => {
+    const packed = await runTo('npm', ['run', '-s', 'pack'], { cwd: REPO, env: outsideEnv(), timeoutMs: 300_000 });
+    expect(packed.code, packed.stdout + packed.stderr).toBe(0);
+    const agentTgz = join(REPO, 'dist', 'packages', `outpost-agent-${version}.tgz`);
+    const cloudTgz = join(REPO, 'dist', 'packages', `outpost-${version}.tgz`);
+    // Concurrently: both are mostly native compiles (unix-dgram, better-sqlite3, the OpenCV addon).
+    await Promise.all([npmInstall(agentPrefix, agentTgz), npmInstall(cloudPrefix, cloudTgz)]);
+
+    const device = join(agentPrefix, 'node_modules');
+    // Neither package carries the repository's tests, benchmarks, CI or sources.
+    expect(await names(join(device, 'outpost-agent'))).toEqual(
+      expect.arrayContaining(['README.md', 'addons', 'dist', 'package.json', 'systemd']),
+    );
+    for (const pkg of [join(device, 'outpost-agent'), join(cloudPrefix, 'node_modules', 'outpost')]) {
+      for (const absent of ['test', 'bench', '.ci', 'docs', 'tsconfig.json'])
+        expect(await names(pkg)).not.toContain(absent);
+    }
+    expect(await names(join(device, 'outpost-agent', 'dist'))).toEqual(['agent', 'protocol']);
+    // The device gets nothing of the cloud, the transpiler or the test tools. (ws is not among
+    // these: mqtt.js itself depends on it, for MQTT over WebSocket; the agent's own list has no ws.)
+    const agentPkg = JSON.parse(await readFile(join(device, 'outpost-agent', 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    const installed = await names(device);
+    for (const cloudOnly of NOT_ON_DEVICE) {
+      expect(agentPkg.dependencies, cloudOnly).not.toHaveProperty(cloudOnly);
+      if (cloudOnly !== 'ws') expect(installed, cloudOnly).not.toContain(cloudOnly);
+    }
+    expect(installed).toEqual(expect.arrayContaining(['mqtt', 'onnxruntime-node', 'pino', 'sharp', 'unix-dgram']));
+    expect(await names(join(cloudPrefix, 'node_modules'))).not.toContain('tsx');
+
+    for (const [cli, name] of [
+      [outpost, 'outpost'],
+      [agentCli, 'outpost-agent'],
+    ] as const) {
+      const v = await cli(['--version']);
+      expect(v.code, `${name} --version: ${v.stderr}`).toBe(0);
+      expect(v.stdout.trim()).toBe(version);
+    }
+    const help = await agentCli(['--help']);
+    for (const verb of ['run', 'status', 'check-config', 'install-service', 'predict', '--version']) {
+      expect(help.stdout).toContain(`outpost-agent ${verb}`);
+    }
+  }, 900_000);
+
+  it('outpost cloud start, publish, provision; outpost-agent run converges and answers a prediction, with no transpiler loaded', async () => {
+    const cloud = startChild(bin(cloudPrefix, 'outpost'), ['cloud', 'start', '--http-port', '0', '--json'], {
+      cwd: dir,
+      env: env(),
+    });
+    stops.push(cloud.stop);
+    const info = await new Promise<{ http: string }>((resolve, reject) => {
+      createInterface({ input: cloud.child.stdout! }).once('line', (l) => resolve(JSON.parse(l)));
+      cloud.child.once('close', () => reject(new Error(`cloud start exited: ${cloud.output()}`)));
+    });
+    expect(info.http).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+
+    // The demo's generated classifier and red image, made by the INSTALLED package's own modules.
+    const model = join(dir, 'model');
+    await mkdir(model);
+    const demo = join(cloudPrefix, 'node_modules', 'outpost', 'dist', 'cloud-broker', 'demo');
+    const gen = await runTo(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { writeFileSync } from 'node:fs';
+         import { colorClassifierOnnx, COLOR_LABELS } from ${JSON.stringify(join(demo, 'color-classifier.js'))};
+         import { DEMO_MODEL_SIZE } from ${JSON.stringify(join(demo, 'model-folder.js'))};
+         import { redSquarePng } from ${JSON.stringify(join(demo, 'image.js'))};
+         writeFileSync('model.onnx', colorClassifierOnnx(DEMO_MODEL_SIZE));
+         writeFileSync('labels.txt', COLOR_LABELS.join('\\n') + '\\n');
+         writeFileSync('../red.png', await redSquarePng());`,
+      ],
+      { cwd: model, env: env(), timeoutMs: 60_000 },
+    );
+    expect(gen.code, gen.stderr).toBe(0);
+    const configure = await outpost(
+      ['model', 'configure', '--framework', 'onnx', '--purpose', 'Classification', '--model_file', 'model.onnx']
+        .concat(['--label_file', 'labels.txt', '--size', '32x32', '--scalefactor', String(1 / 255), '--swaprb', 'true'])
+        .concat(['--softmax', 'true', '--json']),
+      model,
+    );
+    expect(configure.code, configure.stdout + configure.stderr).toBe(0);
+    const manifestFile = join(model, 'alwaysai.model.json');
+    const manifest = JSON.parse(await readFile(manifestFile, 'utf8')) as Record<string, unknown>;
+    await writeFile(manifestFile, JSON.stringify({ ...manifest, id: 'admin/colors' }));
+    const published = lastJson(await outpost(['model', 'publish', '--json'], model));
+    expect(published).toMatchObject({ id: 'admin/colors', version: 1 });
+
+    const deviceDir = join(dir, 'dev');
+    const provisioned = lastJson(await outpost(['device', 'provision', 'cam-1', '--out', deviceDir, '--json']));
+    const agentConfig = provisioned.agentConfig as string;
+
+    const socket = join(dir, 'agent.sock');
+    const agent = startChild(
+      bin(agentPrefix, 'outpost-agent'),
+      ['run', '--config', agentConfig, '--models-dir', join(dir, 'models'), '--socket', socket],
+      { cwd: dir, env: env() },
+    );
+    stops.push(agent.stop);
+    const meta = await waitFor('the agent socket', () => getJson(socket, '/v2'), 60_000);
+    expect(meta.version).toBe(version);
+
+    // No transpiler in the installed agent: plain node running the compiled bin, no loader flags,
+    // no esbuild service child (tsx keeps one beside the process it runs).
+    const view = await procView(agent.pid);
+    expect(view.argv[0]).toMatch(/(^|\/)node$/);
+    expect(view.argv[1]).toBe(bin(agentPrefix, 'outpost-agent'));
+    for (const arg of view.argv) expect(arg).not.toMatch(/^--(import|loader|experimental-loader|require)\b|^-r$|tsx/);
+    expect(view.env.filter((e) => e.startsWith('NODE_OPTIONS='))).toEqual([]);
+    expect(view.children.filter((c) => c.argv.join(' ').includes('esbuild'))).toEqual([]);
+    const maps = await readFile(`/proc/${agent.pid}/maps`, 'utf8');
+    expect(maps).not.toMatch(/esbuild|tsx/);
+
+    expect((await outpost(['deploy', 'admin/colors@1', '--device', 'cam-1', '--json'])).code).toBe(0);
+    await waitFor(
+      'cam-1 to report admin/colors@1 active',
+      async () => {
+        // The reported state (what the cloud sees), as the agent's status carries it.
+        const s = lastJson(await agentCli(['status', '--socket', socket, '--json']));
+        const m = (s.sync?.models as { id: string; activeVersion: number | null; state: string }[] | undefined)?.find(
+          (x) => x.id === 'admin/colors',
+        );
+        return m?.state === 'active' && m.activeVersion === 1;
+      },
+      120_000,
+    );
+    const answer = lastJson(
+      await agentCli(['predict', join(dir, 'red.png'), '--model', 'admin/colors', '--socket', socket, '--json']),
+    );
+    expect((answer.predictions as { label: string }[])[0]?.label).toBe('red');
+    // The reported state carries the installed package's version too.
+    const shown = await waitFor(
+      'the reported state',
+      async () => {
+        const d = lastJson(await outpost(['device', 'show', 'cam-1', '--json']));
+        return JSON.stringify(d).includes(`"agentVersion":"${version}"`) ? d : undefined;
+      },
+      30_000,
+    );
+    expect(shown).toBeTruthy();
+
+    expect(await agent.stop()).toBe(0);
+    expect(await cloud.stop()).toBe(0);
+  }, 300_000);
+
+  it.skipIf(skipVerify)(
+    'outpost-agent install-service writes units whose ExecStart is the installed binary, and verify accepts them',
+    async () => {
+      const config = join(dir, 'dev', 'agent.json');
+      const root = join(dir, 'image');
+      const r = await agentCli(['install-service', '--config', config, '--root', root, '--no-start', '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const installedBin = bin(agentPrefix, 'outpost-agent');
+      expect(lastJson(r).bin).toBe(installedBin);
+      const unitFile = join(root, 'etc/systemd/system/outpost-agent.service');
+      const unit = await readFile(unitFile, 'utf8');
+      expect(unit).toContain(`ExecStart=${installedBin} run --config /etc/outpost/agent.json`);
+      // verify checks that ExecStart's binary exists in that root; it never runs it, so a stand-in
+      // at the same path is enough there (the real one answered --version above).
+      await fakeRoot(root);
+      await mkdir(join(root, installedBin, '..'), { recursive: true });
+      await copyFile(join(root, 'usr/bin/outpost'), join(root, installedBin));
+      await chmod(join(root, installedBin), 0o755);
+      expect(await verify(root, [unitFile])).toEqual([]);
+    },
+    120_000,
+  );
+});

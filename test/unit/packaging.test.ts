@@ -1,0 +1,143 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+import { NOT_ON_DEVICE } from '../helpers/installed.js';
+
+/**
+ * The packages' dependency lists (.ci/pack.mjs) can never drift from the code: every package the
+ * compiled agent and protocol import is a dependency of outpost-agent and nothing else is (apart
+ * from the addon build at install), and the cloud package carries everything its three trees
+ * import. The imports are read from what tsc emits for each file (transpileModule with the
+ * project's settings), so type-only imports, which vanish from the JavaScript, do not count.
+ */
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const root = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+
+interface Manifest {
+  name: string;
+  version: string;
+  bin: Record<string, string>;
+  scripts?: Record<string, string>;
+  dependencies: Record<string, string>;
+  files: string[];
+}
+const manifests = JSON.parse(
+  execFileSync(process.execPath, [join(REPO, '.ci/pack.mjs'), '--print-manifests'], { encoding: 'utf8' }),
+) as Record<'outpost-agent' | 'outpost', Manifest>;
+
+const BUILTIN = new Set(builtinModules);
+/** The npm packages one TypeScript source imports at run time. */
+function runtimeImports(source: string): string[] {
+  const js = ts.transpileModule(source, {
+    compilerOptions: {
+      module: ts.ModuleKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      verbatimModuleSyntax: true,
+    },
+    fileName: 'x.ts',
+  }).outputText;
+  const found = new Set<string>();
+  // TypeScript's own import scanner, on the emitted JavaScript: static and dynamic imports,
+  // re-exports and require() calls (sd_notify's unix-dgram is loaded through createRequire).
+  for (const { fileName: spec } of ts.preProcessFile(js, true, true).importedFiles) {
+    if (spec.startsWith('.') || spec.startsWith('/') || spec.startsWith('node:') || BUILTIN.has(spec)) continue;
+    const parts = spec.split('/');
+    found.add(spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!);
+  }
+  return [...found].sort();
+}
+
+function importsOf(trees: string[]): string[] {
+  const all = new Set<string>();
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
+        for (const pkg of runtimeImports(readFileSync(p, 'utf8'))) all.add(pkg);
+      }
+    }
+  };
+  for (const t of trees) walk(join(REPO, t));
+  return [...all].sort();
+}
+
+const ADDON_BUILD = ['cmake-js', 'node-addon-api', 'node-api-headers'];
+
+describe('the import scan', () => {
+  it('finds static, dynamic and require imports, and ignores type-only ones, strings and relative paths', () => {
+    const src = `
+      import a from 'alpha';
+      import { type T } from 'inline-type';  // verbatimModuleSyntax keeps it as \`import {} from\`: loaded
+      import type { U } from 'typeonly';
+      import { b, type V } from '@scope/beta/sub';
+      import './local.js';
+      import 'side-effect';
+      const c = await import('gamma');
+      const d = require('delta');
+      const msg = "copied from 'not-an-import'";
+      import { readFile } from 'node:fs';
+      import path from 'path';
+      export { f } from 'zeta';
+      void a, b, c, d, msg, readFile, path;
+    `;
+    expect(runtimeImports(src)).toEqual([
+      '@scope/beta',
+      'alpha',
+      'delta',
+      'gamma',
+      'inline-type',
+      'side-effect',
+      'zeta',
+    ]);
+  });
+});
+
+describe('outpost-agent (the device package)', () => {
+  const m = manifests['outpost-agent'];
+
+  it('depends on exactly what agent/ and protocol/ import, plus the addon build', () => {
+    const deps = Object.keys(m.dependencies).sort();
+    expect(deps.filter((d) => !ADDON_BUILD.includes(d))).toEqual(importsOf(['agent', 'protocol']));
+    expect(deps.filter((d) => ADDON_BUILD.includes(d))).toEqual(ADDON_BUILD);
+    // The build deps are there because the install script and CMakeLists.txt use them.
+    expect(m.scripts?.install).toBe('node addons/build.mjs');
+    expect(readFileSync(join(REPO, 'addons/build.mjs'), 'utf8')).toContain("resolve('cmake-js/package.json')");
+    expect(readFileSync(join(REPO, 'CMakeLists.txt'), 'utf8')).toContain("require('node-addon-api')");
+  });
+
+  it('carries nothing of the cloud, the transpiler or the test tools', () => {
+    for (const name of NOT_ON_DEVICE) {
+      expect(m.dependencies, name).not.toHaveProperty(name);
+    }
+    expect(m.files).toEqual(['dist/agent/', 'dist/protocol/', 'addons/', 'CMakeLists.txt', 'systemd/', 'README.md']);
+    expect(m.bin).toEqual({ 'outpost-agent': 'dist/agent/cli/bin.js' });
+  });
+});
+
+describe('outpost (the cloud and CLI package)', () => {
+  const m = manifests.outpost;
+
+  it('depends on everything agent/, protocol/ and cloud-broker/ import, and on no dev tool', () => {
+    const deps = Object.keys(m.dependencies);
+    for (const pkg of importsOf(['agent', 'protocol', 'cloud-broker'])) expect(deps, pkg).toContain(pkg);
+    for (const dev of Object.keys(root.devDependencies)) expect(deps, dev).not.toContain(dev);
+    expect(m.files.some((f) => /^(test|bench|\.ci|docs)\b/.test(f))).toBe(false);
+    expect(m.bin).toEqual({ outpost: 'dist/cloud-broker/cli/bin.js' });
+  });
+
+  it('and both take their versions from the root package.json (one lockfile)', () => {
+    for (const pkg of Object.values(manifests)) {
+      expect(pkg.version).toBe(root.version);
+      for (const [name, range] of Object.entries(pkg.dependencies)) expect(range, name).toBe(root.dependencies[name]);
+    }
+  });
+});
