@@ -23,7 +23,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 
 /** What the agent and protocol import at run time (test/unit/packaging.test.ts keeps this exact). */
-export const DEVICE_RUNTIME = ['mqtt', 'onnxruntime-node', 'pino', 'sharp', 'unix-dgram'];
+export const DEVICE_RUNTIME = ['@tufjs/models', 'mqtt', 'onnxruntime-node', 'pino', 'sharp', 'unix-dgram'];
 /** What the device's install script needs to build the addons (cmake-js and the Node-API headers). */
 export const ADDON_BUILD = ['cmake-js', 'node-addon-api', 'node-api-headers'];
 /**

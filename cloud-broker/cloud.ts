@@ -13,6 +13,7 @@ import { openDb, type Db } from './db/index.js';
 import { catalogRouter, createApiServer } from './http/index.js';
 import type { FleetServices } from './fleet/start.js';
 import { wireFleet } from './fleet/wire.js';
+import { pageRoutes } from './ui/serve.js';
 import { certCoversHost, checkTlsMaterial, type TlsMaterial } from './tls.js';
 import { FailureLimiter } from './auth/failure-limiter.js';
 import { resolveCloudLimits, type CloudLimitsInput } from './limits.js';
@@ -136,7 +137,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     // ---- FLEET / BROKER WIRING (cloud-broker/broker/, cloud-broker/fleet/) -------------------
     // The fleet's routes go on the router now; the broker and fleet start below, once the HTTP
     // URL (written into agent.json and the signed blob URLs) is known.
-    const fleetWiring = wireFleet(router);
+    const fleetWiring = wireFleet(router, db);
+    // The web page, served on the API's port (cloud-broker/ui/, docs/ui.md).
+    router.add(...pageRoutes());
     let mqttUrl: string | null = null;
     // ------------------------------------------------------------------------------------------
 

@@ -30,7 +30,13 @@ export function versionDigest(manifest: Record<string, unknown>, files: VersionF
  * have been checked by the caller. Returns `unchanged` instead when the content equals the latest
  * version and `force` is false.
  */
-export function createVersion(db: Db, owner: string, name: string, body: VersionBody): CreatedVersion {
+export function createVersion(
+  db: Db,
+  owner: string,
+  name: string,
+  body: VersionBody,
+  publishedBy: string | null = null,
+): CreatedVersion {
   const id = `${owner}/${name}`;
   const digest = versionDigest(body.manifest, body.files);
   const isPublic = body.manifest.public === true ? 1 : 0;
@@ -51,13 +57,9 @@ export function createVersion(db: Db, owner: string, name: string, body: Version
         .get(model.id) as { version: number; digest: string } | undefined;
       if (latest && latest.digest === digest && !body.force) return { id, version: latest.version, unchanged: true };
       const version = (latest?.version ?? 0) + 1;
-      db.prepare('INSERT INTO versions (model_id, version, manifest, digest, created_at) VALUES (?, ?, ?, ?, ?)').run(
-        model.id,
-        version,
-        JSON.stringify(body.manifest),
-        digest,
-        now,
-      );
+      db.prepare(
+        'INSERT INTO versions (model_id, version, manifest, digest, created_at, published_by) VALUES (?, ?, ?, ?, ?, ?)',
+      ).run(model.id, version, JSON.stringify(body.manifest), digest, now, publishedBy);
       const insertFile = db.prepare(
         'INSERT INTO version_files (model_id, version, path, sha256, size) VALUES (?, ?, ?, ?, ?)',
       );

@@ -4,6 +4,7 @@ import { FLEET_V1 } from './migrations-fleet.js';
 import { TELEMETRY_V1 } from '../fleet/telemetry.js';
 import { ACCESS_V1 } from './migrations-access.js';
 import { ROLLOUTS_V1 } from './migrations-rollouts.js';
+import { CATALOG_PUBLISHER } from './migrations-publisher.js';
 
 /**
  * Every schema migration of the cloud database, applied in this order; the index + 1 of the last
@@ -19,4 +20,5 @@ export const MIGRATIONS: readonly Migration[] = [
   TELEMETRY_V1,
   ACCESS_V1,
   ROLLOUTS_V1,
+  CATALOG_PUBLISHER,
 ];

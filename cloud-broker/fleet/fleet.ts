@@ -12,6 +12,7 @@ import { createToken, revokeTokens } from '../auth/tokens.js';
 import type { Db } from '../db/open.js';
 import type { Signer } from '../signing/sign.js';
 import { appModels, desiredModelOf, latestVersion, versionExists } from './catalog-read.js';
+import { ChangeFeed } from './changes.js';
 import { buildSigned, effectiveDeployments, modelsDigest, planRollback } from './desired.js';
 import type { Publisher } from './publisher.js';
 import { rolloutOf, type RolloutDevice } from './rollout.js';
@@ -88,6 +89,8 @@ export interface DesiredContext {
 export class Fleet {
   readonly store: FleetStore;
   readonly telemetry: TelemetryStore;
+  /** Every change as it happens, for live views (cloud-broker/fleet/changes.ts). */
+  readonly changes: ChangeFeed;
   readonly audit: AuditStore;
   readonly rollouts: RolloutStore;
   private publisher: Publisher | null = null;
@@ -107,6 +110,7 @@ export class Fleet {
     this.rollouts = new RolloutStore(opts.db);
     this.log = moduleLogger(opts.log, 'fleet');
     this.telemetry = new TelemetryStore(opts.db, this.log.child({ part: 'telemetry' }));
+    this.changes = new ChangeFeed(this.log);
     this.lifetime = opts.lifetimeSeconds ?? 7 * DAY;
     this.blobBase = opts.blobBase ?? `${opts.urls.http.replace(/\/$/, '')}/v1/blobs/`;
   }
@@ -165,6 +169,7 @@ export class Fleet {
       return createToken(this.opts.db, 'device', id);
     })();
     this.log.info({ device: id, tags }, 'device provisioned');
+    this.changes.emit({ kind: 'device', device: id, action: 'provisioned', at: new Date().toISOString() });
     await this.reconcile([id]);
     const root = this.opts.provisionRoot?.();
     return {
@@ -211,6 +216,7 @@ export class Fleet {
       ?.clearDesired(d.id)
       .catch((err: unknown) => this.log.warn({ err, device: d.id }, 'could not clear the retained desired state'));
     this.log.info({ device: d.id }, 'device removed and its credentials revoked');
+    this.changes.emit({ kind: 'device', device: d.id, action: 'removed', at: new Date().toISOString() });
   }
 
   async tag(
@@ -228,6 +234,7 @@ export class Fleet {
       this.audit.append(actor, 'device.tag', { devices: [d.id], details: { add: a, remove: r } });
       sign([d.id]);
     });
+    this.changes.emit({ kind: 'device', device: d.id, action: 'tagged', at: new Date().toISOString() });
     return this.getDevice(d.id);
   }
 
@@ -432,6 +439,7 @@ export class Fleet {
     };
     const result = this.opts.db.transaction(() => work(sign))();
     await Promise.all([...docs].map(([id, doc]) => this.publish(id, doc)));
+    for (const id of docs.keys()) this.changes.emit({ kind: 'desired', device: id, at: now.toISOString() });
     if (docs.size > 0) this.log.info({ devices: docs.size }, 'signed and published desired states');
     return result;
   }
@@ -506,11 +514,18 @@ export class Fleet {
     }
     if (t.kind === 'status') {
       const s = statusOf(payload);
-      if (s) this.store.saveStatus(t.deviceId, s, at);
+      if (s) {
+        this.store.saveStatus(t.deviceId, s, at);
+        this.changes.emit({ kind: 'status', device: t.deviceId, status: s, at });
+      }
       return;
     }
     if (t.kind === 'telemetry') {
-      if (this.telemetry.ingest(t.deviceId, payload)) this.onDeviceEvent(t.deviceId);
+      const sample = this.telemetry.ingest(t.deviceId, payload);
+      if (sample) {
+        this.changes.emit({ kind: 'telemetry', device: t.deviceId, sample, at });
+        this.onDeviceEvent(t.deviceId);
+      }
       return;
     }
     if (t.kind === 'responses') {
@@ -525,6 +540,7 @@ export class Fleet {
         return;
       }
       this.store.saveReported(t.deviceId, JSON.stringify(rep), at);
+      this.changes.emit({ kind: 'reported', device: t.deviceId, report: rep, at });
       this.onDeviceEvent(t.deviceId);
     } catch (err) {
       this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');

@@ -41,23 +41,24 @@ export class TelemetryStore {
   /**
    * Validates and keeps one device's sample. The topic's device id is the authority (the broker's
    * ACL lets a device write only its own topic); a document naming another device is refused.
-   * Bad input is logged and dropped, never thrown: it arrives from the network.
+   * Bad input is logged and dropped, never thrown: it arrives from the network. Returns the sample
+   * when it was kept, else null.
    */
-  ingest(deviceId: string, payload: Buffer, now = new Date()): boolean {
+  ingest(deviceId: string, payload: Buffer, now = new Date()): TelemetrySample | null {
     if (payload.length > MAX_TELEMETRY_BYTES) {
       this.log.warn({ device: deviceId, bytes: payload.length }, `telemetry over ${MAX_TELEMETRY_BYTES} bytes ignored`);
-      return false;
+      return null;
     }
     let sample: TelemetrySample;
     try {
       sample = parseTelemetrySample(JSON.parse(payload.toString('utf8')));
     } catch (err) {
       this.log.warn({ device: deviceId, err: toOutpostError(err).message }, 'malformed telemetry ignored');
-      return false;
+      return null;
     }
     if (sample.deviceId !== deviceId) {
       this.log.warn({ device: deviceId, named: sample.deviceId }, 'telemetry names another device; ignored');
-      return false;
+      return null;
     }
     // A sample older than the one kept (reordered QoS 0 delivery) does not replace it.
     const info = this.db
@@ -67,7 +68,7 @@ export class TelemetryStore {
       WHERE excluded.sampled_at >= device_telemetry.sampled_at
     `)
       .run(deviceId, JSON.stringify(sample), new Date(sample.at).toISOString(), now.toISOString());
-    return info.changes > 0;
+    return info.changes > 0 ? sample : null;
   }
 
   latest(deviceId: string): LatestTelemetry | null {

@@ -56,7 +56,7 @@ export function modelRoutes(db: Db, store: BlobStore): Route[] {
         authorizeOwner(principal!, owner);
         const body = parseVersionBody(await readJsonBody(req), id);
         await checkBlobs(db, store, principal!, body);
-        const created = createVersion(db, owner, name, body);
+        const created = createVersion(db, owner, name, body, principal!.subject);
         if (!created.unchanged)
           log.info({ model: id, version: created.version, files: body.files.length }, 'version published');
         return { status: created.unchanged ? 200 : 201, body: created };

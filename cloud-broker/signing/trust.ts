@@ -215,6 +215,12 @@ export class TrustService {
       this.chain.set(v, serializeRoot(root));
     }
     this.latest = root;
+    const days = (Date.parse(root.signed.expires) - Date.now()) / 86_400_000;
+    if (days < 30)
+      this.log.warn(
+        { version: root.signed.version, expires: root.signed.expires },
+        'the root of trust expires within 30 days: devices then refuse new desired states; renew it with `outpost keys rotate-online`',
+      );
     const online = root.signed.roles[ONLINE_ROLE].keyIDs.find((id) => this.held.has(id));
     if (online) this.current = this.held.get(online)!.signer;
     else

@@ -322,7 +322,10 @@ export interface SlowMirror {
  * An HTTP mirror in front of the cloud that passes blob bodies on in `chunk`-byte pieces every
  * `delayMs` (a slow uplink), so a test can stop the agent in the middle of a download.
  */
-export async function slowMirror(target: string, opts: { chunk: number; delayMs: number }): Promise<SlowMirror> {
+export async function slowMirror(
+  target: string,
+  opts: { chunk: number; delayMs: number; token?: string },
+): Promise<SlowMirror> {
   const http = await import('node:http');
   const requests: MirrorRequest[] = [];
   const sockets = new Set<net.Socket>();
@@ -340,7 +343,16 @@ export async function slowMirror(target: string, opts: { chunk: number; delayMs:
     requests.push(rec);
     const up = http.request(
       new URL(req.url ?? '/', target),
-      { method: req.method, headers: { ...req.headers, host: new URL(target).host } },
+      {
+        method: req.method,
+        // Devices send a mirror no credentials (docs/security.md); a mirror that pulls from the cloud
+        // reads with its own token, as a CDN in front of an origin would.
+        headers: {
+          ...req.headers,
+          host: new URL(target).host,
+          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+        },
+      },
       (ur) => {
         rec.status = ur.statusCode ?? 0;
         res.writeHead(rec.status, ur.headers);

@@ -52,7 +52,7 @@ const receivers: NotifyReceiver[] = [];
 
 beforeAll(async () => {
   f = await startTestFleet();
-  mirror = await slowMirror(f.cloud.httpUrl, { chunk: CHUNK, delayMs: 40 });
+  mirror = await slowMirror(f.cloud.httpUrl, { chunk: CHUNK, delayMs: 40, token: f.adminToken });
   f.cloud.fleet.fleet.useBlobMirror(`${mirror.url}/v1/blobs/`);
   const dir = join(f.root, 'big-model');
   const fx = await writeModelFolder(dir, 'classifier', { id: 'acme/big' });

@@ -147,6 +147,8 @@ describe('root of trust: rotations reach untouched devices, forged roots and rev
     const files = await readdir(keysDir('a'));
     expect(files).toHaveLength(3);
     for (const n of files) expect((await stat(join(keysDir('a'), n))).mode & 0o777).toBe(0o600);
+    const human = await runInProcess(['keys', 'show'], { cwd: f.root, env: f.env });
+    expect(human.stdout).toMatch(/root v2, expires \S+ \(in 36[45] days\)\n {2}root keys \(threshold 2 of 3\)/);
     const s = await status();
     expect(s).toMatchObject({ initialized: true, version: 2, threshold: 2 });
     expect(s.onlineKeys.map((k) => k.keyid)).toEqual([legacyKeyid]);

@@ -100,8 +100,11 @@ function signNext(
 function summary(status: TrustStatus): string {
   if (!status.initialized)
     return `no root of trust yet: desired states are signed by the legacy key ${status.onlineKeys[0]?.keyid.slice(0, 16)}… (run \`outpost keys init\`)`;
+  const days = Math.floor((Date.parse(status.expires ?? '') - Date.now()) / 86_400_000);
+  // A root that expires freezes every device (TRUST_ROOT_EXPIRED): say so while there is time.
+  const soon = days < 30 ? ` — renew it now: outpost keys rotate-online --root-keys DIR` : '';
   return [
-    `root v${status.version}, expires ${status.expires}`,
+    `root v${status.version}, expires ${status.expires} (in ${days} days)${soon}`,
     `  root keys (threshold ${status.threshold} of ${status.rootKeys.length}): ${status.rootKeys.map((k) => k.slice(0, 16)).join(', ')}`,
     `  online key: ${status.onlineKeys.map((k) => k.keyid.slice(0, 16)).join(', ')}`,
     `  revoked: ${status.revoked.length ? status.revoked.map((k) => k.slice(0, 16)).join(', ') : 'none'}`,

@@ -71,6 +71,16 @@ export const CATALOG = {
     exit: EXIT.INVALID_INPUT,
     hint: 'The Range header asks for bytes outside the blob or is malformed; only one range (bytes=a-b, a-, -n) is served.',
   },
+  HTTP_TOO_MANY_STREAMS: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: 'The cloud already serves as many live event streams (GET /v1/events) as it allows. Close another browser tab of the page, or retry in a moment.',
+  },
+  UI_NOT_BUILT: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: 'The web page is not built into this installation. Run `npm run build` (it bundles cloud-broker/ui/) and reload.',
+  },
   BLOB_NOT_FOUND: {
     status: 404,
     exit: EXIT.NOT_FOUND,
