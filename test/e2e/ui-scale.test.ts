@@ -1,13 +1,6 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  PHONE,
-  ensureUiBundle,
-  launchBrowser,
-  signIn,
-  skipWithoutChromium,
-  type TestBrowser,
-} from '../helpers/browser.js';
+import { PHONE, ensureUiBundle, launchBrowser, skipWithoutChromium, type TestBrowser } from '../helpers/browser.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
 
 /**

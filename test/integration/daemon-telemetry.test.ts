@@ -75,7 +75,10 @@ describe('cloud telemetry', () => {
     const cfg = JSON.parse(await readFile(`${f.root}/agent-cam-t.json`, 'utf8')) as {
       credentials: { username: string; token: string };
     };
-    // The device's own credentials: the broker lets it write its own telemetry topic only.
+    // The device's own credentials: the broker lets it write its own telemetry topic only. The
+    // broker keeps one connection per device (a new one takes over), so the agent stops first;
+    // otherwise it and the probe would keep closing each other.
+    await agent.stop();
     const c = await mqtt.connectAsync(f.cloud.mqttUrl!, {
       username: cfg.credentials.username,
       password: cfg.credentials.token,
