@@ -28,11 +28,14 @@ export function resolveModel(models: readonly ModelEntry[], name: string): Model
   );
 }
 
-/** `/versions/{v}`: a positive integer that the model has loaded. */
-export function resolveVersion(entry: ModelEntry, raw: string | undefined): number | undefined {
+/**
+ * `/versions/{v}`: a positive integer that the model has loaded, or with `onDemand` any version
+ * (the runtime then loads a kept one, and says so when the device does not have it).
+ */
+export function resolveVersion(entry: ModelEntry, raw: string | undefined, onDemand = false): number | undefined {
   if (raw === undefined) return undefined;
   const v = /^[1-9]\d{0,15}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(v) || !entry.loadedVersions.includes(v)) {
+  if (!Number.isSafeInteger(v) || (!onDemand && !entry.loadedVersions.includes(v))) {
     throw new OutpostError(
       'API_VERSION_NOT_FOUND',
       `model ${entry.id} has no loaded version "${raw.slice(0, 40)}" (loaded: ${entry.loadedVersions.join(', ') || 'none'})`,

@@ -1,6 +1,20 @@
 import type { Purpose } from '../../protocol/manifest-types.js';
+import { OutpostError } from '../../protocol/errors/index.js';
 import type { Runtime } from '../runtime/runtime.js';
-import type { AgentEvent, EventSource, ModelEntry, ModelDescription, ServingRuntime } from './types.js';
+import type {
+  AgentEvent,
+  EventSource,
+  ModelEntry,
+  ModelDescription,
+  RepositoryEntry,
+  ServingRuntime,
+} from './types.js';
+
+/** What the adapter needs of the store for the repository extension (agent/store/store.ts). */
+export interface RepositoryStore {
+  list(): Promise<{ id: string; current: number | null; versions: number[] }[]>;
+  currentDir(id: string): Promise<string | null>;
+}
 
 /**
  * Adapts the Runtime (agent/runtime/runtime.ts) to the API's narrow
@@ -8,7 +22,10 @@ import type { AgentEvent, EventSource, ModelEntry, ModelDescription, ServingRunt
  * loaded versions are that one; a model whose activation failed with nothing active is listed
  * as `failed` with the error, so /v1/status and /ready can say why it does not serve.
  */
-export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void } {
+export function servingRuntime(
+  rt: Runtime,
+  opts: { store?: RepositoryStore } = {},
+): ServingRuntime & { dispose(): void } {
   const failures = new Map<string, { version: number; code: string; message: string }>();
   const onFailed = (e: { id: string; version: number; code: string; message: string }) => failures.set(e.id, e);
   const onActivated = (e: { id: string }) => failures.delete(e.id);
@@ -16,8 +33,8 @@ export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void 
   rt.events.on('activated', onActivated);
 
   const describe = (id: string, version?: number): ModelDescription | undefined => {
-    const m = rt.get(id);
-    if (!m || (version !== undefined && m.version !== version)) return undefined;
+    const m = rt.get(id, version);
+    if (!m) return undefined;
     return {
       id,
       version: m.version,
@@ -35,7 +52,7 @@ export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void 
         (m): ModelEntry => ({
           id: m.id,
           activeVersion: m.version,
-          loadedVersions: [m.version],
+          loadedVersions: [m.version, ...(rt.kept?.loaded(m.id) ?? [])].sort((a, b) => a - b),
           state: 'ready',
           ...(m.serving?.mode === 'raw-tensors'
             ? { serving: 'raw-tensors' as const, notice: m.serving.reason }
@@ -70,6 +87,14 @@ export function servingRuntime(rt: Runtime): ServingRuntime & { dispose(): void 
       } = await rt.predict(id, image, { ...opts, ...(version === undefined ? {} : { version }) });
       return { version: v, result };
     },
+    ...(rt.kept
+      ? {
+          async ensureVersion(id: string, version: number) {
+            await rt.kept!.ensure(id, version);
+          },
+        }
+      : {}),
+    ...(opts.store ? repository(rt, opts.store, failures) : {}),
     dispose() {
       rt.events.off('failed', onFailed);
       rt.events.off('activated', onActivated);
@@ -91,6 +116,58 @@ export function runtimeEventSource(rt: Runtime): EventSource {
         rt.events.off('activated', activated);
         rt.events.off('failed', failed);
       };
+    },
+  };
+}
+
+/**
+ * KServe's model repository extension over the store: the index lists every installed model and
+ * every version kept on disk with its state; load serves the current version of a model that is
+ * not served (after an unload, or a failed start), unload stops serving it (it stays installed,
+ * and the next deployment or load serves it again).
+ */
+function repository(
+  rt: Runtime,
+  store: RepositoryStore,
+  failures: Map<string, { version: number; code: string; message: string }>,
+): Pick<ServingRuntime, 'repositoryIndex' | 'loadModel' | 'unloadModel'> {
+  return {
+    async repositoryIndex() {
+      const out: RepositoryEntry[] = [];
+      for (const m of (await store.list()).sort((a, b) => a.id.localeCompare(b.id))) {
+        const active = rt.get(m.id)?.version;
+        const kept = new Set(rt.kept?.loaded(m.id) ?? []);
+        for (const v of [...m.versions].sort((a, b) => a - b)) {
+          const failed = failures.get(m.id);
+          const ready = v === active || kept.has(v);
+          out.push({
+            name: m.id,
+            version: String(v),
+            state: ready ? 'READY' : 'UNAVAILABLE',
+            reason: ready
+              ? ''
+              : failed?.version === v
+                ? `${failed.code}: ${failed.message}`
+                : v === m.current
+                  ? 'unloaded'
+                  : 'kept on disk; loaded on demand by /versions/{v} requests',
+          });
+        }
+      }
+      return out;
+    },
+    async loadModel(id) {
+      const installed = (await store.list()).find((m) => m.id === id);
+      const dir = installed?.current != null ? await store.currentDir(id) : null;
+      if (!installed || installed.current === null || !dir)
+        throw new OutpostError('API_MODEL_NOT_FOUND', `model ${id} has no current version installed on this device`, {
+          model: id,
+        });
+      if (rt.get(id)?.version === installed.current) return;
+      await rt.activate(id, installed.current, dir);
+    },
+    async unloadModel(id) {
+      await rt.unload(id);
     },
   };
 }

@@ -64,8 +64,25 @@ export interface PredictResult {
   [k: string]: unknown;
 }
 
+/** One row of the KServe repository index (POST /v2/repository/index). */
+export interface RepositoryEntry {
+  name: string;
+  version: string;
+  state: 'READY' | 'UNAVAILABLE' | 'LOADING';
+  reason: string;
+}
+
 export interface ServingRuntime {
   list(): ModelEntry[];
+  /**
+   * Loads a kept (non-active) version on demand so that `/versions/{v}` routes can serve it; the
+   * runtime unloads it when idle. Absent when the runtime serves the active version only.
+   */
+  ensureVersion?(id: string, version: number): Promise<void>;
+  /** The model repository extension: every installed model and kept version, and load/unload. */
+  repositoryIndex?(): Promise<RepositoryEntry[]>;
+  loadModel?(id: string): Promise<void>;
+  unloadModel?(id: string): Promise<void>;
   /** The loaded model for `version` (the active one when absent), or undefined. */
   describe(id: string, version?: number): ModelDescription | undefined;
   /**

@@ -74,7 +74,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   });
 
   // Serve what is installed before anything else: a device that boots offline keeps working.
-  const runtime = new Runtime({ log: root });
+  // Older kept versions are served on demand by /versions/{v} routes (docs/local-api.md).
+  const runtime = new Runtime({ log: root, versions: { resolve: (id, v) => store.versionDir(id, v) } });
   // Model events for /v1/events: activations and failed loads come from the runtime, installs and
   // rollbacks from the reconciler.
   const hub = new EventHub();
@@ -115,7 +116,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   });
 
   const api = createApiServer({
-    runtime: meteredRuntime(servingRuntime(runtime), (m, v, ms, ok) => telemetry.recordInference(m, v, ms, ok)),
+    runtime: meteredRuntime(servingRuntime(runtime, { store }), (m, v, ms, ok) =>
+      telemetry.recordInference(m, v, ms, ok),
+    ),
     log: root,
     events: hub,
     limits: {

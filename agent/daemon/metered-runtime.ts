@@ -28,6 +28,8 @@ export function meteredRuntime(
     }
   };
   return {
+    // Version loading and the repository extension pass through unmetered (no inference).
+    ...inner,
     list: () => inner.list(),
     describe: (id, version) => inner.describe(id, version),
     infer: (id, version, inputs) => timed(id, version, () => inner.infer(id, version, inputs)),

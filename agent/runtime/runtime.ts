@@ -3,6 +3,7 @@ import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { ModelManifest } from '../../protocol/manifest-types.js';
 import type { Tensor } from './backend.js';
+import { KeptVersions, type KeptVersionsOptions } from './kept-versions.js';
 import { ModelVersion, type InferOutput, type Serving } from './model-version.js';
 import type { PostOptions, PredictResult } from './postprocess/index.js';
 import type { RawFrame } from './preprocess.js';
@@ -65,9 +66,21 @@ export class Runtime {
   private readonly activating = new Map<string, Promise<unknown>>();
   private readonly prepared = new Map<string, { version: number; model: ModelVersion }>();
 
-  constructor(opts: { log?: Logger; registry?: BackendRegistry } = {}) {
+  /** Older versions served on demand (`/versions/{v}`); absent unless `versions` is given. */
+  readonly kept: KeptVersions | undefined;
+
+  constructor(
+    opts: {
+      log?: Logger;
+      registry?: BackendRegistry;
+      versions?: Omit<KeptVersionsOptions, 'registry' | 'log'>;
+    } = {},
+  ) {
     this.log = moduleLogger(opts.log ?? silentLogger, 'runtime');
     this.registry = opts.registry ?? new BackendRegistry({ log: opts.log });
+    this.kept = opts.versions
+      ? new KeptVersions({ ...opts.versions, registry: this.registry, log: this.log })
+      : undefined;
   }
 
   /** The store's beforeActivate hook: load and smoke-test a staged version, then let it go. */
@@ -165,20 +178,23 @@ export class Runtime {
     }));
   }
 
-  get(id: string): ServedModel | undefined {
+  /** The active version, or with `version` a kept version loaded now (not loading it). */
+  get(id: string, version?: number): ServedModel | undefined {
     const s = this.active.get(id);
     if (!s) return undefined;
-    const m = s.model;
+    const kept = version !== undefined && version !== s.version ? this.kept?.get(id, version) : undefined;
+    if (version !== undefined && version !== s.version && !kept) return undefined;
+    const m = kept ?? s.model;
     return {
       id,
-      version: s.version,
+      version: kept ? version! : s.version,
       dir: m.dir,
       backend: m.backend,
       purpose: m.params.purpose,
       inputs: m.inputs,
       outputs: m.outputs,
       labels: m.labels,
-      inFlight: s.refs,
+      inFlight: kept ? 0 : s.refs,
       serving: m.serving,
     };
   }
@@ -195,6 +211,7 @@ export class Runtime {
   async unload(id: string): Promise<void> {
     await this.activating.get(id)?.catch(() => undefined);
     await this.dropPrepared(id);
+    await this.kept?.unload(id);
     const s = this.active.get(id);
     if (!s) return;
     this.active.delete(id);
@@ -203,6 +220,7 @@ export class Runtime {
 
   async close(): Promise<void> {
     await Promise.all([...new Set([...this.active.keys(), ...this.prepared.keys()])].map((id) => this.unload(id)));
+    await this.kept?.close();
   }
 
   private async dropPrepared(id: string): Promise<void> {
@@ -225,6 +243,9 @@ export class Runtime {
         `model ${id} is not being served; install and activate it first`,
         { model: id },
       );
+    if (version !== undefined && version !== s.version && this.kept) {
+      return this.kept.use(id, version, (m) => fn(m, version));
+    }
     if (version !== undefined && version !== s.version) {
       throw new OutpostError('RUNTIME_MODEL_NOT_LOADED', `model ${id} serves version ${s.version}, not ${version}`, {
         model: id,

@@ -122,6 +122,12 @@ export class Store {
     return v === null ? null : this.layout.versionDir(mid, v);
   }
 
+  /** The folder of a complete kept version (current or older), or null when it is not on disk. */
+  async versionDir(id: string, version: number): Promise<string | null> {
+    const mid = parseModelId(id);
+    return (await this.layout.versions(mid)).includes(version) ? this.layout.versionDir(mid, version) : null;
+  }
+
   async installVersion(req: InstallRequest): Promise<InstallResult> {
     // Validate before queueing: a bad path is refused before anything is written.
     const mid = parseModelId(req.id);

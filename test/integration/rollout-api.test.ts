@@ -65,6 +65,10 @@ describe('rollout API (real cloud, real agents)', () => {
     expect(res.status).toBe(201);
     expect(res.json.devices).toEqual([]);
     const id = res.json.rollout.id;
+    // A device that joins the tag mid-rollout keeps what it had (here: no version) until the rollout is done.
+    await f.fleet.provision('ra-late', ['site']);
+    const lateVersion = () => f.cloud.fleet.fleet.signedOf('ra-late')?.models.find((m) => m.id === 'acme/cls')?.version;
+    expect(f.cloud.fleet.fleet.signedOf('ra-late')?.models).toEqual([]);
     const done = await waitFor(
       'rollout done',
       async () => {
@@ -75,6 +79,13 @@ describe('rollout API (real cloud, real agents)', () => {
     );
     expect(done.state).toBe('done');
     expect(done.counts).toMatchObject({ total: 3, succeeded: 3, failed: 0 });
+    expect(done.batches.flatMap((b) => b.devices.map((d) => d.device))).not.toContain('ra-late');
+    expect(lateVersion()).toBe(2);
+    const late = (await call<{ entries: AuditEntry[] }>('GET', '/v1/audit?device=ra-late')).json.entries;
+    expect(late.map((e) => `${e.actor.kind}/${e.actor.name} ${e.action}`)).toEqual([
+      'admin/admin device.provision',
+      'system/scheduler rollout.done',
+    ]);
     expect(done.batches.map((b) => b.devices.map((d) => d.state))).toEqual([['succeeded'], ['succeeded', 'succeeded']]);
     for (const d of done.batches.flatMap((b) => b.devices))
       expect(d.models[0]).toMatchObject({ version: 2, active: 2 });
@@ -122,7 +133,7 @@ describe('rollout API (real cloud, real agents)', () => {
       rolledBack: true,
       reason: { code: 'ROLLOUT_ABORTED_BY_OPERATOR' },
     });
-    expect(aborted.batches[1].devices.map((d) => d.state)).toEqual(['cancelled', 'cancelled']);
+    expect(aborted.batches[1].devices.map((d) => d.state)).toEqual(['cancelled', 'cancelled', 'cancelled']);
     expect(aborted.batches[0].devices[0].state).toBe('rolled-back');
     const actions = (await call<{ entries: AuditEntry[] }>('GET', `/v1/audit?rollout=${id}`)).json.entries.map(
       (e) => e.action,

@@ -22,6 +22,8 @@ export const ready: Handler = (_req, res, _p, ctx) => {
 
 /** GET /v2: server metadata. */
 export const serverMetadata: Handler = (_req, res, _p, ctx) => {
-  const body: ServerMetadata = { name: 'outpost-agent', version: ctx.version, extensions: EXTENSIONS };
+  // The repository extension exists only where a store backs the runtime (the daemon's).
+  const extensions = ctx.runtime.repositoryIndex ? [...EXTENSIONS, 'model_repository'] : EXTENSIONS;
+  const body: ServerMetadata = { name: 'outpost-agent', version: ctx.version, extensions };
   sendJson(res, 200, body);
 };

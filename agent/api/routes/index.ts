@@ -4,6 +4,7 @@ import { infer } from './infer.js';
 import { list, metadata, modelReady } from './models.js';
 import { events, metrics, status } from './observe.js';
 import { predict } from './predict.js';
+import { repositoryIndex, repositoryLoad, repositoryUnload } from './repository.js';
 import { shmRegister, shmStatus, shmUnregister } from './shm.js';
 
 /** The route table: patterns of %-decoded segments (`owner%2Fname` is one `:name` segment). */
@@ -22,6 +23,13 @@ export const ROUTES: readonly Route[] = [
     methods: { GET: modelReady },
   },
   { name: 'infer', pattern: ['v2', 'models', ':name', 'versions', ':version', 'infer'], methods: { POST: infer } },
+  { name: 'repository', pattern: ['v2', 'repository', 'index'], methods: { POST: repositoryIndex } },
+  { name: 'repository', pattern: ['v2', 'repository', 'models', ':name', 'load'], methods: { POST: repositoryLoad } },
+  {
+    name: 'repository',
+    pattern: ['v2', 'repository', 'models', ':name', 'unload'],
+    methods: { POST: repositoryUnload },
+  },
   { name: 'predict', pattern: ['v1', 'models', ':owner', ':name', 'predict'], methods: { POST: predict } },
   { name: 'events', pattern: ['v1', 'events'], methods: { GET: events } },
   { name: 'status', pattern: ['v1', 'status'], methods: { GET: status } },

@@ -13,7 +13,7 @@ import type { ApiContext, Handler } from '../context.js';
 import { lend, readAlignedBody, type BodyLease } from '../body.js';
 import { header, mediaType, sendParts, tooLarge } from '../http.js';
 import type { ModelDescription } from '../types.js';
-import { servedModel } from './models.js';
+import { servedVersion } from './models.js';
 
 /**
  * POST /v2/models/{name}[/versions/{v}]/infer: JSON tensors, the binary-tensor extension, and
@@ -25,7 +25,7 @@ import { servedModel } from './models.js';
  * only after the answer is written.
  */
 export const infer: Handler = async (req, res, { params }, ctx) => {
-  const { entry, model } = servedModel(ctx, params);
+  const { entry, model } = await servedVersion(ctx, params);
   const release = ctx.limiter.acquire(entry.id);
   const leases: BodyLease[] = [];
   const releaseMemory: (() => void)[] = [];

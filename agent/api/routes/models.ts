@@ -21,7 +21,7 @@ export function servedModel(
   params: Record<string, string>,
 ): { entry: ModelEntry; model: ModelDescription } {
   const entry = resolveModel(ctx.runtime.list(), params.name!);
-  const version = resolveVersion(entry, params.version);
+  const version = resolveVersion(entry, params.version, ctx.runtime.ensureVersion !== undefined);
   const model = ctx.runtime.describe(entry.id, version);
   if (!model) {
     const why = entry.error ? ` (${entry.error.code}: ${entry.error.message})` : '';
@@ -32,6 +32,22 @@ export function servedModel(
     );
   }
   return { entry, model };
+}
+
+/**
+ * servedModel for `/versions/{v}` routes that may name a kept, not yet loaded version: loads it
+ * on demand first (Triton's version policy), then resolves as usual.
+ */
+export async function servedVersion(
+  ctx: Parameters<Handler>[3],
+  params: Record<string, string>,
+): Promise<{ entry: ModelEntry; model: ModelDescription }> {
+  if (params.version !== undefined && ctx.runtime.ensureVersion) {
+    const entry = resolveModel(ctx.runtime.list(), params.name!);
+    const v = resolveVersion(entry, params.version, true)!;
+    if (entry.activeVersion !== null && v !== entry.activeVersion) await ctx.runtime.ensureVersion(entry.id, v);
+  }
+  return servedModel(ctx, params);
 }
 
 /** KServe's platform names where one exists for the backend; otherwise the backend's own name. */
@@ -66,8 +82,8 @@ export const list: Handler = (_req, res, _p, ctx) => {
 };
 
 /** GET /v2/models/{name}[/versions/{v}] */
-export const metadata: Handler = (_req, res, { params }, ctx) => {
-  const { entry, model } = servedModel(ctx, params);
+export const metadata: Handler = async (_req, res, { params }, ctx) => {
+  const { entry, model } = await servedVersion(ctx, params);
   sendJson(res, 200, metadataOf(entry, model));
 };
 

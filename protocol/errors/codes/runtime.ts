@@ -64,4 +64,10 @@ export const RUNTIME = {
     exit: EXIT.INCOMPATIBLE,
     hint: 'The model is served, but only as raw tensors: its input is not one image or post-processing cannot read its outputs. The message names the layout it found and what to set in alwaysai.model.json (architecture, output_layer_names, input_format); until then use KServe inference (/v2/models/{name}/infer).',
   },
+  RUNTIME_VERSION_BUDGET: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: 'Loading this kept (non-active) version would exceed the memory budget for on-demand versions, and the versions holding it are in use. Retry shortly (idle versions are unloaded), use the active version, or raise versions.budgetBytes in agent.json.',
+    retryable: true,
+  },
 } as const satisfies ErrorTable;
