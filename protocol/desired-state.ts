@@ -202,7 +202,8 @@ export function parseEnvelope(doc: unknown): SignedEnvelope<unknown> {
   if (!isObject(doc.signed)) throw malformed('signed', 'must be an object', doc.signed);
   if (!Array.isArray(doc.signatures) || doc.signatures.length === 0)
     throw malformed('signatures', 'must be a non-empty array', doc.signatures);
-  const signatures: Signature[] = doc.signatures.map((s, i) => {
+  // Array.from visits holes ([,] parses to one): map would skip them and leave holes behind.
+  const signatures: Signature[] = Array.from(doc.signatures as unknown[], (s, i) => {
     if (
       !isObject(s) ||
       typeof s.keyid !== 'string' ||

@@ -1,5 +1,5 @@
 import { Agent, request, type IncomingMessage } from 'node:http';
-import { fromErrorBody, OutpostError } from '../../protocol/errors/index.js';
+import { OutpostError } from '../../protocol/errors/index.js';
 import {
   encodeInferRequest,
   parseInferResponse,
@@ -10,6 +10,14 @@ import {
   type ShmTensor,
   type WireTensor,
 } from '../../protocol/kserve.js';
+import {
+  collectAnswer,
+  errorOfAnswer,
+  idleTimeout,
+  jsonOf,
+  MAX_ANSWER_BYTES,
+  type Answer,
+} from '../net/http-answer.js';
 import { parseSse, type SseMessage } from './sse.js';
 
 /**
@@ -57,12 +65,6 @@ export interface AgentEventMessage {
   at?: string;
   code?: string;
   message?: string;
-}
-
-interface Answer {
-  status: number;
-  headers: IncomingMessage['headers'];
-  body: Buffer;
 }
 
 /** A request body: one buffer, or parts written back to back (never joined; see sendParts). */
@@ -300,16 +302,15 @@ export class AgentClient {
         signal,
         headers: { ...headers, ...(body ? { 'Content-Length': String(body.byteLength) } : {}) },
       });
-      if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () =>
-          req.destroy(
-            new OutpostError(
-              'API_UNREACHABLE',
-              `the agent at ${this.socket} did not answer ${method} ${path} within ${timeoutMs} ms`,
-            ),
+      idleTimeout(
+        req,
+        timeoutMs,
+        () =>
+          new OutpostError(
+            'API_UNREACHABLE',
+            `the agent at ${this.socket} did not answer ${method} ${path} within ${timeoutMs} ms`,
           ),
-        );
-      }
+      );
       req.on('response', resolve);
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof OutpostError) return reject(err);
@@ -384,7 +385,12 @@ function splitId(name: string): [string, string] {
  * multiple of 8): the parsed outputs are then views of it, not copies.
  */
 function collect(res: IncomingMessage): Promise<Buffer> {
+  const bad = (why: string) => new OutpostError('API_BAD_RESPONSE', `the agent's answer: ${why}`);
   const declared = Number(res.headers['content-length']);
+  if (declared > MAX_ANSWER_BYTES) {
+    res.destroy();
+    return Promise.reject(bad(`it announces ${declared} bytes, more than ${MAX_ANSWER_BYTES}`));
+  }
   if (Number.isSafeInteger(declared) && declared >= 0) {
     const hl = Number(res.headers['inference-header-content-length'] ?? 0);
     const pad = Number.isSafeInteger(hl) ? (8 - (hl % 8)) % 8 : 0;
@@ -402,34 +408,18 @@ function collect(res: IncomingMessage): Promise<Buffer> {
       res.on('aborted', () => reject(new OutpostError('API_BAD_RESPONSE', "the agent's answer was cut")));
     });
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => resolve(Buffer.concat(chunks)));
-    res.on('error', (e) => reject(new OutpostError('API_BAD_RESPONSE', `the agent's answer was cut: ${e.message}`)));
-    res.on('aborted', () => reject(new OutpostError('API_BAD_RESPONSE', "the agent's answer was cut")));
-  });
+  return collectAnswer(res, bad).then((a) => a.body);
 }
 
 function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new OutpostError(
-      'API_BAD_RESPONSE',
-      `the agent answered with something that is not JSON: ${body.subarray(0, 80).toString('utf8')}`,
-    );
-  }
+  return jsonOf(
+    { status: 200, headers: {}, body },
+    (start) => new OutpostError('API_BAD_RESPONSE', `the agent answered with something that is not JSON: ${start}`),
+  );
 }
 
 function errorOf(a: Answer): OutpostError {
-  let body: unknown;
-  try {
-    body = JSON.parse(a.body.toString('utf8'));
-  } catch {
-    body = undefined;
-  }
-  const e = fromErrorBody(body, a.status);
+  const e = errorOfAnswer(a).error;
   const retry = a.headers['retry-after'];
   if (retry !== undefined && e.details === undefined)
     return new OutpostError(e.code, e.message, { retryAfterSeconds: Number(retry) });

@@ -1,5 +1,6 @@
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import { idleTimeout } from '../net/http-answer.js';
 
 export interface BodyHandler {
   data(chunk: Buffer): void;
@@ -41,10 +42,25 @@ export function requestOnce(
   const mod = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : null;
   if (!mod) return Promise.reject(new Error(`unsupported URL scheme ${u.protocol} (use http: or https:)`));
   return new Promise((resolve, reject) => {
-    const req = mod.request(u, { method: 'GET', headers, signal: opts.signal, agent: opts.agent });
-    req.setTimeout(opts.idleTimeoutMs, () => req.destroy(new Error(`no data for ${opts.idleTimeoutMs} ms`)));
+    const signal = opts.signal;
+    if (signal?.aborted) return reject(abortError());
+    const req = mod.request(u, { method: 'GET', headers, agent: opts.agent });
+    let responded = false;
+    // A cancel (the agent stopping) closes the connection, but not before the bytes that already
+    // reached this host are read: they sit in the socket's receive buffer, and dropping them with
+    // the socket means fetching them again after the restart. One turn of the event loop reads
+    // them (its poll phase drains what the kernel holds); then the connection goes. Not node's
+    // `signal` option, which destroys the socket at once.
+    const onAbort = (): void => {
+      if (responded) setImmediate(() => req.destroy(abortError()));
+      else req.destroy(abortError());
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.once('close', () => signal?.removeEventListener('abort', onAbort));
+    idleTimeout(req, opts.idleTimeoutMs, () => new Error(`no data for ${opts.idleTimeoutMs} ms`));
     req.once('error', reject);
     req.once('response', (res) => {
+      responded = true;
       resolve({
         status: res.statusCode ?? 0,
         headers: res.headers,
@@ -85,4 +101,8 @@ function tap(res: http.IncomingMessage): Body {
     pause: () => res.pause(),
     resume: () => res.resume(),
   };
+}
+
+function abortError(): Error {
+  return Object.assign(new Error('the request was cancelled'), { name: 'AbortError', code: 'ABORT_ERR' });
 }

@@ -9,6 +9,8 @@ const MAX_APP_MODELS = 1000;
 
 /** Validates `{models: {"owner/name": version}}`, keeping ids in their canonical form. */
 export function parseAppBody(body: unknown): AppModels {
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new OutpostError('BAD_REQUEST', 'the body must be {"models": {"owner/name": version}}', { key: 'body' });
   const models = (body as Record<string, unknown>).models;
   if (models === null || typeof models !== 'object' || Array.isArray(models)) {
     throw new OutpostError('BAD_REQUEST', 'models must be an object {"owner/name": version}', { key: 'models' });

@@ -19,6 +19,8 @@ const FILE_KEYS = ['model_file', 'config_file', 'label_file', 'colors_file'] as 
  * Blob presence is checked afterwards against the store (it needs I/O).
  */
 export function parseVersionBody(body: unknown, id: string): VersionBody {
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new OutpostError('BAD_REQUEST', 'the body must be {manifest, files, force?}', { key: 'body' });
   const b = body as Record<string, unknown>;
   const manifest = b.manifest;
   if (manifest === null || typeof manifest !== 'object' || Array.isArray(manifest)) {

@@ -1,8 +1,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import { OutpostError, fromErrorBody } from '../../protocol/errors/index.js';
+import { OutpostError } from '../../protocol/errors/index.js';
 import { parseModelId } from '../../protocol/ids.js';
+import { collectAnswer, errorOfAnswer, idleTimeout, jsonOf, type Answer } from '../../agent/net/http-answer.js';
 import type {
   AppDetail,
   AppModels,
@@ -25,12 +26,6 @@ export interface CloudClientOptions {
   token?: string;
   /** Idle time after which a request is given up (no bytes either way). Default 60 s. */
   idleTimeoutMs?: number;
-}
-
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
 }
 
 interface RequestOptions {
@@ -146,25 +141,19 @@ export class CloudClient {
   private async json<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const a = await this.request(method, path, opts);
     if (a.status < 200 || a.status >= 300) throw this.errorOf(a);
-    try {
-      return JSON.parse(a.body.toString('utf8')) as T;
-    } catch {
-      throw new OutpostError(
-        'CLOUD_BAD_RESPONSE',
-        `${method} ${this.url}${path} answered ${a.status} with a body that is not JSON; is this an Outpost cloud?`,
-        { url: this.url + path, status: a.status },
-      );
-    }
+    return jsonOf(
+      a,
+      () =>
+        new OutpostError(
+          'CLOUD_BAD_RESPONSE',
+          `${method} ${this.url}${path} answered ${a.status} with a body that is not JSON; is this an Outpost cloud?`,
+          { url: this.url + path, status: a.status },
+        ),
+    ) as T;
   }
 
   private errorOf(a: Answer): OutpostError {
-    let body: unknown;
-    try {
-      body = JSON.parse(a.body.toString('utf8'));
-    } catch {
-      body = undefined;
-    }
-    const err = fromErrorBody(body, a.status);
+    const { error: err, body } = errorOfAnswer(a);
     if (err.code === 'INTERNAL' && (body === undefined || (body as { code?: unknown }).code !== 'INTERNAL')) {
       return new OutpostError(
         'CLOUD_BAD_RESPONSE',
@@ -203,19 +192,15 @@ export class CloudClient {
           opts.stream.source.unpipe(req);
           opts.stream.source.destroy();
         }
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          finish(null, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        collectAnswer(res, (why) => this.networkError(method, path, new Error(why))).then(
+          (a) => finish(null, a),
+          (e: Error) => finish(e),
         );
-        res.on('error', (e) => finish(this.networkError(method, path, e)));
       });
       const onAbort = (): void =>
         finish(new OutpostError('CLOUD_UNREACHABLE', `${method} ${path} was cancelled`, { url: this.url }));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      req.setTimeout(this.idleTimeoutMs, () =>
-        req.destroy(Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT' })),
-      );
+      idleTimeout(req, this.idleTimeoutMs, () => Object.assign(new Error('idle timeout'), { code: 'ETIMEDOUT' }));
       req.on('error', (e) => finish(this.networkError(method, path, e)));
       if (payload) req.end(payload);
       else if (opts.stream) {

@@ -31,7 +31,9 @@ export function createApiServer(deps: ApiServerDeps): http.Server {
   const limiter = deps.authLimiter ?? new FailureLimiter(limits.auth);
   // Node checks headersTimeout/requestTimeout every connectionsCheckingInterval (30 s by
   // default, settable only here): once a second keeps a short limit meaningful.
-  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
+  // requireHostHeader off: Node would answer a Host-less request 400 with no body and no code;
+  // no route depends on Host, so it gets the router's coded answer instead.
+  const server = http.createServer({ connectionsCheckingInterval: 1_000, requireHostHeader: false }, (req, res) => {
     void handle(deps, limiter, log, req, res);
   });
   guardServer(server, limits.http, log);

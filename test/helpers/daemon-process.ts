@@ -301,11 +301,20 @@ export interface MirrorRequest {
   status: number;
   /** Body bytes passed to the client so far. */
   bytes: number;
+  /** Of those, bytes the mirror's socket still holds (not yet handed to the kernel). */
+  unsent: () => number;
 }
 
 export interface SlowMirror {
   readonly url: string;
   readonly requests: MirrorRequest[];
+  /**
+   * Stops passing bytes on (connections stay open, as on a stalled uplink). Once a held request's
+   * `unsent()` is 0, every byte it counted is in the client host's kernel: a test that stops the
+   * client then knows exactly what reached it, instead of racing the next piece.
+   */
+  hold(): void;
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -320,8 +329,17 @@ export async function slowMirror(
   const http = await import('node:http');
   const requests: MirrorRequest[] = [];
   const sockets = new Set<net.Socket>();
+  let held = false;
+  const waiting = new Set<() => void>();
   const srv = http.createServer((req, res) => {
-    const rec: MirrorRequest = { path: req.url ?? '', range: req.headers.range, status: 0, bytes: 0 };
+    const rec: MirrorRequest = {
+      path: req.url ?? '',
+      range: req.headers.range,
+      status: 0,
+      bytes: 0,
+      // A response the client tore down keeps its buffer: nothing of it will be sent any more.
+      unsent: () => (res.destroyed ? 0 : res.writableLength),
+    };
     requests.push(rec);
     const up = http.request(
       new URL(req.url ?? '/', target),
@@ -343,6 +361,10 @@ export async function slowMirror(
         let timer: NodeJS.Timeout | null = null;
         const pump = (): void => {
           timer = null;
+          if (held) {
+            waiting.add(pump);
+            return;
+          }
           const all = Buffer.concat(queue.splice(0));
           const piece = all.subarray(0, opts.chunk);
           if (all.length > piece.length) queue.push(all.subarray(piece.length));
@@ -365,6 +387,7 @@ export async function slowMirror(
         });
         res.on('close', () => {
           if (timer) clearTimeout(timer);
+          waiting.delete(pump);
           ur.destroy();
         });
       },
@@ -380,6 +403,15 @@ export async function slowMirror(
   return {
     url: `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
     requests,
+    hold() {
+      held = true;
+    },
+    release() {
+      held = false;
+      const again = [...waiting];
+      waiting.clear();
+      for (const p of again) p();
+    },
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => srv.close(() => r()));

@@ -27,11 +27,17 @@ export interface RawAnswer {
 export function parseRawAnswer(text: string, closed: boolean): RawAnswer {
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
   const headers: Record<string, string> = {};
-  const [head = '', body = ''] = text.split('\r\n\r\n', 2);
+  const split = text.indexOf('\r\n\r\n');
+  const head = split < 0 ? text : text.slice(0, split);
   for (const line of head.split('\r\n').slice(1)) {
     const i = line.indexOf(':');
     if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
   }
+  // The first response's body only: a server may answer a second time (a parse error after it
+  // already answered) on the same connection.
+  const len = Number(headers['content-length']);
+  const rest = split < 0 ? '' : text.slice(split + 4);
+  const body = Number.isFinite(len) ? rest.slice(0, len) : rest;
   let code: string | null = null;
   try {
     code = (JSON.parse(body) as { code?: string }).code ?? null;
