@@ -38,6 +38,12 @@ export interface ReportedModel {
   state: ModelState;
   progress?: { bytes: number; total: number };
   error?: { code: string; message: string };
+  /**
+   * Present when the active version serves raw KServe tensors only: its outputs are in no layout
+   * the post-processor reads, so `/predict` answers RUNTIME_RAW_TENSORS_ONLY. `reason` says which
+   * layout could not be read and what to set (`architecture`, `output_layer_names`, `input_format`).
+   */
+  serving?: { mode: 'raw-tensors'; reason: { code: string; message: string } };
 }
 
 export interface BackendCapability {
@@ -110,6 +116,21 @@ function parseModel(v: unknown, key: string): ReportedModel {
     if (!isObject(p) || !isNat(p.bytes) || !isNat(p.total))
       throw bad(`${key}.progress`, 'must be {bytes, total} (non-negative integers)', p);
     out.progress = { bytes: p.bytes, total: p.total };
+  }
+  if (v.serving !== undefined) {
+    const sv = v.serving;
+    if (
+      !isObject(sv) ||
+      sv.mode !== 'raw-tensors' ||
+      !isObject(sv.reason) ||
+      typeof sv.reason.code !== 'string' ||
+      typeof sv.reason.message !== 'string'
+    )
+      throw bad(`${key}.serving`, 'must be {mode: "raw-tensors", reason: {code, message}}', sv);
+    out.serving = {
+      mode: 'raw-tensors',
+      reason: { code: sv.reason.code.slice(0, 64), message: sv.reason.message.slice(0, 2000) },
+    };
   }
   if (out.state === 'downloading' && !out.progress)
     throw bad(`${key}.progress`, 'is required when state is downloading');

@@ -104,6 +104,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         hub.publish({ type: e.type, model: e.model, version: e.version });
     },
     capabilities: () => ({ backends, host: host.summary }),
+    servingOf: (id) => {
+      const serving = runtime.get(id)?.serving;
+      return serving?.mode === 'raw-tensors' ? { mode: 'raw-tensors', reason: serving.reason } : undefined;
+    },
     agentVersion: AGENT_VERSION,
   });
 

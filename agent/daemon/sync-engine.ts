@@ -20,7 +20,7 @@ import { sessionTopics } from './session-topics.js';
  */
 export type SyncHooks = Pick<
   ReconcilerOptions,
-  'incompatible' | 'beforeActivate' | 'onActivated' | 'onRemoved' | 'onEvent' | 'capabilities'
+  'incompatible' | 'beforeActivate' | 'onActivated' | 'onRemoved' | 'onEvent' | 'capabilities' | 'servingOf'
 >;
 
 export function createSyncEngine(

@@ -43,6 +43,8 @@ export interface ReconcilerOptions {
   }) => void;
   publish: (doc: ReportedState) => void;
   capabilities: () => Capabilities;
+  /** How the runtime serves a model's active version; reported when it serves raw tensors only. */
+  servingOf?: (id: string) => ReportedModel['serving'] | undefined;
   agentVersion: string;
   /** When this agent started (reported, so a rollout can tell a restart); default: the process start. */
   startedAt?: string;
@@ -189,6 +191,10 @@ export class Reconciler {
       models: [...this.models.values()]
         .map(reportedOf)
         .filter((m): m is ReportedModel => m !== null)
+        .map((m) => {
+          const serving = m.state === 'active' ? this.opts.servingOf?.(m.id) : undefined;
+          return serving ? { ...m, serving } : m;
+        })
         .sort((a, b) => a.id.localeCompare(b.id)),
       capabilities: this.opts.capabilities(),
       ...(this.lastError ? { desiredError: this.lastError } : {}),

@@ -110,6 +110,12 @@ describe.skipIf(skipForPackage(why))('real models from npm packages, end to end'
     const meta = await agent.client.model('acme/blazeface');
     expect(meta.inputs).toEqual([{ name: 'input:0', datatype: 'FP32', shape: [1, 128, 128, 3] }]);
     expect(meta.outpost.serving).toMatchObject({ mode: 'raw-tensors' });
+    // The state the device reports says so too, so the cloud (and the fleet page) can show it.
+    const reported = await waitFor('the report of raw-tensors serving', async () => {
+      const shown = await f.fleet.showDevice('cam-1');
+      return shown.reported?.models.find((m) => m.id === 'acme/blazeface' && m.serving);
+    });
+    expect(reported.serving).toMatchObject({ mode: 'raw-tensors', reason: { code: expect.any(String) } });
 
     // KServe against an in-process onnxruntime session on the same tensor.
     const data = Float32Array.from({ length: 128 * 128 * 3 }, (_, i) => ((i * 37) % 255) / 127.5 - 1);
