@@ -90,8 +90,10 @@ export function guardPackets(conn: Duplex, maxBytes: number, onTooLarge: (announ
   conn.on('end', () => guard.push(null));
   conn.on('close', () => guard.destroy());
   conn.on('error', (err) => guard.destroy(err));
-  // aedes and logs read these off the connection.
+  // aedes and logs read these off the connection; `transport` is the socket itself (TCP, TLS or
+  // a WebSocket stream), for whoever must know what the device connected over.
   Object.assign(guard, {
+    transport: conn,
     remoteAddress: (conn as { remoteAddress?: string }).remoteAddress,
     setNoDelay: () => undefined,
   });

@@ -34,7 +34,10 @@ describe.skipIf(skipForPackage(missingOpenssl()))('MQTT over TLS and WebSocket',
     pki = await makeTestPki(pkiDir);
     const tls = await readTlsFiles({ cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert });
     f = await startTestFleet({ tls, wsPort: 0 });
-    f.cloud.fleet.broker!.broker.on('clientReady', (c) => overTls.set(c.id, c.conn instanceof TLSSocket));
+    // The broker's packet guard wraps each connection; `transport` is the socket under it.
+    f.cloud.fleet.broker!.broker.on('clientReady', (c) =>
+      overTls.set(c.id, (c.conn as unknown as { transport?: unknown }).transport instanceof TLSSocket),
+    );
   });
   afterAll(async () => {
     await f?.close();
