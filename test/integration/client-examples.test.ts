@@ -50,17 +50,22 @@ describe('example apps on a folder of frames', () => {
   });
 });
 
-describe.skipIf(missingCommand('ffmpeg') !== null)('example apps on a video through ffmpeg', () => {
-  it('both decode a short clip into raw frames and predict each', async () => {
-    const clip = join(h.dir, 'clip.mp4');
-    await run('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'color=c=red:s=64x48:d=0.2', '-r', '10', clip]);
-    const video = opts('--video', clip, '--size', '64x48');
-    for (const out of [
-      (await run(process.execPath, [...TS, ...video])).stdout,
-      (await run(PYTHON, [...PY, ...video])).stdout,
-    ]) {
-      expect(out).toMatch(/^frame 1\t.*\tred/m);
-      expect(out).toMatch(/^frames [12] {2}fps/m);
-    }
-  });
-});
+describe.skipIf(skipForPackage(missingCommand('ffmpeg', ['-version'])))(
+  'example apps on a video through ffmpeg',
+  () => {
+    it('both decode a short clip into raw frames and predict each', async () => {
+      const clip = join(h.dir, 'clip.mp4');
+      await run('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'color=c=red:s=64x48:d=0.2', '-r', '10', clip]);
+      const video = opts('--video', clip, '--size', '64x48');
+      for (const out of [
+        (await run(process.execPath, [...TS, ...video])).stdout,
+        (await run(PYTHON, [...PY, ...video])).stdout,
+      ]) {
+        // The encoder decides how many frames a 0.2 s clip holds; every one of them must be red.
+        const total = Number(/^frames (\d+) {2}fps/m.exec(out)?.[1]);
+        expect(total).toBeGreaterThanOrEqual(1);
+        expect(out.match(/^frame \d+\t.*\tred/gm)?.length).toBe(total);
+      }
+    });
+  },
+);
