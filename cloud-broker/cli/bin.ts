@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// The `outpost` executable of the installed package (package.json "bin"): the compiled CLI,
-// dist/cloud-broker/cli/bin.js. No transpiler is involved; cloud-broker/cli/outpost.js is the
-// development shim that runs the sources through tsx for tests.
+// The `outpost` executable (package.json "bin"): compiled by `npm run build` to
+// dist/cloud-broker/cli/bin.js and run by plain node, with no loader and no transpiler.
 import { main } from './main.js';
 
 await main();
