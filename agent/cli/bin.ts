@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // The device package's executable, `outpost-agent` (and ExecStart of outpost-agent.service):
 // compiled to dist/agent/cli/bin.js, it runs plain JavaScript and never loads the cloud's code.
-import { runAgentCli } from './main.js';
+import { holdYoungGeneration } from '../system/startup-heap.js';
+
+// Before any other module loads (hence the dynamic import): see startup-heap.ts.
+holdYoungGeneration();
+const { runAgentCli } = await import('./main.js');
 
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => controller.abort(new Error(sig)));

@@ -14,7 +14,8 @@ export interface HostInfo {
 
 export async function probeHost(log: Logger, root?: string): Promise<HostInfo> {
   try {
-    const caps = await probeCapabilities({ root });
+    // OpenCV's build is reported once a model has loaded its addon (the daemon probes again then).
+    const caps = await probeCapabilities({ root, loadOpenCv: false });
     return { deviceType: caps.jetson?.device ?? null, summary: { ...caps } };
   } catch (err) {
     moduleLogger(log, 'probe').warn(

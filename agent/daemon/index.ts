@@ -8,17 +8,14 @@ import { createApiServer, EventHub, runtimeEventSource, servingRuntime, type Api
 import { createNotifier, type Notifier } from '../system/sd-notify.js';
 import { startWatchdog } from '../system/watchdog.js';
 import { packageInfo } from '../system/package-root.js';
+import { releaseYoungGeneration } from '../system/startup-heap.js';
 import type { MqttSession } from '../sync/mqtt-session.js';
 import type { Reconciler } from '../sync/reconciler.js';
 import { compatibilityCheck } from '../sync/compatibility.js';
-import { createSyncEngine } from './sync-engine.js';
-import { handleCommand } from './commands.js';
+import type { SyncEngine } from './sync-engine.js';
 import { probeHost } from './host.js';
 import { meteredRuntime } from './metered-runtime.js';
 import { createTelemetry, type Telemetry } from '../telemetry/index.js';
-import { join } from 'node:path';
-import { createCommandGate } from '../sync/command-gate.js';
-import { NonceStore } from '../sync/nonce-store.js';
 import type { TrustStore } from '../sync/trust-store.js';
 
 /** The installed package's version (GET /v2, the reported state, --version). */
@@ -90,25 +87,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     });
   }
 
-  const host = await probeHost(root);
-  let backends = await runtime.capabilities();
-
-  const { session, reconciler, trust } = createSyncEngine(config, store, root, {
-    incompatible: (m) => compatibilityCheck({ backends, deviceType: host.deviceType })(m),
-    // Load + smoke-run once in the staging folder; activate() then reuses that instance.
-    beforeActivate: (dir, model) => runtime.prepare(model.id, model.version, dir),
-    onActivated: (id, version, dir) => runtime.activate(id, version, dir),
-    onRemoved: (id) => runtime.unload(id),
-    onEvent: (e) => {
-      if (e.type === 'installed' || e.type === 'rolled-back')
-        hub.publish({ type: e.type, model: e.model, version: e.version });
-    },
-    capabilities: () => ({ backends, host: host.summary }),
-    servingOf: (id) => {
-      const serving = runtime.get(id)?.serving;
-      return serving?.mode === 'raw-tensors' ? { mode: 'raw-tensors', reason: serving.reason } : undefined;
-    },
-    agentVersion: AGENT_VERSION,
+  let syncStarted: SyncEngine | undefined;
+  let markSyncReady!: (s: SyncEngine) => void;
+  const syncReady = new Promise<SyncEngine>((resolve) => {
+    markSyncReady = resolve;
   });
 
   const telemetry: Telemetry = createTelemetry({
@@ -116,7 +98,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     modelsDir: config.modelsDir,
     telemetry: config.telemetry,
     log: root,
-    publish: (sample) => session.publishTelemetry(sample),
+    publish: (sample) => syncStarted?.session.publishTelemetry(sample),
   });
 
   const api = createApiServer({
@@ -132,11 +114,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       requestTimeoutMs: config.api.requestTimeoutMs,
     },
     version: AGENT_VERSION,
-    status: () => ({
-      deviceId: config.deviceId,
-      broker: { url: config.cloud.mqtt, connected: session.connected },
-      sync: reconciler.report(),
-    }),
+    // Waits for the sync side when asked in the moment between READY and its start.
+    status: async () => {
+      const { session, reconciler } = syncStarted ?? (await syncReady);
+      return {
+        deviceId: config.deviceId,
+        broker: { url: config.cloud.mqtt, connected: session.connected },
+        sync: reconciler.report(),
+      };
+    },
   });
   await api.listen(config.socket, config.socketMode);
   log.info({ socket: config.socket, models: runtime.list().length }, 'local API listening');
@@ -146,29 +132,49 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   notifier.ready(`serving ${runtime.list().length} model(s); connecting to ${config.cloud.mqtt}`);
   const watchdog = startWatchdog(notifier, env);
 
-  session.on('desired', (payload) => reconciler.onDesired(payload));
-  const gate = createCommandGate({
-    deviceId: config.deviceId,
-    trust,
-    nonces: new NonceStore(join(config.modelsDir, '.outpost', 'nonces.json')),
+  // After READY, the sync side: mqtt.js, the TUF root metadata, the reconciler and the backends'
+  // probe (what the reported state's capabilities say) are imported and run only now, so serving
+  // the installed models never waits for modules the local API does not use.
+  let host = await probeHost(root);
+  let backends = await runtime.capabilities();
+  // The first model of a framework loads its backend (and OpenCV's addon): read both again.
+  const refreshCapabilities = async () => {
+    backends = await runtime.capabilities();
+    host = await probeHost(root);
+  };
+  const { createSyncEngine, startSync } = await import('./sync-engine.js');
+  const sync: SyncEngine = createSyncEngine(config, store, root, {
+    incompatible: (m) => compatibilityCheck({ backends, deviceType: host.deviceType })(m),
+    // Load + smoke-run once in the staging folder; activate() then reuses that instance.
+    beforeActivate: async (dir, model) => {
+      try {
+        return await runtime.prepare(model.id, model.version, dir);
+      } finally {
+        await refreshCapabilities();
+      }
+    },
+    onActivated: (id, version, dir) => runtime.activate(id, version, dir),
+    onRemoved: (id) => runtime.unload(id),
+    onEvent: (e) => {
+      if (e.type === 'installed' || e.type === 'rolled-back')
+        hub.publish({ type: e.type, model: e.model, version: e.version });
+    },
+    capabilities: () => ({ backends, host: host.summary }),
+    servingOf: (id) => {
+      const serving = runtime.get(id)?.serving;
+      return serving?.mode === 'raw-tensors' ? { mode: 'raw-tensors', reason: serving.reason } : undefined;
+    },
+    agentVersion: AGENT_VERSION,
   });
-  session.on('command', (name, payload) => {
-    void handleCommand(name, payload, { gate, reconciler, telemetry, log }).then((res) => session.respond(name, res));
-  });
-  session.on('connected', () =>
-    notifier.status(`connected to ${config.cloud.mqtt}; serving ${runtime.list().length} model(s)`),
-  );
-  session.on('disconnected', () =>
-    notifier.status(`broker unreachable, retrying; serving ${runtime.list().length} model(s)`),
-  );
-  await reconciler.start();
-  session.start();
-  // Catch up with rotations made while the device was off, then look again every hour: a root
-  // that revoked a key is learnt even when no document by a new key arrives to prompt a walk.
-  void trust.refresh();
-  const trustTimer = setInterval(() => void trust.refresh(), 3600_000).unref();
+
+  const { session, reconciler, trust } = sync;
+  syncStarted = sync;
+  markSyncReady(sync);
+  const trustTimer = await startSync(sync, config, { notifier, telemetry, log, serving: () => runtime.list().length });
   // Always started: it samples only while telemetry.enabled, so a SIGHUP can turn it on later.
   telemetry.start();
+  // Start-up is over: requests may grow the young generation again (agent/cli/bin.ts held it).
+  releaseYoungGeneration();
 
   let stopping: Promise<void> | null = null;
   const daemon: Daemon = {
@@ -191,7 +197,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         root.level = config.log.level;
         telemetry.reconfigure(config.telemetry);
         api.setLimits(config.api);
-        backends = await runtime.capabilities();
+        await refreshCapabilities();
         // Restart-only keys keep their running value: say so, so the edit is not silently lost.
         if (diff.restartRequired.length > 0) {
           log.warn(

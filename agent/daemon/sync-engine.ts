@@ -10,6 +10,11 @@ import { legacyRoot, parseRoot, ROOT_MAX_BYTES } from '../../protocol/trust-root
 import { OutpostError } from '../../protocol/errors/index.js';
 import { getSmall } from '../fetch/small-get.js';
 import { sessionTopics } from './session-topics.js';
+import type { Notifier } from '../system/sd-notify.js';
+import type { Telemetry } from '../telemetry/index.js';
+import { createCommandGate } from '../sync/command-gate.js';
+import { NonceStore } from '../sync/nonce-store.js';
+import { handleCommand } from './commands.js';
 
 /**
  * The MQTT session and the reconciler of one device, built from its config: the part of the
@@ -23,12 +28,18 @@ export type SyncHooks = Pick<
   'incompatible' | 'beforeActivate' | 'onActivated' | 'onRemoved' | 'onEvent' | 'capabilities' | 'servingOf'
 >;
 
+export interface SyncEngine {
+  session: MqttSession;
+  reconciler: Reconciler;
+  trust: TrustStore;
+}
+
 export function createSyncEngine(
   config: AgentConfig,
   store: Store,
   log: Logger,
   hooks: SyncHooks & { agentVersion: string },
-): { session: MqttSession; reconciler: Reconciler; trust: TrustStore } {
+): SyncEngine {
   const session = new MqttSession({
     url: config.cloud.mqtt,
     deviceId: config.deviceId,
@@ -54,6 +65,39 @@ export function createSyncEngine(
     log,
   });
   return { session, reconciler, trust };
+}
+
+/**
+ * Starts a daemon's sync side: desired states go to the reconciler, signed commands through the
+ * command gate, connection changes to systemd's status line; then the reconciler resumes, the
+ * session connects, and the root of trust is walked now and every hour. Returns the hourly timer.
+ */
+export async function startSync(
+  sync: SyncEngine,
+  config: AgentConfig,
+  ctx: { notifier: Notifier; telemetry: Telemetry; log: Logger; serving: () => number },
+): Promise<NodeJS.Timeout> {
+  const { session, reconciler, trust } = sync;
+  const { notifier, telemetry, log } = ctx;
+  session.on('desired', (payload) => reconciler.onDesired(payload));
+  const gate = createCommandGate({
+    deviceId: config.deviceId,
+    trust,
+    nonces: new NonceStore(join(config.modelsDir, '.outpost', 'nonces.json')),
+  });
+  session.on('command', (name, payload) => {
+    void handleCommand(name, payload, { gate, reconciler, telemetry, log }).then((res) => session.respond(name, res));
+  });
+  session.on('connected', () =>
+    notifier.status(`connected to ${config.cloud.mqtt}; serving ${ctx.serving()} model(s)`),
+  );
+  session.on('disconnected', () => notifier.status(`broker unreachable, retrying; serving ${ctx.serving()} model(s)`));
+  await reconciler.start();
+  session.start();
+  // Catch up with rotations made while the device was off, then look again every hour: a root
+  // that revoked a key is learnt even when no document by a new key arrives to prompt a walk.
+  void trust.refresh();
+  return setInterval(() => void trust.refresh(), 3600_000).unref();
 }
 
 /**

@@ -3,6 +3,7 @@ import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { Framework } from '../../protocol/manifest-types.js';
 import type { BackendCapability } from '../../protocol/reported-state.js';
 import type { Availability, Backend } from './backend.js';
+import { findAddon, notBuiltReason, type AddonName } from './backends/native-loader.js';
 
 /**
  * Picks the backend for a model from its framework and from what this host can run.
@@ -18,6 +19,11 @@ export interface BackendEntry {
   name: string;
   frameworks: readonly Framework[];
   create(log: Logger): Promise<Backend>;
+  /**
+   * What capabilities() reports while the backend is not created yet, without importing its
+   * module or loading its native addon; null (or absent) means "create it and ask it".
+   */
+  beforeLoad?(): Availability | null;
 }
 
 /** Framework -> backends in order of preference (onnx falls back to OpenCV DNN). */
@@ -55,14 +61,17 @@ export class BackendRegistry {
     return [...this.entries.keys()];
   }
 
-  /** Every registered backend with its availability and reason; never throws. */
+  /**
+   * Every registered backend with its availability and reason; never throws. A backend no model
+   * has needed yet answers from its entry's beforeLoad() when it has one (docs/runtime.md,
+   * "Backends load with the first model that needs them").
+   */
   async capabilities(): Promise<BackendCapability[]> {
     return Promise.all(
-      [...this.entries.values()].map(async (e) => ({
-        name: e.name,
-        frameworks: [...e.frameworks],
-        ...(await this.availabilityOf(e.name)),
-      })),
+      [...this.entries.values()].map(async (e) => {
+        const early = this.created.has(e.name) ? null : (e.beforeLoad?.() ?? null);
+        return { name: e.name, frameworks: [...e.frameworks], ...(early ?? (await this.availabilityOf(e.name))) };
+      }),
     );
   }
 
@@ -170,13 +179,38 @@ function isBackend(v: unknown): v is Backend {
   return !!b && typeof b.name === 'string' && typeof b.availability === 'function' && typeof b.load === 'function';
 }
 
-/** The backends Outpost knows; the native ones are written by the addon work and may be absent. */
+/**
+ * The backends Outpost knows. The native ones are looked for without loading them: an addon that
+ * was not built is unavailable with the loader's reason, and nothing of it is imported. A built
+ * OpenCV addon is reported available and dlopen'd (with libopencv_*, ~7 MiB of resident memory)
+ * by the first model that needs it; the vendor addons, whose availability also depends on a
+ * device being present, are probed when built.
+ */
 export function defaultEntries(): BackendEntry[] {
   return [
     lazyModuleEntry('onnx', ['onnx'], './backends/onnx.js'),
-    lazyModuleEntry('opencv', ['caffe', 'darknet', 'tensorflow', 'enet', 'onnx'], './backends/opencv.js'),
-    lazyModuleEntry('tensorrt', ['tensor-rt'], './backends/tensorrt.js'),
-    lazyModuleEntry('hailort', ['hailo'], './backends/hailort.js'),
-    lazyModuleEntry('openvino', ['myriad', 'dldt'], './backends/openvino.js'),
+    {
+      ...lazyModuleEntry('opencv', ['caffe', 'darknet', 'tensorflow', 'enet', 'onnx'], './backends/opencv.js'),
+      beforeLoad: () => builtAddon('outpost_opencv_dnn', true),
+    },
+    {
+      ...lazyModuleEntry('tensorrt', ['tensor-rt'], './backends/tensorrt.js'),
+      beforeLoad: () => builtAddon('outpost_tensorrt'),
+    },
+    {
+      ...lazyModuleEntry('hailort', ['hailo'], './backends/hailort.js'),
+      beforeLoad: () => builtAddon('outpost_hailort'),
+    },
+    {
+      ...lazyModuleEntry('openvino', ['myriad', 'dldt'], './backends/openvino.js'),
+      beforeLoad: () => builtAddon('outpost_openvino'),
+    },
   ];
+}
+
+/** Unavailable when the addon file is absent; when present, available (`deferred`) or null (probe it). */
+function builtAddon(name: AddonName, deferred = false): Availability | null {
+  const file = findAddon(name);
+  if (!file) return { available: false, reason: notBuiltReason(name) };
+  return deferred ? { available: true, details: { addon: file, loaded: false } } : null;
 }

@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { openMqttClient } from './mqtt-connect.js';
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { Backoff } from './backoff.js';
 import { STATUS_OFFLINE, STATUS_ONLINE } from '../../protocol/topics.js';
 
 /**
- * The agent's one MQTT connection. Only this file knows MQTT.
+ * The agent's one MQTT connection. Only this file knows MQTT (mqtt-connect.ts opens its client).
  *
  * - Persistent session (clean=false, clientId = device id) so QoS 1 desired states published while
  *   the device was offline are delivered when it returns; the desired state is also retained, so a
@@ -92,7 +93,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
         retain: true,
       },
     };
-    const client = mqtt.connect(opts.url, options);
+    const client = openMqttClient(opts.url, options);
     this.client = client;
     client.on('connect', (connack) => void this.onConnect(++this.connection, connack.sessionPresent));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));

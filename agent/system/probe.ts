@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TrtDevice } from '../../protocol/manifest-types.js';
-import { loadAddon } from '../runtime/backends/native-loader.js';
+import { loadAddon, loadedAddon } from '../runtime/backends/native-loader.js';
 import type { OpenCvBinding } from '../runtime/backends/opencv-binding.js';
 import {
   jetpackFor,
@@ -31,6 +31,11 @@ export interface Capabilities {
 export interface ProbeRoots {
   /** Prefix for every absolute path read (tests point it at a fake root). */
   root?: string;
+  /**
+   * false: report OpenCV only if its addon is already loaded (the daemon's probe, which must not
+   * dlopen libopencv for a device whose models never use it). Default true: load it to ask.
+   */
+  loadOpenCv?: boolean;
 }
 
 const TRT_HEADERS = [
@@ -75,8 +80,11 @@ export async function probeCapabilities(opts: ProbeRoots = {}): Promise<Capabili
 
   let opencv: Capabilities['opencv'] = null;
   if (!opts.root) {
-    const a = loadAddon<OpenCvBinding>('outpost_opencv_dnn');
-    if (a.ok) {
+    const a =
+      opts.loadOpenCv === false
+        ? loadedAddon<OpenCvBinding>('outpost_opencv_dnn')
+        : loadAddon<OpenCvBinding>('outpost_opencv_dnn');
+    if (a?.ok) {
       const info = a.binding.buildInfo();
       opencv = { version: info.version, ...parseOpenCvBuild(info.buildInformation), cuda: info.cuda };
     }

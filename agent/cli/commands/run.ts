@@ -66,13 +66,22 @@ export const agentRun: Command = async (argv, ctx) => {
     return EXIT.INVALID_INPUT;
   }
   const log = createLogger({ name: 'outpost-agent', destination: ctx.stdout, level: loaded.config.log.level });
-  const daemon = await startDaemon({ loaded, overrides, env: ctx.env, log });
+  // SIGHUP is handled from the start: READY=1 goes out before the daemon's sync side has started,
+  // and a reload sent in between must wait for it, not meet SIGHUP's default action (exit).
+  const starting = startDaemon({ loaded, overrides, env: ctx.env, log });
   const stopReload = onReload(
     async () => {
-      await daemon.reload();
+      await (await starting).reload();
     },
     { log },
   );
+  let daemon: Awaited<typeof starting>;
+  try {
+    daemon = await starting;
+  } catch (err) {
+    stopReload();
+    throw err;
+  }
   await new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });

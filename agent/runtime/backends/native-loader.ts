@@ -26,12 +26,16 @@ export function addonDirs(env: NodeJS.ProcessEnv = process.env): string[] {
 }
 
 export function loadAddon<T>(name: AddonName, dirs: readonly string[] = addonDirs()): AddonLoad<T> {
-  const key = `${name}\0${dirs.join('\0')}`;
-  const hit = cache.get(key);
-  if (hit) return hit as AddonLoad<T>;
+  const hit = loadedAddon<T>(name, dirs);
+  if (hit) return hit;
   const result = tryLoad<T>(name, dirs);
-  cache.set(key, result);
+  cache.set(`${name}\0${dirs.join('\0')}`, result);
   return result;
+}
+
+/** The outcome of an earlier loadAddon(name, dirs), or undefined when none was tried: never loads. */
+export function loadedAddon<T>(name: AddonName, dirs: readonly string[] = addonDirs()): AddonLoad<T> | undefined {
+  return cache.get(`${name}\0${dirs.join('\0')}`) as AddonLoad<T> | undefined;
 }
 
 function tryLoad<T>(name: AddonName, dirs: readonly string[]): AddonLoad<T> {
@@ -54,13 +58,21 @@ function tryLoad<T>(name: AddonName, dirs: readonly string[]): AddonLoad<T> {
       problems.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
-  if (problems.length === 0) {
-    return {
-      ok: false,
-      reason: `${name}.node is not built (looked in ${dirs.join(', ')}); run npm run build:addons on a machine with the SDK`,
-    };
-  }
+  if (problems.length === 0) return { ok: false, reason: notBuiltReason(name, dirs) };
   return { ok: false, reason: `${name}.node did not load: ${problems.join('; ')}` };
+}
+
+export function notBuiltReason(name: AddonName, dirs: readonly string[] = addonDirs()): string {
+  return `${name}.node is not built (looked in ${dirs.join(', ')}); run npm run build:addons on a machine with the SDK`;
+}
+
+/** The file the loader would try first, without loading it; null when no place has it. */
+export function findAddon(name: AddonName, dirs: readonly string[] = addonDirs()): string | null {
+  for (const dir of dirs) {
+    const file = join(dir, `${name}.node`);
+    if (existsSync(file)) return file;
+  }
+  return null;
 }
 
 /** Runs a native call and turns its {code, message} rejection into an OutpostError. */
