@@ -38,27 +38,41 @@ export const CATALOG_KEYS = [
   'website_url',
 ] as const;
 
-export const PARAM_KEYS = [
-  'framework_type',
-  'model_file',
-  'mean',
-  'scalefactor',
-  'size',
-  'purpose',
-  'crop',
-  'config_file',
-  'label_file',
-  'colors_file',
-  'swaprb',
-  'softmax',
-  'output_layer_names',
-  'device',
-  'architecture',
-  'quantize_input',
-  'quantize_output',
-  'input_format',
-  'output_format',
-] as const;
+/**
+ * The seed's table of model parameters, in its order, with the kind of value each holds: the
+ * parser below checks each key, and `outpost model configure` derives its flags from it (one
+ * flag per key, named by paramFlag; booleans take an optional true/false, numbers one word,
+ * lists several).
+ */
+export const PARAMS = {
+  framework_type: 'string',
+  model_file: 'string',
+  mean: 'numbers',
+  scalefactor: 'number',
+  size: 'numbers',
+  purpose: 'string',
+  crop: 'boolean',
+  config_file: 'string',
+  label_file: 'string',
+  colors_file: 'string',
+  swaprb: 'boolean',
+  softmax: 'boolean',
+  output_layer_names: 'strings',
+  device: 'string',
+  architecture: 'string',
+  quantize_input: 'boolean',
+  quantize_output: 'boolean',
+  input_format: 'string',
+  output_format: 'string',
+} as const satisfies Record<string, 'string' | 'number' | 'numbers' | 'strings' | 'boolean'>;
+
+export type ParamKey = keyof typeof PARAMS;
+export const PARAM_KEYS = Object.keys(PARAMS) as readonly ParamKey[];
+
+/** The configure flag of a parameter: its key, except framework_type, which aai spells --framework. */
+export function paramFlag(key: ParamKey): string {
+  return key === 'framework_type' ? 'framework' : key;
+}
 
 /** The parameters that name a file of the model folder. */
 export const FILE_KEYS = ['model_file', 'config_file', 'label_file', 'colors_file'] as const;
@@ -81,7 +95,7 @@ export function defaultSize(framework: Framework, architecture?: string): [numbe
 }
 
 /** Builds the manifest `outpost model configure` writes from already-typed flag values. */
-export function defaultManifest(flags: Partial<Record<(typeof PARAM_KEYS)[number], unknown>>): ModelManifest {
+export function defaultManifest(flags: Partial<Record<ParamKey, unknown>>): ModelManifest {
   return parseModelManifest(
     { id: PLACEHOLDER_ID, model_parameters: flags },
     { allowPlaceholderId: true, asFlags: true },
@@ -92,7 +106,7 @@ class Ctx {
   constructor(private readonly opts: ParseManifestOptions) {}
   label(key: string): string {
     if (!this.opts.asFlags) return `"${key}"`;
-    return key === 'framework_type' ? '--framework' : `--${key}`;
+    return `--${key in PARAMS ? paramFlag(key as ParamKey) : key}`;
   }
   /** How to write a size where the user writes it: a flag or the JSON file. */
   sizeExample(): string {

@@ -1,229 +1,28 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
-import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { EXIT } from '../../protocol/errors/index.js';
-import { GraphBuilder } from '../fixtures/onnx/graph.js';
-import { cleanEnv, runInProcess, spawnCli, tempDir } from '../helpers/cli.js';
+import { cleanEnv, runInProcess } from '../helpers/cli.js';
+import { configureClassifier, onnxWithInput, publishFolder, useCliCloud, writeFolder } from '../helpers/model-cli.js';
 
 /**
- * The habits of aai users, through the real CLI against a real cloud: multi-value flags, a model
- * file that declares its own input size, and alwaysai.app.json files from real alwaysAI apps that
- * list public-catalog models (alwaysai/mobilenet_ssd) this catalog does not have.
+ * The habits of aai users, through the real CLI against a real cloud: alwaysai.app.json files from
+ * real alwaysAI apps that list public-catalog models (alwaysai/mobilenet_ssd) this catalog does not
+ * have. aai's flag syntax for `model configure`: cli-configure-syntax.test.ts.
  */
-let cloud: Cloud;
-let root: string;
-let cleanup: () => Promise<void>;
-let token: string;
+const cc = useCliCloud('aai');
+const env = () => cc.env();
 let alice: CloudClient;
-const env = () => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, OUTPOST_TOKEN: token, HOME: root });
 let folders = 0;
-async function folder(files: Record<string, string | Uint8Array> = {}): Promise<string> {
-  const dir = join(root, `f${++folders}`);
-  await mkdir(dir, { recursive: true });
-  for (const [n, c] of Object.entries(files)) await writeFile(join(dir, n), c);
-  return dir;
-}
-const modelJson = async (dir: string) => JSON.parse(await readFile(join(dir, 'alwaysai.model.json'), 'utf8'));
-
-/** A tiny ONNX model with the given input dims (identity through a Relu). */
-function onnxWithInput(dims: number[]): Uint8Array {
-  const g = new GraphBuilder();
-  const x = g.input('image', dims);
-  g.rename(g.op('Relu', [x]), 'out');
-  g.output('out', dims);
-  return g.toBytes('sized');
-}
+const folder = (files: Record<string, string | Uint8Array> = {}) => writeFolder(join(cc.root, `f${++folders}`), files);
 
 beforeAll(async () => {
-  ({ dir: root, cleanup } = await tempDir('aai'));
-  cloud = await startCloud({ dataDir: join(root, 'cloud'), host: '127.0.0.1', httpPort: 0, mqttPort: 0 });
-  const admin = new CloudClient({ url: cloud.httpUrl, token: (await readFile(cloud.adminTokenFile, 'utf8')).trim() });
-  token = (await admin.createUser('alice')).token;
-  alice = new CloudClient({ url: cloud.httpUrl, token });
+  alice = new CloudClient({ url: cc.cloud.httpUrl, token: cc.token() });
   // One model this catalog has.
   const dir = await folder({ 'm.onnx': onnxWithInput([1, 3, 8, 8]), 'labels.txt': 'a\n' });
-  const conf = await runInProcess(
-    [
-      'model',
-      'configure',
-      '--framework',
-      'onnx',
-      '--purpose',
-      'Classification',
-      '--model_file',
-      'm.onnx',
-      '--label_file',
-      'labels.txt',
-    ],
-    { cwd: dir, env: env() },
-  );
-  expect(conf.code, conf.stderr).toBe(0);
-  await writeFile(join(dir, 'alwaysai.model.json'), JSON.stringify({ ...(await modelJson(dir)), id: 'alice/det' }));
-  const pub = await runInProcess(['model', 'publish', '--json'], { cwd: dir, env: env() });
-  expect(pub.code, pub.stderr).toBe(0);
-});
-afterAll(async () => {
-  await cloud?.close();
-  await cleanup?.();
-});
-
-describe('model configure: aai syntax', () => {
-  it('takes --size 300 300, --mean 104 117 123 and --output_layer_names a b, as aai does', async () => {
-    const dir = await folder({
-      'ssd.caffemodel': randomBytes(64),
-      'ssd.prototxt': 'name: "x"\n',
-      'l.txt': 'bg\nperson\n',
-    });
-    const run = await spawnCli(
-      [
-        'model',
-        'configure',
-        '--framework',
-        'caffe',
-        '--model_file',
-        'ssd.caffemodel',
-        '--config_file',
-        'ssd.prototxt',
-        '--label_file',
-        'l.txt',
-        '--purpose',
-        'ObjectDetection',
-        '--size',
-        '300',
-        '300',
-        '--mean',
-        '104',
-        '117',
-        '123',
-        '--scalefactor',
-        '0.007843',
-        '--output_layer_names',
-        'detection_out',
-        'extra_out',
-        '--swaprb',
-      ],
-      { cwd: dir, env: env() },
-    ).done;
-    expect(run.code, run.stderr).toBe(0);
-    expect((await modelJson(dir)).model_parameters).toMatchObject({
-      size: [300, 300],
-      mean: [104, 117, 123],
-      scalefactor: 0.007843,
-      output_layer_names: ['detection_out', 'extra_out'],
-      swaprb: true,
-    });
-  });
-
-  it('WxH and R,G,B still work and give the same file; a half-typed multi-value flag is a usage error', async () => {
-    const files = { 'm.onnx': onnxWithInput([1, 3, 4, 4]) };
-    const base = ['model', 'configure', '--framework', 'onnx', '--model_file', 'm.onnx', '--purpose', 'Classification'];
-    const a = await folder(files),
-      b = await folder(files);
-    expect((await runInProcess([...base, '--size', '4x4', '--mean', '1,2,3'], { cwd: a, env: env() })).code).toBe(0);
-    expect(
-      (await runInProcess([...base, '--size', '4', '4', '--mean', '1', '2', '3'], { cwd: b, env: env() })).code,
-    ).toBe(0);
-    expect((await modelJson(a)).model_parameters).toEqual((await modelJson(b)).model_parameters);
-    const bad = await runInProcess([...base, '--size', '300', '--mean', '1', '2'], { cwd: a, env: env() });
-    expect(bad.code).toBe(EXIT.USAGE);
-    expect(bad.stderr).toContain('MODEL_FLAG_INVALID');
-  });
-
-  it('--help shows the multi-value syntax', async () => {
-    const run = await runInProcess(['model', 'configure', '--help'], { cwd: root, env: env() });
-    expect(run.code).toBe(0);
-    expect(run.stdout).toContain('--size W H');
-    expect(run.stdout).toMatch(/R G B/);
-    expect(run.stdout).toMatch(/--output_layer_names L\.\. .*a b c/);
-  });
-
-  it('--framework onnx without --size reads the size from the model, writes it and says so (NCHW and NHWC)', async () => {
-    for (const [dims, want] of [
-      [
-        [1, 3, 48, 192],
-        [192, 48],
-      ],
-      [
-        [1, 128, 96, 3],
-        [96, 128],
-      ],
-    ] as const) {
-      const dir = await folder({ 'm.onnx': onnxWithInput([...dims]) });
-      const run = await runInProcess(
-        ['model', 'configure', '--framework', 'onnx', '--model_file', 'm.onnx', '--purpose', 'Classification'],
-        { cwd: dir, env: env() },
-      );
-      expect(run.code, run.stderr).toBe(0);
-      expect(run.stdout).toContain(
-        `size ${want[0]}x${want[1]} read from the input "image" of m.onnx (no --size given)`,
-      );
-      expect((await modelJson(dir)).model_parameters.size).toEqual(want);
-    }
-  });
-
-  it('a darknet cfg and a caffe prototxt declare their size too; a dynamic ONNX input still needs --size', async () => {
-    const dn = await folder({
-      'y.weights': randomBytes(16),
-      'y.cfg': '[net]\nwidth=416\nheight=288\n[convolutional]\n',
-      'y.names': 'a\n',
-    });
-    let run = await runInProcess(
-      [
-        'model',
-        'configure',
-        '--framework',
-        'darknet',
-        '--model_file',
-        'y.weights',
-        '--config_file',
-        'y.cfg',
-        '--label_file',
-        'y.names',
-        '--purpose',
-        'ObjectDetection',
-        '--json',
-      ],
-      { cwd: dn, env: env() },
-    );
-    expect(run.code, run.stderr).toBe(0);
-    expect(run.json<{ sizeFrom: string }>().sizeFrom).toBe('[net] of y.cfg');
-    expect((await modelJson(dn)).model_parameters.size).toEqual([416, 288]);
-    const cf = await folder({
-      'c.caffemodel': randomBytes(16),
-      'c.prototxt': 'input: "data"\ninput_shape { dim: 1 dim: 3 dim: 224 dim: 320 }\n',
-    });
-    run = await runInProcess(
-      [
-        'model',
-        'configure',
-        '--framework',
-        'caffe',
-        '--model_file',
-        'c.caffemodel',
-        '--config_file',
-        'c.prototxt',
-        '--purpose',
-        'Classification',
-      ],
-      { cwd: cf, env: env() },
-    );
-    expect(run.code, run.stderr).toBe(0);
-    expect((await modelJson(cf)).model_parameters.size).toEqual([320, 224]);
-    // dimValue 0 is how this builder writes an unknown dimension.
-    const dyn = await folder({ 'd.onnx': onnxWithInput([1, 3, 0, 0]) });
-    run = await runInProcess(
-      ['model', 'configure', '--framework', 'onnx', '--model_file', 'd.onnx', '--purpose', 'Classification'],
-      {
-        cwd: dyn,
-        env: env(),
-      },
-    );
-    expect(run.code).toBe(EXIT.USAGE);
-    expect(run.stderr).toContain('MODEL_FLAG_MISSING');
-  });
+  await configureClassifier(dir, env(), { id: 'alice/det' });
+  await publishFolder(dir, env());
 });
 
 describe('foreign alwaysai.app.json files', () => {
@@ -264,7 +63,7 @@ describe('foreign alwaysai.app.json files', () => {
 
   it('app models show lists every entry without a cloud', async () => {
     const dir = await folder({ 'alwaysai.app.json': JSON.stringify(foreign()) });
-    const run = await runInProcess(['app', 'models', 'show'], { cwd: dir, env: cleanEnv({ HOME: root }) });
+    const run = await runInProcess(['app', 'models', 'show'], { cwd: dir, env: cleanEnv({ HOME: cc.root }) });
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain('alwaysai/mobilenet_ssd  version 4');
   });

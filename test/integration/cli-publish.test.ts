@@ -1,75 +1,32 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
-import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
+import { describe, expect, it } from 'vitest';
 import { EXIT } from '../../protocol/errors/index.js';
-import { cleanEnv, runInProcess, snapshotDir, startProxy, tempDir } from '../helpers/cli.js';
+import { cleanEnv, runInProcess, snapshotDir, startProxy } from '../helpers/cli.js';
+import { configureClassifier, editModelJson, useCliCloud, writeFolder } from '../helpers/model-cli.js';
 
 // `outpost model publish|list|show|versions` against a real cloud on port 0 with real files.
-let cloud: Cloud;
-let root: string;
-let cleanup: () => Promise<void>;
-let admin: CloudClient;
-let aliceToken: string;
-
-beforeAll(async () => {
-  ({ dir: root, cleanup } = await tempDir('publish'));
-  cloud = await startCloud({ dataDir: join(root, 'cloud'), host: '127.0.0.1', httpPort: 0, mqttPort: 0 });
-  admin = new CloudClient({ url: cloud.httpUrl, token: (await readFile(cloud.adminTokenFile, 'utf8')).trim() });
-  aliceToken = (await admin.createUser('alice')).token;
-  await admin.createUser('bob');
-});
-afterAll(async () => {
-  await cloud?.close();
-  await cleanup?.();
-});
-
-const alice = () => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, OUTPOST_TOKEN: aliceToken, HOME: root });
+const cc = useCliCloud('publish', ['alice', 'bob']);
+const alice = () => cc.env();
 
 let folders = 0;
 /** A configured model folder with a real id. */
 async function modelFolder(id = 'alice/cls', size = 64 * 1024): Promise<string> {
-  const dir = join(root, `model-${++folders}`);
+  const dir = join(cc.root, `model-${++folders}`);
   await rm(dir, { recursive: true, force: true });
-  await import('node:fs/promises').then((fs) => fs.mkdir(dir));
-  await writeFile(join(dir, 'm.onnx'), randomBytes(size));
-  await writeFile(join(dir, 'labels.txt'), 'cat\ndog\n');
-  const run = await runInProcess(
-    [
-      'model',
-      'configure',
-      '--framework',
-      'onnx',
-      '--purpose',
-      'Classification',
-      '--model_file',
-      'm.onnx',
-      '--label_file',
-      'labels.txt',
-      '--size',
-      '224x224',
-    ],
-    { cwd: dir, env: alice() },
-  );
-  expect(run.code, run.stderr).toBe(0);
-  await setJson(dir, (m) => ({ ...m, id }));
+  await writeFolder(dir, { 'm.onnx': randomBytes(size), 'labels.txt': 'cat\ndog\n' });
+  await configureClassifier(dir, alice(), { id, size: '224x224' });
   return dir;
-}
-
-async function setJson(dir: string, edit: (m: Record<string, any>) => Record<string, any>): Promise<void> {
-  const p = join(dir, 'alwaysai.model.json');
-  await writeFile(p, JSON.stringify(edit(JSON.parse(await readFile(p, 'utf8'))), null, 2));
 }
 
 /** What the catalog holds: every model with its versions, and every file under blobs/. */
 async function catalogState(): Promise<unknown> {
-  const models = await admin.listModels();
-  const detail = await Promise.all(models.map((m) => admin.getModel(m.id)));
+  const models = await cc.admin.listModels();
+  const detail = await Promise.all(models.map((m) => cc.admin.getModel(m.id)));
   return {
     detail: detail.map((d) => ({ id: d.id, versions: d.versions })),
-    blobs: await snapshotDir(join(cloud.dataDir, 'blobs')),
+    blobs: await snapshotDir(join(cc.cloud.dataDir, 'blobs')),
   };
 }
 
@@ -119,8 +76,8 @@ describe('publish and query', () => {
 
   it('finds the local cloud and its admin token through the data dir', async () => {
     const run = await runInProcess(['model', 'list', '--json'], {
-      cwd: root,
-      env: cleanEnv({ OUTPOST_DATA_DIR: cloud.dataDir, HOME: root }),
+      cwd: cc.root,
+      env: cleanEnv({ OUTPOST_DATA_DIR: cc.cloud.dataDir, HOME: cc.root }),
     });
     expect(run.code, run.stdout).toBe(0);
     expect(run.json().models.map((m: { id: string }) => m.id)).toContain('alice/cls');
@@ -131,14 +88,19 @@ describe('publish refuses bad input and leaves the catalog and the folder as the
   const cases: [string, (dir: string) => Promise<NodeJS.ProcessEnv | void>, string, number][] = [
     [
       'the placeholder id',
-      (d) => setJson(d, (m) => ({ ...m, id: '<username>/<modelname>' })),
+      (d) => editModelJson(d, (m) => ({ ...m, id: '<username>/<modelname>' })),
       'MODEL_PLACEHOLDER_ID',
       EXIT.INVALID_INPUT,
     ],
-    ["another owner's id", (d) => setJson(d, (m) => ({ ...m, id: 'bob/stolen' })), 'AUTH_OWNER_FORBIDDEN', EXIT.AUTH],
+    [
+      "another owner's id",
+      (d) => editModelJson(d, (m) => ({ ...m, id: 'bob/stolen' })),
+      'AUTH_OWNER_FORBIDDEN',
+      EXIT.AUTH,
+    ],
     [
       'an id that is not owner/name',
-      (d) => setJson(d, (m) => ({ ...m, id: 'just-a-name' })),
+      (d) => editModelJson(d, (m) => ({ ...m, id: 'just-a-name' })),
       'MODEL_FIELD_INVALID',
       EXIT.INVALID_INPUT,
     ],
@@ -151,14 +113,15 @@ describe('publish refuses bad input and leaves the catalog and the folder as the
     ['no alwaysai.model.json', (d) => rm(join(d, 'alwaysai.model.json')), 'MODEL_JSON_MISSING', EXIT.NOT_FOUND],
     [
       'an unknown framework in the file',
-      (d) => setJson(d, (m) => ({ ...m, model_parameters: { ...m.model_parameters, framework_type: 'pytorch' } })),
+      (d) =>
+        editModelJson(d, (m) => ({ ...m, model_parameters: { ...m.model_parameters, framework_type: 'pytorch' } })),
       'MODEL_FIELD_INVALID',
       EXIT.INVALID_INPUT,
     ],
     [
       'path traversal in the file',
       (d) =>
-        setJson(d, (m) => ({
+        editModelJson(d, (m) => ({
           ...m,
           model_parameters: { ...m.model_parameters, label_file: '../../cloud/admin.token' },
         })),
@@ -168,31 +131,31 @@ describe('publish refuses bad input and leaves the catalog and the folder as the
     ['a file that is gone', (d) => rm(join(d, 'm.onnx')), 'MODEL_FILE_MISSING', EXIT.NOT_FOUND],
     [
       'a .h5 model in the file',
-      (d) => setJson(d, (m) => ({ ...m, model_parameters: { ...m.model_parameters, model_file: 'm.h5' } })),
+      (d) => editModelJson(d, (m) => ({ ...m, model_parameters: { ...m.model_parameters, model_file: 'm.h5' } })),
       'MODEL_H5_UNSUPPORTED',
       EXIT.INVALID_INPUT,
     ],
     [
       'no token',
-      async () => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, HOME: root }),
+      async () => cleanEnv({ OUTPOST_CLOUD_URL: cc.cloud.httpUrl, HOME: cc.root }),
       'AUTH_TOKEN_MISSING',
       EXIT.AUTH,
     ],
     [
       'a wrong token',
-      async () => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, OUTPOST_TOKEN: 'x'.repeat(40), HOME: root }),
+      async () => cleanEnv({ OUTPOST_CLOUD_URL: cc.cloud.httpUrl, OUTPOST_TOKEN: 'x'.repeat(40), HOME: cc.root }),
       'AUTH_TOKEN_INVALID',
       EXIT.AUTH,
     ],
     [
       'no cloud configured',
-      async () => cleanEnv({ HOME: root, OUTPOST_DATA_DIR: join(root, 'nothing-here') }),
+      async () => cleanEnv({ HOME: cc.root, OUTPOST_DATA_DIR: join(cc.root, 'nothing-here') }),
       'CLI_NO_CLOUD',
       EXIT.UNAVAILABLE,
     ],
     [
       'a cloud that is down',
-      async () => cleanEnv({ OUTPOST_CLOUD_URL: 'http://127.0.0.1:9', OUTPOST_TOKEN: aliceToken, HOME: root }),
+      async () => cleanEnv({ OUTPOST_CLOUD_URL: 'http://127.0.0.1:9', OUTPOST_TOKEN: cc.token(), HOME: cc.root }),
       'CLOUD_UNREACHABLE',
       EXIT.UNAVAILABLE,
     ],
@@ -212,12 +175,12 @@ describe('publish refuses bad input and leaves the catalog and the folder as the
 
   it('a truncated upload stores no blob and creates no version', async () => {
     const dir = await modelFolder('alice/cut', 2 * 1024 * 1024);
-    const proxy = await startProxy(new URL(cloud.httpUrl), { cutUpAfter: 512 * 1024 });
+    const proxy = await startProxy(new URL(cc.cloud.httpUrl), { cutUpAfter: 512 * 1024 });
     try {
       const catalog = await catalogState();
       const run = await runInProcess(['model', 'publish', '--json'], {
         cwd: dir,
-        env: cleanEnv({ OUTPOST_CLOUD_URL: proxy.url, OUTPOST_TOKEN: aliceToken, HOME: root }),
+        env: cleanEnv({ OUTPOST_CLOUD_URL: proxy.url, OUTPOST_TOKEN: cc.token(), HOME: cc.root }),
       });
       expect(run.errorCode(), run.stdout).toBe('CLOUD_UNREACHABLE');
       expect(run.code).toBe(EXIT.UNAVAILABLE);
@@ -241,7 +204,7 @@ describe('publish refuses bad input and leaves the catalog and the folder as the
     [['model', 'show'], 'USAGE', EXIT.USAGE],
     [['model', 'frobnicate'], 'USAGE', EXIT.USAGE],
   ])('query %j fails with %s', async (argv, code, exit) => {
-    const run = await runInProcess([...argv, '--json'], { cwd: root, env: alice() });
+    const run = await runInProcess([...argv, '--json'], { cwd: cc.root, env: alice() });
     expect(run.errorCode(), run.stdout + run.stderr).toBe(code);
     expect(run.code).toBe(exit);
   });

@@ -2,71 +2,35 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
-import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
-import { cleanEnv, runInProcess, spawnCli, tempDir } from '../helpers/cli.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cleanEnv, runInProcess, spawnCli } from '../helpers/cli.js';
+import { configureClassifier, publishFolder, useCliCloud, writeFolder } from '../helpers/model-cli.js';
 
 // Gaps found by walking the developer workflow of docs/cli.md with the real CLI as a new developer
 // would: each test here failed before its fix.
-let cloud: Cloud;
-let root: string;
-let cleanup: () => Promise<void>;
-let adminToken: string;
-let aliceToken: string;
-const env = (token = aliceToken) => cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, OUTPOST_TOKEN: token, HOME: root });
-const cli = (argv: string[], cwd = root, token?: string) => runInProcess(argv, { cwd, env: env(token) });
+const cc = useCliCloud('walk');
+const env = (token = cc.token()) =>
+  cleanEnv({ OUTPOST_CLOUD_URL: cc.cloud.httpUrl, OUTPOST_TOKEN: token, HOME: cc.root });
+const cli = (argv: string[], cwd = cc.root, token?: string) => runInProcess(argv, { cwd, env: env(token) });
 
 /** Publishes `id` (onnx classifier) with these files; returns the version. */
 async function publish(id: string, model: Buffer, labels: string): Promise<number> {
-  const dir = join(root, 'src', id.replace('/', '_'));
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'm.onnx'), model);
-  await writeFile(join(dir, 'labels.txt'), labels);
-  const conf = await cli(
-    [
-      'model',
-      'configure',
-      '--framework',
-      'onnx',
-      '--purpose',
-      'Classification',
-      '--model_file',
-      'm.onnx',
-      '--label_file',
-      'labels.txt',
-      '--size',
-      '32x32',
-    ],
-    dir,
-  );
-  expect(conf.code, conf.stderr).toBe(0);
-  const p = join(dir, 'alwaysai.model.json');
-  await writeFile(p, JSON.stringify({ ...JSON.parse(await readFile(p, 'utf8')), id }));
-  const run = await cli(['model', 'publish', '--json'], dir);
-  expect(run.code, run.stderr + run.stdout).toBe(0);
-  return run.json().version;
+  const dir = await writeFolder(join(cc.root, 'src', id.replace('/', '_')), { 'm.onnx': model, 'labels.txt': labels });
+  await configureClassifier(dir, env(), { id, size: '32x32' });
+  return publishFolder(dir, env());
 }
 
 const big = randomBytes(300_000);
 
 beforeAll(async () => {
-  ({ dir: root, cleanup } = await tempDir('walk'));
-  cloud = await startCloud({ dataDir: join(root, 'cloud'), host: '127.0.0.1', httpPort: 0, mqttPort: 0 });
-  adminToken = (await readFile(cloud.adminTokenFile, 'utf8')).trim();
-  aliceToken = (await new CloudClient({ url: cloud.httpUrl, token: adminToken }).createUser('alice')).token;
   expect(await publish('alice/cls', big, 'a\nb\n')).toBe(1);
   expect(await publish('alice/cls', big, 'a\nb\nc\n')).toBe(2);
   expect(await publish('alice/other', randomBytes(1000), 'x\n')).toBe(1);
 });
-afterAll(async () => {
-  await cloud?.close();
-  await cleanup?.();
-});
 
 describe('app install keeps ./models equal to the app', () => {
   it('removes the folder of a model taken out of the app, and leaves folders it did not make', async () => {
-    const dir = join(root, 'app-prune');
+    const dir = join(cc.root, 'app-prune');
     await mkdir(dir, { recursive: true });
     expect((await cli(['app', 'models', 'add', 'alice/cls'], dir)).code).toBe(0);
     expect((await cli(['app', 'models', 'add', 'alice/other'], dir)).code).toBe(0);
@@ -97,7 +61,7 @@ describe('app install keeps ./models equal to the app', () => {
   });
 
   it('a new version reuses the unchanged files of the installed one instead of downloading them', async () => {
-    const dir = join(root, 'app-reuse');
+    const dir = join(cc.root, 'app-reuse');
     await mkdir(dir, { recursive: true });
     expect((await cli(['app', 'models', 'add', 'alice/cls@1'], dir)).code).toBe(0);
     const first = await cli(['app', 'install', '--json'], dir);
@@ -116,7 +80,7 @@ describe('app install keeps ./models equal to the app', () => {
   });
 
   it('a locally edited file of the installed version is downloaded again, not reused', async () => {
-    const dir = join(root, 'app-edited');
+    const dir = join(cc.root, 'app-edited');
     await mkdir(dir, { recursive: true });
     expect((await cli(['app', 'models', 'add', 'alice/cls@1'], dir)).code).toBe(0);
     expect((await cli(['app', 'install'], dir)).code).toBe(0);
@@ -135,7 +99,7 @@ describe('app install keeps ./models equal to the app', () => {
 
 describe('messages say what to type where the user types it', () => {
   it('a missing size names the flag form for configure and the JSON form for publish', async () => {
-    const dir = join(root, 'nosize');
+    const dir = join(cc.root, 'nosize');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'm.onnx'), 'x');
     const conf = await cli(
@@ -159,7 +123,7 @@ describe('messages say what to type where the user types it', () => {
 
 describe('app models with an entry the token cannot see', () => {
   it('add does what was typed beside an entry the catalog lacks, keeps it, and warns about it', async () => {
-    const dir = join(root, 'stale-entry');
+    const dir = join(cc.root, 'stale-entry');
     await mkdir(dir, { recursive: true });
     const text = JSON.stringify({ models: { 'ghost/none': 3 }, keep: true });
     await writeFile(join(dir, 'alwaysai.app.json'), text);
@@ -179,47 +143,47 @@ describe('app models with an entry the token cannot see', () => {
 
 describe('fleet and user verbs', () => {
   it('deploying an app whose catalog list is empty is refused instead of answering success', async () => {
-    const dir = join(root, 'empty-app');
+    const dir = join(cc.root, 'empty-app');
     await mkdir(dir, { recursive: true });
     expect((await cli(['app', 'models', 'add', 'alice/other'], dir)).code).toBe(0);
     expect((await cli(['app', 'models', 'remove', 'alice/other'], dir)).code).toBe(0);
     const prov = await cli(
-      ['device', 'provision', 'walk-1', '--out', join(root, 'walk-1'), '--json'],
-      root,
-      adminToken,
+      ['device', 'provision', 'walk-1', '--out', join(cc.root, 'walk-1'), '--json'],
+      cc.root,
+      cc.adminToken,
     );
     expect(prov.code, prov.stderr).toBe(0);
     const before = prov.json().device.revision;
-    const run = await cli(['deploy', '--app', 'alice/empty-app', '--all', '--json'], root, adminToken);
+    const run = await cli(['deploy', '--app', 'alice/empty-app', '--all', '--json'], cc.root, cc.adminToken);
     expect(run.code).toBe(4);
     expect(run.errorCode()).toBe('DEPLOY_VERSION_NOT_FOUND');
     expect(run.json().error.message).toContain('empty model list');
-    const show = await cli(['device', 'show', 'walk-1', '--json'], root, adminToken);
+    const show = await cli(['device', 'show', 'walk-1', '--json'], cc.root, cc.adminToken);
     expect(show.json().device.revision).toBe(before);
   });
 
   it('user create prints a token that publishes under its own name; whoami names it', async () => {
-    const made = await cli(['user', 'create', 'dora', '--json'], root, adminToken);
+    const made = await cli(['user', 'create', 'dora', '--json'], cc.root, cc.adminToken);
     expect(made.code, made.stderr).toBe(0);
     const token = made.json().token as string;
-    const who = await cli(['user', 'whoami', '--json'], root, token);
+    const who = await cli(['user', 'whoami', '--json'], cc.root, token);
     expect(who.json()).toMatchObject({ user: 'dora', kind: 'user' });
-    expect((await cli(['user', 'create', 'dora'], root, adminToken)).errorCode()).toBe('CATALOG_USER_EXISTS');
-    const byUser = await cli(['user', 'create', 'eve', '--json'], root, token);
+    expect((await cli(['user', 'create', 'dora'], cc.root, cc.adminToken)).errorCode()).toBe('CATALOG_USER_EXISTS');
+    const byUser = await cli(['user', 'create', 'eve', '--json'], cc.root, token);
     expect([byUser.code, byUser.errorCode()]).toEqual([5, 'AUTH_FORBIDDEN']);
-    expect((await cli(['user', 'create', '../x'], root, adminToken)).code).toBe(2);
+    expect((await cli(['user', 'create', '../x'], cc.root, cc.adminToken)).code).toBe(2);
   });
 });
 
 describe('outpost cloud start', () => {
   it('with --http-port 0 alone also picks a free MQTT port, and its help no longer calls the broker future', async () => {
-    const help = await runInProcess(['cloud', 'start', '--help'], { cwd: root, env: cleanEnv() });
+    const help = await runInProcess(['cloud', 'start', '--help'], { cwd: cc.root, env: cleanEnv() });
     expect(help.stdout).toContain('embedded MQTT broker');
     expect(help.stdout).not.toMatch(/once wired/);
-    const dataDir = join(root, 'cloud2');
+    const dataDir = join(cc.root, 'cloud2');
     const p = spawnCli(['cloud', 'start', '--http-port', '0', '--data-dir', dataDir, '--json'], {
-      cwd: root,
-      env: cleanEnv({ HOME: root }),
+      cwd: cc.root,
+      env: cleanEnv({ HOME: cc.root }),
     });
     let info: { http: string; mqtt: string } | undefined;
     for (let i = 0; i < 300 && !info; i++) {
@@ -240,13 +204,13 @@ describe('outpost cloud start', () => {
 describe('docs/cli.md and --help agree', () => {
   it('every verb of `outpost --help` has a section in docs/cli.md, and its own --help starts with its usage', async () => {
     const doc = await readFile(fileURLToPath(new URL('../../docs/cli.md', import.meta.url)), 'utf8');
-    const top = await runInProcess(['--help'], { cwd: root, env: cleanEnv() });
+    const top = await runInProcess(['--help'], { cwd: cc.root, env: cleanEnv() });
     const verbs = [...top.stdout.matchAll(/^ {2}outpost ([a-z -]+?) {2,}/gm)].map((m) => m[1].trim());
     expect(verbs.length).toBeGreaterThan(25);
     const headings = [...doc.matchAll(/^#{2,4} .*$/gm)].map((m) => m[0]).join('\n');
     for (const v of verbs) {
       expect(headings, `docs/cli.md has no heading for "outpost ${v}"`).toContain(`outpost ${v}`);
-      const help = await runInProcess([...v.split(' '), '--help'], { cwd: root, env: cleanEnv() });
+      const help = await runInProcess([...v.split(' '), '--help'], { cwd: cc.root, env: cleanEnv() });
       expect(help.code, v).toBe(0);
       expect(help.stdout.split('\n')[0].toLowerCase(), v).toMatch(new RegExp(`^(usage: )?outpost ${v}\\b`));
     }

@@ -4,10 +4,12 @@ import { printResult } from '../../../protocol/cli.js';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import {
   MODEL_JSON,
+  PARAMS,
   PARAM_KEYS,
   PLACEHOLDER_ID,
   defaultManifest,
   parseModelManifest,
+  paramFlag,
   parseModelPath,
   toModelJson,
 } from '../../../protocol/manifest.js';
@@ -16,30 +18,10 @@ import { readIfExists, writeFileAtomic } from '../fs-util.js';
 import { declaredInputSize } from '../model-input-size.js';
 import { checkModelFiles } from '../model-folder.js';
 
-/** The seed's flags, same names; framework maps to the JSON key framework_type. */
-const FLAG_NAMES = [
-  'framework',
-  'model_file',
-  'mean',
-  'scalefactor',
-  'size',
-  'purpose',
-  'crop',
-  'config_file',
-  'label_file',
-  'colors_file',
-  'swaprb',
-  'softmax',
-  'output_layer_names',
-  'device',
-  'architecture',
-  'quantize_input',
-  'quantize_output',
-  'input_format',
-  'output_format',
-] as const;
-const BOOL_FLAGS = new Set(['crop', 'swaprb', 'softmax', 'quantize_input', 'quantize_output']);
-const OPTIONS: FlagOptions = Object.fromEntries(FLAG_NAMES.map((n) => [n, { type: 'string' as const }]));
+/** One flag per model parameter (protocol/manifest.ts's PARAMS), same names but --framework. */
+const FLAGS = PARAM_KEYS.map((key) => ({ key, flag: paramFlag(key), kind: PARAMS[key] }));
+const BOOL_FLAGS = new Set(FLAGS.filter((f) => f.kind === 'boolean').map((f) => f.flag));
+const OPTIONS: FlagOptions = Object.fromEntries(FLAGS.map((f) => [f.flag, { type: 'string' as const }]));
 
 const USAGE = `outpost model configure --framework F --purpose P --model_file FILE [flags]
 
@@ -135,19 +117,18 @@ function numbers(flag: string, value: string, count: number[], sep: RegExp): num
 /** Turns flag strings into the typed parameter values the manifest parser checks. */
 export function flagsToParams(values: FlagValues): Record<string, unknown> {
   const p: Record<string, unknown> = {};
-  for (const flag of FLAG_NAMES) {
+  for (const { key, flag, kind } of FLAGS) {
     const v = values[flag];
     if (typeof v !== 'string') continue;
-    const key = flag === 'framework' ? 'framework_type' : flag;
-    if (BOOL_FLAGS.has(flag)) {
+    if (kind === 'boolean') {
       if (!/^(true|false)$/i.test(v)) throw bad(flag, v, 'true or false');
       p[key] = v.toLowerCase() === 'true';
-    } else if (flag === 'size') {
+    } else if (key === 'size') {
       p[key] = numbers(flag, v, [2], /[xX,]/);
-    } else if (flag === 'mean') {
+    } else if (key === 'mean') {
       const n = numbers(flag, v, [1, 3], /,/);
       p[key] = n.length === 1 ? [n[0], n[0], n[0]] : n;
-    } else if (flag === 'scalefactor') {
+    } else if (kind === 'number') {
       const n = Number(v);
       if (v.trim() === '' || !Number.isFinite(n)) throw bad(flag, v, 'a number > 0, e.g. 0.007843');
       p[key] = n;
