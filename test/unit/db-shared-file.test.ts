@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../../cloud-broker/db/index.js';
+import type { SqliteDb } from '../../cloud-broker/db/sqlite.js';
 import { useTempDir } from '../helpers/temp-dir.js';
 
 // Replicas may share one SQLite file (docs/scale.md). Two connections to one file stand for two
@@ -17,7 +18,7 @@ describe('a database file shared by two processes', () => {
     a.exec('CREATE TABLE counter (n INTEGER NOT NULL)');
     a.exec('INSERT INTO counter VALUES (0)');
     // B does not wait at all, so "the lock was held" shows as an error right away.
-    b.pragma('busy_timeout = 0');
+    (b as SqliteDb).raw.pragma('busy_timeout = 0');
     let other: unknown = null;
     const bump = a.transaction(() => {
       const { n } = a.prepare('SELECT n FROM counter').get() as { n: number };
