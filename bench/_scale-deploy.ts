@@ -29,9 +29,23 @@ export interface Deployment {
   /** What operators and devices use: the balancer's URL, or the single replica's. */
   readonly http: string;
   readonly token: string;
-  /** Statements PostgreSQL executed so far (pg_stat_statements), or null on SQLite. */
-  dbQueries(): Promise<number | null>;
+  /**
+   * Statements run so far: `driver`, the sum of every replica's own counter (GET /v1/stats, the
+   * database driver's count of each statement, BEGIN and COMMIT); `server`, PostgreSQL's
+   * pg_stat_statements calls (null on SQLite).
+   */
+  dbQueries(): Promise<{ driver: number; server: number | null }>;
   stop(): Promise<void>;
+}
+
+/** The sum of the replicas' GET /v1/stats database counters. */
+async function driverQueries(replicas: CloudProcess[]): Promise<number> {
+  const one = async (r: CloudProcess) => {
+    const res = await fetch(`${r.http}/v1/stats`, { headers: { authorization: `Bearer ${r.token}` } });
+    if (!res.ok) throw new Error(`GET ${r.http}/v1/stats answered ${res.status}`);
+    return ((await res.json()) as { database: { queries: number } }).database.queries;
+  };
+  return (await Promise.all(replicas.map(one))).reduce((a, b) => a + b, 0);
 }
 
 export async function startSingle(work: string): Promise<Deployment> {
@@ -42,7 +56,7 @@ export async function startSingle(work: string): Promise<Deployment> {
     engines: [],
     http: r.http,
     token: r.token,
-    dbQueries: async () => null,
+    dbQueries: async () => ({ driver: await driverQueries([r]), server: null }),
     stop: () => r.stop(),
   };
 }
@@ -135,7 +149,7 @@ export async function startCluster(work: string, replicas: number, database: Dat
       engines,
       http,
       token: started[0]!.token,
-      dbQueries: async () => (counter ? counter.read() : null),
+      dbQueries: async () => ({ driver: await driverQueries(started), server: counter ? await counter.read() : null }),
       stop,
     };
   } catch (err) {

@@ -55,8 +55,8 @@ export interface Measurement {
   replicas: ProcUsage[];
   engines: ProcUsage[];
   agentProcs: ProcUsage[];
-  /** Statements the database ran during the three phases, per device; null without a counter. */
-  dbQueriesPerDevice: number | null;
+  /** Statements during the three phases, per device: the replicas' counters, and PostgreSQL's (or null). */
+  dbQueriesPerDevice: { driver: number; server: number | null };
   disconnects: number;
 }
 
@@ -252,7 +252,10 @@ export async function runFleet(d: Deployment, o: RunOptions): Promise<Measuremen
         replicas: s.usage.slice(0, d.replicas.length),
         engines: s.usage.slice(d.replicas.length, d.replicas.length + d.engines.length),
         agentProcs: s.usage.slice(d.replicas.length + d.engines.length),
-        dbQueriesPerDevice: q0 === null || q1 === null ? null : (q1 - q0) / o.agents,
+        dbQueriesPerDevice: {
+          driver: (q1.driver - q0.driver) / o.agents,
+          server: q0.server === null || q1.server === null ? null : (q1.server - q0.server) / o.agents,
+        },
         disconnects: workers.reduce((n, w) => n + w.progress.disconnects, 0),
       };
     } finally {
