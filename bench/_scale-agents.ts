@@ -16,7 +16,8 @@
  */
 import { parseDesiredSigned, parseEnvelope } from '../protocol/desired-state.js';
 import type { AgentConfigDraft } from '../cloud-broker/fleet/provision.js';
-import { silentLogger } from '../protocol/log.js';
+import { Writable } from 'node:stream';
+import { createLogger } from '../protocol/log.js';
 import { createLightAgent, type LightAgent } from './_fleet-helpers.js';
 
 export type ToWorker =
@@ -30,7 +31,15 @@ export type FromWorker =
   | { t: 'connected'; at: number[] }
   | { t: 'received'; at: number[] }
   | { t: 'active'; at: number[] }
-  | { t: 'progress'; connected: number; received: number; active: number; disconnects: number }
+  | {
+      t: 'progress';
+      connected: number;
+      received: number;
+      active: number;
+      disconnects: number;
+      /** The agents' warnings by message, with counts. */
+      reasons: Record<string, number>;
+    }
   | { t: 'stopped' }
   | { t: 'error'; message: string };
 
@@ -43,6 +52,23 @@ const connectedAt = new Map<string, number>();
 const receivedAt = new Map<string, number>();
 const activeAt = new Map<string, number>();
 let disconnects = 0;
+/** The agents' warnings (a refused connect, a timed-out download), by message, with counts. */
+const reasons: Record<string, number> = {};
+const log = createLogger({
+  level: 'warn',
+  destination: new Writable({
+    write(line: Buffer, _enc, done) {
+      try {
+        const l = JSON.parse(line.toString()) as { msg?: string; err?: { message?: string } };
+        const key = `${l.msg ?? '?'}${l.err?.message ? `: ${l.err.message}` : ''}`.slice(0, 120);
+        reasons[key] = (reasons[key] ?? 0) + 1;
+      } catch {
+        // Not one JSON line: nothing to count.
+      }
+      done();
+    },
+  }),
+});
 let watching: { model: string; version: number } | null = null;
 let progress: NodeJS.Timeout | null = null;
 
@@ -72,6 +98,7 @@ function startProgress(): void {
       received: receivedAt.size,
       active: activeAt.size,
       disconnects,
+      reasons,
     });
   }, 1000);
 }
@@ -80,9 +107,7 @@ async function open(m: Extract<ToWorker, { t: 'open' }>): Promise<void> {
   // Opened a few at a time: each opens a store and a journal, which is disk work, not the storm.
   for (let i = 0; i < m.configs.length; i += 50)
     agents.push(
-      ...(await Promise.all(
-        m.configs.slice(i, i + 50).map((c) => createLightAgent(c, m.root, silentLogger, m.overrides)),
-      )),
+      ...(await Promise.all(m.configs.slice(i, i + 50).map((c) => createLightAgent(c, m.root, log, m.overrides)))),
     );
   for (const a of agents) {
     a.session.on('connected', () => {

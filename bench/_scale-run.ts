@@ -58,11 +58,13 @@ export interface Measurement {
   /** Statements during the three phases, per device: the replicas' counters, and PostgreSQL's (or null). */
   dbQueriesPerDevice: { driver: number; server: number | null };
   disconnects: number;
+  /** The agents' warnings by message (why a connect or download failed), with counts. */
+  reasons: Record<string, number>;
 }
 
 class Worker {
   readonly child: ChildProcess;
-  progress = { connected: 0, received: 0, active: 0, disconnects: 0 };
+  progress = { connected: 0, received: 0, active: 0, disconnects: 0, reasons: {} as Record<string, number> };
   private waiting = new Map<string, (m: FromWorker) => void>();
   error: string | null = null;
 
@@ -178,7 +180,7 @@ export async function runFleet(d: Deployment, o: RunOptions): Promise<Measuremen
     );
     const status = () => {
       const p = workers.map((w) => w.progress);
-      const sum = (k: keyof Worker['progress']) => p.reduce((n, x) => n + x[k], 0);
+      const sum = (k: 'connected' | 'received' | 'active' | 'disconnects') => p.reduce((n, x) => n + x[k], 0);
       const err = workers.find((w) => w.error)?.error;
       return `${sum('connected')} connected, ${sum('received')} received, ${sum('active')} active of ${o.agents}; ${sum('disconnects')} disconnects${err ? `; a worker failed: ${err}` : ''}`;
     };
@@ -257,6 +259,10 @@ export async function runFleet(d: Deployment, o: RunOptions): Promise<Measuremen
           server: q0.server === null || q1.server === null ? null : (q1.server - q0.server) / o.agents,
         },
         disconnects: workers.reduce((n, w) => n + w.progress.disconnects, 0),
+        reasons: workers.reduce<Record<string, number>>((all, w) => {
+          for (const [k, v] of Object.entries(w.progress.reasons)) all[k] = (all[k] ?? 0) + v;
+          return all;
+        }, {}),
       };
     } finally {
       s.stop();

@@ -100,7 +100,7 @@ function rows(n: number, cluster: Measurement, single: Measurement, names: [stri
       's',
       sec(agentsCpu(cluster)),
       sec(agentsCpu(single)),
-      `MQTT disconnects seen: ${cluster.disconnects} vs ${single.disconnects}`,
+      `MQTT disconnects seen: ${cluster.disconnects} vs ${single.disconnects}; agents' warnings: ${JSON.stringify(cluster.reasons)} vs ${JSON.stringify(single.reasons)}`,
     ),
   );
   out.push(
