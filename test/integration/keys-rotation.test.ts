@@ -114,20 +114,11 @@ describe('root of trust: rotations reach untouched devices, forged roots and rev
     );
   }
 
-  /** The online key whose private half the cloud keeps, by keyid (what an attacker who took the cloud's disk holds). */
+  /** The online key whose private half the cloud keeps, by keyid (what an attacker who took the cloud's database holds). */
   async function cloudKey(keyid: string): Promise<Signer> {
-    const { createPrivateKey, createPublicKey } = await import('node:crypto');
-    const dir = join(f.cloud.dataDir, 'signing');
-    const files = [
-      join(dir, 'desired.key'),
-      ...(await readdir(join(dir, 'online'))).map((n) => join(dir, 'online', n)),
-    ];
-    for (const file of files) {
-      const priv = createPrivateKey(await readFile(file, 'utf8'));
-      const s = createSigner(priv, createPublicKey(priv));
-      if (s.keyid === keyid) return s;
-    }
-    throw new Error(`no key ${keyid} in the cloud's data dir`);
+    const s = f.cloud.fleet.trust.heldSigner(keyid);
+    if (!s) throw new Error(`no key ${keyid} in the cloud's database`);
+    return s;
   }
 
   let legacyKeyid = '';
