@@ -39,7 +39,12 @@ function runAs(): { uid: number; gid: number } | undefined {
   return { uid: Number(line[2]), gid: Number(line[3]) };
 }
 
-export async function startPostgres(dir: string, database = 'outpost'): Promise<Postgres> {
+/** `durable`: keep fsync on (benchmarks that compare commits with SQLite's synchronous FULL). */
+export async function startPostgres(
+  dir: string,
+  database = 'outpost',
+  opts: { durable?: boolean } = {},
+): Promise<Postgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error(missingPostgres()!);
   const ids = runAs();
@@ -60,7 +65,18 @@ export async function startPostgres(dir: string, database = 'outpost'): Promise<
   const proc = await startService(
     'postgres',
     join(bin, 'postgres'),
-    ['-D', data, '-p', String(port), '-k', sock, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
+    [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      sock,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `fsync=${opts.durable ? 'on' : 'off'}`,
+    ],
     port,
     { ...ids, cwd: dir },
   );
