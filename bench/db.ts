@@ -54,7 +54,8 @@ function measure(db: Db): Timings {
 
 export async function run(): Promise<BenchRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-db-'));
-  const pg = await startPostgres(dir, 'outpost', { durable: true });
+  // fsync on (the test helper turns it off): a commit as durable as SQLite's synchronous FULL one.
+  const pg = await startPostgres(dir, 'outpost', ['-c', 'fsync=on']);
   try {
     const sqlite = openDb(join(dir, 'catalog.db'));
     const lite = measure(sqlite);

@@ -48,9 +48,14 @@ export class SqliteDb implements Db {
   transaction<T>(fn: () => T): Transaction<T> {
     // better-sqlite3 nests with savepoints and rolls back on a throw; BEGIN and COMMIT count.
     const t = this.raw.transaction(fn);
+    // Every call takes the write lock up front (BEGIN IMMEDIATE). Replicas may share this file
+    // (docs/scale.md), and the stores' transactions read and then write: a deferred BEGIN that
+    // upgrades after another process committed fails at once with SQLITE_BUSY_SNAPSHOT, which
+    // busy_timeout cannot retry (two replicas provisioning at once, bench/scale.ts). With the
+    // lock taken first, the other process waits under busy_timeout instead.
     const call = (): T => {
       this.queries += 2;
-      return t();
+      return t.immediate();
     };
     return Object.assign(call, {
       immediate: (): T => {

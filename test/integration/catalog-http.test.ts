@@ -8,7 +8,7 @@ import { createToken } from '../../cloud-broker/auth/index.js';
 import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { OutpostError } from '../../protocol/errors/index.js';
-import { testDatabase } from '../helpers/test-db.js';
+import { testDatabase, testEngine } from '../helpers/test-db.js';
 
 // A real cloud on port 0 in a temp data dir; requests go over real HTTP (fetch and CloudClient).
 let dir: string;
@@ -94,6 +94,15 @@ describe('catalog HTTP API: auth', () => {
       status: 200,
       json: { user: 'alice', kind: 'user' },
     });
+    expect(await call('GET', '/v1/stats', { token: aliceToken })).toMatchObject({ status: 403 });
+    const before = (await call('GET', '/v1/stats', { token: adminToken })).json as {
+      database: { engine: string; queries: number };
+    };
+    expect(before.database.engine).toBe(testEngine());
+    await call('GET', '/v1/whoami', { token: aliceToken });
+    const after = (await call('GET', '/v1/stats', { token: adminToken })).json as typeof before;
+    // Checking a token reads the database: the counter moves.
+    expect(after.database.queries).toBeGreaterThan(before.database.queries);
     expect(await call('POST', '/v1/users', { token: aliceToken, body: { name: 'mallory' } })).toMatchObject({
       status: 403,
       json: { code: 'AUTH_FORBIDDEN' },

@@ -39,12 +39,8 @@ function runAs(): { uid: number; gid: number } | undefined {
   return { uid: Number(line[2]), gid: Number(line[3]) };
 }
 
-/** `durable`: keep fsync on (benchmarks that compare commits with SQLite's synchronous FULL). */
-export async function startPostgres(
-  dir: string,
-  database = 'outpost',
-  opts: { durable?: boolean } = {},
-): Promise<Postgres> {
+/** `settings`: more server arguments, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements']. */
+export async function startPostgres(dir: string, database = 'outpost', settings: string[] = []): Promise<Postgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error(missingPostgres()!);
   const ids = runAs();
@@ -65,18 +61,7 @@ export async function startPostgres(
   const proc = await startService(
     'postgres',
     join(bin, 'postgres'),
-    [
-      '-D',
-      data,
-      '-p',
-      String(port),
-      '-k',
-      sock,
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      `fsync=${opts.durable ? 'on' : 'off'}`,
-    ],
+    ['-D', data, '-p', String(port), '-k', sock, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', ...settings],
     port,
     { ...ids, cwd: dir },
   );
