@@ -11,7 +11,7 @@ import { BlobStore } from './artifacts/index.js';
 import { ensureAdminToken } from './auth/index.js';
 import { openDb, type Db } from './db/index.js';
 import { catalogRouter, createApiServer } from './http/index.js';
-import type { FleetServices } from './fleet/start.js';
+import type { FleetServices, FleetServicesOptions } from './fleet/start.js';
 import { wireFleet } from './fleet/wire.js';
 import { pageRoutes } from './ui/serve.js';
 import { certCoversHost, checkTlsMaterial, type TlsMaterial } from './tls.js';
@@ -50,6 +50,11 @@ export interface CloudOptions {
   blobDir?: string;
   publicHttpUrl?: string;
   publicMqttUrl?: string;
+  /**
+   * Another MQTT broker instead of the embedded aedes (`--broker`); with `admin: 'dynsec'` the
+   * cloud manages device logins in Mosquitto's dynamic-security plugin (docs/scale.md).
+   */
+  externalBroker?: FleetServicesOptions['externalBroker'];
   log?: Logger;
 }
 
@@ -159,6 +164,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
       httpUrl: opts.publicHttpUrl ?? httpUrl,
       publicMqttUrl: opts.publicMqttUrl,
       redisUrl: opts.redisUrl,
+      externalBroker: opts.externalBroker,
       host,
       mqttPort,
       wsPort: opts.wsPort,

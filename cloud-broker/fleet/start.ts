@@ -7,6 +7,8 @@ import type { CloudLimits } from '../limits.js';
 import type { Signer } from '../signing/sign.js';
 import { TrustService } from '../signing/trust.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
+import { DeviceCredentials, loadOrCreateCredentialKey } from './device-credentials.js';
+import { DynsecLink } from './dynsec-link.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
 import { RolloutScheduler } from './rollout-scheduler.js';
@@ -28,8 +30,22 @@ export interface FleetServicesOptions {
    * inside this process.
    */
   tls?: { port: number; cert: string | Buffer; key: string | Buffer; deviceCa?: string | null };
-  /** Use another MQTT broker (e.g. Mosquitto) instead of the embedded aedes. */
-  externalBroker?: { url: string; username: string; password: string; publicUrl?: string; ca?: string | Buffer };
+  /**
+   * Use another MQTT broker (e.g. Mosquitto) instead of the embedded aedes. `admin: 'dynsec'`:
+   * the user is a Mosquitto dynamic-security admin, and the cloud creates and deletes each
+   * device's login there through $CONTROL (dynsec-link.ts); without it, device logins are the
+   * broker operator's business (a password file, an auth plugin).
+   */
+  externalBroker?: {
+    url: string;
+    username: string;
+    password: string;
+    publicUrl?: string;
+    ca?: string | Buffer;
+    admin?: 'dynsec';
+    /** How long a $CONTROL command may wait for its answer (default 10 s). */
+    adminTimeoutMs?: number;
+  };
   /** Desired-state lifetime in seconds (default 7 days). */
   lifetimeSeconds?: number;
   /** The embedded broker's per-device bounds and the shared failed-login limiter. */
@@ -52,6 +68,8 @@ export interface FleetServices {
   trust: TrustService;
   broker: RunningBroker | null;
   publisher: Publisher;
+  /** The dynamic-security link when `externalBroker.admin` is 'dynsec', else null. */
+  dynsec: DynsecLink | null;
   /** The MQTT URL devices connect to (written into agent.json): mqtts:// when TLS is on. */
   mqttUrl: string;
   close(): Promise<void>;
@@ -93,6 +111,17 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     mqttUrl = o.publicMqttUrl ?? broker.tlsUrl ?? broker.url;
     deviceCa = o.tls?.deviceCa ?? undefined;
   }
+  let fleetRef: Fleet | null = null;
+  const dynsec =
+    o.externalBroker?.admin === 'dynsec'
+      ? new DynsecLink({
+          store: () => fleetRef!.store,
+          credentials: new DeviceCredentials(o.db, await loadOrCreateCredentialKey(o.dataDir)),
+          username: o.externalBroker.username,
+          log,
+          timeoutMs: o.externalBroker.adminTimeoutMs,
+        })
+      : null;
   const fleet = new Fleet({
     db: o.db,
     signer,
@@ -100,8 +129,12 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     log,
     urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa },
     lifetimeSeconds: o.lifetimeSeconds,
-    onRevoke: (id) => broker?.disconnectDevice(id),
+    onRevoke: (id) => {
+      broker?.disconnectDevice(id);
+    },
+    ...dynsec?.fleetHooks(),
   });
+  fleetRef = fleet;
   let publisher: Publisher;
   try {
     publisher = await connectPublisher({
@@ -110,15 +143,25 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       password: creds.password,
       log,
       tls: o.externalBroker?.ca ? { ca: o.externalBroker.ca } : undefined,
+      control: dynsec?.control(),
       onMessage: (topic, payload) => fleet.ingest(topic, payload),
-      onConnect: () =>
+      onConnect: () => {
+        // Each connect may meet a restarted or restored broker: its logins follow the database.
+        void dynsec?.reconcile().catch((err: unknown) => log.error({ err }, 'broker reconciliation failed'));
         void fleet
           .reconcile()
           .then(() => fleet.republishAll())
-          .catch((err: unknown) => log.error({ err }, 'republication failed')),
+          .catch((err: unknown) => log.error({ err }, 'republication failed'));
+      },
     });
   } catch (err) {
     await broker?.close();
+    throw err;
+  }
+  try {
+    await dynsec?.ready();
+  } catch (err) {
+    await publisher.close();
     throw err;
   }
   fleet.attach(publisher);
@@ -136,6 +179,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     trust,
     broker,
     publisher,
+    dynsec,
     mqttUrl,
     async close() {
       await scheduler.stop();

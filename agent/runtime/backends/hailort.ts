@@ -1,11 +1,11 @@
 import { open, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { OutpostError } from '../../../protocol/errors/index.js';
-import type { Availability, Backend, LoadedModel, ModelSource, TensorInfo } from '../backend.js';
+import type { Availability, Backend, LoadedModel, ModelSource } from '../backend.js';
 import { probeCapabilities } from '../../system/probe.js';
 import { loadAddon, native, type AddonLoad } from './native-loader.js';
 import type { NativeTensor } from './opencv-binding.js';
-import { NativeModel } from './tensorrt.js';
+import { float32Info, NativeModel } from './native-model.js';
 
 /**
  * The HailoRT backend (framework hailo: `.hef`, also named `.bin` in the seed's example) over
@@ -107,18 +107,7 @@ export function createHailoRtBackend(opts: { binding?: AddonLoad<HailoBinding> }
         }),
       );
       const io = model.info();
-      const info = (t: { name: string; shape: number[] }): TensorInfo => ({
-        name: t.name,
-        dtype: 'float32',
-        shape: t.shape,
-      });
-      return new NativeModel(
-        'hailort',
-        (i) => model.run(i),
-        () => model.dispose(),
-        io.inputs.map(info),
-        io.outputs.map(info),
-      );
+      return new NativeModel('hailort', model, io.inputs.map(float32Info), io.outputs.map(float32Info));
     },
   };
 }

@@ -1,8 +1,8 @@
 import { OutpostError, toOutpostError } from '../../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../../protocol/log.js';
-import type { Availability, Backend, LoadedModel, ModelSource, Tensor, TensorInfo } from '../backend.js';
-import { validateInputs } from '../tensors.js';
+import type { Availability, Backend, LoadedModel, ModelSource, TensorInfo } from '../backend.js';
 import { loadAddon, type AddonLoad } from './native-loader.js';
+import { NativeModel } from './native-model.js';
 import type { NativeTensor, OpenCvBinding, OpenCvNet, OpenCvTarget } from './opencv-binding.js';
 import { checkOpenCvFiles, type OpenCvFramework } from './opencv-files.js';
 
@@ -11,9 +11,7 @@ import { checkOpenCvFiles, type OpenCvFramework } from './opencv-files.js';
  * onnxruntime) ONNX through the native addon addons/opencv-dnn. TypeScript checks the files and
  * the inputs; the addon only reads the net and runs it off the JS thread.
  *
- * Invariants: a cv::dnn::Net must not run on two threads at once, so runs of one model are queued
- * here (the addon also locks, as a second line); dispose() waits for nothing and the addon frees
- * the net after the run in flight.
+ * A cv::dnn::Net must not run on two threads at once: NativeModel queues one model's runs.
  */
 export interface OpenCvBackendOptions {
   log?: Logger;
@@ -96,64 +94,8 @@ export function createOpenCvBackend(opts: OpenCvBackendOptions = {}): Backend {
         );
       }
       log.debug({ framework, model: files.model, target: net.info().target, outputs }, 'loaded');
-      return new OpenCvModel(net, [input], outputs);
+      const engine = { run: (feed: NativeTensor[]) => net.forward(feed, names), dispose: () => net.dispose() };
+      return new NativeModel('opencv', engine, [input], outputs);
     },
   };
-}
-
-class OpenCvModel implements LoadedModel {
-  readonly backend = 'opencv';
-  private disposed = false;
-  private queue: Promise<unknown> = Promise.resolve();
-
-  constructor(
-    private readonly net: OpenCvNet,
-    readonly inputs: readonly TensorInfo[],
-    readonly outputs: readonly TensorInfo[],
-  ) {}
-
-  run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    if (this.disposed)
-      return Promise.reject(
-        new OutpostError(
-          'RUNTIME_MODEL_UNLOADED',
-          'this model version was unloaded; retry to reach the active version',
-        ),
-      );
-    try {
-      validateInputs(this.inputs, inputs);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const feed: NativeTensor[] = this.inputs.map((i) => {
-      const t = inputs[i.name]!;
-      return { name: i.name, shape: t.shape, data: t.data as Float32Array };
-    });
-    const names = this.outputs.map((o) => o.name);
-    const next = this.queue.then(async () => {
-      if (this.disposed)
-        throw new OutpostError(
-          'RUNTIME_MODEL_UNLOADED',
-          'this model version was unloaded; retry to reach the active version',
-        );
-      let out: NativeTensor[];
-      try {
-        out = await this.net.forward(feed, names);
-      } catch (err) {
-        throw toOutpostError(err);
-      }
-      const result: Record<string, Tensor> = {};
-      for (const t of out) result[t.name] = { dtype: 'float32', shape: t.shape, data: t.data };
-      return result;
-    });
-    // The queue must survive a failed run; callers get the failure through `next`.
-    this.queue = next.catch(() => undefined);
-    return next;
-  }
-
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.net.dispose();
-  }
 }

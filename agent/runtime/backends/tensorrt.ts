@@ -2,9 +2,9 @@ import { open, stat } from 'node:fs/promises';
 import { extname, isAbsolute, relative, resolve } from 'node:path';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import type { TrtDevice } from '../../../protocol/manifest-types.js';
-import type { Availability, Backend, LoadedModel, ModelSource, Tensor, TensorInfo } from '../backend.js';
-import { validateInputs } from '../tensors.js';
+import type { Availability, Backend, LoadedModel, ModelSource } from '../backend.js';
 import { loadAddon, native, type AddonLoad } from './native-loader.js';
+import { float32Info, NativeModel } from './native-model.js';
 import type { NativeTensor } from './opencv-binding.js';
 import { checkEngineDevice, checkEngineVersion } from './tensorrt-engine.js';
 import { probeCapabilities } from '../../system/probe.js';
@@ -69,17 +69,11 @@ export function createTensorRtBackend(opts: TensorRtBackendOptions = {}): Backen
       checkEngineVersion(head, a.binding.version().library, source.params.model_file);
       const engine = await native(() => a.binding.load(file));
       const io = engine.info();
-      const info = (t: { name: string; shape: number[] }): TensorInfo => ({
-        name: t.name,
-        dtype: 'float32',
-        shape: t.shape,
-      });
       return new NativeModel(
         'tensorrt',
-        (i) => engine.run(i),
-        () => engine.dispose(),
-        io.filter((t) => t.input).map(info),
-        io.filter((t) => !t.input).map(info),
+        engine,
+        io.filter((t) => t.input).map(float32Info),
+        io.filter((t) => !t.input).map(float32Info),
       );
     },
   };
@@ -107,50 +101,4 @@ async function engineFile(source: ModelSource): Promise<string> {
       file: source.params.model_file,
     });
   return full;
-}
-
-/** A LoadedModel over any float32 native engine: validates, queues runs, maps names. */
-export class NativeModel implements LoadedModel {
-  private disposed = false;
-  private queue: Promise<unknown> = Promise.resolve();
-
-  constructor(
-    readonly backend: string,
-    private readonly exec: (inputs: NativeTensor[]) => Promise<NativeTensor[]>,
-    private readonly release: () => void,
-    readonly inputs: readonly TensorInfo[],
-    readonly outputs: readonly TensorInfo[],
-  ) {}
-
-  run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
-    if (this.disposed)
-      return Promise.reject(
-        new OutpostError(
-          'RUNTIME_MODEL_UNLOADED',
-          'this model version was unloaded; retry to reach the active version',
-        ),
-      );
-    try {
-      validateInputs(this.inputs, inputs);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const feed = this.inputs.map((i) => ({
-      name: i.name,
-      shape: inputs[i.name]!.shape,
-      data: inputs[i.name]!.data as Float32Array,
-    }));
-    const next = this.queue.then(async () => {
-      const out = await native(() => this.exec(feed));
-      return Object.fromEntries(out.map((t) => [t.name, { dtype: 'float32' as const, shape: t.shape, data: t.data }]));
-    });
-    this.queue = next.catch(() => undefined);
-    return next;
-  }
-
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.release();
-  }
 }
