@@ -23,9 +23,13 @@ export function parseEd25519Pem(pem: string, where: string): KeyObject {
   try {
     key = createPrivateKey(pem);
   } catch (err) {
-    throw new OutpostError('SIGNING_KEY_INVALID', `the signing key ${where} is not a PEM private key: ${(err as Error).message}`, {
-      path: where,
-    });
+    throw new OutpostError(
+      'SIGNING_KEY_INVALID',
+      `the signing key ${where} is not a PEM private key: ${(err as Error).message}`,
+      {
+        path: where,
+      },
+    );
   }
   if (key.asymmetricKeyType !== 'ed25519')
     throw new OutpostError('SIGNING_KEY_INVALID', `the signing key ${where} is ${key.asymmetricKeyType}, not ed25519`, {

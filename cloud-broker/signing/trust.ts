@@ -11,7 +11,15 @@ import {
   updateRoot,
   type RootMetadata,
 } from '../../protocol/trust-root.js';
-import { importDataDir, LEGACY_KEY, ONLINE_RE, onlineKeyName, parseEd25519Pem, ROOT_RE, rootName } from '../secrets/import.js';
+import {
+  importDataDir,
+  LEGACY_KEY,
+  ONLINE_RE,
+  onlineKeyName,
+  parseEd25519Pem,
+  ROOT_RE,
+  rootName,
+} from '../secrets/import.js';
 import type { ClusterSecrets } from '../secrets/store.js';
 import { loadOrCreateSigner } from './keys.js';
 import { signRoot } from './root-keys.js';
