@@ -9,7 +9,8 @@
  *
  * The engines are Debian's, started by the test helpers (test/helpers/engines/).
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { closedPort } from '../test/helpers/daemon-process.js';
@@ -85,20 +86,23 @@ export async function startCluster(work: string, replicas: number, database: Dat
   const engines: ServiceProcess[] = [];
   const started: CloudProcess[] = [];
   let counter: Awaited<ReturnType<typeof pgCounter>> | null = null;
+  let pgDir: string | null = null;
   const stop = async () => {
     for (const r of started) await r.stop();
     await counter?.close().catch(() => undefined);
     for (const e of engines.reverse()) await e.stop();
+    if (pgDir) await rm(pgDir, { recursive: true, force: true });
   };
   try {
-    const dir = join(work, 'cluster');
+    const dir = work;
     await mkdir(dir, { recursive: true });
     const redis = await startRedis(dir);
     engines.push(redis.process);
     let dbFlags: string[] = [];
     if (database === 'postgres') {
-      const pgDir = join(dir, 'pg');
-      await mkdir(pgDir, { recursive: true });
+      // Its own folder right under the temp dir: under root the server runs as `postgres`, which
+      // must be able to reach it (the bench's folder is 0700 root).
+      pgDir = await mkdtemp(join(tmpdir(), 'outpost-bench-pg-'));
       const server = await startPostgres(pgDir, 'outpost', [
         '-c',
         'shared_preload_libraries=pg_stat_statements',

@@ -90,7 +90,7 @@ function rows(n: number, cluster: Measurement, single: Measurement, names: [stri
       's',
       sec(total(cluster)),
       sec(total(single)),
-      cluster.engines.map((e) => `${e.name} ${sec(cpuOf(e)).toFixed(1)} s, ${e.peakRssMb.toFixed(0)} MB`).join('; '),
+      `${cluster.engines.map((e) => `${e.name} ${sec(cpuOf(e)).toFixed(1)} s, ${e.peakRssMb.toFixed(0)} MB`).join('; ')} (each with its child processes; RSS summed over them)`,
     ),
   );
   const agentsCpu = (m: Measurement) => m.agentProcs.reduce((s, u) => s + cpuOf(u), 0);
