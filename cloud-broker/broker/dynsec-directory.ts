@@ -7,9 +7,10 @@ import type { DynsecAdmin } from './dynsec.js';
  * Outpost's devices and service account in Mosquitto's dynamic-security plugin: what exists there
  * and the commands that make it so. The policy is cloud-broker/broker/acl.ts's, in dynsec terms.
  *
- * - One role per device, `outpost-device-<id>`. Mosquitto 2.0's dynsec has no %u/%c substitution
- *   in ACL topics (the pattern ACL file has it, the plugin does not), so each device's topics are
- *   written out. The device may subscribe to its own desired state (literal) and commands/#
+ * - One role per device, `outpost-device-<id>`. Mosquitto 2.0's dynsec (Debian 12 ships 2.0.11)
+ *   has no %u/%c substitution in ACL topics (the pattern ACL file has it, the plugin does not; the
+ *   2.1 development branch adds it to the plugin), so each device's topics are written out. Per-
+ *   device roles work on every version; one shared %u role would be the 2.1-only shortcut. The device may subscribe to its own desired state (literal) and commands/#
  *   (pattern: also covers commands/+ and one command), and publish its own reported, status,
  *   telemetry and responses/#. Everything else falls to the plugin's defaults, which deny
  *   publishing and subscribing (setDefaultACLAccess is asserted at startup).

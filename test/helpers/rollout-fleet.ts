@@ -35,7 +35,8 @@ export interface CloudProcess {
   output(): string;
 }
 
-export async function cloudProcess(dataDir: string, home: string): Promise<CloudProcess> {
+/** `database`: a `--database` URL (test/helpers/test-db.ts), else SQLite in the data dir. */
+export async function cloudProcess(dataDir: string, home: string, database?: string): Promise<CloudProcess> {
   const httpPort = await freePort();
   const mqttPort = await freePort();
   const http = `http://127.0.0.1:${httpPort}`;
@@ -48,7 +49,17 @@ export async function cloudProcess(dataDir: string, home: string): Promise<Cloud
     pid: () => child?.pid ?? -1,
     async start() {
       child = spawnCli(
-        ['cloud', 'start', '--data-dir', dataDir, '--http-port', String(httpPort), '--mqtt-port', String(mqttPort)],
+        [
+          'cloud',
+          'start',
+          '--data-dir',
+          dataDir,
+          '--http-port',
+          String(httpPort),
+          '--mqtt-port',
+          String(mqttPort),
+          ...(database ? ['--database', database] : []),
+        ],
         { cwd: home, env: cleanEnv({ HOME: home, OUTPOST_LOG_LEVEL: 'warn' }) },
       );
       const me = child;

@@ -145,6 +145,25 @@ describe.skipIf(skipForPackage(missing))('the fleet on Mosquitto 2 with dynamic 
     expect(await loginResult(mosq, three, { password: 'op_wrong' })).not.toBe('connected');
   });
 
+  it('cloud start refuses --broker with an embedded-broker flag (exit 2), without echoing the password', async () => {
+    const run = await runInProcess(
+      [
+        'cloud',
+        'start',
+        '--data-dir',
+        path.join(mosqRoot, 'unused'),
+        '--broker',
+        'mqtt://a:hunter2@127.0.0.1:1',
+        '--redis',
+        'redis://127.0.0.1:1',
+      ],
+      { cwd: f.root, env: f.env },
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('CLOUD_BROKER_FLAGS');
+    expect(run.stdout + run.stderr).not.toContain('hunter2');
+  });
+
   it('a user without the dynsec admin role gets DYNSEC_TIMEOUT, not a hang', async () => {
     const three = await config(f, 'ds-3');
     const c = await connectAs(mosq, three, { clientId: 'ds-3' });
