@@ -82,7 +82,13 @@ async function pgCounter(url: string): Promise<{ read(): Promise<number>; close(
   };
 }
 
-export async function startCluster(work: string, replicas: number, database: Database): Promise<Deployment> {
+/** `mqttSessionRate`: haproxy admits this many new MQTT connections per second (0: no limit). */
+export async function startCluster(
+  work: string,
+  replicas: number,
+  database: Database,
+  mqttSessionRate = 0,
+): Promise<Deployment> {
   const engines: ServiceProcess[] = [];
   const started: CloudProcess[] = [];
   let counter: Awaited<ReturnType<typeof pgCounter>> | null = null;
@@ -123,6 +129,7 @@ export async function startCluster(work: string, replicas: number, database: Dat
     const lb = await startHaproxy(
       dir,
       ports.map(([httpPort, mqttPort]) => ({ host: '127.0.0.1', httpPort: httpPort!, mqttPort: mqttPort! })),
+      { mqttSessionRate },
     );
     engines.push(lb.process);
     const http = `http://127.0.0.1:${lb.httpPort}`;
@@ -148,7 +155,7 @@ export async function startCluster(work: string, replicas: number, database: Dat
       );
     }
     return {
-      name: `${replicas} replicas, ${database === 'postgres' ? 'PostgreSQL' : 'shared SQLite'} + Redis + haproxy`,
+      name: `${replicas} replicas, ${database === 'postgres' ? 'PostgreSQL' : 'shared SQLite'} + Redis + haproxy${mqttSessionRate ? ` (${mqttSessionRate} MQTT connects/s)` : ''}`,
       replicas: started,
       engines,
       http,
