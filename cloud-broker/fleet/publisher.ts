@@ -1,4 +1,4 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type ISubscriptionMap, type MqttClient } from 'mqtt';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { topics } from '../../protocol/topics.js';
@@ -26,6 +26,12 @@ export interface Publisher {
   /** Removes the retained desired state (a zero-byte retained message [MQTT-3.3.1-10]). */
   clearDesired(deviceId: string): Promise<void>;
   publishCommand(deviceId: string, cmd: string, payload: string): Promise<void>;
+  /**
+   * Subscribes again to the retained reports and statuses, which makes the broker send every
+   * device's retained one again [MQTT-3.8.4-3]: how a replica that just became the leader catches
+   * up on what was published while no replica was writing.
+   */
+  resubscribeReports(): Promise<void>;
   readonly connected: boolean;
   close(): Promise<void>;
 }
@@ -96,6 +102,16 @@ export async function connectPublisher(opts: PublisherOptions): Promise<Publishe
     publishDesired: (id, payload) => publish(topics.desired(id), payload, true),
     clearDesired: (id) => publish(topics.desired(id), '', true),
     publishCommand: (id, cmd, payload) => publish(topics.command(id, cmd), payload, false),
+    // mqtt.js drops a SUBSCRIBE for filters it already holds unless asked with `resubscribe`.
+    resubscribeReports: () =>
+      client
+        .subscribeAsync({
+          [topics.allReported]: { qos: 1 },
+          [topics.allStatus]: { qos: 1 },
+          // Read by mqtt.js from the map itself (client.js subscribe), not typed there.
+          resubscribe: true,
+        } as unknown as ISubscriptionMap)
+        .then(() => undefined),
     get connected() {
       return client.connected;
     },

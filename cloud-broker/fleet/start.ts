@@ -9,7 +9,9 @@ import { TrustService } from '../signing/trust.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
+import { Leadership, newReplicaId, resolveLeaseSettings, type LeaseSettings } from './leadership.js';
 import { RolloutScheduler } from './rollout-scheduler.js';
+import { runOnceOnLeader } from './run-once.js';
 import { Rollouts } from './rollouts.js';
 
 export interface FleetServicesOptions {
@@ -41,12 +43,18 @@ export interface FleetServicesOptions {
   redisUrl?: string;
   /** The rollout scheduler's timer period (default 1 s). */
   rolloutTickMs?: number;
+  /** This replica's name in the fleet-leader lease (default: host/pid/random). */
+  replicaId?: string;
+  /** The fleet-leader lease (default 10 s, renewed every 3 s; OUTPOST_CLOUD_LEASE_* in the environment). */
+  lease?: Partial<LeaseSettings>;
 }
 
 export interface FleetServices {
   fleet: Fleet;
   rollouts: Rollouts;
   scheduler: RolloutScheduler;
+  /** Which replica runs the run-once work (cloud-broker/fleet/run-once.ts). */
+  leadership: Leadership;
   /** The current online key (follows rotations). */
   signer: Signer;
   trust: TrustService;
@@ -66,6 +74,8 @@ export const SERVICE_USERNAME = 'outpost-cloud';
  */
 export async function startFleetServices(o: FleetServicesOptions): Promise<FleetServices> {
   const log = o.log;
+  // Checked before anything starts: a bad setting must not leave half a cloud running.
+  const leaseSettings = resolveLeaseSettings(o.lease, process.env);
   const trust = await TrustService.open(o.dataDir, log);
   const signer = trust.signer;
   let broker: RunningBroker | null = null;
@@ -102,6 +112,8 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     lifetimeSeconds: o.lifetimeSeconds,
     onRevoke: (id) => broker?.disconnectDevice(id),
   });
+  const leadership = new Leadership({ db: o.db, replica: o.replicaId ?? newReplicaId(), settings: leaseSettings, log });
+  let onConnect = (): void => undefined;
   let publisher: Publisher;
   try {
     publisher = await connectPublisher({
@@ -111,27 +123,28 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       log,
       tls: o.externalBroker?.ca ? { ca: o.externalBroker.ca } : undefined,
       onMessage: (topic, payload) => fleet.ingest(topic, payload),
-      onConnect: () =>
-        void fleet
-          .reconcile()
-          .then(() => fleet.republishAll())
-          .catch((err: unknown) => log.error({ err }, 'republication failed')),
+      onConnect: () => onConnect(),
     });
   } catch (err) {
     await broker?.close();
     throw err;
   }
   fleet.attach(publisher);
-  fleet.startRefresh();
   const rollouts = new Rollouts(fleet, log);
-  // Started after the publisher is attached: a batch it sends must be published, not only stored.
-  const scheduler = new RolloutScheduler(fleet, rollouts, { log, tickMs: o.rolloutTickMs });
+  const scheduler = new RolloutScheduler(fleet, rollouts, {
+    log,
+    tickMs: o.rolloutTickMs,
+    fence: () => leadership.fence(),
+  });
   fleet.onDeviceEvent = () => scheduler.onDeviceEvent();
-  scheduler.start();
+  onConnect = runOnceOnLeader({ leadership, fleet, scheduler, publisher, log }).republish;
+  // Claimed after the publisher is attached: a batch the scheduler sends must be published, not only stored.
+  leadership.start();
   return {
     fleet,
     rollouts,
     scheduler,
+    leadership,
     signer,
     trust,
     broker,
@@ -139,7 +152,9 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     mqttUrl,
     async close() {
       await scheduler.stop();
+      // The queued reports are flushed while this replica still holds the lease, then it is given up.
       fleet.stop();
+      leadership.stop();
       await publisher.close();
       await broker?.close();
     },

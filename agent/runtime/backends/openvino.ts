@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { extname, isAbsolute, relative, resolve } from 'node:path';
 import { OutpostError } from '../../../protocol/errors/index.js';
-import type { Availability, Backend, LoadedModel, ModelSource, } from '../backend.js';
+import type { Availability, Backend, LoadedModel, ModelSource } from '../backend.js';
 import { probeCapabilities } from '../../system/probe.js';
 import { loadAddon, native, type AddonLoad } from './native-loader.js';
 import type { NativeTensor } from './opencv-binding.js';
