@@ -5,8 +5,9 @@
 // Two things this adds over a bare `cmake-js compile`:
 // - It configures every time. cmake-js only configures when the build folder has no
 //   CMakeCache.txt, so an SDK installed after the first build (apt-get install libopencv-dev,
-//   JetPack's TensorRT) was never looked for again; CMakeLists.txt also drops the "not found"
-//   answers CMake cached for the optional SDKs, so configuring looks for them afresh.
+//   JetPack's TensorRT) was never looked for again: the build said "no work to do". Configuring
+//   is enough, because CMake searches again for every package whose cached answer is -NOTFOUND
+//   (test/integration/addon-rebuild.test.ts proves it in one build folder).
 // - A failure never fails the install: the agent runs without the addons that did not build and
 //   reports each one's reason. The one line printed here says so.
 import { spawnSync } from 'node:child_process';

@@ -20,6 +20,7 @@ import * as ort from 'onnxruntime-node';
 import { AgentClient, SharedMemoryObject } from '../agent/client/index.js';
 import { DEFAULT_SESSION_OPTIONS } from '../agent/runtime/backends/onnx.js';
 import { CONV_SIZE, writeConvNetFolder } from './_convnet.js';
+import { percentile } from './_stats.js';
 import type { BenchRow } from './run.js';
 
 const SIZE = 224;
@@ -27,10 +28,6 @@ const SHAPE = [1, 3, SIZE, SIZE];
 const N = SHAPE.reduce((a, b) => a * b, 1);
 const ID = 'bench/classifier224';
 const CONV_ID = 'bench/convnet';
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function latencies(iterations: number, fn: () => Promise<unknown>): Promise<{ p50: number; p99: number }> {
   for (let i = 0; i < Math.min(20, iterations); i++) await fn();

@@ -11,7 +11,7 @@ import { BlobStore } from './artifacts/index.js';
 import { ensureAdminToken } from './auth/index.js';
 import { openDb, type Db } from './db/index.js';
 import { catalogRouter, createApiServer } from './http/index.js';
-import type { FleetServices } from './fleet/start.js';
+import type { FleetServices, FleetServicesOptions } from './fleet/start.js';
 import { wireFleet } from './fleet/wire.js';
 import { pageRoutes } from './ui/serve.js';
 import { certCoversHost, checkTlsMaterial, type TlsMaterial } from './tls.js';
@@ -56,6 +56,11 @@ export interface CloudOptions {
    * default 10 s, renewed every 3 s, or `OUTPOST_CLOUD_LEASE_TTL_MS` / `_RENEW_MS`.
    */
   lease?: Partial<LeaseSettings>;
+  /**
+   * Another MQTT broker instead of the embedded aedes (`--broker`); with `admin: 'dynsec'` the
+   * cloud manages device logins in Mosquitto's dynamic-security plugin (docs/scale.md).
+   */
+  externalBroker?: FleetServicesOptions['externalBroker'];
   log?: Logger;
 }
 
@@ -169,6 +174,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
       redisUrl: opts.redisUrl,
       replicaId: replica,
       lease: opts.lease,
+      externalBroker: opts.externalBroker,
       host,
       mqttPort,
       wsPort: opts.wsPort,

@@ -1,27 +1,20 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import type { Logger } from '../../protocol/log.js';
 import { migrate } from './migrate.js';
 import { MIGRATIONS } from './migrations.js';
+import { openSqlite } from './sqlite.js';
+import type { Db } from './types.js';
 
-export type Db = Database.Database;
+export type { Db } from './types.js';
 
 /**
- * Opens (creating if needed) the cloud database at `file` with WAL, foreign keys and a busy
- * timeout, and brings its schema up to date. `:memory:` works for unit tests.
+ * Opens the cloud database and brings its schema up to date: a SQLite file path (created if
+ * needed; `:memory:` works for unit tests).
  */
-export function openDb(file: string, log?: Logger): Db {
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file);
+export function openDb(target: string, log?: Logger): Db {
+  const db = openSqlite(target);
   try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('foreign_keys = ON');
-    // Another process (a second CLI, a backup) may hold the write lock briefly.
-    db.pragma('busy_timeout = 5000');
-    // synchronous stays FULL (the default): a 201 for a version must survive a power cut.
     const applied = migrate(db, MIGRATIONS);
-    if (applied.length > 0) log?.info({ applied, file }, 'database migrated');
+    if (applied.length > 0) log?.info({ applied, file: target }, 'database migrated');
     return db;
   } catch (err) {
     db.close();

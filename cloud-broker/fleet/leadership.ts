@@ -107,10 +107,15 @@ export class Leadership {
     this.timer.unref();
   }
 
-  /** Stops renewing and gives the lease up, so another replica takes over without waiting for the TTL. */
-  stop(): void {
+  /** No more claims (the first step of a shutdown: no election may begin while the rest stops). */
+  stopRenewing(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+
+  /** Stops renewing and gives the lease up, so another replica takes over without waiting for the TTL. */
+  stop(): void {
+    this.stopRenewing();
     const h = this.held;
     if (!h) return;
     this.lose(h, 'stopping');

@@ -27,26 +27,35 @@ export interface RunOnceParts {
  * published while nobody wrote them, or queued by the predecessor and never flushed). Then the
  * scheduler resumes from the database, where every step left its state.
  */
-export function runOnceOnLeader(p: RunOnceParts): { republish(): void } {
+export function runOnceOnLeader(p: RunOnceParts): { republish(): void; settled(): Promise<void> } {
   const log = moduleLogger(p.log, 'run-once');
   const { leadership, fleet, scheduler, publisher } = p;
   fleet.reports.writes = () => leadership.isLeader;
   fleet.store.fence = () => leadership.fence();
+  // The election's work in flight, so that a shutdown waits for it before closing the broker.
+  let work: Promise<unknown> = Promise.resolve();
+  const track = (job: Promise<unknown>): void => {
+    work = Promise.allSettled([work, job]);
+  };
   const republish = (): void => {
-    void fleet
-      .reconcile()
-      .then(() => fleet.republishAll())
-      .catch((err: unknown) => log.error({ err }, 'republication failed'));
+    track(
+      fleet
+        .reconcile()
+        .then(() => fleet.republishAll())
+        .catch((err: unknown) => log.error({ err }, 'republication failed')),
+    );
   };
   leadership.onChange((leader, epoch) => {
     if (leader) {
       fleet.startRefresh(p.refreshMs);
       republish();
-      void publisher
-        .resubscribeReports()
-        .catch((err: unknown) =>
-          log.warn({ err }, 'could not re-read the retained reports; they arrive as devices publish'),
-        );
+      track(
+        publisher
+          .resubscribeReports()
+          .catch((err: unknown) =>
+            log.warn({ err }, 'could not re-read the retained reports; they arrive as devices publish'),
+          ),
+      );
       scheduler.start();
       log.info({ epoch }, 'scheduler, republication and report ingestion run here');
     } else {
@@ -59,5 +68,7 @@ export function runOnceOnLeader(p: RunOnceParts): { republish(): void } {
     republish: () => {
       if (leadership.isLeader) republish();
     },
+    /** Resolves when the republication and re-reading begun so far have finished. */
+    settled: () => work.then(() => undefined),
   };
 }

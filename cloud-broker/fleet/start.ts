@@ -7,6 +7,8 @@ import type { CloudLimits } from '../limits.js';
 import type { Signer } from '../signing/sign.js';
 import { TrustService } from '../signing/trust.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
+import { DeviceCredentials, loadOrCreateCredentialKey } from './device-credentials.js';
+import { DynsecLink } from './dynsec-link.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
 import { Leadership, newReplicaId, resolveLeaseSettings, type LeaseSettings } from './leadership.js';
@@ -30,8 +32,22 @@ export interface FleetServicesOptions {
    * inside this process.
    */
   tls?: { port: number; cert: string | Buffer; key: string | Buffer; deviceCa?: string | null };
-  /** Use another MQTT broker (e.g. Mosquitto) instead of the embedded aedes. */
-  externalBroker?: { url: string; username: string; password: string; publicUrl?: string; ca?: string | Buffer };
+  /**
+   * Use another MQTT broker (e.g. Mosquitto) instead of the embedded aedes. `admin: 'dynsec'`:
+   * the user is a Mosquitto dynamic-security admin, and the cloud creates and deletes each
+   * device's login there through $CONTROL (dynsec-link.ts); without it, device logins are the
+   * broker operator's business (a password file, an auth plugin).
+   */
+  externalBroker?: {
+    url: string;
+    username: string;
+    password: string;
+    publicUrl?: string;
+    ca?: string | Buffer;
+    admin?: 'dynsec';
+    /** How long a $CONTROL command may wait for its answer (default 10 s). */
+    adminTimeoutMs?: number;
+  };
   /** Desired-state lifetime in seconds (default 7 days). */
   lifetimeSeconds?: number;
   /** The embedded broker's per-device bounds and the shared failed-login limiter. */
@@ -60,6 +76,8 @@ export interface FleetServices {
   trust: TrustService;
   broker: RunningBroker | null;
   publisher: Publisher;
+  /** The dynamic-security link when `externalBroker.admin` is 'dynsec', else null. */
+  dynsec: DynsecLink | null;
   /** The MQTT URL devices connect to (written into agent.json): mqtts:// when TLS is on. */
   mqttUrl: string;
   close(): Promise<void>;
@@ -103,6 +121,17 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     mqttUrl = o.publicMqttUrl ?? broker.tlsUrl ?? broker.url;
     deviceCa = o.tls?.deviceCa ?? undefined;
   }
+  let fleetRef: Fleet | null = null;
+  const dynsec =
+    o.externalBroker?.admin === 'dynsec'
+      ? new DynsecLink({
+          store: () => fleetRef!.store,
+          credentials: new DeviceCredentials(o.db, await loadOrCreateCredentialKey(o.dataDir)),
+          username: o.externalBroker.username,
+          log,
+          timeoutMs: o.externalBroker.adminTimeoutMs,
+        })
+      : null;
   const fleet = new Fleet({
     db: o.db,
     signer,
@@ -110,10 +139,14 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     log,
     urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa },
     lifetimeSeconds: o.lifetimeSeconds,
-    onRevoke: (id) => broker?.disconnectDevice(id),
+    onRevoke: (id) => {
+      broker?.disconnectDevice(id);
+    },
+    ...dynsec?.fleetHooks(),
   });
+  fleetRef = fleet;
   const leadership = new Leadership({ db: o.db, replica: o.replicaId ?? newReplicaId(), settings: leaseSettings, log });
-  let onConnect = (): void => undefined;
+  let republishIfLeader = (): void => undefined;
   let publisher: Publisher;
   try {
     publisher = await connectPublisher({
@@ -122,11 +155,22 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       password: creds.password,
       log,
       tls: o.externalBroker?.ca ? { ca: o.externalBroker.ca } : undefined,
+      control: dynsec?.control(),
       onMessage: (topic, payload) => fleet.ingest(topic, payload),
-      onConnect: () => onConnect(),
+      onConnect: () => {
+        // Each connect may meet a restarted or restored broker: its logins follow the database.
+        void dynsec?.reconcile().catch((err: unknown) => log.error({ err }, 'broker reconciliation failed'));
+        republishIfLeader();
+      },
     });
   } catch (err) {
     await broker?.close();
+    throw err;
+  }
+  try {
+    await dynsec?.ready();
+  } catch (err) {
+    await publisher.close();
     throw err;
   }
   fleet.attach(publisher);
@@ -137,7 +181,8 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     fence: () => leadership.fence(),
   });
   fleet.onDeviceEvent = () => scheduler.onDeviceEvent();
-  onConnect = runOnceOnLeader({ leadership, fleet, scheduler, publisher, log }).republish;
+  const runOnce = runOnceOnLeader({ leadership, fleet, scheduler, publisher, log });
+  republishIfLeader = runOnce.republish;
   // Claimed after the publisher is attached: a batch the scheduler sends must be published, not only stored.
   leadership.start();
   return {
@@ -149,12 +194,16 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     trust,
     broker,
     publisher,
+    dynsec,
     mqttUrl,
     async close() {
+      leadership.stopRenewing();
       await scheduler.stop();
-      // The queued reports are flushed while this replica still holds the lease, then it is given up.
+      // The queued reports are flushed while this replica still holds the lease, then it is given up,
+      // and the election's publishes finish before the broker goes.
       fleet.stop();
       leadership.stop();
+      await runOnce.settled();
       await publisher.close();
       await broker?.close();
     },

@@ -124,7 +124,7 @@ export class FleetStore {
   }
 
   addTags(id: string, tags: readonly string[]): void {
-    const ins = this.db.prepare('INSERT OR IGNORE INTO device_tags (device_id, tag) VALUES (?, ?)');
+    const ins = this.db.prepare('INSERT INTO device_tags (device_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING');
     for (const t of tags) ins.run(id, t);
   }
 
@@ -141,12 +141,12 @@ export class FleetStore {
     rolloutId: number | null = null,
   ): Deployment {
     const createdAt = now();
-    const info = this.db
+    const { id } = this.db
       .prepare(
-        'INSERT INTO deployments (target_kind, target, model, version, app, created_at, rollout_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO deployments (target_kind, target, model, version, app, created_at, rollout_id) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id',
       )
-      .run(target.kind, target.value, model, version, app, createdAt, rolloutId);
-    return { id: Number(info.lastInsertRowid), target, model, version, app, createdAt, rolledBackAt: null, rolloutId };
+      .get(target.kind, target.value, model, version, app, createdAt, rolloutId) as { id: number };
+    return { id, target, model, version, app, createdAt, rolledBackAt: null, rolloutId };
   }
 
   /** Live (not rolled back) deployments, oldest first. */
@@ -182,7 +182,7 @@ export class FleetStore {
     this.db
       .prepare(
         `UPDATE devices SET revision = ?, desired_doc = ?, desired_expires = ?,
-           desired_prev_doc = CASE WHEN desired_digest IS ? THEN desired_prev_doc ELSE desired_doc END,
+           desired_prev_doc = CASE WHEN desired_digest IS NOT DISTINCT FROM ? THEN desired_prev_doc ELSE desired_doc END,
            desired_digest = ? WHERE id = ?`,
       )
       .run(revision, doc, expires, digest, digest, id);

@@ -6,7 +6,7 @@ import { readJsonBody } from './body.js';
 import type { Route } from './router.js';
 
 /**
- * `/v1/health`, `/v1/whoami`, `/v1/users`. Health also says which replica this is and which one
+ * `/v1/health`, `/v1/whoami`, `/v1/stats`, `/v1/users`. Health also says which replica this is and which one
  * leads the fleet's run-once work (docs/scale.md), as a balancer or an operator sees it; like a
  * database's health route it is open, and it names processes, never secrets.
  */
@@ -35,6 +35,14 @@ export function systemRoutes(db: Db, version: string, replica?: string): Route[]
       path: '/v1/whoami',
       access: 'any',
       handler: async ({ principal }) => ({ body: { user: principal!.subject, kind: principal!.kind } }),
+    },
+    {
+      // This process's counters (each replica answers for itself): what a capacity plan reads,
+      // e.g. database statements per device in bench/scale.ts.
+      method: 'GET',
+      path: '/v1/stats',
+      access: 'admin',
+      handler: async () => ({ body: { database: { engine: db.engine, ...db.stats() } } }),
     },
     {
       method: 'POST',

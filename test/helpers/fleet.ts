@@ -39,7 +39,7 @@ export interface TestAgent {
 
 /** `cloudOpts`: extra startCloud options (TLS, WebSocket), e.g. test/integration/tls-fleet.test.ts. */
 export async function startTestFleet(
-  cloudOpts: Pick<CloudOptions, 'tls' | 'wsPort' | 'limits'> = {},
+  cloudOpts: Pick<CloudOptions, 'tls' | 'wsPort' | 'limits' | 'externalBroker'> = {},
 ): Promise<TestFleet> {
   const root = await mkdtemp(join(tmpdir(), 'outpost-fleet-'));
   const cloud = await startCloud({ dataDir: join(root, 'cloud'), httpPort: 0, mqttPort: 0, ...cloudOpts });

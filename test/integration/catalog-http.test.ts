@@ -104,6 +104,15 @@ describe('catalog HTTP API: auth', () => {
       status: 200,
       json: { user: 'alice', kind: 'user' },
     });
+    expect(await call('GET', '/v1/stats', { token: aliceToken })).toMatchObject({ status: 403 });
+    const before = (await call('GET', '/v1/stats', { token: adminToken })).json as {
+      database: { engine: string; queries: number };
+    };
+    expect(before.database.engine).toBe('sqlite');
+    await call('GET', '/v1/whoami', { token: aliceToken });
+    const after = (await call('GET', '/v1/stats', { token: adminToken })).json as typeof before;
+    // Checking a token reads the database: the counter moves.
+    expect(after.database.queries).toBeGreaterThan(before.database.queries);
     expect(await call('POST', '/v1/users', { token: aliceToken, body: { name: 'mallory' } })).toMatchObject({
       status: 403,
       json: { code: 'AUTH_FORBIDDEN' },

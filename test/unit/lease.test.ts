@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../../cloud-broker/db/index.js';
 import { FLEET_LEADER, LeaseStore } from '../../cloud-broker/db/lease.js';
+import type { SqliteDb } from '../../cloud-broker/db/sqlite.js';
 import { Leadership, resolveLeaseSettings } from '../../cloud-broker/fleet/leadership.js';
 import { FleetStore } from '../../cloud-broker/fleet/store.js';
 import { silentLogger } from '../../protocol/log.js';
@@ -52,7 +53,7 @@ describe('the lease row', () => {
 
   it('a takeover waits for the fenced transaction of the holder, and cannot slip in before its commit', () => {
     const [a, b] = twoReplicas();
-    b.pragma('busy_timeout = 0');
+    (b as SqliteDb).raw.pragma('busy_timeout = 0');
     const la = new LeaseStore(a);
     const lb = new LeaseStore(b);
     la.claim(FLEET_LEADER, 'A', TTL, 1_000);

@@ -13,11 +13,13 @@ import {
 import { parseRedisUrl } from '../../broker/cluster.js';
 import { readTlsFiles, type TlsMaterial } from '../../tls.js';
 import { defineCommand, stringFlag, type FlagValues } from '../args.js';
+import { brokerFlags } from '../broker-flags.js';
 
 const USAGE = `outpost cloud start [--data-dir DIR] [--host H] [--http-port N] [--mqtt-port N]
                     [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--mqtt-tls-port N]]
                     [--mqtt-ws-port N] [--redis URL] [--blob-dir DIR]
-                    [--public-http URL] [--public-mqtt URL] [--json]
+                    [--public-http URL] [--public-mqtt URL]
+                    [--broker mqtt://USER:PASSWORD@HOST:PORT [--broker-admin dynsec|none] [--broker-ca FILE]] [--json]
 
 Runs the cloud in this process until SIGINT or SIGTERM: the catalog (SQLite), the blob store, the
 HTTP API, the embedded MQTT broker (aedes, with per-device credentials and ACL) and the fleet's
@@ -40,10 +42,17 @@ other outpost verbs on this machine where it listens.
   --blob-dir DIR       keep blobs in DIR, shared by the replicas (e.g. NFS), instead of <data-dir>/blobs
   --public-http URL    the HTTP URL devices are given (agent.json, blob URLs), e.g. the load balancer's
   --public-mqtt URL    the MQTT URL devices are given (mqtt:// or mqtts://), e.g. the load balancer's
+  --broker URL         use this MQTT broker instead of the embedded one (no MQTT listener here); USER is the
+                       cloud's service account there; the password may come from $OUTPOST_BROKER_PASSWORD
+                       instead of the URL, and is never printed
+  --broker-admin A     dynsec (default): USER is a Mosquitto dynamic-security admin and the cloud creates and
+                       deletes device logins through $CONTROL; none: device logins are the broker's business
+  --broker-ca FILE     PEM CA that the mqtts:// --broker's certificate chains to
   --json               print one line {"http", "mqtt", "adminTokenFile"} once listening, plus "mqtts"
                        and "ws" when those listeners are on
-Exit codes: 0 after a clean stop; 2 for a wrong flag (USAGE, CLOUD_TLS_FLAGS); 3 for an unusable
-TLS file (CLOUD_TLS_INVALID); 7 when a port cannot be bound (CLOUD_LISTEN_FAILED, BROKER_LISTEN_FAILED).
+Exit codes: 0 after a clean stop; 2 for a wrong flag (USAGE, CLOUD_TLS_FLAGS, CLOUD_BROKER_FLAGS); 3 for an
+unusable TLS file (CLOUD_TLS_INVALID); 7 when a port cannot be bound (CLOUD_LISTEN_FAILED, BROKER_LISTEN_FAILED)
+or the --broker cannot be reached (BROKER_UNREACHABLE).
 Logs (pino JSON) go to stderr.`;
 
 function parsePort(value: string | undefined, flag: string): number | undefined {
@@ -142,6 +151,9 @@ export const cloudStart: Command = defineCommand({
     'blob-dir': { type: 'string' },
     'public-http': { type: 'string' },
     'public-mqtt': { type: 'string' },
+    broker: { type: 'string' },
+    'broker-admin': { type: 'string' },
+    'broker-ca': { type: 'string' },
   },
   run: async ({ values, json }, ctx) => {
     // An absent --mqtt-port stays undefined: startCloud then picks a free one when --http-port is
@@ -150,6 +162,7 @@ export const cloudStart: Command = defineCommand({
     const mqttPort = parsePort(stringFlag(values, 'mqtt-port'), 'mqtt-port');
     const tlsPort = parsePort(stringFlag(values, 'mqtt-tls-port'), 'mqtt-tls-port');
     const wsPort = parsePort(stringFlag(values, 'mqtt-ws-port'), 'mqtt-ws-port');
+    const external = await brokerFlags(values, ctx.env, ctx.cwd);
     const files = tlsFlags(values, ctx.cwd);
     checkDistinctPorts({
       'http-port': httpPort,
@@ -182,6 +195,7 @@ export const cloudStart: Command = defineCommand({
       blobDir: blobDir === undefined ? undefined : path.resolve(ctx.cwd, blobDir),
       publicHttpUrl,
       publicMqttUrl,
+      externalBroker: external && { ...external, publicUrl: publicMqttUrl },
     });
     const lines = [
       'Outpost cloud listening',
