@@ -49,6 +49,11 @@ export interface CloudOptions {
    */
   redisUrl?: string;
   blobDir?: string;
+  /**
+   * The database: a `postgres://` / `postgresql://` URL (shared by the replicas), or a SQLite
+   * file. Default: `<dataDir>/catalog.db`. Validated before anything starts (CLOUD_DB_URL_INVALID).
+   */
+  database?: string;
   publicHttpUrl?: string;
   publicMqttUrl?: string;
   /**
@@ -124,7 +129,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     );
   }
   await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const db = openDb(path.join(dataDir, DB_FILE), log);
+  const db = openDb(opts.database ?? path.join(dataDir, DB_FILE), log);
   const cleanups: (() => Promise<void> | void)[] = [
     () => {
       db.close();

@@ -3,6 +3,7 @@ import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { Framework } from '../../protocol/manifest-types.js';
 import type { BackendCapability } from '../../protocol/reported-state.js';
 import type { Availability, Backend } from './backend.js';
+import type { OnnxSettings } from './backends/onnx-options.js';
 
 /**
  * Picks the backend for a model from its framework and from what this host can run.
@@ -139,7 +140,12 @@ export class BackendRegistry {
 }
 
 /** Imports a backend module lazily and finds its factory. A missing module is a reason, not a crash. */
-export function lazyModuleEntry(name: string, frameworks: readonly Framework[], specifier: string): BackendEntry {
+export function lazyModuleEntry(
+  name: string,
+  frameworks: readonly Framework[],
+  specifier: string,
+  options: Record<string, unknown> = {},
+): BackendEntry {
   return {
     name,
     frameworks,
@@ -157,7 +163,7 @@ export function lazyModuleEntry(name: string, frameworks: readonly Framework[], 
         mod.default;
       const made =
         typeof factory === 'function'
-          ? await (factory as (o: { log: Logger }) => Backend | Promise<Backend>)({ log })
+          ? await (factory as (o: { log: Logger }) => Backend | Promise<Backend>)({ ...options, log })
           : factory;
       if (!isBackend(made)) throw new Error(`the ${name} backend module exports no createBackend() factory`);
       return made;
@@ -171,9 +177,9 @@ function isBackend(v: unknown): v is Backend {
 }
 
 /** The backends Outpost knows; the native ones are written by the addon work and may be absent. */
-export function defaultEntries(): BackendEntry[] {
+export function defaultEntries(opts: { onnx?: Partial<OnnxSettings> } = {}): BackendEntry[] {
   return [
-    lazyModuleEntry('onnx', ['onnx'], './backends/onnx.js'),
+    lazyModuleEntry('onnx', ['onnx'], './backends/onnx.js', { settings: opts.onnx }),
     lazyModuleEntry('opencv', ['caffe', 'darknet', 'tensorflow', 'enet', 'onnx'], './backends/opencv.js'),
     lazyModuleEntry('tensorrt', ['tensor-rt'], './backends/tensorrt.js'),
     lazyModuleEntry('hailort', ['hailo'], './backends/hailort.js'),

@@ -41,6 +41,8 @@ export interface CloudProcessOptions {
   mqttPort?: number;
   /** More `cloud start` flags (--redis, --blob-dir, --public-http ...). */
   args?: string[];
+  /** A `--database` URL (test/helpers/test-db.ts), else SQLite in the data dir. */
+  database?: string;
   /** More environment (OUTPOST_CLOUD_LEASE_TTL_MS ...); the log level defaults to warn. */
   env?: Record<string, string>;
 }
@@ -67,6 +69,7 @@ export async function cloudProcess(dataDir: string, home: string, o: CloudProces
           String(httpPort),
           '--mqtt-port',
           String(mqttPort),
+          ...(o.database ? ['--database', o.database] : []),
           ...(o.args ?? []),
         ],
         { cwd: home, env: cleanEnv({ HOME: home, OUTPOST_LOG_LEVEL: 'warn', ...o.env }) },

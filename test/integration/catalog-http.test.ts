@@ -8,6 +8,7 @@ import { createToken } from '../../cloud-broker/auth/index.js';
 import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { testDatabase, testEngine } from '../helpers/test-db.js';
 
 // A real cloud on port 0 in a temp data dir; requests go over real HTTP (fetch and CloudClient).
 let dir: string;
@@ -58,7 +59,7 @@ const files = () => [
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-catalog-'));
-  cloud = await startCloud({ dataDir: dir, httpPort: 0 });
+  cloud = await startCloud({ dataDir: dir, httpPort: 0, database: await testDatabase() });
   adminToken = (await fs.readFile(cloud.adminTokenFile, 'utf8')).trim();
   const admin = new CloudClient({ url: cloud.httpUrl, token: adminToken });
   aliceToken = (await admin.createUser('alice')).token;
@@ -108,7 +109,7 @@ describe('catalog HTTP API: auth', () => {
     const before = (await call('GET', '/v1/stats', { token: adminToken })).json as {
       database: { engine: string; queries: number };
     };
-    expect(before.database.engine).toBe('sqlite');
+    expect(before.database.engine).toBe(testEngine());
     await call('GET', '/v1/whoami', { token: aliceToken });
     const after = (await call('GET', '/v1/stats', { token: adminToken })).json as typeof before;
     // Checking a token reads the database: the counter moves.
@@ -320,7 +321,7 @@ describe('catalog HTTP API: apps', () => {
 
 describe('catalog client', () => {
   it('turns a refused connection into CLOUD_UNREACHABLE', async () => {
-    const dead = await startCloud({ dataDir: path.join(dir, 'dead'), httpPort: 0 });
+    const dead = await startCloud({ dataDir: path.join(dir, 'dead'), httpPort: 0, database: await testDatabase() });
     const url = dead.httpUrl;
     await dead.close();
     await expectCode(new CloudClient({ url, token: 'x' }).health(), 'CLOUD_UNREACHABLE');

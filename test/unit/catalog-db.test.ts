@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { openDb } from '../../cloud-broker/db/index.js';
+import type { Db } from '../../cloud-broker/db/index.js';
+import { PG_MIGRATIONS } from '../../cloud-broker/db/pg/index.js';
+import { openTestDb, testEngine } from '../helpers/test-db.js';
 import { migrate } from '../../cloud-broker/db/migrate.js';
 import { MIGRATIONS } from '../../cloud-broker/db/migrations.js';
 import { createVersion } from '../../cloud-broker/catalog/models.js';
@@ -10,6 +12,7 @@ import type { OutpostError } from '../../protocol/errors/index.js';
 // A trigger's 'CATALOG_VERSION_IMMUTABLE: ...' arrives as that coded error, not as an INTERNAL one.
 const immutable = expect.objectContaining({ code: 'CATALOG_VERSION_IMMUTABLE' }) as OutpostError;
 
+const known = (db: Db) => (db.engine === 'postgres' ? PG_MIGRATIONS : MIGRATIONS);
 const SHA = 'c'.repeat(64);
 const body = (n: number) => ({
   manifest: { id: 'alice/m', n },
@@ -18,25 +21,24 @@ const body = (n: number) => ({
 });
 
 describe('cloud database', () => {
-  it('applies every migration once and records the schema version', () => {
-    const db = openDb(':memory:');
+  it('applies every migration once and records the schema version', async () => {
+    const db = await openTestDb();
     expect(db.schemaVersion()).toBe(MIGRATIONS.length);
-    expect((db as SqliteDb).raw.pragma('foreign_keys', { simple: true })).toBe(1);
-    expect(migrate(db, MIGRATIONS)).toEqual([]);
+    expect(db.engine).toBe(testEngine());
+    if (db.engine === 'sqlite') expect((db as SqliteDb).raw.pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(migrate(db, known(db))).toEqual([]);
     db.close();
   });
 
-  it('refuses a database written by a newer schema', () => {
-    const db = openDb(':memory:');
+  it('refuses a database written by a newer schema', async () => {
+    const db = await openTestDb();
     db.setSchemaVersion(MIGRATIONS.length + 1);
-    expect(() => migrate(db, MIGRATIONS)).toThrow(
-      expect.objectContaining({ code: 'CLOUD_DB_TOO_NEW' }) as OutpostError,
-    );
+    expect(() => migrate(db, known(db))).toThrow(expect.objectContaining({ code: 'CLOUD_DB_TOO_NEW' }) as OutpostError);
     db.close();
   });
 
-  it('numbers versions 1, 2, 3 and keeps them immutable even against direct SQL', () => {
-    const db = openDb(':memory:');
+  it('numbers versions 1, 2, 3 and keeps them immutable even against direct SQL', async () => {
+    const db = await openTestDb();
     expect(createVersion(db, 'alice', 'm', body(1)).version).toBe(1);
     expect(createVersion(db, 'alice', 'm', body(2)).version).toBe(2);
     expect(createVersion(db, 'alice', 'm', body(2))).toEqual({ id: 'alice/m', version: 2, unchanged: true });
@@ -62,8 +64,8 @@ describe('cloud database', () => {
     db.close();
   });
 
-  it('stores only token hashes, verifies and revokes tokens', () => {
-    const db = openDb(':memory:');
+  it('stores only token hashes, verifies and revokes tokens', async () => {
+    const db = await openTestDb();
     const token = createToken(db, 'device', 'dev-1');
     expect(verifyToken(db, token)).toEqual({ kind: 'device', subject: 'dev-1' });
     expect(verifyToken(db, token + 'x')).toBeNull();
