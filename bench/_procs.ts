@@ -4,7 +4,7 @@
  * read from /proc, so a bench can say what each process of a deployment cost.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pollUntil } from './_fleet-helpers.js';
@@ -28,6 +28,32 @@ export async function procStats(pid: number): Promise<ProcStats> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
   return { cpuMs, rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+}
+
+/**
+ * procStats of a process and everything under it: the live descendants' CPU and RSS, plus the
+ * CPU of children it already reaped (cutime + cstime). PostgreSQL does its work in one backend
+ * process per connection, so the postmaster alone would show none of it. RSS is summed, so memory
+ * the processes share (PostgreSQL's shared buffers) counts once per process: an upper bound.
+ */
+export async function procTreeStats(pid: number): Promise<ProcStats> {
+  const own = await procStats(pid);
+  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  // Fields 16 and 17 (cutime, cstime) are at 13 and 14 after the "(comm) " part.
+  own.cpuMs += ((Number(stat[13]) + Number(stat[14])) / TICK) * 1000;
+  const children: number[] = [];
+  for (const tid of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const list = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
+    children.push(...list.split(' ').filter(Boolean).map(Number));
+  }
+  for (const c of children) {
+    const s = await procTreeStats(c).catch(() => null);
+    if (!s) continue;
+    own.cpuMs += s.cpuMs;
+    own.rssMb += s.rssMb;
+    own.peakMb += s.peakMb;
+  }
+  return own;
 }
 
 export interface CloudProcess {

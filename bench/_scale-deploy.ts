@@ -9,7 +9,8 @@
  *
  * The engines are Debian's, started by the test helpers (test/helpers/engines/).
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { closedPort } from '../test/helpers/daemon-process.js';
@@ -81,24 +82,33 @@ async function pgCounter(url: string): Promise<{ read(): Promise<number>; close(
   };
 }
 
-export async function startCluster(work: string, replicas: number, database: Database): Promise<Deployment> {
+/** `mqttSessionRate`: haproxy admits this many new MQTT connections per second (0: no limit). */
+export async function startCluster(
+  work: string,
+  replicas: number,
+  database: Database,
+  mqttSessionRate = 0,
+): Promise<Deployment> {
   const engines: ServiceProcess[] = [];
   const started: CloudProcess[] = [];
   let counter: Awaited<ReturnType<typeof pgCounter>> | null = null;
+  let pgDir: string | null = null;
   const stop = async () => {
     for (const r of started) await r.stop();
     await counter?.close().catch(() => undefined);
     for (const e of engines.reverse()) await e.stop();
+    if (pgDir) await rm(pgDir, { recursive: true, force: true });
   };
   try {
-    const dir = join(work, 'cluster');
+    const dir = work;
     await mkdir(dir, { recursive: true });
     const redis = await startRedis(dir);
     engines.push(redis.process);
     let dbFlags: string[] = [];
     if (database === 'postgres') {
-      const pgDir = join(dir, 'pg');
-      await mkdir(pgDir, { recursive: true });
+      // Its own folder right under the temp dir: under root the server runs as `postgres`, which
+      // must be able to reach it (the bench's folder is 0700 root).
+      pgDir = await mkdtemp(join(tmpdir(), 'outpost-bench-pg-'));
       const server = await startPostgres(pgDir, 'outpost', [
         '-c',
         'shared_preload_libraries=pg_stat_statements',
@@ -119,6 +129,7 @@ export async function startCluster(work: string, replicas: number, database: Dat
     const lb = await startHaproxy(
       dir,
       ports.map(([httpPort, mqttPort]) => ({ host: '127.0.0.1', httpPort: httpPort!, mqttPort: mqttPort! })),
+      { mqttSessionRate },
     );
     engines.push(lb.process);
     const http = `http://127.0.0.1:${lb.httpPort}`;
@@ -144,7 +155,7 @@ export async function startCluster(work: string, replicas: number, database: Dat
       );
     }
     return {
-      name: `${replicas} replicas, ${database === 'postgres' ? 'PostgreSQL' : 'shared SQLite'} + Redis + haproxy`,
+      name: `${replicas} replicas, ${database === 'postgres' ? 'PostgreSQL' : 'shared SQLite'} + Redis + haproxy${mqttSessionRate ? ` (${mqttSessionRate} MQTT connects/s)` : ''}`,
       replicas: started,
       engines,
       http,

@@ -10,8 +10,8 @@
  *             every replica counts all N devices: each agent verified the signed document,
  *             downloaded and hashed the blob, installed it and reported.
  *
- * Every process of the deployment is sampled from /proc every 250 ms: CPU time per phase, and
- * the peak RSS.
+ * Every process of the deployment (with its children: PostgreSQL's backends) is sampled from /proc
+ * every 250 ms: CPU time per phase, and the peak RSS.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ import { CloudClient } from '../cloud-broker/client/cloud-client.js';
 import { FleetClient } from '../cloud-broker/fleet/fleet-client.js';
 import type { AgentConfigDraft } from '../cloud-broker/fleet/provision.js';
 import { publishFile } from './_fleet-helpers.js';
-import { procStats } from './_procs.js';
+import { procTreeStats } from './_procs.js';
 import type { FromWorker, ToWorker } from './_scale-agents.js';
 import type { Deployment } from './_scale-deploy.js';
 import { percentile } from './_stats.js';
@@ -123,7 +123,7 @@ function sampler(procs: { name: string; pid: number }[]) {
   let phase: Phase | null = null;
   const last: number[] = [];
   const sample = async () => {
-    const stats = await Promise.all(procs.map((p) => procStats(p.pid).catch(() => null)));
+    const stats = await Promise.all(procs.map((p) => procTreeStats(p.pid).catch(() => null)));
     stats.forEach((s, i) => {
       if (!s) return;
       usage[i]!.peakRssMb = Math.max(usage[i]!.peakRssMb, s.rssMb);

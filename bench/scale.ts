@@ -1,7 +1,9 @@
 /**
- * `npm run bench -- scale [--agents=2000] [--replicas=2] [--database=sqlite|postgres] [--workers=4]
- * [--phase-limit=180]` (or OUTPOST_BENCH_AGENTS, OUTPOST_BENCH_SCALE_REPLICAS,
- * OUTPOST_BENCH_SCALE_DATABASE, OUTPOST_BENCH_SCALE_WORKERS, OUTPOST_BENCH_SCALE_PHASE_LIMIT_S).
+ * `npm run bench -- scale [--agents=2000] [--replicas=2] [--database=postgres|sqlite] [--workers=4]
+ * [--phase-limit=180] [--lb-rate=0]` (or OUTPOST_BENCH_AGENTS, OUTPOST_BENCH_SCALE_REPLICAS,
+ * OUTPOST_BENCH_SCALE_DATABASE, OUTPOST_BENCH_SCALE_WORKERS, OUTPOST_BENCH_SCALE_PHASE_LIMIT_S,
+ * OUTPOST_BENCH_SCALE_LB_RATE). `--database=sqlite`: the replicas share the SQLite file of their
+ * data folder; `--lb-rate=N`: haproxy admits N new MQTT connections per second (0: no limit).
  *
  * N light agents against the scaled-out cloud (replicas behind haproxy, aedes joined through
  * Redis, one blob folder, one database), against one replica on SQLite in the same run with the
@@ -90,7 +92,7 @@ function rows(n: number, cluster: Measurement, single: Measurement, names: [stri
       's',
       sec(total(cluster)),
       sec(total(single)),
-      cluster.engines.map((e) => `${e.name} ${sec(cpuOf(e)).toFixed(1)} s, ${e.peakRssMb.toFixed(0)} MB`).join('; '),
+      `${cluster.engines.map((e) => `${e.name} ${sec(cpuOf(e)).toFixed(1)} s, ${e.peakRssMb.toFixed(0)} MB`).join('; ')} (each with its child processes; RSS summed over them)`,
     ),
   );
   const agentsCpu = (m: Measurement) => m.agentProcs.reduce((s, u) => s + cpuOf(u), 0);
@@ -128,7 +130,9 @@ export async function run(): Promise<BenchRow[]> {
   const replicas = positive('replicas', option('replicas', 'OUTPOST_BENCH_SCALE_REPLICAS', '2'));
   const workers = positive('workers', option('workers', 'OUTPOST_BENCH_SCALE_WORKERS', '4'));
   const limitS = positive('phase-limit', option('phase-limit', 'OUTPOST_BENCH_SCALE_PHASE_LIMIT_S', '180'));
-  const database = option('database', 'OUTPOST_BENCH_SCALE_DATABASE', 'sqlite');
+  const database = option('database', 'OUTPOST_BENCH_SCALE_DATABASE', 'postgres');
+  const lbRate = Number(option('lb-rate', 'OUTPOST_BENCH_SCALE_LB_RATE', '0'));
+  if (!Number.isSafeInteger(lbRate) || lbRate < 0) throw new Error(`--lb-rate must be 0 or more, got "${lbRate}"`);
   if (database !== 'sqlite' && database !== 'postgres')
     throw new Error(`--database must be sqlite or postgres, got "${database}"`);
   checkFileLimit(Math.ceil(agents / workers));
@@ -160,7 +164,7 @@ export async function run(): Promise<BenchRow[]> {
     // The baseline first, so a cluster pass that aborts still leaves one result in the log.
     const single = await pass(() => startSingle(join(work, 'single')), 'single-agents');
     const cluster = await pass(
-      () => startCluster(join(work, 'cluster'), replicas, database as Database),
+      () => startCluster(join(work, 'cluster'), replicas, database as Database, lbRate),
       'cluster-agents',
     );
     const load = `${load0.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end (1 min)`;
