@@ -5,6 +5,7 @@ import { TELEMETRY_V1 } from '../fleet/telemetry.js';
 import { ACCESS_V1 } from './migrations-access.js';
 import { ROLLOUTS_V1 } from './migrations-rollouts.js';
 import { CATALOG_PUBLISHER } from './migrations-publisher.js';
+import { LEASES_V1 } from './migrations-leases.js';
 import { SECRETS_V1 } from './migrations-secrets.js';
 
 /**
@@ -22,5 +23,6 @@ export const MIGRATIONS: readonly Migration[] = [
   ACCESS_V1,
   ROLLOUTS_V1,
   CATALOG_PUBLISHER,
+  LEASES_V1,
   SECRETS_V1,
 ];
