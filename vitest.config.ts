@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Does nothing unless OUTPOST_TEST_DATABASE=postgres (npm run test:pg): then one PostgreSQL.
+    globalSetup: ['test/helpers/pg-global-setup.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

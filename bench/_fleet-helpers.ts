@@ -21,6 +21,7 @@ import type { MqttSession } from '../agent/sync/mqtt-session.js';
 import type { Reconciler } from '../agent/sync/reconciler.js';
 import type { TrustStore } from '../agent/sync/trust-store.js';
 import { parseAgentConfig } from '../protocol/agent-config.js';
+import type { AgentConfigDraft } from '../cloud-broker/fleet/provision.js';
 import type { Logger } from '../protocol/log.js';
 
 export interface BenchCloud {
@@ -99,8 +100,26 @@ export interface LightAgent {
  */
 export async function startLightAgent(fleet: FleetClient, id: string, root: string, log: Logger): Promise<LightAgent> {
   const { agentConfig } = await fleet.provision(id, ['bench']);
+  const agent = await createLightAgent(agentConfig, root, log);
+  agent.connect();
+  return agent;
+}
+
+/**
+ * A light agent from an already provisioned agent.json draft: its store opened and its
+ * reconciler started, but no connection yet, so a caller can open many and then start them all
+ * at once (bench/scale.ts measures that connect storm). `overrides` are agent.json keys, e.g.
+ * the reconnect back-off.
+ */
+export async function createLightAgent(
+  agentConfig: AgentConfigDraft,
+  root: string,
+  log: Logger,
+  overrides: Record<string, unknown> = {},
+): Promise<LightAgent & { connect(): void }> {
+  const id = agentConfig.deviceId;
   const modelsDir = join(root, `models-${id}`);
-  const config = parseAgentConfig({ ...agentConfig, modelsDir }, `provisioned ${id}`);
+  const config = parseAgentConfig({ ...agentConfig, ...overrides, modelsDir }, `provisioned ${id}`);
   const store = await openStore({
     dir: config.modelsDir,
     keep: config.keepVersions,
@@ -123,7 +142,6 @@ export async function startLightAgent(fleet: FleetClient, id: string, root: stri
   });
   const ready = new Promise<void>((resolve) => session.once('connected', resolve));
   await reconciler.start();
-  session.start();
   return {
     id,
     token: config.credentials.token,
@@ -133,6 +151,7 @@ export async function startLightAgent(fleet: FleetClient, id: string, root: stri
     trust,
     store,
     ready,
+    connect: () => session.start(),
     lastDesiredAt: () => desiredAt,
     activeAt(model, version) {
       const m = reconciler.report().models.find((x) => x.id === model);

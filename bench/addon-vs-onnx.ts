@@ -55,6 +55,7 @@ export async function run(): Promise<BenchRow[]> {
     const addon = loadAddon<OpenCvBinding>('outpost_opencv_dnn');
     if (!addon.ok) throw new Error(addon.reason);
     const noopMs = await median(2000, () => addon.binding.noop());
+    const hopMs = await median(2000, () => addon.binding.noop(true));
     const jsMs = await median(2000, async () => null);
     return [
       {
@@ -73,7 +74,16 @@ export async function run(): Promise<BenchRow[]> {
         baseline: jsMs * 1000,
         baselineName: 'JS async no-op',
         ratio: noopMs / jsMs,
-        note: 'cost of a worker-pool round trip',
+        note: 'goal <= 20; cheap calls run inline (CallCost in addons/core)',
+      },
+      {
+        name: 'addon async call (noop) via the pool',
+        metric: 'p50 us/call',
+        ours: hopMs * 1000,
+        baseline: jsMs * 1000,
+        baselineName: 'JS async no-op',
+        ratio: hopMs / jsMs,
+        note: 'the libuv thread-pool round trip every call paid before',
       },
       {
         name: 'call overhead share',

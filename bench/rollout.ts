@@ -12,11 +12,9 @@
  * Baseline in the same run: the same fleet, the previous version deployed all at once (no
  * rollout flags), measured the same way.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CloudClient } from '../cloud-broker/client/cloud-client.js';
 import { FleetClient } from '../cloud-broker/fleet/fleet-client.js';
 import { handleCommand } from '../agent/daemon/commands.js';
@@ -25,55 +23,16 @@ import { NonceStore } from '../agent/sync/nonce-store.js';
 import { createTelemetry } from '../agent/telemetry/index.js';
 import { silentLogger } from '../protocol/log.js';
 import { pollUntil, publishFile, startLightAgent, writeRandomFile, type LightAgent } from './_fleet-helpers.js';
+import { procStats, startCloudProcess, type CloudProcess } from './_procs.js';
 import type { BenchRow } from './run.js';
 
 const N = Number(process.env.OUTPOST_BENCH_AGENTS ?? 500);
 const BATCH = process.env.OUTPOST_BENCH_ROLLOUT_BATCH ?? '10%';
 const KB = Number(process.env.OUTPOST_BENCH_ROLLOUT_KB ?? 64);
 const MODEL = 'bench/rollout';
-const SHIM = fileURLToPath(new URL('../cloud-broker/cli/outpost.js', import.meta.url));
-/** Clock ticks per second in /proc (USER_HZ, 100 on Linux). */
-const TICK = 100;
 
 interface Counted extends LightAgent {
   messages: { in: number; out: number };
-}
-
-async function procStats(pid: number): Promise<{ cpuMs: number; rssMb: number; peakMb: number }> {
-  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
-  // Fields 14 and 15 (utime, stime) are at 11 and 12 after the "(comm) " part.
-  const cpuMs = ((Number(stat[11]) + Number(stat[12])) / TICK) * 1000;
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { cpuMs, rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
-}
-
-async function startCloudProcess(dataDir: string): Promise<{ child: ChildProcess; http: string; token: string }> {
-  const child = spawn(process.execPath, [SHIM, 'cloud', 'start', '--data-dir', dataDir, '--http-port', '0'], {
-    env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  let http = '';
-  await pollUntil(
-    'the cloud wrote cloud.json',
-    async () => {
-      const text = await readFile(join(dataDir, 'cloud.json'), 'utf8').catch(() => '');
-      http = text ? (JSON.parse(text) as { http: string }).http : '';
-      return http !== '';
-    },
-    60_000,
-    100,
-  );
-  const token = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
-  await pollUntil(
-    'the fleet answers',
-    async () =>
-      (await fetch(`${http}/v1/rollouts`, { headers: { authorization: `Bearer ${token}` } }).catch(() => null))
-        ?.status === 200,
-    60_000,
-    100,
-  );
-  return { child, http, token };
 }
 
 /** A light agent that answers commands as the daemon does and counts its MQTT messages. */
@@ -119,11 +78,11 @@ const perDevice = (agents: Counted[]) => agents.reduce((n, a) => n + a.messages.
 export async function run(): Promise<BenchRow[]> {
   const work = await mkdtemp(join(tmpdir(), 'outpost-bench-rollout-'));
   const agents: Counted[] = [];
-  let child: ChildProcess | null = null;
+  let cloud: CloudProcess | null = null;
   try {
     const c = await startCloudProcess(join(work, 'cloud'));
-    child = c.child;
-    const pid = child.pid!;
+    cloud = c;
+    const pid = c.pid;
     const catalog = new CloudClient({ url: c.http, token: c.token });
     const fleet = new FleetClient({ url: c.http, token: c.token });
     const versions: number[] = [];
@@ -224,10 +183,7 @@ export async function run(): Promise<BenchRow[]> {
     ];
   } finally {
     await Promise.all(agents.map((a) => a.stop().catch(() => undefined)));
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child!.once('exit', r));
-    }
+    await cloud?.stop();
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -5,6 +5,7 @@
  * ratio against something measured seconds earlier on the same machine, never a remembered number.
  */
 import { readdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -33,7 +34,12 @@ let failed = 0;
 for (const file of modules) {
   const mod = (await import(pathToFileURL(join(here, file)).href)) as { run?: () => Promise<BenchRow[]> };
   if (typeof mod.run !== 'function') continue;
-  process.stdout.write(`\n## ${file}\n`);
+  // The machine's load is part of every number: shared cores make ratios swing (docs/performance.md).
+  process.stdout.write(
+    `\n## ${file} (load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')})\n`,
+  );
   try {
     const rows = await mod.run();
     const table = [['benchmark', 'metric', 'ours', 'baseline', 'ratio', 'note']];

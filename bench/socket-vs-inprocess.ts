@@ -18,8 +18,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { AgentClient, SharedMemoryObject } from '../agent/client/index.js';
-import { DEFAULT_SESSION_OPTIONS } from '../agent/runtime/backends/onnx.js';
+import { sessionOptionsFor, type OnnxSettings } from '../agent/runtime/backends/onnx-options.js';
 import { CONV_SIZE, writeConvNetFolder } from './_convnet.js';
+import { percentile } from './_stats.js';
 import type { BenchRow } from './run.js';
 
 const SIZE = 224;
@@ -27,10 +28,6 @@ const SHAPE = [1, 3, SIZE, SIZE];
 const N = SHAPE.reduce((a, b) => a * b, 1);
 const ID = 'bench/classifier224';
 const CONV_ID = 'bench/convnet';
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function latencies(iterations: number, fn: () => Promise<unknown>): Promise<{ p50: number; p99: number }> {
   for (let i = 0; i < Math.min(20, iterations); i++) await fn();
@@ -61,7 +58,9 @@ async function throughput(clients: number, ms: number, fn: () => Promise<unknown
 }
 
 export async function startAgentProcess(dir: string): Promise<{ child: ChildProcess; socket: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
+  // OUTPOST_BENCH_AGENT_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p") profiles the agent side.
+  const flags = (process.env.OUTPOST_BENCH_AGENT_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(import.meta.url)], {
     env: { ...process.env, OUTPOST_BENCH_AGENT: dir },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
@@ -101,8 +100,10 @@ export async function run(): Promise<BenchRow[]> {
     agent = await startAgentProcess(dir);
     client = new AgentClient({ socket: agent.socket });
     const c = client;
-    const session = await ort.InferenceSession.create(join(dir, 'model', 'model.onnx'), DEFAULT_SESSION_OPTIONS);
-    const conv = await ort.InferenceSession.create(join(dir, 'conv', 'model.onnx'), DEFAULT_SESSION_OPTIONS);
+    // The baseline's sessions get exactly the options the agent's sessions get.
+    const options = sessionOptionsFor(benchOnnxSettings());
+    const session = await ort.InferenceSession.create(join(dir, 'model', 'model.onnx'), options);
+    const conv = await ort.InferenceSession.create(join(dir, 'conv', 'model.onnx'), options);
     const data = Float32Array.from({ length: N }, (_, i) => (i % 255) / 255);
     const feeds = { data: new ort.Tensor('float32', data, SHAPE) };
     const input = { data: { dtype: 'float32' as const, shape: SHAPE, data } };
@@ -196,6 +197,14 @@ export async function run(): Promise<BenchRow[]> {
   }
 }
 
+/**
+ * The agent's onnx settings: the defaults, or OUTPOST_BENCH_ONNX (JSON, e.g. '{"workers":0}') to
+ * compare settings; both sides of every ratio use the same.
+ */
+function benchOnnxSettings(): Partial<OnnxSettings> {
+  return JSON.parse(process.env.OUTPOST_BENCH_ONNX ?? '{}') as Partial<OnnxSettings>;
+}
+
 /** The child: a real agent API serving the 224x224 classifier from `dir`. */
 async function agentMain(dir: string): Promise<void> {
   const { writeModelFolder } = await import('../test/fixtures/model-folder.js');
@@ -203,9 +212,11 @@ async function agentMain(dir: string): Promise<void> {
   const { servingRuntime } = await import('../agent/api/runtime-adapter.js');
   const { createApiServer } = await import('../agent/api/server.js');
   const { silentLogger } = await import('../protocol/log.js');
+  const { BackendRegistry, defaultEntries } = await import('../agent/runtime/registry.js');
   const folder = join(dir, 'model');
   await writeModelFolder(folder, 'classifier', { id: ID, size: [SIZE, SIZE] });
-  const runtime = new Runtime({ log: silentLogger });
+  const registry = new BackendRegistry({ log: silentLogger, entries: defaultEntries({ onnx: benchOnnxSettings() }) });
+  const runtime = new Runtime({ log: silentLogger, registry });
   await runtime.activate(ID, 1, folder);
   await writeConvNetFolder(join(dir, 'conv'), CONV_ID);
   await runtime.activate(CONV_ID, 1, join(dir, 'conv'));

@@ -11,12 +11,13 @@ import { BlobStore } from './artifacts/index.js';
 import { ensureAdminToken } from './auth/index.js';
 import { openDb, type Db } from './db/index.js';
 import { catalogRouter, createApiServer } from './http/index.js';
-import type { FleetServices } from './fleet/start.js';
+import type { FleetServices, FleetServicesOptions } from './fleet/start.js';
 import { wireFleet } from './fleet/wire.js';
 import { pageRoutes } from './ui/serve.js';
 import { certCoversHost, checkTlsMaterial, type TlsMaterial } from './tls.js';
 import { FailureLimiter } from './auth/failure-limiter.js';
 import { resolveCloudLimits, type CloudLimitsInput } from './limits.js';
+import { newReplicaId, type LeaseSettings } from './fleet/leadership.js';
 
 export interface CloudOptions {
   /** Default: `$OUTPOST_DATA_DIR`, else `~/.outpost/cloud`. */
@@ -48,8 +49,23 @@ export interface CloudOptions {
    */
   redisUrl?: string;
   blobDir?: string;
+  /**
+   * The database: a `postgres://` / `postgresql://` URL (shared by the replicas), or a SQLite
+   * file. Default: `<dataDir>/catalog.db`. Validated before anything starts (CLOUD_DB_URL_INVALID).
+   */
+  database?: string;
   publicHttpUrl?: string;
   publicMqttUrl?: string;
+  /**
+   * The fleet-leader lease that decides which replica runs the run-once work (docs/scale.md):
+   * default 10 s, renewed every 3 s, or `OUTPOST_CLOUD_LEASE_TTL_MS` / `_RENEW_MS`.
+   */
+  lease?: Partial<LeaseSettings>;
+  /**
+   * Another MQTT broker instead of the embedded aedes (`--broker`); with `admin: 'dynsec'` the
+   * cloud manages device logins in Mosquitto's dynamic-security plugin (docs/scale.md).
+   */
+  externalBroker?: FleetServicesOptions['externalBroker'];
   log?: Logger;
 }
 
@@ -113,7 +129,7 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     );
   }
   await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const db = openDb(path.join(dataDir, DB_FILE), log);
+  const db = openDb(opts.database ?? path.join(dataDir, DB_FILE), log);
   const cleanups: (() => Promise<void> | void)[] = [
     () => {
       db.close();
@@ -132,7 +148,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     const blobs = new BlobStore(opts.blobDir ? path.resolve(opts.blobDir) : path.join(dataDir, BLOB_DIR));
     await blobs.init();
     const adminTokenFile = await ensureAdminToken(db, dataDir, log);
-    const router = catalogRouter({ db, blobs, version: packageVersion(), log, limits });
+    // This process's name among the replicas (the lease holder GET /v1/health shows).
+    const replica = newReplicaId();
+    const router = catalogRouter({ db, blobs, version: packageVersion(), log, limits, replica });
 
     // ---- FLEET / BROKER WIRING (cloud-broker/broker/, cloud-broker/fleet/) -------------------
     // The fleet's routes go on the router now; the broker and fleet start below, once the HTTP
@@ -159,6 +177,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
       httpUrl: opts.publicHttpUrl ?? httpUrl,
       publicMqttUrl: opts.publicMqttUrl,
       redisUrl: opts.redisUrl,
+      replicaId: replica,
+      lease: opts.lease,
+      externalBroker: opts.externalBroker,
       host,
       mqttPort,
       wsPort: opts.wsPort,

@@ -42,6 +42,21 @@ export interface AgentConfig {
   mqtt: { keepaliveSeconds: number; reconnectMinMs: number; reconnectMaxMs: number; maxQueued: number };
   /** The least time between two walks of the root chain (a flood of unknown keys costs one walk per window). */
   trust: { minRefreshMs: number };
+  /**
+   * How onnxruntime sessions run (docs/performance.md): `workers` threads that run them (0 = on
+   * the event loop), intra-/inter-op threads per session (intraOpThreads 0 = every core but one
+   * when workers > 0, else every core), and how many runs may wait per model before 503
+   * RUNTIME_QUEUE_FULL.
+   */
+  onnx: {
+    workers: number;
+    intraOpThreads: number;
+    interOpThreads: number;
+    executionMode: 'sequential' | 'parallel';
+    maxQueuedPerModel: number;
+    /** A model whose trial run takes at least this long (microseconds) runs in a worker; lighter ones on the event loop. */
+    workerMinMicros: number;
+  };
 }
 
 export interface TrustedKey {
@@ -72,6 +87,14 @@ export const AGENT_CONFIG_DEFAULTS = Object.freeze({
   },
   mqtt: { keepaliveSeconds: 30, reconnectMinMs: 1_000, reconnectMaxMs: 60_000, maxQueued: 1_000 },
   trust: { minRefreshMs: 30_000 },
+  onnx: {
+    workers: 1,
+    intraOpThreads: 0,
+    interOpThreads: 1,
+    executionMode: 'sequential' as 'sequential' | 'parallel',
+    maxQueuedPerModel: 64,
+    workerMinMicros: 500,
+  },
 });
 
 /** Where a key's value came from: a file path for all keys, or per key (env overrides). */
@@ -225,6 +248,14 @@ const SCHEMA: Schema = {
     maxQueued: int(0, 1_000_000),
   },
   trust: { minRefreshMs: int(0, 3_600_000) },
+  onnx: {
+    workers: int(0, 16),
+    intraOpThreads: int(0, 256),
+    interOpThreads: int(1, 256),
+    executionMode: oneOf(['sequential', 'parallel'] as const),
+    maxQueuedPerModel: int(0, 100_000),
+    workerMinMicros: int(0, 60_000_000),
+  },
 };
 
 const REQUIRED = new Set([

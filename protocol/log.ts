@@ -23,6 +23,9 @@ export const REDACT_PATHS = [
   '*.privateKey',
   'secret',
   '*.secret',
+  // A database URL may carry its password; the cloud logs it as host:port/db (`db`) instead.
+  'database',
+  '*.database',
 ];
 
 export type { Logger };

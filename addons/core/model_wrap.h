@@ -14,7 +14,8 @@
 //   static Napi::Value Info(Napi::Env, const State&);                   JS thread
 //
 // Invariants the template keeps, so no backend has to:
-// - Open and Run never touch Node-API (they run on libuv worker threads); their AddonError
+// - Open and Run never touch Node-API (they run on libuv worker threads, or inline on the JS
+//   thread for runs that recently took under CallCost::kInlineMaxMicros); their AddonError
 //   becomes a {code, message} rejection, any other exception RUNTIME_INFERENCE_FAILED.
 // - Runs of one model are serialised by the model's mutex (no vendor execution context here may
 //   be entered from two threads); Info reads only what Open wrote, so it takes no lock.
@@ -47,6 +48,8 @@ template <class Backend>
 struct Loaded {
   typename Backend::State state;
   std::mutex mu;
+  // What this model's runs cost lately: cheap ones run on the JS thread (outpost_addon.h).
+  CallCost cost;
 };
 
 // Runs `body` on the JS thread and turns a C++ exception into a thrown JS error with its code.
@@ -105,6 +108,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<Backend>> {
       std::lock_guard<std::mutex> lock(h_->mu);
       Backend::Run(h_->state, req_, out_);
     }
+    bool RunIfFree() override {
+      std::unique_lock<std::mutex> lock(h_->mu, std::try_to_lock);
+      if (!lock.owns_lock()) return false;
+      Backend::Run(h_->state, req_, out_);
+      return true;
+    }
     Napi::Value Resolve(Napi::Env env) override { return WriteOutputs(env, out_); }
 
    private:
@@ -121,7 +130,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap<Backend>> {
     Napi::Env env = info.Env();
     RequireLoaded(env);
     RunRequest req{ReadInputs(env, info[0]), ReadStringArray(env, info[1], "output names")};
-    return Start(new RunWorker(env, handle_, std::move(req)));
+    Loaded<Backend>* loaded = handle_.get();
+    return Start(env, new RunWorker(env, handle_, std::move(req)), &loaded->cost);
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
@@ -160,7 +170,7 @@ class LoadWorker : public PromiseWorker {
 template <class Backend>
 Napi::Value LoadJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Guard(env, [&] { return Start(new LoadWorker<Backend>(env, Backend::ReadSpec(env, info[0]))); });
+  return Guard(env, [&] { return Start(env, new LoadWorker<Backend>(env, Backend::ReadSpec(env, info[0]))); });
 }
 
 // Exports what every backend addon has: load(), noop() (the bench's baseline) and abi, the

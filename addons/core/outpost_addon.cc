@@ -1,5 +1,7 @@
 #include "outpost_addon.h"
 
+#include <chrono>
+
 #include <cstring>
 
 namespace outpost {
@@ -112,26 +114,32 @@ Napi::Array WriteOutputs(Napi::Env env, std::vector<OutputTensor>& outputs) {
   return arr;
 }
 
-PromiseWorker::PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+PromiseWorker::PromiseWorker(Napi::Env env) : deferred_(Napi::Promise::Deferred::New(env)) {}
 
-void PromiseWorker::Execute() {
+bool PromiseWorker::Execute(bool inline_) {
   try {
+    if (inline_) return RunIfFree();
     Run();
   } catch (const AddonError& e) {
+    failed_ = true;
     code_ = e.code();
-    SetError(e.what());
+    message_ = e.what();
   } catch (const std::exception& e) {
-    code_ = "RUNTIME_INFERENCE_FAILED";
-    SetError(e.what());
+    failed_ = true;
+    message_ = e.what();
   } catch (...) {
-    code_ = "RUNTIME_INFERENCE_FAILED";
-    SetError("unknown native exception");
+    failed_ = true;
+    message_ = "unknown native exception";
   }
+  return true;
 }
 
-void PromiseWorker::OnOK() {
-  Napi::Env env = Env();
+void PromiseWorker::Settle(Napi::Env env) {
   Napi::HandleScope scope(env);
+  if (failed_) {
+    deferred_.Reject(MakeError(env, code_, message_).Value());
+    return;
+  }
   try {
     deferred_.Resolve(Resolve(env));
   } catch (const Napi::Error& e) {
@@ -141,13 +149,31 @@ void PromiseWorker::OnOK() {
   }
 }
 
-void PromiseWorker::OnError(const Napi::Error& error) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  deferred_.Reject(MakeError(env, code_, error.Message()).Value());
+namespace {
+double MicrosSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
 }
 
-namespace {
+// The thread-pool path: an AsyncWorker that owns the call, runs it on a pool thread, and settles
+// it back on the JS thread (inside the callback scope AsyncWorker opens, so promise reactions run).
+class Hop : public Napi::AsyncWorker {
+ public:
+  Hop(Napi::Env env, std::unique_ptr<PromiseWorker> call, CallCost* cost)
+      : Napi::AsyncWorker(env), call_(std::move(call)), cost_(cost) {}
+
+ protected:
+  void Execute() override {
+    auto t0 = std::chrono::steady_clock::now();
+    call_->Execute(false);
+    if (cost_) cost_->Record(MicrosSince(t0));
+  }
+  void OnOK() override { call_->Settle(Env()); }
+
+ private:
+  std::unique_ptr<PromiseWorker> call_;
+  CallCost* cost_;
+};
+
 class NoopWorker : public PromiseWorker {
  public:
   using PromiseWorker::PromiseWorker;
@@ -156,8 +182,28 @@ class NoopWorker : public PromiseWorker {
   void Run() override {}
   Napi::Value Resolve(Napi::Env env) override { return env.Null(); }
 };
+
+CallCost noopCost;
 }  // namespace
 
-Napi::Value Noop(const Napi::CallbackInfo& info) { return Start(new NoopWorker(info.Env())); }
+Napi::Value Start(Napi::Env env, PromiseWorker* worker, CallCost* cost) {
+  std::unique_ptr<PromiseWorker> call(worker);
+  Napi::Promise promise = call->Promise();
+  if (cost && cost->Cheap()) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (call->Execute(true)) {
+      cost->Record(MicrosSince(t0));
+      call->Settle(env);
+      return promise;
+    }
+  }
+  (new Hop(env, std::move(call), cost))->Queue();
+  return promise;
+}
+
+Napi::Value Noop(const Napi::CallbackInfo& info) {
+  bool viaPool = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  return Start(info.Env(), new NoopWorker(info.Env()), viaPool ? nullptr : &noopCost);
+}
 
 }  // namespace outpost

@@ -3,6 +3,7 @@ import { toOutpostError } from '../../protocol/errors/index.js';
 import type { AgentConfig } from '../../protocol/agent-config.js';
 import { loadAgentConfig, diffReloadable, applyReloadable, type LoadedAgentConfig } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
+import { BackendRegistry, defaultEntries } from '../runtime/registry.js';
 import { Runtime } from '../runtime/runtime.js';
 import { createApiServer, EventHub, runtimeEventSource, servingRuntime, type ApiServer } from '../api/index.js';
 import { createNotifier, type Notifier } from '../system/sd-notify.js';
@@ -72,7 +73,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 
   // Serve what is installed before anything else: a device that boots offline keeps working.
   // Older kept versions are served on demand by /versions/{v} routes (docs/local-api.md).
-  const runtime = new Runtime({ log: root, versions: { resolve: (id, v) => store.versionDir(id, v) } });
+  const runtime = new Runtime({
+    log: root,
+    registry: new BackendRegistry({ log: root, entries: defaultEntries({ onnx: config.onnx }) }),
+    versions: { resolve: (id, v) => store.versionDir(id, v) },
+  });
   // Model events for /v1/events: activations and failed loads come from the runtime, installs and
   // rollbacks from the reconciler.
   const hub = new EventHub();

@@ -37,6 +37,30 @@ export interface LoadedModel {
   dispose(): Promise<void>;
 }
 
+/**
+ * A backend may lend its outputs' memory (onnx-workers.ts: a pooled buffer that went to a worker
+ * thread and back). Whoever is done with every view of a run's outputs, including any write of
+ * them to a socket, calls releaseOutputs(outputs) so the memory is reused; a caller that never
+ * does simply leaves it to the GC. Calling it twice, or on outputs that lend nothing, is harmless.
+ */
+const RELEASE = Symbol('outpost.releaseOutputs');
+
+export function lendOutputs(outputs: Record<string, Tensor>, release: () => void): Record<string, Tensor> {
+  let done = false;
+  Object.defineProperty(outputs, RELEASE, {
+    value: () => {
+      if (done) return;
+      done = true;
+      release();
+    },
+  });
+  return outputs;
+}
+
+export function releaseOutputs(outputs: Record<string, Tensor>): void {
+  (outputs as { [RELEASE]?: () => void })[RELEASE]?.();
+}
+
 export interface ModelSource {
   /** The folder that holds the version's files. */
   dir: string;

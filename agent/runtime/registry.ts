@@ -4,6 +4,7 @@ import type { Framework } from '../../protocol/manifest-types.js';
 import type { BackendCapability } from '../../protocol/reported-state.js';
 import type { Availability, Backend } from './backend.js';
 import { findAddon, notBuiltReason, type AddonName } from './backends/native-loader.js';
+import type { OnnxSettings } from './backends/onnx-options.js';
 
 /**
  * Picks the backend for a model from its framework and from what this host can run.
@@ -148,7 +149,12 @@ export class BackendRegistry {
 }
 
 /** Imports a backend module lazily and finds its factory. A missing module is a reason, not a crash. */
-export function lazyModuleEntry(name: string, frameworks: readonly Framework[], specifier: string): BackendEntry {
+export function lazyModuleEntry(
+  name: string,
+  frameworks: readonly Framework[],
+  specifier: string,
+  options: Record<string, unknown> = {},
+): BackendEntry {
   return {
     name,
     frameworks,
@@ -166,7 +172,7 @@ export function lazyModuleEntry(name: string, frameworks: readonly Framework[], 
         mod.default;
       const made =
         typeof factory === 'function'
-          ? await (factory as (o: { log: Logger }) => Backend | Promise<Backend>)({ log })
+          ? await (factory as (o: { log: Logger }) => Backend | Promise<Backend>)({ ...options, log })
           : factory;
       if (!isBackend(made)) throw new Error(`the ${name} backend module exports no createBackend() factory`);
       return made;
@@ -186,9 +192,9 @@ function isBackend(v: unknown): v is Backend {
  * by the first model that needs it; the vendor addons, whose availability also depends on a
  * device being present, are probed when built.
  */
-export function defaultEntries(): BackendEntry[] {
+export function defaultEntries(opts: { onnx?: Partial<OnnxSettings> } = {}): BackendEntry[] {
   return [
-    lazyModuleEntry('onnx', ['onnx'], './backends/onnx.js'),
+    lazyModuleEntry('onnx', ['onnx'], './backends/onnx.js', { settings: opts.onnx }),
     {
       ...lazyModuleEntry('opencv', ['caffe', 'darknet', 'tensorflow', 'enet', 'onnx'], './backends/opencv.js'),
       beforeLoad: () => builtAddon('outpost_opencv_dnn', true),

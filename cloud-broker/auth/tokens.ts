@@ -30,7 +30,7 @@ export function createToken(db: Db, kind: TokenKind, subject: string): string {
 }
 
 export function insertTokenHash(db: Db, hash: string, kind: TokenKind, subject: string): void {
-  db.prepare('INSERT OR IGNORE INTO tokens (hash, kind, subject, created_at) VALUES (?, ?, ?, ?)').run(
+  db.prepare('INSERT INTO tokens (hash, kind, subject, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(
     hash,
     kind,
     subject,

@@ -44,7 +44,6 @@ export function mosquittoConf(o: {
   limits?: CloudLimits['broker'];
   maxConnections?: number;
 }): string {
-  const limits = o.limits ?? DEFAULT_CLOUD_LIMITS.broker;
   return [
     // Started as root, mosquitto switches to this user; it must be able to read the 0600 files.
     ...(o.user ? [`user ${o.user}`] : []),
@@ -53,6 +52,20 @@ export function mosquittoConf(o: {
     `password_file ${o.passwordFile}`,
     `acl_file ${o.aclFile}`,
     'use_username_as_clientid true',
+    ...boundsAndListener(o),
+  ].join('\n');
+}
+
+interface ListenerOptions {
+  host: string;
+  port: number;
+  limits?: CloudLimits['broker'];
+  maxConnections?: number;
+}
+
+function boundsAndListener(o: ListenerOptions): string[] {
+  const limits = o.limits ?? DEFAULT_CLOUD_LIMITS.broker;
+  return [
     'persistence false',
     // The embedded broker's per-device bounds (cloud-broker/limits.ts) in Mosquitto's terms:
     // one payload cap for all topics (the largest, reports'), in-flight and queued messages per
@@ -67,7 +80,53 @@ export function mosquittoConf(o: {
     'log_type error',
     'log_type warning',
     '',
+  ];
+}
+
+/**
+ * Mosquitto 2 with its dynamic-security plugin (`--broker-admin dynsec`, docs/scale.md): no
+ * password file, no ACL file; clients, roles and ACLs live in the plugin's JSON file, which the
+ * plugin itself rewrites on every $CONTROL change. No `use_username_as_clientid`: each device's
+ * dynsec client is pinned to its client id instead, and the cloud's replicas, which share the
+ * service user, keep distinct client ids (forcing them equal would make them take each other's
+ * session over).
+ */
+export function mosquittoDynsecConf(
+  o: ListenerOptions & { plugin: string; dynsecFile: string; user?: string },
+): string {
+  return [
+    ...(o.user ? [`user ${o.user}`] : []),
+    'per_listener_settings false',
+    'allow_anonymous false',
+    `plugin ${o.plugin}`,
+    `plugin_opt_config_file ${o.dynsecFile}`,
+    ...boundsAndListener(o),
   ].join('\n');
+}
+
+/** Where Debian (and most builds) put the plugin; null when none of them has it. */
+export async function findDynsecPlugin(): Promise<string | null> {
+  const multiarch = process.arch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
+  for (const dir of [`/usr/lib/${multiarch}`, '/usr/lib', '/usr/local/lib', '/usr/lib/mosquitto']) {
+    const f = path.join(dir, 'mosquitto_dynamic_security.so');
+    if (
+      await fs.stat(f).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      return f;
+  }
+  return null;
+}
+
+/**
+ * The plugin's first config file with one admin client (`mosquitto_ctrl dynsec init`), mode
+ * 0600. The admin may only use $CONTROL (and read); the cloud grants itself the fleet's topics.
+ */
+export async function initDynsecFile(file: string, admin: string, password: string): Promise<void> {
+  await run('mosquitto_ctrl', ['dynsec', 'init', file, admin, password]);
+  await fs.chmod(file, 0o600);
 }
 
 export interface MosquittoFiles {

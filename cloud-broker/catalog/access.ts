@@ -77,12 +77,9 @@ export function canReadBlob(db: Db, p: Principal, sha256: string): boolean {
 
 /** Records that `p` uploaded (and so holds) the blob; repeated uploads are one row. */
 export function recordUpload(db: Db, p: Principal, sha256: string, size: number): void {
-  db.prepare('INSERT OR IGNORE INTO blob_uploads (sha256, uploader, size, created_at) VALUES (?, ?, ?, ?)').run(
-    sha256,
-    p.subject,
-    size,
-    new Date().toISOString(),
-  );
+  db.prepare(
+    'INSERT INTO blob_uploads (sha256, uploader, size, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+  ).run(sha256, p.subject, size, new Date().toISOString());
 }
 
 /** The uploads of `uploader` that no published version lists: what the upload quota counts. */

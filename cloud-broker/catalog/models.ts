@@ -47,10 +47,11 @@ export function createVersion(
         | { id: number }
         | undefined;
       if (!model) {
-        const r = db
-          .prepare('INSERT INTO models (owner, name, public, created_at, updated_at) VALUES (?, ?, ?, ?, ?)')
-          .run(owner, name, isPublic, now, now);
-        model = { id: Number(r.lastInsertRowid) };
+        model = db
+          .prepare(
+            'INSERT INTO models (owner, name, public, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id',
+          )
+          .get(owner, name, isPublic, now, now) as { id: number };
       }
       const latest = db
         .prepare('SELECT version, digest FROM versions WHERE model_id = ? ORDER BY version DESC LIMIT 1')

@@ -1,27 +1,26 @@
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import type { Logger } from '../../protocol/log.js';
 import { migrate } from './migrate.js';
 import { MIGRATIONS } from './migrations.js';
+import { PG_MIGRATIONS } from './pg/index.js';
+import { describeDbUrl, isPostgresUrl, parsePostgresUrl } from './pg-url.js';
+import { type PgOptions, PgDb } from './postgres.js';
+import { openSqlite } from './sqlite.js';
+import type { Db } from './types.js';
 
-export type Db = Database.Database;
+export type { Db } from './types.js';
 
 /**
- * Opens (creating if needed) the cloud database at `file` with WAL, foreign keys and a busy
- * timeout, and brings its schema up to date. `:memory:` works for unit tests.
+ * Opens the cloud database and brings its schema up to date. `target` is a PostgreSQL URL
+ * (`postgres://` or `postgresql://`, validated here) or a SQLite file path (created if needed;
+ * `:memory:` works for unit tests).
  */
-export function openDb(file: string, log?: Logger): Db {
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new Database(file);
+export function openDb(target: string, log?: Logger, pg?: PgOptions): Db {
+  const postgres = isPostgresUrl(target);
+  const db = postgres ? new PgDb(parsePostgresUrl(target), pg) : openSqlite(target);
+  const where = postgres ? { db: describeDbUrl(target) } : { file: target };
   try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('foreign_keys = ON');
-    // Another process (a second CLI, a backup) may hold the write lock briefly.
-    db.pragma('busy_timeout = 5000');
-    // synchronous stays FULL (the default): a 201 for a version must survive a power cut.
-    const applied = migrate(db, MIGRATIONS);
-    if (applied.length > 0) log?.info({ applied, file }, 'database migrated');
+    const applied = migrate(db, postgres ? PG_MIGRATIONS : MIGRATIONS);
+    if (applied.length > 0) log?.info({ applied, ...where }, 'database migrated');
     return db;
   } catch (err) {
     db.close();

@@ -43,18 +43,19 @@ export class AuditStore {
     action: string,
     o: { rollout?: number | null; devices?: readonly string[]; details?: Record<string, unknown>; at?: string } = {},
   ): number {
-    const info = this.db
-      .prepare('INSERT INTO audit_log (at, actor_kind, actor, action, rollout_id, details) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(
+    const { id } = this.db
+      .prepare(
+        'INSERT INTO audit_log (at, actor_kind, actor, action, rollout_id, details) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
+      )
+      .get(
         o.at ?? new Date().toISOString(),
         actor.kind,
         actor.name,
         action,
         o.rollout ?? null,
         JSON.stringify(o.details ?? {}),
-      );
-    const id = Number(info.lastInsertRowid);
-    const ins = this.db.prepare('INSERT OR IGNORE INTO audit_devices (audit_id, device_id) VALUES (?, ?)');
+      ) as { id: number };
+    const ins = this.db.prepare('INSERT INTO audit_devices (audit_id, device_id) VALUES (?, ?) ON CONFLICT DO NOTHING');
     for (const d of o.devices ?? []) ins.run(id, d);
     return id;
   }

@@ -40,8 +40,20 @@ export interface FleetOptions {
   blobBase?: string;
   /** How long a signed document stays valid (default 7 days); re-signed at half-life. */
   lifetimeSeconds?: number;
-  /** Called when a device is removed, to drop its live connections (the embedded broker). */
-  onRevoke?: (deviceId: string) => void;
+  /**
+   * Called when a device is removed, to drop its live connections (the embedded broker) or delete
+   * its broker client (dynsec). Awaited; a failure is logged, and the next reconciliation of an
+   * external broker removes what is left.
+   */
+  onRevoke?: (deviceId: string) => void | Promise<void>;
+  /** Mints a device token and stores its hash (default: createToken, random). In the transaction. */
+  issueDeviceToken?: (deviceId: string) => string;
+  /**
+   * Called after a device was stored, with its token in clear (the one moment it exists): an
+   * external broker creates the device's login here. When it throws, the provision is undone
+   * (`remove`) and the error is the caller's, so running provision again works.
+   */
+  onProvisioned?: (deviceId: string, token: string) => Promise<void>;
 }
 
 export interface CommandSent {
@@ -118,6 +130,10 @@ export class Fleet {
     this.desired.startRefresh(everyMs);
   }
 
+  stopRefresh(): void {
+    this.desired.stopRefresh();
+  }
+
   stop(): void {
     this.desired.stopRefresh();
     this.store.flushReports();
@@ -143,8 +159,16 @@ export class Fleet {
       }
       this.store.upsertDevice(id, tags);
       this.audit.append(actor, 'device.provision', { devices: [id], details: { tags, token: 'created' } });
-      return createToken(this.opts.db, 'device', id);
+      return this.opts.issueDeviceToken?.(id) ?? createToken(this.opts.db, 'device', id);
     })();
+    if (this.opts.onProvisioned) {
+      try {
+        await this.opts.onProvisioned(id, token);
+      } catch (err) {
+        await this.remove(id, actor).catch((e: unknown) => this.log.error({ err: e, device: id }, 'undo failed'));
+        throw err;
+      }
+    }
     this.log.info({ device: id, tags }, 'device provisioned');
     this.changes.emit({ kind: 'device', device: id, action: 'provisioned', at: new Date().toISOString() });
     await this.reconcile([id]);
@@ -188,7 +212,14 @@ export class Fleet {
       this.telemetry.forget(d.id);
     })();
     this.reports.forget(d.id);
-    this.opts.onRevoke?.(d.id);
+    try {
+      await this.opts.onRevoke?.(d.id);
+    } catch (err) {
+      this.log.error(
+        { err, device: d.id },
+        'could not revoke the device at the broker; the next reconciliation retries',
+      );
+    }
     await this.desired.mqtt
       ?.clearDesired(d.id)
       .catch((err: unknown) => this.log.warn({ err, device: d.id }, 'could not clear the retained desired state'));

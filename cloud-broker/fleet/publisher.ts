@@ -1,4 +1,4 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type ISubscriptionMap, type MqttClient } from 'mqtt';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { topics } from '../../protocol/topics.js';
@@ -19,6 +19,20 @@ export interface PublisherOptions {
   onMessage?: (topic: string, payload: Buffer) => void;
   /** Extra TLS options for mqtts:// (e.g. `ca`). */
   tls?: { ca?: string | Buffer };
+  /**
+   * A control channel on the same connection (Mosquitto's dynamic-security admin, dynsec.ts):
+   * `topic` is subscribed first and its messages go to `onMessage`; `prepare` runs before the
+   * report subscriptions and the republication (it grants the rights they need); `onClose` fails
+   * what waits on the channel.
+   */
+  control?: {
+    topic: string;
+    /** Called once, before the first connect, with the channel's publish (publishControl). */
+    bind: (publish: (topic: string, payload: string) => Promise<void>) => void;
+    onMessage: (payload: Buffer) => void;
+    prepare: () => Promise<void>;
+    onClose: () => void;
+  };
 }
 
 export interface Publisher {
@@ -26,6 +40,17 @@ export interface Publisher {
   /** Removes the retained desired state (a zero-byte retained message [MQTT-3.3.1-10]). */
   clearDesired(deviceId: string): Promise<void>;
   publishCommand(deviceId: string, cmd: string, payload: string): Promise<void>;
+  /**
+   * Subscribes again to the retained reports and statuses, which makes the broker send every
+   * device's retained one again [MQTT-3.8.4-3]: how a replica that just became the leader catches
+   * up on what was published while no replica was writing.
+   */
+  resubscribeReports(): Promise<void>;
+  /**
+   * QoS 0, refused at once when offline: a control request must not sit in mqtt.js's offline
+   * queue and be replayed after a reconnect (a late createClient could undo a later delete).
+   */
+  publishControl(topic: string, payload: string): Promise<void>;
   readonly connected: boolean;
   close(): Promise<void>;
 }
@@ -43,8 +68,18 @@ export async function connectPublisher(opts: PublisherOptions): Promise<Publishe
     connectTimeout: 10_000,
     ...(opts.tls?.ca ? { ca: opts.tls.ca } : {}),
   });
-  client.on('message', (topic, payload) => opts.onMessage?.(topic, payload));
-  client.on('connect', () => {
+  const control = opts.control;
+  const publishControl = (topic: string, payload: string): Promise<void> =>
+    client.connected
+      ? client.publishAsync(topic, payload, { qos: 0 }).then(() => undefined)
+      : Promise.reject(new Error('not connected to the broker'));
+  control?.bind(publishControl);
+  client.on('message', (topic, payload) => {
+    if (control && topic === control.topic) control.onMessage(payload);
+    else opts.onMessage?.(topic, payload);
+  });
+  if (control) client.on('close', () => control.onClose());
+  const subscribeReports = (): void => {
     // Telemetry is published at QoS 0; subscribing at 1 grants the publisher's QoS, no more.
     client.subscribe(
       [topics.allReported, topics.allStatus, topics.allResponses, topics.allTelemetry],
@@ -55,6 +90,19 @@ export async function connectPublisher(opts: PublisherOptions): Promise<Publishe
         opts.onConnect?.();
       },
     );
+  };
+  client.on('connect', () => {
+    if (!control) return subscribeReports();
+    client.subscribe(control.topic, { qos: 0 }, (err) => {
+      if (err) log.error({ err }, 'cannot subscribe to the control channel');
+      control
+        .prepare()
+        .catch((e: unknown) => {
+          // Without its rights the service's publishes are dropped; the next connect tries again.
+          log.error({ err: e }, 'control channel preparation failed');
+        })
+        .finally(subscribeReports);
+    });
   });
   client.on('error', (err) => log.warn({ err: err.message }, 'fleet publisher error'));
   client.on('offline', () => log.warn('fleet publisher offline; will reconnect'));
@@ -96,6 +144,17 @@ export async function connectPublisher(opts: PublisherOptions): Promise<Publishe
     publishDesired: (id, payload) => publish(topics.desired(id), payload, true),
     clearDesired: (id) => publish(topics.desired(id), '', true),
     publishCommand: (id, cmd, payload) => publish(topics.command(id, cmd), payload, false),
+    // mqtt.js drops a SUBSCRIBE for filters it already holds unless asked with `resubscribe`.
+    resubscribeReports: () =>
+      client
+        .subscribeAsync({
+          [topics.allReported]: { qos: 1 },
+          [topics.allStatus]: { qos: 1 },
+          // Read by mqtt.js from the map itself (client.js subscribe), not typed there.
+          resubscribe: true,
+        } as unknown as ISubscriptionMap)
+        .then(() => undefined),
+    publishControl,
     get connected() {
       return client.connected;
     },

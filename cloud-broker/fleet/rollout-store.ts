@@ -132,12 +132,12 @@ export class RolloutStore {
     batches: { canary: boolean; devices: readonly string[] }[],
     at: string,
   ): number {
-    const info = this.db
+    const { id } = this.db
       .prepare(
         `INSERT INTO rollouts (state, target_kind, target, app, models, policy, created_by, created_at, updated_at)
-         VALUES ('running', ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES ('running', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
       )
-      .run(
+      .get(
         r.target.kind,
         r.target.value,
         r.app,
@@ -146,8 +146,7 @@ export class RolloutStore {
         r.createdBy,
         at,
         at,
-      );
-    const id = Number(info.lastInsertRowid);
+      ) as { id: number };
     const insB = this.db.prepare(
       "INSERT INTO rollout_batches (rollout_id, idx, canary, size, state) VALUES (?, ?, ?, ?, 'pending')",
     );
@@ -219,7 +218,7 @@ export class RolloutStore {
   counts(id: number): { byState: Record<string, number>; failed: number; total: number } {
     const rows = this.db
       .prepare(
-        'SELECT state, COUNT(*) AS n, SUM(error_code IS NOT NULL) AS failed FROM rollout_devices WHERE rollout_id = ? GROUP BY state',
+        'SELECT state, COUNT(*) AS n, SUM(CASE WHEN error_code IS NOT NULL THEN 1 ELSE 0 END) AS failed FROM rollout_devices WHERE rollout_id = ? GROUP BY state',
       )
       .all(id) as { state: string; n: number; failed: number }[];
     const byState: Record<string, number> = {};

@@ -55,6 +55,12 @@ export class FleetStore {
   private readonly pendingReports = new Map<string, { json: string; at: string }>();
   private flushQueued = false;
 
+  /**
+   * Run inside the transaction that writes reports and statuses; false drops the write. The
+   * replica's lease fence when several replicas share the database (cloud-broker/fleet/run-once.ts).
+   */
+  fence: () => boolean = () => true;
+
   constructor(readonly db: Db) {}
 
   getDevice(id: string): DeviceRecord | null {
@@ -118,7 +124,7 @@ export class FleetStore {
   }
 
   addTags(id: string, tags: readonly string[]): void {
-    const ins = this.db.prepare('INSERT OR IGNORE INTO device_tags (device_id, tag) VALUES (?, ?)');
+    const ins = this.db.prepare('INSERT INTO device_tags (device_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING');
     for (const t of tags) ins.run(id, t);
   }
 
@@ -135,12 +141,12 @@ export class FleetStore {
     rolloutId: number | null = null,
   ): Deployment {
     const createdAt = now();
-    const info = this.db
+    const { id } = this.db
       .prepare(
-        'INSERT INTO deployments (target_kind, target, model, version, app, created_at, rollout_id) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO deployments (target_kind, target, model, version, app, created_at, rollout_id) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id',
       )
-      .run(target.kind, target.value, model, version, app, createdAt, rolloutId);
-    return { id: Number(info.lastInsertRowid), target, model, version, app, createdAt, rolledBackAt: null, rolloutId };
+      .get(target.kind, target.value, model, version, app, createdAt, rolloutId) as { id: number };
+    return { id, target, model, version, app, createdAt, rolledBackAt: null, rolloutId };
   }
 
   /** Live (not rolled back) deployments, oldest first. */
@@ -176,7 +182,7 @@ export class FleetStore {
     this.db
       .prepare(
         `UPDATE devices SET revision = ?, desired_doc = ?, desired_expires = ?,
-           desired_prev_doc = CASE WHEN desired_digest IS ? THEN desired_prev_doc ELSE desired_doc END,
+           desired_prev_doc = CASE WHEN desired_digest IS NOT DISTINCT FROM ? THEN desired_prev_doc ELSE desired_doc END,
            desired_digest = ? WHERE id = ?`,
       )
       .run(revision, doc, expires, digest, digest, id);
@@ -227,6 +233,8 @@ export class FleetStore {
     this.pendingReports.clear();
     const upd = this.db.prepare('UPDATE devices SET reported = ?, reported_at = ? WHERE id = ? AND removed_at IS NULL');
     this.db.transaction(() => {
+      // Dropped when this replica lost the lease meanwhile: the new leader re-reads the retained reports.
+      if (!this.fence()) return;
       for (const [id, r] of rows) upd.run(r.json, r.at, id);
     })();
   }
@@ -240,8 +248,9 @@ export class FleetStore {
   }
 
   saveStatus(id: string, status: 'online' | 'offline', at: string): void {
-    this.db
-      .prepare('UPDATE devices SET status = ?, status_at = ? WHERE id = ? AND removed_at IS NULL')
-      .run(status, at, id);
+    const upd = this.db.prepare('UPDATE devices SET status = ?, status_at = ? WHERE id = ? AND removed_at IS NULL');
+    this.db.transaction(() => {
+      if (this.fence()) upd.run(status, at, id);
+    })();
   }
 }

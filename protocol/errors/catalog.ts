@@ -15,6 +15,7 @@ import { TLS } from './codes/tls.js';
 import { TRUST } from './codes/trust.js';
 import { LIMITS } from './codes/limits.js';
 import { ROLLOUT } from './codes/rollout.js';
+import { DYNSEC } from './codes/dynsec.js';
 import type { ErrorSpec } from './types.js';
 
 /**
@@ -42,6 +43,7 @@ export const AREAS = {
   trust: TRUST,
   limits: LIMITS,
   rollout: ROLLOUT,
+  dynsec: DYNSEC,
 } as const;
 
 type Areas = typeof AREAS;

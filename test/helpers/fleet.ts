@@ -9,6 +9,7 @@ import { writeModelFolder } from '../fixtures/model-folder.js';
 import type { FixtureKind } from '../fixtures/onnx/models.js';
 import { cleanEnv, runInProcess } from './cli.js';
 import { createLogger, silentLogger } from '../../protocol/log.js';
+import { testDatabase } from './test-db.js';
 
 /**
  * A whole Outpost on this machine for integration tests: the real cloud (HTTP, SQLite, blobs,
@@ -39,10 +40,11 @@ export interface TestAgent {
 
 /** `cloudOpts`: extra startCloud options (TLS, WebSocket), e.g. test/integration/tls-fleet.test.ts. */
 export async function startTestFleet(
-  cloudOpts: Pick<CloudOptions, 'tls' | 'wsPort' | 'limits'> = {},
+  cloudOpts: Pick<CloudOptions, 'tls' | 'wsPort' | 'limits' | 'externalBroker'> = {},
 ): Promise<TestFleet> {
   const root = await mkdtemp(join(tmpdir(), 'outpost-fleet-'));
-  const cloud = await startCloud({ dataDir: join(root, 'cloud'), httpPort: 0, mqttPort: 0, ...cloudOpts });
+  const database = await testDatabase();
+  const cloud = await startCloud({ dataDir: join(root, 'cloud'), httpPort: 0, mqttPort: 0, database, ...cloudOpts });
   const adminToken = (await readFile(cloud.adminTokenFile, 'utf8')).trim();
   const fleet = new FleetClient({ url: cloud.httpUrl, token: adminToken });
   const env = cleanEnv({ OUTPOST_CLOUD_URL: cloud.httpUrl, OUTPOST_TOKEN: adminToken, HOME: root });

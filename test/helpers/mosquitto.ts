@@ -38,6 +38,43 @@ async function listening(port: number): Promise<boolean> {
   });
 }
 
+/** One mosquitto child on `conf`, started and stopped by PID; `pid()` is undefined when not running. */
+export interface MosquittoProcess {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  pid(): number | undefined;
+  signal(sig: NodeJS.Signals): void;
+}
+
+export function mosquittoProcess(conf: string, port: number): MosquittoProcess {
+  let child: ChildProcess | undefined;
+  const alive = (c: ChildProcess | undefined): c is ChildProcess =>
+    c !== undefined && c.exitCode === null && c.signalCode === null;
+  return {
+    pid: () => (alive(child) ? child.pid : undefined),
+    signal: (sig) => {
+      if (alive(child)) child.kill(sig);
+    },
+    async start() {
+      const c = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+      child = c;
+      const deadline = Date.now() + 10_000;
+      while (!(await listening(port))) {
+        if (c.exitCode !== null) throw new Error(`mosquitto exited with ${c.exitCode} before listening on ${port}`);
+        if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port} within 10 s`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async stop() {
+      const c = child;
+      if (!alive(c)) return;
+      const gone = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      await gone;
+    },
+  };
+}
+
 /** Writes the config under `dir`/mosquitto, picks a free port and starts mosquitto on it. */
 export async function startMosquitto(dir: string): Promise<Mosquitto> {
   const port = await closedPort();
@@ -49,32 +86,17 @@ export async function startMosquitto(dir: string): Promise<Mosquitto> {
     service,
     user: os.userInfo().username,
   });
-  let child: ChildProcess | undefined;
+  const proc = mosquittoProcess(files.conf, port);
   const m: Mosquitto = {
     port,
     files,
     externalBroker: { url: `mqtt://127.0.0.1:${port}`, ...service },
     async addUser(username, password) {
       await addMosquittoUser(files.passwordFile, username, password);
-      child?.kill('SIGHUP');
+      proc.signal('SIGHUP');
     },
-    async start() {
-      child = spawn('mosquitto', ['-c', files.conf], { stdio: ['ignore', 'ignore', 'inherit'] });
-      const deadline = Date.now() + 10_000;
-      while (!(await listening(port))) {
-        if (child.exitCode !== null)
-          throw new Error(`mosquitto exited with ${child.exitCode} before listening on ${port}`);
-        if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port} within 10 s`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    },
-    async stop() {
-      const c = child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      const gone = new Promise((r) => c.once('exit', r));
-      c.kill('SIGTERM');
-      await gone;
-    },
+    start: () => proc.start(),
+    stop: () => proc.stop(),
   };
   await m.start();
   return m;

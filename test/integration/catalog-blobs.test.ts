@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { testDatabase } from '../helpers/test-db.js';
 
 // Blob upload and Range serving against a real cloud on port 0 with real files.
 let dir: string;
@@ -42,7 +43,7 @@ async function blobFiles(): Promise<string[]> {
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-blobs-'));
-  cloud = await startCloud({ dataDir: dir, httpPort: 0 });
+  cloud = await startCloud({ dataDir: dir, httpPort: 0, database: await testDatabase() });
   token = (await fs.readFile(cloud.adminTokenFile, 'utf8')).trim();
   client = new CloudClient({ url: cloud.httpUrl, token });
   const seen: number[] = [];

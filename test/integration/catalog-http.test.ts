@@ -8,6 +8,7 @@ import { createToken } from '../../cloud-broker/auth/index.js';
 import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { OutpostError } from '../../protocol/errors/index.js';
+import { testDatabase, testEngine } from '../helpers/test-db.js';
 
 // A real cloud on port 0 in a temp data dir; requests go over real HTTP (fetch and CloudClient).
 let dir: string;
@@ -58,7 +59,7 @@ const files = () => [
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-catalog-'));
-  cloud = await startCloud({ dataDir: dir, httpPort: 0 });
+  cloud = await startCloud({ dataDir: dir, httpPort: 0, database: await testDatabase() });
   adminToken = (await fs.readFile(cloud.adminTokenFile, 'utf8')).trim();
   const admin = new CloudClient({ url: cloud.httpUrl, token: adminToken });
   aliceToken = (await admin.createUser('alice')).token;
@@ -74,7 +75,18 @@ afterAll(async () => {
 
 describe('catalog HTTP API: auth', () => {
   it('answers health without a token and writes a 0600 admin token file and cloud.json', async () => {
-    expect(await call('GET', '/v1/health')).toEqual({ status: 200, json: { ok: true, version: expect.any(String) } });
+    // A lone cloud is its own fleet leader (docs/scale.md, "Run-once work").
+    const replica = cloud.fleet.leadership.replica;
+    expect(await call('GET', '/v1/health')).toEqual({
+      status: 200,
+      json: {
+        ok: true,
+        version: expect.any(String),
+        replica,
+        leader: { replica, epoch: expect.any(Number), expiresAt: expect.any(String) },
+        isLeader: true,
+      },
+    });
     expect((await fs.stat(cloud.adminTokenFile)).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await fs.readFile(path.join(dir, 'cloud.json'), 'utf8'))).toEqual({
       http: cloud.httpUrl,
@@ -93,6 +105,15 @@ describe('catalog HTTP API: auth', () => {
       status: 200,
       json: { user: 'alice', kind: 'user' },
     });
+    expect(await call('GET', '/v1/stats', { token: aliceToken })).toMatchObject({ status: 403 });
+    const before = (await call('GET', '/v1/stats', { token: adminToken })).json as {
+      database: { engine: string; queries: number };
+    };
+    expect(before.database.engine).toBe(testEngine());
+    await call('GET', '/v1/whoami', { token: aliceToken });
+    const after = (await call('GET', '/v1/stats', { token: adminToken })).json as typeof before;
+    // Checking a token reads the database: the counter moves.
+    expect(after.database.queries).toBeGreaterThan(before.database.queries);
     expect(await call('POST', '/v1/users', { token: aliceToken, body: { name: 'mallory' } })).toMatchObject({
       status: 403,
       json: { code: 'AUTH_FORBIDDEN' },
@@ -300,7 +321,7 @@ describe('catalog HTTP API: apps', () => {
 
 describe('catalog client', () => {
   it('turns a refused connection into CLOUD_UNREACHABLE', async () => {
-    const dead = await startCloud({ dataDir: path.join(dir, 'dead'), httpPort: 0 });
+    const dead = await startCloud({ dataDir: path.join(dir, 'dead'), httpPort: 0, database: await testDatabase() });
     const url = dead.httpUrl;
     await dead.close();
     await expectCode(new CloudClient({ url, token: 'x' }).health(), 'CLOUD_UNREACHABLE');

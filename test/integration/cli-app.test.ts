@@ -6,6 +6,7 @@ import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { EXIT } from '../../protocol/errors/index.js';
 import { cleanEnv, runInProcess, snapshotDir, spawnCli, startProxy, tempDir } from '../helpers/cli.js';
+import { testDatabase } from '../helpers/test-db.js';
 
 // `outpost app models add|remove|show|sync` and `outpost app install` against a real cloud.
 let cloud: Cloud;
@@ -60,7 +61,13 @@ const det2 = randomBytes(120_000);
 
 beforeAll(async () => {
   ({ dir: root, cleanup } = await tempDir('app'));
-  cloud = await startCloud({ dataDir: join(root, 'cloud'), host: '127.0.0.1', httpPort: 0, mqttPort: 0 });
+  cloud = await startCloud({
+    dataDir: join(root, 'cloud'),
+    host: '127.0.0.1',
+    httpPort: 0,
+    mqttPort: 0,
+    database: await testDatabase(),
+  });
   const admin = new CloudClient({ url: cloud.httpUrl, token: (await readFile(cloud.adminTokenFile, 'utf8')).trim() });
   aliceToken = (await admin.createUser('alice')).token;
   await admin.createUser('bob');

@@ -6,6 +6,7 @@ import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import type { AgentConfigDraft } from '../../cloud-broker/fleet/provision.js';
 import { cleanEnv, runInProcess, tempDir } from '../helpers/cli.js';
 import { publishVersion, TestDevice, waitFor } from './fleet-helpers.js';
+import { testDatabase } from '../helpers/test-db.js';
 
 let cloud: Cloud;
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -16,7 +17,13 @@ const cli = (...argv: string[]) => runInProcess(argv, { cwd: tmp.dir, env });
 
 beforeAll(async () => {
   tmp = await tempDir('outpost-fleet-cli-');
-  cloud = await startCloud({ dataDir: path.join(tmp.dir, 'cloud'), host: '127.0.0.1', httpPort: 0, mqttPort: 0 });
+  cloud = await startCloud({
+    dataDir: path.join(tmp.dir, 'cloud'),
+    host: '127.0.0.1',
+    httpPort: 0,
+    mqttPort: 0,
+    database: await testDatabase(),
+  });
   env = cleanEnv({ OUTPOST_DATA_DIR: cloud.dataDir, HOME: tmp.dir });
   publishVersion(cloud.db, 'alice/det', 'one');
   publishVersion(cloud.db, 'alice/det', 'two');

@@ -7,6 +7,7 @@ import { silentLogger } from '../../protocol/log.js';
 import { openDb, type Db } from '../../cloud-broker/db/index.js';
 import { startFleetServices, type FleetServices } from '../../cloud-broker/fleet/index.js';
 import { publishVersion, putAppModels, TestDevice, waitFor } from './fleet-helpers.js';
+import { testDatabase } from '../helpers/test-db.js';
 
 let dir: string;
 let db: Db;
@@ -33,7 +34,7 @@ async function device(id: string, tags: string[] = []): Promise<TestDevice> {
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'outpost-fleet-'));
-  db = openDb(path.join(dir, 'cloud.db'));
+  db = openDb((await testDatabase()) ?? path.join(dir, 'cloud.db'));
   publishVersion(db, 'alice/det', 'v1 bytes');
   publishVersion(db, 'alice/det', 'v2 bytes');
   publishVersion(db, 'alice/cls', 'cls v1');

@@ -13,6 +13,7 @@ import { waitFor } from '../helpers/fleet.js';
 import { agentWithoutAddons, cloudProcess, type CloudProcess } from '../helpers/rollout-fleet.js';
 import { writeNet } from './addon-model-dirs.js';
 import { buildNet } from '../fixtures/caffe/nets.js';
+import { testDatabase } from '../helpers/test-db.js';
 
 /**
  * Staged rollouts end to end: the cloud as a real child process (`outpost cloud start`, SIGKILLed
@@ -100,7 +101,7 @@ async function audit(id: number): Promise<AuditEntry[]> {
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'outpost-rf-'));
-  cloud = await cloudProcess(join(root, 'cloud'), root);
+  cloud = await cloudProcess(join(root, 'cloud'), root, { database: await testDatabase() });
   const bare = await agentWithoutAddons(join(root, 'bare-agent'));
   for (const id of IDS) {
     const { agentConfig } = await cloud.fleet.provision(id, ['fleet']);

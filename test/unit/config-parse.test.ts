@@ -131,6 +131,30 @@ describe('parseAgentConfig', () => {
     expect(r.deviceId).toBe(c.deviceId);
   });
 
+  it('reads the onnx session settings, and refuses bad ones by key', () => {
+    expect(parseAgentConfig(minimal(), SRC).onnx).toEqual({
+      workers: 1,
+      intraOpThreads: 0,
+      interOpThreads: 1,
+      executionMode: 'sequential',
+      maxQueuedPerModel: 64,
+      workerMinMicros: 500,
+    });
+    const c = parseAgentConfig(
+      { ...minimal(), onnx: { workers: 0, intraOpThreads: 4, executionMode: 'parallel', maxQueuedPerModel: 0 } },
+      SRC,
+    );
+    expect(c.onnx).toMatchObject({ workers: 0, intraOpThreads: 4, executionMode: 'parallel', maxQueuedPerModel: 0 });
+    expect(failure({ ...minimal(), onnx: { workers: 17 } }).message).toBe(
+      `onnx.workers must be an integer 0..16, got 17 (in ${SRC})`,
+    );
+    expect(failure({ ...minimal(), onnx: { executionMode: 'fast' } }).message).toContain(
+      'onnx.executionMode must be one of sequential, parallel, got "fast"',
+    );
+    expect(failure({ ...minimal(), onnx: { interOpThreads: 0 } }).code).toBe('CONFIG_INVALID');
+    expect(failure({ ...minimal(), onnx: { threads: 2 } }).code).toBe('CONFIG_UNKNOWN_KEY');
+  });
+
   it('lists its known keys', () => {
     expect(knownConfigKeys()).toContain('download.parallel');
     expect(knownConfigKeys()).toContain('credentials.token');

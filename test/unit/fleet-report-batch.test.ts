@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { openDb } from '../../cloud-broker/db/index.js';
+import { openTestDb } from '../helpers/test-db.js';
 import { FleetStore } from '../../cloud-broker/fleet/store.js';
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const rawReported = (s: FleetStore, id: string): string | null =>
   (s.db.prepare('SELECT reported FROM devices WHERE id = ?').get(id) as { reported: string | null }).reported;
 
-function fresh(): FleetStore {
-  const s = new FleetStore(openDb(':memory:'));
+async function fresh(): Promise<FleetStore> {
+  const s = new FleetStore(await openTestDb());
   s.upsertDevice('dev-a', []);
   s.upsertDevice('dev-b', []);
   return s;
@@ -15,7 +15,7 @@ function fresh(): FleetStore {
 
 describe('fleet store: reports are written in batches', () => {
   it('keeps the latest report per device and writes the burst at the end of the turn', async () => {
-    const s = fresh();
+    const s = await fresh();
     s.saveReported('dev-a', '{"n":1}', 't1');
     s.saveReported('dev-b', '{"n":2}', 't1');
     s.saveReported('dev-a', '{"n":3}', 't2');
@@ -27,8 +27,8 @@ describe('fleet store: reports are written in batches', () => {
     s.db.close();
   });
 
-  it('a read in the same turn sees the queued report', () => {
-    const s = fresh();
+  it('a read in the same turn sees the queued report', async () => {
+    const s = await fresh();
     s.saveReported('dev-a', '{"n":1}', 't1');
     expect(s.reportedOf('dev-a')).toBe('{"n":1}');
     expect(s.listDevices().find((d) => d.id === 'dev-a')?.reportedAt).toBe('t1');
@@ -36,7 +36,7 @@ describe('fleet store: reports are written in batches', () => {
   });
 
   it('orders queued reports with removal and re-provisioning', async () => {
-    const s = fresh();
+    const s = await fresh();
     s.saveReported('dev-a', '{"before":true}', 't1');
     s.markRemoved('dev-a');
     s.saveReported('dev-a', '{"after":true}', 't2');
@@ -51,7 +51,7 @@ describe('fleet store: reports are written in batches', () => {
   });
 
   it('a report queued as the database closes is dropped without an error', async () => {
-    const s = fresh();
+    const s = await fresh();
     s.saveReported('dev-a', '{"n":1}', 't1');
     s.db.close();
     await turn();

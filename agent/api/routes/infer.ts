@@ -8,7 +8,7 @@ import {
   type InferRequest,
   type ShmRef,
 } from '../../../protocol/kserve.js';
-import type { Tensor, TensorInfo } from '../../runtime/backend.js';
+import { releaseOutputs, type Tensor, type TensorInfo } from '../../runtime/backend.js';
 import type { ApiContext, Handler } from '../context.js';
 import { lend, readAlignedBody, type BodyLease } from '../body.js';
 import { header, mediaType, sendParts, tooLarge } from '../http.js';
@@ -64,6 +64,12 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
       ctx.metrics.modelErrors.inc({ model: entry.id, code: e.code });
       throw e;
     }
+    // The outputs' memory may be lent by the backend: give it back once the answer has been
+    // written (or the client has gone). Everything below up to sendParts is synchronous, so no
+    // other run can reuse it before the answer is handed to the socket.
+    const outputsDone = () => releaseOutputs(result.outputs);
+    if (res.closed) outputsDone();
+    else res.once('close', outputsDone);
     ctx.metrics.inferenceSeconds.observe({ model: entry.id }, Number(process.hrtime.bigint() - started) / 1e9);
     const chosen = outputs.map((o) => {
       const tensor = result.outputs[o.name];

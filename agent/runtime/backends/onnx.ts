@@ -5,8 +5,19 @@ import { dirname, join, relative, resolve, isAbsolute } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../../protocol/log.js';
-import type { Availability, Backend, LoadedModel, ModelSource, Tensor, TensorInfo } from '../backend.js';
-import { isDType, validateInputs } from '../tensors.js';
+import {
+  lendOutputs,
+  type Availability,
+  type Backend,
+  type LoadedModel,
+  type ModelSource,
+  type Tensor,
+  type TensorInfo,
+} from '../backend.js';
+import { allocate, concreteShape, isDType, validateInputs } from '../tensors.js';
+import { ONNX_DEFAULTS, sessionOptionsFor, type OnnxSettings } from './onnx-options.js';
+import { OrtWorkers, type WorkerSession } from './onnx-workers.js';
+import { RunQueue } from './run-queue.js';
 
 /**
  * The ONNX backend: onnxruntime-node. The CPU provider always runs here; CUDA and TensorRT are
@@ -24,22 +35,14 @@ export interface OnnxBackendOptions {
   log?: Logger;
   /** Providers to try, in order of preference; unusable ones are skipped. Default: all. */
   providers?: Provider[];
-  /** Passed to every session (merged over the defaults); tests use the same to compare. */
+  /** Threads, worker threads and the run queue (agent.json `onnx`; agent/runtime/backends/onnx-options.ts). */
+  settings?: Partial<OnnxSettings>;
+  /** Passed to every session (merged over the options of `settings`); tests use the same to compare. */
   sessionOptions?: Ort.InferenceSession.SessionOptions;
 }
 
-/**
- * The options every session gets unless overridden; exported so tests can reproduce a session.
- * Thread-pool spinning is off: by default onnxruntime's worker threads busy-wait after each run
- * for the next one, which on a device where the agent shares a few cores with the apps that call
- * it takes those cores from the apps (and from the agent's own event loop). Measured here: the
- * conv net of bench/_convnet.ts burned 37 ms of CPU per idle 300 ms with spinning, 0.5 without,
- * and ran faster without it once another process competed for the cores (docs/performance.md).
- */
-export const DEFAULT_SESSION_OPTIONS: Ort.InferenceSession.SessionOptions = {
-  graphOptimizationLevel: 'all',
-  extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-};
+/** The options every session gets with the default settings; exported so tests can reproduce a session. */
+export const DEFAULT_SESSION_OPTIONS: Ort.InferenceSession.SessionOptions = sessionOptionsFor();
 
 interface Probe {
   ort: OrtModule;
@@ -54,7 +57,9 @@ const GPU_LIBS: Record<Exclude<Provider, 'cpu'>, string> = {
 
 export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
   const log = moduleLogger(opts.log ?? silentLogger, 'runtime.onnx');
+  const settings = { ...ONNX_DEFAULTS, ...opts.settings };
   let probe: Promise<Probe | Error> | undefined;
+  let workers: OrtWorkers | undefined;
 
   const getProbe = (): Promise<Probe | Error> =>
     (probe ??= probeOrt(opts.providers ?? ['tensorrt', 'cuda', 'cpu']).catch((err: unknown) => err as Error));
@@ -85,10 +90,14 @@ export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
           { file },
         );
       }
-      const sessionOptions = { ...DEFAULT_SESSION_OPTIONS, ...opts.sessionOptions, executionProviders: p.providers };
-      let session: Ort.InferenceSession;
+      const sessionOptions = {
+        ...sessionOptionsFor(settings),
+        ...opts.sessionOptions,
+        executionProviders: p.providers,
+      };
+      let session: Session;
       try {
-        session = await p.ort.InferenceSession.create(bytes, sessionOptions);
+        session = inThread(p.ort, await p.ort.InferenceSession.create(bytes, sessionOptions));
       } catch (err) {
         throw new OutpostError(
           'RUNTIME_MODEL_LOAD_FAILED',
@@ -96,13 +105,26 @@ export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
           { file },
         );
       }
+      let inWorker = false;
       try {
-        const model = new OnnxModel(
-          p.ort,
-          session,
-          describe(session.inputMetadata, file),
-          describe(session.outputMetadata, file),
-        );
+        const inputs = describe(session.inputMetadata, file);
+        const outputs = describe(session.outputMetadata, file);
+        // Placement: a model that computes less than the hop to a worker and back costs (two
+        // thread wake-ups and a copy of its inputs: 0.3-1 ms per request measured on a loaded
+        // 2-core machine, docs/performance.md) is served faster on the event loop; a heavier one
+        // moves to a worker, so that requests are parsed and answered while it computes.
+        const micros = settings.workers > 0 ? await trialMicros(session, inputs) : 0;
+        if (settings.workers > 0 && micros >= settings.workerMinMicros) {
+          const moved = await (workers ??= new OrtWorkers(settings.workers, log)).load(bytes, sessionOptions);
+          await session.release();
+          session = moved;
+          inWorker = true;
+        }
+        // In a worker, one run computing and one ready in its port, so the worker never waits
+        // for the event loop between two runs; on the event loop itself, one at a time.
+        const queue = new RunQueue(`model ${source.params.model_file}`, inWorker ? 2 : 1, settings.maxQueuedPerModel);
+        const model = new OnnxModel(session, queue, inputs, outputs);
+        log.debug({ file, trialMicros: Math.round(micros), inWorker }, 'placed');
         log.debug({ file, providers: p.providers, inputs: model.inputs }, 'loaded');
         return model;
       } catch (err) {
@@ -182,13 +204,55 @@ function describe(meta: readonly Ort.InferenceSession.ValueMetadata[], file: str
   });
 }
 
+/**
+ * The least time of three runs on zeros (dynamic dimensions 1), in microseconds: the least, not
+ * the median, because other processes on the device only ever make a run slower. A model that
+ * cannot run on such an input reports 0 and stays on the event loop (its smoke test will say why).
+ */
+async function trialMicros(session: Session, inputs: readonly TensorInfo[]): Promise<number> {
+  const feeds: Record<string, Tensor> = {};
+  for (const i of inputs) feeds[i.name] = allocate(i.dtype, concreteShape(i));
+  let best = Number.POSITIVE_INFINITY;
+  try {
+    for (let k = 0; k < 3; k++) {
+      const t = process.hrtime.bigint();
+      await session.run(feeds);
+      best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e3);
+    }
+  } catch {
+    return 0;
+  }
+  return best;
+}
+
+/** A session wherever it runs: on this thread, or in a worker (onnx-workers.ts). */
+type Session = Pick<WorkerSession, 'inputMetadata' | 'outputMetadata' | 'run' | 'release'>;
+
+function inThread(ort: OrtModule, session: Ort.InferenceSession): Session {
+  return {
+    inputMetadata: session.inputMetadata,
+    outputMetadata: session.outputMetadata,
+    async run(inputs) {
+      const feeds: Record<string, Ort.Tensor> = {};
+      for (const [name, t] of Object.entries(inputs)) feeds[name] = new ort.Tensor(t.dtype, t.data as never, t.shape);
+      const out = await session.run(feeds);
+      return {
+        outputs: Object.fromEntries(
+          Object.entries(out).map(([name, t]) => [name, { name, type: t.type, dims: t.dims, data: t.data }]),
+        ),
+      };
+    },
+    release: () => session.release(),
+  };
+}
+
 class OnnxModel implements LoadedModel {
   readonly backend = 'onnx';
   private released = false;
 
   constructor(
-    private readonly ort: OrtModule,
-    private readonly session: Ort.InferenceSession,
+    private readonly session: Session,
+    private readonly queue: RunQueue,
     readonly inputs: readonly TensorInfo[],
     readonly outputs: readonly TensorInfo[],
   ) {}
@@ -200,18 +264,16 @@ class OnnxModel implements LoadedModel {
         'this model version was unloaded; retry to reach the active version',
       );
     validateInputs(this.inputs, inputs);
-    const feeds: Record<string, Ort.Tensor> = {};
-    for (const [name, t] of Object.entries(inputs))
-      feeds[name] = new this.ort.Tensor(t.dtype, t.data as never, t.shape);
-    let out: Ort.InferenceSession.ReturnType;
-    try {
-      out = await this.session.run(feeds);
-    } catch (err) {
-      throw new OutpostError(
-        'RUNTIME_INFERENCE_FAILED',
-        `onnxruntime failed to run the model: ${(err as Error).message}`,
-      );
-    }
+    const { outputs: out, release } = await this.queue.run(async () => {
+      try {
+        return await this.session.run(inputs);
+      } catch (err) {
+        throw new OutpostError(
+          'RUNTIME_INFERENCE_FAILED',
+          `onnxruntime failed to run the model: ${(err as Error).message}`,
+        );
+      }
+    });
     const result: Record<string, Tensor> = {};
     for (const [name, t] of Object.entries(out)) {
       if (!isDType(t.type))
@@ -221,7 +283,7 @@ class OnnxModel implements LoadedModel {
         );
       result[name] = { dtype: t.type, shape: [...t.dims], data: t.data as Tensor['data'] };
     }
-    return result;
+    return release ? lendOutputs(result, release) : result;
   }
 
   async dispose(): Promise<void> {

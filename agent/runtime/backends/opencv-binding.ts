@@ -32,5 +32,6 @@ export interface OpenCvBinding {
   load(spec: { framework: string; model: string; config?: string; target?: OpenCvTarget }): Promise<OpenCvNet>;
   buildInfo(): OpenCvBuildInfo;
   /** Resolves null after a round trip through the worker pool: the call-overhead baseline. */
-  noop(): Promise<null>;
+  /** An async call that does nothing; `viaPool` forces the thread-pool hop (no inline fast path). */
+  noop(viaPool?: boolean): Promise<null>;
 }

@@ -11,18 +11,22 @@ import {
   startCloud,
 } from '../../cloud.js';
 import { parseRedisUrl } from '../../broker/cluster.js';
+import { isPostgresUrl, parsePostgresUrl } from '../../db/pg-url.js';
 import { readTlsFiles, type TlsMaterial } from '../../tls.js';
 import { defineCommand, stringFlag, type FlagValues } from '../args.js';
+import { brokerFlags } from '../broker-flags.js';
 
 const USAGE = `outpost cloud start [--data-dir DIR] [--host H] [--http-port N] [--mqtt-port N]
                     [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--mqtt-tls-port N]]
-                    [--mqtt-ws-port N] [--redis URL] [--blob-dir DIR]
-                    [--public-http URL] [--public-mqtt URL] [--json]
+                    [--mqtt-ws-port N] [--database URL] [--redis URL] [--blob-dir DIR]
+                    [--public-http URL] [--public-mqtt URL]
+                    [--broker mqtt://USER:PASSWORD@HOST:PORT [--broker-admin dynsec|none] [--broker-ca FILE]] [--json]
 
-Runs the cloud in this process until SIGINT or SIGTERM: the catalog (SQLite), the blob store, the
+Runs the cloud in this process until SIGINT or SIGTERM: the catalog (SQLite, or PostgreSQL with
+--database), the blob store, the
 HTTP API, the embedded MQTT broker (aedes, with per-device credentials and ACL) and the fleet's
-signed desired-state publisher. At first start it creates <data dir>/admin.token (mode 0600) and
-the signing key <data dir>/signing/desired.key. While it runs, <data dir>/cloud.json tells the
+signed desired-state publisher. At first start it creates <data dir>/admin.token (mode 0600) and,
+on an empty database, the signing key (kept in the database, shared by replicas). While it runs, <data dir>/cloud.json tells the
 other outpost verbs on this machine where it listens.
 
   --data-dir DIR       where the database, blobs, keys and tokens live (default: $OUTPOST_DATA_DIR, else ~/.outpost/cloud)
@@ -36,14 +40,25 @@ other outpost verbs on this machine where it listens.
                        (default: the certificate itself when it is self-signed, else none: devices use their system CAs)
   --mqtt-tls-port N    MQTT/TLS port (default ${DEFAULT_MQTTS_PORT}, or a free port when --http-port is 0; 0 picks a free port)
   --mqtt-ws-port N     also serve MQTT over WebSocket (plain ws://, path /mqtt) on this port; 0 picks a free port
+  --database URL       keep the catalog and fleet in PostgreSQL (postgres://USER[:PASSWORD]@HOST[:PORT]/DB), shared by
+                       the replicas, instead of <data-dir>/catalog.db (default: $OUTPOST_DATABASE, else SQLite).
+                       A SQLite file path is also accepted. Prefer PGPASSWORD to a password in the URL
   --redis URL          join the other replicas' MQTT brokers through this Redis (redis://HOST:PORT[/DB])
   --blob-dir DIR       keep blobs in DIR, shared by the replicas (e.g. NFS), instead of <data-dir>/blobs
   --public-http URL    the HTTP URL devices are given (agent.json, blob URLs), e.g. the load balancer's
   --public-mqtt URL    the MQTT URL devices are given (mqtt:// or mqtts://), e.g. the load balancer's
+  --broker URL         use this MQTT broker instead of the embedded one (no MQTT listener here); USER is the
+                       cloud's service account there; the password may come from $OUTPOST_BROKER_PASSWORD
+                       instead of the URL, and is never printed
+  --broker-admin A     dynsec (default): USER is a Mosquitto dynamic-security admin and the cloud creates and
+                       deletes device logins through $CONTROL; none: device logins are the broker's business
+  --broker-ca FILE     PEM CA that the mqtts:// --broker's certificate chains to
   --json               print one line {"http", "mqtt", "adminTokenFile"} once listening, plus "mqtts"
                        and "ws" when those listeners are on
-Exit codes: 0 after a clean stop; 2 for a wrong flag (USAGE, CLOUD_TLS_FLAGS); 3 for an unusable
-TLS file (CLOUD_TLS_INVALID); 7 when a port cannot be bound (CLOUD_LISTEN_FAILED, BROKER_LISTEN_FAILED).
+Exit codes: 0 after a clean stop; 2 for a wrong flag (USAGE, CLOUD_TLS_FLAGS, CLOUD_BROKER_FLAGS,
+CLOUD_DB_URL_INVALID); 3 for an unusable TLS file (CLOUD_TLS_INVALID); 7 when a port cannot be bound
+(CLOUD_LISTEN_FAILED, BROKER_LISTEN_FAILED), the --broker cannot be reached (BROKER_UNREACHABLE) or
+PostgreSQL cannot be reached (CLOUD_DB_UNAVAILABLE).
 Logs (pino JSON) go to stderr.`;
 
 function parsePort(value: string | undefined, flag: string): number | undefined {
@@ -121,6 +136,13 @@ function checkDistinctPorts(ports: Record<string, number | undefined>): void {
   }
 }
 
+/** A PostgreSQL URL (validated, kept as given), or a SQLite file path (resolved); undefined = the default. */
+function databaseFlag(value: string | undefined, cwd: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (isPostgresUrl(value) || /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return parsePostgresUrl(value);
+  return path.resolve(cwd, value);
+}
+
 function optionalUrls(mqtts: string | null, ws: string | null): { mqtts?: string; ws?: string } {
   return { ...(mqtts ? { mqtts } : {}), ...(ws ? { ws } : {}) };
 }
@@ -138,10 +160,14 @@ export const cloudStart: Command = defineCommand({
     'tls-ca': { type: 'string' },
     'mqtt-tls-port': { type: 'string' },
     'mqtt-ws-port': { type: 'string' },
+    database: { type: 'string' },
     redis: { type: 'string' },
     'blob-dir': { type: 'string' },
     'public-http': { type: 'string' },
     'public-mqtt': { type: 'string' },
+    broker: { type: 'string' },
+    'broker-admin': { type: 'string' },
+    'broker-ca': { type: 'string' },
   },
   run: async ({ values, json }, ctx) => {
     // An absent --mqtt-port stays undefined: startCloud then picks a free one when --http-port is
@@ -150,6 +176,7 @@ export const cloudStart: Command = defineCommand({
     const mqttPort = parsePort(stringFlag(values, 'mqtt-port'), 'mqtt-port');
     const tlsPort = parsePort(stringFlag(values, 'mqtt-tls-port'), 'mqtt-tls-port');
     const wsPort = parsePort(stringFlag(values, 'mqtt-ws-port'), 'mqtt-ws-port');
+    const external = await brokerFlags(values, ctx.env, ctx.cwd);
     const files = tlsFlags(values, ctx.cwd);
     checkDistinctPorts({
       'http-port': httpPort,
@@ -167,6 +194,7 @@ export const cloudStart: Command = defineCommand({
     if (ctx.signal.aborted) return 0;
     const redisUrl = stringFlag(values, 'redis');
     if (redisUrl !== undefined) parseRedisUrl(redisUrl);
+    const database = databaseFlag(stringFlag(values, 'database') ?? (ctx.env.OUTPOST_DATABASE || undefined), ctx.cwd);
     const blobDir = stringFlag(values, 'blob-dir');
     const publicHttpUrl = publicUrl(stringFlag(values, 'public-http'), 'public-http', ['http:', 'https:']);
     const publicMqttUrl = publicUrl(stringFlag(values, 'public-mqtt'), 'public-mqtt', ['mqtt:', 'mqtts:']);
@@ -179,9 +207,11 @@ export const cloudStart: Command = defineCommand({
       wsPort,
       log,
       redisUrl,
+      database,
       blobDir: blobDir === undefined ? undefined : path.resolve(ctx.cwd, blobDir),
       publicHttpUrl,
       publicMqttUrl,
+      externalBroker: external && { ...external, publicUrl: publicMqttUrl },
     });
     const lines = [
       'Outpost cloud listening',

@@ -46,6 +46,17 @@ export const CATALOG = {
     exit: EXIT.FAILURE,
     hint: 'The database in the data dir was written by a newer Outpost. Upgrade Outpost or point --data-dir at another folder.',
   },
+  CLOUD_DB_UNAVAILABLE: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: 'The cloud could not reach its PostgreSQL database in time (connect, query or lock wait). Check that the server runs and accepts connections at the --database URL (host, port, database, user, password), and that no long transaction holds the lock.',
+    retryable: true,
+  },
+  CLOUD_DB_URL_INVALID: {
+    status: 400,
+    exit: EXIT.USAGE,
+    hint: 'The --database value is not a database URL. Give postgres://user:password@host:5432/database (or postgresql://), or leave it out for SQLite in the data dir.',
+  },
   HTTP_BODY_TOO_LARGE: {
     status: 413,
     exit: EXIT.INVALID_INPUT,

@@ -64,6 +64,12 @@ export const RUNTIME = {
     exit: EXIT.INCOMPATIBLE,
     hint: 'The model is served, but only as raw tensors: its input is not one image or post-processing cannot read its outputs. The message names the layout it found and what to set in alwaysai.model.json (architecture, output_layer_names, input_format); until then use KServe inference (/v2/models/{name}/infer).',
   },
+  RUNTIME_QUEUE_FULL: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: "The model's session is busy and onnx.maxQueuedPerModel runs already wait for it. Retry after the Retry-After header's seconds, send fewer requests at once, or raise onnx.maxQueuedPerModel in agent.json.",
+    retryable: true,
+  },
   RUNTIME_VERSION_BUDGET: {
     status: 503,
     exit: EXIT.UNAVAILABLE,

@@ -23,7 +23,17 @@ export interface Backend {
 
 export const missingHaproxy = (): string | null => missingCommand('haproxy', ['-v']);
 
-export function haproxyConfig(httpPort: number, mqttPort: number, backends: Backend[]): string {
+/** `mqttSessionRate`: new MQTT connections admitted per second (haproxy `rate-limit sessions`); others wait in the listen queue. */
+export interface HaproxyOptions {
+  mqttSessionRate?: number;
+}
+
+export function haproxyConfig(
+  httpPort: number,
+  mqttPort: number,
+  backends: Backend[],
+  opts: HaproxyOptions = {},
+): string {
   const servers = (kind: 'httpPort' | 'mqttPort') =>
     backends.map((b, i) => `  server r${i} ${b.host}:${b[kind]} check inter 300ms fall 2 rise 1`).join('\n');
   return [
@@ -38,17 +48,17 @@ export function haproxyConfig(httpPort: number, mqttPort: number, backends: Back
     '  timeout server 10m',
     `frontend http\n  bind 127.0.0.1:${httpPort}\n  default_backend replicas_http`,
     `backend replicas_http\n  balance roundrobin\n${servers('httpPort')}`,
-    `frontend mqtt\n  bind 127.0.0.1:${mqttPort}\n  default_backend replicas_mqtt`,
+    `frontend mqtt\n  bind 127.0.0.1:${mqttPort}\n${opts.mqttSessionRate ? `  rate-limit sessions ${opts.mqttSessionRate}\n` : ''}  default_backend replicas_mqtt`,
     `backend replicas_mqtt\n  balance roundrobin\n${servers('mqttPort')}`,
     '',
   ].join('\n');
 }
 
-export async function startHaproxy(dir: string, backends: Backend[]): Promise<Haproxy> {
+export async function startHaproxy(dir: string, backends: Backend[], opts: HaproxyOptions = {}): Promise<Haproxy> {
   const httpPort = await closedPort();
   const mqttPort = await closedPort();
   const conf = join(dir, 'haproxy.cfg');
-  await writeFile(conf, haproxyConfig(httpPort, mqttPort, backends));
+  await writeFile(conf, haproxyConfig(httpPort, mqttPort, backends, opts));
   // -db: stay in the foreground, so the PID kept is haproxy's own.
   const proc = await startService('haproxy', 'haproxy', ['-db', '-f', conf], httpPort);
   return { httpPort, mqttPort, process: proc, stop: () => proc.stop() };

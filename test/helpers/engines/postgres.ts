@@ -39,7 +39,8 @@ function runAs(): { uid: number; gid: number } | undefined {
   return { uid: Number(line[2]), gid: Number(line[3]) };
 }
 
-export async function startPostgres(dir: string, database = 'outpost'): Promise<Postgres> {
+/** `settings`: more server arguments, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements']. */
+export async function startPostgres(dir: string, database = 'outpost', settings: string[] = []): Promise<Postgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error(missingPostgres()!);
   const ids = runAs();
@@ -60,7 +61,7 @@ export async function startPostgres(dir: string, database = 'outpost'): Promise<
   const proc = await startService(
     'postgres',
     join(bin, 'postgres'),
-    ['-D', data, '-p', String(port), '-k', sock, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
+    ['-D', data, '-p', String(port), '-k', sock, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', ...settings],
     port,
     { ...ids, cwd: dir },
   );
