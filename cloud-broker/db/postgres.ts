@@ -132,7 +132,8 @@ export class PgDb implements Db {
       this.query('run', `RELEASE SAVEPOINT ${name}`, undefined);
       return out;
     } catch (err) {
-      if (this.generation === this.txGeneration) {
+      // On a lost connection there is no savepoint left to go back to; the caller's error stands.
+      if (this.bridge && this.generation === this.txGeneration) {
         this.query('run', `ROLLBACK TO SAVEPOINT ${name}`, undefined);
         this.query('run', `RELEASE SAVEPOINT ${name}`, undefined);
       }
@@ -144,7 +145,9 @@ export class PgDb implements Db {
 
   private query(op: 'rows' | 'run', sql: string, params: unknown[] | undefined, retried = false): BridgeReply {
     if (this.closed) throw new TypeError('The database connection is not open');
-    if (this.depth > 0 && this.generation !== this.txGeneration)
+    // Never reconnect in the middle of a transaction: its earlier statements died with the old
+    // connection, so going on would commit half of it.
+    if (this.depth > 0 && (this.bridge === null || this.generation !== this.txGeneration))
       throw this.unavailable('the connection was lost during this transaction');
     this.queries++;
     const args = params?.map((p) => (p === undefined ? null : typeof p === 'bigint' ? p.toString() : p));

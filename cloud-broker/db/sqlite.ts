@@ -20,20 +20,12 @@ export class SqliteDb implements Db {
   }
 
   prepare(sql: string): Statement {
-    const stmt = this.raw.prepare(sql);
-    const guard = <T>(f: () => T): T => {
-      this.queries++;
-      try {
-        return f();
-      } catch (err) {
-        throw fromSqliteError(err);
-      }
-    };
-    return {
-      run: (...params) => ({ changes: guard(() => stmt.run(...params)).changes }),
-      get: (...params) => guard(() => stmt.get(...params)),
-      all: (...params) => guard(() => stmt.all(...params)),
-    };
+    return new SqliteStatement(this.raw.prepare(sql), this);
+  }
+
+  /** Counts one statement (SqliteStatement calls it). */
+  counted(): void {
+    this.queries++;
   }
 
   exec(sql: string): void {
@@ -80,6 +72,41 @@ export class SqliteDb implements Db {
 
   close(): void {
     this.raw.close();
+  }
+}
+
+/** A class, not closures: a statement is prepared on every store call, so it must cost nothing. */
+class SqliteStatement implements Statement {
+  constructor(
+    private readonly stmt: Database.Statement,
+    private readonly db: SqliteDb,
+  ) {}
+
+  run(...params: unknown[]): { changes: number } {
+    this.db.counted();
+    try {
+      return { changes: this.stmt.run(...params).changes };
+    } catch (err) {
+      throw fromSqliteError(err);
+    }
+  }
+
+  get(...params: unknown[]): unknown {
+    this.db.counted();
+    try {
+      return this.stmt.get(...params);
+    } catch (err) {
+      throw fromSqliteError(err);
+    }
+  }
+
+  all(...params: unknown[]): unknown[] {
+    this.db.counted();
+    try {
+      return this.stmt.all(...params);
+    } catch (err) {
+      throw fromSqliteError(err);
+    }
   }
 }
 

@@ -11,7 +11,9 @@ import { DeviceCredentials, loadOrCreateCredentialKey } from './device-credentia
 import { DynsecLink } from './dynsec-link.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
+import { Leadership, newReplicaId, resolveLeaseSettings, type LeaseSettings } from './leadership.js';
 import { RolloutScheduler } from './rollout-scheduler.js';
+import { runOnceOnLeader } from './run-once.js';
 import { Rollouts } from './rollouts.js';
 
 export interface FleetServicesOptions {
@@ -57,12 +59,18 @@ export interface FleetServicesOptions {
   redisUrl?: string;
   /** The rollout scheduler's timer period (default 1 s). */
   rolloutTickMs?: number;
+  /** This replica's name in the fleet-leader lease (default: host/pid/random). */
+  replicaId?: string;
+  /** The fleet-leader lease (default 10 s, renewed every 3 s; OUTPOST_CLOUD_LEASE_* in the environment). */
+  lease?: Partial<LeaseSettings>;
 }
 
 export interface FleetServices {
   fleet: Fleet;
   rollouts: Rollouts;
   scheduler: RolloutScheduler;
+  /** Which replica runs the run-once work (cloud-broker/fleet/run-once.ts). */
+  leadership: Leadership;
   /** The current online key (follows rotations). */
   signer: Signer;
   trust: TrustService;
@@ -84,6 +92,8 @@ export const SERVICE_USERNAME = 'outpost-cloud';
  */
 export async function startFleetServices(o: FleetServicesOptions): Promise<FleetServices> {
   const log = o.log;
+  // Checked before anything starts: a bad setting must not leave half a cloud running.
+  const leaseSettings = resolveLeaseSettings(o.lease, process.env);
   const trust = await TrustService.open(o.dataDir, log);
   const signer = trust.signer;
   let broker: RunningBroker | null = null;
@@ -135,6 +145,8 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     ...dynsec?.fleetHooks(),
   });
   fleetRef = fleet;
+  const leadership = new Leadership({ db: o.db, replica: o.replicaId ?? newReplicaId(), settings: leaseSettings, log });
+  let republishIfLeader = (): void => undefined;
   let publisher: Publisher;
   try {
     publisher = await connectPublisher({
@@ -148,10 +160,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       onConnect: () => {
         // Each connect may meet a restarted or restored broker: its logins follow the database.
         void dynsec?.reconcile().catch((err: unknown) => log.error({ err }, 'broker reconciliation failed'));
-        void fleet
-          .reconcile()
-          .then(() => fleet.republishAll())
-          .catch((err: unknown) => log.error({ err }, 'republication failed'));
+        republishIfLeader();
       },
     });
   } catch (err) {
@@ -165,16 +174,22 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     throw err;
   }
   fleet.attach(publisher);
-  fleet.startRefresh();
   const rollouts = new Rollouts(fleet, log);
-  // Started after the publisher is attached: a batch it sends must be published, not only stored.
-  const scheduler = new RolloutScheduler(fleet, rollouts, { log, tickMs: o.rolloutTickMs });
+  const scheduler = new RolloutScheduler(fleet, rollouts, {
+    log,
+    tickMs: o.rolloutTickMs,
+    fence: () => leadership.fence(),
+  });
   fleet.onDeviceEvent = () => scheduler.onDeviceEvent();
-  scheduler.start();
+  const runOnce = runOnceOnLeader({ leadership, fleet, scheduler, publisher, log });
+  republishIfLeader = runOnce.republish;
+  // Claimed after the publisher is attached: a batch the scheduler sends must be published, not only stored.
+  leadership.start();
   return {
     fleet,
     rollouts,
     scheduler,
+    leadership,
     signer,
     trust,
     broker,
@@ -182,8 +197,13 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     dynsec,
     mqttUrl,
     async close() {
+      leadership.stopRenewing();
       await scheduler.stop();
+      // The queued reports are flushed while this replica still holds the lease, then it is given up,
+      // and the election's publishes finish before the broker goes.
       fleet.stop();
+      leadership.stop();
+      await runOnce.settled();
       await publisher.close();
       await broker?.close();
     },

@@ -164,6 +164,24 @@ describe.skipIf(skipForPackage(missingPostgres()))('PostgreSQL driver', () => {
     }
   });
 
+  it('fails a transaction whose connection dies, commits none of it, and reconnects after', () => {
+    const other = new PgDb(url);
+    try {
+      const pid = (other.prepare('SELECT pg_backend_pid() AS pid').get() as { pid: number }).pid;
+      expect(() =>
+        other.transaction(() => {
+          other.prepare('INSERT INTO t (id) VALUES (?)').run(30);
+          db.prepare('SELECT pg_terminate_backend(?)').get(pid);
+          other.prepare('INSERT INTO t (id) VALUES (?)').run(31);
+        })(),
+      ).toThrow(coded('CLOUD_DB_UNAVAILABLE'));
+      expect(db.prepare('SELECT id FROM t WHERE id IN (30, 31)').all()).toEqual([]);
+      expect(other.prepare('SELECT 1 AS one').get()).toEqual({ one: 1 });
+    } finally {
+      other.close();
+    }
+  });
+
   it('refuses an unreachable server with CLOUD_DB_UNAVAILABLE and no password in the message', () => {
     const dead = new URL(url);
     dead.port = '1';
