@@ -17,6 +17,7 @@ import { pageRoutes } from './ui/serve.js';
 import { certCoversHost, checkTlsMaterial, type TlsMaterial } from './tls.js';
 import { FailureLimiter } from './auth/failure-limiter.js';
 import { resolveCloudLimits, type CloudLimitsInput } from './limits.js';
+import { newReplicaId, type LeaseSettings } from './fleet/leadership.js';
 
 export interface CloudOptions {
   /** Default: `$OUTPOST_DATA_DIR`, else `~/.outpost/cloud`. */
@@ -55,6 +56,11 @@ export interface CloudOptions {
   database?: string;
   publicHttpUrl?: string;
   publicMqttUrl?: string;
+  /**
+   * The fleet-leader lease that decides which replica runs the run-once work (docs/scale.md):
+   * default 10 s, renewed every 3 s, or `OUTPOST_CLOUD_LEASE_TTL_MS` / `_RENEW_MS`.
+   */
+  lease?: Partial<LeaseSettings>;
   /**
    * Another MQTT broker instead of the embedded aedes (`--broker`); with `admin: 'dynsec'` the
    * cloud manages device logins in Mosquitto's dynamic-security plugin (docs/scale.md).
@@ -142,7 +148,9 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     const blobs = new BlobStore(opts.blobDir ? path.resolve(opts.blobDir) : path.join(dataDir, BLOB_DIR));
     await blobs.init();
     const adminTokenFile = await ensureAdminToken(db, dataDir, log);
-    const router = catalogRouter({ db, blobs, version: packageVersion(), log, limits });
+    // This process's name among the replicas (the lease holder GET /v1/health shows).
+    const replica = newReplicaId();
+    const router = catalogRouter({ db, blobs, version: packageVersion(), log, limits, replica });
 
     // ---- FLEET / BROKER WIRING (cloud-broker/broker/, cloud-broker/fleet/) -------------------
     // The fleet's routes go on the router now; the broker and fleet start below, once the HTTP
@@ -169,6 +177,8 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
       httpUrl: opts.publicHttpUrl ?? httpUrl,
       publicMqttUrl: opts.publicMqttUrl,
       redisUrl: opts.redisUrl,
+      replicaId: replica,
+      lease: opts.lease,
       externalBroker: opts.externalBroker,
       host,
       mqttPort,

@@ -130,6 +130,10 @@ export class Fleet {
     this.desired.startRefresh(everyMs);
   }
 
+  stopRefresh(): void {
+    this.desired.stopRefresh();
+  }
+
   stop(): void {
     this.desired.stopRefresh();
     this.store.flushReports();

@@ -1,4 +1,4 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type ISubscriptionMap, type MqttClient } from 'mqtt';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { topics } from '../../protocol/topics.js';
@@ -40,6 +40,12 @@ export interface Publisher {
   /** Removes the retained desired state (a zero-byte retained message [MQTT-3.3.1-10]). */
   clearDesired(deviceId: string): Promise<void>;
   publishCommand(deviceId: string, cmd: string, payload: string): Promise<void>;
+  /**
+   * Subscribes again to the retained reports and statuses, which makes the broker send every
+   * device's retained one again [MQTT-3.8.4-3]: how a replica that just became the leader catches
+   * up on what was published while no replica was writing.
+   */
+  resubscribeReports(): Promise<void>;
   /**
    * QoS 0, refused at once when offline: a control request must not sit in mqtt.js's offline
    * queue and be replayed after a reconnect (a late createClient could undo a later delete).
@@ -138,6 +144,16 @@ export async function connectPublisher(opts: PublisherOptions): Promise<Publishe
     publishDesired: (id, payload) => publish(topics.desired(id), payload, true),
     clearDesired: (id) => publish(topics.desired(id), '', true),
     publishCommand: (id, cmd, payload) => publish(topics.command(id, cmd), payload, false),
+    // mqtt.js drops a SUBSCRIBE for filters it already holds unless asked with `resubscribe`.
+    resubscribeReports: () =>
+      client
+        .subscribeAsync({
+          [topics.allReported]: { qos: 1 },
+          [topics.allStatus]: { qos: 1 },
+          // Read by mqtt.js from the map itself (client.js subscribe), not typed there.
+          resubscribe: true,
+        } as unknown as ISubscriptionMap)
+        .then(() => undefined),
     publishControl,
     get connected() {
       return client.connected;

@@ -10,6 +10,11 @@ import type { TelemetryStore } from './telemetry.js';
  * Takes in what devices publish (reports, status, telemetry, command answers) from the service
  * subscriber's topics. Bad input is dropped, never thrown: a malformed report or telemetry sample
  * is logged; an unknown status word is ignored.
+ *
+ * With replicas, every replica's subscriber receives every device's messages (the brokers share
+ * them through Redis, or there is one external broker), so only the leader writes them to the
+ * database (`writes`), once; every replica still validates them and tells its own watchers (the
+ * live page views), since a page may be served by any replica. docs/scale.md says why.
  */
 export class ReportIngest {
   /** The last answer of each device to each command (device -> command -> answer); in memory, bounded by devices x commands. */
@@ -24,6 +29,9 @@ export class ReportIngest {
     private readonly onDeviceEvent: (deviceId: string) => void,
   ) {}
 
+  /** Whether this replica writes what it takes in (the leader); true for a lone cloud. */
+  writes: () => boolean = () => true;
+
   ingest(topic: string, payload: Buffer): void {
     const t = parseDeviceTopic(topic);
     if (!t || payload.length === 0) return;
@@ -37,14 +45,14 @@ export class ReportIngest {
     if (t.kind === 'status') {
       const s = statusOf(payload);
       if (s) {
-        this.store.saveStatus(t.deviceId, s, at);
+        if (this.writes()) this.store.saveStatus(t.deviceId, s, at);
         this.changes.emit({ kind: 'status', device: t.deviceId, status: s, at });
       }
       return;
     }
     if (t.kind === 'telemetry') {
-      const sample = this.telemetry.ingest(t.deviceId, payload);
-      if (sample) {
+      const sample = this.telemetry.parse(t.deviceId, payload);
+      if (sample && (!this.writes() || this.telemetry.keep(t.deviceId, sample))) {
         this.changes.emit({ kind: 'telemetry', device: t.deviceId, sample, at });
         this.onDeviceEvent(t.deviceId);
       }
@@ -61,7 +69,7 @@ export class ReportIngest {
         this.log.warn({ topic, device: rep.device }, 'report names another device; ignored');
         return;
       }
-      this.store.saveReported(t.deviceId, JSON.stringify(rep), at);
+      if (this.writes()) this.store.saveReported(t.deviceId, JSON.stringify(rep), at);
       this.changes.emit({ kind: 'reported', device: t.deviceId, report: rep, at });
       this.onDeviceEvent(t.deviceId);
     } catch (err) {

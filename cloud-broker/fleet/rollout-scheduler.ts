@@ -16,14 +16,17 @@ import type { Rollouts } from './rollouts.js';
  * report or telemetry sample from a device (activation, failures), coalesced so a burst of
  * reports costs one step. One step runs at a time.
  *
- * One scheduler per database: with several cloud replicas only one may run it (issue 14's
- * coordination through the database is where that belongs).
+ * One scheduler per database: with several cloud replicas only the leader runs it
+ * (cloud-broker/fleet/run-once.ts), and every step checks `fence` in its transaction first, so
+ * a leader that was paused past its lease marks nothing once another replica has taken over.
  */
 export interface SchedulerOptions {
   /** The timer period (default 1 s). */
   tickMs?: number;
   /** Delay that coalesces the steps that device events ask for (default 50 ms). */
   debounceMs?: number;
+  /** Called first inside each step's transaction; false: this replica no longer leads, skip the step. */
+  fence?: () => boolean;
   log: Logger;
 }
 
@@ -37,6 +40,7 @@ export class RolloutScheduler {
   private stopped = false;
   private readonly tickMs: number;
   private readonly debounceMs: number;
+  private readonly fence: () => boolean;
 
   constructor(
     private readonly fleet: Fleet,
@@ -46,6 +50,7 @@ export class RolloutScheduler {
     this.log = moduleLogger(opts.log, 'rollout-scheduler');
     this.tickMs = opts.tickMs ?? 1000;
     this.debounceMs = opts.debounceMs ?? 50;
+    this.fence = opts.fence ?? (() => true);
     rollouts.onChange = () => this.kick(0);
   }
 
@@ -104,6 +109,10 @@ export class RolloutScheduler {
   private async step(id: number): Promise<void> {
     const f = this.fleet;
     const health = await f.transact((sign) => {
+      if (!this.fence()) {
+        this.log.warn({ rollout: id }, 'step skipped: this replica no longer holds the fleet-leader lease');
+        return [];
+      }
       // Read inside the transaction: an operator's pause or abort that committed just before wins.
       const r = f.rollouts.get(id);
       if (!r || (r.state !== 'running' && r.state !== 'paused')) return [];

@@ -5,13 +5,16 @@ import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Db } from '../db/open.js';
 import type { CloudLimits } from '../limits.js';
 import type { Signer } from '../signing/sign.js';
+import { ClusterSecrets } from '../secrets/store.js';
 import { TrustService } from '../signing/trust.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { DeviceCredentials, loadOrCreateCredentialKey } from './device-credentials.js';
 import { DynsecLink } from './dynsec-link.js';
 import { Fleet } from './fleet.js';
 import { connectPublisher, type Publisher } from './publisher.js';
+import { Leadership, newReplicaId, resolveLeaseSettings, type LeaseSettings } from './leadership.js';
 import { RolloutScheduler } from './rollout-scheduler.js';
+import { runOnceOnLeader } from './run-once.js';
 import { Rollouts } from './rollouts.js';
 
 export interface FleetServicesOptions {
@@ -57,12 +60,18 @@ export interface FleetServicesOptions {
   redisUrl?: string;
   /** The rollout scheduler's timer period (default 1 s). */
   rolloutTickMs?: number;
+  /** This replica's name in the fleet-leader lease (default: host/pid/random). */
+  replicaId?: string;
+  /** The fleet-leader lease (default 10 s, renewed every 3 s; OUTPOST_CLOUD_LEASE_* in the environment). */
+  lease?: Partial<LeaseSettings>;
 }
 
 export interface FleetServices {
   fleet: Fleet;
   rollouts: Rollouts;
   scheduler: RolloutScheduler;
+  /** Which replica runs the run-once work (cloud-broker/fleet/run-once.ts). */
+  leadership: Leadership;
   /** The current online key (follows rotations). */
   signer: Signer;
   trust: TrustService;
@@ -84,7 +93,11 @@ export const SERVICE_USERNAME = 'outpost-cloud';
  */
 export async function startFleetServices(o: FleetServicesOptions): Promise<FleetServices> {
   const log = o.log;
-  const trust = await TrustService.open(o.dataDir, log);
+  // Checked before anything starts: a bad setting must not leave half a cloud running.
+  const leaseSettings = resolveLeaseSettings(o.lease, process.env);
+  // Keys every replica must share come from the database (imported once from an old data dir).
+  const secrets = new ClusterSecrets(o.db);
+  const trust = await TrustService.open(secrets, o.dataDir, log);
   const signer = trust.signer;
   let broker: RunningBroker | null = null;
   let creds: ServiceCredentials & { url: string };
@@ -116,7 +129,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     o.externalBroker?.admin === 'dynsec'
       ? new DynsecLink({
           store: () => fleetRef!.store,
-          credentials: new DeviceCredentials(o.db, await loadOrCreateCredentialKey(o.dataDir)),
+          credentials: new DeviceCredentials(o.db, loadOrCreateCredentialKey(secrets)),
           username: o.externalBroker.username,
           log,
           timeoutMs: o.externalBroker.adminTimeoutMs,
@@ -135,6 +148,8 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     ...dynsec?.fleetHooks(),
   });
   fleetRef = fleet;
+  const leadership = new Leadership({ db: o.db, replica: o.replicaId ?? newReplicaId(), settings: leaseSettings, log });
+  let republishIfLeader = (): void => undefined;
   let publisher: Publisher;
   try {
     publisher = await connectPublisher({
@@ -148,10 +163,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
       onConnect: () => {
         // Each connect may meet a restarted or restored broker: its logins follow the database.
         void dynsec?.reconcile().catch((err: unknown) => log.error({ err }, 'broker reconciliation failed'));
-        void fleet
-          .reconcile()
-          .then(() => fleet.republishAll())
-          .catch((err: unknown) => log.error({ err }, 'republication failed'));
+        republishIfLeader();
       },
     });
   } catch (err) {
@@ -165,16 +177,22 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     throw err;
   }
   fleet.attach(publisher);
-  fleet.startRefresh();
   const rollouts = new Rollouts(fleet, log);
-  // Started after the publisher is attached: a batch it sends must be published, not only stored.
-  const scheduler = new RolloutScheduler(fleet, rollouts, { log, tickMs: o.rolloutTickMs });
+  const scheduler = new RolloutScheduler(fleet, rollouts, {
+    log,
+    tickMs: o.rolloutTickMs,
+    fence: () => leadership.fence(),
+  });
   fleet.onDeviceEvent = () => scheduler.onDeviceEvent();
-  scheduler.start();
+  const runOnce = runOnceOnLeader({ leadership, fleet, scheduler, publisher, log });
+  republishIfLeader = runOnce.republish;
+  // Claimed after the publisher is attached: a batch the scheduler sends must be published, not only stored.
+  leadership.start();
   return {
     fleet,
     rollouts,
     scheduler,
+    leadership,
     signer,
     trust,
     broker,
@@ -182,8 +200,13 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     dynsec,
     mqttUrl,
     async close() {
+      leadership.stopRenewing();
       await scheduler.stop();
+      // The queued reports are flushed while this replica still holds the lease, then it is given up,
+      // and the election's publishes finish before the broker goes.
       fleet.stop();
+      leadership.stop();
+      await runOnce.settled();
       await publisher.close();
       await broker?.close();
     },

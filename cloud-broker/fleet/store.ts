@@ -55,6 +55,12 @@ export class FleetStore {
   private readonly pendingReports = new Map<string, { json: string; at: string }>();
   private flushQueued = false;
 
+  /**
+   * Run inside the transaction that writes reports and statuses; false drops the write. The
+   * replica's lease fence when several replicas share the database (cloud-broker/fleet/run-once.ts).
+   */
+  fence: () => boolean = () => true;
+
   constructor(readonly db: Db) {}
 
   getDevice(id: string): DeviceRecord | null {
@@ -227,6 +233,8 @@ export class FleetStore {
     this.pendingReports.clear();
     const upd = this.db.prepare('UPDATE devices SET reported = ?, reported_at = ? WHERE id = ? AND removed_at IS NULL');
     this.db.transaction(() => {
+      // Dropped when this replica lost the lease meanwhile: the new leader re-reads the retained reports.
+      if (!this.fence()) return;
       for (const [id, r] of rows) upd.run(r.json, r.at, id);
     })();
   }
@@ -240,8 +248,9 @@ export class FleetStore {
   }
 
   saveStatus(id: string, status: 'online' | 'offline', at: string): void {
-    this.db
-      .prepare('UPDATE devices SET status = ?, status_at = ? WHERE id = ? AND removed_at IS NULL')
-      .run(status, at, id);
+    const upd = this.db.prepare('UPDATE devices SET status = ?, status_at = ? WHERE id = ? AND removed_at IS NULL');
+    this.db.transaction(() => {
+      if (this.fence()) upd.run(status, at, id);
+    })();
   }
 }

@@ -45,6 +45,12 @@ export class TelemetryStore {
    * when it was kept, else null.
    */
   ingest(deviceId: string, payload: Buffer, now = new Date()): TelemetrySample | null {
+    const sample = this.parse(deviceId, payload);
+    return sample && this.keep(deviceId, sample, now) ? sample : null;
+  }
+
+  /** The validation half of ingest: the sample, or null (logged) when it is refused. */
+  parse(deviceId: string, payload: Buffer): TelemetrySample | null {
     if (payload.length > MAX_TELEMETRY_BYTES) {
       this.log.warn({ device: deviceId, bytes: payload.length }, `telemetry over ${MAX_TELEMETRY_BYTES} bytes ignored`);
       return null;
@@ -60,6 +66,11 @@ export class TelemetryStore {
       this.log.warn({ device: deviceId, named: sample.deviceId }, 'telemetry names another device; ignored');
       return null;
     }
+    return sample;
+  }
+
+  /** The storing half of ingest: false when a newer sample is already kept. */
+  keep(deviceId: string, sample: TelemetrySample, now = new Date()): boolean {
     // A sample older than the one kept (reordered QoS 0 delivery) does not replace it.
     const info = this.db
       .prepare(`
@@ -68,7 +79,7 @@ export class TelemetryStore {
       WHERE excluded.sampled_at >= device_telemetry.sampled_at
     `)
       .run(deviceId, JSON.stringify(sample), new Date(sample.at).toISOString(), now.toISOString());
-    return info.changes > 0 ? sample : null;
+    return info.changes > 0;
   }
 
   latest(deviceId: string): LatestTelemetry | null {

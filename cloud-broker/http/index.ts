@@ -20,9 +20,11 @@ export function catalogRouter(deps: {
   version: string;
   log?: Logger;
   limits?: Pick<CloudLimits, 'uploads'>;
+  /** This replica's name in the fleet-leader lease (GET /v1/health). */
+  replica?: string;
 }): Router {
   return new Router().add(
-    ...systemRoutes(deps.db, deps.version),
+    ...systemRoutes(deps.db, deps.version, deps.replica),
     ...blobRoutes(deps.db, deps.blobs, deps.limits?.uploads),
     ...modelRoutes(deps.db, deps.blobs),
     ...appRoutes(deps.db),

@@ -1,13 +1,35 @@
 import type { Db } from '../db/open.js';
 import { createUser, parseUserName } from '../catalog/index.js';
+import { FLEET_LEADER, LeaseStore } from '../db/lease.js';
 import { AuditStore } from '../fleet/audit-store.js';
 import { readJsonBody } from './body.js';
 import type { Route } from './router.js';
 
-/** `/v1/health`, `/v1/whoami`, `/v1/stats`, `/v1/users`. */
-export function systemRoutes(db: Db, version: string): Route[] {
+/**
+ * `/v1/health`, `/v1/whoami`, `/v1/stats`, `/v1/users`. Health also says which replica this is and which one
+ * leads the fleet's run-once work (docs/scale.md), as a balancer or an operator sees it; like a
+ * database's health route it is open, and it names processes, never secrets.
+ */
+export function systemRoutes(db: Db, version: string, replica?: string): Route[] {
+  const leases = new LeaseStore(db);
   return [
-    { method: 'GET', path: '/v1/health', access: 'none', handler: async () => ({ body: { ok: true, version } }) },
+    {
+      method: 'GET',
+      path: '/v1/health',
+      access: 'none',
+      handler: async () => {
+        const l = leases.read(FLEET_LEADER);
+        const live = l !== null && l.holder !== '' && l.expiresAt > Date.now();
+        const leader = {
+          replica: live ? l.holder : null,
+          epoch: l?.epoch ?? 0,
+          expiresAt: live ? new Date(l.expiresAt).toISOString() : null,
+        };
+        return {
+          body: { ok: true, version, replica: replica ?? null, leader, isLeader: live && l.holder === replica },
+        };
+      },
+    },
     {
       method: 'GET',
       path: '/v1/whoami',

@@ -35,10 +35,21 @@ export interface CloudProcess {
   output(): string;
 }
 
-/** `database`: a `--database` URL (test/helpers/test-db.ts), else SQLite in the data dir. */
-export async function cloudProcess(dataDir: string, home: string, database?: string): Promise<CloudProcess> {
-  const httpPort = await freePort();
-  const mqttPort = await freePort();
+export interface CloudProcessOptions {
+  /** Default: free ports picked here. */
+  httpPort?: number;
+  mqttPort?: number;
+  /** More `cloud start` flags (--redis, --blob-dir, --public-http ...). */
+  args?: string[];
+  /** A `--database` URL (test/helpers/test-db.ts), else SQLite in the data dir. */
+  database?: string;
+  /** More environment (OUTPOST_CLOUD_LEASE_TTL_MS ...); the log level defaults to warn. */
+  env?: Record<string, string>;
+}
+
+export async function cloudProcess(dataDir: string, home: string, o: CloudProcessOptions = {}): Promise<CloudProcess> {
+  const httpPort = o.httpPort ?? (await freePort());
+  const mqttPort = o.mqttPort ?? (await freePort());
   const http = `http://127.0.0.1:${httpPort}`;
   let child: ReturnType<typeof spawnCli> | null = null;
   let log = '';
@@ -58,9 +69,10 @@ export async function cloudProcess(dataDir: string, home: string, database?: str
           String(httpPort),
           '--mqtt-port',
           String(mqttPort),
-          ...(database ? ['--database', database] : []),
+          ...(o.database ? ['--database', o.database] : []),
+          ...(o.args ?? []),
         ],
-        { cwd: home, env: cleanEnv({ HOME: home, OUTPOST_LOG_LEVEL: 'warn' }) },
+        { cwd: home, env: cleanEnv({ HOME: home, OUTPOST_LOG_LEVEL: 'warn', ...o.env }) },
       );
       const me = child;
       void me.done.then((r) => {

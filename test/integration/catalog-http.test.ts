@@ -75,7 +75,18 @@ afterAll(async () => {
 
 describe('catalog HTTP API: auth', () => {
   it('answers health without a token and writes a 0600 admin token file and cloud.json', async () => {
-    expect(await call('GET', '/v1/health')).toEqual({ status: 200, json: { ok: true, version: expect.any(String) } });
+    // A lone cloud is its own fleet leader (docs/scale.md, "Run-once work").
+    const replica = cloud.fleet.leadership.replica;
+    expect(await call('GET', '/v1/health')).toEqual({
+      status: 200,
+      json: {
+        ok: true,
+        version: expect.any(String),
+        replica,
+        leader: { replica, epoch: expect.any(Number), expiresAt: expect.any(String) },
+        isLeader: true,
+      },
+    });
     expect((await fs.stat(cloud.adminTokenFile)).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await fs.readFile(path.join(dir, 'cloud.json'), 'utf8'))).toEqual({
       http: cloud.httpUrl,

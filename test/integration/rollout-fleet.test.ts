@@ -101,7 +101,7 @@ async function audit(id: number): Promise<AuditEntry[]> {
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'outpost-rf-'));
-  cloud = await cloudProcess(join(root, 'cloud'), root, await testDatabase());
+  cloud = await cloudProcess(join(root, 'cloud'), root, { database: await testDatabase() });
   const bare = await agentWithoutAddons(join(root, 'bare-agent'));
   for (const id of IDS) {
     const { agentConfig } = await cloud.fleet.provision(id, ['fleet']);

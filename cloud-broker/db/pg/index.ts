@@ -3,6 +3,8 @@ import { PG_ACCESS_V1, PG_CATALOG_PUBLISHER } from './access-v1.js';
 import { PG_CATALOG_V1 } from './catalog-v1.js';
 import { PG_FLEET_V1, PG_TELEMETRY_V1 } from './fleet-v1.js';
 import { PG_ROLLOUTS_V1 } from './rollouts-v1.js';
+import { PG_LEASES_V1 } from './leases-v1.js';
+import { PG_SECRETS_V1 } from './secrets-v1.js';
 
 /**
  * The PostgreSQL schema migrations: the same names in the same order as MIGRATIONS
@@ -21,4 +23,6 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   PG_ACCESS_V1,
   PG_ROLLOUTS_V1,
   PG_CATALOG_PUBLISHER,
+  PG_LEASES_V1,
+  PG_SECRETS_V1,
 ];
