@@ -6,6 +6,7 @@ import { ACCESS_V1 } from './migrations-access.js';
 import { ROLLOUTS_V1 } from './migrations-rollouts.js';
 import { CATALOG_PUBLISHER } from './migrations-publisher.js';
 import { LEASES_V1 } from './migrations-leases.js';
+import { SECRETS_V1 } from './migrations-secrets.js';
 
 /**
  * Every schema migration of the cloud database, applied in this order; the index + 1 of the last
@@ -23,4 +24,5 @@ export const MIGRATIONS: readonly Migration[] = [
   ROLLOUTS_V1,
   CATALOG_PUBLISHER,
   LEASES_V1,
+  SECRETS_V1,
 ];

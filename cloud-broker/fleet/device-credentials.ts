@@ -1,8 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { hashToken, insertTokenHash } from '../auth/tokens.js';
 import type { Db } from '../db/open.js';
+import { CREDENTIAL_KEY, parseCredentialKey } from '../secrets/import.js';
+import type { ClusterSecrets } from '../secrets/store.js';
 
 /**
  * Device tokens that the cloud can compute again, for an external broker that keeps its own
@@ -15,26 +15,15 @@ import type { Db } from '../db/open.js';
  *   "op_" + base64url(HMAC-SHA256(key, "outpost-device-token" NUL deviceId NUL generation))
  *
  * where `generation` counts the device tokens issued to that id before (so a re-provisioned
- * device never gets its revoked token back) and `key` is 32 random bytes in
- * `<data dir>/broker/device-credentials.key` (0600), shared by the replicas with the data dir like
- * the signing keys. The token looks exactly like a random one (same prefix, same length) and is
+ * device never gets its revoked token back) and `key` is 32 random bytes kept in the database's
+ * cluster_secrets as `broker/device-credentials.key` (the first replica makes it, the others read
+ * it; an old `<data dir>/broker/device-credentials.key` is imported once), like the signing keys. The token looks exactly like a random one (same prefix, same length) and is
  * checked the same way (by its sha256). The key is as sensitive as the signing key: whoever holds
  * it can compute every device token.
  */
-export const CREDENTIAL_KEY_FILE = path.join('broker', 'device-credentials.key');
-
-export async function loadOrCreateCredentialKey(dataDir: string): Promise<Buffer> {
-  const file = path.join(dataDir, CREDENTIAL_KEY_FILE);
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    // 'wx': two replicas starting at once must end up with one key, not each its own.
-    await fs.writeFile(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  const key = Buffer.from((await fs.readFile(file, 'utf8')).trim(), 'base64');
-  if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte base64 key`);
-  return key;
+export function loadOrCreateCredentialKey(secrets: ClusterSecrets): Buffer {
+  const { value } = secrets.ensure(CREDENTIAL_KEY, () => randomBytes(32).toString('base64') + '\n');
+  return parseCredentialKey(value, `${CREDENTIAL_KEY} (database)`);
 }
 
 /** 16 hex of the token's sha256: names a token without revealing it (dynsec textdescription). */

@@ -5,6 +5,7 @@ import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Db } from '../db/open.js';
 import type { CloudLimits } from '../limits.js';
 import type { Signer } from '../signing/sign.js';
+import { ClusterSecrets } from '../secrets/store.js';
 import { TrustService } from '../signing/trust.js';
 import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
 import { DeviceCredentials, loadOrCreateCredentialKey } from './device-credentials.js';
@@ -94,7 +95,9 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   const log = o.log;
   // Checked before anything starts: a bad setting must not leave half a cloud running.
   const leaseSettings = resolveLeaseSettings(o.lease, process.env);
-  const trust = await TrustService.open(o.dataDir, log);
+  // Keys every replica must share come from the database (imported once from an old data dir).
+  const secrets = new ClusterSecrets(o.db);
+  const trust = await TrustService.open(secrets, o.dataDir, log);
   const signer = trust.signer;
   let broker: RunningBroker | null = null;
   let creds: ServiceCredentials & { url: string };
@@ -126,7 +129,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     o.externalBroker?.admin === 'dynsec'
       ? new DynsecLink({
           store: () => fleetRef!.store,
-          credentials: new DeviceCredentials(o.db, await loadOrCreateCredentialKey(o.dataDir)),
+          credentials: new DeviceCredentials(o.db, loadOrCreateCredentialKey(secrets)),
           username: o.externalBroker.username,
           log,
           timeoutMs: o.externalBroker.adminTimeoutMs,

@@ -1,7 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { writeFileAtomic } from '../../agent/fs/atomic-file.js';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { keyIdOf, type TrustedKey } from '../../protocol/signing.js';
@@ -14,6 +11,16 @@ import {
   updateRoot,
   type RootMetadata,
 } from '../../protocol/trust-root.js';
+import {
+  importDataDir,
+  LEGACY_KEY,
+  ONLINE_RE,
+  onlineKeyName,
+  parseEd25519Pem,
+  ROOT_RE,
+  rootName,
+} from '../secrets/import.js';
+import type { ClusterSecrets } from '../secrets/store.js';
 import { loadOrCreateSigner } from './keys.js';
 import { signRoot } from './root-keys.js';
 import { createSigner, type Signer } from './sign.js';
@@ -25,11 +32,19 @@ import { createSigner, type Signer } from './sign.js';
  * a device applies (updateRoot) before storing and serving it, so a root that devices would refuse
  * is refused here first.
  *
- *   <dataDir>/signing/desired.key          the first online key (also the legacy key of old devices)
- *   <dataDir>/signing/online/<keyid>.key   online keys made by rotate-online
- *   <dataDir>/signing/roots/<N>.root.json  the root chain, served at /v1/trust/root/<N>.json
+ * All of it is in the database's cluster_secrets (cloud-broker/secrets/store.ts), shared by the
+ * replicas, under the names the data-dir files had:
+ *   signing/desired.key          the first online key (also the legacy key of old devices)
+ *   signing/online/<keyid>.key   online keys made by rotate-online
+ *   signing/roots/<N>.root.json  the root chain, served at /v1/trust/root/<N>.json
  *
  * `signer` always signs with the online key of the newest root (the legacy key before `keys init`).
+ *
+ * Replicas follow each other's rotations by reading the table's head version before they sign
+ * (`sync`), at most once per turn of the event loop: a root installed by another replica is
+ * committed before its POST /v1/trust/root answers, so any signature started after that answer
+ * reads the new head first and signs with the new online key. A new root from the database is
+ * checked by the same TUF rules (updateRoot) as one posted here before it is used.
  */
 export interface TrustStatus {
   initialized: boolean;
@@ -52,14 +67,18 @@ export class TrustService {
   private readonly held = new Map<string, Held>();
   private readonly chain = new Map<number, string>();
   private latest: RootMetadata | null = null;
+  private v1: RootMetadata | null = null;
   private current: Signer;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly log: Logger;
+  /** The cluster_secrets version this replica has applied, and whether it was read this turn. */
+  private seen = 0;
+  private fresh = false;
   /** Delegates to the current online key, so holders of it (the fleet) follow rotations. */
   readonly signer: Signer;
 
   private constructor(
-    private readonly dir: string,
+    private readonly secrets: ClusterSecrets,
     private readonly legacy: Signer,
     log: Logger,
   ) {
@@ -68,41 +87,92 @@ export class TrustService {
     const self = this;
     this.signer = {
       get keyid() {
+        self.sync();
         return self.current.keyid;
       },
       get publicKeyPem() {
+        self.sync();
         return self.current.publicKeyPem;
       },
-      sign: (signed) => self.current.sign(signed),
-      trustedKey: () => self.current.trustedKey(),
+      sign: (signed) => {
+        self.sync();
+        return self.current.sign(signed);
+      },
+      trustedKey: () => {
+        self.sync();
+        return self.current.trustedKey();
+      },
     };
   }
 
-  static async open(dataDir: string, log: Logger): Promise<TrustService> {
-    const legacy = await loadOrCreateSigner(dataDir, log);
-    const svc = new TrustService(path.join(dataDir, 'signing'), legacy, log);
-    await svc.hold(path.join(dataDir, 'signing', 'desired.key'));
-    for (const name of await readdirOrEmpty(path.join(svc.dir, 'online')))
-      if (/^[0-9a-f]{64}\.key$/.test(name)) await svc.hold(path.join(svc.dir, 'online', name));
-    await svc.loadChain();
+  /** `dataDir`: a data dir from before the database held the keys is imported from, once. */
+  static async open(secrets: ClusterSecrets, dataDir: string, log: Logger): Promise<TrustService> {
+    await importDataDir(secrets, dataDir, log);
+    const legacy = loadOrCreateSigner(secrets, log);
+    const svc = new TrustService(secrets, legacy, log);
+    svc.sync(true);
+    svc.warnIfExpiring();
     return svc;
+  }
+
+  /**
+   * Applies what other replicas (or an import) added to cluster_secrets since `seen`: online keys
+   * first, then new roots in version order, each verified against the one before. `force` skips
+   * the once-per-turn shortcut (installRoot and open must see the newest state).
+   */
+  sync(force = false): void {
+    if (this.fresh && !force) return;
+    this.fresh = true;
+    queueMicrotask(() => {
+      this.fresh = false;
+    });
+    if (this.secrets.head() === this.seen) return;
+    const rows = this.secrets.since(this.seen);
+    const roots: { version: number; json: string }[] = [];
+    for (const r of rows) {
+      const root = ROOT_RE.exec(r.name);
+      if (r.name === LEGACY_KEY || ONLINE_RE.test(r.name)) this.hold(r.value, r.name);
+      else if (root) roots.push({ version: Number(root[1]), json: r.value });
+    }
+    roots.sort((a, b) => a.version - b.version);
+    for (const { version, json } of roots) {
+      if (version <= ((this.latest ?? this.v1)?.signed.version ?? 0)) continue;
+      try {
+        this.applyRoot(version, json);
+      } catch (err) {
+        // A root this replica cannot verify is never served nor followed; the next sync retries.
+        this.log.error({ err, version }, 'a root in the database does not verify; keeping the previous one');
+        return;
+      }
+    }
+    this.seen = rows.length ? rows[rows.length - 1]!.version : this.seen;
+  }
+
+  /** The signer of a held online key: in-process only (tests use it as a stolen key). */
+  heldSigner(keyid: string): Signer | null {
+    this.sync();
+    return this.held.get(keyid)?.signer ?? null;
   }
 
   /** The newest root's version, or 1 (the implicit legacy root) before `keys init`. */
   get version(): number {
+    this.sync();
     return this.latest?.signed.version ?? 1;
   }
 
   rootJson(version: number): string | null {
+    this.sync();
     return this.chain.get(version) ?? null;
   }
 
   /** What `device provision` writes as trustedRoot: the newest root, or nothing before `keys init`. */
   provisionRoot(): Record<string, unknown> | undefined {
+    this.sync();
     return this.latest ? (JSON.parse(serializeRoot(this.latest)) as Record<string, unknown>) : undefined;
   }
 
   status(): TrustStatus {
+    this.sync();
     const root = this.latest ?? legacyRoot([this.legacy.trustedKey()]);
     const s = root.signed;
     return {
@@ -117,14 +187,16 @@ export class TrustService {
     };
   }
 
-  /** A new online key, kept here (0600); it signs once a root that names it is installed. */
+  /**
+   * A new online key, stored in the database (so the replica that installs the root naming it
+   * may be another one); it signs once a root that names it is installed.
+   */
   async createOnlineKey(): Promise<TrustedKey> {
     const { privateKey } = generateKeyPairSync('ed25519');
     const keyid = keyIdOf(createPublicKey(privateKey));
-    const file = path.join(this.dir, 'online', `${keyid}.key`);
-    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), { mode: 0o600 });
-    const held = await this.hold(file);
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    this.secrets.insert(onlineKeyName(keyid), pem);
+    const held = this.hold(pem, onlineKeyName(keyid));
     this.log.info({ keyid }, 'created an online key (not used until a root names it)');
     return held.signer.trustedKey();
   }
@@ -143,6 +215,8 @@ export class TrustService {
 
   private async install(input: unknown): Promise<{ version: number; onlineChanged: boolean }> {
     const next = parseRoot(input);
+    // Another replica may have created the online key or installed a root since this one looked.
+    this.sync(true);
     const first = this.latest === null;
     const trusted = this.latest ?? this.legacyV1();
     if (first && next.signed.version !== 2)
@@ -167,8 +241,7 @@ export class TrustService {
         'TRUST_KEY_UNKNOWN',
         `root v${verified.signed.version} names online key(s) whose private key this cloud does not hold; make one with POST /v1/trust/online-keys (outpost keys rotate-online does)`,
       );
-    if (first) await this.store(trusted);
-    await this.store(verified);
+    this.store(first ? [trusted, verified] : [verified]);
     const onlineChanged = online !== this.current.keyid;
     this.latest = verified;
     this.current = this.held.get(online)!.signer;
@@ -183,57 +256,64 @@ export class TrustService {
     return v1;
   }
 
-  private async store(root: RootMetadata): Promise<void> {
-    const json = serializeRoot(root);
-    const file = path.join(this.dir, 'roots', `${root.signed.version}.root.json`);
-    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(file, json, { mode: 0o644 });
-    this.chain.set(root.signed.version, json);
+  /**
+   * Stores the roots together or not at all; when another replica stored one of these versions
+   * first, nothing is stored and the caller is told to start again from the newest root.
+   */
+  private store(roots: RootMetadata[]): void {
+    const jsons = roots.map((r) => ({ version: r.signed.version, json: serializeRoot(r) }));
+    this.secrets.atomically((add) => {
+      for (const { version, json } of jsons)
+        if (!add(rootName(version), json))
+          throw new OutpostError(
+            'TRUST_ROOT_RACE',
+            `another replica installed root v${version} meanwhile; run the command again (it starts from the newest root)`,
+            { version },
+          );
+    });
+    for (const { version, json } of jsons) this.chain.set(version, json);
   }
 
-  private async hold(file: string): Promise<Held> {
-    const privateKey = createPrivateKey(await fs.readFile(file, 'utf8'));
+  private hold(pem: string, name: string): Held {
+    const privateKey = parseEd25519Pem(pem, `${name} (database)`);
     const signer = createSigner(privateKey, createPublicKey(privateKey));
     const held = { privateKey, signer };
     this.held.set(signer.keyid, held);
     return held;
   }
 
-  /** Re-verifies the stored chain from v1 at start: a chain that a device would refuse is never served. */
-  private async loadChain(): Promise<void> {
-    const dir = path.join(this.dir, 'roots');
-    const versions = (await readdirOrEmpty(dir))
-      .map((n) => /^(\d+)\.root\.json$/.exec(n)?.[1])
-      .filter((v): v is string => v !== undefined)
-      .map(Number)
-      .sort((a, b) => a - b);
-    if (versions.length === 0) return;
-    let root = parseRoot(await fs.readFile(path.join(dir, '1.root.json')));
-    this.chain.set(1, serializeRoot(root));
-    for (let v = 2; v <= versions[versions.length - 1]; v++) {
-      root = updateRoot(root, await fs.readFile(path.join(dir, `${v}.root.json`)));
-      this.chain.set(v, serializeRoot(root));
+  /**
+   * One root from the database, verified by the rules a device applies: v1 as it is (its
+   * signature is checked when v2 is verified against it), every later one against the one before.
+   */
+  private applyRoot(version: number, json: string): void {
+    const prev = this.latest ?? this.v1;
+    if (version !== (prev?.signed.version ?? 0) + 1)
+      throw new Error(`root v${version} follows v${prev?.signed.version ?? 0}: the chain has a gap`);
+    const root = prev ? updateRoot(prev, json) : parseRoot(json);
+    this.chain.set(version, serializeRoot(root));
+    // v1 is the implied legacy root, stored together with v2: the chain is in use from v2 on.
+    if (version === 1) {
+      this.v1 = root;
+      return;
     }
     this.latest = root;
-    const days = (Date.parse(root.signed.expires) - Date.now()) / 86_400_000;
-    if (days < 30)
-      this.log.warn(
-        { version: root.signed.version, expires: root.signed.expires },
-        'the root of trust expires within 30 days: devices then refuse new desired states; renew it with `outpost keys rotate-online`',
-      );
     const online = root.signed.roles[ONLINE_ROLE].keyIDs.find((id) => this.held.has(id));
     if (online) this.current = this.held.get(online)!.signer;
     else
       this.log.error(
         { version: root.signed.version },
-        'no online key of the newest root is held; signing with the legacy key',
+        'no online key of the newest root is held; signing with the previous key',
       );
   }
-}
 
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  return fs.readdir(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [];
-    throw err;
-  });
+  private warnIfExpiring(): void {
+    if (!this.latest) return;
+    const days = (Date.parse(this.latest.signed.expires) - Date.now()) / 86_400_000;
+    if (days < 30)
+      this.log.warn(
+        { version: this.latest.signed.version, expires: this.latest.signed.expires },
+        'the root of trust expires within 30 days: devices then refuse new desired states; renew it with `outpost keys rotate-online`',
+      );
+  }
 }

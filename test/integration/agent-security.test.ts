@@ -3,6 +3,7 @@ import { appendFile, chmod, mkdir, readFile, truncate, writeFile } from 'node:fs
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSigner } from '../../cloud-broker/signing/sign.js';
+import { ClusterSecrets } from '../../cloud-broker/secrets/store.js';
 import { loadOrCreateSigner } from '../../cloud-broker/signing/keys.js';
 import { silentLogger } from '../../protocol/log.js';
 import type { DesiredSigned } from '../../protocol/desired-state.js';
@@ -155,8 +156,8 @@ describe('agent-level security: every attack refused with its code while v1 keep
   // ---- documents the cloud would never produce -------------------------------------------
 
   async function cloudSigner() {
-    // The cloud's own key, from its data dir: what an attacker who stole it could sign.
-    return loadOrCreateSigner(f.cloud.dataDir, silentLogger);
+    // The cloud's own key, from its database: what an attacker who stole it could sign.
+    return loadOrCreateSigner(new ClusterSecrets(f.cloud.db), silentLogger);
   }
 
   function currentSigned(): DesiredSigned {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetClient } from '../../cloud-broker/fleet/fleet-client.js';
 import { readRootKeys, signRoot } from '../../cloud-broker/signing/root-keys.js';
 import { expiresIn, planRotateOnline } from '../../cloud-broker/signing/root-plan.js';
+import { ClusterSecrets } from '../../cloud-broker/secrets/store.js';
 import { createSigner, type Signer } from '../../cloud-broker/signing/sign.js';
 import type { DesiredSigned } from '../../protocol/desired-state.js';
 import { parseRoot, serializeRoot, tufKey, type RootMetadata } from '../../protocol/trust-root.js';
@@ -114,20 +115,11 @@ describe('root of trust: rotations reach untouched devices, forged roots and rev
     );
   }
 
-  /** The online key whose private half the cloud keeps, by keyid (what an attacker who took the cloud's disk holds). */
+  /** The online key whose private half the cloud keeps, by keyid (what an attacker who took the cloud's database holds). */
   async function cloudKey(keyid: string): Promise<Signer> {
-    const { createPrivateKey, createPublicKey } = await import('node:crypto');
-    const dir = join(f.cloud.dataDir, 'signing');
-    const files = [
-      join(dir, 'desired.key'),
-      ...(await readdir(join(dir, 'online'))).map((n) => join(dir, 'online', n)),
-    ];
-    for (const file of files) {
-      const priv = createPrivateKey(await readFile(file, 'utf8'));
-      const s = createSigner(priv, createPublicKey(priv));
-      if (s.keyid === keyid) return s;
-    }
-    throw new Error(`no key ${keyid} in the cloud's data dir`);
+    const s = f.cloud.fleet.trust.heldSigner(keyid);
+    if (!s) throw new Error(`no key ${keyid} in the cloud's database`);
+    return s;
   }
 
   let legacyKeyid = '';
@@ -152,8 +144,15 @@ describe('root of trust: rotations reach untouched devices, forged roots and rev
     const s = await status();
     expect(s).toMatchObject({ initialized: true, version: 2, threshold: 2 });
     expect(s.onlineKeys.map((k) => k.keyid)).toEqual([legacyKeyid]);
-    // The root keys are nowhere in the cloud's data dir: only their public halves, in the roots.
-    const cloudFiles = await readdir(join(f.cloud.dataDir, 'signing'), { recursive: true });
+    // The root keys are nowhere in the cloud (its database holds the online keys and the roots,
+    // with only the root keys' public halves), nor in its data dir.
+    const held = new ClusterSecrets(f.cloud.db).since(0).map((r) => r.name);
+    expect(
+      held.every((n) => /^signing\/(desired\.key|online\/[0-9a-f]{64}\.key|roots\/\d+\.root\.json)$/.test(n)),
+    ).toBe(true);
+    const keyRows = new ClusterSecrets(f.cloud.db).since(0).filter((r) => r.name.endsWith('.key'));
+    expect(keyRows.map((r) => r.name)).toEqual(['signing/desired.key']);
+    const cloudFiles = await readdir(f.cloud.dataDir, { recursive: true });
     expect(cloudFiles.some((n) => String(n).includes('root-'))).toBe(false);
     // A second init is refused.
     expect((await cli(['keys', 'init', '--out', keysDir('x')])).code).toBe(6);

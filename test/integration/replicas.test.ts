@@ -1,7 +1,7 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon } from '../../agent/daemon/index.js';
+import type { Daemon } from '../../agent/daemon/index.js';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { FleetClient } from '../../cloud-broker/fleet/fleet-client.js';
 import { createLogger, type Logger, silentLogger } from '../../protocol/log.js';
@@ -11,6 +11,7 @@ import { type Haproxy, missingHaproxy, startHaproxy } from '../helpers/engines/h
 import { missingRedis, type Redis, startRedis } from '../helpers/engines/redis.js';
 import { waitFor } from '../helpers/fleet.js';
 import { skipForPackage } from '../helpers/requires.js';
+import { startReplicaDevice } from '../helpers/replica-device.js';
 import { useTempDir } from '../helpers/temp-dir.js';
 
 // Two cloud replicas behind haproxy, their brokers joined through a real Redis, one database and
@@ -85,24 +86,7 @@ describe.skipIf(skipForPackage(missing))('two replicas behind a balancer', () =>
       const { agentConfig } = await (i % 2 ? viaB : viaA).provision(id, ['line']);
       expect(agentConfig.cloud.http).toBe(`http://127.0.0.1:${lb.httpPort}`);
       expect(agentConfig.cloud.mqtt).toBe(`mqtt://127.0.0.1:${lb.mqttPort}`);
-      const dir = join(tmp.dir, id);
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, 'agent.json'), JSON.stringify(agentConfig));
-      daemons.push(
-        await startDaemon({
-          configPath: join(dir, 'agent.json'),
-          overrides: {
-            modelsDir: join(dir, 'models'),
-            socket: join(dir, 'a.sock'),
-            'telemetry.enabled': false,
-            'mqtt.reconnectMinMs': 100,
-            'mqtt.reconnectMaxMs': 1000,
-            ...(mqtt ? { 'cloud.mqtt': mqtt } : {}),
-          },
-          env: {},
-          log: common.log.child({ device: id }),
-        }),
-      );
+      daemons.push(await startReplicaDevice(join(tmp.dir, id), agentConfig, common.log.child({ device: id }), mqtt));
     }
 
     await viaA.deploy({ model: 'admin/colors' }, { kind: 'tag', value: 'line' });

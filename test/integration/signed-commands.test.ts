@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { AedesPublishPacket } from 'aedes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSigner, type Signer } from '../../cloud-broker/signing/sign.js';
+import { ClusterSecrets } from '../../cloud-broker/secrets/store.js';
 import { loadOrCreateSigner } from '../../cloud-broker/signing/keys.js';
 import { buildCommand, type CommandSigned } from '../../protocol/command.js';
 import { silentLogger } from '../../protocol/log.js';
@@ -87,8 +88,8 @@ describe('signed commands: unsigned, forged, expired and replayed commands are r
 
   const codeIn = (answer: Record<string, unknown>) => (answer.error as { code?: string } | undefined)?.code;
 
-  /** The key the cloud signs with, read from its data dir: what an attacker who stole it would hold. */
-  const onlineKey = (): Promise<Signer> => loadOrCreateSigner(f.cloud.dataDir, silentLogger);
+  /** The key the cloud signs with, read from its database: what an attacker who stole it would hold. */
+  const onlineKey = async (): Promise<Signer> => loadOrCreateSigner(new ClusterSecrets(f.cloud.db), silentLogger);
 
   const rollbackDoc = (over: Partial<CommandSigned> = {}): CommandSigned => ({
     ...buildCommand(DEVICE, 'rollback', { model: MODEL }, randomBytes(16).toString('hex'), new Date()),

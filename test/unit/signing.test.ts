@@ -1,8 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, stat, writeFile, mkdir } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { openDb } from '../../cloud-broker/db/open.js';
+import { ClusterSecrets } from '../../cloud-broker/secrets/store.js';
 import { canonicalJson, keyIdOf, loadTrustedKeys, verifyEnvelope } from '../../protocol/signing.js';
 import { silentLogger } from '../../protocol/log.js';
 import { createSigner } from '../../cloud-broker/signing/sign.js';
@@ -89,27 +88,22 @@ describe('keys and envelopes', () => {
   });
 });
 
-describe('signing key file', () => {
-  let dir: string | undefined;
-  afterEach(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true });
-    dir = undefined;
-  });
-
-  it('is generated once with mode 0600 and reloaded with the same keyid', async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'outpost-sign-'));
-    const a = await loadOrCreateSigner(dir, silentLogger);
-    const st = await stat(path.join(dir, SIGNING_KEY_FILE));
-    expect(st.mode & 0o777).toBe(0o600);
-    const b = await loadOrCreateSigner(dir, silentLogger);
+describe('signing key in the database', () => {
+  it('is generated once and read back with the same keyid (a second replica gets the first key)', () => {
+    const db = openDb(':memory:');
+    const a = loadOrCreateSigner(new ClusterSecrets(db), silentLogger);
+    const b = loadOrCreateSigner(new ClusterSecrets(db), silentLogger);
     expect(b.keyid).toBe(a.keyid);
     expect(verifyEnvelope(a.sign({ x: 1 }), loadTrustedKeys([b.trustedKey()]))).toBe(a.keyid);
+    expect(new ClusterSecrets(db).get(SIGNING_KEY_FILE)).toMatch(/BEGIN PRIVATE KEY/);
+    db.close();
   });
 
-  it('a corrupt key file is refused with its code, not replaced', async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'outpost-sign-'));
-    await mkdir(path.join(dir, 'signing'));
-    await writeFile(path.join(dir, SIGNING_KEY_FILE), 'garbage');
-    await expect(loadOrCreateSigner(dir, silentLogger)).rejects.toMatchObject({ code: 'SIGNING_KEY_INVALID' });
+  it('a corrupt key is refused with its code, not replaced', () => {
+    const db = openDb(':memory:');
+    new ClusterSecrets(db).insert(SIGNING_KEY_FILE, 'garbage');
+    expect(codeOf(() => loadOrCreateSigner(new ClusterSecrets(db), silentLogger))).toBe('SIGNING_KEY_INVALID');
+    expect(new ClusterSecrets(db).get(SIGNING_KEY_FILE)).toBe('garbage');
+    db.close();
   });
 });

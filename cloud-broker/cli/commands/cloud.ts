@@ -25,8 +25,8 @@ const USAGE = `outpost cloud start [--data-dir DIR] [--host H] [--http-port N] [
 Runs the cloud in this process until SIGINT or SIGTERM: the catalog (SQLite, or PostgreSQL with
 --database), the blob store, the
 HTTP API, the embedded MQTT broker (aedes, with per-device credentials and ACL) and the fleet's
-signed desired-state publisher. At first start it creates <data dir>/admin.token (mode 0600) and
-the signing key <data dir>/signing/desired.key. While it runs, <data dir>/cloud.json tells the
+signed desired-state publisher. At first start it creates <data dir>/admin.token (mode 0600) and,
+on an empty database, the signing key (kept in the database, shared by replicas). While it runs, <data dir>/cloud.json tells the
 other outpost verbs on this machine where it listens.
 
   --data-dir DIR       where the database, blobs, keys and tokens live (default: $OUTPOST_DATA_DIR, else ~/.outpost/cloud)

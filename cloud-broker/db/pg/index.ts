@@ -4,6 +4,7 @@ import { PG_CATALOG_V1 } from './catalog-v1.js';
 import { PG_FLEET_V1, PG_TELEMETRY_V1 } from './fleet-v1.js';
 import { PG_ROLLOUTS_V1 } from './rollouts-v1.js';
 import { PG_LEASES_V1 } from './leases-v1.js';
+import { PG_SECRETS_V1 } from './secrets-v1.js';
 
 /**
  * The PostgreSQL schema migrations: the same names in the same order as MIGRATIONS
@@ -23,4 +24,5 @@ export const PG_MIGRATIONS: readonly Migration[] = [
   PG_ROLLOUTS_V1,
   PG_CATALOG_PUBLISHER,
   PG_LEASES_V1,
+  PG_SECRETS_V1,
 ];

@@ -93,7 +93,7 @@ export const FLEET = {
   SIGNING_KEY_INVALID: {
     status: 500,
     exit: EXIT.FAILURE,
-    hint: "The cloud's signing key file in the data dir is unreadable or not an ed25519 key. Restore it from backup; replacing it means re-provisioning every device with the new public key.",
+    hint: "The cloud's signing key (in the database's cluster_secrets, or a key file of an old data dir being imported) is unreadable or not an ed25519 key; the message names it. Restore it from backup; replacing it means re-provisioning every device with the new public key.",
   },
   BROKER_LISTEN_FAILED: {
     status: 503,

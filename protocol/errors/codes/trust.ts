@@ -26,6 +26,16 @@ export const TRUST = {
     exit: EXIT.INTEGRITY,
     hint: 'A root document served as version N+1 carries another version number (a replayed or skipped root). It is refused; the root chain must go up one version at a time.',
   },
+  TRUST_ROOT_RACE: {
+    status: 409,
+    exit: EXIT.CONFLICT,
+    hint: 'Another replica installed a root of the same version while this one was checking it (two `outpost keys` commands at once). Nothing was changed by this request: run the command again; it starts from the newest root.',
+  },
+  CLUSTER_SECRET_CONFLICT: {
+    status: 500,
+    exit: EXIT.CONFLICT,
+    hint: "A key file in this replica's data dir differs from the one the database already holds under the same name: the data dir belonged to another cloud. The database's key is the cluster's; move the file away (keep it as a backup) and start again, or point --database at that cloud's own database.",
+  },
   TRUST_ROOT_EXPIRED: {
     status: 422,
     exit: EXIT.INTEGRITY,
