@@ -49,17 +49,48 @@ async function driverQueries(replicas: CloudProcess[]): Promise<number> {
   return (await Promise.all(replicas.map(one))).reduce((a, b) => a + b, 0);
 }
 
-export async function startSingle(work: string): Promise<Deployment> {
-  const r = await startCloudProcess(join(work, 'single'));
-  return {
-    name: '1 replica, SQLite',
-    replicas: [r],
-    engines: [],
-    http: r.http,
-    token: r.token,
-    dbQueries: async () => ({ driver: await driverQueries([r]), server: null }),
-    stop: () => r.stop(),
-  };
+/**
+ * With `mqttSessionRate`, the single replica sits behind haproxy too, with the same admission
+ * rate as the cluster, so the two differ only in the replicas and the engines behind them.
+ */
+export async function startSingle(work: string, mqttSessionRate = 0): Promise<Deployment> {
+  if (!mqttSessionRate) {
+    const r = await startCloudProcess(join(work, 'single'));
+    return {
+      name: '1 replica, SQLite',
+      replicas: [r],
+      engines: [],
+      http: r.http,
+      token: r.token,
+      dbQueries: async () => ({ driver: await driverQueries([r]), server: null }),
+      stop: () => r.stop(),
+    };
+  }
+  await mkdir(work, { recursive: true });
+  const [httpPort, mqttPort] = [await closedPort(), await closedPort()];
+  const lb = await startHaproxy(work, [{ host: '127.0.0.1', httpPort, mqttPort }], { mqttSessionRate });
+  try {
+    const http = `http://127.0.0.1:${lb.httpPort}`;
+    const r = await startCloudProcess(join(work, 'single'), [
+      ...['--http-port', String(httpPort), '--mqtt-port', String(mqttPort)],
+      ...['--public-http', http, '--public-mqtt', `mqtt://127.0.0.1:${lb.mqttPort}`],
+    ]);
+    return {
+      name: `1 replica, SQLite, behind haproxy (${mqttSessionRate} MQTT connects/s)`,
+      replicas: [r],
+      engines: [lb.process],
+      http,
+      token: r.token,
+      dbQueries: async () => ({ driver: await driverQueries([r]), server: null }),
+      stop: async () => {
+        await r.stop();
+        await lb.stop();
+      },
+    };
+  } catch (err) {
+    await lb.stop();
+    throw err;
+  }
 }
 
 /**

@@ -3,7 +3,8 @@
  * [--phase-limit=180] [--lb-rate=0]` (or OUTPOST_BENCH_AGENTS, OUTPOST_BENCH_SCALE_REPLICAS,
  * OUTPOST_BENCH_SCALE_DATABASE, OUTPOST_BENCH_SCALE_WORKERS, OUTPOST_BENCH_SCALE_PHASE_LIMIT_S,
  * OUTPOST_BENCH_SCALE_LB_RATE). `--database=sqlite`: the replicas share the SQLite file of their
- * data folder; `--lb-rate=N`: haproxy admits N new MQTT connections per second (0: no limit).
+ * data folder; `--lb-rate=N`: haproxy admits N new MQTT connections per second (0: no limit),
+ * and the single replica then sits behind its own haproxy with the same rate.
  *
  * N light agents against the scaled-out cloud (replicas behind haproxy, aedes joined through
  * Redis, one blob folder, one database), against one replica on SQLite in the same run with the
@@ -162,7 +163,7 @@ export async function run(): Promise<BenchRow[]> {
       }
     };
     // The baseline first, so a cluster pass that aborts still leaves one result in the log.
-    const single = await pass(() => startSingle(join(work, 'single')), 'single-agents');
+    const single = await pass(() => startSingle(join(work, 'single'), lbRate), 'single-agents');
     const cluster = await pass(
       () => startCluster(join(work, 'cluster'), replicas, database as Database, lbRate),
       'cluster-agents',

@@ -329,7 +329,7 @@ describe('staged rollouts on a real cloud with 8 agent processes', () => {
     await cloud.kill();
     await cloud.start();
     const r = await until(id, 'ended after the restart', ended);
-    expect(r.state).toBe('done');
+    expect(r.state, JSON.stringify({ reason: r.reason, counts: r.counts })).toBe('done');
     await allActive(IDS, v);
     const sent = (await audit(id)).filter((e) => e.action === 'rollout.batch-sent');
     expect(sent.map((e) => e.details.batch)).toEqual([0, 1, 2, 3]);
