@@ -25,7 +25,10 @@ describe.skipIf(skipForPackage(missing))('the real agent against Mosquitto 2', (
   beforeAll(async () => {
     f = await startTestFleet();
     mosq = await startMosquitto(f.root);
-    // The fleet's broker side moves to mosquitto; catalog, blobs and HTTP stay the cloud's.
+    // The fleet's broker side moves to mosquitto; catalog, blobs and HTTP stay the cloud's. Two
+    // fleet services share this database, and only the fleet leader writes reports: the test
+    // cloud's own (aedes) fleet gives the lease up so the mosquitto one takes it.
+    f.cloud.fleet.leadership.stop();
     svc = await startFleetServices({
       db: f.cloud.db,
       dataDir: f.cloud.dataDir,
