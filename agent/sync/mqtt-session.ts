@@ -58,6 +58,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private readonly backoff: Backoff;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private pendingReported: string | null = null;
+  /** The newest reported document, re-sent on every connection. */
+  private lastReported: string | null = null;
   private stopping = false;
   /** Counts CONNACKs, so that the set-up of a connection that has since dropped does nothing. */
   private connection = 0;
@@ -111,6 +113,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   /** Publishes the reported state (retained, QoS 1) now, or on the next connect. */
   publishReported(doc: unknown): void {
     this.pendingReported = JSON.stringify(doc);
+    this.lastReported = this.pendingReported;
     this.flushReported();
   }
 
@@ -173,6 +176,10 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     // The birth of a connection that dropped is re-sent and acknowledged on a later one: that
     // later connection announces itself.
     if (!current()) return;
+    // Every connection re-sends the last reported state, even one the broker acknowledged: a
+    // broker (or cloud replica) killed right after its PUBACK may never have passed it on, and a
+    // present session does not bring it back. Reports are whole documents, so a repeat is harmless.
+    if (this.pendingReported === null) this.pendingReported = this.lastReported;
     this.flushReported();
     this.emit('connected');
   }
