@@ -35,9 +35,21 @@ export interface SendRequest {
 const IDLE_MS = 4_000;
 const MAX_IDLE = 64;
 
+/**
+ * Every connection of a pool reads into this one buffer (net's `onread`), and the parser copies
+ * each read out before the callback returns. Why: by default every socket read allocates a new
+ * 64 KiB Buffer, and with 512 KiB answers those were most of the client's garbage collection
+ * (docs/performance.md, round 4). Reads of all sockets run one after another on the event loop,
+ * so one buffer serves them all.
+ */
+const READ_BUFFER_BYTES = 256 * 1024;
+
 export class ConnectionPool {
   private readonly idle: Socket[] = [];
   private readonly timers = new Map<Socket, NodeJS.Timeout>();
+  /** Who gets a connection's bytes: the exchange in progress, or (idle) a handler that drops it. */
+  private readonly readers = new Map<Socket, (bytes: Buffer) => void>();
+  private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   private closed = false;
 
   constructor(readonly socketPath: string) {}
@@ -77,7 +89,16 @@ export class ConnectionPool {
   private open(r: SendRequest): Promise<Socket> {
     return new Promise((resolve, reject) => {
       if (r.signal?.aborted) return reject(abortError(r.signal));
-      const s = connect(this.socketPath);
+      const s = connect({
+        path: this.socketPath,
+        onread: {
+          buffer: this.readBuffer,
+          callback: (n: number) => {
+            this.readers.get(s)?.(this.readBuffer.subarray(0, n));
+            return true;
+          },
+        },
+      });
       const onError = (err: NodeJS.ErrnoException) => {
         r.signal?.removeEventListener('abort', onAbort);
         reject(unreachable(this.socketPath, whyUnreachable(err), err.code));
@@ -105,7 +126,8 @@ export class ConnectionPool {
       const finish = (err: Error | null, answer?: Answer) => {
         if (settled) return;
         settled = true;
-        s.off('data', onData).off('end', onEnd).off('error', onError).off('close', onEnd).off('timeout', onTimeout);
+        this.readers.delete(s);
+        s.off('end', onEnd).off('error', onError).off('close', onEnd).off('timeout', onTimeout);
         r.signal?.removeEventListener('abort', onAbort);
         if (r.timeoutMs > 0) s.setTimeout(0);
         if (err) {
@@ -154,7 +176,8 @@ export class ConnectionPool {
       const onAbort = () => finish(abortError(r.signal!));
       if (r.signal?.aborted) return finish(abortError(r.signal));
       r.signal?.addEventListener('abort', onAbort, { once: true });
-      s.on('data', onData).on('end', onEnd).on('error', onError).on('close', onEnd);
+      this.readers.set(s, onData);
+      s.on('end', onEnd).on('error', onError).on('close', onEnd);
       if (r.timeoutMs > 0) s.setTimeout(r.timeoutMs, onTimeout);
       s.ref();
       // The head and every part leave in one writev; tensors are never joined into one buffer.
@@ -177,7 +200,7 @@ export class ConnectionPool {
     };
     s.once('close', drop).once('error', drop).once('end', drop);
     // Bytes nobody asked for mean the connection is out of step: never reuse it.
-    s.once('data', drop);
+    this.readers.set(s, drop);
     this.timers.set(s, setTimeout(drop, IDLE_MS).unref());
     this.idle.push(s);
   }
@@ -186,7 +209,8 @@ export class ConnectionPool {
     const t = this.timers.get(s);
     if (t) clearTimeout(t);
     this.timers.delete(s);
-    s.removeAllListeners('close').removeAllListeners('error').removeAllListeners('end').removeAllListeners('data');
+    this.readers.delete(s);
+    s.removeAllListeners('close').removeAllListeners('error').removeAllListeners('end');
   }
 }
 

@@ -11,6 +11,8 @@ import { OutpostError } from '../../protocol/errors/index.js';
  *
  * Everything is bounded: the head (64 KiB), the body (`maxBody`), a chunk-size line (1 KiB).
  * Anything malformed throws API_BAD_RESPONSE, and the connection is then not reused.
+ * A chunk given to push() is valid only during the call (the pool reads every connection into one
+ * buffer): whatever the parser keeps, it copies.
  */
 export interface ParsedAnswer {
   status: number;

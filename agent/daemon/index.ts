@@ -166,13 +166,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
     capabilities: () => ({ backends, host: host.summary }),
     servingOf: (id) => {
-      const serving = runtime.get(id)?.serving;
+      const served = runtime.get(id);
+      if (served?.health) return { mode: 'unhealthy', reason: served.health };
+      const serving = served?.serving;
       return serving?.mode === 'raw-tensors' ? { mode: 'raw-tensors', reason: serving.reason } : undefined;
     },
     agentVersion: AGENT_VERSION,
   });
 
   const { session, reconciler, trust } = sync;
+  // A model that became unhealthy is reported at once (servingOf above says how), not at the next change.
+  runtime.events.on('health', () => reconciler.publishNow());
   syncStarted = sync;
   markSyncReady(sync);
   const trustTimer = await startSync(sync, config, { notifier, telemetry, log, serving: () => runtime.list().length });

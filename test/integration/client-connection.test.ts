@@ -103,6 +103,34 @@ describe('ConnectionPool', () => {
     expect(srv.connections()).toBe(4);
   });
 
+  it('gives each of many concurrent answers its own bytes, though every connection reads into one buffer', async () => {
+    // Large answers written in pieces, so that reads of different connections interleave.
+    const size = 300 * 1024;
+    const srv = await listen(
+      createHttpServer((req, res) => {
+        const fill = Number(new URL(req.url!, 'http://x').searchParams.get('fill'));
+        const body = Buffer.alloc(size, fill);
+        res.writeHead(200, { 'Content-Length': String(size) });
+        let at = 0;
+        const step = () => {
+          res.write(body.subarray(at, at + 50_000));
+          at += 50_000;
+          if (at < size) setTimeout(step, 1);
+          else res.end();
+        };
+        step();
+      }),
+    );
+    const p = pool(srv.path);
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => get(p, `/x?fill=${i + round * 8}`)));
+      answers.forEach((a, i) => {
+        expect(a.body.length).toBe(size);
+        expect(a.body.every((b) => b === i + round * 8)).toBe(true);
+      });
+    }
+  });
+
   it('decodes a chunked answer from node:http', async () => {
     const srv = await listen(
       createHttpServer((_req, res) => {
