@@ -175,8 +175,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   });
 
   const { session, reconciler, trust } = sync;
-  // A model that became unhealthy is reported at once (servingOf above says how), not at the next change.
-  runtime.events.on('health', () => reconciler.publishNow());
+  // A model that became unhealthy is reported at once (servingOf above says how), not at the next
+  // change; and so is its recovery when it is loaded again outside a deployment (repository load).
+  const unhealthy = new Set<string>();
+  runtime.events.on('health', (e) => {
+    if (e.health) unhealthy.add(e.id);
+    reconciler.publishNow();
+  });
+  runtime.events.on('activated', (e) => {
+    if (unhealthy.delete(e.id)) reconciler.publishNow();
+  });
   syncStarted = sync;
   markSyncReady(sync);
   const trustTimer = await startSync(sync, config, { notifier, telemetry, log, serving: () => runtime.list().length });
