@@ -30,23 +30,31 @@ export interface Deployment {
   /** What operators and devices use: the balancer's URL, or the single replica's. */
   readonly http: string;
   readonly token: string;
-  /**
-   * Statements run so far: `driver`, the sum of every replica's own counter (GET /v1/stats, the
-   * database driver's count of each statement, BEGIN and COMMIT); `server`, PostgreSQL's
-   * pg_stat_statements calls (null on SQLite).
-   */
-  dbQueries(): Promise<{ driver: number; server: number | null }>;
+  /** The database counters so far (see DbSnapshot). */
+  dbQueries(): Promise<DbSnapshot>;
   stop(): Promise<void>;
 }
 
-/** The sum of the replicas' GET /v1/stats database counters. */
-async function driverQueries(replicas: CloudProcess[]): Promise<number> {
+/**
+ * Statements run so far. `driver`: the sum of every replica's own counter (GET /v1/stats, the
+ * database driver's count of each statement, BEGIN and COMMIT); `waitMs`: per replica, the time
+ * its main thread stood blocked on PostgreSQL (0 on SQLite, whose statements are CPU); `server`:
+ * PostgreSQL's pg_stat_statements calls, in total and by statement text (null on SQLite).
+ */
+export interface DbSnapshot {
+  driver: number;
+  waitMs: number[];
+  server: { total: number; byQuery: Map<string, number> } | null;
+}
+
+async function replicaStats(replicas: CloudProcess[]): Promise<Pick<DbSnapshot, 'driver' | 'waitMs'>> {
   const one = async (r: CloudProcess) => {
     const res = await fetch(`${r.http}/v1/stats`, { headers: { authorization: `Bearer ${r.token}` } });
     if (!res.ok) throw new Error(`GET ${r.http}/v1/stats answered ${res.status}`);
-    return ((await res.json()) as { database: { queries: number } }).database.queries;
+    return ((await res.json()) as { database: { queries: number; waitMs?: number } }).database;
   };
-  return (await Promise.all(replicas.map(one))).reduce((a, b) => a + b, 0);
+  const all = await Promise.all(replicas.map(one));
+  return { driver: all.reduce((a, b) => a + b.queries, 0), waitMs: all.map((s) => s.waitMs ?? 0) };
 }
 
 /**
@@ -62,7 +70,7 @@ export async function startSingle(work: string, mqttSessionRate = 0): Promise<De
       engines: [],
       http: r.http,
       token: r.token,
-      dbQueries: async () => ({ driver: await driverQueries([r]), server: null }),
+      dbQueries: async () => ({ ...(await replicaStats([r])), server: null }),
       stop: () => r.stop(),
     };
   }
@@ -81,7 +89,7 @@ export async function startSingle(work: string, mqttSessionRate = 0): Promise<De
       engines: [lb.process],
       http,
       token: r.token,
-      dbQueries: async () => ({ driver: await driverQueries([r]), server: null }),
+      dbQueries: async () => ({ ...(await replicaStats([r])), server: null }),
       stop: async () => {
         await r.stop();
         await lb.stop();
@@ -98,16 +106,17 @@ export async function startSingle(work: string, mqttSessionRate = 0): Promise<De
  * own reads of that view are left out by their text. The extension must be preloaded, hence the
  * extra server settings.
  */
-async function pgCounter(url: string): Promise<{ read(): Promise<number>; close(): Promise<void> }> {
+async function pgCounter(url: string): Promise<{ read(): Promise<DbSnapshot['server']>; close(): Promise<void> }> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
   return {
     async read() {
-      const r = await client.query<{ n: string | null }>(
-        "SELECT sum(calls)::text AS n FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'",
+      const r = await client.query<{ query: string; n: string }>(
+        "SELECT query, sum(calls)::text AS n FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' GROUP BY query",
       );
-      return Number(r.rows[0]?.n ?? 0);
+      const byQuery = new Map(r.rows.map((row) => [row.query, Number(row.n)]));
+      return { total: [...byQuery.values()].reduce((a, b) => a + b, 0), byQuery };
     },
     close: () => client.end(),
   };
@@ -191,7 +200,7 @@ export async function startCluster(
       engines,
       http,
       token: started[0]!.token,
-      dbQueries: async () => ({ driver: await driverQueries(started), server: counter ? await counter.read() : null }),
+      dbQueries: async () => ({ ...(await replicaStats(started)), server: counter ? await counter.read() : null }),
       stop,
     };
   } catch (err) {

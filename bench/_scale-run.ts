@@ -22,7 +22,7 @@ import type { AgentConfigDraft } from '../cloud-broker/fleet/provision.js';
 import { publishFile } from './_fleet-helpers.js';
 import { procTreeStats } from './_procs.js';
 import type { FromWorker, ToWorker } from './_scale-agents.js';
-import type { Deployment } from './_scale-deploy.js';
+import type { DbSnapshot, Deployment } from './_scale-deploy.js';
 import { percentile } from './_stats.js';
 
 const WORKER = fileURLToPath(new URL('./_scale-agents.ts', import.meta.url));
@@ -57,6 +57,12 @@ export interface Measurement {
   agentProcs: ProcUsage[];
   /** Statements during the three phases, per device: the replicas' counters, and PostgreSQL's (or null). */
   dbQueriesPerDevice: { driver: number; server: number | null };
+  /** The same for the connect storm alone. */
+  connectQueriesPerDevice: { driver: number; server: number | null };
+  /** Per replica, ms its event loop stood blocked on PostgreSQL: in the connect storm, and in all 3 phases. */
+  dbWaitMs: { connect: number[]; all: number[] };
+  /** PostgreSQL's statements of the connect storm by text, calls per device, most first (empty on SQLite). */
+  connectStatements: { query: string; perDevice: number }[];
   disconnects: number;
   /** The agents' warnings by message (why a connect or download failed), with counts. */
   reasons: Record<string, number>;
@@ -143,6 +149,21 @@ function sampler(procs: { name: string; pid: number }[]) {
   };
 }
 
+function perDevice(a: DbSnapshot, b: DbSnapshot, n: number): { driver: number; server: number | null } {
+  return {
+    driver: (b.driver - a.driver) / n,
+    server: a.server === null || b.server === null ? null : (b.server.total - a.server.total) / n,
+  };
+}
+
+function statementsBetween(a: DbSnapshot, b: DbSnapshot, n: number): { query: string; perDevice: number }[] {
+  if (!a.server || !b.server) return [];
+  return [...b.server.byQuery]
+    .map(([query, calls]) => ({ query, perDevice: (calls - (a.server!.byQuery.get(query) ?? 0)) / n }))
+    .filter((s) => s.perDevice > 0)
+    .sort((x, y) => y.perDevice - x.perDevice);
+}
+
 export async function runFleet(d: Deployment, o: RunOptions): Promise<Measurement> {
   const catalog = new CloudClient({ url: d.http, token: d.token });
   const fleet = new FleetClient({ url: d.http, token: d.token });
@@ -204,6 +225,7 @@ export async function runFleet(d: Deployment, o: RunOptions): Promise<Measuremen
       );
       const cMs = cAt.map((t) => t - c0).sort((a, b) => a - b);
       o.log(`  connect storm: all ${o.agents} in ${(cMs.at(-1)! / 1000).toFixed(1)} s`);
+      const qc = await d.dbQueries();
 
       // Deploy to all, then converge.
       await s.enter('deploy');
@@ -254,10 +276,13 @@ export async function runFleet(d: Deployment, o: RunOptions): Promise<Measuremen
         replicas: s.usage.slice(0, d.replicas.length),
         engines: s.usage.slice(d.replicas.length, d.replicas.length + d.engines.length),
         agentProcs: s.usage.slice(d.replicas.length + d.engines.length),
-        dbQueriesPerDevice: {
-          driver: (q1.driver - q0.driver) / o.agents,
-          server: q0.server === null || q1.server === null ? null : (q1.server - q0.server) / o.agents,
+        dbQueriesPerDevice: perDevice(q0, q1, o.agents),
+        connectQueriesPerDevice: perDevice(q0, qc, o.agents),
+        dbWaitMs: {
+          connect: qc.waitMs.map((w, i) => w - q0.waitMs[i]!),
+          all: q1.waitMs.map((w, i) => w - q0.waitMs[i]!),
         },
+        connectStatements: statementsBetween(q0, qc, o.agents),
         disconnects: workers.reduce((n, w) => n + w.progress.disconnects, 0),
         reasons: workers.reduce<Record<string, number>>((all, w) => {
           for (const [k, v] of Object.entries(w.progress.reasons)) all[k] = (all[k] ?? 0) + v;

@@ -115,14 +115,33 @@ function rows(n: number, cluster: Measurement, single: Measurement, names: [stri
       "sum of every replica's driver counter (GET /v1/stats: each statement, BEGIN and COMMIT) over connect + deploy + converge, / devices; the fleet view polls are included",
     ),
   );
+  out.push(
+    row(
+      'database statements per device, connect storm',
+      'statements',
+      cluster.connectQueriesPerDevice.driver,
+      single.connectQueriesPerDevice.driver,
+      'the same counters over the connect storm alone',
+    ),
+  );
   const server = cluster.dbQueriesPerDevice.server;
   if (server !== null)
     out.push({
-      name: 'PostgreSQL statements per device, 3 phases (server side)',
+      name: 'PostgreSQL statements per device, 3 phases / connect storm (server side)',
       metric: 'statements',
       ours: server,
-      note: 'pg_stat_statements calls over the same phases, / devices (no SQLite equivalent)',
+      note: `pg_stat_statements calls over the same phases, / devices (no SQLite equivalent); connect storm alone: ${cluster.connectQueriesPerDevice.server?.toFixed(2)}`,
     });
+  cluster.replicas.forEach((r, i) => {
+    const w = cluster.dbWaitMs;
+    if (w.all[i]! > 0)
+      out.push({
+        name: `${r.name}: event loop blocked on PostgreSQL, connect storm / 3 phases`,
+        metric: 'ms per device',
+        ours: w.connect[i]! / n,
+        note: `${sec(w.connect[i]!).toFixed(1)} s in the storm, ${sec(w.all[i]!).toFixed(1)} s in all (GET /v1/stats waitMs); ${(w.all[i]! / n).toFixed(2)} ms per device over 3 phases`,
+      });
+  });
   return out;
 }
 
@@ -169,6 +188,13 @@ export async function run(): Promise<BenchRow[]> {
       'cluster-agents',
     );
     const load = `${load0.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end (1 min)`;
+    // What the storm asked of PostgreSQL, statement by statement (the connect path's cost).
+    const top = cluster.m.connectStatements.slice(0, 12);
+    if (top.length > 0) {
+      log('PostgreSQL statements in the connect storm, calls per device (pg_stat_statements):');
+      for (const st of top)
+        log(`  ${st.perDevice.toFixed(2).padStart(7)}  ${st.query.replace(/\s+/g, ' ').slice(0, 150)}`);
+    }
     return rows(agents, cluster.m, single.m, [cluster.name, single.name], load);
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { OutpostError } from '../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../protocol/log.js';
 import { writeFileAtomic } from '../agent/fs/atomic-file.js';
 import { packageInfo } from '../agent/system/package-root.js';
-import { BlobStore } from './artifacts/index.js';
+import { openBlobStore, type BlobStore, type BlobStoreSpec } from './artifacts/index.js';
 import { ensureAdminToken } from './auth/index.js';
 import { openDb, type Db } from './db/index.js';
 import { catalogRouter, createApiServer } from './http/index.js';
@@ -49,6 +49,11 @@ export interface CloudOptions {
    */
   redisUrl?: string;
   blobDir?: string;
+  /**
+   * Blobs in an S3-compatible bucket instead of a folder (`--blob-store s3://...`, docs/scale.md
+   * "Blobs in S3"); excludes `blobDir`. Credentials come from the AWS SDK's standard chain.
+   */
+  blobStore?: BlobStoreSpec;
   /**
    * The database: a `postgres://` / `postgresql://` URL (shared by the replicas), or a SQLite
    * file. Default: `<dataDir>/catalog.db`. Validated before anything starts (CLOUD_DB_URL_INVALID).
@@ -145,7 +150,14 @@ export async function startCloud(opts: CloudOptions = {}): Promise<Cloud> {
     }
   };
   try {
-    const blobs = new BlobStore(opts.blobDir ? path.resolve(opts.blobDir) : path.join(dataDir, BLOB_DIR));
+    if (opts.blobDir && opts.blobStore)
+      throw new OutpostError('CLOUD_BLOB_STORE_FLAGS', 'give blobDir or blobStore, not both');
+    const blobs = await openBlobStore(
+      opts.blobStore ?? { kind: 'directory', root: opts.blobDir ?? path.join(dataDir, BLOB_DIR) },
+      // Each download served from S3 holds one socket: as many as the HTTP connections allowed.
+      { log, maxSockets: limits.http.maxConnections },
+    );
+    cleanups.push(() => blobs.close());
     await blobs.init();
     const adminTokenFile = await ensureAdminToken(db, dataDir, log);
     // This process's name among the replicas (the lease holder GET /v1/health shows).

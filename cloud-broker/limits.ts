@@ -38,6 +38,10 @@ export interface CloudLimits {
     publishBurst: number;
     /** Publishes of one device the broker processes at once (authorized, not yet delivered). */
     maxInflight: number;
+    /** A verified device login is trusted from memory this long (0: every CONNECT asks the database). */
+    loginCacheTtlMs: number;
+    /** Verified device logins held in memory per replica; the oldest is dropped first. */
+    loginCacheMax: number;
   };
 }
 
@@ -61,6 +65,8 @@ export const DEFAULT_CLOUD_LIMITS: CloudLimits = Object.freeze({
     publishRate: 20,
     publishBurst: 100,
     maxInflight: 32,
+    loginCacheTtlMs: 60_000,
+    loginCacheMax: 100_000,
   },
 }) as CloudLimits;
 

@@ -56,6 +56,9 @@ export interface AgentConfig {
     maxQueuedPerModel: number;
     /** A model whose trial run takes at least this long (microseconds) runs in a worker; lighter ones on the event loop. */
     workerMinMicros: number;
+    /** Replacements of a dead worker thread allowed within workerRestartWindowMs; then its models are unhealthy. */
+    workerRestarts: number;
+    workerRestartWindowMs: number;
   };
 }
 
@@ -94,6 +97,8 @@ export const AGENT_CONFIG_DEFAULTS = Object.freeze({
     executionMode: 'sequential' as 'sequential' | 'parallel',
     maxQueuedPerModel: 64,
     workerMinMicros: 500,
+    workerRestarts: 5,
+    workerRestartWindowMs: 60_000,
   },
 });
 
@@ -255,6 +260,8 @@ const SCHEMA: Schema = {
     executionMode: oneOf(['sequential', 'parallel'] as const),
     maxQueuedPerModel: int(0, 100_000),
     workerMinMicros: int(0, 60_000_000),
+    workerRestarts: int(0, 1_000),
+    workerRestartWindowMs: int(1_000, 86_400_000),
   },
 };
 

@@ -26,6 +26,11 @@ export const REDACT_PATHS = [
   // A database URL may carry its password; the cloud logs it as host:port/db (`db`) instead.
   'database',
   '*.database',
+  // S3 credentials (the AWS SDK's names), should a config or an error object ever carry them.
+  'secretAccessKey',
+  '*.secretAccessKey',
+  'sessionToken',
+  '*.sessionToken',
 ];
 
 export type { Logger };

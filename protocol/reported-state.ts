@@ -42,8 +42,10 @@ export interface ReportedModel {
    * Present when the active version serves raw KServe tensors only: its outputs are in no layout
    * the post-processor reads, so `/predict` answers RUNTIME_RAW_TENSORS_ONLY. `reason` says which
    * layout could not be read and what to set (`architecture`, `output_layer_names`, `input_format`).
+   * `unhealthy`: the active version is installed but does not serve, because its backend gave up
+   * on it (RUNTIME_WORKER_UNHEALTHY: its worker thread kept dying); `reason` says what to do.
    */
-  serving?: { mode: 'raw-tensors'; reason: { code: string; message: string } };
+  serving?: { mode: 'raw-tensors' | 'unhealthy'; reason: { code: string; message: string } };
 }
 
 export interface BackendCapability {
@@ -121,14 +123,14 @@ function parseModel(v: unknown, key: string): ReportedModel {
     const sv = v.serving;
     if (
       !isObject(sv) ||
-      sv.mode !== 'raw-tensors' ||
+      (sv.mode !== 'raw-tensors' && sv.mode !== 'unhealthy') ||
       !isObject(sv.reason) ||
       typeof sv.reason.code !== 'string' ||
       typeof sv.reason.message !== 'string'
     )
-      throw bad(`${key}.serving`, 'must be {mode: "raw-tensors", reason: {code, message}}', sv);
+      throw bad(`${key}.serving`, 'must be {mode: "raw-tensors" | "unhealthy", reason: {code, message}}', sv);
     out.serving = {
-      mode: 'raw-tensors',
+      mode: sv.mode,
       reason: { code: sv.reason.code.slice(0, 64), message: sv.reason.message.slice(0, 2000) },
     };
   }

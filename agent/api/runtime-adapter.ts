@@ -53,7 +53,8 @@ export function servingRuntime(
           id: m.id,
           activeVersion: m.version,
           loadedVersions: [m.version, ...(rt.kept?.loaded(m.id) ?? [])].sort((a, b) => a - b),
-          state: 'ready',
+          state: m.health ? 'unhealthy' : 'ready',
+          ...(m.health ? { error: m.health } : {}),
           ...(m.serving?.mode === 'raw-tensors'
             ? { serving: 'raw-tensors' as const, notice: m.serving.reason }
             : m.serving
@@ -110,11 +111,17 @@ export function runtimeEventSource(rt: Runtime): EventSource {
         listener({ type: 'activated', model: e.id, version: e.version });
       const failed = (e: { id: string; version: number; code: string; message: string }) =>
         listener({ type: 'failed', model: e.id, version: e.version, code: e.code, message: e.message });
+      // A version that became unhealthy is announced like a failure, with its code.
+      const health = (e: { id: string; version: number; health?: { code: string; message: string } }) => {
+        if (e.health) failed({ id: e.id, version: e.version, ...e.health });
+      };
       rt.events.on('activated', activated);
       rt.events.on('failed', failed);
+      rt.events.on('health', health);
       return () => {
         rt.events.off('activated', activated);
         rt.events.off('failed', failed);
+        rt.events.off('health', health);
       };
     },
   };
@@ -135,22 +142,26 @@ function repository(
     async repositoryIndex() {
       const out: RepositoryEntry[] = [];
       for (const m of (await store.list()).sort((a, b) => a.id.localeCompare(b.id))) {
-        const active = rt.get(m.id)?.version;
+        const served = rt.get(m.id);
+        const active = served?.version;
         const kept = new Set(rt.kept?.loaded(m.id) ?? []);
         for (const v of [...m.versions].sort((a, b) => a - b)) {
           const failed = failures.get(m.id);
-          const ready = v === active || kept.has(v);
+          const unhealthy = v === active ? served?.health : undefined;
+          const ready = (v === active && !unhealthy) || kept.has(v);
           out.push({
             name: m.id,
             version: String(v),
             state: ready ? 'READY' : 'UNAVAILABLE',
             reason: ready
               ? ''
-              : failed?.version === v
-                ? `${failed.code}: ${failed.message}`
-                : v === m.current
-                  ? 'unloaded'
-                  : 'kept on disk; loaded on demand by /versions/{v} requests',
+              : unhealthy
+                ? `${unhealthy.code}: ${unhealthy.message}`
+                : failed?.version === v
+                  ? `${failed.code}: ${failed.message}`
+                  : v === m.current
+                    ? 'unloaded'
+                    : 'kept on disk; loaded on demand by /versions/{v} requests',
           });
         }
       }
@@ -163,7 +174,9 @@ function repository(
         throw new OutpostError('API_MODEL_NOT_FOUND', `model ${id} has no current version installed on this device`, {
           model: id,
         });
-      if (rt.get(id)?.version === installed.current) return;
+      // An unhealthy version is loaded again (a fresh worker), which is how an operator recovers it.
+      const served = rt.get(id);
+      if (served?.version === installed.current && !served.health) return;
       await rt.activate(id, installed.current, dir);
     },
     async unloadModel(id) {

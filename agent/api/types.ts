@@ -15,7 +15,8 @@ import type { ShmLimits } from './shm.js';
  * Whether a model serves. The daemon opens the socket only after every installed model was loaded
  * (or failed to), so there is no "loading" state to report; an unloaded model is simply absent.
  */
-export type ServingState = 'ready' | 'failed';
+/** `unhealthy`: loaded, but its backend can no longer run it (error says why and what to do). */
+export type ServingState = 'ready' | 'failed' | 'unhealthy';
 
 export interface ModelEntry {
   /** owner/name */

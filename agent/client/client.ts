@@ -10,14 +10,8 @@ import {
   type ShmTensor,
   type WireTensor,
 } from '../../protocol/kserve.js';
-import {
-  collectAnswer,
-  errorOfAnswer,
-  idleTimeout,
-  jsonOf,
-  MAX_ANSWER_BYTES,
-  type Answer,
-} from '../net/http-answer.js';
+import { collectAnswer, errorOfAnswer, jsonOf, type Answer } from '../net/http-answer.js';
+import { ConnectionPool, unreachable, whyUnreachable } from './connection.js';
 import { parseSse, type SseMessage } from './sse.js';
 
 /**
@@ -75,18 +69,23 @@ export class AgentClient {
   private readonly timeoutMs: number;
   /**
    * Keep-alive connections, reused last-in-first-out: a request on a warm connection skips the
-   * connect and the agent's per-connection setup (docs/performance.md). Idle connections are
-   * unreferenced by Node, so they never keep an app's process alive; close() drops them.
+   * connect and the agent's per-connection setup. Every request but the event stream goes
+   * through them, written and read without node:http (./connection.ts says why). Idle
+   * connections are unreferenced, so they never keep an app's process alive; close() drops them.
    */
-  private readonly agent = new Agent({ keepAlive: true, scheduling: 'lifo', maxFreeSockets: 64 });
+  private readonly pool: ConnectionPool;
+  /** The event stream only: a long-lived answer that node:http's streaming suits. */
+  private readonly agent = new Agent({ keepAlive: false });
 
   constructor(opts: AgentClientOptions = {}) {
     this.socket = opts.socket ?? process.env.OUTPOST_SOCKET ?? DEFAULT_SOCKET;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.pool = new ConnectionPool(this.socket);
   }
 
   /** Closes the idle keep-alive connections (requests in flight finish). */
   close(): void {
+    this.pool.close();
     this.agent.destroy();
   }
 
@@ -247,13 +246,13 @@ export class AgentClient {
     const res = await this.open(
       'GET',
       '/v1/events',
-      undefined,
       opts.lastEventId ? { 'Last-Event-ID': opts.lastEventId } : {},
       opts.signal,
-      0,
     );
     if (res.statusCode !== 200)
-      throw errorOf({ status: res.statusCode ?? 0, headers: res.headers, body: await collect(res) });
+      throw errorOf(
+        await collectAnswer(res, (why) => new OutpostError('API_BAD_RESPONSE', `the agent's answer: ${why}`)),
+      );
     try {
       for await (const m of parseSse(res) as AsyncGenerator<SseMessage>) {
         if (!m.event) continue;
@@ -281,60 +280,32 @@ export class AgentClient {
     headers: Record<string, string> = {},
     signal?: AbortSignal,
   ): Promise<Answer> {
-    const res = await this.open(method, path, body, headers, signal, this.timeoutMs);
-    return { status: res.statusCode ?? 0, headers: res.headers, body: await collect(res) };
+    return this.pool.send({
+      method,
+      path,
+      headers,
+      parts: body?.parts,
+      byteLength: body?.byteLength,
+      timeoutMs: this.timeoutMs,
+      signal,
+    });
   }
 
+  /** The event stream's request (node:http, streamed); everything else goes through send(). */
   private open(
     method: string,
     path: string,
-    body: Body | undefined,
     headers: Record<string, string>,
     signal: AbortSignal | undefined,
-    timeoutMs: number,
   ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = request({
-        socketPath: this.socket,
-        agent: this.agent,
-        method,
-        path,
-        signal,
-        headers: { ...headers, ...(body ? { 'Content-Length': String(body.byteLength) } : {}) },
-      });
-      idleTimeout(
-        req,
-        timeoutMs,
-        () =>
-          new OutpostError(
-            'API_UNREACHABLE',
-            `the agent at ${this.socket} did not answer ${method} ${path} within ${timeoutMs} ms`,
-          ),
-      );
+      const req = request({ socketPath: this.socket, agent: this.agent, method, path, signal, headers });
       req.on('response', resolve);
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err instanceof OutpostError) return reject(err);
-        if (err.name === 'AbortError') return reject(err);
-        const why =
-          err.code === 'ENOENT'
-            ? 'no socket there (is the agent running?)'
-            : err.code === 'ECONNREFUSED'
-              ? 'nobody listens on it (is the agent running?)'
-              : err.code === 'EACCES'
-                ? "permission denied (is your user in the socket's group?)"
-                : err.message;
-        reject(
-          new OutpostError('API_UNREACHABLE', `cannot reach the agent at ${this.socket}: ${why}`, {
-            socket: this.socket,
-            errno: err.code,
-          }),
-        );
+        if (err instanceof OutpostError || err.name === 'AbortError') return reject(err);
+        reject(unreachable(this.socket, whyUnreachable(err), err.code));
       });
-      // The headers and every part leave in one writev; tensors are never copied into one buffer.
-      req.cork();
-      for (const p of body?.parts ?? []) req.write(p);
       req.end();
-      req.uncork();
     });
   }
 }
@@ -377,38 +348,6 @@ function splitId(name: string): [string, string] {
   if (i <= 0 || i === name.length - 1)
     throw new OutpostError('USAGE', `model "${name}" must be owner/name`, { model: name });
   return [name.slice(0, i), name.slice(i + 1)];
-}
-
-/**
- * The answer's bytes. With Content-Length they land in one buffer of that size, placed so that
- * the binary tensors after the JSON header are 8-byte aligned (the agent pads its header to a
- * multiple of 8): the parsed outputs are then views of it, not copies.
- */
-function collect(res: IncomingMessage): Promise<Buffer> {
-  const bad = (why: string) => new OutpostError('API_BAD_RESPONSE', `the agent's answer: ${why}`);
-  const declared = Number(res.headers['content-length']);
-  if (declared > MAX_ANSWER_BYTES) {
-    res.destroy();
-    return Promise.reject(bad(`it announces ${declared} bytes, more than ${MAX_ANSWER_BYTES}`));
-  }
-  if (Number.isSafeInteger(declared) && declared >= 0) {
-    const hl = Number(res.headers['inference-header-content-length'] ?? 0);
-    const pad = Number.isSafeInteger(hl) ? (8 - (hl % 8)) % 8 : 0;
-    const out = Buffer.allocUnsafeSlow(declared + pad).subarray(pad, pad + declared);
-    let at = 0;
-    return new Promise((resolve, reject) => {
-      res.on('data', (c: Buffer) => {
-        if (at + c.length <= declared) out.set(c, at);
-        at += c.length;
-      });
-      res.on('end', () =>
-        at === declared ? resolve(out) : reject(new OutpostError('API_BAD_RESPONSE', "the agent's answer was cut")),
-      );
-      res.on('error', (e) => reject(new OutpostError('API_BAD_RESPONSE', `the agent's answer was cut: ${e.message}`)));
-      res.on('aborted', () => reject(new OutpostError('API_BAD_RESPONSE', "the agent's answer was cut")));
-    });
-  }
-  return collectAnswer(res, bad).then((a) => a.body);
 }
 
 function parseJson(body: Buffer): unknown {

@@ -166,13 +166,25 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
     capabilities: () => ({ backends, host: host.summary }),
     servingOf: (id) => {
-      const serving = runtime.get(id)?.serving;
+      const served = runtime.get(id);
+      if (served?.health) return { mode: 'unhealthy', reason: served.health };
+      const serving = served?.serving;
       return serving?.mode === 'raw-tensors' ? { mode: 'raw-tensors', reason: serving.reason } : undefined;
     },
     agentVersion: AGENT_VERSION,
   });
 
   const { session, reconciler, trust } = sync;
+  // A model that became unhealthy is reported at once (servingOf above says how), not at the next
+  // change; and so is its recovery when it is loaded again outside a deployment (repository load).
+  const unhealthy = new Set<string>();
+  runtime.events.on('health', (e) => {
+    if (e.health) unhealthy.add(e.id);
+    reconciler.publishNow();
+  });
+  runtime.events.on('activated', (e) => {
+    if (unhealthy.delete(e.id)) reconciler.publishNow();
+  });
   syncStarted = sync;
   markSyncReady(sync);
   const trustTimer = await startSync(sync, config, { notifier, telemetry, log, serving: () => runtime.list().length });

@@ -29,12 +29,24 @@ export interface TensorInfo {
   shape: (number | null)[];
 }
 
+/** Why a loaded model cannot serve any more (a catalog code and what to do); absent while it can. */
+export interface ModelHealth {
+  code: string;
+  message: string;
+}
+
 export interface LoadedModel {
   readonly backend: string;
   readonly inputs: readonly TensorInfo[];
   readonly outputs: readonly TensorInfo[];
   run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>>;
   dispose(): Promise<void>;
+  /**
+   * Backends whose engine can fail after load (the ONNX worker threads: onnx-workers.ts) say so
+   * here; the runtime shows it in /v2/health/ready, the model's /ready and the reported state.
+   */
+  health?(): ModelHealth | undefined;
+  onHealthChange?(listener: () => void): void;
 }
 
 /**

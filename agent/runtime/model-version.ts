@@ -4,7 +4,7 @@ import { OutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { MODEL_JSON, parseColorsFile, parseModelManifest } from '../../protocol/manifest.js';
 import type { ModelManifest, ModelParameters } from '../../protocol/manifest-types.js';
-import type { LoadedModel, Tensor, TensorInfo } from './backend.js';
+import type { LoadedModel, ModelHealth, Tensor, TensorInfo } from './backend.js';
 import { type ImageInput, resolveImageInput, toModelInput } from './input-layout.js';
 import { letterboxFromFrame } from './letterbox.js';
 import { type ResolvedLayout, resolveOutputLayout } from './postprocess/layouts.js';
@@ -109,6 +109,15 @@ export class ModelVersion {
     const t0 = performance.now();
     const outputs = await this.model.run(inputs);
     return { outputs, duration: (performance.now() - t0) / 1000 };
+  }
+
+  /** Why the backend cannot run this version any more (a worker that kept dying); undefined while it can. */
+  get health(): ModelHealth | undefined {
+    return this.model.health?.();
+  }
+
+  onHealthChange(listener: () => void): void {
+    this.model.onHealthChange?.(listener);
   }
 
   /** Set by the smoke test; undefined before it ran. */

@@ -134,10 +134,53 @@ export async function preprocess(input: Uint8Array | RawFrame, p: BlobParams): P
   return { ...blobFromFrame(frame, p), frame };
 }
 
-/** blobFromImage on a validated frame; synchronous and allocation-light (one output array). */
-export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor; geometry: Geometry } {
+/**
+ * What one (image size, parameters) pair needs besides the pixels: the resize taps, the
+ * channel order and the level table. Camera frames arrive at one size, so the plan of the last
+ * few shapes is kept and a call allocates nothing but its output tensor (the output is not
+ * reused: it is handed to the backend, which may move it to a worker thread or keep it).
+ */
+interface Plan {
+  key: string;
+  w: number;
+  h: number;
+  /** Byte offset of the left/right tap of each output column within a source row. */
+  xa: Int32Array;
+  xb: Int32Array;
+  fx: Float64Array;
+  ys: Taps;
+  /** Image channel read by blob channel 0, 1, 2. */
+  c0: number;
+  c1: number;
+  c2: number;
+  /** (level - mean[k]) * scalefactor at k * 256 + level. */
+  lut: Float32Array;
+  geometry: Geometry;
+}
+
+const PLANS_KEPT = 8;
+const plans: Plan[] = [];
+
+function planFor(frame: RawFrame, p: BlobParams): Plan {
+  const key = `${frame.width}x${frame.height}x${frame.channels}${frame.format}|${p.size}|${p.mean}|${p.scalefactor}|${p.swaprb}|${p.crop}`;
+  const at = plans.findIndex((q) => q.key === key);
+  if (at >= 0) {
+    const hit = plans[at]!;
+    if (at > 0) {
+      plans.splice(at, 1);
+      plans.unshift(hit);
+    }
+    return hit;
+  }
+  const plan = makePlan(key, frame, p);
+  plans.unshift(plan);
+  if (plans.length > PLANS_KEPT) plans.pop();
+  return plan;
+}
+
+function makePlan(key: string, frame: RawFrame, p: BlobParams): Plan {
   const [w, h] = p.size;
-  const { width: cols, height: rows } = frame;
+  const { width: cols, height: rows, channels: cn } = frame;
   let dstW = w,
     dstH = h,
     scaleX = w / cols,
@@ -156,50 +199,27 @@ export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor;
     offY = Math.trunc(0.5 * (dstH - h));
   }
   const same = cols === dstW && rows === dstH;
-  const xs = same ? identityTaps(w, offX) : linearTaps(cols, dstW, invX, offX, w);
-  const ys = same ? identityTaps(h, offY) : linearTaps(rows, dstH, invY, offY, h);
-
+  const xs = same ? identityTaps(w, offX) : linearTaps(cols, invX, offX, w);
+  const ys = same ? identityTaps(h, offY) : linearTaps(rows, invY, offY, h);
   // Blob channel k reads image channel src[k]; the image is BGR (see the header comment).
   const bgrIndex = frame.format === 'bgr' ? [0, 1, 2] : [2, 1, 0];
-  const order = p.swaprb ? [bgrIndex[2]!, bgrIndex[1]!, bgrIndex[0]!] : bgrIndex;
-  const out = new Float32Array(3 * w * h);
-  const plane = w * h;
-  const cn = frame.channels;
-  const src = frame.data;
-  const rowA = new Float64Array(w * 3);
-  const rowB = new Float64Array(w * 3);
-  // (level - mean[k]) * scalefactor for the 256 levels of each channel, computed as the loop
-  // would compute it (double, then stored as float32): the same bits, one lookup per element.
+  const [c0, c1, c2] = (p.swaprb ? [bgrIndex[2], bgrIndex[1], bgrIndex[0]] : bgrIndex) as [number, number, number];
+  // Computed as the per-element formula would compute it (double, then stored as float32):
+  // the same bits, one lookup per element.
   const lut = new Float32Array(3 * 256);
   for (let k = 0; k < 3; k++) for (let v = 0; v < 256; v++) lut[k * 256 + v] = (v - p.mean[k]!) * p.scalefactor;
-  const [c0, c1, c2] = order as [number, number, number];
-  for (let dy = 0; dy < h; dy++) {
-    const y0 = ys.i0[dy]!,
-      y1 = ys.i1[dy]!,
-      fy = ys.f[dy]!;
-    hpass(src, cols, cn, y0, xs, rowA);
-    const base = dy * w;
-    if (fy === 0) {
-      for (let dx = 0, j = 0; dx < w; dx++, j += 3) {
-        out[base + dx] = lut[Math.round(rowA[j + c0]!)]!;
-        out[plane + base + dx] = lut[256 + Math.round(rowA[j + c1]!)]!;
-        out[2 * plane + base + dx] = lut[512 + Math.round(rowA[j + c2]!)]!;
-      }
-      continue;
-    }
-    hpass(src, cols, cn, y1, xs, rowB);
-    for (let dx = 0, j = 0; dx < w; dx++, j += 3) {
-      // Round to 8 bits like cv::resize's CV_8U output, then convert, subtract, scale (the LUT).
-      const a0 = rowA[j + c0]!,
-        a1 = rowA[j + c1]!,
-        a2 = rowA[j + c2]!;
-      out[base + dx] = lut[Math.round(a0 + (rowB[j + c0]! - a0) * fy)]!;
-      out[plane + base + dx] = lut[256 + Math.round(a1 + (rowB[j + c1]! - a1) * fy)]!;
-      out[2 * plane + base + dx] = lut[512 + Math.round(a2 + (rowB[j + c2]! - a2) * fy)]!;
-    }
-  }
   return {
-    tensor: { dtype: 'float32', shape: [1, 3, h, w], data: out },
+    key,
+    w,
+    h,
+    xa: xs.i0.map((i) => i * cn),
+    xb: xs.i1.map((i) => i * cn),
+    fx: xs.f,
+    ys,
+    c0,
+    c1,
+    c2,
+    lut,
     geometry: {
       imageWidth: cols,
       imageHeight: rows,
@@ -211,6 +231,62 @@ export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor;
       offsetY: offY,
     },
   };
+}
+
+/**
+ * blobFromImage on a validated frame; synchronous, one allocation (the output).
+ * One fused pass per output row: both source rows' horizontal taps, the vertical blend, the
+ * 8-bit rounding and the level table, written straight into the three CHW planes. No
+ * intermediate rows: a tap with weight 0 gives v + (u - v) * 0 = v, the same double the
+ * two-pass form produced, so the bits are those of cv::resize followed by convertTo.
+ */
+export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor; geometry: Geometry } {
+  const plan = planFor(frame, p);
+  const { w, h, xa, xb, fx, lut, c0, c1, c2 } = plan;
+  const { i0: ya, i1: yb, f: fys } = plan.ys;
+  const out = new Float32Array(3 * w * h);
+  const plane = w * h;
+  const src = frame.data;
+  const stride = frame.width * frame.channels;
+  for (let dy = 0; dy < h; dy++) {
+    const ra = ya[dy]! * stride,
+      rb = yb[dy]! * stride,
+      fy = fys[dy]!;
+    let o = dy * w;
+    const end = o + w;
+    if (fy === 0) {
+      for (let dx = 0; o < end; dx++, o++) {
+        const a = ra + xa[dx]!,
+          b = ra + xb[dx]!,
+          f = fx[dx]!;
+        let v = src[a + c0]!;
+        out[o] = lut[round8(v + (src[b + c0]! - v) * f)]!;
+        v = src[a + c1]!;
+        out[plane + o] = lut[256 + round8(v + (src[b + c1]! - v) * f)]!;
+        v = src[a + c2]!;
+        out[2 * plane + o] = lut[512 + round8(v + (src[b + c2]! - v) * f)]!;
+      }
+      continue;
+    }
+    for (let dx = 0; o < end; dx++, o++) {
+      const a = xa[dx]!,
+        b = xb[dx]!,
+        f = fx[dx]!;
+      let u = src[ra + a + c0]!,
+        v = src[rb + a + c0]!;
+      let top = u + (src[ra + b + c0]! - u) * f;
+      out[o] = lut[round8(top + (v + (src[rb + b + c0]! - v) * f - top) * fy)]!;
+      u = src[ra + a + c1]!;
+      v = src[rb + a + c1]!;
+      top = u + (src[ra + b + c1]! - u) * f;
+      out[plane + o] = lut[256 + round8(top + (v + (src[rb + b + c1]! - v) * f - top) * fy)]!;
+      u = src[ra + a + c2]!;
+      v = src[rb + a + c2]!;
+      top = u + (src[ra + b + c2]! - u) * f;
+      out[2 * plane + o] = lut[512 + round8(top + (v + (src[rb + b + c2]! - v) * f - top) * fy)]!;
+    }
+  }
+  return { tensor: { dtype: 'float32', shape: [1, 3, h, w], data: out }, geometry: { ...plan.geometry } };
 }
 
 interface Taps {
@@ -230,7 +306,7 @@ function identityTaps(n: number, off: number): Taps {
  * fx = float((d + 0.5) * scale - 0.5), sx = floor(fx); below 0 clamps to pixel 0, at or beyond
  * the last pixel clamps to it. scale = 1/inv as a double, as OpenCV computes it.
  */
-function linearTaps(srcLen: number, dstLen: number, inv: number, off: number, n: number): Taps {
+function linearTaps(srcLen: number, inv: number, off: number, n: number): Taps {
   const scale = 1 / inv;
   const i0 = new Int32Array(n),
     i1 = new Int32Array(n),
@@ -252,31 +328,18 @@ function linearTaps(srcLen: number, dstLen: number, inv: number, off: number, n:
     i1[j] = Math.min(sx + 1, srcLen - 1);
     f[j] = Math.fround(fx);
   }
-  void dstLen;
   return { i0, i1, f };
 }
 
-/** Horizontal pass of one source row into `out` (3 interleaved channels per output column). */
-function hpass(src: Uint8Array, cols: number, cn: number, y: number, xs: Taps, out: Float64Array): void {
-  const base = y * cols * cn;
-  const { i0, i1, f } = xs;
-  for (let j = 0, o = 0; j < i0.length; j++, o += 3) {
-    const a = base + i0[j]! * cn,
-      fx = f[j]!;
-    if (fx === 0) {
-      out[o] = src[a]!;
-      out[o + 1] = src[a + 1]!;
-      out[o + 2] = src[a + 2]!;
-    } else {
-      const b = base + i1[j]! * cn;
-      const v0 = src[a]!,
-        v1 = src[a + 1]!,
-        v2 = src[a + 2]!;
-      out[o] = v0 + (src[b]! - v0) * fx;
-      out[o + 1] = v1 + (src[b + 1]! - v1) * fx;
-      out[o + 2] = v2 + (src[b + 2]! - v2) * fx;
-    }
-  }
+/**
+ * Math.round for the resize's results, which lie in [0, 255]: a truncating conversion, half the
+ * cost of Math.round in the pixel loop here. x + 0.5 can round up to the next integer when x is
+ * a hair below k + 0.5 (never down: rounding is monotone); the check undoes that, and r - 0.5 is
+ * exact, so the result is Math.round's.
+ */
+export function round8(x: number): number {
+  const r = (x + 0.5) | 0;
+  return x < r - 0.5 ? r - 1 : r;
 }
 
 /** cvRound: round half to even, as saturate_cast<int>(double) does. */

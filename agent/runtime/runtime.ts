@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { ModelManifest } from '../../protocol/manifest-types.js';
-import type { Tensor } from './backend.js';
+import type { ModelHealth, Tensor } from './backend.js';
 import { KeptVersions, type KeptVersionsOptions } from './kept-versions.js';
 import { ModelVersion, type InferOutput, type Serving } from './model-version.js';
 import type { PostOptions, PredictResult } from './postprocess/index.js';
@@ -22,7 +22,7 @@ import { BackendRegistry } from './registry.js';
  *   rt.list() / rt.get(id)                      what is served (id, version, backend, inputs...)
  *   await rt.unload(id) / await rt.close()
  *   await rt.capabilities()                     every backend with availability and reason
- *   rt.events.on('activated'|'unloaded'|'failed', ...)
+ *   rt.events.on('activated'|'unloaded'|'failed'|'health', ...)
  *
  * Invariants: a request takes a reference on the version that was active when it started and
  * keeps it to the end, even if another version becomes active meanwhile; a replaced version is
@@ -41,12 +41,16 @@ export interface ServedModel {
   inFlight: number;
   /** Typed results (with the layouts chosen) or raw tensors only (with the reason). */
   serving?: Serving;
+  /** Present when the backend can no longer run this version (RUNTIME_WORKER_UNHEALTHY and what to do). */
+  health?: ModelHealth;
 }
 
 export interface RuntimeEvents {
   activated: [{ id: string; version: number; previous?: number; backend: string }];
   unloaded: [{ id: string; version: number }];
   failed: [{ id: string; version: number; code: string; message: string }];
+  /** The active version's health changed (see ServedModel.health). */
+  health: [{ id: string; version: number; health?: ModelHealth }];
 }
 
 class Slot {
@@ -152,7 +156,14 @@ export class Runtime {
       throw e;
     }
     const old = this.active.get(id);
-    this.active.set(id, new Slot(version, mv));
+    const slot = new Slot(version, mv);
+    mv.onHealthChange(() => {
+      if (this.active.get(id) !== slot) return;
+      const health = mv.health;
+      this.log.warn({ model: id, version, health }, 'health changed');
+      this.events.emit('health', { id, version, ...(health ? { health } : {}) });
+    });
+    this.active.set(id, slot);
     this.events.emit('activated', { id, version, previous: old?.version, backend: mv.backend });
     this.log.info({ model: id, version, previous: old?.version, backend: mv.backend }, 'activated');
     if (old) this.retire(id, old);
@@ -196,6 +207,7 @@ export class Runtime {
       labels: m.labels,
       inFlight: kept ? 0 : s.refs,
       serving: m.serving,
+      ...(m.health ? { health: m.health } : {}),
     };
   }
 

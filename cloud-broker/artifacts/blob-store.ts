@@ -1,11 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { OutpostError } from '../../protocol/errors/index.js';
-import { fsyncDir } from '../../agent/fs/atomic-file.js';
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -17,110 +11,55 @@ export interface PutResult {
 }
 
 /**
- * Content-addressed blobs on the filesystem: `<root>/sha256/<first two hex>/<sha256>`.
+ * Where the cloud keeps blobs: content-addressed by sha256, written once, never changed. Two
+ * implementations: a folder (`dir-blob-store.ts`, the default; NFS for replicas) and an
+ * S3-compatible bucket (`s3-blob-store.ts`, `--blob-store s3://...`). The HTTP routes
+ * (upload, Range serving, publish checks) see only this interface.
  *
- * Invariant: a file at a blob path always has exactly the bytes its name hashes to. Uploads go
- * to `<root>/tmp/` while they are hashed and counted, and are renamed into place only when both
- * the length and the hash are right; any failure removes the temp file.
+ * Invariants every implementation keeps:
+ * - a blob is readable under its sha256 only once all its bytes arrived and hash to that name:
+ *   a reader never sees a half-written or wrong blob, and a failed upload leaves none;
+ * - memory stays flat for any blob size: bytes stream in and out, nothing is held whole.
  */
-export class BlobStore {
-  readonly root: string;
-  private readonly tmpDir: string;
-
-  constructor(root: string) {
-    this.root = root;
-    this.tmpDir = path.join(root, 'tmp');
-  }
-
-  /** Creates the folders and removes temp files a crash may have left. */
-  async init(): Promise<void> {
-    await fs.mkdir(path.join(this.root, 'sha256'), { recursive: true });
-    await fs.rm(this.tmpDir, { recursive: true, force: true });
-    await fs.mkdir(this.tmpDir, { recursive: true });
-  }
-
-  pathOf(sha256: string): string {
-    if (!SHA256_HEX.test(sha256))
-      throw new OutpostError('BAD_REQUEST', `"${sha256}" is not a sha256 (64 lowercase hex characters)`, {
-        key: 'sha256',
-        value: sha256,
-      });
-    return path.join(this.root, 'sha256', sha256.slice(0, 2), sha256);
-  }
-
+export interface BlobStore {
+  /** `directory` or `s3`, for logs and /v1/health-style answers. */
+  readonly kind: 'directory' | 's3';
+  /** Where the blobs are, for logs: a folder, or s3://bucket/prefix (never credentials). */
+  readonly location: string;
+  /** Creates what it needs and checks that the store is usable; fails the cloud's start otherwise. */
+  init(): Promise<void>;
   /** The stored size, or null when the blob is absent. */
-  async stat(sha256: string): Promise<{ size: number } | null> {
-    try {
-      const st = await fs.stat(this.pathOf(sha256));
-      return { size: st.size };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-  }
+  stat(sha256: string): Promise<{ size: number } | null>;
+  /**
+   * Streams exactly `size` bytes from `source` into the blob `sha256`, hashing them on the way;
+   * a wrong hash (BLOB_HASH_MISMATCH), a short body (BLOB_UPLOAD_INCOMPLETE) or a long one
+   * (BAD_REQUEST) stores nothing.
+   */
+  put(sha256: string, size: number, source: Readable): Promise<PutResult>;
+  /**
+   * Bytes `start..end` (inclusive) of a stored blob, streamed. Rejects with BLOB_NOT_FOUND when
+   * it is absent; consumers must pipe it with backpressure (stream/promises pipeline).
+   */
+  read(sha256: string, start: number, end: number): Promise<Readable>;
+  /** Bytes that may still be written, or null when the store has no such bound (a bucket). */
+  freeBytes(): Promise<number | null>;
+  /** Names of uploads being written now (temp files, open multipart uploads): tests check that failures leave none. */
+  uploadsInFlight(): Promise<string[]>;
+  close(): Promise<void>;
+}
 
-  /** Streams exactly `size` bytes from `source` into the blob `sha256`. */
-  async put(sha256: string, size: number, source: Readable): Promise<PutResult> {
-    const final = this.pathOf(sha256);
-    const tmp = path.join(this.tmpDir, `${sha256}.${randomBytes(6).toString('hex')}.part`);
-    const hash = createHash('sha256');
-    let received = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        received += chunk.length;
-        if (received > size) {
-          cb(
-            new OutpostError(
-              'BAD_REQUEST',
-              `the upload is longer than its declared size ${size}; send Content-Length equal to the file size`,
-              { size },
-            ),
-          );
-          return;
-        }
-        hash.update(chunk);
-        cb(null, chunk);
-      },
+/** The one check of a blob name; every store calls it before building a path or a key from it. */
+export function checkSha256(sha256: string): string {
+  if (!SHA256_HEX.test(sha256))
+    throw new OutpostError('BAD_REQUEST', `"${sha256}" is not a sha256 (64 lowercase hex characters)`, {
+      key: 'sha256',
+      value: sha256,
     });
-    try {
-      await pipeline(source, meter, createWriteStream(tmp, { flags: 'wx', flush: true }));
-      if (received !== size) {
-        throw new OutpostError(
-          'BLOB_UPLOAD_INCOMPLETE',
-          `the upload of ${sha256} ended after ${received} of ${size} bytes; nothing was stored, upload it again`,
-          { sha256, received, size },
-        );
-      }
-      const actual = hash.digest('hex');
-      if (actual !== sha256) {
-        throw new OutpostError(
-          'BLOB_HASH_MISMATCH',
-          `the uploaded bytes hash to ${actual}, not ${sha256}; nothing was stored, re-hash the file and upload again`,
-          { expected: sha256, actual },
-        );
-      }
-      const existed = (await this.stat(sha256)) !== null;
-      await fs.mkdir(path.dirname(final), { recursive: true });
-      await fs.rename(tmp, final);
-      await fsyncDir(path.dirname(final));
-      return { sha256, size, created: !existed };
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      if (err instanceof OutpostError) throw err;
-      const e = err as NodeJS.ErrnoException;
-      if (e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ECONNRESET' || e.message === 'aborted') {
-        throw new OutpostError(
-          'BLOB_UPLOAD_INCOMPLETE',
-          `the upload of ${sha256} was cut after ${received} of ${size} bytes; nothing was stored, upload it again`,
-          { sha256, received, size },
-        );
-      }
-      throw new OutpostError('IO_ERROR', `storing blob ${sha256} failed: ${e.message}`, { sha256 }, { cause: err });
-    }
-  }
+  return sha256;
+}
 
-  /** Names of temp files in flight (tests check that failed uploads leave none). */
-  async tempFiles(): Promise<string[]> {
-    return fs.readdir(this.tmpDir);
-  }
+export function blobNotFound(sha256: string): OutpostError {
+  return new OutpostError('BLOB_NOT_FOUND', `no blob ${sha256} is stored; upload it with PUT /v1/blobs/${sha256}`, {
+    sha256,
+  });
 }

@@ -1,13 +1,12 @@
-import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { OutpostError } from '../../protocol/errors/index.js';
-import type { BlobStore } from './blob-store.js';
+import { blobNotFound, type BlobStore } from './blob-store.js';
 import { decideRange } from './range.js';
 
 /**
- * Answers HEAD/GET of one blob with Range support, streaming from disk (memory stays flat for
- * any size). Blobs never change, so the sha256 is a strong ETag and caches may keep them forever.
+ * Answers HEAD/GET of one blob with Range support, streaming from the store (a file, or S3's
+ * GetObject with the same Range), so memory stays flat for any size. Blobs never change, so the sha256 is a strong ETag and caches may keep them forever.
  */
 export async function serveBlob(
   req: IncomingMessage,
@@ -16,10 +15,7 @@ export async function serveBlob(
   sha256: string,
 ): Promise<void> {
   const st = await store.stat(sha256);
-  if (!st)
-    throw new OutpostError('BLOB_NOT_FOUND', `no blob ${sha256} is stored; upload it with PUT /v1/blobs/${sha256}`, {
-      sha256,
-    });
+  if (!st) throw blobNotFound(sha256);
   const etag = `"${sha256}"`;
   const header = (name: string): string | undefined => {
     const v = req.headers[name];
@@ -39,14 +35,18 @@ export async function serveBlob(
   }
   const start = decision.kind === 'partial' ? decision.start : 0;
   const end = decision.kind === 'partial' ? decision.end : st.size - 1;
+  // The source is opened before the status line is written, so a store that fails now (S3
+  // down: BLOB_STORE_UNAVAILABLE) or lost the blob still gets a clean coded answer.
+  const body = req.method === 'HEAD' || st.size === 0 ? null : await store.read(sha256, start, end);
   res.statusCode = decision.kind === 'partial' ? 206 : 200;
   res.setHeader('Content-Type', 'application/octet-stream');
   res.setHeader('Content-Length', String(end - start + 1));
   if (decision.kind === 'partial') res.setHeader('Content-Range', `bytes ${start}-${end}/${st.size}`);
-  if (req.method === 'HEAD' || st.size === 0) {
+  if (!body) {
     res.end();
     return;
   }
-  // A client that goes away mid-download rejects the pipeline; the caller only logs that.
-  await pipeline(createReadStream(store.pathOf(sha256), { start, end }), res);
+  // A client that goes away mid-download rejects the pipeline, which destroys the source (for
+  // S3 that closes its socket); the caller only logs that.
+  await pipeline(body, res);
 }

@@ -32,6 +32,11 @@ export interface BrokerOptions {
   authLimiter?: FailureLimiter;
   /** Join other replicas through Redis (`--redis`): see cluster.ts. Absent: one broker, in memory. */
   redisUrl?: string;
+  /**
+   * Called on every replica when a device is revoked on any of them (revokeDevice), before its
+   * connections are closed: the login cache forgets it (cloud-broker/fleet/auth.ts).
+   */
+  onDeviceRevoked?: (deviceId: string) => void;
 }
 
 export interface RunningBroker {
@@ -39,10 +44,24 @@ export interface RunningBroker {
   wsUrl: string | null;
   tlsUrl: string | null;
   broker: Aedes;
-  /** Closes every connection of a device (used when its credentials are revoked). */
+  /** Closes every connection of a device on this replica. */
   disconnectDevice(deviceId: string): number;
+  /**
+   * The device's credentials were revoked: on this replica at once, and on every replica joined
+   * through Redis as soon as the message arrives, `onDeviceRevoked` runs and the device's
+   * connections are closed. Resolves once the message is handed to the bus.
+   */
+  revokeDevice(deviceId: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * The replicas' own message for a revocation, on the brokers' bus (mqemitter, through Redis with
+ * --redis). No client can reach it: aedes refuses client publishes under $SYS/, the ACL refuses
+ * every subscription outside a device's own topics (and the service's root), and wildcard
+ * filters never match topics that start with `$` [MQTT-4.7.2-1].
+ */
+const REVOKED_TOPIC = '$SYS/outpost/device-revoked';
 
 function authError(code: 2 | 3 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
@@ -201,6 +220,24 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     }
   }
 
+  const revokedHere = (deviceId: string): void => {
+    opts.onDeviceRevoked?.(deviceId);
+    const set = byDevice.get(deviceId);
+    if (!set) return;
+    for (const c of [...set]) c.close();
+    byDevice.delete(deviceId);
+  };
+  await new Promise<void>((resolve) =>
+    broker.subscribe(
+      REVOKED_TOPIC,
+      (packet: { payload: Buffer | string }, cb: () => void) => {
+        revokedHere(packet.payload.toString());
+        cb();
+      },
+      () => resolve(),
+    ),
+  );
+
   broker.on('clientDisconnect', (client) => forget(client));
   broker.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   function forget(client: Client): void {
@@ -259,6 +296,21 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         for (const c of [...set]) c.close();
         byDevice.delete(deviceId);
         return n;
+      },
+      revokeDevice(deviceId: string): Promise<void> {
+        // Here at once (no wait for the bus), then everywhere; this replica runs it twice, harmlessly.
+        revokedHere(deviceId);
+        const packet = {
+          cmd: 'publish',
+          topic: REVOKED_TOPIC,
+          payload: Buffer.from(deviceId),
+          qos: 0,
+          retain: false,
+          dup: false,
+        } as const;
+        return new Promise<void>((resolve, reject) =>
+          broker.publish(packet as never, (err?: Error) => (err ? reject(err) : resolve())),
+        );
       },
       close(): Promise<void> {
         closed ??= (async () => {

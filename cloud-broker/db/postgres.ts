@@ -31,6 +31,7 @@ export class PgDb implements Db {
   private bridge: PgBridge | null;
   private closed = false;
   private queries = 0;
+  private waitMs = 0;
   private depth = 0;
   /** Bumped when a connection is replaced: a transaction begun on the old one cannot go on. */
   private generation = 0;
@@ -83,7 +84,7 @@ export class PgDb implements Db {
   }
 
   stats(): DbStats {
-    return { queries: this.queries };
+    return { queries: this.queries, waitMs: this.waitMs };
   }
 
   close(): void {
@@ -152,12 +153,15 @@ export class PgDb implements Db {
     this.queries++;
     const args = params?.map((p) => (p === undefined ? null : typeof p === 'bigint' ? p.toString() : p));
     let r: BridgeReply;
+    const t0 = performance.now();
     try {
       r = this.ensureBridge().request(op, sql, args);
     } catch (err) {
       // No answer at all: the connection hangs. Drop it; the next call connects again.
       if ((err as { hung?: boolean }).hung) this.dropBridge();
       throw err;
+    } finally {
+      this.waitMs += performance.now() - t0;
     }
     if (r.ok) return r;
     const e = r.error!;

@@ -36,6 +36,12 @@ export interface Transaction<T> {
 export interface DbStats {
   /** Statements executed since open (each run/get/all/exec, and each BEGIN/COMMIT/SAVEPOINT). */
   queries: number;
+  /**
+   * PostgreSQL only: milliseconds the calling thread spent blocked waiting for answers (the
+   * event loop stands still meanwhile; docs/scale.md). SQLite's statements run on the thread
+   * itself, so their cost shows as CPU, not as a wait.
+   */
+  waitMs?: number;
 }
 
 export interface Db {

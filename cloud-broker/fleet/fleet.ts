@@ -136,6 +136,7 @@ export class Fleet {
 
   stop(): void {
     this.desired.stopRefresh();
+    this.reports.drain();
     this.store.flushReports();
   }
 

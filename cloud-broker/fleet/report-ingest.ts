@@ -19,6 +19,8 @@ import type { TelemetryStore } from './telemetry.js';
 export class ReportIngest {
   /** The last answer of each device to each command (device -> command -> answer); in memory, bounded by devices x commands. */
   private readonly answers = new Map<string, Map<string, Record<string, unknown>>>();
+  /** Messages of this turn waiting for their device's liveness check (whenLive). */
+  private pendingLive: { id: string; then: () => void }[] = [];
 
   constructor(
     private readonly store: FleetStore,
@@ -37,29 +39,29 @@ export class ReportIngest {
     if (!t || payload.length === 0) return;
     const at = new Date().toISOString();
     // Reports are queued and written in one UPDATE batch per event-loop turn, which skips removed
-    // and unknown devices itself: no lookup per report (a fleet reports often).
-    if (t.kind !== 'reported') {
-      const dev = this.store.getDevice(t.deviceId);
-      if (!dev || dev.removedAt !== null) return;
-    }
+    // and unknown devices itself: no lookup per report (a fleet reports often). Everything else
+    // waits for one batched liveness check per turn (whenLive).
     if (t.kind === 'status') {
       const s = statusOf(payload);
-      if (s) {
+      if (!s) return;
+      this.whenLive(t.deviceId, () => {
         if (this.writes()) this.store.saveStatus(t.deviceId, s, at);
         this.changes.emit({ kind: 'status', device: t.deviceId, status: s, at });
-      }
+      });
       return;
     }
     if (t.kind === 'telemetry') {
-      const sample = this.telemetry.parse(t.deviceId, payload);
-      if (sample && (!this.writes() || this.telemetry.keep(t.deviceId, sample))) {
-        this.changes.emit({ kind: 'telemetry', device: t.deviceId, sample, at });
-        this.onDeviceEvent(t.deviceId);
-      }
+      this.whenLive(t.deviceId, () => {
+        const sample = this.telemetry.parse(t.deviceId, payload);
+        if (sample && (!this.writes() || this.telemetry.keep(t.deviceId, sample))) {
+          this.changes.emit({ kind: 'telemetry', device: t.deviceId, sample, at });
+          this.onDeviceEvent(t.deviceId);
+        }
+      });
       return;
     }
     if (t.kind === 'responses') {
-      this.ingestAnswer(t.deviceId, t.cmd ?? '', payload, at);
+      this.whenLive(t.deviceId, () => this.ingestAnswer(t.deviceId, t.cmd ?? '', payload, at));
       return;
     }
     if (t.kind !== 'reported') return;
@@ -75,6 +77,32 @@ export class ReportIngest {
     } catch (err) {
       this.log.warn({ err, device: t.deviceId }, 'malformed report ignored');
     }
+  }
+
+  /**
+   * Runs `then` if the device is provisioned and not removed, checked for every message of this
+   * event-loop turn in one statement: a reconnect storm brings a birth message per CONNECT, and
+   * one device read each (two statements) was a round trip each on PostgreSQL, on every replica.
+   */
+  private whenLive(id: string, then: () => void): void {
+    this.pendingLive.push({ id, then });
+    if (this.pendingLive.length === 1) setImmediate(() => this.drain());
+  }
+
+  /** Runs the liveness checks queued so far (each turn, and at stop so that none is lost). */
+  drain(): void {
+    const queued = this.pendingLive;
+    this.pendingLive = [];
+    if (queued.length === 0 || !this.store.db.open) return;
+    let live: Set<string>;
+    try {
+      live = this.store.liveIds([...new Set(queued.map((q) => q.id))]);
+    } catch (err) {
+      // Never thrown at the broker: the devices publish again (the next birth, report or sample).
+      this.log.error({ err, messages: queued.length }, 'could not check the devices of these messages; dropped');
+      return;
+    }
+    for (const q of queued) if (live.has(q.id)) q.then();
   }
 
   /** The device's last answer to each command since this cloud started (`device show`). */

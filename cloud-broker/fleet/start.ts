@@ -3,11 +3,11 @@ import type { Logger } from '../../protocol/log.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Db } from '../db/open.js';
-import type { CloudLimits } from '../limits.js';
+import { DEFAULT_CLOUD_LIMITS, type CloudLimits } from '../limits.js';
 import type { Signer } from '../signing/sign.js';
 import { ClusterSecrets } from '../secrets/store.js';
 import { TrustService } from '../signing/trust.js';
-import { brokerAuthenticator, type ServiceCredentials } from './auth.js';
+import { BrokerLogins, type ServiceCredentials } from './auth.js';
 import { DeviceCredentials, loadOrCreateCredentialKey } from './device-credentials.js';
 import { DynsecLink } from './dynsec-link.js';
 import { Fleet } from './fleet.js';
@@ -76,6 +76,8 @@ export interface FleetServices {
   signer: Signer;
   trust: TrustService;
   broker: RunningBroker | null;
+  /** The embedded broker's device logins (batched, cached; auth.ts); null with an external broker. */
+  logins: BrokerLogins | null;
   publisher: Publisher;
   /** The dynamic-security link when `externalBroker.admin` is 'dynsec', else null. */
   dynsec: DynsecLink | null;
@@ -100,6 +102,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   const trust = await TrustService.open(secrets, o.dataDir, log);
   const signer = trust.signer;
   let broker: RunningBroker | null = null;
+  let logins: BrokerLogins | null = null;
   let creds: ServiceCredentials & { url: string };
   let mqttUrl: string;
   let deviceCa: string | undefined;
@@ -109,12 +112,15 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
   } else {
     // A fresh service secret per start: it never leaves this process.
     const service = { username: SERVICE_USERNAME, password: randomBytes(32).toString('base64url') };
+    const limits = o.limits ?? DEFAULT_CLOUD_LIMITS.broker;
+    logins = new BrokerLogins(o.db, service, { ttlMs: limits.loginCacheTtlMs, max: limits.loginCacheMax });
     broker = await startBroker({
       host: o.host,
       port: o.mqttPort,
       wsPort: o.wsPort,
       tls: o.tls,
-      authenticate: brokerAuthenticator(o.db, service),
+      authenticate: logins.authenticate,
+      onDeviceRevoked: (id) => logins?.forget(id),
       log,
       limits: o.limits,
       authLimiter: o.authLimiter,
@@ -142,9 +148,8 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     log,
     urls: { http: o.httpUrl, mqtt: mqttUrl, ca: deviceCa },
     lifetimeSeconds: o.lifetimeSeconds,
-    onRevoke: (id) => {
-      broker?.disconnectDevice(id);
-    },
+    // Every replica forgets the device's cached logins and drops its connections (the brokers' bus).
+    onRevoke: (id) => broker?.revokeDevice(id),
     ...dynsec?.fleetHooks(),
   });
   fleetRef = fleet;
@@ -196,6 +201,7 @@ export async function startFleetServices(o: FleetServicesOptions): Promise<Fleet
     signer,
     trust,
     broker,
+    logins,
     publisher,
     dynsec,
     mqttUrl,

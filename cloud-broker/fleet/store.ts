@@ -28,6 +28,9 @@ interface DeploymentRow {
 }
 
 const now = (): string => new Date().toISOString();
+/** Rows per multi-row UPDATE (3 parameters each) and ids per IN list: far below every engine's bound. */
+const UPDATE_ROWS = 200;
+const LIVE_IDS = 500;
 
 function toDeployment(r: DeploymentRow): Deployment {
   return {
@@ -53,6 +56,12 @@ export class FleetStore {
    * with its next change); the broker acknowledges a report before the cloud stores it anyway.
    */
   private readonly pendingReports = new Map<string, { json: string; at: string }>();
+  /**
+   * Statuses (birth, Last Will) wait in the same way and for the same reason, plus one: every
+   * CONNECT brings a birth message, so a reconnect storm is thousands of status writes, and on
+   * PostgreSQL each one alone was a transaction of five round trips blocking the event loop.
+   */
+  private readonly pendingStatuses = new Map<string, { status: 'online' | 'offline'; at: string }>();
   private flushQueued = false;
 
   /**
@@ -219,24 +228,67 @@ export class FleetStore {
   /** Queues the device's latest report; written at the end of this event-loop turn (see above). */
   saveReported(id: string, json: string, at: string): void {
     this.pendingReports.set(id, { json, at });
+    this.queueFlush();
+  }
+
+  /** Queues the device's latest status; written with the reports (see above). */
+  saveStatus(id: string, status: 'online' | 'offline', at: string): void {
+    this.pendingStatuses.set(id, { status, at });
+    this.queueFlush();
+  }
+
+  private queueFlush(): void {
     if (this.flushQueued) return;
     this.flushQueued = true;
     setImmediate(() => this.flushReports());
   }
 
-  /** Writes the queued reports in one transaction; a removed or unknown device's are dropped. */
+  /**
+   * Writes the queued reports and statuses in one transaction, a few multi-row UPDATEs rather
+   * than one per device (each statement is a round trip on PostgreSQL); a removed or unknown
+   * device's are dropped by the UPDATE itself.
+   */
   flushReports(): void {
     this.flushQueued = false;
     // After close (a report that raced the shutdown) there is nothing left to write to.
-    if (this.pendingReports.size === 0 || !this.db.open) return;
-    const rows = [...this.pendingReports];
+    if ((this.pendingReports.size === 0 && this.pendingStatuses.size === 0) || !this.db.open) return;
+    const reports = [...this.pendingReports].map(([id, r]) => [id, r.json, r.at]);
+    const statuses = [...this.pendingStatuses].map(([id, r]) => [id, r.status, r.at]);
     this.pendingReports.clear();
-    const upd = this.db.prepare('UPDATE devices SET reported = ?, reported_at = ? WHERE id = ? AND removed_at IS NULL');
+    this.pendingStatuses.clear();
     this.db.transaction(() => {
       // Dropped when this replica lost the lease meanwhile: the new leader re-reads the retained reports.
       if (!this.fence()) return;
-      for (const [id, r] of rows) upd.run(r.json, r.at, id);
+      this.updateMany('reported', 'reported_at', reports);
+      this.updateMany('status', 'status_at', statuses);
     })();
+  }
+
+  /** `UPDATE devices SET a = ?, b = ? WHERE id = ?` for many rows, UPDATE_ROWS per statement. */
+  private updateMany(a: string, b: string, rows: string[][]): void {
+    for (let i = 0; i < rows.length; i += UPDATE_ROWS) {
+      const part = rows.slice(i, i + UPDATE_ROWS);
+      // VALUES names its columns column1..3 on SQLite and PostgreSQL alike.
+      this.db
+        .prepare(
+          `UPDATE devices SET ${a} = v.column2, ${b} = v.column3 FROM (VALUES ${part.map(() => '(?, ?, ?)').join(', ')}) AS v
+           WHERE devices.id = v.column1 AND devices.removed_at IS NULL`,
+        )
+        .run(...part.flat());
+    }
+  }
+
+  /** Which of `ids` are provisioned and not removed: one statement per LIVE_IDS ids. */
+  liveIds(ids: readonly string[]): Set<string> {
+    const out = new Set<string>();
+    for (let i = 0; i < ids.length; i += LIVE_IDS) {
+      const part = ids.slice(i, i + LIVE_IDS);
+      const rows = this.db
+        .prepare(`SELECT id FROM devices WHERE removed_at IS NULL AND id IN (${part.map(() => '?').join(', ')})`)
+        .all(...part) as { id: string }[];
+      for (const r of rows) out.add(r.id);
+    }
+    return out;
   }
 
   reportedOf(id: string): string | null {
@@ -245,12 +297,5 @@ export class FleetStore {
       | { reported: string | null }
       | undefined;
     return r?.reported ?? null;
-  }
-
-  saveStatus(id: string, status: 'online' | 'offline', at: string): void {
-    const upd = this.db.prepare('UPDATE devices SET status = ?, status_at = ? WHERE id = ? AND removed_at IS NULL');
-    this.db.transaction(() => {
-      if (this.fence()) upd.run(status, at, id);
-    })();
   }
 }

@@ -1,4 +1,3 @@
-import { statfs } from 'node:fs/promises';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { SHA256_HEX, serveBlob, type BlobStore } from '../artifacts/index.js';
 import type { Principal } from '../auth/index.js';
@@ -50,9 +49,9 @@ async function admitUpload(
       );
     }
   }
-  const fs = await statfs(store.root);
-  const free = Number(fs.bavail) * Number(fs.bsize);
-  if (free - size < limits.minFreeBytes) {
+  // A bucket has no free space to keep (null); a folder does.
+  const free = await store.freeBytes();
+  if (free !== null && free - size < limits.minFreeBytes) {
     throw new OutpostError(
       'BLOB_NO_SPACE',
       `the blob store has ${free} bytes free; an upload of ${size} would leave less than the reserve of ${limits.minFreeBytes}`,

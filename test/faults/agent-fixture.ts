@@ -7,6 +7,7 @@ import { runInProcess } from '../helpers/cli.js';
 import { padOnnx } from '../helpers/onnx-pad.js';
 import { folderProblem } from '../helpers/folder-check.js';
 import type { TestFleet } from '../helpers/fleet.js';
+import { blobDir } from '../helpers/blob-dir.js';
 
 /**
  * Shared by the agent-level fault tests: models of any size that the real runtime still loads,
@@ -45,7 +46,7 @@ export function mirroredModel(f: TestFleet, mirror: BlobServer, model: string, d
     signed,
     async publish(bytes, fill) {
       const v = await publishPadded(f, model, bytes, fill);
-      const root = join(f.cloud.blobs.root, 'sha256');
+      const root = join(blobDir(f.cloud).root, 'sha256');
       for (const d of await readdir(root))
         for (const name of await readdir(join(root, d))) mirror.add(await readFile(join(root, d, name)));
       return v;

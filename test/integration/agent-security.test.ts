@@ -10,6 +10,7 @@ import type { DesiredSigned } from '../../protocol/desired-state.js';
 import { encodePng, rawImage } from '../fixtures/images.js';
 import { activeAt, startTestFleet, waitFor, type TestAgent, type TestFleet } from '../helpers/fleet.js';
 import { runInProcess } from '../helpers/cli.js';
+import { blobDir } from '../helpers/blob-dir.js';
 
 /**
  * Security at the agent level (the attacks of docs/security.md): a real cloud, a real agent daemon,
@@ -74,7 +75,7 @@ describe('agent-level security: every attack refused with its code while v1 keep
     const data = Buffer.from(labels.join('\n') + '\n');
     const { sha256Hex } = await import('../helpers/blob-server.js');
     const sha = sha256Hex(data);
-    return { version, blob: f.cloud.blobs.pathOf(sha), size: data.length };
+    return { version, blob: blobDir(f.cloud).pathOf(sha), size: data.length };
   }
 
   async function deploy(version: number): Promise<void> {

@@ -8,6 +8,8 @@ import { createApiServer, type ApiServer } from '../../agent/api/server.js';
 import type { ShmLimits } from '../../agent/api/shm.js';
 import type { ApiLimits } from '../../agent/api/types.js';
 import { AgentClient } from '../../agent/client/index.js';
+import type { OnnxSettings } from '../../agent/runtime/backends/onnx-options.js';
+import { BackendRegistry, defaultEntries } from '../../agent/runtime/registry.js';
 import { Runtime } from '../../agent/runtime/runtime.js';
 import { silentLogger } from '../../protocol/log.js';
 import { writeModelFolder } from '../fixtures/model-folder.js';
@@ -32,10 +34,11 @@ export interface Harness {
 }
 
 export async function startAgent(
-  opts: { kinds?: FixtureKind[]; limits?: Partial<ApiLimits>; shm?: ShmLimits } = {},
+  opts: { kinds?: FixtureKind[]; limits?: Partial<ApiLimits>; shm?: ShmLimits; onnx?: Partial<OnnxSettings> } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-api-'));
-  const runtime = new Runtime({ log: silentLogger });
+  const registry = opts.onnx ? new BackendRegistry({ entries: defaultEntries({ onnx: opts.onnx }) }) : undefined;
+  const runtime = new Runtime({ log: silentLogger, ...(registry ? { registry } : {}) });
   const hub = new EventHub();
   const unsub = runtimeEventSource(runtime).subscribe((e) => hub.publish(e));
   const serving = servingRuntime(runtime);

@@ -11,6 +11,7 @@ import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { createLogger } from '../../protocol/log.js';
 import { rawConnect } from '../helpers/raw-http.js';
+import { blobDir } from '../helpers/blob-dir.js';
 
 /**
  * Issue 11 D3, D4 and the upload quotas against a real cloud on port 0: each limit is set low
@@ -213,7 +214,7 @@ describe('Minor: upload quotas and free space', () => {
   });
 
   it('refuses a declared 64 GiB upload that would eat the free-space reserve, with 507 before any byte', async () => {
-    const st = await fs.statfs(cloud.blobs.root);
+    const st = await fs.statfs(blobDir(cloud).root);
     const free = Number(st.bavail) * Number(st.bsize);
     const declared = 64 * 1024 ** 3;
     // A cloud whose reserve makes 64 GiB one byte too many on this disk, whatever its size.
@@ -230,7 +231,7 @@ describe('Minor: upload quotas and free space', () => {
       const a = await c.answer(5_000);
       expect(a.status).toBe(507);
       expect(a.code).toBe('BLOB_NO_SPACE');
-      expect(await small.blobs.tempFiles()).toEqual([]);
+      expect(await small.blobs.uploadsInFlight()).toEqual([]);
     } finally {
       await small.close();
     }

@@ -7,6 +7,7 @@ import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { startBlobServer, type BlobServer } from '../helpers/blob-server.js';
 import { activeAt, startTestFleet, waitFor, type TestFleet } from '../helpers/fleet.js';
+import { blobDir } from '../helpers/blob-dir.js';
 
 /**
  * Issue 11, D1/D2/D8 against the real cloud (HTTP, SQLite, aedes, fleet) and a real agent: a blob
@@ -159,7 +160,7 @@ describe('D2: a blob mirror gets no device credentials; D8: installed models are
     // and the installed folders were 0755 with 0444 files.
     const v = await f.publish('acme/mirrored');
     const detail = await admin.getVersion('acme/mirrored', v);
-    for (const file of detail.files) mirror.add(await readFile(f.cloud.blobs.pathOf(file.sha256)));
+    for (const file of detail.files) mirror.add(await readFile(blobDir(f.cloud).pathOf(file.sha256)));
     // 127.0.0.1 vs localhost: another origin, as a CDN would be.
     f.cloud.fleet.fleet.useBlobMirror(`${mirror.url.replace('127.0.0.1', 'localhost')}/v1/blobs/`);
     try {

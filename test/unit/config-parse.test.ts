@@ -139,6 +139,8 @@ describe('parseAgentConfig', () => {
       executionMode: 'sequential',
       maxQueuedPerModel: 64,
       workerMinMicros: 500,
+      workerRestarts: 5,
+      workerRestartWindowMs: 60_000,
     });
     const c = parseAgentConfig(
       { ...minimal(), onnx: { workers: 0, intraOpThreads: 4, executionMode: 'parallel', maxQueuedPerModel: 0 } },

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { openTestDb } from '../helpers/test-db.js';
 import { FleetStore } from '../../cloud-broker/fleet/store.js';
+import { ChangeFeed, type FleetChange } from '../../cloud-broker/fleet/changes.js';
+import { ReportIngest } from '../../cloud-broker/fleet/report-ingest.js';
+import { TelemetryStore } from '../../cloud-broker/fleet/telemetry.js';
+import { silentLogger } from '../../protocol/log.js';
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const rawReported = (s: FleetStore, id: string): string | null =>
@@ -56,5 +60,78 @@ describe('fleet store: reports are written in batches', () => {
     s.db.close();
     await turn();
     expect(() => s.flushReports()).not.toThrow();
+  });
+});
+
+const statusOf = (s: FleetStore, id: string) => s.getDevice(id)?.status ?? null;
+
+describe('fleet store: statuses are written with the reports', () => {
+  it('writes the burst of one turn in one transaction of one UPDATE per kind, the latest per device', async () => {
+    const s = await fresh();
+    for (let i = 0; i < 50; i++) s.upsertDevice(`dev-${i}`, []);
+    const before = s.db.stats().queries;
+    for (let i = 0; i < 50; i++) {
+      s.saveStatus(`dev-${i}`, 'online', 't1');
+      s.saveReported(`dev-${i}`, `{"n":${i}}`, 't1');
+    }
+    s.saveStatus('dev-7', 'offline', 't2');
+    await turn();
+    // BEGIN, the two UPDATEs, COMMIT (PostgreSQL adds its write lock), whatever the number of devices.
+    expect(s.db.stats().queries - before).toBe(s.db.engine === 'postgres' ? 5 : 4);
+    expect(statusOf(s, 'dev-0')).toBe('online');
+    expect(s.getDevice('dev-7')).toMatchObject({ status: 'offline', statusAt: 't2' });
+    expect(rawReported(s, 'dev-49')).toBe('{"n":49}');
+    s.db.close();
+  });
+
+  it("drops a removed device's status and writes nothing when the fence fails", async () => {
+    const s = await fresh();
+    s.markRemoved('dev-a');
+    s.saveStatus('dev-a', 'online', 't1');
+    s.saveStatus('dev-b', 'online', 't1');
+    await turn();
+    expect(statusOf(s, 'dev-a')).toBeNull();
+    expect(statusOf(s, 'dev-b')).toBe('online');
+    s.fence = () => false;
+    s.saveStatus('dev-b', 'offline', 't2');
+    await turn();
+    expect(statusOf(s, 'dev-b')).toBe('online');
+    s.db.close();
+  });
+});
+
+describe('report ingestion: one liveness check per turn', () => {
+  it('checks the devices of a burst of status messages in one statement; unknown and removed ones are dropped', async () => {
+    const s = await fresh();
+    for (let i = 0; i < 20; i++) s.upsertDevice(`dev-${i}`, []);
+    s.markRemoved('dev-3');
+    const changes = new ChangeFeed(silentLogger);
+    const seen: string[] = [];
+    changes.watch((c: FleetChange) => {
+      if (c.kind === 'status') seen.push(c.device);
+    });
+    const ingest = new ReportIngest(s, new TelemetryStore(s.db, silentLogger), changes, silentLogger, () => undefined);
+    const before = s.db.stats().queries;
+    for (let i = 0; i < 20; i++) ingest.ingest(`outpost/v1/devices/dev-${i}/status`, Buffer.from('online'));
+    ingest.ingest('outpost/v1/devices/ghost/status', Buffer.from('online'));
+    expect(seen).toEqual([]);
+    ingest.drain();
+    // One SELECT for the 21 devices; the writes wait for the store's batch.
+    expect(s.db.stats().queries - before).toBe(1);
+    expect(seen).toHaveLength(19);
+    expect(seen).not.toContain('dev-3');
+    expect(seen).not.toContain('ghost');
+    await turn();
+    expect(statusOf(s, 'dev-0')).toBe('online');
+    expect(statusOf(s, 'dev-3')).toBeNull();
+
+    // A replica that does not lead tells its watchers but writes nothing.
+    ingest.writes = () => false;
+    ingest.ingest('outpost/v1/devices/dev-0/status', Buffer.from('offline'));
+    await turn();
+    await turn();
+    expect(seen).toHaveLength(20);
+    expect(statusOf(s, 'dev-0')).toBe('online');
+    s.db.close();
   });
 });

@@ -12,12 +12,17 @@ export const live: Handler = (_req, res) => sendJson(res, 200, { live: true });
 /**
  * GET /v2/health/ready: the agent takes inference requests. The socket opens only after every
  * installed model was loaded (or failed to), so the agent is ready from its first answer until it
- * starts stopping; a model whose load failed does not hold the whole agent unready (its own /ready
- * says so).
+ * starts stopping; a model whose load failed, or that became unhealthy (its worker thread kept
+ * dying), does not hold the whole agent unready: its own /ready says so, and `unhealthy` here
+ * lists each such model with its code and what to do (absent when there is none).
  */
 export const ready: Handler = (_req, res, _p, ctx) => {
   if (ctx.isClosing()) return void sendError(res, new OutpostError('API_SHUTTING_DOWN', 'the agent is stopping'));
-  sendJson(res, 200, { ready: true });
+  const unhealthy = ctx.runtime
+    .list()
+    .filter((m) => m.state === 'unhealthy')
+    .map((m) => ({ name: m.id, version: m.activeVersion, error: m.error }));
+  sendJson(res, 200, unhealthy.length > 0 ? { ready: true, unhealthy } : { ready: true });
 };
 
 /** GET /v2: server metadata. */

@@ -23,7 +23,7 @@ export function servedModel(
   const entry = resolveModel(ctx.runtime.list(), params.name!);
   const version = resolveVersion(entry, params.version, ctx.runtime.ensureVersion !== undefined);
   const model = ctx.runtime.describe(entry.id, version);
-  if (!model) {
+  if (!model || (entry.state === 'unhealthy' && model.version === entry.activeVersion)) {
     const why = entry.error ? ` (${entry.error.code}: ${entry.error.message})` : '';
     throw new OutpostError(
       'API_MODEL_NOT_READY',

@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type * as Ort from 'onnxruntime-node';
+import { OutpostError } from '../../../protocol/errors/index.js';
 import type { Logger } from '../../../protocol/log.js';
-import type { DType, Tensor, TensorData } from '../backend.js';
+import type { DType, ModelHealth, Tensor, TensorData } from '../backend.js';
 import { arrayClassOf, isDType } from '../tensors.js';
 
 /**
@@ -25,6 +26,15 @@ import { arrayClassOf, isDType } from '../tensors.js';
  * Lifecycle: a worker starts with the first session placed on it and stops when its last session
  * is released, so a runtime that is closed leaves no thread behind. A worker is referenced (keeps
  * the process alive) only while a call to it is pending.
+ *
+ * Respawn: a worker that dies (a crash in onnxruntime, process.exit in the thread, a resource
+ * limit) fails the calls in flight on it with RUNTIME_WORKER_EXITED (503, retryable) and is
+ * replaced after a backoff (100 ms, doubling, at most 5 s), its sessions loaded again from their
+ * files; calls that arrive meanwhile wait for the replacement. After `restarts` replacements
+ * within `windowMs` the slot gives up: its sessions report RUNTIME_WORKER_UNHEALTHY through
+ * health() (the runtime shows it in /v2/health/ready, the model's /ready and the reported state)
+ * and calls fail with that code until the model is loaded again. Why bounded: a model that kills
+ * its thread on every run would otherwise restart forever and burn the device's cores on loads.
  */
 const WORKER_SOURCE = `
 'use strict';
@@ -69,7 +79,11 @@ async function handle(m) {
   if (m.out && m.out !== buf) transfer.push(m.out);
   return [{ outputs, out: buf, input: m.input }, transfer];
 }
+let exitOnRun;
 parentPort.on('message', (m) => {
+  // The test hook of exitOnNextRun(): the thread ends itself, as a crash in a run would.
+  if (m.op === 'exit-on-run') return void (exitOnRun = m.code);
+  if (m.op === 'run' && exitOnRun !== undefined) process.exit(exitOnRun);
   handle(m).then(
     ([value, transfer]) => parentPort.postMessage({ id: m.id, ok: true, value }, transfer),
     (err) => parentPort.postMessage({ id: m.id, ok: false, message: String((err && err.message) || err)}),
@@ -84,12 +98,50 @@ interface Pending {
   reject(e: Error): void;
 }
 
-interface Thread {
+/** One session as the slot must know it to load it again on a replacement worker. */
+interface SlotSession {
+  load: () => Promise<Uint8Array>;
+  options: Ort.InferenceSession.SessionOptions;
+  onHealth: Set<() => void>;
+}
+
+/** A worker position: the worker running now, and what a replacement needs. */
+interface Slot {
+  index: number;
   worker: Worker;
-  sessions: number;
+  sessions: Map<number, SlotSession>;
   pending: Map<number, Pending>;
-  /** Why the worker stopped, once it has; calls on it then fail with this. */
-  dead?: string;
+  /** Set while a replacement is being started: calls wait for it. */
+  restarting?: Promise<void>;
+  /** When the last replacements started (within the window). */
+  restarts: number[];
+  /** Given up (restart bound reached, or a reload failed): calls fail with this. */
+  failure?: ModelHealth;
+  /** Released (no sessions left): nothing restarts it. */
+  stopped?: boolean;
+}
+
+export interface RespawnPolicy {
+  /** Replacements allowed within windowMs before the slot gives up. */
+  restarts: number;
+  windowMs: number;
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+
+/** Every worker thread this process runs; exported so tests can kill one for real (and for diagnostics). */
+const liveWorkers = new Set<Worker>();
+export function liveOnnxWorkers(): readonly Worker[] {
+  return [...liveWorkers];
+}
+
+/**
+ * Makes `worker` end its thread with process.exit(code) when the next run reaches it, with that
+ * run unanswered: how tests stop a worker with runs in flight at a known point. Unused otherwise.
+ */
+export function exitOnNextRun(worker: Worker, code = 70): void {
+  worker.postMessage({ op: 'exit-on-run', code });
 }
 
 export interface WorkerOutput {
@@ -133,10 +185,14 @@ export interface WorkerSession {
   /** The outputs, and `release` to call once nothing reads them any more (their memory is reused). */
   run(inputs: Record<string, Tensor>): Promise<{ outputs: Record<string, WorkerOutput>; release?: () => void }>;
   release(): Promise<void>;
+  /** undefined while the session serves (or is being restarted); why not once its slot gave up. */
+  health(): ModelHealth | undefined;
+  /** Called when health() changes. */
+  onHealthChange(listener: () => void): void;
 }
 
 export class OrtWorkers {
-  private readonly threads: (Thread | undefined)[];
+  private readonly slots: (Slot | undefined)[];
   private nextId = 1;
   private nextSession = 1;
   private readonly ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
@@ -144,25 +200,34 @@ export class OrtWorkers {
   constructor(
     count: number,
     private readonly log: Logger,
+    private readonly policy: RespawnPolicy = { restarts: 5, windowMs: 60_000 },
   ) {
-    this.threads = Array.from({ length: count }, () => undefined);
+    this.slots = Array.from({ length: count }, () => undefined);
   }
 
-  /** Loads a session on the worker with the fewest sessions (a new one if a slot is free). */
-  async load(bytes: Uint8Array, options: Ort.InferenceSession.SessionOptions): Promise<WorkerSession> {
+  /**
+   * Loads a session on the worker with the fewest sessions (a new one if a position is free).
+   * `reload` gives the model bytes again when a replacement worker must load the session anew
+   * (the file, re-read: the bytes are not kept in memory twice).
+   */
+  async load(
+    bytes: Uint8Array,
+    options: Ort.InferenceSession.SessionOptions,
+    reload: () => Promise<Uint8Array> = async () => bytes,
+  ): Promise<WorkerSession> {
     const index = this.pick();
-    const thread = this.start(index);
+    const slot = (this.slots[index] ??= this.spawn(index));
     const session = this.nextSession++;
-    thread.sessions++;
-    // The model bytes are copied into a buffer of their own, which is then moved, not cloned.
-    const copy = bytes.slice();
+    const entry: SlotSession = { load: reload, options, onHealth: new Set() };
     let meta: { inputs: Metadata; outputs: Metadata };
     try {
-      meta = (await this.call(thread, { op: 'load', session, bytes: copy, options }, [copy.buffer])) as typeof meta;
+      meta = (await this.loadOn(slot, session, bytes, options, false)) as typeof meta;
     } catch (err) {
-      this.dropSession(index, thread);
+      if (slot.sessions.size === 0) this.stop(slot);
       throw err;
     }
+    // Known to the slot only once loaded, so a restart reloads exactly the sessions that exist.
+    slot.sessions.set(session, entry);
     let released = false;
     // Buffers that travel to the worker and back (two runs can be in flight: see onnx.ts).
     const pools = { input: new Recycler(), output: new Recycler() };
@@ -186,7 +251,7 @@ export class OrtWorkers {
           );
         const out = pools.output.take(lastOutputBytes);
         const transfer = out ? [input, out] : [input];
-        const r = (await this.call(thread, { op: 'run', session, feeds: layout, input, out }, transfer)) as RunReply;
+        const r = (await this.call(slot, { op: 'run', session, feeds: layout, input, out }, transfer)) as RunReply;
         pools.input.give(r.input);
         lastOutputBytes = r.out.byteLength;
         const outputs: Record<string, WorkerOutput> = {};
@@ -203,69 +268,168 @@ export class OrtWorkers {
         if (released) return;
         released = true;
         try {
-          if (!thread.dead) await this.call(thread, { op: 'release', session }, []);
+          if (!slot.failure && !slot.restarting) await this.call(slot, { op: 'release', session }, []);
         } finally {
-          this.dropSession(index, thread);
+          this.dropSession(slot, session);
         }
       },
+      health: () => slot.failure,
+      onHealthChange: (listener) => entry.onHealth.add(listener),
     };
   }
 
   private pick(): number {
     let best = 0;
-    for (let i = 0; i < this.threads.length; i++) {
-      const t = this.threads[i];
+    for (let i = 0; i < this.slots.length; i++) {
+      const t = this.slots[i];
       if (!t) return i;
-      if (t.sessions < this.threads[best]!.sessions) best = i;
+      if (t.sessions.size < this.slots[best]!.sessions.size) best = i;
     }
     return best;
   }
 
-  private start(index: number): Thread {
-    const existing = this.threads[index];
-    if (existing && !existing.dead) return existing;
+  private loadOn(
+    slot: Slot,
+    session: number,
+    bytes: Uint8Array,
+    options: Ort.InferenceSession.SessionOptions,
+    restart: boolean,
+  ): Promise<unknown> {
+    // The model bytes are copied into a buffer of their own, which is then moved, not cloned.
+    const copy = bytes.slice();
+    return this.call(slot, { op: 'load', session, bytes: copy, options }, [copy.buffer], restart);
+  }
+
+  private spawn(index: number): Slot {
+    const slot: Slot = { index, worker: this.newWorker(), sessions: new Map(), pending: new Map(), restarts: [] };
+    this.wire(slot);
+    return slot;
+  }
+
+  private newWorker(): Worker {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ort: this.ortPath }, name: 'outpost-onnx' });
     worker.unref();
-    const thread: Thread = { worker, sessions: 0, pending: new Map() };
-    const fail = (why: string) => {
-      if (thread.dead) return;
-      thread.dead = why;
-      for (const p of thread.pending.values()) p.reject(new Error(why));
-      thread.pending.clear();
-      if (this.threads[index] === thread) this.threads[index] = undefined;
+    liveWorkers.add(worker);
+    return worker;
+  }
+
+  /** Wires the replies and the death of the worker `slot` runs now. */
+  private wire(slot: Slot): void {
+    const worker = slot.worker;
+    let gone = false;
+    const died = (why: string) => {
+      if (gone) return;
+      gone = true;
+      liveWorkers.delete(worker);
+      if (slot.worker === worker) this.onDeath(slot, why);
     };
     worker.on('message', (m: { id: number; ok: boolean; value?: unknown; message?: string }) => {
-      const p = thread.pending.get(m.id);
+      const p = slot.pending.get(m.id);
       if (!p) return;
-      thread.pending.delete(m.id);
-      if (thread.pending.size === 0) worker.unref();
+      slot.pending.delete(m.id);
+      if (slot.pending.size === 0) worker.unref();
       if (m.ok) p.resolve(m.value);
       else p.reject(new Error(m.message));
     });
-    worker.on('error', (err) => {
-      this.log.error({ err }, 'onnx worker failed');
-      fail(`the onnx worker thread failed: ${err.message}`);
-    });
-    worker.on('exit', (code) => fail(`the onnx worker thread exited with code ${code}`));
-    this.threads[index] = thread;
-    return thread;
+    worker.on('error', (err) => died(`failed: ${err.message}`));
+    worker.on('exit', (code) => died(`exited with code ${code}`));
   }
 
-  private call(thread: Thread, message: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<unknown> {
-    if (thread.dead) return Promise.reject(new Error(thread.dead));
+  /** The worker of `slot` stopped without being asked: fail what was in flight, then replace it or give up. */
+  private onDeath(slot: Slot, why: string): void {
+    const inFlight = slot.pending.size;
+    for (const p of slot.pending.values())
+      p.reject(
+        new OutpostError(
+          'RUNTIME_WORKER_EXITED',
+          `the onnx worker thread running this model ${why} while the request was in flight; it is being restarted, retry`,
+          { worker: slot.index },
+        ),
+      );
+    slot.pending.clear();
+    if (slot.stopped || slot.failure) return;
+    if (slot.sessions.size === 0) {
+      this.stop(slot);
+      return;
+    }
+    const now = Date.now();
+    slot.restarts = slot.restarts.filter((t) => now - t < this.policy.windowMs);
+    if (slot.restarts.length >= this.policy.restarts) {
+      this.giveUp(
+        slot,
+        `the onnx worker thread running this model stopped ${slot.restarts.length + 1} times within ${this.policy.windowMs / 1000} s (last: ${why}), so the agent stopped restarting it. The agent log has each exit; fix the cause (memory, a model that crashes onnxruntime), then load the model again (POST /v2/repository/models/{name}/load), restart the agent, or deploy another version. onnx.workerRestarts and onnx.workerRestartWindowMs set the bound`,
+      );
+      return;
+    }
+    slot.restarts.push(now);
+    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (slot.restarts.length - 1));
+    this.log.error(
+      { worker: slot.index, why, inFlight, restart: slot.restarts.length, delayMs: delay },
+      'onnx worker thread stopped; restarting it',
+    );
+    const restart = (async () => {
+      await new Promise((r) => setTimeout(r, delay).unref());
+      if (slot.stopped || slot.sessions.size === 0) return;
+      slot.worker = this.newWorker();
+      this.wire(slot);
+      try {
+        for (const [id, s] of slot.sessions) await this.loadOn(slot, id, await s.load(), s.options, true);
+        this.log.info({ worker: slot.index, sessions: slot.sessions.size }, 'onnx worker thread restarted');
+      } catch (err) {
+        // The replacement died too: its own death handler counts it and decides.
+        if (err instanceof OutpostError && err.code === 'RUNTIME_WORKER_EXITED') return;
+        this.giveUp(
+          slot,
+          `the onnx worker thread running this model was restarted, but the model could not be loaded again: ${(err as Error).message}. Load the model again or deploy another version`,
+        );
+      }
+    })();
+    const restarting: Promise<void> = restart.finally(() => {
+      if (slot.restarting === restarting) slot.restarting = undefined;
+    });
+    slot.restarting = restarting;
+  }
+
+  private giveUp(slot: Slot, message: string): void {
+    if (slot.failure) return;
+    slot.failure = { code: 'RUNTIME_WORKER_UNHEALTHY', message };
+    this.log.error({ worker: slot.index }, message);
+    // A new load takes a fresh position; this slot only answers for the sessions it had.
+    if (this.slots[slot.index] === slot) this.slots[slot.index] = undefined;
+    liveWorkers.delete(slot.worker);
+    void slot.worker.terminate();
+    for (const s of slot.sessions.values()) for (const l of s.onHealth) l();
+  }
+
+  private async call(
+    slot: Slot,
+    message: Record<string, unknown>,
+    transfer: ArrayBuffer[],
+    restart = false,
+  ): Promise<unknown> {
+    // The restart's own loads go to the new worker; every other call waits for the restart (a
+    // replacement that dies while loading starts another restart, hence the loop).
+    while (slot.restarting && !restart) await slot.restarting;
+    if (slot.stopped) throw new Error('the onnx worker thread was stopped (no sessions left)');
+    if (slot.failure) throw new OutpostError('RUNTIME_WORKER_UNHEALTHY', slot.failure.message, { worker: slot.index });
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      thread.pending.set(id, { resolve, reject });
-      if (thread.pending.size === 1) thread.worker.ref();
-      thread.worker.postMessage({ id, ...message }, transfer);
+      slot.pending.set(id, { resolve, reject });
+      if (slot.pending.size === 1) slot.worker.ref();
+      slot.worker.postMessage({ id, ...message }, transfer);
     });
   }
 
-  private dropSession(index: number, thread: Thread): void {
-    thread.sessions--;
-    if (thread.sessions > 0 || thread.dead) return;
-    thread.dead = 'the onnx worker thread was stopped (no sessions left)';
-    if (this.threads[index] === thread) this.threads[index] = undefined;
-    void thread.worker.terminate();
+  private dropSession(slot: Slot, session: number): void {
+    slot.sessions.delete(session);
+    if (slot.sessions.size === 0) this.stop(slot);
+  }
+
+  private stop(slot: Slot): void {
+    if (slot.stopped) return;
+    slot.stopped = true;
+    if (this.slots[slot.index] === slot) this.slots[slot.index] = undefined;
+    liveWorkers.delete(slot.worker);
+    void slot.worker.terminate();
   }
 }

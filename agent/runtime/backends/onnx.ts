@@ -10,6 +10,7 @@ import {
   type Availability,
   type Backend,
   type LoadedModel,
+  type ModelHealth,
   type ModelSource,
   type Tensor,
   type TensorInfo,
@@ -115,7 +116,13 @@ export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
         // moves to a worker, so that requests are parsed and answered while it computes.
         const micros = settings.workers > 0 ? await trialMicros(session, inputs) : 0;
         if (settings.workers > 0 && micros >= settings.workerMinMicros) {
-          const moved = await (workers ??= new OrtWorkers(settings.workers, log)).load(bytes, sessionOptions);
+          workers ??= new OrtWorkers(settings.workers, log, {
+            restarts: settings.workerRestarts,
+            windowMs: settings.workerRestartWindowMs,
+          });
+          // A replacement worker re-reads the file (versions are immutable on disk) rather than
+          // this process keeping a second copy of every model's bytes.
+          const moved = await workers.load(bytes, sessionOptions, () => readFile(file));
           await session.release();
           session = moved;
           inWorker = true;
@@ -226,7 +233,8 @@ async function trialMicros(session: Session, inputs: readonly TensorInfo[]): Pro
 }
 
 /** A session wherever it runs: on this thread, or in a worker (onnx-workers.ts). */
-type Session = Pick<WorkerSession, 'inputMetadata' | 'outputMetadata' | 'run' | 'release'>;
+type Session = Pick<WorkerSession, 'inputMetadata' | 'outputMetadata' | 'run' | 'release'> &
+  Partial<Pick<WorkerSession, 'health' | 'onHealthChange'>>;
 
 function inThread(ort: OrtModule, session: Ort.InferenceSession): Session {
   return {
@@ -268,6 +276,8 @@ class OnnxModel implements LoadedModel {
       try {
         return await this.session.run(inputs);
       } catch (err) {
+        // The worker's own codes (RUNTIME_WORKER_EXITED, RUNTIME_WORKER_UNHEALTHY) pass through.
+        if (err instanceof OutpostError) throw err;
         throw new OutpostError(
           'RUNTIME_INFERENCE_FAILED',
           `onnxruntime failed to run the model: ${(err as Error).message}`,
@@ -284,6 +294,14 @@ class OnnxModel implements LoadedModel {
       result[name] = { dtype: t.type, shape: [...t.dims], data: t.data as Tensor['data'] };
     }
     return release ? lendOutputs(result, release) : result;
+  }
+
+  health(): ModelHealth | undefined {
+    return this.session.health?.();
+  }
+
+  onHealthChange(listener: () => void): void {
+    this.session.onHealthChange?.(listener);
   }
 
   async dispose(): Promise<void> {

@@ -14,11 +14,13 @@ import { parseRedisUrl } from '../../broker/cluster.js';
 import { isPostgresUrl, parsePostgresUrl } from '../../db/pg-url.js';
 import { readTlsFiles, type TlsMaterial } from '../../tls.js';
 import { defineCommand, stringFlag, type FlagValues } from '../args.js';
+import { blobStoreFlags } from '../blob-store-flags.js';
 import { brokerFlags } from '../broker-flags.js';
 
 const USAGE = `outpost cloud start [--data-dir DIR] [--host H] [--http-port N] [--mqtt-port N]
                     [--tls-cert FILE --tls-key FILE [--tls-ca FILE] [--mqtt-tls-port N]]
-                    [--mqtt-ws-port N] [--database URL] [--redis URL] [--blob-dir DIR]
+                    [--mqtt-ws-port N] [--database URL] [--redis URL]
+                    [--blob-dir DIR | --blob-store s3://BUCKET[/PREFIX] [--s3-endpoint URL] [--s3-region R] [--s3-addressing path|virtual]]
                     [--public-http URL] [--public-mqtt URL]
                     [--broker mqtt://USER:PASSWORD@HOST:PORT [--broker-admin dynsec|none] [--broker-ca FILE]] [--json]
 
@@ -45,6 +47,12 @@ other outpost verbs on this machine where it listens.
                        A SQLite file path is also accepted. Prefer PGPASSWORD to a password in the URL
   --redis URL          join the other replicas' MQTT brokers through this Redis (redis://HOST:PORT[/DB])
   --blob-dir DIR       keep blobs in DIR, shared by the replicas (e.g. NFS), instead of <data-dir>/blobs
+  --blob-store URL     keep blobs in an S3-compatible bucket, s3://BUCKET[/PREFIX], shared by the replicas
+                       (instead of a folder). Credentials come from the AWS SDK's chain: AWS_ACCESS_KEY_ID and
+                       AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance's role; they are never logged
+  --s3-endpoint URL    an S3-compatible server (http(s)://HOST[:PORT]: MinIO, Ceph RGW ...) instead of AWS
+  --s3-region R        the bucket's region (default: AWS_REGION or the profile's; us-east-1 with --s3-endpoint)
+  --s3-addressing A    path (bucket in the URL path; default with --s3-endpoint) or virtual (bucket.host; default on AWS)
   --public-http URL    the HTTP URL devices are given (agent.json, blob URLs), e.g. the load balancer's
   --public-mqtt URL    the MQTT URL devices are given (mqtt:// or mqtts://), e.g. the load balancer's
   --broker URL         use this MQTT broker instead of the embedded one (no MQTT listener here); USER is the
@@ -56,9 +64,10 @@ other outpost verbs on this machine where it listens.
   --json               print one line {"http", "mqtt", "adminTokenFile"} once listening, plus "mqtts"
                        and "ws" when those listeners are on
 Exit codes: 0 after a clean stop; 2 for a wrong flag (USAGE, CLOUD_TLS_FLAGS, CLOUD_BROKER_FLAGS,
-CLOUD_DB_URL_INVALID); 3 for an unusable TLS file (CLOUD_TLS_INVALID); 7 when a port cannot be bound
+CLOUD_DB_URL_INVALID, CLOUD_BLOB_STORE_FLAGS); 3 for an unusable TLS file (CLOUD_TLS_INVALID); 7 when a port cannot be bound
 (CLOUD_LISTEN_FAILED, BROKER_LISTEN_FAILED), the --broker cannot be reached (BROKER_UNREACHABLE) or
-PostgreSQL cannot be reached (CLOUD_DB_UNAVAILABLE).
+PostgreSQL cannot be reached (CLOUD_DB_UNAVAILABLE) or the S3 bucket cannot be used (BLOB_STORE_UNAVAILABLE,
+BLOB_STORE_REFUSED).
 Logs (pino JSON) go to stderr.`;
 
 function parsePort(value: string | undefined, flag: string): number | undefined {
@@ -163,6 +172,10 @@ export const cloudStart: Command = defineCommand({
     database: { type: 'string' },
     redis: { type: 'string' },
     'blob-dir': { type: 'string' },
+    'blob-store': { type: 'string' },
+    's3-endpoint': { type: 'string' },
+    's3-region': { type: 'string' },
+    's3-addressing': { type: 'string' },
     'public-http': { type: 'string' },
     'public-mqtt': { type: 'string' },
     broker: { type: 'string' },
@@ -195,7 +208,7 @@ export const cloudStart: Command = defineCommand({
     const redisUrl = stringFlag(values, 'redis');
     if (redisUrl !== undefined) parseRedisUrl(redisUrl);
     const database = databaseFlag(stringFlag(values, 'database') ?? (ctx.env.OUTPOST_DATABASE || undefined), ctx.cwd);
-    const blobDir = stringFlag(values, 'blob-dir');
+    const blobs = blobStoreFlags(values, ctx.cwd);
     const publicHttpUrl = publicUrl(stringFlag(values, 'public-http'), 'public-http', ['http:', 'https:']);
     const publicMqttUrl = publicUrl(stringFlag(values, 'public-mqtt'), 'public-mqtt', ['mqtt:', 'mqtts:']);
     const cloud = await startCloud({
@@ -208,7 +221,7 @@ export const cloudStart: Command = defineCommand({
       log,
       redisUrl,
       database,
-      blobDir: blobDir === undefined ? undefined : path.resolve(ctx.cwd, blobDir),
+      blobStore: blobs,
       publicHttpUrl,
       publicMqttUrl,
       externalBroker: external && { ...external, publicUrl: publicMqttUrl },

@@ -108,6 +108,22 @@ export const CATALOG = {
     hint: 'The upload ended before Content-Length bytes arrived (connection cut); nothing was stored. Upload again.',
     retryable: true,
   },
+  BLOB_STORE_UNAVAILABLE: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: 'The S3 blob store (--blob-store s3://...) could not be reached, timed out, throttled or answered with a server error. Check that the endpoint (--s3-endpoint, or AWS in --s3-region) is up and reachable from the replica; devices and uploads retry, and nothing half-written becomes visible.',
+    retryable: true,
+  },
+  BLOB_STORE_REFUSED: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: 'The S3 blob store refused the cloud: wrong or missing credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE), a bucket that does not exist, the wrong --s3-region or addressing, or a policy without s3:GetObject, s3:PutObject, s3:ListBucket and s3:AbortMultipartUpload. The operator must fix the replica; the message names the S3 error.',
+  },
+  CLOUD_BLOB_STORE_FLAGS: {
+    status: 400,
+    exit: EXIT.USAGE,
+    hint: 'The blob-store flags of `outpost cloud start` do not fit: --blob-dir DIR and --blob-store s3://BUCKET[/PREFIX] exclude each other, --s3-endpoint, --s3-region and --s3-addressing (path or virtual) need --blob-store, and each value must be well-formed. Run `outpost cloud start --help`.',
+  },
   CATALOG_MANIFEST_INVALID: {
     status: 400,
     exit: EXIT.INVALID_INPUT,

@@ -70,6 +70,17 @@ export const RUNTIME = {
     hint: "The model's session is busy and onnx.maxQueuedPerModel runs already wait for it. Retry after the Retry-After header's seconds, send fewer requests at once, or raise onnx.maxQueuedPerModel in agent.json.",
     retryable: true,
   },
+  RUNTIME_WORKER_EXITED: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: 'The worker thread running this model stopped (a crash in the engine, an exit, or a resource limit) while the request was in flight. The agent restarts it with a backoff and loads the model again; retry. If it keeps stopping, the model becomes unhealthy (RUNTIME_WORKER_UNHEALTHY) and the agent log says why each time.',
+    retryable: true,
+  },
+  RUNTIME_WORKER_UNHEALTHY: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: "The model's worker thread stopped more often than onnx.workerRestarts allows within onnx.workerRestartWindowMs, so the agent stopped restarting it; /v2/health/ready, the model's /ready and the reported state show the model as unhealthy. Read the agent log for the exits, fix the cause (memory, a model that crashes onnxruntime), then load the model again (POST /v2/repository/models/{name}/load), restart the agent, or deploy another version.",
+  },
   RUNTIME_VERSION_BUDGET: {
     status: 503,
     exit: EXIT.UNAVAILABLE,
