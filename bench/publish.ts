@@ -4,6 +4,10 @@
  * loopback HTTP to a bare node:http server that checks nothing. Both servers run as child
  * processes so their peak RSS (VmHWM) can be compared; the client side is this process.
  *
+ * The same cloud is then run on an S3 bucket (`--blob-store`, s3rver in a third child process:
+ * a fake S3 on loopback that writes files itself, so this prices the proxying and the multipart
+ * path against the folder store in the same run, not what AWS S3 would cost).
+ *
  * Size: OUTPOST_BENCH_MB (default 500).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -118,8 +122,17 @@ async function bare(file: string, work: string): Promise<{ up: number; down: num
   }
 }
 
-async function outpost(file: string, work: string): Promise<{ up: number; down: number; rss: number }> {
+// s3rver in its own process, so its hashing and writes are not charged to the bench client.
+const S3_SERVER = `
+const S3rver = require('s3rver');
+new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: process.argv[1], configureBuckets: [{ name: 'bench' }] })
+  .run().then((a) => console.log(JSON.stringify({ http: 'http://127.0.0.1:' + a.port })));
+`;
+
+async function outpost(file: string, work: string, s3?: string): Promise<{ up: number; down: number; rss: number }> {
   const dataDir = path.join(work, 'cloud');
+  const store = s3 ? ['--blob-store', 's3://bench/models', '--s3-endpoint', s3] : [];
+  const creds = s3 ? { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' } : {};
   const child = spawn(
     process.execPath,
     [
@@ -131,8 +144,9 @@ async function outpost(file: string, work: string): Promise<{ up: number; down: 
       '--http-port',
       '0',
       '--json',
+      ...store,
     ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } },
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn', ...creds } },
   );
   try {
     const info = JSON.parse(await firstLine(child)) as { http: string; adminTokenFile: string };
@@ -172,6 +186,19 @@ export async function run(): Promise<BenchRow[]> {
     await makeFile(file, MB);
     const b = await bare(file, work);
     const o = await outpost(file, work);
+    const s3Dir = path.join(work, 's3rver');
+    await fs.mkdir(s3Dir);
+    const s3Child = spawn(process.execPath, ['-e', S3_SERVER, s3Dir], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let s: { up: number; down: number; rss: number };
+    try {
+      const { http: s3Url } = JSON.parse(await firstLine(s3Child)) as { http: string };
+      s = await outpost(file, work, s3Url);
+    } finally {
+      await stop(s3Child);
+    }
     const mbps = (s: number): number => MB / s;
     const clientRss = process.resourceUsage().maxRSS / 1024;
     return [
@@ -201,6 +228,33 @@ export async function run(): Promise<BenchRow[]> {
         baselineName: 'bare server',
         ratio: o.rss / b.rss,
         note: 'VmHWM of the server process; flat means independent of file size',
+      },
+      {
+        name: `publish ${MB} MB, S3 store`,
+        metric: 'MB/s',
+        ours: mbps(s.up),
+        baseline: mbps(o.up),
+        baselineName: 'folder store',
+        ratio: s.up / o.up,
+        note: 'ratio = S3 time / folder time; multipart to s3rver (a fake S3 on loopback)',
+      },
+      {
+        name: `download ${MB} MB, S3 store`,
+        metric: 'MB/s',
+        ours: mbps(s.down),
+        baseline: mbps(o.down),
+        baselineName: 'folder store',
+        ratio: s.down / o.down,
+        note: 'ratio = S3 time / folder time; GetObject streamed through the replica',
+      },
+      {
+        name: 'cloud peak RSS, S3 store',
+        metric: 'MB',
+        ours: s.rss,
+        baseline: o.rss,
+        baselineName: 'folder store',
+        ratio: s.rss / o.rss,
+        note: 'VmHWM; flat means the S3 path streams too (the SDK adds its own code)',
       },
       {
         name: 'client peak RSS',

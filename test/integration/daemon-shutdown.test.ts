@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join, relative } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ import {
 } from '../helpers/daemon-process.js';
 import { startTestFleet, waitFor, type TestFleet } from '../helpers/fleet.js';
 import { padOnnx } from '../helpers/onnx-pad.js';
+import { walk } from '../helpers/walk.js';
 
 /**
  * SIGTERM with work in flight, against the real process and the real cloud: a download parked
@@ -28,16 +29,6 @@ import { padOnnx } from '../helpers/onnx-pad.js';
 const CHUNK = 64 * 1024;
 /** The model is made this much larger (padOnnx), so that a download can be stopped half-way. */
 const PAD = 3 * 1024 * 1024;
-
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = join(dir, e.name);
-    out.push(p);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-  }
-  return out;
-}
 
 let f: TestFleet;
 let mirror: SlowMirror;

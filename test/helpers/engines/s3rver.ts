@@ -21,7 +21,7 @@ export interface S3Server {
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
   /** The same, as the environment the SDK's default chain reads (for `cloud start` children). */
   readonly env: Record<string, string>;
-  /** Requests received, by method and path (with query), for tests that count round trips. */
+  /** Requests received: method, path with query, and the Range header when there is one. */
   readonly requests: string[];
   /** The keys under `prefix` in the bucket, listed through the S3 API. */
   keys(prefix?: string): Promise<string[]>;
@@ -51,7 +51,7 @@ export async function startS3rver(dir: string, bucket = 'outpost-blobs'): Promis
   const { port } = await server.run();
   const requests: string[] = [];
   server.httpServer.prependListener('request', (req: http.IncomingMessage) => {
-    requests.push(`${req.method} ${req.url}`);
+    requests.push(`${req.method} ${req.url}${req.headers.range ? ` ${req.headers.range}` : ''}`);
   });
   const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
   let stopped = false;
