@@ -164,10 +164,14 @@ export class DesiredStates {
       const ctx = this.context();
       const changed: string[] = [];
       const revisions = new Map<string, number>();
+      // The whole fleet (a deploy to all, a republication) reads and writes in bulk: a statement
+      // per device is a round trip per device on PostgreSQL, all in one transaction.
+      const current = devices.length > 1 ? store.desiredOfAll() : null;
+      const writes: Parameters<FleetStore['saveDesiredMany']>[0] = [];
       for (const d of devices) {
         const models = this.desiredModels(d, ctx);
         const digest = modelsDigest(models);
-        const cur = store.desiredOf(d.id);
+        const cur = current ? current.get(d.id) : store.desiredOf(d.id);
         const halfLife = cur?.expires ? Date.parse(cur.expires) - (lifetimeSeconds * 1000) / 2 : 0;
         const stale = now.getTime() >= halfLife;
         if (cur?.digest === digest && !stale && !opts.resign) {
@@ -177,11 +181,12 @@ export class DesiredStates {
         const revision = (cur?.revision ?? 0) + 1;
         const signed = parseDesiredSigned(buildSigned(d.id, revision, models, now, lifetimeSeconds));
         const json = JSON.stringify(signer.sign(signed));
-        store.saveDesired(d.id, revision, json, digest, signed.expires);
+        writes.push({ id: d.id, revision, doc: json, digest, expires: signed.expires });
         docs.set(d.id, json);
         changed.push(d.id);
         revisions.set(d.id, revision);
       }
+      store.saveDesiredMany(writes);
       return { changed, revisions };
     };
     const result = db.transaction(() => work(sign))();

@@ -74,12 +74,11 @@ export class FleetView {
     const tags = new Set<string>();
     const models = new Set<string>();
     const matching: FleetRow[] = [];
-    for (const d of this.fleet.listDevices()) {
+    for (const { device: d, signed, reported: r } of this.fleet.devicesWithState()) {
       for (const t of d.tags) tags.add(t);
       if (q.tag && !d.tags.includes(q.tag)) continue;
       if (q.q && !d.id.toLowerCase().includes(q.q.toLowerCase())) continue;
-      const r = this.fleet.reportedOf(d.id);
-      const rd = rolloutOf(d, this.fleet.signedOf(d.id), r);
+      const rd = rolloutOf(d, signed, r);
       for (const m of rd.models) models.add(m.id);
       if (q.model && !rd.models.some((m) => m.id === q.model)) continue;
       if (q.state && !hasState(rd, q.state)) continue;

@@ -409,6 +409,23 @@ export class Fleet {
   }
 
   rolloutStatus(): RolloutDevice[] {
-    return this.store.listDevices().map((d) => rolloutOf(d, this.signedOf(d.id), this.reportedOf(d.id)));
+    return this.devicesWithState().map((d) => rolloutOf(d.device, d.signed, d.reported));
+  }
+
+  /**
+   * Every live device with its signed desired state and its last report, in three statements
+   * whatever the fleet's size (the fleet page, the models view, the rollout status).
+   */
+  devicesWithState(): { device: DeviceRecord; signed: DesiredSigned | null; reported: ReportedState | null }[] {
+    const devices = this.store.listDevices();
+    const docs = this.store.documentsOfAll();
+    return devices.map((device) => {
+      const d = docs.get(device.id);
+      return {
+        device,
+        signed: d?.desired ? (JSON.parse(d.desired) as { signed: DesiredSigned }).signed : null,
+        reported: d?.reported ? (JSON.parse(d.reported) as ReportedState) : null,
+      };
+    });
   }
 }

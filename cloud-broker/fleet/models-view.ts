@@ -92,8 +92,8 @@ export function modelsView(db: Db, p: Principal, fleet: Fleet | null): ModelView
 /** `owner/name@version` -> ids of the devices that report it active. */
 function runningVersions(fleet: Fleet): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const d of fleet.listDevices()) {
-    for (const m of fleet.reportedOf(d.id)?.models ?? []) {
+  for (const { device: d, reported } of fleet.devicesWithState()) {
+    for (const m of reported?.models ?? []) {
       if (m.activeVersion === null) continue;
       const k = `${m.id}@${m.activeVersion}`;
       if (!out.has(k)) out.set(k, []);

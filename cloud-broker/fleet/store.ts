@@ -87,13 +87,35 @@ export class FleetStore {
         `SELECT id, created_at, removed_at, revision, status, status_at, reported_at FROM devices ${includeRemoved ? '' : 'WHERE removed_at IS NULL'} ORDER BY id`,
       )
       .all() as DeviceRow[];
-    return rows.map((r) => this.toDevice(r));
+    // Every device's tags in one statement, not one per device: on PostgreSQL each statement is
+    // a round trip on the event loop, and the fleet page, the rollout status and a deploy list all.
+    const tags = new Map<string, string[]>();
+    for (const t of this.db.prepare('SELECT device_id, tag FROM device_tags ORDER BY device_id, tag').all() as {
+      device_id: string;
+      tag: string;
+    }[]) {
+      const list = tags.get(t.device_id);
+      if (list) list.push(t.tag);
+      else tags.set(t.device_id, [t.tag]);
+    }
+    return rows.map((r) => this.toDevice(r, tags.get(r.id) ?? []));
   }
 
-  private toDevice(r: DeviceRow): DeviceRecord {
+  /** Every live device's stored report and signed document (JSON text), in one statement. */
+  documentsOfAll(): Map<string, { reported: string | null; desired: string | null }> {
+    this.flushReports();
+    const rows = this.db.prepare('SELECT id, reported, desired_doc FROM devices WHERE removed_at IS NULL').all() as {
+      id: string;
+      reported: string | null;
+      desired_doc: string | null;
+    }[];
+    return new Map(rows.map((r) => [r.id, { reported: r.reported, desired: r.desired_doc }]));
+  }
+
+  private toDevice(r: DeviceRow, tags = this.tagsOf(r.id)): DeviceRecord {
     return {
       id: r.id,
-      tags: this.tagsOf(r.id),
+      tags,
       createdAt: r.created_at,
       removedAt: r.removed_at,
       revision: r.revision,
@@ -183,18 +205,34 @@ export class FleetStore {
   }
 
   /**
-   * Stores a freshly signed document and its revision; the trigger refuses a lower revision. The
-   * document it replaces becomes the previous one only when the model list changed (a re-sign at
-   * half-life keeps the older previous), because a device may read what either names.
+   * Stores freshly signed documents and their revisions, UPDATE_ROWS devices per statement (a
+   * deploy to the whole fleet signs every device in one transaction; an UPDATE each was a round
+   * trip each on PostgreSQL); the trigger refuses a lower revision. The document a row replaces
+   * becomes the previous one only when the model list changed (a re-sign at half-life keeps the
+   * older previous), because a device may read what either names.
    */
-  saveDesired(id: string, revision: number, doc: string, digest: string, expires: string): void {
-    this.db
+  saveDesiredMany(rows: { id: string; revision: number; doc: string; digest: string; expires: string }[]): void {
+    for (let i = 0; i < rows.length; i += UPDATE_ROWS) {
+      const part = rows.slice(i, i + UPDATE_ROWS);
+      this.db
+        .prepare(
+          `UPDATE devices SET revision = CAST(v.column2 AS BIGINT), desired_doc = v.column3, desired_expires = v.column5,
+             desired_prev_doc = CASE WHEN devices.desired_digest IS NOT DISTINCT FROM v.column4 THEN devices.desired_prev_doc ELSE devices.desired_doc END,
+             desired_digest = v.column4
+           FROM (VALUES ${part.map(() => '(?, ?, ?, ?, ?)').join(', ')}) AS v WHERE devices.id = v.column1`,
+        )
+        .run(...part.flatMap((r) => [r.id, String(r.revision), r.doc, r.digest, r.expires]));
+    }
+  }
+
+  /** desiredOf for every device, in one statement. */
+  desiredOfAll(): Map<string, { doc: string | null; digest: string | null; expires: string | null; revision: number }> {
+    const rows = this.db
       .prepare(
-        `UPDATE devices SET revision = ?, desired_doc = ?, desired_expires = ?,
-           desired_prev_doc = CASE WHEN desired_digest IS NOT DISTINCT FROM ? THEN desired_prev_doc ELSE desired_doc END,
-           desired_digest = ? WHERE id = ?`,
+        'SELECT id, desired_doc AS doc, desired_digest AS digest, desired_expires AS expires, revision FROM devices',
       )
-      .run(revision, doc, expires, digest, digest, id);
+      .all() as { id: string; doc: string | null; digest: string | null; expires: string | null; revision: number }[];
+    return new Map(rows.map(({ id, ...r }) => [id, r]));
   }
 
   /** The current and previous signed documents of a device (for least-privilege reads). */
