@@ -24,6 +24,7 @@ import { closedPort, agentEnv, notifyReceiver, spawnAgent } from '../test/helper
 import { ensureBuilt, median } from './_compiled.js';
 import { activeAt, startTestFleet, waitFor } from '../test/helpers/fleet.js';
 import type { BenchRow } from './run.js';
+import { sessionOptionsFor } from '../agent/runtime/backends/onnx-options.js';
 
 const RUNS = Number(process.env.OUTPOST_BENCH_RUNS ?? 3);
 
@@ -105,10 +106,16 @@ async function startOnce(root: string, config: string): Promise<[number, number]
 
 const FLOOR = fileURLToPath(new URL('./_ort-floor.mjs', import.meta.url));
 
-/** The floor: node + onnxruntime-node + one session per file; the same [ms, rss] as startOnce. */
+/**
+ * The floor: node + onnxruntime-node + one session per file, opened with the options the agent
+ * opens them with (its defaults: bench/_ort-floor.mjs says why); the same [ms, rss] as startOnce.
+ */
 async function floorOnce(files: string[]): Promise<[number, number]> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [FLOOR, ...files], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [FLOOR, ...files], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, OUTPOST_FLOOR_SESSION_OPTIONS: JSON.stringify(sessionOptionsFor()) },
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout }).once('line', (l) =>
@@ -162,7 +169,7 @@ export async function run(): Promise<BenchRow[]> {
     }
     const ms = (k: string) => median(c[k].map((x) => x[0]));
     const mib = (k: string) => median(c[k].map((x) => x[1])) / 2 ** 20;
-    const note = `median of ${RUNS}; compiled agent, spawn to READY=1 (socket listening, models loaded); no broker`;
+    const note = `median of ${RUNS}; agent bundle, spawn to READY=1 (socket listening, models loaded); no broker`;
     const floorName = (n: number) => `node + onnxruntime, ${n} session${n > 1 ? 's' : ''}`;
     return [
       {
