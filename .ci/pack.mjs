@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm run pack`: the two installable tarballs, from the compiled dist/ (npm run build first).
 //
-//   dist/packages/outpost-agent-<version>.tgz   the device: protocol + agent JS, addon sources
-//                                               (built at install), systemd units
+//   dist/packages/outpost-agent-<version>.tgz   the device: the agent bundle (agent/bundle.mjs:
+//                                               agent + protocol + their pure-JS dependencies),
+//                                               addon sources (built at install), systemd units
 //   dist/packages/outpost-<version>.tgz         the cloud and the CLI of developers and operators:
 //                                               protocol + agent + cloud-broker JS, systemd units
 //
@@ -22,8 +23,13 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 
-/** What the agent and protocol import at run time (test/unit/packaging.test.ts keeps this exact). */
-export const DEVICE_RUNTIME = ['@tufjs/models', 'mqtt', 'onnxruntime-node', 'pino', 'sharp', 'unix-dgram'];
+/**
+ * What the agent bundle imports from node_modules at run time: the packages that carry a native
+ * library, which the bundle leaves outside (agent/bundle.mjs EXTERNAL). The agent's other
+ * dependencies (pino, mqtt, @tufjs/models) are inside the bundle. test/unit/packaging.test.ts
+ * keeps this exact against the bundle and the sources.
+ */
+export const DEVICE_RUNTIME = ['onnxruntime-node', 'sharp', 'unix-dgram'];
 /** What the device's install script needs to build the addons (cmake-js and the Node-API headers). */
 export const ADDON_BUILD = ['cmake-js', 'node-addon-api', 'node-api-headers'];
 /**
@@ -62,12 +68,12 @@ export function manifests() {
       ...common,
       // systemd, Unix datagram sockets for sd_notify, the accelerators' Linux SDKs.
       os: ['linux'],
-      bin: { 'outpost-agent': 'dist/agent/cli/bin.js' },
+      bin: { 'outpost-agent': 'dist/agent-bundle/bin.js' },
       // npm runs "install" after the dependencies are in place, so cmake-js and the headers resolve.
       scripts: { install: BUILD_ADDONS },
       binary: root.binary,
       dependencies: pick([...DEVICE_RUNTIME, ...ADDON_BUILD]),
-      files: ['dist/agent/', 'dist/protocol/', 'addons/', 'CMakeLists.txt', 'systemd/', 'README.md'],
+      files: ['dist/agent-bundle/', 'addons/', 'CMakeLists.txt', 'systemd/', 'README.md'],
     },
     outpost: {
       name: 'outpost',
@@ -80,16 +86,19 @@ export function manifests() {
   };
 }
 
-/** Copies a compiled tree without source maps (their sources are not shipped). */
+/**
+ * Copies a compiled tree without source maps (their sources are not shipped) or the bundle's
+ * build record (meta.json, read by the packaging test).
+ */
 function copyDist(tree, stage) {
   const from = join(ROOT, 'dist', tree);
   if (!existsSync(from)) throw new Error(`.ci/pack.mjs: ${relative(ROOT, from)} is missing: run npm run build`);
-  cpSync(from, join(stage, 'dist', tree), { recursive: true, filter: (src) => !src.endsWith('.map') });
+  const skip = (src) => src.endsWith('.map') || src === join(from, 'meta.json');
+  cpSync(from, join(stage, 'dist', tree), { recursive: true, filter: (src) => !skip(src) });
 }
 
 function stageAgent(stage, manifest) {
-  copyDist('protocol', stage);
-  copyDist('agent', stage);
+  copyDist('agent-bundle', stage);
   cpSync(join(ROOT, 'addons'), join(stage, 'addons'), { recursive: true });
   cpSync(join(ROOT, 'CMakeLists.txt'), join(stage, 'CMakeLists.txt'));
   cpSync(join(ROOT, 'systemd'), join(stage, 'systemd'), { recursive: true });

@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The footprint benchmarks measure what a user runs: the compiled JavaScript of `npm run build`
- * (dist/), with plain node and no transpiler. The build is incremental, so this costs about two
+ * The footprint benchmarks measure what a user runs: the JavaScript of `npm run build` with plain
+ * node and no transpiler; for the agent, the bundle the device package ships (dist/agent-bundle/). The build is incremental, so this costs about two
  * seconds when nothing changed; it runs once per benchmark process.
  */
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
-export const AGENT_BIN = join(REPO, 'dist', 'agent', 'cli', 'bin.js');
+export const AGENT_BIN = join(REPO, 'dist', 'agent-bundle', 'bin.js');
 export const OUTPOST_BIN = join(REPO, 'dist', 'cloud-broker', 'cli', 'bin.js');
 
 let built = false;

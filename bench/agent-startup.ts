@@ -1,9 +1,10 @@
 /**
  * The agent's footprint against the floor of onnxruntime itself, all in one run on one machine:
- *  - start: wall time from spawning the compiled `outpost-agent run` to systemd's READY=1 (the
- *    socket listens and every installed model is loaded and served), with 10 installed models,
- *    against a bare Node process that loads onnxruntime-node and opens the same 10 sessions
- *    (bench/_ort-floor.mjs) up to its READY line. Goal: at most 1.5x, and under 0.35 s.
+ *  - start: wall time from spawning the bundled `outpost-agent run` (dist/agent-bundle/, what
+ *    the device package ships) to systemd's READY=1 (the socket listens and every installed
+ *    model is loaded and served), with 10 installed models, against a bare Node process that
+ *    loads onnxruntime-node and opens the same 10 sessions (bench/_ort-floor.mjs) up to its
+ *    READY line. Goal: at most 1.5x, and under 0.35 s.
  *  - idle RSS, 2 s after READY, with 1 and with 10 models against the floor with the same
  *    sessions. Goal: at most 1.2x.
  * Each case runs RUNS times, interleaved so a busy moment of the machine hits every case alike;
@@ -24,6 +25,7 @@ import { closedPort, agentEnv, notifyReceiver, spawnAgent } from '../test/helper
 import { ensureBuilt, median } from './_compiled.js';
 import { activeAt, startTestFleet, waitFor } from '../test/helpers/fleet.js';
 import type { BenchRow } from './run.js';
+import { sessionOptionsFor } from '../agent/runtime/backends/onnx-options.js';
 
 const RUNS = Number(process.env.OUTPOST_BENCH_RUNS ?? 3);
 
@@ -84,7 +86,7 @@ async function rssBytes(pid: number): Promise<number> {
 
 const SETTLE_MS = 2000;
 
-/** Spawns the compiled agent, times READY, samples RSS after a settle, stops; returns [ms, rss]. */
+/** Spawns the agent bundle, times READY, samples RSS after a settle, stops; returns [ms, rss]. */
 async function startOnce(root: string, config: string): Promise<[number, number]> {
   const rx = notifyReceiver(root);
   const t0 = performance.now();
@@ -105,10 +107,16 @@ async function startOnce(root: string, config: string): Promise<[number, number]
 
 const FLOOR = fileURLToPath(new URL('./_ort-floor.mjs', import.meta.url));
 
-/** The floor: node + onnxruntime-node + one session per file; the same [ms, rss] as startOnce. */
+/**
+ * The floor: node + onnxruntime-node + one session per file, opened with the options the agent
+ * opens them with (its defaults: bench/_ort-floor.mjs says why); the same [ms, rss] as startOnce.
+ */
 async function floorOnce(files: string[]): Promise<[number, number]> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [FLOOR, ...files], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [FLOOR, ...files], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, OUTPOST_FLOOR_SESSION_OPTIONS: JSON.stringify(sessionOptionsFor()) },
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout }).once('line', (l) =>
@@ -162,7 +170,7 @@ export async function run(): Promise<BenchRow[]> {
     }
     const ms = (k: string) => median(c[k].map((x) => x[0]));
     const mib = (k: string) => median(c[k].map((x) => x[1])) / 2 ** 20;
-    const note = `median of ${RUNS}; compiled agent, spawn to READY=1 (socket listening, models loaded); no broker`;
+    const note = `median of ${RUNS}; agent bundle, spawn to READY=1 (socket listening, models loaded); no broker`;
     const floorName = (n: number) => `node + onnxruntime, ${n} session${n > 1 ? 's' : ''}`;
     return [
       {

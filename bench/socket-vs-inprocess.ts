@@ -41,8 +41,12 @@ async function latencies(iterations: number, fn: () => Promise<unknown>): Promis
   return { p50: percentile(ms, 50), p99: percentile(ms, 99) };
 }
 
-/** Requests per second with `clients` loops running for `ms`. */
-async function throughput(clients: number, ms: number, fn: () => Promise<unknown>): Promise<number> {
+/** Requests per second (and how many were done) with `clients` loops running for `ms`. */
+async function throughput(
+  clients: number,
+  ms: number,
+  fn: () => Promise<unknown>,
+): Promise<{ rate: number; done: number }> {
   let done = 0;
   const end = Date.now() + ms;
   const t = process.hrtime.bigint();
@@ -54,7 +58,7 @@ async function throughput(clients: number, ms: number, fn: () => Promise<unknown
       }
     }),
   );
-  return done / (Number(process.hrtime.bigint() - t) / 1e9);
+  return { rate: done / (Number(process.hrtime.bigint() - t) / 1e9), done };
 }
 
 export async function startAgentProcess(dir: string): Promise<{ child: ChildProcess; socket: string }> {
@@ -134,13 +138,21 @@ export async function run(): Promise<BenchRow[]> {
     const js = await latencies(30, json);
     const cpuBin = await cpuPerCall(agent.child, 200, binary);
     const cpuShm = await cpuPerCall(agent.child, 200, shared);
-    const t1Base = await throughput(1, 1500, local);
-    const t1 = await throughput(1, 1500, binary);
-    const t16Base = await throughput(16, 2000, local);
-    const t16 = await throughput(16, 2000, binary);
+    const { rate: t1Base } = await throughput(1, 1500, local);
+    const { rate: t1 } = await throughput(1, 1500, binary);
+    const { rate: t16Base } = await throughput(16, 2000, local);
+    const { rate: t16 } = await throughput(16, 2000, binary);
     const conv1 = await latencies(60, convLocal);
-    const convT16Base = await throughput(16, 3000, convLocal);
-    const convT16 = await throughput(16, 3000, convSocket);
+    // CPU per request on both sides of the 16-client conv run: what the socket path costs in all
+    // (this process + the agent) against the in-process run alone; it moves less with the load.
+    const cpu0 = process.cpuUsage();
+    const { rate: convT16Base, done: convBaseN } = await throughput(16, 3000, convLocal);
+    const cpuBase = process.cpuUsage(cpu0);
+    const agent0 = await agentCpu(agent.child);
+    const cpu1 = process.cpuUsage();
+    const { rate: convT16, done: convN16 } = await throughput(16, 3000, convSocket);
+    const cpuSock = process.cpuUsage(cpu1);
+    const agentSock = (await agentCpu(agent.child)) - agent0;
     await session.release();
     await conv.release();
     const row = (name: string, metric: string, ours: number, baseline: number, note?: string): BenchRow => ({
@@ -180,6 +192,15 @@ export async function run(): Promise<BenchRow[]> {
       row('socket infer, JSON tensors', 'p50 ms', js.p50, base.p50, '150k floats as JSON text each way'),
       row('throughput, 1 client, binary', 'req/s', t1, t1Base, 'ratio = fraction of in-process'),
       row('throughput, 16 clients, binary', 'req/s', t16, t16Base, 'agent in its own process; 2 cores shared'),
+      {
+        name: 'CPU per request, 16 clients, conv net',
+        metric: 'us',
+        ours: (cpuSock.user + cpuSock.system + agentSock) / convN16,
+        baseline: (cpuBase.user + cpuBase.system) / convBaseN,
+        baselineName: 'in-process ort',
+        ratio: (cpuSock.user + cpuSock.system + agentSock) / convN16 / ((cpuBase.user + cpuBase.system) / convBaseN),
+        note: `client ${((cpuSock.user + cpuSock.system) / convN16).toFixed(0)} + agent ${(agentSock / convN16).toFixed(0)} us; ratio = more CPU by`,
+      },
       row(
         `throughput, 16 clients, conv net ${CONV_SIZE}x${CONV_SIZE}`,
         'req/s',

@@ -1,7 +1,17 @@
 import type { CliContext, Command } from '../../protocol/cli.js';
-import { printError } from '../../protocol/cli.js';
-import { OutpostError } from '../../protocol/errors/index.js';
 import { packageInfo } from '../system/package-root.js';
+
+/**
+ * A usage or load error, printed with its catalog code. The catalog (every code's message and
+ * exit status) loads only here and in the verbs, never for --help or --version.
+ */
+async function fail(ctx: CliContext, json: boolean, code: 'USAGE' | 'INTERNAL', message: string): Promise<number> {
+  const [{ printError }, { OutpostError }] = await Promise.all([
+    import('../../protocol/cli.js'),
+    import('../../protocol/errors/index.js'),
+  ]);
+  return printError(ctx, json, new OutpostError(code, message));
+}
 
 /**
  * The device's verbs. `outpost-agent <verb>` (agent/cli/bin.ts, the device package's bin) and
@@ -59,21 +69,18 @@ export async function runAgentCli(argv: string[], ctx: CliContext): Promise<numb
       ctx.stdout.write(agentUsage(program));
       return words.length === 0 ? 2 : 0;
     }
-    return printError(ctx, json, new OutpostError('USAGE', `unknown verb "${program} ${key}"\n${agentUsage(program)}`));
+    return fail(ctx, json, 'USAGE', `unknown verb "${program} ${key}"\n${agentUsage(program)}`);
   }
   let command: Command;
   try {
     command = await verb.load();
   } catch (err) {
-    return printError(
-      ctx,
-      json,
-      new OutpostError('INTERNAL', `${program} ${key} is not available in this build: ${(err as Error).message}`),
-    );
+    return fail(ctx, json, 'INTERNAL', `${program} ${key} is not available in this build: ${(err as Error).message}`);
   }
   try {
     return await command(words.slice(1), ctx);
   } catch (err) {
+    const { printError } = await import('../../protocol/cli.js');
     return printError(ctx, json, err);
   }
 }

@@ -62,9 +62,9 @@ export class ConnectionPool {
       try {
         return await this.exchange(reused, head, r);
       } catch (err) {
-        // The agent closed this idle connection while the request was on its way: nothing was
-        // answered, so send it again on a fresh connection (inference has no side effects; the
-        // other requests that go through here are reads or idempotent registrations).
+        // The agent closed this idle connection while the request was on its way. It closes only
+        // idle connections (its keep-alive timeout), so the request was never read: send it again
+        // on a fresh connection. (If the agent died instead, the new connection says so.)
         if (!(err instanceof StaleConnection)) throw err;
       }
     }

@@ -165,12 +165,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         hub.publish({ type: e.type, model: e.model, version: e.version });
     },
     capabilities: () => ({ backends, host: host.summary }),
-    servingOf: (id) => {
-      const served = runtime.get(id);
-      if (served?.health) return { mode: 'unhealthy', reason: served.health };
-      const serving = served?.serving;
-      return serving?.mode === 'raw-tensors' ? { mode: 'raw-tensors', reason: serving.reason } : undefined;
-    },
+    servingOf: (id) => runtime.reportedServing(id),
     agentVersion: AGENT_VERSION,
   });
 

@@ -3,6 +3,7 @@ import type { AgentConfig } from '../../protocol/agent-config.js';
 import type { Logger } from '../../protocol/log.js';
 import type { Store } from '../store/index.js';
 import { MqttSession } from '../sync/mqtt-session.js';
+import { loadTransports } from '../sync/mqtt-connect.js';
 import { Reconciler, type ReconcilerOptions } from '../sync/reconciler.js';
 import { SyncState } from '../sync/sync-state.js';
 import { TrustStore } from '../sync/trust-store.js';
@@ -93,6 +94,7 @@ export async function startSync(
   );
   session.on('disconnected', () => notifier.status(`broker unreachable, retrying; serving ${ctx.serving()} model(s)`));
   await reconciler.start();
+  await loadTransports(config.cloud.mqtt);
   session.start();
   // Catch up with rotations made while the device was off, then look again every hour: a root
   // that revoked a key is learnt even when no document by a new key arrives to prompt a walk.

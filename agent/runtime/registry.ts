@@ -148,11 +148,16 @@ export class BackendRegistry {
   }
 }
 
-/** Imports a backend module lazily and finds its factory. A missing module is a reason, not a crash. */
+/**
+ * Imports a backend module lazily and finds its factory. A missing module is a reason, not a crash.
+ * `module` is a function that imports it with a literal specifier (`() => import('./x.js')`), so
+ * that the bundler (agent/bundle.mjs) sees the module and keeps it in a chunk of its own, or a
+ * specifier resolved from this file.
+ */
 export function lazyModuleEntry(
   name: string,
   frameworks: readonly Framework[],
-  specifier: string,
+  module: string | (() => Promise<unknown>),
   options: Record<string, unknown> = {},
 ): BackendEntry {
   return {
@@ -161,7 +166,7 @@ export function lazyModuleEntry(
     async create(log) {
       let mod: Record<string, unknown>;
       try {
-        mod = (await import(specifier)) as Record<string, unknown>;
+        mod = (await (typeof module === 'string' ? import(module) : module())) as Record<string, unknown>;
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         if (e.code === 'ERR_MODULE_NOT_FOUND') throw new Error(`the ${name} backend is not part of this build`);
@@ -194,21 +199,25 @@ function isBackend(v: unknown): v is Backend {
  */
 export function defaultEntries(opts: { onnx?: Partial<OnnxSettings> } = {}): BackendEntry[] {
   return [
-    lazyModuleEntry('onnx', ['onnx'], './backends/onnx.js', { settings: opts.onnx }),
+    lazyModuleEntry('onnx', ['onnx'], () => import('./backends/onnx.js'), { settings: opts.onnx }),
     {
-      ...lazyModuleEntry('opencv', ['caffe', 'darknet', 'tensorflow', 'enet', 'onnx'], './backends/opencv.js'),
+      ...lazyModuleEntry(
+        'opencv',
+        ['caffe', 'darknet', 'tensorflow', 'enet', 'onnx'],
+        () => import('./backends/opencv.js'),
+      ),
       beforeLoad: () => builtAddon('outpost_opencv_dnn', true),
     },
     {
-      ...lazyModuleEntry('tensorrt', ['tensor-rt'], './backends/tensorrt.js'),
+      ...lazyModuleEntry('tensorrt', ['tensor-rt'], () => import('./backends/tensorrt.js')),
       beforeLoad: () => builtAddon('outpost_tensorrt'),
     },
     {
-      ...lazyModuleEntry('hailort', ['hailo'], './backends/hailort.js'),
+      ...lazyModuleEntry('hailort', ['hailo'], () => import('./backends/hailort.js')),
       beforeLoad: () => builtAddon('outpost_hailort'),
     },
     {
-      ...lazyModuleEntry('openvino', ['myriad', 'dldt'], './backends/openvino.js'),
+      ...lazyModuleEntry('openvino', ['myriad', 'dldt'], () => import('./backends/openvino.js')),
       beforeLoad: () => builtAddon('outpost_openvino'),
     },
   ];

@@ -7,7 +7,7 @@ import { KeptVersions, type KeptVersionsOptions } from './kept-versions.js';
 import { ModelVersion, type InferOutput, type Serving } from './model-version.js';
 import type { PostOptions, PredictResult } from './postprocess/index.js';
 import type { RawFrame } from './preprocess.js';
-import type { BackendCapability } from '../../protocol/reported-state.js';
+import type { BackendCapability, ReportedModel } from '../../protocol/reported-state.js';
 import { BackendRegistry } from './registry.js';
 
 /**
@@ -209,6 +209,17 @@ export class Runtime {
       serving: m.serving,
       ...(m.health ? { health: m.health } : {}),
     };
+  }
+
+  /**
+   * What the reported state says of the active version besides `active`: unhealthy (its backend
+   * gave up on it) before raw-tensors-only; undefined when it serves typed results.
+   */
+  reportedServing(id: string): ReportedModel['serving'] | undefined {
+    const served = this.get(id);
+    if (served?.health) return { mode: 'unhealthy', reason: served.health };
+    const serving = served?.serving;
+    return serving?.mode === 'raw-tensors' ? { mode: 'raw-tensors', reason: serving.reason } : undefined;
   }
 
   list(): ServedModel[] {

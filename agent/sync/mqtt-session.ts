@@ -87,6 +87,10 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       connectTimeout: 10_000,
       queueQoSZero: false,
       resubscribe: false,
+      // mqtt-packet's number cache is 65,536 two-byte Buffers (about 6 MiB of heap, a third of the
+      // idle agent's above onnxruntime's floor: docs/systemd.md, Footprint) to save one 2-byte
+      // allocation per packet id; a device sends a few packets a minute.
+      writeCache: false,
       ca: opts.ca,
       will: {
         topic: opts.topics.status,

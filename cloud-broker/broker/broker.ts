@@ -314,11 +314,14 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       },
       close(): Promise<void> {
         closed ??= (async () => {
-          // aedes closes its client connections; the listeners then have nothing left open.
+          // No new connections first (close() stops accepting; it calls back once the open ones
+          // are gone), then aedes closes its clients and, with --redis, the cluster in its order
+          // (cluster.ts: the clients' last work, the persistence, the emitter).
+          const stopped = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+          wss?.close();
           await new Promise<void>((resolve) => broker.close(() => resolve()));
           await cluster?.close();
-          wss?.close();
-          await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+          await Promise.all(stopped);
           log.info('MQTT broker closed');
         })();
         return closed;

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { OutpostError } from '../../protocol/errors/index.js';
 import type { Logger } from '../../protocol/log.js';
+import { CLOSE_SETTLE_MS, InFlight, PERSISTENCE_METHODS, quietQuit } from './cluster-close.js';
 
 /**
  * What a replica's embedded aedes needs to join the others: a message emitter that carries every
@@ -14,7 +15,10 @@ import type { Logger } from '../../protocol/log.js';
 export interface BrokerCluster {
   mq: unknown;
   persistence: unknown;
-  /** After the broker has closed: disconnects the persistence from Redis. */
+  /**
+   * Settles the closed clients' work, then closes the persistence, then the emitter (aedes calls
+   * it when the broker closes; calling it again waits for the same close).
+   */
   close(): Promise<void>;
 }
 
@@ -76,30 +80,63 @@ function storeSubscriptionsOnce(p: SubscriptionStore): void {
   };
 }
 
+interface RedisLike {
+  quit(): Promise<unknown>;
+  on(event: 'error', cb: (err: Error) => void): unknown;
+}
+
 export function openBrokerCluster(redisUrl: string, log: Logger): BrokerCluster {
   parseRedisUrl(redisUrl);
   const mqemitterRedis = require('mqemitter-redis') as (o: object) => {
     close(cb: () => void): void;
     on(event: 'error', cb: (err: Error) => void): void;
+    subConn: RedisLike;
+    pubConn: RedisLike;
   };
   // The main export: aedes 1.2 both awaits its methods and pipes its retained streams, which the
   // package's wrapper provides (its bare async class returns iterators, which aedes cannot pipe).
   const persistenceRedis = require('aedes-persistence-redis') as (o: object) => {
     destroy(): Promise<void>;
   };
+  // The ioredis the persistence itself would load, so that its connection is one we can watch.
+  const Redis = createRequire(require.resolve('aedes-persistence-redis'))('ioredis') as new (o: object) => RedisLike;
   // One connection string for both; ioredis reconnects by itself with backoff, and errors while
   // Redis is away are logged (once per state change by ioredis), not thrown.
   const mq = mqemitterRedis({ connectionString: redisUrl });
   mq.on('error', (err) => log.warn({ err: err.message }, 'MQTT cluster emitter: Redis error'));
-  // aedes-persistence-redis hands its options to ioredis as an object, so the URL is spelled out.
-  const persistence = persistenceRedis(redisOptions(redisUrl));
+  quietQuit(mq.subConn, log);
+  quietQuit(mq.pubConn, log);
+  // aedes-persistence-redis takes a ready connection as `conn`; without a listener of ours its
+  // errors (Redis restarting) went to ioredis' "Unhandled error event" on stderr.
+  const conn = new Redis(redisOptions(redisUrl));
+  conn.on('error', (err) => log.warn({ err: err.message }, 'MQTT cluster persistence: Redis error'));
+  const persistence = persistenceRedis({ conn });
   storeSubscriptionsOnce(persistence as unknown as SubscriptionStore);
-  return {
-    mq,
-    persistence,
-    // aedes closes the emitter when the broker closes; the persistence is ours to close.
-    // Without a callback: the wrapper's callback form waits for a 'ready' event that only its
-    // legacy `broker` setter emits, and aedes 1.x calls setup() instead, so it would never return.
-    close: () => persistence.destroy(),
+  const inFlight = new InFlight();
+  inFlight.track(persistence, PERSISTENCE_METHODS);
+  inFlight.track(mq, ['emit']);
+
+  const closeEmitter = mq.close.bind(mq);
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      if (!(await inFlight.settled(CLOSE_SETTLE_MS)))
+        log.warn({ pending: inFlight.size }, 'MQTT cluster: closing Redis with work of closed clients unfinished');
+      const streams = inFlight.destroyStreams();
+      if (streams > 0) log.debug({ streams }, 'MQTT cluster: dropped the reads of closed clients');
+      // Without a callback: the wrapper's callback form waits for a 'ready' event that only its
+      // legacy `broker` setter emits, and aedes 1.x calls setup() instead, so it would never return.
+      try {
+        await persistence.destroy();
+      } catch (err) {
+        log.warn({ err }, 'MQTT cluster: closing the persistence failed');
+      }
+      await new Promise<void>((resolve) => closeEmitter(() => resolve()));
+    })());
+  // aedes ends broker.close() by closing the emitter, after its clients: that is the moment the
+  // rest goes, in order (cluster-close.ts).
+  mq.close = (cb) => {
+    void close().then(cb);
   };
+  return { mq, persistence, close };
 }

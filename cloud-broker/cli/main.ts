@@ -1,6 +1,25 @@
 import { pathToFileURL } from 'node:url';
-import { printError, type CliContext, type Command } from '../../protocol/cli.js';
-import { OutpostError } from '../../protocol/errors/index.js';
+import type { CliContext, Command } from '../../protocol/cli.js';
+import type { ErrorCode } from '../../protocol/errors/index.js';
+
+/**
+ * Prints an error with its catalog code. The catalog (and everything that prints errors) loads
+ * only when one is printed or a verb runs: `outpost --help` needs none of it (docs/systemd.md,
+ * Footprint).
+ */
+async function printError(ctx: CliContext, json: boolean, err: unknown): Promise<number> {
+  return (await import('../../protocol/cli.js')).printError(ctx, json, err);
+}
+async function fail(
+  ctx: CliContext,
+  json: boolean,
+  code: ErrorCode,
+  message: string,
+  details?: Record<string, unknown>,
+): Promise<number> {
+  const { OutpostError } = await import('../../protocol/errors/index.js');
+  return printError(ctx, json, new OutpostError(code, message, details));
+}
 
 /**
  * The `outpost` dispatcher. Verbs are looked up by their words (`model configure`,
@@ -221,13 +240,11 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
     try {
       mod = (await import(AGENT_CLI)) as typeof mod;
     } catch (err) {
-      return printError(
+      return fail(
         ctx,
         json,
-        new OutpostError(
-          'CLI_VERB_UNAVAILABLE',
-          `the device verbs (outpost ${argv[0]} ...) are not available in this installation: ${(err as Error).message}`,
-        ),
+        'CLI_VERB_UNAVAILABLE',
+        `the device verbs (outpost ${argv[0]} ...) are not available in this installation: ${(err as Error).message}`,
       );
     }
     return mod.runAgentCli(argv, ctx);
@@ -247,23 +264,17 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
       .filter((a) => !a.startsWith('-'))
       .slice(0, 3)
       .join(' ');
-    return printError(
-      ctx,
-      json,
-      new OutpostError('USAGE', `unknown verb "outpost ${words}"; ${hint}`, { verb: words }),
-    );
+    return fail(ctx, json, 'USAGE', `unknown verb "outpost ${words}"; ${hint}`, { verb: words });
   }
   let command: Command;
   try {
     command = await VERBS[found.key].load();
   } catch (err) {
-    return printError(
+    return fail(
       ctx,
       json,
-      new OutpostError(
-        'CLI_VERB_UNAVAILABLE',
-        `outpost ${found.key} is not available in this installation: ${(err as Error).message}`,
-      ),
+      'CLI_VERB_UNAVAILABLE',
+      `outpost ${found.key} is not available in this installation: ${(err as Error).message}`,
     );
   }
   try {
@@ -276,9 +287,14 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
 /** Runs the CLI on this process: argv, env, stdio; SIGINT/SIGTERM abort ctx.signal once. */
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const ac = new AbortController();
+  let interrupted = false;
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (ac.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
-    ac.abort(new OutpostError('INTERNAL', `interrupted by ${sig}`));
+    if (interrupted) process.exit(sig === 'SIGINT' ? 130 : 143);
+    interrupted = true;
+    // A verb is running, so the catalog is loaded: this import settles at once.
+    void import('../../protocol/errors/index.js').then(({ OutpostError }) =>
+      ac.abort(new OutpostError('INTERNAL', `interrupted by ${sig}`)),
+    );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import { request } from 'node:http';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { missingCommand, skipForPackage } from '../helpers/requires.js';
 import { fakeRoot, verify } from '../helpers/systemd-root.js';
 import { waitFor } from '../helpers/fleet.js';
-import { NOT_ON_DEVICE, lastJson, outsideEnv, procView, runTo, startChild } from '../helpers/installed.js';
+import { NOT_ON_DEVICE, lastJson, outsideEnv, procView, runTo, startChild, type Ran } from '../helpers/installed.js';
 
 /**
  * The packages as a user gets them: `npm run pack` in the repository, then each tarball installed
@@ -20,6 +21,9 @@ import { NOT_ON_DEVICE, lastJson, outsideEnv, procView, runTo, startChild } from
  * It also shows that the installed agent loads no transpiler. Everything started is stopped by PID.
  */
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
+/** Budgets of the slow steps: packing (tsc, the bundles, npm pack) and each npm install. */
+const PACK_MS = 300_000;
+const INSTALL_MS = 600_000;
 const noVerify = missingCommand('systemd-analyze');
 const skipVerify = skipForPackage(noVerify && `${noVerify} (apt-get install systemd)`);
 
@@ -56,14 +60,48 @@ const outpost = (args: string[], cwd = dir) =>
 const agentCli = (args: string[]) =>
   runTo(bin(agentPrefix, 'outpost-agent'), args, { cwd: dir, env: env(), timeoutMs: 60_000 });
 
-async function npmInstall(prefix: string, tgz: string): Promise<void> {
-  await mkdir(prefix, { recursive: true });
-  const r = await runTo(
-    'npm',
-    ['install', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--no-save', tgz],
-    { cwd: prefix, env: env(), timeoutMs: 600_000 },
+function npmInstall(prefix: string, tgz: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Ran> {
+  return mkdir(prefix, { recursive: true }).then(() =>
+    runTo(
+      'npm',
+      ['install', '--prefix', prefix, '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--no-save', tgz],
+      { cwd: prefix, env: { ...env(), ...extraEnv }, timeoutMs: INSTALL_MS },
+    ),
   );
+}
+
+function installed(r: Ran, tgz: string): void {
   expect(r.code, `npm install ${tgz}:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`).toBe(0);
+}
+
+/**
+ * better-sqlite3's install script (prebuild-install) downloads a prebuilt binary for this Node ABI
+ * from its GitHub releases, which is what a user's `npm install` gets; only when that fails does it
+ * compile SQLite from source (minutes on a loaded 2-core machine, the one slow step of this test).
+ * Build machines here cannot reach GitHub, so the same prebuilt file is offered from a local folder
+ * through prebuild-install's own option (npm_config_better_sqlite3_local_prebuilds; README,
+ * "Installing without access to GitHub"): a tarball of the binary the repository's `npm ci` built
+ * for this very version and ABI. It is a binary, not a path into the repository: the installed
+ * package resolves nothing from here.
+ */
+async function betterSqlitePrebuilds(into: string): Promise<NodeJS.ProcessEnv> {
+  const pkgFile = createRequire(join(REPO, 'package.json')).resolve('better-sqlite3/package.json');
+  const pkg = JSON.parse(await readFile(pkgFile, 'utf8')) as { version: string };
+  const stage = join(into, 'stage');
+  await mkdir(join(stage, 'build', 'Release'), { recursive: true });
+  await copyFile(
+    join(pkgFile, '..', 'build', 'Release', 'better_sqlite3.node'),
+    join(stage, 'build/Release/better_sqlite3.node'),
+  );
+  const name = `better-sqlite3-v${pkg.version}-node-v${process.versions.modules}-${process.platform}-${process.arch}.tar.gz`;
+  const tar = await runTo('tar', ['-czf', join(into, name), '-C', stage, 'build/Release/better_sqlite3.node'], {
+    cwd: into,
+    env: process.env,
+    timeoutMs: 60_000,
+  });
+  expect(tar.code, tar.stderr).toBe(0);
+  await rm(stage, { recursive: true, force: true });
+  return { npm_config_better_sqlite3_local_prebuilds: into };
 }
 
 async function names(folder: string): Promise<string[]> {
@@ -90,50 +128,89 @@ function getJson(socketPath: string, path: string): Promise<Record<string, unkno
 }
 
 describe('installed packages (npm run pack, npm install --omit=dev, no repository)', () => {
-  it('pack writes both tarballs; each installs into an empty prefix with only what it needs', async () => {
-    const packed = await runTo('npm', ['run', '-s', 'pack'], { cwd: REPO, env: outsideEnv(), timeoutMs: 300_000 });
-    expect(packed.code, packed.stdout + packed.stderr).toBe(0);
-    const agentTgz = join(REPO, 'dist', 'packages', `outpost-agent-${version}.tgz`);
-    const cloudTgz = join(REPO, 'dist', 'packages', `outpost-${version}.tgz`);
-    // Concurrently: both are mostly native compiles (unix-dgram, better-sqlite3, the OpenCV addon).
-    await Promise.all([npmInstall(agentPrefix, agentTgz), npmInstall(cloudPrefix, cloudTgz)]);
+  // The two installs run at once (both are mostly native compiles: unix-dgram and the OpenCV addon
+  // on the device side, the native modules of the cloud side) and are awaited by one test each, so
+  // a slow one fails only its own test, with its own budget.
+  let agentInstall: Promise<Ran>;
+  let cloudInstall: Promise<Ran>;
+  const agentTgz = () => join(REPO, 'dist', 'packages', `outpost-agent-${version}.tgz`);
+  const cloudTgz = () => join(REPO, 'dist', 'packages', `outpost-${version}.tgz`);
 
-    const device = join(agentPrefix, 'node_modules');
-    // Neither package carries the repository's tests, benchmarks, CI or sources.
-    expect(await names(join(device, 'outpost-agent'))).toEqual(
-      expect.arrayContaining(['README.md', 'addons', 'dist', 'package.json', 'systemd']),
-    );
-    for (const pkg of [join(device, 'outpost-agent'), join(cloudPrefix, 'node_modules', 'outpost')]) {
+  it(
+    'npm run pack writes both tarballs',
+    async () => {
+      const packed = await runTo('npm', ['run', '-s', 'pack'], { cwd: REPO, env: outsideEnv(), timeoutMs: PACK_MS });
+      expect(packed.code, packed.stdout + packed.stderr).toBe(0);
+      const prebuilds = await betterSqlitePrebuilds(await mkdtemp(join(dir, 'prebuilds-')));
+      agentInstall = npmInstall(agentPrefix, agentTgz());
+      cloudInstall = npmInstall(cloudPrefix, cloudTgz(), prebuilds);
+      // Settled here too, so that a test that never awaits one (skipped, failed) leaves no rejection.
+      void agentInstall.catch(() => {});
+      void cloudInstall.catch(() => {});
+    },
+    PACK_MS + 60_000,
+  );
+
+  it(
+    'outpost-agent installs into an empty prefix with only what a device needs',
+    async () => {
+      expect(agentInstall, 'the pack test did not start the install').toBeDefined();
+      installed(await agentInstall, agentTgz());
+      const device = join(agentPrefix, 'node_modules');
+      expect(await names(join(device, 'outpost-agent'))).toEqual(
+        expect.arrayContaining(['README.md', 'addons', 'dist', 'package.json', 'systemd']),
+      );
+      // Neither package carries the repository's tests, benchmarks, CI or sources (the cloud's below).
+      for (const absent of ['test', 'bench', '.ci', 'docs', 'tsconfig.json'])
+        expect(await names(join(device, 'outpost-agent'))).not.toContain(absent);
+      // The agent is one bundle (agent/bundle.mjs): no per-module tree, no source maps.
+      expect(await names(join(device, 'outpost-agent', 'dist'))).toEqual(['agent-bundle']);
+      const shipped = await names(join(device, 'outpost-agent', 'dist', 'agent-bundle'));
+      expect(shipped).toEqual(expect.arrayContaining(['THIRD-PARTY-NOTICES.txt', 'bin.js', 'chunks']));
+      expect(
+        (await names(join(device, 'outpost-agent', 'dist', 'agent-bundle', 'chunks'))).filter(
+          (f) => !f.endsWith('.js'),
+        ),
+      ).toEqual([]);
+      // The device gets nothing of the cloud, the transpiler or the test tools, and not the pure-JS
+      // dependencies the bundle carries (mqtt, pino, @tufjs/models): only what has native code.
+      const agentPkg = JSON.parse(await readFile(join(device, 'outpost-agent', 'package.json'), 'utf8')) as {
+        dependencies: Record<string, string>;
+      };
+      const onDevice = await names(device);
+      for (const cloudOnly of NOT_ON_DEVICE) {
+        expect(agentPkg.dependencies, cloudOnly).not.toHaveProperty(cloudOnly);
+        expect(onDevice, cloudOnly).not.toContain(cloudOnly);
+      }
+      expect(onDevice).toEqual(expect.arrayContaining(['onnxruntime-node', 'sharp', 'unix-dgram']));
+      for (const bundled of ['mqtt', 'pino', '@tufjs']) expect(onDevice, bundled).not.toContain(bundled);
+
+      const v = await agentCli(['--version']);
+      expect(v.code, `outpost-agent --version: ${v.stderr}`).toBe(0);
+      expect(v.stdout.trim()).toBe(version);
+      const help = await agentCli(['--help']);
+      for (const verb of ['run', 'status', 'check-config', 'install-service', 'predict', '--version']) {
+        expect(help.stdout).toContain(`outpost-agent ${verb}`);
+      }
+    },
+    INSTALL_MS + 60_000,
+  );
+
+  it(
+    'outpost installs into an empty prefix, without the transpiler',
+    async () => {
+      expect(cloudInstall, 'the pack test did not start the install').toBeDefined();
+      installed(await cloudInstall, cloudTgz());
+      const pkg = join(cloudPrefix, 'node_modules', 'outpost');
       for (const absent of ['test', 'bench', '.ci', 'docs', 'tsconfig.json'])
         expect(await names(pkg)).not.toContain(absent);
-    }
-    expect(await names(join(device, 'outpost-agent', 'dist'))).toEqual(['agent', 'protocol']);
-    // The device gets nothing of the cloud, the transpiler or the test tools. (ws is not among
-    // these: mqtt.js itself depends on it, for MQTT over WebSocket; the agent's own list has no ws.)
-    const agentPkg = JSON.parse(await readFile(join(device, 'outpost-agent', 'package.json'), 'utf8')) as {
-      dependencies: Record<string, string>;
-    };
-    const installed = await names(device);
-    for (const cloudOnly of NOT_ON_DEVICE) {
-      expect(agentPkg.dependencies, cloudOnly).not.toHaveProperty(cloudOnly);
-      if (cloudOnly !== 'ws') expect(installed, cloudOnly).not.toContain(cloudOnly);
-    }
-    expect(installed).toEqual(expect.arrayContaining(['mqtt', 'onnxruntime-node', 'pino', 'sharp', 'unix-dgram']));
-    expect(await names(join(cloudPrefix, 'node_modules'))).not.toContain('tsx');
-
-    for (const [cli, name] of [
-      [outpost, 'outpost'],
-      [agentCli, 'outpost-agent'],
-    ] as const) {
-      const v = await cli(['--version']);
-      expect(v.code, `${name} --version: ${v.stderr}`).toBe(0);
+      expect(await names(join(cloudPrefix, 'node_modules'))).not.toContain('tsx');
+      const v = await outpost(['--version']);
+      expect(v.code, `outpost --version: ${v.stderr}`).toBe(0);
       expect(v.stdout.trim()).toBe(version);
-    }
-    const help = await agentCli(['--help']);
-    for (const verb of ['run', 'status', 'check-config', 'install-service', 'predict', '--version']) {
-      expect(help.stdout).toContain(`outpost-agent ${verb}`);
-    }
-  }, 900_000);
+    },
+    INSTALL_MS + 60_000,
+  );
 
   it('outpost cloud start, publish, provision; outpost-agent run converges and answers a prediction, with no transpiler loaded', async () => {
     const cloud = startChild(bin(cloudPrefix, 'outpost'), ['cloud', 'start', '--http-port', '0', '--json'], {

@@ -103,8 +103,8 @@ export interface SpawnAgentOptions {
   env?: NodeJS.ProcessEnv;
   args?: string[];
   /**
-   * Run the compiled dist/agent/cli/bin.js with plain node (what the installed package and the
-   * unit run; `npm run build` first) instead of the sources through tsx. Benchmarks use it.
+   * Run the built dist/agent-bundle/bin.js with plain node (what the device package ships and the
+   * unit runs; `npm run build` first) instead of the sources through tsx. Benchmarks use it.
    */
   compiled?: boolean;
 }
@@ -119,7 +119,7 @@ export function agentEnv(extra: Record<string, string | undefined> = {}): NodeJS
 }
 
 export function spawnAgent(opts: SpawnAgentOptions): AgentProcess {
-  const entry = opts.compiled ? [join(REPO, 'dist', 'agent', 'cli', 'bin.js')] : ['--import', 'tsx', BIN];
+  const entry = opts.compiled ? [join(REPO, 'dist', 'agent-bundle', 'bin.js')] : ['--import', 'tsx', BIN];
   const child = spawn(process.execPath, [...entry, 'run', '--config', opts.config, ...(opts.args ?? [])], {
     cwd: REPO,
     env: opts.env ?? agentEnv(),

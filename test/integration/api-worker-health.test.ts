@@ -57,8 +57,9 @@ describe('an ONNX model whose worker thread dies', () => {
     const refused = await h.client.infer('acme/classifier', input).catch((e: unknown) => e);
     expect((refused as OutpostError).code).toBe('API_MODEL_NOT_READY');
 
-    // The reported state carries it through the same parser the cloud uses.
-    const served = h.runtime.get('acme/classifier')!;
+    // The reported state (what the daemon's reconciler sends, through the parser the cloud uses).
+    const serving = h.runtime.reportedServing('acme/classifier');
+    expect(serving).toMatchObject({ mode: 'unhealthy', reason: { code: 'RUNTIME_WORKER_UNHEALTHY' } });
     const report = parseReported({
       type: 'reported',
       device: 'dev-1',
@@ -72,16 +73,17 @@ describe('an ONNX model whose worker thread dies', () => {
           version: 1,
           activeVersion: 1,
           state: 'active',
-          serving: { mode: 'unhealthy', reason: served.health },
+          serving,
         },
       ],
     });
-    expect(report.models[0]!.serving).toEqual({ mode: 'unhealthy', reason: served.health });
+    expect(report.models[0]!.serving).toEqual(serving);
 
     // Loading the same version again gives it a fresh worker: healthy, and the same answer.
     await h.runtime.activate('acme/classifier', 1, h.fixtures.classifier!.dir);
     expect((await get('/v2/health/ready')).json).toEqual({ ready: true });
     expect((await get('/v2/models/acme%2Fclassifier/ready')).status).toBe(200);
+    expect(h.runtime.reportedServing('acme/classifier')).toBeUndefined();
     const again = await h.client.infer('acme/classifier', input);
     expect(again.outputs).toEqual(ok.outputs);
   });

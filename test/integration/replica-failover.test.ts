@@ -3,6 +3,8 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDb } from '../../cloud-broker/db/index.js';
+import { FLEET_LEADER, LeaseStore } from '../../cloud-broker/db/lease.js';
 import type { FleetPage } from '../../cloud-broker/fleet/fleet-view.js';
 import type { RolloutView } from '../../cloud-broker/fleet/rollout-types.js';
 import { writeModelFolder } from '../fixtures/model-folder.js';
@@ -14,11 +16,13 @@ import { missingRedis, type Redis, startRedis } from '../helpers/engines/redis.j
 import { waitFor } from '../helpers/fleet.js';
 import { cloudProcess, type CloudProcess } from '../helpers/rollout-fleet.js';
 import { skipForPackage } from '../helpers/requires.js';
+import { testDatabase } from '../helpers/test-db.js';
 
 /**
  * kill -9 of the replica that leads, mid-rollout (docs/scale.md, "Run-once work"). Two real
- * `outpost cloud start` processes share one data dir (SQLite), one blob folder and one Redis,
- * behind a real haproxy; six real agent processes connect through the balancer, so about half
+ * `outpost cloud start` processes, each with its own data dir (as on two hosts), share one
+ * database (a SQLite file, or one PostgreSQL database under OUTPOST_TEST_DATABASE=postgres,
+ * `npm run test:pg`), one blob folder and one Redis, behind a real haproxy; six real agent processes connect through the balancer, so about half
  * are on each replica. A staged rollout (batches of 2, soak) is started; once its first batch is
  * out, the replica holding the fleet-leader lease is SIGKILLed. The survivor must take the lease,
  * its scheduler must finish the rollout, the killed replica's devices must come back through the
@@ -45,6 +49,7 @@ const replicas: CloudProcess[] = [];
 const agents = new Map<string, AgentProcess>();
 let lbHttp: string;
 let token: string;
+let database: string;
 
 /** A new TCP connection per call: the balancer picks a replica per connection, and fetch keeps them alive. */
 const health = (base: string): Promise<Health> =>
@@ -122,13 +127,16 @@ beforeAll(async () => {
     '--public-mqtt',
     `mqtt://127.0.0.1:${lb.mqttPort}`,
   ];
-  // One after the other: the first creates the admin token and the signing key the second reads.
+  database = (await testDatabase()) ?? join(root, 'shared.db');
+  // One after the other: the first creates the signing key the second reads from the database.
+  // Each writes its own admin token file; both tokens' hashes are in the shared database.
   for (const i of [0, 1])
     replicas.push(
-      await cloudProcess(join(root, 'cloud'), root, {
+      await cloudProcess(join(root, `host-${i}`), root, {
         httpPort: ports[2 * i]!,
         mqttPort: ports[2 * i + 1]!,
         args: shared,
+        database,
         env: LEASE,
       }),
     );
@@ -212,6 +220,13 @@ describe.skipIf(skipForPackage(missing))('replica failover', () => {
     });
     expect(after.leader.replica).toBe(survivorId);
     expect(after.leader.epoch).toBeGreaterThan(epochBefore);
+    // The lease row in the database the two were given says the same (so they shared that one).
+    const db = openDb(database);
+    try {
+      expect(new LeaseStore(db).read(FLEET_LEADER)).toMatchObject({ holder: survivorId, epoch: after.leader.epoch });
+    } finally {
+      db.close();
+    }
     await waitFor('the balancer answers with the survivor as leader', async () => {
       const h = await health(lbHttp);
       return h.replica === survivorId && h.leader.replica === survivorId;

@@ -5,6 +5,7 @@ import { FLEET_LEADER, LeaseStore } from '../../cloud-broker/db/lease.js';
 import type { SqliteDb } from '../../cloud-broker/db/sqlite.js';
 import { Leadership, resolveLeaseSettings } from '../../cloud-broker/fleet/leadership.js';
 import { FleetStore } from '../../cloud-broker/fleet/store.js';
+import { OutpostError } from '../../protocol/errors/index.js';
 import { silentLogger } from '../../protocol/log.js';
 import { testDatabase, testEngine } from '../helpers/test-db.js';
 import { useTempDir } from '../helpers/temp-dir.js';
@@ -53,32 +54,58 @@ describe('the lease row', () => {
     b.close();
   });
 
-  // SQLite only: on PostgreSQL the second claim would wait for the row lock on this same thread
-  // (the driver is synchronous), so the wait cannot be observed from one process.
-  it.runIf(testEngine() === 'sqlite')(
-    'a takeover waits for the fenced transaction of the holder, and cannot slip in before its commit',
-    async () => {
+  // B is a second connection that gives up at once where it would wait for a lock, so the
+  // moment it would have slipped in is an error the test sees: SQLite's busy_timeout 0 answers
+  // SQLITE_BUSY (A's transaction holds the database's write lock); on PostgreSQL, B's own session
+  // (a second bridge thread and server backend) with a 300 ms lock and statement timeout answers
+  // CLOUD_DB_UNAVAILABLE "canceling statement due to ... timeout" (A's fence holds the row lock;
+  // both timeouts are the same setting, so either may fire). The same connection's claim goes
+  // through at once after A commits, so the wait was for A's transaction, not a slow server.
+  // Without the short timeout B's claim would block this thread until A committed, and A's commit
+  // runs on this same thread after it: the wait itself cannot be watched from one thread, its
+  // refusal can.
+  async function impatientPair(): Promise<[Db, Db, (err: unknown) => void]> {
+    if (testEngine() === 'sqlite') {
       const [a, b] = await twoReplicas();
       (b as SqliteDb).raw.pragma('busy_timeout = 0');
-      const la = new LeaseStore(a);
-      const lb = new LeaseStore(b);
-      la.claim(FLEET_LEADER, 'A', TTL, 1_000);
-      let during: unknown = null;
-      a.transaction(() => {
-        expect(la.fence(FLEET_LEADER, 'A', 1)).toBe(true);
-        // The lease has lapsed by B's clock, but A's transaction holds the row.
-        try {
-          lb.claim(FLEET_LEADER, 'B', TTL, 60_000);
-        } catch (err) {
-          during = err;
-        }
-      })();
-      expect((during as { code?: string } | null)?.code).toBe('SQLITE_BUSY');
-      expect(lb.claim(FLEET_LEADER, 'B', TTL, 60_000)).toMatchObject({ holder: 'B', epoch: 2 });
-      a.close();
-      b.close();
-    },
-  );
+      return [a, b, (err) => expect((err as { code?: string } | null)?.code).toBe('SQLITE_BUSY')];
+    }
+    const url = (await testDatabase())!;
+    return [
+      openDb(url),
+      openDb(url, undefined, { timeoutMs: 300 }),
+      (err) => {
+        expect(err).toBeInstanceOf(OutpostError);
+        expect((err as OutpostError).code).toBe('CLOUD_DB_UNAVAILABLE');
+        expect((err as Error).message).toMatch(/canceling statement due to (lock|statement) timeout/);
+      },
+    ];
+  }
+
+  it('a takeover waits for the fenced transaction of the holder, and cannot slip in before its commit', async () => {
+    const [a, b, expectRefused] = await impatientPair();
+    const la = new LeaseStore(a);
+    const lb = new LeaseStore(b);
+    la.claim(FLEET_LEADER, 'A', TTL, 1_000);
+    let during: unknown = null;
+    a.transaction(() => {
+      expect(la.fence(FLEET_LEADER, 'A', 1)).toBe(true);
+      // The lease has lapsed by B's clock, but A's transaction holds the row.
+      try {
+        lb.claim(FLEET_LEADER, 'B', TTL, 60_000);
+      } catch (err) {
+        during = err;
+      }
+      // Still A's, inside A's transaction: B changed nothing.
+      expect(la.read(FLEET_LEADER)).toMatchObject({ holder: 'A', epoch: 1 });
+    })();
+    expectRefused(during);
+    expect(lb.claim(FLEET_LEADER, 'B', TTL, 60_000)).toMatchObject({ holder: 'B', epoch: 2 });
+    // And A's late fence, after the takeover, fails: its work cannot commit under the old epoch.
+    expect(la.fence(FLEET_LEADER, 'A', 1)).toBe(false);
+    a.close();
+    b.close();
+  });
 });
 
 describe('leadership between two replicas', () => {

@@ -9,9 +9,10 @@ import { NOT_ON_DEVICE } from '../helpers/installed.js';
 
 /**
  * The packages' dependency lists (.ci/pack.mjs) can never drift from the code: every package the
- * compiled agent and protocol import is a dependency of outpost-agent and nothing else is (apart
- * from the addon build at install), and the cloud package carries everything its three trees
- * import. Type-only imports, which vanish from the JavaScript tsc emits, do not count.
+ * agent and protocol import is either inside the device bundle (agent/bundle.mjs) or a dependency
+ * of outpost-agent, whose dependencies are exactly what the bundle leaves outside (apart from the
+ * addon build at install); the cloud package carries everything its three trees import. Type-only
+ * imports, which vanish from the JavaScript tsc emits, do not count.
  */
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const root = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
@@ -131,9 +132,22 @@ describe('the import scan', () => {
 describe('outpost-agent (the device package)', () => {
   const m = manifests['outpost-agent'];
 
-  it('depends on exactly what agent/ and protocol/ import, plus the addon build', () => {
+  it('depends on exactly what the agent bundle imports from node_modules, plus the addon build', () => {
+    // `npm run build` wrote the bundle and what it carries (the packaging step needs it anyway).
+    execFileSync(process.execPath, [join(REPO, 'agent/bundle.mjs')], { stdio: 'ignore' });
+    const bundle = JSON.parse(readFileSync(join(REPO, 'dist/agent-bundle/meta.json'), 'utf8')) as {
+      external: string[];
+      bundled: string[];
+    };
     const deps = Object.keys(m.dependencies).sort();
-    expect(deps.filter((d) => !ADDON_BUILD.includes(d))).toEqual(importsOf(['agent', 'protocol']));
+    const runtime = deps.filter((d) => !ADDON_BUILD.includes(d));
+    const imported = importsOf(['agent', 'protocol']);
+    // Each import of the sources is bundled or installed; each installed one is imported (some
+    // through createRequire, which the bundler leaves alone: unix-dgram), none is bundled too.
+    for (const pkg of imported) expect([...bundle.bundled, ...runtime], pkg).toContain(pkg);
+    for (const pkg of runtime) expect(imported, pkg).toContain(pkg);
+    for (const pkg of bundle.external) expect(runtime, pkg).toContain(pkg);
+    for (const pkg of runtime) expect(bundle.bundled, pkg).not.toContain(pkg);
     expect(deps.filter((d) => ADDON_BUILD.includes(d))).toEqual(ADDON_BUILD);
     // The build deps are there because the install script and CMakeLists.txt use them.
     expect(m.scripts?.install).toBe('node addons/build.mjs');
@@ -145,8 +159,8 @@ describe('outpost-agent (the device package)', () => {
     for (const name of NOT_ON_DEVICE) {
       expect(m.dependencies, name).not.toHaveProperty(name);
     }
-    expect(m.files).toEqual(['dist/agent/', 'dist/protocol/', 'addons/', 'CMakeLists.txt', 'systemd/', 'README.md']);
-    expect(m.bin).toEqual({ 'outpost-agent': 'dist/agent/cli/bin.js' });
+    expect(m.files).toEqual(['dist/agent-bundle/', 'addons/', 'CMakeLists.txt', 'systemd/', 'README.md']);
+    expect(m.bin).toEqual({ 'outpost-agent': 'dist/agent-bundle/bin.js' });
   });
 });
 
