@@ -7,7 +7,7 @@ import type { BlobSource } from '../fetch/index.js';
 import { plan, type FailureMemo, type Step } from './planner.js';
 import { ExclusiveRunner } from './exclusive-runner.js';
 import { Backoff } from './backoff.js';
-import type { SyncState } from './sync-state.js';
+import type { RollbackPin, SyncState } from './sync-state.js';
 import { absent, next, reportedOf, type LifecycleEvent, type ModelRecord } from './lifecycle.js';
 import type { TrustStore } from './trust-store.js';
 
@@ -163,19 +163,15 @@ export class Reconciler {
   /** `rollback` command: go back to the previous kept version and pin it until the desired state changes. */
   async rollback(id: string): Promise<{ from: number; to: number }> {
     const result = await this.opts.store.rollback(id);
-    this.failures.set(`${id}@${result.from}`, {
-      id,
-      version: result.from,
-      code: 'SYNC_PINNED_BY_ROLLBACK',
-      retryable: false,
-    });
+    const pin = { model: id, version: result.from, to: result.to, revision: this.desired?.revision ?? null };
+    // Persisted before the answer: after a kill -9 the restarted agent must not re-activate
+    // `from` from the (unchanged) desired state. A crash between the flip and this write leaves
+    // the command unanswered, and the desired state then wins, as for any command not acknowledged.
+    this.opts.state.pin(pin);
+    this.failures.set(`${id}@${result.from}`, pinnedMemo(pin));
     const dir = await this.opts.store.currentDir(id);
     if (dir) await this.opts.onActivated?.(id, result.to, dir);
-    this.move(id, {
-      type: 'roll-back',
-      to: result.to,
-      error: { code: 'SYNC_PINNED_BY_ROLLBACK', message: `rolled back from ${result.from} to ${result.to} by command` },
-    });
+    this.move(id, rolledBack(pin));
     this.opts.onEvent?.({ type: 'rolled-back', model: id, version: result.to });
     this.publishNow();
     return result;
@@ -275,9 +271,20 @@ export class Reconciler {
       { revision: desired.revision, models: desired.models.map((m) => `${m.id}@${m.version}`) },
       'desired state accepted',
     );
+    // Pins of this very revision exist only when it is the persisted document read at start:
+    // a new revision drops them (SyncState.save) and the failures with them.
+    const pins = this.opts.state.pins(desired.revision);
+    for (const p of pins) this.failures.set(`${p.model}@${p.version}`, pinnedMemo(p));
     for (const m of desired.models) {
       const prev = this.models.get(m.id);
-      if (!prev || prev.version !== m.version || prev.state === 'failed') {
+      const pin = pins.filter((p) => p.model === m.id).at(-1);
+      if (pin) {
+        if (prev?.state !== 'rolled-back') {
+          // Still working toward the desired version, held back from it by the pin.
+          if (prev?.version !== m.version) this.move(m.id, { type: 'want', version: m.version });
+          this.move(m.id, rolledBack(pin));
+        }
+      } else if (!prev || prev.version !== m.version || prev.state === 'failed') {
         this.move(m.id, { type: prev?.activeVersion === m.version ? 'have' : 'want', version: m.version });
       }
     }
@@ -393,6 +400,8 @@ export class Reconciler {
     const dir = await this.opts.store.currentDir(id);
     if (dir) await this.opts.onActivated?.(id, version, dir);
     this.failures.delete(`${id}@${version}`);
+    // A version of the model is current again by the desired state (a `sync` command lifted the pin).
+    this.opts.state.unpin(id);
     // An apply that a newer document aborted may still finish its flip: the record then works
     // toward another version, and this only tells it what is current now.
     if (this.models.get(id)?.version === version) this.move(id, { type: 'activate', version });
@@ -431,6 +440,18 @@ export class Reconciler {
     if (out.state === 'absent') this.models.delete(id);
     else this.models.set(id, out);
   }
+}
+
+function pinnedMemo(p: RollbackPin): FailureMemo {
+  return { id: p.model, version: p.version, code: 'SYNC_PINNED_BY_ROLLBACK', retryable: false };
+}
+
+function rolledBack(p: RollbackPin): LifecycleEvent & { type: 'roll-back' } {
+  return {
+    type: 'roll-back',
+    to: p.to,
+    error: { code: 'SYNC_PINNED_BY_ROLLBACK', message: `rolled back from ${p.version} to ${p.to} by command` },
+  };
 }
 
 /** The store's install phases as lifecycle events. */
