@@ -7,6 +7,7 @@ import { ClusterSecrets } from '../../cloud-broker/secrets/store.js';
 import { loadOrCreateSigner } from '../../cloud-broker/signing/keys.js';
 import { buildCommand, type CommandSigned } from '../../protocol/command.js';
 import { silentLogger } from '../../protocol/log.js';
+import type { ReportedState } from '../../protocol/reported-state.js';
 import { topics } from '../../protocol/topics.js';
 import { spawnAgent, writeAgentConfig, type AgentProcess } from '../helpers/agent-process.js';
 import { runInProcess } from '../helpers/cli.js';
@@ -86,6 +87,11 @@ describe('signed commands: unsigned, forged, expired and replayed commands are r
       .map((p) => JSON.parse(p.payload.toString()) as Record<string, unknown>);
   }
 
+  /** The reported states the device published, oldest first. */
+  function reports(): ReportedState[] {
+    return seen.filter((p) => p.topic === topics.reported(DEVICE)).map((p) => JSON.parse(p.payload.toString()));
+  }
+
   const codeIn = (answer: Record<string, unknown>) => (answer.error as { code?: string } | undefined)?.code;
 
   /** The key the cloud signs with, read from its database: what an attacker who stole it would hold. */
@@ -156,19 +162,35 @@ describe('signed commands: unsigned, forged, expired and replayed commands are r
   });
 
   it('after kill -9 and a restart of the agent, the captured command is still refused as replayed', async () => {
+    const killed = reports().at(-1)!.startedAt;
     await agent.kill('SIGKILL');
     agent = spawnAgent(config);
-    await waitFor(
-      'the restarted agent online',
-      () => f.cloud.fleet.fleet.getDevice(DEVICE).status === 'online',
+    // The restarted agent's first report (what it rebuilt from disk): the desired state still
+    // asks for v2 (the retained document, unchanged), so only a persisted pin keeps v1. Asserting on
+    // that report, not on whatever report the cloud holds at some moment, makes the outcome
+    // independent of how fast the restarted agent would re-activate v2 without the pin.
+    const first = await waitFor(
+      'the restarted agent reported',
+      () => reports().find((r) => r.startedAt !== killed),
       30_000,
     );
+    expect(first.models.find((m) => m.id === MODEL)).toMatchObject({
+      state: 'rolled-back',
+      version: v2,
+      activeVersion: v2 - 1,
+      error: { code: 'SYNC_PINNED_BY_ROLLBACK' },
+    });
     const answer = await inject('rollback', captured);
     expect(codeIn(answer)).toBe('COMMAND_REPLAYED');
-    expect(activeVersion()).toBe(v2 - 1);
     // A fresh signed command still works after the restart.
     const run = await runInProcess(['device', 'command', DEVICE, 'report', '--json'], { cwd: f.root, env: f.env });
     expect(run.code, run.stderr).toBe(0);
     await waitFor('the report answer', () => answers('report').some((a) => a.ok === true), 15_000);
+    // Still v1 in the report the command asked for.
+    expect(
+      reports()
+        .at(-1)!
+        .models.find((m) => m.id === MODEL),
+    ).toMatchObject({ activeVersion: v2 - 1 });
   }, 60_000);
 });
