@@ -1,9 +1,10 @@
 /**
  * The agent's footprint against the floor of onnxruntime itself, all in one run on one machine:
- *  - start: wall time from spawning the compiled `outpost-agent run` to systemd's READY=1 (the
- *    socket listens and every installed model is loaded and served), with 10 installed models,
- *    against a bare Node process that loads onnxruntime-node and opens the same 10 sessions
- *    (bench/_ort-floor.mjs) up to its READY line. Goal: at most 1.5x, and under 0.35 s.
+ *  - start: wall time from spawning the bundled `outpost-agent run` (dist/agent-bundle/, what
+ *    the device package ships) to systemd's READY=1 (the socket listens and every installed
+ *    model is loaded and served), with 10 installed models, against a bare Node process that
+ *    loads onnxruntime-node and opens the same 10 sessions (bench/_ort-floor.mjs) up to its
+ *    READY line. Goal: at most 1.5x, and under 0.35 s.
  *  - idle RSS, 2 s after READY, with 1 and with 10 models against the floor with the same
  *    sessions. Goal: at most 1.2x.
  * Each case runs RUNS times, interleaved so a busy moment of the machine hits every case alike;
@@ -85,7 +86,7 @@ async function rssBytes(pid: number): Promise<number> {
 
 const SETTLE_MS = 2000;
 
-/** Spawns the compiled agent, times READY, samples RSS after a settle, stops; returns [ms, rss]. */
+/** Spawns the agent bundle, times READY, samples RSS after a settle, stops; returns [ms, rss]. */
 async function startOnce(root: string, config: string): Promise<[number, number]> {
   const rx = notifyReceiver(root);
   const t0 = performance.now();

@@ -1,9 +1,9 @@
 /**
- * How long `outpost --help` and `outpost-agent --help` take (the compiled bins, as installed)
+ * How long `outpost --help` and `outpost-agent --help` take (the built bins, as installed)
  * against `node -e 0`, the floor of any Node CLI on this machine: spawn to exit, RUNS times each,
  * interleaved so a busy moment of the machine hits all three alike; the rows give the median.
- * Goal: at most 1.5x. What is left above the floor is loading the dispatcher and the error
- * catalog; the verbs' modules load only when a verb runs.
+ * Goal: at most 1.5x. What is left above the floor is loading the dispatcher; the error catalog
+ * loads only when an error is printed, and a verb's modules only when it runs.
  */
 import { spawnSync } from 'node:child_process';
 import { AGENT_BIN, OUTPOST_BIN, ensureBuilt, median } from './_compiled.js';
@@ -28,7 +28,7 @@ export async function run(): Promise<BenchRow[]> {
     for (const k of Object.keys(cases) as (keyof typeof cases)[]) ms[k].push(time(cases[k]));
   }
   const floor = median(ms.floor);
-  const note = `median of ${RUNS}, spawn to exit, compiled dist/`;
+  const note = `median of ${RUNS}, spawn to exit, dist/ (the agent: its bundle)`;
   return [
     {
       name: 'outpost --help',

@@ -36,6 +36,12 @@ const REFUSALS = new Set([
   'NotImplemented',
 ]);
 
+/**
+ * Answers that come with a 4xx but are transient: S3 answers a client that sent nothing for its
+ * idle timeout (about 20 s, e.g. an uploader that stalled) with 400 RequestTimeout.
+ */
+const TRANSIENT = new Set(['RequestTimeout', 'SlowDown', 'ServiceUnavailable', 'InternalError', 'TimeoutError']);
+
 export function httpStatusOf(err: unknown): number | undefined {
   return (err as SdkError)?.$metadata?.httpStatusCode;
 }
@@ -57,9 +63,10 @@ export function s3Failure(err: unknown, op: string, where: string): OutpostError
   const name = e.name ?? 'Error';
   const net = networkCode(e);
   const refused =
-    REFUSALS.has(name) ||
-    /region is missing/i.test(e.message ?? '') ||
-    (status !== undefined && status >= 300 && status < 500 && status !== 408 && status !== 429);
+    !TRANSIENT.has(name) &&
+    (REFUSALS.has(name) ||
+      /region is missing/i.test(e.message ?? '') ||
+      (status !== undefined && status >= 300 && status < 500 && status !== 408 && status !== 429));
   const details = {
     store: where,
     op,
