@@ -97,6 +97,8 @@ export class Fleet {
     this.audit = new AuditStore(opts.db);
     this.rollouts = new RolloutStore(opts.db);
     this.log = moduleLogger(opts.log, 'fleet');
+    this.store.onFlushError = (err) =>
+      this.log.warn({ err }, 'could not write the queued reports and statuses; they stay queued and are retried');
     this.telemetry = new TelemetryStore(opts.db, this.log.child({ part: 'telemetry' }));
     this.changes = new ChangeFeed(this.log);
     this.desired = new DesiredStates({

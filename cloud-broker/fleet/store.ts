@@ -31,6 +31,8 @@ const now = (): string => new Date().toISOString();
 /** Rows per multi-row UPDATE (3 parameters each) and ids per IN list: far below every engine's bound. */
 const UPDATE_ROWS = 200;
 const LIVE_IDS = 500;
+/** How soon a background write of reports that failed is tried again. */
+const FLUSH_RETRY_MS = 1_000;
 
 function toDeployment(r: DeploymentRow): Deployment {
   return {
@@ -63,6 +65,13 @@ export class FleetStore {
    */
   private readonly pendingStatuses = new Map<string, { status: 'online' | 'offline'; at: string }>();
   private flushQueued = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Told of a write of queued reports that failed in the background (a busy or unreachable
+   * database): the rows are queued again and retried, so the failure costs time, not reports.
+   */
+  onFlushError: (err: unknown) => void = () => {};
 
   /**
    * Run inside the transaction that writes reports and statuses; false drops the write. The
@@ -278,7 +287,22 @@ export class FleetStore {
   private queueFlush(): void {
     if (this.flushQueued) return;
     this.flushQueued = true;
-    setImmediate(() => this.flushReports());
+    setImmediate(() => this.flushInBackground());
+  }
+
+  /** The event-loop turn's flush: an error here has no caller to reach, so it is reported and retried. */
+  private flushInBackground(): void {
+    try {
+      this.flushReports();
+    } catch (err) {
+      this.onFlushError(err);
+      if (this.retryTimer) return;
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.flushInBackground();
+      }, FLUSH_RETRY_MS);
+      this.retryTimer.unref();
+    }
   }
 
   /**
@@ -294,12 +318,20 @@ export class FleetStore {
     const statuses = [...this.pendingStatuses].map(([id, r]) => [id, r.status, r.at]);
     this.pendingReports.clear();
     this.pendingStatuses.clear();
-    this.db.transaction(() => {
-      // Dropped when this replica lost the lease meanwhile: the new leader re-reads the retained reports.
-      if (!this.fence()) return;
-      this.updateMany('reported', 'reported_at', reports);
-      this.updateMany('status', 'status_at', statuses);
-    })();
+    try {
+      this.db.transaction(() => {
+        // Dropped when this replica lost the lease meanwhile: the new leader re-reads the retained reports.
+        if (!this.fence()) return;
+        this.updateMany('reported', 'reported_at', reports);
+        this.updateMany('status', 'status_at', statuses);
+      })();
+    } catch (err) {
+      // Nothing was written (one transaction): queue the rows again unless a newer one came meanwhile.
+      for (const [id, json, at] of reports) if (!this.pendingReports.has(id)) this.pendingReports.set(id, { json, at });
+      for (const [id, status, at] of statuses)
+        if (!this.pendingStatuses.has(id)) this.pendingStatuses.set(id, { status: status as 'online' | 'offline', at });
+      throw err;
+    }
   }
 
   /** `UPDATE devices SET a = ?, b = ? WHERE id = ?` for many rows, UPDATE_ROWS per statement. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
+import { testDatabase } from './test-db.js';
 import { GraphBuilder } from '../fixtures/onnx/graph.js';
 import { cleanEnv, runInProcess, tempDir } from './cli.js';
 
@@ -33,7 +34,13 @@ export function useCliCloud(prefix: string, users: readonly string[] = ['alice']
   } as CliCloud & { cloud: Cloud; root: string; adminToken: string; admin: CloudClient };
   beforeAll(async () => {
     ({ dir: c.root, cleanup } = await tempDir(prefix));
-    c.cloud = await startCloud({ dataDir: join(c.root, 'cloud'), host: '127.0.0.1', httpPort: 0, mqttPort: 0 });
+    c.cloud = await startCloud({
+      dataDir: join(c.root, 'cloud'),
+      database: await testDatabase(),
+      host: '127.0.0.1',
+      httpPort: 0,
+      mqttPort: 0,
+    });
     c.adminToken = (await readFile(c.cloud.adminTokenFile, 'utf8')).trim();
     c.admin = new CloudClient({ url: c.cloud.httpUrl, token: c.adminToken });
     for (const u of users) tokens.set(u, (await c.admin.createUser(u)).token);

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
 import { rawConnect, type RawAnswer } from '../helpers/raw-http.js';
+import { testDatabase } from '../helpers/test-db.js';
 import { startAgent, type Harness } from './api-harness.js';
 
 /**
@@ -129,7 +130,7 @@ describe('HTTP fuzzing over raw sockets', () => {
   let agent: Harness;
   beforeAll(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outpost-http-fuzz-'));
-    cloud = await startCloud({ dataDir: dir, httpPort: 0, mqttPort: 0 });
+    cloud = await startCloud({ dataDir: dir, httpPort: 0, mqttPort: 0, database: await testDatabase() });
     agent = await startAgent({ kinds: ['classifier'] });
   });
   afterAll(async () => {

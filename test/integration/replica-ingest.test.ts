@@ -7,6 +7,7 @@ import { missingRedis, type Redis, startRedis } from '../helpers/engines/redis.j
 import { waitFor } from '../helpers/fleet.js';
 import { skipForPackage } from '../helpers/requires.js';
 import { useTempDir } from '../helpers/temp-dir.js';
+import { testDatabase } from '../helpers/test-db.js';
 import { TestDevice } from './fleet-helpers.js';
 
 /**
@@ -32,6 +33,8 @@ describe.skipIf(skipForPackage(missing))('report ingestion across replicas', () 
     redis = await startRedis(tmp.dir);
     const common = {
       dataDir: join(tmp.dir, 'cloud'),
+      // One SQLite file in the shared data dir, or one PostgreSQL database (npm run test:pg).
+      database: await testDatabase(),
       httpPort: 0,
       redisUrl: redis.url,
       lease: LEASE,

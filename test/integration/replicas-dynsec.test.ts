@@ -10,6 +10,7 @@ import { waitFor } from '../helpers/fleet.js';
 import { missingDynsec, startDynsecMosquitto, type DynsecMosquitto } from '../helpers/mosquitto-dynsec.js';
 import { skipForPackage } from '../helpers/requires.js';
 import { useTempDir } from '../helpers/temp-dir.js';
+import { testDatabase } from '../helpers/test-db.js';
 import { TestDevice } from './fleet-helpers.js';
 
 // The second way of MQTT across replicas: two cloud replicas (one data dir and database) share
@@ -29,6 +30,7 @@ describe.skipIf(skipForPackage(missing))('two replicas on one Mosquitto with dyn
     const common = {
       log: silentLogger,
       dataDir: join(tmp.dir, 'cloud'),
+      database: await testDatabase(),
       httpPort: 0,
       externalBroker: { url: mosq.url, ...mosq.admin, admin: 'dynsec' as const },
     };

@@ -13,6 +13,7 @@ import { waitFor } from '../helpers/fleet.js';
 import { skipForPackage } from '../helpers/requires.js';
 import { startReplicaDevice } from '../helpers/replica-device.js';
 import { useTempDir } from '../helpers/temp-dir.js';
+import { testDatabase } from '../helpers/test-db.js';
 
 // Two cloud replicas behind haproxy, their brokers joined through a real Redis, one database and
 // one blob folder between them. Devices are spread over both replicas (two pinned to each, two
@@ -29,6 +30,7 @@ describe.skipIf(skipForPackage(missing))('two replicas behind a balancer', () =>
   let common: {
     log: Logger;
     dataDir: string;
+    database: string | undefined;
     blobDir: string;
     redisUrl: string;
     publicHttpUrl: string;
@@ -50,6 +52,8 @@ describe.skipIf(skipForPackage(missing))('two replicas behind a balancer', () =>
     common = {
       log: process.env.OUTPOST_TEST_LOG ? createLogger({ level: process.env.OUTPOST_TEST_LOG }) : silentLogger,
       dataDir,
+      // One SQLite file in the shared data dir, or one PostgreSQL database (npm run test:pg).
+      database: await testDatabase(),
       blobDir,
       redisUrl: redis.url,
       publicHttpUrl: `http://127.0.0.1:${lb.httpPort}`,

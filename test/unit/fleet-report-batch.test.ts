@@ -5,6 +5,7 @@ import { ChangeFeed, type FleetChange } from '../../cloud-broker/fleet/changes.j
 import { ReportIngest } from '../../cloud-broker/fleet/report-ingest.js';
 import { TelemetryStore } from '../../cloud-broker/fleet/telemetry.js';
 import { silentLogger } from '../../protocol/log.js';
+import { OutpostError } from '../../protocol/errors/index.js';
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const rawReported = (s: FleetStore, id: string): string | null =>
@@ -81,6 +82,51 @@ describe('fleet store: statuses are written with the reports', () => {
     expect(statusOf(s, 'dev-0')).toBe('online');
     expect(s.getDevice('dev-7')).toMatchObject({ status: 'offline', statusAt: 't2' });
     expect(rawReported(s, 'dev-49')).toBe('{"n":49}');
+    s.db.close();
+  });
+
+  it('a write that fails in the background loses nothing: queued again, a newer report kept, retried', async () => {
+    const s = await fresh();
+    const errors: unknown[] = [];
+    s.onFlushError = (err) => errors.push(err);
+    let failures = 1;
+    // The fence runs inside the write's transaction, as the lease check does on a shared database;
+    // throwing there is what a timed-out or lost connection does in the middle of the write.
+    s.fence = () => {
+      if (failures-- > 0) throw new OutpostError('CLOUD_DB_UNAVAILABLE', 'the database did not answer');
+      return true;
+    };
+    s.saveReported('dev-a', '{"n":1}', 't1');
+    s.saveReported('dev-b', '{"n":2}', 't1');
+    s.saveStatus('dev-a', 'online', 't1');
+    await turn();
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as OutpostError).code).toBe('CLOUD_DB_UNAVAILABLE');
+    expect(rawReported(s, 'dev-a')).toBeNull();
+    // A newer report of dev-a arrives before the retry: it wins over the re-queued one.
+    s.saveReported('dev-a', '{"n":3}', 't2');
+    await turn();
+    expect(rawReported(s, 'dev-a')).toBe('{"n":3}');
+    expect(rawReported(s, 'dev-b')).toBe('{"n":2}');
+    expect(s.getDevice('dev-a')?.status).toBe('online');
+    s.db.close();
+  });
+
+  it('a failed background write is retried on its own, without a new report to trigger it', async () => {
+    const s = await fresh();
+    const errors: unknown[] = [];
+    s.onFlushError = (err) => errors.push(err);
+    let failures = 1;
+    s.fence = () => {
+      if (failures-- > 0) throw new OutpostError('CLOUD_DB_UNAVAILABLE', 'the database did not answer');
+      return true;
+    };
+    s.saveReported('dev-a', '{"n":1}', 't1');
+    await turn();
+    expect(errors).toHaveLength(1);
+    const deadline = Date.now() + 10_000;
+    while (rawReported(s, 'dev-a') === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(rawReported(s, 'dev-a')).toBe('{"n":1}');
     s.db.close();
   });
 

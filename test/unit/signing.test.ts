@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { openDb } from '../../cloud-broker/db/open.js';
+import { openTestDb } from '../helpers/test-db.js';
 import { ClusterSecrets } from '../../cloud-broker/secrets/store.js';
 import { canonicalJson, keyIdOf, loadTrustedKeys, verifyEnvelope } from '../../protocol/signing.js';
 import { silentLogger } from '../../protocol/log.js';
@@ -89,8 +89,8 @@ describe('keys and envelopes', () => {
 });
 
 describe('signing key in the database', () => {
-  it('is generated once and read back with the same keyid (a second replica gets the first key)', () => {
-    const db = openDb(':memory:');
+  it('is generated once and read back with the same keyid (a second replica gets the first key)', async () => {
+    const db = await openTestDb();
     const a = loadOrCreateSigner(new ClusterSecrets(db), silentLogger);
     const b = loadOrCreateSigner(new ClusterSecrets(db), silentLogger);
     expect(b.keyid).toBe(a.keyid);
@@ -99,8 +99,8 @@ describe('signing key in the database', () => {
     db.close();
   });
 
-  it('a corrupt key is refused with its code, not replaced', () => {
-    const db = openDb(':memory:');
+  it('a corrupt key is refused with its code, not replaced', async () => {
+    const db = await openTestDb();
     new ClusterSecrets(db).insert(SIGNING_KEY_FILE, 'garbage');
     expect(codeOf(() => loadOrCreateSigner(new ClusterSecrets(db), silentLogger))).toBe('SIGNING_KEY_INVALID');
     expect(new ClusterSecrets(db).get(SIGNING_KEY_FILE)).toBe('garbage');

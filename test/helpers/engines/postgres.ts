@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { chown, mkdir } from 'node:fs/promises';
 import os from 'node:os';
@@ -65,6 +65,7 @@ export async function startPostgres(dir: string, database = 'outpost', settings:
     port,
     { ...ids, cwd: dir },
   );
+  await acceptingConnections(bin, port, user, ids);
   execFileSync(join(bin, 'createdb'), ['-h', '127.0.0.1', '-p', String(port), '-U', user, database], {
     stdio: 'pipe',
     ...ids,
@@ -75,6 +76,31 @@ export async function startPostgres(dir: string, database = 'outpost', settings:
     process: proc,
     stop: () => proc.stop(),
   };
+}
+
+/**
+ * The port opens before the server accepts sessions: until its startup process has finished,
+ * PostgreSQL answers "the database system is starting up" (createdb failed that way on a loaded
+ * machine). pg_isready exits 0 once it accepts, 1 while it refuses (starting up), 2 for no answer.
+ */
+async function acceptingConnections(
+  bin: string,
+  port: number,
+  user: string,
+  ids: { uid: number; gid: number } | undefined,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = spawnSync(join(bin, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port), '-U', user], {
+      stdio: 'ignore',
+      ...ids,
+    });
+    if (r.status === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`PostgreSQL on ${port} did not accept connections within ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
 }
 
 export const currentUser = (): string => os.userInfo().username;
