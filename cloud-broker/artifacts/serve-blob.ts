@@ -47,6 +47,19 @@ export async function serveBlob(
     return;
   }
   // A client that goes away mid-download rejects the pipeline, which destroys the source (for
-  // S3 that closes its socket); the caller only logs that.
-  await pipeline(body, res);
+  // S3 that closes its socket). That is an agent retrying, cut off or stopped, not a fault: it
+  // resumes with a Range, so it ends the answer quietly. Which side failed first decides: the
+  // response closing before it finished, or the source erroring (disk, S3), which stays an error.
+  let first: 'client' | 'source' | null = null;
+  res.once('close', () => {
+    if (!res.writableFinished) first ??= 'client';
+  });
+  body.once('error', () => {
+    first ??= 'source';
+  });
+  try {
+    await pipeline(body, res);
+  } catch (err) {
+    if (first !== 'client') throw err;
+  }
 }

@@ -3,7 +3,8 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudClient } from '../../cloud-broker/client/cloud-client.js';
 import { startCloud, type Cloud } from '../../cloud-broker/cloud.js';
@@ -30,6 +31,22 @@ describe.each(['directory', 's3'] as const)('blobs on the %s store', (kind) => {
   let token: string;
   let client: CloudClient;
   let s3: S3Server | undefined;
+  // What the cloud logs, kept to check that nothing normal is logged as a failure.
+  const failures: { msg: string; path?: string }[] = [];
+  const requestsEnded: { method?: string; path?: string }[] = [];
+  const log = pino(
+    { level: 'debug' },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) {
+          const e = JSON.parse(line) as { level: number; msg: string; method?: string; path?: string };
+          if (e.level >= 50) failures.push({ msg: e.msg, path: e.path });
+          if (e.msg === 'request') requestsEnded.push({ method: e.method, path: e.path });
+        }
+        done();
+      },
+    }),
+  );
 
   async function get(
     headers: Record<string, string>,
@@ -55,6 +72,7 @@ describe.each(['directory', 's3'] as const)('blobs on the %s store', (kind) => {
       dataDir: dir,
       httpPort: 0,
       database: await testDatabase(),
+      log,
       blobStore: s3 && {
         kind: 's3',
         bucket: s3.bucket,
@@ -177,6 +195,26 @@ describe.each(['directory', 's3'] as const)('blobs on the %s store', (kind) => {
         sha256: target,
         size: data.length,
       });
+      expect((await get({ range: 'bytes=0-0' })).status).toBe(206);
+    });
+
+    it('a client gone mid-download ends the answer quietly, not as a failed request', async () => {
+      // Large enough that the socket buffers cannot take it all before the client goes.
+      const data = randomBytes(16 * 1024 * 1024);
+      const target = sha(data);
+      await client.putBlob(target, data.length, Readable.from([data]));
+      const before = failures.length;
+      const { port } = new URL(cloud.httpUrl);
+      const socket = net.connect(Number(port), '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(`GET /v1/blobs/${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+      await new Promise((r) => socket.once('data', r));
+      socket.pause();
+      socket.destroy();
+      // The server logs every request when it ends (debug); wait for this GET's line (the upload
+      // before it has the same path).
+      await until(async () => requestsEnded.some((l) => l.method === 'GET' && l.path === `/v1/blobs/${target}`));
+      expect(failures.slice(before)).toEqual([]);
       expect((await get({ range: 'bytes=0-0' })).status).toBe(206);
     });
 
