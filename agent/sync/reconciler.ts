@@ -7,7 +7,8 @@ import type { BlobSource } from '../fetch/index.js';
 import { plan, type FailureMemo, type Step } from './planner.js';
 import { ExclusiveRunner } from './exclusive-runner.js';
 import { Backoff } from './backoff.js';
-import type { RollbackPin, SyncState } from './sync-state.js';
+import type { SyncState } from './sync-state.js';
+import { pinnedMemo, rolledBack } from './rollback-pin.js';
 import { absent, next, reportedOf, type LifecycleEvent, type ModelRecord } from './lifecycle.js';
 import type { TrustStore } from './trust-store.js';
 
@@ -440,18 +441,6 @@ export class Reconciler {
     if (out.state === 'absent') this.models.delete(id);
     else this.models.set(id, out);
   }
-}
-
-function pinnedMemo(p: RollbackPin): FailureMemo {
-  return { id: p.model, version: p.version, code: 'SYNC_PINNED_BY_ROLLBACK', retryable: false };
-}
-
-function rolledBack(p: RollbackPin): LifecycleEvent & { type: 'roll-back' } {
-  return {
-    type: 'roll-back',
-    to: p.to,
-    error: { code: 'SYNC_PINNED_BY_ROLLBACK', message: `rolled back from ${p.version} to ${p.to} by command` },
-  };
 }
 
 /** The store's install phases as lifecycle events. */

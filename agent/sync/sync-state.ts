@@ -1,17 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomicSync } from '../fs/atomic-file.js';
-
-/**
- * A rollback command's pin: `model@version` is not applied again while the desired state stays
- * at `revision`; `to` is the kept version the command flipped to.
- */
-export interface RollbackPin {
-  model: string;
-  version: number;
-  to: number;
-  revision: number | null;
-}
+import { isPin, type RollbackPin } from './rollback-pin.js';
 
 /**
  * What the reconciler must remember across restarts: the highest applied revision (so that a
@@ -83,16 +73,4 @@ export class SyncState {
       { mode: 0o600 },
     );
   }
-}
-
-function isPin(v: unknown): v is RollbackPin {
-  const p = v as Partial<RollbackPin> | null;
-  return (
-    typeof p === 'object' &&
-    p !== null &&
-    typeof p.model === 'string' &&
-    Number.isSafeInteger(p.version) &&
-    Number.isSafeInteger(p.to) &&
-    (p.revision === null || Number.isSafeInteger(p.revision))
-  );
 }

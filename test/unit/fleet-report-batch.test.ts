@@ -18,6 +18,23 @@ async function fresh(): Promise<FleetStore> {
   return s;
 }
 
+/**
+ * A store whose next write fails mid-transaction, once. The fence runs inside the write's
+ * transaction, as the lease check does on a shared database; throwing there is what a timed-out
+ * or lost connection does in the middle of the write.
+ */
+async function failingOnce(): Promise<{ s: FleetStore; errors: unknown[] }> {
+  const s = await fresh();
+  const errors: unknown[] = [];
+  s.onFlushError = (err) => errors.push(err);
+  let failures = 1;
+  s.fence = () => {
+    if (failures-- > 0) throw new OutpostError('CLOUD_DB_UNAVAILABLE', 'the database did not answer');
+    return true;
+  };
+  return { s, errors };
+}
+
 describe('fleet store: reports are written in batches', () => {
   it('keeps the latest report per device and writes the burst at the end of the turn', async () => {
     const s = await fresh();
@@ -86,16 +103,7 @@ describe('fleet store: statuses are written with the reports', () => {
   });
 
   it('a write that fails in the background loses nothing: queued again, a newer report kept, retried', async () => {
-    const s = await fresh();
-    const errors: unknown[] = [];
-    s.onFlushError = (err) => errors.push(err);
-    let failures = 1;
-    // The fence runs inside the write's transaction, as the lease check does on a shared database;
-    // throwing there is what a timed-out or lost connection does in the middle of the write.
-    s.fence = () => {
-      if (failures-- > 0) throw new OutpostError('CLOUD_DB_UNAVAILABLE', 'the database did not answer');
-      return true;
-    };
+    const { s, errors } = await failingOnce();
     s.saveReported('dev-a', '{"n":1}', 't1');
     s.saveReported('dev-b', '{"n":2}', 't1');
     s.saveStatus('dev-a', 'online', 't1');
@@ -113,14 +121,7 @@ describe('fleet store: statuses are written with the reports', () => {
   });
 
   it('a failed background write is retried on its own, without a new report to trigger it', async () => {
-    const s = await fresh();
-    const errors: unknown[] = [];
-    s.onFlushError = (err) => errors.push(err);
-    let failures = 1;
-    s.fence = () => {
-      if (failures-- > 0) throw new OutpostError('CLOUD_DB_UNAVAILABLE', 'the database did not answer');
-      return true;
-    };
+    const { s, errors } = await failingOnce();
     s.saveReported('dev-a', '{"n":1}', 't1');
     await turn();
     expect(errors).toHaveLength(1);
