@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { MAX_ANSWER_BYTES, type Answer } from '../net/http-answer.js';
-import { ResponseParser } from './response-parser.js';
+import { ResponseParser, type SinkFor } from './response-parser.js';
 
 /**
  * HTTP/1.1 requests to the agent over keep-alive Unix-socket connections, written and read
@@ -29,6 +29,8 @@ export interface SendRequest {
   byteLength?: number;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Takes the answer's Content-Length body instead of its own buffer (see ResponseParser). */
+  sink?: SinkFor;
 }
 
 /** Idle connections close after this, below the agent's default keep-alive timeout (5 s). */
@@ -41,14 +43,29 @@ const MAX_IDLE = 64;
  * 64 KiB Buffer, and with 512 KiB answers those were most of the client's garbage collection
  * (docs/performance.md, round 4). Reads of all sockets run one after another on the event loop,
  * so one buffer serves them all.
+ *
+ * Once an answer's head is read, the rest of a Content-Length body is read by the kernel straight
+ * into where it belongs (the answer's buffer, or the app's output buffer): net's `onread.buffer`
+ * as a function names the memory of each next read. Node asks for it right after the previous
+ * read's callback, and a read never goes past the window it was given, so bytes land only inside
+ * the answer's own body; the next exchange on the connection starts again with the shared buffer.
  */
 const READ_BUFFER_BYTES = 256 * 1024;
+
+/** Who gets a connection's bytes: the exchange in progress, or (idle) a handler that drops it. */
+interface Reader {
+  /** Bytes read into the shared buffer, valid during the call. */
+  data(bytes: Buffer): void;
+  /** Where the next read may go instead of the shared buffer. */
+  window(): Uint8Array | undefined;
+  /** `n` bytes were read into the last window. */
+  wrote(n: number): void;
+}
 
 export class ConnectionPool {
   private readonly idle: Socket[] = [];
   private readonly timers = new Map<Socket, NodeJS.Timeout>();
-  /** Who gets a connection's bytes: the exchange in progress, or (idle) a handler that drops it. */
-  private readonly readers = new Map<Socket, (bytes: Buffer) => void>();
+  private readonly readers = new Map<Socket, Reader>();
   private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   private closed = false;
 
@@ -89,16 +106,21 @@ export class ConnectionPool {
   private open(r: SendRequest): Promise<Socket> {
     return new Promise((resolve, reject) => {
       if (r.signal?.aborted) return reject(abortError(r.signal));
+      // Node asks for the first buffer inside connect(), before `s` is assigned.
+      const conn: { s?: Socket } = {};
       const s = connect({
         path: this.socketPath,
         onread: {
-          buffer: this.readBuffer,
-          callback: (n: number) => {
-            this.readers.get(s)?.(this.readBuffer.subarray(0, n));
+          buffer: () => (conn.s && this.readers.get(conn.s)?.window()) || this.readBuffer,
+          callback: (n: number, into: Uint8Array) => {
+            const r = this.readers.get(s);
+            if (into === this.readBuffer) r?.data(this.readBuffer.subarray(0, n));
+            else r?.wrote(n);
             return true;
           },
         },
       });
+      conn.s = s;
       const onError = (err: NodeJS.ErrnoException) => {
         r.signal?.removeEventListener('abort', onAbort);
         reject(unreachable(this.socketPath, whyUnreachable(err), err.code));
@@ -120,7 +142,7 @@ export class ConnectionPool {
   /** One request and its answer on `s`; `s` is parked for reuse or destroyed. */
   private exchange(s: Socket, head: string, r: SendRequest): Promise<Answer> {
     return new Promise((resolve, reject) => {
-      const parser = new ResponseParser(MAX_ANSWER_BYTES);
+      const parser = new ResponseParser(MAX_ANSWER_BYTES, r.sink);
       let got = 0;
       let settled = false;
       const finish = (err: Error | null, answer?: Answer) => {
@@ -139,15 +161,27 @@ export class ConnectionPool {
           resolve(answer!);
         }
       };
-      const onData = (chunk: Buffer) => {
-        got += chunk.length;
-        let done: ReturnType<ResponseParser['push']>;
-        try {
-          done = parser.push(chunk);
-        } catch (err) {
-          return finish(err as Error);
-        }
+      const settle = (done: ReturnType<ResponseParser['push']>) => {
         if (done) finish(null, { status: done.status, headers: done.headers as IncomingHttpHeaders, body: done.body });
+      };
+      const reader: Reader = {
+        data: (chunk) => {
+          got += chunk.length;
+          try {
+            settle(parser.push(chunk));
+          } catch (err) {
+            finish(err as Error);
+          }
+        },
+        window: () => parser.window(),
+        wrote: (n) => {
+          got += n;
+          try {
+            settle(parser.wrote(n));
+          } catch (err) {
+            finish(err as Error);
+          }
+        },
       };
       const onEnd = () => {
         if (settled) return;
@@ -176,7 +210,7 @@ export class ConnectionPool {
       const onAbort = () => finish(abortError(r.signal!));
       if (r.signal?.aborted) return finish(abortError(r.signal));
       r.signal?.addEventListener('abort', onAbort, { once: true });
-      this.readers.set(s, onData);
+      this.readers.set(s, reader);
       s.on('end', onEnd).on('error', onError).on('close', onEnd);
       if (r.timeoutMs > 0) s.setTimeout(r.timeoutMs, onTimeout);
       s.ref();
@@ -200,7 +234,7 @@ export class ConnectionPool {
     };
     s.once('close', drop).once('error', drop).once('end', drop);
     // Bytes nobody asked for mean the connection is out of step: never reuse it.
-    this.readers.set(s, drop);
+    this.readers.set(s, { data: drop, window: () => undefined, wrote: drop });
     this.timers.set(s, setTimeout(drop, IDLE_MS).unref());
     this.idle.push(s);
   }
