@@ -10,7 +10,7 @@ import { randomInput, startAgent, type Harness } from './api-harness.js';
  * Caller-supplied output buffers (`infer(..., { outputs: [{ name, into }] })`) against the real
  * agent: the answer read straight into the app's arrays equals the default answer and the
  * in-process run byte for byte, for an answer small enough to be copied and one large enough
- * (768 KiB, more than the client's 256 KiB read buffer) to be read by the kernel into the
+ * (768 KiB, many reads) to be read by the kernel into the
  * array itself; concurrent requests into their own
  * arrays never mix; misfits are refused with their code, write nothing, and the client goes on.
  */
