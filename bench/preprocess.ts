@@ -3,117 +3,173 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { blobFromFrame, decodeImage } from '../agent/runtime/preprocess.js';
+import type { DecodeMode } from '../protocol/manifest-types.js';
+import { decodeForNetwork } from '../agent/runtime/decode.js';
+import { type BlobParams, blobFromFrame } from '../agent/runtime/preprocess.js';
 import { pythonWithCv2 } from '../test/fixtures/cv2/python.js';
-import { encodeJpeg, noiseImage } from '../test/fixtures/images.js';
+import { IMAGE_KINDS, type ImageKind, jpegOf } from '../test/fixtures/cv2/jpegs.js';
 import type { BenchRow } from './run.js';
 
 /**
- * Pre-processing of a 1280x720 JPEG to 300x300: Outpost (sharp decode + TypeScript
- * blobFromImage) against cv2.imread + cv2.dnn.blobFromImage (python3-opencv).
+ * Pre-processing of a 1280x720 JPEG (q90, 4:2:0) to 300x300, in both decode modes, against
+ * cv2.imread + cv2.dnn.blobFromImage (python3-opencv), the goal's baseline; and `auto` also
+ * against OpenCV doing the same 1/2 decode (IMREAD_REDUCED_COLOR_2), like with like. Two
+ * images: camera-like (about 100 KB, the entropy of a real frame) and textured noise (about
+ * 750 KB, every pixel independent: the worst case for the entropy decoder, which no scaling
+ * shortens).
  *
  * Like with like: the same file, read from disk on both sides each iteration; the same call
  * (size, mean, scalefactor 1, swapRB false, crop false) and the same output (1x3x300x300
  * float32, NCHW); both warmed up; cv2 timed inside Python, so interpreter start is not counted.
- * The two sides alternate in ROUNDS rounds so that a change in the machine's load hits both;
- * each round's figure is the median ms per image, and the row gives the median round ratio with
- * the range. The last cv2 blob is compared with Outpost's: the decoders (sharp's libjpeg-turbo
- * fork, Debian's libjpeg-turbo) may differ by a level, the resize by one more (the tolerance of
- * test/integration/runtime-preprocess-cv2.test.ts).
+ * The sides alternate in ROUNDS rounds so that a change in the machine's load hits all; each
+ * round's figure is the median ms per image, and a row gives the median round ratio with the
+ * range. The blobs are compared with cv2's (the tolerance is one level,
+ * test/integration/runtime-decode-reduced-cv2.test.ts).
  */
 const N = 20;
 const ROUNDS = 5;
+const SIZE: [number, number] = [300, 300];
+const PARAMS: BlobParams = { size: SIZE, mean: [104, 117, 123], scalefactor: 1, swaprb: false, crop: false };
 
 const PY = `
 import cv2, sys, time
-path, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-def once():
-    return cv2.dnn.blobFromImage(cv2.imread(path), 1.0, (300, 300), (104, 117, 123), False, False)
-for _ in range(5): once()
-ts = []
-cpu = time.process_time()
-for _ in range(n):
-    t = time.perf_counter(); blob = once(); ts.append((time.perf_counter() - t) * 1000)
-cpu = (time.process_time() - cpu) * 1000 / n
-ts.sort()
-blob.astype('float32').tofile(out)
-print(ts[len(ts) // 2], cpu)
+path, n, out_full, out_reduced = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def once(flag):
+    return cv2.dnn.blobFromImage(cv2.imread(path, flag), 1.0, (300, 300), (104, 117, 123), False, False)
+res = []
+for flag, out in ((cv2.IMREAD_COLOR, out_full), (cv2.IMREAD_REDUCED_COLOR_2, out_reduced)):
+    for _ in range(5): once(flag)
+    ts = []
+    cpu = time.process_time()
+    for _ in range(n):
+        t = time.perf_counter(); blob = once(flag); ts.append((time.perf_counter() - t) * 1000)
+    cpu = (time.process_time() - cpu) * 1000 / n
+    ts.sort()
+    blob.astype('float32').tofile(out)
+    res += [ts[len(ts) // 2], cpu]
+print(*res)
 `;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+async function ours(file: string, mode: DecodeMode): Promise<Float32Array> {
+  const d = await decodeForNetwork(await readFile(file), { mode, size: SIZE });
+  return blobFromFrame(d.frame, PARAMS).tensor.data as Float32Array;
+}
+
+/** [median wall ms, mean CPU ms of all the process's threads] per image. */
+async function oursRound(file: string, mode: DecodeMode): Promise<[number, number]> {
+  const ts: number[] = [];
+  const cpu = process.cpuUsage();
+  for (let i = 0; i < N; i++) {
+    const t = performance.now();
+    await ours(file, mode);
+    ts.push(performance.now() - t);
+  }
+  const used = process.cpuUsage(cpu);
+  return [median(ts), (used.user + used.system) / 1000 / N];
+}
+
+async function image(kind: ImageKind, dir: string, python: string): Promise<BenchRow[]> {
+  const file = join(dir, `${kind}.jpg`);
+  const bytes = await jpegOf(IMAGE_KINDS[kind](1280, 720, 11), 90, '4:2:0');
+  await writeFile(file, bytes);
+  const kb = Math.round(bytes.length / 1024);
+  for (let i = 0; i < 5; i++) for (const mode of ['exact', 'auto'] as const) await ours(file, mode);
+  const outFull = join(dir, `${kind}-full.f32`);
+  const outReduced = join(dir, `${kind}-reduced.f32`);
+  const m = { exact: [] as number[], auto: [] as number[], exactCpu: [] as number[], autoCpu: [] as number[] };
+  const cv = { full: [] as number[], reduced: [] as number[], fullCpu: [] as number[], reducedCpu: [] as number[] };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const mode of ['exact', 'auto'] as const) {
+      const [wall, cpu] = await oursRound(file, mode);
+      m[mode].push(wall);
+      m[`${mode}Cpu`].push(cpu);
+    }
+    const [fw, fc, rw, rc] = execFileSync(python, ['-c', PY, file, String(N), outFull, outReduced])
+      .toString()
+      .trim()
+      .split(' ')
+      .map(Number);
+    cv.full.push(fw!);
+    cv.fullCpu.push(fc!);
+    cv.reduced.push(rw!);
+    cv.reducedCpu.push(rc!);
+  }
+  const read = async (f: string) => new Float32Array((await readFile(f)).buffer.slice(0));
+  const [cvFull, cvReduced] = [await read(outFull), await read(outReduced)];
+  const [exact, auto] = [await ours(file, 'exact'), await ours(file, 'auto')];
+  const ratios = (a: number[], b: number[]) => a.map((x, i) => x / b[i]!);
+  const name = `preprocess 1280x720 ${kind} JPEG (${kb} KB) -> 300x300`;
+  const row = (
+    what: string,
+    mine: number[],
+    base: number[],
+    baselineName: string,
+    note: string,
+    metric = 'p50 ms/image',
+  ): BenchRow => ({
+    name: `${name}, ${what}`,
+    metric,
+    ours: median(mine),
+    baseline: median(base),
+    baselineName,
+    ratio: median(ratios(mine, base)),
+    note: `median of ${ROUNDS} alternating rounds (range ${range(ratios(mine, base))}); ${note}`,
+  });
+  return [
+    row('exact', m.exact, cv.full, 'cv2.imread+blobFromImage', `max |blob - cv2's| ${maxDiff(exact, cvFull)} levels`),
+    row(
+      'auto (1/2 decode)',
+      m.auto,
+      cv.full,
+      'cv2.imread+blobFromImage',
+      `goal <= 0.8; max |blob - cv2 full's| ${maxDiff(auto, cvFull)} levels (another decode: docs/performance.md)`,
+    ),
+    row(
+      'auto vs the same decode in cv2',
+      m.auto,
+      cv.reduced,
+      'cv2 IMREAD_REDUCED_COLOR_2+blobFromImage',
+      `max |blob - cv2's| ${maxDiff(auto, cvReduced)} levels`,
+    ),
+    row('exact, CPU', m.exactCpu, cv.fullCpu, 'cv2.imread+blob', 'all threads of each process', 'CPU ms/image'),
+    row('auto, CPU', m.autoCpu, cv.fullCpu, 'cv2.imread+blob', 'all threads of each process', 'CPU ms/image'),
+  ];
+}
 
 export async function run(): Promise<BenchRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-pre-'));
   try {
-    const file = join(dir, 'frame.jpg');
-    await writeFile(file, await encodeJpeg(noiseImage(1280, 720, 11), 90));
-    const params = {
-      size: [300, 300] as [number, number],
-      mean: [104, 117, 123] as [number, number, number],
-      scalefactor: 1,
-      swaprb: false,
-      crop: false,
-    };
-    const ours = async () => blobFromFrame(await decodeImage(await readFile(file)), params).tensor.data as Float32Array;
-    /** [median wall ms, mean CPU ms of all the process's threads] per image. */
-    const oursRound = async (): Promise<[number, number]> => {
-      const ts: number[] = [];
-      const cpu = process.cpuUsage();
-      for (let i = 0; i < N; i++) {
-        const t = performance.now();
-        await ours();
-        ts.push(performance.now() - t);
-      }
-      const used = process.cpuUsage(cpu);
-      return [median(ts), (used.user + used.system) / 1000 / N];
-    };
-    for (let i = 0; i < 5; i++) await ours(); // warm-up: sharp loaded, the kernel optimised
-    const name = 'preprocess 1280x720 JPEG -> 300x300 (decode + blob)';
     const py = pythonWithCv2();
-    if ('reason' in py) return [{ name, metric: 'p50 ms/image', ours: (await oursRound())[0], note: py.reason }];
-    const cvOut = join(dir, 'cv2.f32');
-    const oursMs: number[] = [];
-    const cvMs: number[] = [];
-    const oursCpu: number[] = [];
-    const cvCpu: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      const [wall, cpu] = await oursRound();
-      oursMs.push(wall);
-      oursCpu.push(cpu);
-      const [cvWall, cvCpuMs] = execFileSync(py.python, ['-c', PY, file, String(N), cvOut])
-        .toString()
-        .trim()
-        .split(' ');
-      cvMs.push(Number(cvWall));
-      cvCpu.push(Number(cvCpuMs));
+    if ('reason' in py) {
+      const file = join(dir, 'frame.jpg');
+      await writeFile(file, await jpegOf(IMAGE_KINDS['camera-like'](1280, 720, 11), 90, '4:2:0'));
+      const [exact] = await oursRound(file, 'exact');
+      const [auto] = await oursRound(file, 'auto');
+      return [
+        {
+          name: 'preprocess 1280x720 camera-like JPEG -> 300x300, exact',
+          metric: 'p50 ms/image',
+          ours: exact,
+          note: py.reason,
+        },
+        {
+          name: 'preprocess 1280x720 camera-like JPEG -> 300x300, auto',
+          metric: 'p50 ms/image',
+          ours: auto,
+          note: py.reason,
+        },
+      ];
     }
-    const ratios = oursMs.map((o, i) => o / cvMs[i]!);
-    const cpuRatios = oursCpu.map((o, i) => o / cvCpu[i]!);
-    const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
-    const a = await ours();
-    const b = new Float32Array((await readFile(cvOut)).buffer.slice(0));
-    let maxDiff = 0;
-    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
-    return [
-      {
-        name,
-        metric: 'p50 ms/image',
-        ours: median(oursMs),
-        baseline: median(cvMs),
-        baselineName: 'cv2.imread+blobFromImage',
-        ratio: median(ratios),
-        note: `median of ${ROUNDS} alternating rounds (range ${range(ratios)}); goal <= 0.8; max |blob - cv2 blob| ${maxDiff} levels`,
-      },
-      {
-        name: 'preprocess, CPU time (all threads of each process)',
-        metric: 'CPU ms/image',
-        ours: median(oursCpu),
-        baseline: median(cvCpu),
-        baselineName: 'cv2',
-        ratio: median(cpuRatios),
-        note: `median of ${ROUNDS} rounds (range ${range(cpuRatios)}); what a shared 2-core device pays, less swayed by load`,
-      },
-    ];
+    return [...(await image('camera-like', dir, py.python)), ...(await image('textured', dir, py.python))];
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -52,6 +52,15 @@ export type Architecture =
   | (typeof HAILO_ARCHITECTURES)[number]
   | (typeof LAYOUT_ARCHITECTURES)[number];
 
+/**
+ * How /predict decodes a JPEG for this model (not a seed field; docs/runtime.md, "Decode mode").
+ * `auto`: a JPEG at least twice the network input in both dimensions is decoded at libjpeg's
+ * 1/2, 1/4 or 1/8 scale (the largest that keeps it at least the input size), then resized as
+ * usual; `exact`: always the full-size decode cv2.imread does.
+ */
+export const DECODE_MODES = ['auto', 'exact'] as const;
+export type DecodeMode = (typeof DECODE_MODES)[number];
+
 /** `input_format` values other frameworks take ("auto" or empty: read from the model's input). */
 export const INPUT_FORMATS = ['NCHW', 'NHWC', 'auto'] as const;
 
@@ -81,6 +90,8 @@ export interface ModelParameters {
   output_format?: string;
   /** Not a seed field: letterbox (true) or stretch (false) instead of the layout's default. */
   letterbox?: boolean;
+  /** Not a seed field: the JPEG decode mode (DECODE_MODES); absent means `auto`. */
+  decode?: DecodeMode;
   /** Parameter keys Outpost does not know are kept as they were. */
   [extra: string]: unknown;
 }

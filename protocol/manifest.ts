@@ -1,6 +1,7 @@
 import { OutpostError, type ErrorCode } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
 import {
+  DECODE_MODES,
   FRAMEWORKS,
   HAILO_ARCHITECTURES,
   INPUT_FORMATS,
@@ -378,6 +379,7 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
     params.input_format = f;
   }
   if (!isUnset(p.letterbox)) params.letterbox = bool(c, p, 'letterbox', false);
+  const decode = oneOf(c, p, 'decode', DECODE_MODES, null);
   if (hailo && params.input_format === undefined)
     throw c.missing('input_format', 'for hailo models (for example "auto")');
   if (hailo && params.output_format === undefined)
@@ -385,6 +387,9 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
   for (const [k, v] of Object.entries(p)) {
     if (!(PARAM_KEYS as readonly string[]).includes(k)) params[k] = v;
   }
+  // After the copy of unknown keys, so that an unset value ("" or null) leaves no key behind.
+  if (decode !== undefined) params.decode = decode;
+  else delete params.decode;
   return params;
 }
 

@@ -62,8 +62,14 @@ export interface Preprocessed {
 /** Default bound on decoded image size: 8K x 8K is far above any camera frame we serve. */
 export const MAX_IMAGE_PIXELS = 64 * 1024 * 1024;
 
-/** Decodes JPEG or PNG bytes to an RGB frame, applying EXIF orientation as cv2.imread does. */
-export async function decodeImage(bytes: Uint8Array, opts: { maxPixels?: number } = {}): Promise<RawFrame> {
+/**
+ * Decodes JPEG or PNG bytes to an RGB frame, applying EXIF orientation as cv2.imread does.
+ * `source`: a file holding the same bytes, with libvips load options (agent/runtime/decode.ts).
+ */
+export async function decodeImage(
+  bytes: Uint8Array,
+  opts: { maxPixels?: number; source?: string } = {},
+): Promise<RawFrame> {
   if (!(bytes instanceof Uint8Array) || bytes.length === 0) {
     throw new OutpostError('RUNTIME_IMAGE_INVALID', 'the image is empty; send JPEG or PNG bytes');
   }
@@ -76,7 +82,10 @@ export async function decodeImage(bytes: Uint8Array, opts: { maxPixels?: number 
     );
   const sharp = await loadSharp();
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: opts.maxPixels ?? MAX_IMAGE_PIXELS, failOn: 'error' })
+    const { data, info } = await sharp(opts.source ?? bytes, {
+      limitInputPixels: opts.maxPixels ?? MAX_IMAGE_PIXELS,
+      failOn: 'error',
+    })
       .rotate()
       .toColourspace('srgb')
       .removeAlpha()

@@ -121,6 +121,30 @@ describe('parseModelManifest (file)', () => {
     expect(codeOf(() => parseModelManifest([]))).toBe('MODEL_FIELD_INVALID');
   });
 
+  it('takes the decode mode auto or exact (not a seed field), refuses others, and drops an unset one', () => {
+    const mode = (decode: unknown) =>
+      parseModelManifest({ ...good, model_parameters: { ...base, decode } }).model_parameters.decode;
+    expect(mode('auto')).toBe('auto');
+    expect(mode('exact')).toBe('exact');
+    expect(mode(undefined)).toBeUndefined();
+    for (const unset of ['', null]) {
+      const m = parseModelManifest({ ...good, model_parameters: { ...base, decode: unset } });
+      expect('decode' in m.model_parameters).toBe(false);
+    }
+    for (const bad of ['fast', 'AUTO', 2, true]) {
+      try {
+        mode(bad);
+        throw new Error('no throw');
+      } catch (err) {
+        expect((err as OutpostError).code).toBe('MODEL_FIELD_INVALID');
+        expect((err as OutpostError).details).toMatchObject({ key: 'decode', value: bad });
+        expect((err as Error).message).toContain('one of: auto, exact');
+      }
+    }
+    const written = toModelJson(parseModelManifest({ ...good, model_parameters: { ...base, decode: 'exact' } }));
+    expect((written.model_parameters as Record<string, unknown>).decode).toBe('exact');
+  });
+
   it('accepts the parameters flat and writes them nested, keeping unknown keys', () => {
     const m = parseModelManifest({ id: 'alice/cls', ...base, custom: { a: 1 } });
     expect(m.model_parameters.framework_type).toBe('onnx');

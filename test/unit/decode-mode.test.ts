@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { type Decoded, decodeForNetwork, decodeShrink, imageGeometry } from '../../agent/runtime/decode.js';
+import { blobFromFrame } from '../../agent/runtime/preprocess.js';
+import { toImageX as mapX, toImageY as mapY } from '../../agent/runtime/postprocess/common.js';
+import { encodePng, noiseImage } from '../fixtures/images.js';
+import { cameraLikeImage, jpegOf } from '../fixtures/cv2/jpegs.js';
+
+describe('decodeShrink: the scale auto picks', () => {
+  it('is the largest 1/k that keeps the decode at least the network size in both dimensions', () => {
+    const cases: [number, number, [number, number], number][] = [
+      [1280, 720, [300, 300], 2], // 720/4 = 180 < 300
+      [1920, 1080, [300, 300], 2], // 1080/4 = 270 < 300
+      [1920, 1080, [224, 224], 4],
+      [1920, 1080, [640, 640], 1], // not twice the input
+      [3840, 2160, [300, 300], 4], // 2160/8 = 270 < 300
+      [4032, 3024, [300, 300], 8],
+      [640, 480, [300, 300], 1],
+      [599, 1000, [300, 300], 1], // 599 < 2 x 300
+      [600, 600, [300, 300], 2], // exactly twice
+      [1281, 719, [300, 300], 2], // floor(719 / 2) = 359
+      [1283, 725, [150, 90], 8], // floor(725 / 8) = 90
+      [300, 300, [300, 300], 1],
+    ];
+    for (const [w, h, size, k] of cases)
+      expect({ w, h, size, k: decodeShrink('auto', w, h, size) }).toEqual({ w, h, size, k });
+  });
+
+  it('is always 1 in exact mode', () => {
+    expect(decodeShrink('exact', 4032, 3024, [300, 300])).toBe(1);
+  });
+});
+
+describe('decodeForNetwork', () => {
+  it('decodes a large JPEG at 1/k in auto and in full in exact; a PNG always in full', async () => {
+    const jpeg = await jpegOf(cameraLikeImage(1280, 720, 5), 90, '4:2:0');
+    const auto = await decodeForNetwork(jpeg, { mode: 'auto', size: [300, 300] });
+    expect([auto.shrink, auto.frame.width, auto.frame.height, auto.width, auto.height]).toEqual([
+      2, 640, 360, 1280, 720,
+    ]);
+    const exact = await decodeForNetwork(jpeg, { mode: 'exact', size: [300, 300] });
+    expect([exact.shrink, exact.frame.width, exact.frame.height]).toEqual([1, 1280, 720]);
+    const png = await decodeForNetwork(await encodePng(noiseImage(1280, 720, 2)), { mode: 'auto', size: [300, 300] });
+    expect([png.shrink, png.frame.width]).toEqual([1, 1280]);
+  });
+
+  it('refuses what the full decode refuses, with its code', async () => {
+    const jpeg = await jpegOf(cameraLikeImage(1280, 720, 5), 90, '4:2:0');
+    await expect(decodeForNetwork(jpeg.subarray(0, 600), { mode: 'auto', size: [300, 300] })).rejects.toMatchObject({
+      code: 'RUNTIME_IMAGE_INVALID',
+    });
+    await expect(decodeForNetwork(jpeg, { mode: 'auto', size: [300, 300], maxPixels: 1000 })).rejects.toMatchObject({
+      code: 'RUNTIME_IMAGE_INVALID',
+    });
+  });
+});
+
+describe('imageGeometry: results of a 1/k decode in the image pixels', () => {
+  const p = { mean: [0, 0, 0] as [number, number, number], scalefactor: 1, swaprb: false };
+  const frame = (w: number, h: number) => ({ ...noiseImage(w, h, 1), channels: 3 as const });
+  const corners = (d: Decoded, crop: boolean) => {
+    const g = imageGeometry(blobFromFrame(d.frame, { ...p, size: [300, 300], crop }).geometry, d);
+    return [mapX(g, 0), mapY(g, 0), mapX(g, 300), mapY(g, 300), g.imageWidth, g.imageHeight];
+  };
+
+  it('maps the network corners to the same image points as a full decode', () => {
+    for (const crop of [false, true]) {
+      const full = corners({ frame: frame(1280, 720), shrink: 1, width: 1280, height: 720 }, crop);
+      const half = corners({ frame: frame(640, 360), shrink: 2, width: 1280, height: 720 }, crop);
+      for (let i = 0; i < full.length; i++) expect(half[i]).toBeCloseTo(full[i]!, 6);
+    }
+  });
+
+  it('keeps the image size when libvips drops a partial last block (odd sizes)', () => {
+    const g = corners({ frame: frame(640, 359), shrink: 2, width: 1281, height: 719 }, false);
+    expect(g.slice(4)).toEqual([1281, 719]);
+    expect(g[2]).toBeCloseTo(1280, 6); // the last 1/2 pixel ends at image column 1280
+    expect(g[3]).toBeCloseTo(718, 6);
+  });
+});
