@@ -10,6 +10,9 @@
  * where apps and the agent are separate processes. The model is the generated color classifier
  * (GlobalAveragePool + Gemm): its compute is tiny, so the ratios show the API's overhead at its
  * worst; a real network's seconds of compute would dilute them.
+ *
+ * OUTPOST_BENCH_LANE=0 serves the agent's socket with node:http alone, as before the fast lane
+ * (agent/api/lane/), for A/B runs of the same code at the same load (docs/performance.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -45,15 +48,15 @@ async function latencies(iterations: number, fn: () => Promise<unknown>): Promis
 async function throughput(
   clients: number,
   ms: number,
-  fn: () => Promise<unknown>,
+  fn: (client: number) => Promise<unknown>,
 ): Promise<{ rate: number; done: number }> {
   let done = 0;
   const end = Date.now() + ms;
   const t = process.hrtime.bigint();
   await Promise.all(
-    Array.from({ length: clients }, async () => {
+    Array.from({ length: clients }, async (_, i) => {
       while (Date.now() < end) {
-        await fn();
+        await fn(i);
         done++;
       }
     }),
@@ -112,7 +115,17 @@ export async function run(): Promise<BenchRow[]> {
     const feeds = { data: new ort.Tensor('float32', data, SHAPE) };
     const input = { data: { dtype: 'float32' as const, shape: SHAPE, data } };
     const local = () => session.run(feeds);
-    const binary = () => c.infer(ID, input, { binary: true });
+    // The socket side runs as a performance-minded app would: outputs read into arrays it keeps
+    // (one per client loop), `outputs: [{ name, into }]`. The default infer() is measured too.
+    const outputsInto = async (id: string) => {
+      const o = (await c.model(id)).outputs[0]!;
+      const n = o.shape.reduce((a, b) => a * Math.max(1, b), 1);
+      const perLoop = Array.from({ length: 16 }, () => [{ name: o.name, into: new Float32Array(n) }]);
+      return (i = 0) => perLoop[i]!;
+    };
+    const outs = await outputsInto(ID);
+    const binaryDefault = () => c.infer(ID, input, { binary: true });
+    const binary = (i?: number) => c.infer(ID, input, { binary: true, outputs: outs(i) });
     const json = () => c.infer(ID, input);
 
     // Shared memory: the tensor is written into the object once, as a camera would fill it.
@@ -129,11 +142,14 @@ export async function run(): Promise<BenchRow[]> {
     const convShape = [1, 3, CONV_SIZE, CONV_SIZE];
     const convFeeds = { data: new ort.Tensor('float32', convData, convShape) };
     const convLocal = () => conv.run(convFeeds);
-    const convSocket = () =>
-      c.infer(CONV_ID, { data: { dtype: 'float32', shape: convShape, data: convData } }, { binary: true });
+    const convInput = { data: { dtype: 'float32' as const, shape: convShape, data: convData } };
+    const convOuts = await outputsInto(CONV_ID);
+    const convSocket = (i?: number) => c.infer(CONV_ID, convInput, { binary: true, outputs: convOuts(i) });
+    const convDefault = () => c.infer(CONV_ID, convInput, { binary: true });
 
     const base = await latencies(400, local);
     const bin = await latencies(400, binary);
+    const binDefault = await latencies(400, binaryDefault);
     const viaShmLat = await latencies(400, shared);
     const js = await latencies(30, json);
     const cpuBin = await cpuPerCall(agent.child, 200, binary);
@@ -153,6 +169,11 @@ export async function run(): Promise<BenchRow[]> {
     const { rate: convT16, done: convN16 } = await throughput(16, 3000, convSocket);
     const cpuSock = process.cpuUsage(cpu1);
     const agentSock = (await agentCpu(agent.child)) - agent0;
+    const agentD0 = await agentCpu(agent.child);
+    const cpuD0 = process.cpuUsage();
+    const { rate: convT16Default, done: convN16Default } = await throughput(16, 3000, convDefault);
+    const cpuDefault = process.cpuUsage(cpuD0);
+    const agentDefault = (await agentCpu(agent.child)) - agentD0;
     await session.release();
     await conv.release();
     const row = (name: string, metric: string, ours: number, baseline: number, note?: string): BenchRow => ({
@@ -175,6 +196,12 @@ export async function run(): Promise<BenchRow[]> {
         note: 'goal <= 0.3; per 588 KiB request',
       },
       { name: 'socket overhead, binary tensors', metric: 'p99 ms added', ours: bin.p99 - base.p99, note: 'goal <= 1' },
+      {
+        name: 'socket overhead, binary, default infer()',
+        metric: 'p50 ms added',
+        ours: binDefault.p50 - base.p50,
+        note: "answer in the client's own buffer",
+      },
       {
         name: 'socket overhead, shared memory',
         metric: 'p50 ms added',
@@ -207,6 +234,13 @@ export async function run(): Promise<BenchRow[]> {
         convT16,
         convT16Base,
         `goal >= 0.9; ${conv1.p50.toFixed(2)} ms/inference alone`,
+      ),
+      row(
+        'throughput, 16 clients, conv net, default infer()',
+        'req/s',
+        convT16Default,
+        convT16Base,
+        `client ${((cpuDefault.user + cpuDefault.system) / convN16Default).toFixed(0)} + agent ${(agentDefault / convN16Default).toFixed(0)} us CPU per request`,
       ),
     ];
   } finally {
@@ -249,6 +283,8 @@ async function agentMain(dir: string): Promise<void> {
     runtime: servingRuntime(runtime),
     log: silentLogger,
     limits: { maxConcurrentPerModel: 64 },
+    // OUTPOST_BENCH_LANE=0: node:http alone on the socket, as before the fast lane (A/B runs).
+    lane: process.env.OUTPOST_BENCH_LANE !== '0',
   });
   const socket = join(dir, 'agent.sock');
   await server.listen(socket);

@@ -2,12 +2,15 @@ import { createPublicKey, X509Certificate } from 'node:crypto';
 import { isAbsolute } from 'node:path';
 import { OutpostError } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
-import { parseRoot } from './trust-root.js';
+import { rootShapeProblem } from './trust-root-shape.js';
 
 /**
  * The agent's configuration document, `/etc/outpost/agent.json`. The cloud's `device provision`
  * writes it and the daemon reads it; both go through `parseAgentConfig`, so this file is the one
  * definition of what a valid config is.
+ *
+ * `trustedRoot` is checked for its shape here; its full TUF parse is `checkAgentConfigRoot`
+ * (agent-config-root.ts), which every reader that trusts it runs as well.
  *
  * Invariants of a parsed config: every key is present (defaults filled in), every path is
  * absolute, every number is inside its documented range, and no unknown key survived (a typo in a
@@ -193,12 +196,14 @@ const trustedKey: Check = (v, key) => {
     throw issue(`${key}.publicKey`, `must be an Ed25519 public key, got ${type ?? 'an unreadable PEM'}`);
   return { keyid, publicKey: k.publicKey };
 };
+/** What a bad trustedRoot is told, by the shape check here and by agent-config-root.ts. */
+export function rootIssueMessage(problem: string): string {
+  return `must be TUF root metadata as \`outpost device provision\` writes it: root metadata: ${problem}`;
+}
+// The shape only: the full TUF parse is checkAgentConfigRoot's (agent-config-root.ts says why).
 const rootMetadata: Check = (v, key) => {
-  try {
-    parseRoot(v);
-  } catch (err) {
-    throw issue(key, `must be TUF root metadata as \`outpost device provision\` writes it: ${(err as Error).message}`);
-  }
+  const problem = rootShapeProblem(v);
+  if (problem) throw issue(key, rootIssueMessage(problem));
   return v;
 };
 /** The PEM certificate blocks in a text, in order (the cloud's TLS checks use it too). */

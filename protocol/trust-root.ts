@@ -3,6 +3,9 @@ import { createPublicKey } from 'node:crypto';
 import { Key, Metadata, MetadataKind, type Root } from '@tufjs/models';
 import { OutpostError } from './errors/index.js';
 import { keyIdOf, type TrustedKey } from './signing.js';
+import { KEYID, MAX_REVOKED, ONLINE_ROLE, REVOKED_FIELD } from './trust-root-shape.js';
+
+export { MAX_REVOKED, ONLINE_ROLE, REVOKED_FIELD };
 
 /**
  * The root of trust, as TUF root metadata (docs/security.md, "Keys"). The root role's keys
@@ -25,14 +28,9 @@ export type RootMetadata = Metadata<Root>;
 /** tuf-js's defaults (config.ts: maxRootRotations, rootMaxLength). */
 export const MAX_ROOT_ROTATIONS = 256;
 export const ROOT_MAX_BYTES = 512_000;
-export const ONLINE_ROLE = 'targets';
-export const REVOKED_FIELD = 'x-outpost-revoked';
-export const MAX_REVOKED = 1024;
 /** A legacy root (one key, provisioned before roots existed) never expires, as those keys never did. */
 export const LEGACY_ROOT_EXPIRES = '9999-12-31T23:59:59Z';
 export const ROOT_SPEC_VERSION = '1.0.31';
-
-const KEYID = /^[0-9a-f]{64}$/;
 
 function malformed(what: string): OutpostError {
   return new OutpostError('TRUST_ROOT_MALFORMED', `root metadata: ${what}`);

@@ -69,10 +69,19 @@ function sizeClass(n: number): number {
 }
 
 /**
+ * The life of one answer, whatever carries it: node:http's ServerResponse, or the fast lane's
+ * own answer (agent/api/lane/). `closed` once the answer is written or the client is gone.
+ */
+export interface AnswerLife {
+  readonly closed: boolean;
+  once(event: 'close', listener: () => void): unknown;
+}
+
+/**
  * Lends `size` bytes of the pool for one request: they go back when the route has called
  * release() and the response is closed, whichever comes last.
  */
-export function lend(pool: BufferPool, res: ServerResponse, size: number, pad = 0): BodyLease {
+export function lend(pool: BufferPool, res: AnswerLife, size: number, pad = 0): BodyLease {
   const buf = pool.take(size + pad);
   let routeDone = false;
   let resClosed = res.closed;

@@ -71,7 +71,12 @@ export function header(req: IncomingMessage, name: string): string | undefined {
 
 /** The media type of Content-Type, lower-cased, without parameters. */
 export function mediaType(req: IncomingMessage): string | undefined {
-  return header(req, 'content-type')?.split(';')[0]?.trim().toLowerCase() || undefined;
+  return mediaTypeOf(header(req, 'content-type'));
+}
+
+/** The media type of a raw Content-Type value. */
+export function mediaTypeOf(contentType: string | undefined): string | undefined {
+  return contentType?.split(';')[0]?.trim().toLowerCase() || undefined;
 }
 
 /**

@@ -7,6 +7,11 @@ import { SseClients } from './events.js';
 import { MemoryBudget } from './admission.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { ClientGone, errorBody, sendError, splitUrl } from './http.js';
+import type { HotRequest } from './lane/connection.js';
+import { DEFAULT_HEAD_LIMITS, type RequestHead } from './lane/parse.js';
+import { createLane, laneSupported, type Lane } from './lane/server.js';
+import type { LaneAnswer } from './lane/answer.js';
+import { runInfer } from './routes/infer.js';
 import { BufferPool } from './body.js';
 import { ApiMetrics } from './metrics.js';
 import { ROUTES } from './routes/index.js';
@@ -71,6 +76,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     opts.events,
   );
   const sockets = new Set<Socket>();
+  let lane: Lane | undefined;
   let closing = false;
   let inFlight = 0;
   let idle: (() => void) | undefined;
@@ -90,7 +96,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     startedAt: Date.now(),
     status: opts.status,
     isClosing: () => closing,
-    connections: () => sockets.size,
+    connections: () => sockets.size + (lane?.size ?? 0),
   };
 
   const server: Server = createServer({
@@ -102,7 +108,9 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     requireHostHeader: false,
   });
 
+  // Real sockets only when node:http listens itself (no lane); the lane counts its own.
   server.on('connection', (s: Socket) => {
+    if (lane) return;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -176,20 +184,101 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
         res.destroy();
         return;
       }
-      const e = toOutpostError(err);
-      if (e.code === 'INTERNAL') log.error({ err, url: req.url?.slice(0, 200) }, 'request failed');
-      else log.debug({ code: e.code, url: req.url?.slice(0, 200) }, 'request refused');
-      if (e.status < 500 || e.code === 'API_SATURATED' || e.code === 'API_MEMORY_BUSY')
-        metrics.rejected.inc({ code: e.code });
-      const headers: Record<string, string> = {};
-      const retry = e.details?.retryAfterSeconds;
-      if (typeof retry === 'number') headers['Retry-After'] = String(retry);
-      if (e.code === 'API_METHOD_NOT_ALLOWED') headers.Allow = String((err as { allow?: string }).allow ?? '');
+      const { e, headers } = refusal(err, req.url ?? '');
       // The unread rest of an oversized body must not be parsed as the next request.
       if (e.code === 'API_BODY_TOO_LARGE') headers.Connection = 'close';
       if (res.headersSent) res.destroy();
       else sendError(res, e, headers);
     }
+  }
+
+  /** Logs and counts a route's failure, and the headers its answer carries (both servers). */
+  function refusal(err: unknown, url: string): { e: OutpostError; headers: Record<string, string> } {
+    const e = toOutpostError(err);
+    if (e.code === 'INTERNAL') log.error({ err, url: url.slice(0, 200) }, 'request failed');
+    else log.debug({ code: e.code, url: url.slice(0, 200) }, 'request refused');
+    if (e.status < 500 || e.code === 'API_SATURATED' || e.code === 'API_MEMORY_BUSY')
+      metrics.rejected.inc({ code: e.code });
+    const headers: Record<string, string> = {};
+    const retry = e.details?.retryAfterSeconds;
+    if (typeof retry === 'number') headers['Retry-After'] = String(retry);
+    if (e.code === 'API_METHOD_NOT_ALLOWED') headers.Allow = String((err as { allow?: string }).allow ?? '');
+    return { e, headers };
+  }
+
+  /**
+   * The lane's hot route: POST .../infer with a Content-Length body, served by the same core as
+   * node:http's infer route (routes/infer.ts runInfer), with the same accounting: in-flight
+   * count for close(), the request metrics when the answer is closed, and refusals through
+   * refusal(). Anything else, a chunked infer included, goes to node:http unchanged.
+   */
+  function hot(head: RequestHead): ((req: HotRequest) => Promise<LaneAnswer | undefined>) | undefined {
+    if (head.method !== 'POST') return undefined;
+    let m: Match | undefined;
+    try {
+      m = match(splitUrl(head.target).segments);
+    } catch {
+      return undefined; // a bad %-escape: node:http answers it
+    }
+    if (m?.route.name !== 'infer') return undefined;
+    const params = m.params;
+    return async (req) => {
+      inFlight++;
+      const started = process.hrtime.bigint();
+      let status = 200;
+      req.life.once('close', () => {
+        metrics.requests.inc({ route: 'infer', status: String(status) });
+        metrics.requestSeconds.observe({ route: 'infer' }, Number(process.hrtime.bigint() - started) / 1e9);
+        if (--inFlight === 0 && idle) idle();
+      });
+      const get = (name: string) => head.headers.find(([k]) => k === name)?.[1];
+      try {
+        if (closing) throw new OutpostError('API_SHUTTING_DOWN', 'the agent is stopping; retry after it restarts');
+        const a = await runInfer(
+          ctx,
+          {
+            params,
+            contentType: get('content-type'),
+            headerLength: get('inference-header-content-length'),
+            contentLength: String(head.contentLength ?? 0),
+          },
+          req.readBody,
+          req.life,
+        );
+        status = a.status;
+        return a;
+      } catch (err) {
+        if (err instanceof ClientGone) return undefined;
+        const { e, headers } = refusal(err, head.target);
+        status = e.status;
+        const body = Buffer.from(JSON.stringify(errorBody(e)), 'utf8');
+        return {
+          status: e.status,
+          headers: { 'Content-Type': 'application/json', ...headers },
+          parts: [body],
+          byteLength: body.length,
+          close: e.code === 'API_BODY_TOO_LARGE',
+        };
+      }
+    };
+  }
+
+  if (opts.lane !== false && laneSupported()) {
+    lane = createLane(
+      {
+        pool: ctx.pool,
+        http: server,
+        limits,
+        head: DEFAULT_HEAD_LIMITS,
+        hot,
+        refused: (e) => {
+          metrics.rejected.inc({ code: e.code });
+          log.debug({ code: e.code, message: e.message }, 'client error');
+        },
+        closing: () => closing,
+      },
+      limits.timeoutCheckMs,
+    );
   }
 
   return {
@@ -198,7 +287,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     },
     metrics,
     async listen(path: string, mode = 0o660) {
-      await listenOnSocket(server, path, mode);
+      await listenOnSocket(lane?.server ?? server, path, mode);
       socketPath = path;
       log.info({ socket: path, mode: mode.toString(8) }, 'local API listening');
     },
@@ -214,7 +303,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       if (closing) return;
       closing = true;
       sse.close();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const listening = lane?.server ?? server;
+      const closed = new Promise<void>((resolve) => listening.close(() => resolve()));
+      if (lane) server.close(); // not listening: this stops its timeout checks
+      lane?.closeIdle();
       server.closeIdleConnections();
       if (inFlight > 0) {
         await new Promise<void>((resolve) => {
@@ -223,6 +315,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
         });
       }
       server.closeAllConnections();
+      lane?.destroyAll();
       for (const s of sockets) s.destroy();
       // After the requests in flight: they may still read or write their regions.
       ctx.shm.close();

@@ -9,9 +9,12 @@ import {
   type ShmRef,
   type ShmTensor,
   type WireTensor,
+  type WireTensorData,
 } from '../../protocol/kserve.js';
 import { collectAnswer, errorOfAnswer, jsonOf, type Answer } from '../net/http-answer.js';
 import { ConnectionPool, unreachable, whyUnreachable } from './connection.js';
+import { OutputPlacer, targetsOf } from './output-targets.js';
+import type { SinkFor } from './response-parser.js';
 import { parseSse, type SseMessage } from './sse.js';
 
 /**
@@ -36,12 +39,20 @@ export interface AgentClientOptions {
 export interface InferOptions {
   /** Send inputs and ask for outputs as raw bytes (the binary-tensor extension). */
   binary?: boolean;
-  /** Only these outputs (default: all); an output with `shm` is written into that region. */
-  outputs?: (string | { name: string; shm?: ShmRef })[];
+  /**
+   * Only these outputs (default: all). An output with `shm` is written into that region; one with
+   * `into` is read from the socket straight into that typed array (./output-targets.ts), which
+   * must be the output's datatype and hold at least its elements. The array belongs to the
+   * client until the call settles (do not transfer it meanwhile, as with fs.read).
+   */
+  outputs?: (string | OutputRequest)[];
   version?: number;
   id?: string;
   signal?: AbortSignal;
 }
+
+/** One output asked for by name, optionally into a shared-memory region or a caller's typed array. */
+export type OutputRequest = { name: string; shm?: ShmRef; into?: WireTensorData };
 
 export interface PredictOptions {
   annotate?: boolean;
@@ -137,18 +148,31 @@ export class AgentClient {
     outputs: Record<string, WireTensor>;
     shmOutputs: Record<string, ShmTensor>;
   }> {
+    const targets = targetsOf(opts.outputs);
     const enc = encodeInferRequest(inputs, {
       binary: opts.binary,
       binaryOutput: opts.binary,
       id: opts.id,
-      outputs: opts.outputs?.map((o) => (typeof o === 'string' ? { name: o } : o)),
+      // An output read into a caller's array travels as bytes, whatever `binary` says.
+      outputs: opts.outputs?.map((o) =>
+        typeof o === 'string' ? { name: o } : o.into ? { name: o.name, binary: true } : { name: o.name, shm: o.shm },
+      ),
     });
     const headers: Record<string, string> = { 'Content-Type': enc.contentType };
     if (enc.headerLength !== undefined) headers['Inference-Header-Content-Length'] = String(enc.headerLength);
-    const a = await this.send('POST', `${modelPath(name, opts.version)}/infer`, enc, headers, opts.signal);
+    const placer = targets ? new OutputPlacer(targets) : undefined;
+    const a = await this.send(
+      'POST',
+      `${modelPath(name, opts.version)}/infer`,
+      enc,
+      headers,
+      opts.signal,
+      placer?.sinkFor,
+    );
     if (a.status !== 200) throw errorOf(a);
     const hl = a.headers['inference-header-content-length'];
-    return parseInferResponse(a.body, hl === undefined ? undefined : Number(hl));
+    const headerLength = hl === undefined ? undefined : Number(hl);
+    return placer ? placer.result(a.body, headerLength) : parseInferResponse(a.body, headerLength);
   }
 
   /** Registers [offset, offset + byteSize) of the POSIX shared-memory object `key` as `region`. */
@@ -273,12 +297,13 @@ export class AgentClient {
     return parseJson(a.body) as T;
   }
 
-  private async send(
+  private send(
     method: string,
     path: string,
     body?: Body,
     headers: Record<string, string> = {},
     signal?: AbortSignal,
+    sink?: SinkFor,
   ): Promise<Answer> {
     return this.pool.send({
       method,
@@ -288,6 +313,7 @@ export class AgentClient {
       byteLength: body?.byteLength,
       timeoutMs: this.timeoutMs,
       signal,
+      sink,
     });
   }
 

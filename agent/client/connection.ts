@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { MAX_ANSWER_BYTES, type Answer } from '../net/http-answer.js';
-import { ResponseParser } from './response-parser.js';
+import { ResponseParser, type ParsedAnswer, type SinkFor } from './response-parser.js';
 
 /**
  * HTTP/1.1 requests to the agent over keep-alive Unix-socket connections, written and read
@@ -29,6 +29,8 @@ export interface SendRequest {
   byteLength?: number;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Takes the answer's Content-Length body instead of its own buffer (see ResponseParser). */
+  sink?: SinkFor;
 }
 
 /** Idle connections close after this, below the agent's default keep-alive timeout (5 s). */
@@ -41,15 +43,35 @@ const MAX_IDLE = 64;
  * 64 KiB Buffer, and with 512 KiB answers those were most of the client's garbage collection
  * (docs/performance.md, round 4). Reads of all sockets run one after another on the event loop,
  * so one buffer serves them all.
+ *
+ * Once an answer's head is read, the rest of a Content-Length body is read by the kernel straight
+ * into where it belongs (the answer's buffer, or the app's output buffer): net's `onread.buffer`
+ * as a function names the memory of each next read. Node asks for it right after the previous
+ * read's callback, and a read never goes past the window it was given, so bytes land only inside
+ * the answer's own body; the next exchange on the connection starts again with the shared buffer.
+ * So the shared buffer holds only heads, small bodies and chunked ones: 16 KiB. A larger one made
+ * the first read of a tensor answer take up to its size of tensor bytes, which were then copied.
  */
-const READ_BUFFER_BYTES = 256 * 1024;
+const READ_BUFFER_BYTES = 16 * 1024;
+
+/**
+ * One connection and what it is doing: carrying `exchange`, or parked idle. Its listeners are
+ * installed once, when it connects, and pass events to the exchange in progress; per request
+ * there is one Exchange object and no listener to add or remove (they were a visible share of
+ * the client's CPU per request, docs/performance.md round 5).
+ */
+interface Conn {
+  s: Socket;
+  exchange: Exchange | undefined;
+  parked: boolean;
+  /** The idle timer, created once and refreshed at every park. */
+  idleTimer: NodeJS.Timeout | undefined;
+}
 
 export class ConnectionPool {
-  private readonly idle: Socket[] = [];
-  private readonly timers = new Map<Socket, NodeJS.Timeout>();
-  /** Who gets a connection's bytes: the exchange in progress, or (idle) a handler that drops it. */
-  private readonly readers = new Map<Socket, (bytes: Buffer) => void>();
+  private readonly idle: Conn[] = [];
   private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  /** True once close() ran: connections are no longer parked. */
   private closed = false;
 
   constructor(readonly socketPath: string) {}
@@ -58,7 +80,7 @@ export class ConnectionPool {
     const head = requestHead(r);
     const reused = this.idle.pop();
     if (reused) {
-      this.unpark(reused);
+      reused.parked = false;
       try {
         return await this.exchange(reused, head, r);
       } catch (err) {
@@ -80,25 +102,48 @@ export class ConnectionPool {
   /** Closes the idle connections; requests in flight finish. */
   close(): void {
     this.closed = true;
-    for (const s of this.idle.splice(0)) {
-      this.unpark(s);
-      s.destroy();
-    }
+    for (const c of this.idle.splice(0)) this.drop(c);
   }
 
-  private open(r: SendRequest): Promise<Socket> {
+  /** Parks `c` for reuse (its exchange is done), or destroys it when the pool is full or closed. */
+  park(c: Conn): void {
+    if (this.closed || this.idle.length >= MAX_IDLE) return void c.s.destroy();
+    c.s.unref();
+    c.parked = true;
+    if (c.idleTimer) c.idleTimer.refresh();
+    else c.idleTimer = setTimeout(() => c.parked && this.drop(c), IDLE_MS).unref();
+    this.idle.push(c);
+  }
+
+  /** An idle connection that closed, errored, timed out or sent bytes nobody asked for: never reused. */
+  private drop(c: Conn): void {
+    c.parked = false;
+    const i = this.idle.indexOf(c);
+    if (i !== -1) this.idle.splice(i, 1);
+    if (c.idleTimer) clearTimeout(c.idleTimer);
+    c.s.destroy();
+  }
+
+  private open(r: SendRequest): Promise<Conn> {
     return new Promise((resolve, reject) => {
       if (r.signal?.aborted) return reject(abortError(r.signal));
+      // Node asks for the first read buffer inside connect(), before `c` is assigned.
+      let c: Conn | undefined;
       const s = connect({
         path: this.socketPath,
         onread: {
-          buffer: this.readBuffer,
-          callback: (n: number) => {
-            this.readers.get(s)?.(this.readBuffer.subarray(0, n));
+          buffer: () => c?.exchange?.parser.window() || this.readBuffer,
+          callback: (n: number, into: Uint8Array) => {
+            const ex = c!.exchange;
+            if (!ex) this.drop(c!);
+            else if (into === this.readBuffer) ex.data(this.readBuffer.subarray(0, n));
+            else ex.wrote(n);
             return true;
           },
         },
       });
+      c = { s, exchange: undefined, parked: false, idleTimer: undefined };
+      const conn = c;
       const onError = (err: NodeJS.ErrnoException) => {
         r.signal?.removeEventListener('abort', onAbort);
         reject(unreachable(this.socketPath, whyUnreachable(err), err.code));
@@ -112,105 +157,125 @@ export class ConnectionPool {
       s.once('connect', () => {
         s.off('error', onError);
         r.signal?.removeEventListener('abort', onAbort);
-        resolve(s);
+        s.on('end', () => (conn.exchange ? conn.exchange.ended() : this.drop(conn)));
+        s.on('close', () => (conn.exchange ? conn.exchange.ended() : this.drop(conn)));
+        s.on('error', (err: NodeJS.ErrnoException) => (conn.exchange ? conn.exchange.failed(err) : this.drop(conn)));
+        s.on('timeout', () => conn.exchange?.timedOut());
+        resolve(conn);
       });
     });
   }
 
-  /** One request and its answer on `s`; `s` is parked for reuse or destroyed. */
-  private exchange(s: Socket, head: string, r: SendRequest): Promise<Answer> {
+  /** One request and its answer on `c`; `c` is parked for reuse or destroyed. */
+  private exchange(c: Conn, head: string, r: SendRequest): Promise<Answer> {
     return new Promise((resolve, reject) => {
-      const parser = new ResponseParser(MAX_ANSWER_BYTES);
-      let got = 0;
-      let settled = false;
-      const finish = (err: Error | null, answer?: Answer) => {
-        if (settled) return;
-        settled = true;
-        this.readers.delete(s);
-        s.off('end', onEnd).off('error', onError).off('close', onEnd).off('timeout', onTimeout);
-        r.signal?.removeEventListener('abort', onAbort);
-        if (r.timeoutMs > 0) s.setTimeout(0);
-        if (err) {
-          s.destroy();
-          reject(err);
-        } else {
-          if (parser.reusable && !this.closed) this.park(s);
-          else s.destroy();
-          resolve(answer!);
-        }
-      };
-      const onData = (chunk: Buffer) => {
-        got += chunk.length;
-        let done: ReturnType<ResponseParser['push']>;
-        try {
-          done = parser.push(chunk);
-        } catch (err) {
-          return finish(err as Error);
-        }
-        if (done) finish(null, { status: done.status, headers: done.headers as IncomingHttpHeaders, body: done.body });
-      };
-      const onEnd = () => {
-        if (settled) return;
-        const body = parser.end();
-        if (body)
-          return finish(null, { status: body.status, headers: body.headers as IncomingHttpHeaders, body: body.body });
-        finish(
-          got === 0
-            ? new StaleConnection('the agent closed the connection before answering')
-            : new OutpostError('API_BAD_RESPONSE', "the agent's answer was cut"),
-        );
-      };
-      const onError = (err: NodeJS.ErrnoException) =>
-        finish(
-          got === 0 && (err.code === 'ECONNRESET' || err.code === 'EPIPE')
-            ? new StaleConnection(err.message)
-            : unreachable(this.socketPath, err.message, err.code),
-        );
-      const onTimeout = () =>
-        finish(
-          new OutpostError(
-            'API_UNREACHABLE',
-            `the agent at ${this.socketPath} did not answer ${r.method} ${r.path} within ${r.timeoutMs} ms`,
-          ),
-        );
-      const onAbort = () => finish(abortError(r.signal!));
-      if (r.signal?.aborted) return finish(abortError(r.signal));
-      r.signal?.addEventListener('abort', onAbort, { once: true });
-      this.readers.set(s, onData);
-      s.on('end', onEnd).on('error', onError).on('close', onEnd);
-      if (r.timeoutMs > 0) s.setTimeout(r.timeoutMs, onTimeout);
-      s.ref();
+      if (r.signal?.aborted) {
+        c.s.destroy();
+        return reject(abortError(r.signal));
+      }
+      c.exchange = new Exchange(this, c, r, resolve, reject);
+      if (r.timeoutMs > 0) c.s.setTimeout(r.timeoutMs);
+      c.s.ref();
       // The head and every part leave in one writev; tensors are never joined into one buffer.
-      s.cork();
-      s.write(head, 'latin1');
-      for (const p of r.parts ?? []) s.write(p);
-      s.uncork();
+      c.s.cork();
+      c.s.write(head, 'latin1');
+      for (const p of r.parts ?? []) c.s.write(p);
+      c.s.uncork();
     });
   }
+}
 
-  private park(s: Socket): void {
-    if (this.idle.length >= MAX_IDLE) return void s.destroy();
-    s.unref();
-    // An idle connection that the agent closes (or that errors) leaves the list at once.
-    const drop = () => {
-      const i = this.idle.indexOf(s);
-      if (i !== -1) this.idle.splice(i, 1);
-      this.unpark(s);
-      s.destroy();
-    };
-    s.once('close', drop).once('error', drop).once('end', drop);
-    // Bytes nobody asked for mean the connection is out of step: never reuse it.
-    this.readers.set(s, drop);
-    this.timers.set(s, setTimeout(drop, IDLE_MS).unref());
-    this.idle.push(s);
+/** One request in flight on a connection: where its answer's bytes and its connection's events go. */
+class Exchange {
+  readonly parser: ResponseParser;
+  private got = 0;
+  private settled = false;
+  private readonly onAbort: (() => void) | undefined;
+
+  constructor(
+    private readonly pool: ConnectionPool,
+    private readonly c: Conn,
+    private readonly r: SendRequest,
+    private readonly resolve: (a: Answer) => void,
+    private readonly reject: (err: Error) => void,
+  ) {
+    this.parser = new ResponseParser(MAX_ANSWER_BYTES, r.sink);
+    if (r.signal) {
+      this.onAbort = () => this.finish(abortError(r.signal!));
+      r.signal.addEventListener('abort', this.onAbort, { once: true });
+    }
   }
 
-  private unpark(s: Socket): void {
-    const t = this.timers.get(s);
-    if (t) clearTimeout(t);
-    this.timers.delete(s);
-    this.readers.delete(s);
-    s.removeAllListeners('close').removeAllListeners('error').removeAllListeners('end');
+  /** Bytes read into the pool's shared buffer, valid during the call. */
+  data(chunk: Buffer): void {
+    this.got += chunk.length;
+    try {
+      this.settle(this.parser.push(chunk));
+    } catch (err) {
+      this.finish(err as Error);
+    }
+  }
+
+  /** `n` bytes were read into the parser's last window. */
+  wrote(n: number): void {
+    this.got += n;
+    try {
+      this.settle(this.parser.wrote(n));
+    } catch (err) {
+      this.finish(err as Error);
+    }
+  }
+
+  ended(): void {
+    if (this.settled) return;
+    const a = this.parser.end();
+    if (a) {
+      this.settle(a);
+      return;
+    }
+    this.finish(
+      this.got === 0
+        ? new StaleConnection('the agent closed the connection before answering')
+        : new OutpostError('API_BAD_RESPONSE', "the agent's answer was cut"),
+    );
+  }
+
+  failed(err: NodeJS.ErrnoException): void {
+    this.finish(
+      this.got === 0 && (err.code === 'ECONNRESET' || err.code === 'EPIPE')
+        ? new StaleConnection(err.message)
+        : unreachable(this.pool.socketPath, err.message, err.code),
+    );
+  }
+
+  timedOut(): void {
+    this.finish(
+      new OutpostError(
+        'API_UNREACHABLE',
+        `the agent at ${this.pool.socketPath} did not answer ${this.r.method} ${this.r.path} within ${this.r.timeoutMs} ms`,
+      ),
+    );
+  }
+
+  private settle(a: ParsedAnswer | undefined): void {
+    if (a) this.finish(null, { status: a.status, headers: a.headers as IncomingHttpHeaders, body: a.body });
+  }
+
+  private finish(err: Error | null, answer?: Answer): void {
+    if (this.settled) return;
+    this.settled = true;
+    const { c, r } = this;
+    c.exchange = undefined;
+    if (this.onAbort) r.signal!.removeEventListener('abort', this.onAbort);
+    if (r.timeoutMs > 0) c.s.setTimeout(0);
+    if (err) {
+      c.s.destroy();
+      this.reject(err);
+    } else {
+      if (this.parser.reusable) this.pool.park(c);
+      else c.s.destroy();
+      this.resolve(answer!);
+    }
   }
 }
 

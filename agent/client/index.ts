@@ -5,6 +5,7 @@ export {
   type AgentEventMessage,
   type FrameInput,
   type InferOptions,
+  type OutputRequest,
   type PredictAnswer,
   type PredictOptions,
 } from './client.js';

@@ -8,6 +8,11 @@ import { OutpostError } from '../../protocol/errors/index.js';
  * of the connection. With Content-Length, the buffer is placed so that the byte after the
  * KServe JSON header (`Inference-Header-Content-Length`) is 8-byte aligned; the agent pads that
  * header to a multiple of 8, so the parsed output tensors are views of the buffer, not copies.
+ * A caller may instead hand a Content-Length body to a BodySink of its own (`sinkFor`): the
+ * infer answer's tensors then go straight into the app's output buffers (./output-targets.ts).
+ *
+ * A Content-Length body can also be read without any copy: `window()` is the memory where the
+ * next body bytes belong, and the connection has the kernel read into it (`wrote(n)` says it did).
  *
  * Everything is bounded: the head (64 KiB), the body (`maxBody`), a chunk-size line (1 KiB).
  * Anything malformed throws API_BAD_RESPONSE, and the connection is then not reused.
@@ -17,7 +22,38 @@ import { OutpostError } from '../../protocol/errors/index.js';
 export interface ParsedAnswer {
   status: number;
   headers: Record<string, string>;
+  /** Empty when a sink took the body. */
   body: Buffer;
+}
+
+/** Where a Content-Length body goes, piece by piece, in order. */
+export interface BodySink {
+  /** Memory for the next body bytes, never empty while any are due, never longer than what is due. */
+  window(): Uint8Array;
+  /** The first `n` bytes of the last window now hold the next body bytes. */
+  wrote(n: number): void;
+}
+
+/** Picks a sink for an answer once its head is read (`length`: its Content-Length), or none. */
+export type SinkFor = (status: number, headers: Record<string, string>, length: number) => BodySink | undefined;
+
+/**
+ * Windows smaller than this are read into the pool's shared buffer and copied, so that a tail of a
+ * few bytes does not cost a read of its own.
+ */
+const MIN_DIRECT_WINDOW = 4096;
+const EMPTY = Buffer.alloc(0);
+
+/** The default sink: the answer's own aligned buffer. */
+class BufferSink implements BodySink {
+  at = 0;
+  constructor(readonly body: Buffer) {}
+  window(): Uint8Array {
+    return this.body.subarray(this.at);
+  }
+  wrote(n: number): void {
+    this.at += n;
+  }
 }
 
 const MAX_HEAD = 64 * 1024;
@@ -28,11 +64,13 @@ type Mode = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'tra
 
 export class ResponseParser {
   private mode: Mode = 'head';
-  private head: Buffer = Buffer.alloc(0);
+  private head: Buffer = EMPTY;
   private status = 0;
   private headers: Record<string, string> = {};
-  private body: Buffer = Buffer.alloc(0);
-  private at = 0;
+  private body: Buffer = EMPTY;
+  private sink: BodySink | undefined;
+  /** Body bytes still due (Content-Length framing). */
+  private left = 0;
   private chunks: Buffer[] = [];
   private size = 0;
   private chunkLeft = 0;
@@ -40,7 +78,10 @@ export class ResponseParser {
   private keepAlive = true;
   private trailing = false;
 
-  constructor(private readonly maxBody: number) {}
+  constructor(
+    private readonly maxBody: number,
+    private readonly sinkFor?: SinkFor,
+  ) {}
 
   /** True once the answer is complete, framed, and the connection may carry another request. */
   get reusable(): boolean {
@@ -56,11 +97,11 @@ export class ResponseParser {
           c = this.pushHead(c);
           break;
         case 'length': {
-          const n = Math.min(c.length, this.body.length - this.at);
-          this.body.set(n === c.length ? c : c.subarray(0, n), this.at);
-          this.at += n;
+          const w = this.sink!.window();
+          const n = Math.min(c.length, w.length);
+          w.set(n === c.length ? c : c.subarray(0, n));
+          this.advance(n);
           c = c.subarray(n);
-          if (this.at === this.body.length) this.mode = 'done';
           break;
         }
         case 'close':
@@ -79,6 +120,23 @@ export class ResponseParser {
     return this.mode === 'done' ? this.answer() : undefined;
   }
 
+  /**
+   * Where the kernel may read the next bytes itself: a window of the body (the answer's buffer or
+   * the app's output buffer), or undefined when bytes must go through push() (the head, chunked
+   * framing, a window too small to be worth a read of its own).
+   */
+  window(): Uint8Array | undefined {
+    if (this.mode !== 'length') return undefined;
+    const w = this.sink!.window();
+    return w.length >= MIN_DIRECT_WINDOW ? w : undefined;
+  }
+
+  /** `n` bytes were read into the last window(); returns the answer once it is complete. */
+  wrote(n: number): ParsedAnswer | undefined {
+    this.advance(n);
+    return this.mode === 'done' ? this.answer() : undefined;
+  }
+
   /** The connection ended: the answer, if the end is what framed it. */
   end(): ParsedAnswer | undefined {
     if (this.mode === 'close') {
@@ -87,6 +145,12 @@ export class ResponseParser {
       this.mode = 'done';
     }
     return this.mode === 'done' ? this.answer() : undefined;
+  }
+
+  private advance(n: number): void {
+    this.sink!.wrote(n);
+    this.left -= n;
+    if (this.left === 0) this.mode = 'done';
   }
 
   private answer(): ParsedAnswer {
@@ -103,7 +167,7 @@ export class ResponseParser {
       return c.subarray(c.length);
     }
     if (i > MAX_HEAD) throw bad(`its head is larger than ${MAX_HEAD} bytes`);
-    this.head = Buffer.alloc(0);
+    this.head = EMPTY;
     this.parseHead(all.toString('latin1', 0, i));
     const rest = all.subarray(i + 4);
     // An interim answer (100 Continue) precedes the real one.
@@ -125,10 +189,12 @@ export class ResponseParser {
     for (let k = 1; k < lines.length; k++) {
       const line = lines[k]!;
       const colon = line.indexOf(':');
-      if (colon <= 0 || /[\s]/.test(line[0]!)) throw bad(`header line ${JSON.stringify(line.slice(0, 60))}`);
+      // A line that starts with white space is an obsolete folded continuation: refused.
+      if (colon <= 0 || line.charCodeAt(0) <= 32) throw bad(`header line ${JSON.stringify(line.slice(0, 60))}`);
       const name = line.slice(0, colon).trim().toLowerCase();
       const value = line.slice(colon + 1).trim();
-      headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+      const prev = headers[name];
+      headers[name] = prev === undefined ? value : `${prev}, ${value}`;
     }
     this.headers = headers;
   }
@@ -167,11 +233,15 @@ export class ResponseParser {
   }
 
   private fixed(length: number, pad = 0): void {
+    this.left = length;
+    this.mode = length === 0 ? 'done' : 'length';
+    if (length === 0) return;
+    this.sink = this.sinkFor?.(this.status, this.headers, length);
+    if (this.sink) return;
     // allocUnsafe: every byte is written from the socket before anyone reads it; its slab and its
     // large allocations both start 8-byte aligned, so `pad` aligns the tensors.
-    this.body = length === 0 ? Buffer.alloc(0) : Buffer.allocUnsafe(length + pad).subarray(pad);
-    this.at = 0;
-    this.mode = length === 0 ? 'done' : 'length';
+    this.body = Buffer.allocUnsafe(length + pad).subarray(pad);
+    this.sink = new BufferSink(this.body);
   }
 
   private add(c: Buffer): void {

@@ -1,9 +1,12 @@
+import { join } from 'node:path';
 import { createLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { toOutpostError } from '../../protocol/errors/index.js';
 import type { AgentConfig } from '../../protocol/agent-config.js';
 import { loadAgentConfig, diffReloadable, applyReloadable, type LoadedAgentConfig } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { BackendRegistry, defaultEntries } from '../runtime/registry.js';
+import { filePlacementMemo } from '../runtime/backends/onnx-placement.js';
+import { serveInstalled } from './boot-models.js';
 import { Runtime } from '../runtime/runtime.js';
 import { createApiServer, EventHub, runtimeEventSource, servingRuntime, type ApiServer } from '../api/index.js';
 import { createNotifier, type Notifier } from '../system/sd-notify.js';
@@ -71,26 +74,22 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     retries: config.download.retries,
   });
 
+  const storeOpened = uptimeMs();
+
   // Serve what is installed before anything else: a device that boots offline keeps working.
   // Older kept versions are served on demand by /versions/{v} routes (docs/local-api.md).
+  const placement = filePlacementMemo(join(config.modelsDir, '.outpost', 'placement.json'), { log: root });
   const runtime = new Runtime({
     log: root,
-    registry: new BackendRegistry({ log: root, entries: defaultEntries({ onnx: config.onnx }) }),
+    registry: new BackendRegistry({ log: root, entries: defaultEntries({ onnx: config.onnx, placement }) }),
     versions: { resolve: (id, v) => store.versionDir(id, v) },
   });
   // Model events for /v1/events: activations and failed loads come from the runtime, installs and
   // rollbacks from the reconciler.
   const hub = new EventHub();
   runtimeEventSource(runtime).subscribe((e) => hub.publish(e));
-  for (const m of await store.list()) {
-    if (m.current === null) continue;
-    const dir = await store.currentDir(m.id);
-    if (!dir) continue;
-    await runtime.activate(m.id, m.current, dir).catch((err) => {
-      const e = toOutpostError(err);
-      log.error({ model: m.id, version: m.current, code: e.code }, `installed model could not be loaded: ${e.message}`);
-    });
-  }
+  await serveInstalled(store, runtime, log);
+  const modelsServed = uptimeMs();
 
   let syncStarted: SyncEngine | undefined;
   let markSyncReady!: (s: SyncEngine) => void;
@@ -130,7 +129,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
   });
   await api.listen(config.socket, config.socketMode);
-  log.info({ socket: config.socket, models: runtime.list().length }, 'local API listening');
+  // Where start-up time went, in ms since the process started, and the CPU time it took (a busy
+  // device stretches the first, not the second): docs/runtime.md, "Start-up".
+  const cpu = process.cpuUsage();
+  const startup = {
+    storeMs: Math.round(storeOpened),
+    modelsMs: Math.round(modelsServed - storeOpened),
+    listenMs: Math.round(uptimeMs() - modelsServed),
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+  };
+  log.info({ socket: config.socket, models: runtime.list().length, startup }, 'local API listening');
 
   // READY once the socket listens, whether or not the broker is reachable: a device that boots
   // offline serves what it has, and systemd must not hold its dependents back for the network.
@@ -148,26 +156,41 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     host = await probeHost(root);
   };
   const { createSyncEngine, startSync } = await import('./sync-engine.js');
-  const sync: SyncEngine = createSyncEngine(config, store, root, {
-    incompatible: (m) => compatibilityCheck({ backends, deviceType: host.deviceType })(m),
-    // Load + smoke-run once in the staging folder; activate() then reuses that instance.
-    beforeActivate: async (dir, model) => {
-      try {
-        return await runtime.prepare(model.id, model.version, dir);
-      } finally {
-        await refreshCapabilities();
-      }
-    },
-    onActivated: (id, version, dir) => runtime.activate(id, version, dir),
-    onRemoved: (id) => runtime.unload(id),
-    onEvent: (e) => {
-      if (e.type === 'installed' || e.type === 'rolled-back')
-        hub.publish({ type: e.type, model: e.model, version: e.version });
-    },
-    capabilities: () => ({ backends, host: host.summary }),
-    servingOf: (id) => runtime.reportedServing(id),
-    agentVersion: AGENT_VERSION,
-  });
+  let sync: SyncEngine;
+  try {
+    sync = createSyncEngine(config, store, root, {
+      incompatible: (m) => compatibilityCheck({ backends, deviceType: host.deviceType })(m),
+      // Load + smoke-run once in the staging folder; activate() then reuses that instance.
+      beforeActivate: async (dir, model) => {
+        try {
+          return await runtime.prepare(model.id, model.version, dir);
+        } finally {
+          await refreshCapabilities();
+        }
+      },
+      onActivated: (id, version, dir) => runtime.activate(id, version, dir),
+      onRemoved: (id) => runtime.unload(id),
+      onEvent: (e) => {
+        if (e.type === 'installed' || e.type === 'rolled-back')
+          hub.publish({ type: e.type, model: e.model, version: e.version });
+      },
+      capabilities: () => ({ backends, host: host.summary }),
+      servingOf: (id) => runtime.reportedServing(id),
+      agentVersion: AGENT_VERSION,
+      configSource: loaded.path,
+    });
+  } catch (err) {
+    // The trust store could not be built: a trustedRoot of the right shape that fails its full
+    // TUF parse (protocol/trust-root-shape.ts). Nothing was verified with it; stop serving and
+    // fail as an invalid config fails before READY (exit 3, so systemd does not restart it).
+    log.error({ code: toOutpostError(err).code }, 'the sync side could not start; stopping');
+    notifier.stopping('stopping: the agent config is invalid');
+    watchdog.stop();
+    await api.close(0);
+    await runtime.close();
+    notifier.close();
+    throw err;
+  }
 
   const { session, reconciler, trust } = sync;
   // A model that became unhealthy is reported at once (servingOf above says how), not at the next
@@ -233,6 +256,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         await reconciler.stop();
         await session.stop();
         await runtime.close();
+        await placement.flush();
         watchdog.stop();
         notifier.close();
         log.info('stopped');
@@ -241,4 +265,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
   };
   return daemon;
+}
+
+/** ms since the process started; not performance.now(), whose first use loads perf_hooks (~1.5 ms). */
+function uptimeMs(): number {
+  return process.uptime() * 1000;
 }

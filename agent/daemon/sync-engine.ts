@@ -7,7 +7,8 @@ import { loadTransports } from '../sync/mqtt-connect.js';
 import { Reconciler, type ReconcilerOptions } from '../sync/reconciler.js';
 import { SyncState } from '../sync/sync-state.js';
 import { TrustStore } from '../sync/trust-store.js';
-import { legacyRoot, parseRoot, ROOT_MAX_BYTES } from '../../protocol/trust-root.js';
+import { legacyRoot, ROOT_MAX_BYTES } from '../../protocol/trust-root.js';
+import { checkAgentConfigRoot } from '../../protocol/agent-config-root.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { getSmall } from '../fetch/small-get.js';
 import { sessionTopics } from './session-topics.js';
@@ -39,7 +40,7 @@ export function createSyncEngine(
   config: AgentConfig,
   store: Store,
   log: Logger,
-  hooks: SyncHooks & { agentVersion: string },
+  hooks: SyncHooks & { agentVersion: string; configSource?: string },
 ): SyncEngine {
   const session = new MqttSession({
     url: config.cloud.mqtt,
@@ -54,7 +55,10 @@ export function createSyncEngine(
     log,
     agentVersion: hooks.agentVersion,
   });
-  const trust = createTrustStore(config, log, { minRefreshMs: config.trust.minRefreshMs });
+  const trust = createTrustStore(config, log, {
+    minRefreshMs: config.trust.minRefreshMs,
+    configSource: hooks.configSource,
+  });
   const reconciler = new Reconciler({
     ...hooks,
     deviceId: config.deviceId,
@@ -106,12 +110,17 @@ export async function startSync(
  * The device's root of trust: agent.json's trustedRoot, or for a config provisioned before roots
  * existed its trustedKeys as the implicit root v1; walked forward from the cloud's
  * /v1/trust/root/<N>.json with the device's own token (the roots are public, the token only
- * identifies the reader).
+ * identifies the reader). The root gets its full TUF parse here, before anything is verified with
+ * it (protocol/agent-config-root.ts); a bad one throws CONFIG_INVALID naming `configSource`.
  */
-export function createTrustStore(config: AgentConfig, log: Logger, opts: { minRefreshMs?: number } = {}): TrustStore {
+export function createTrustStore(
+  config: AgentConfig,
+  log: Logger,
+  opts: { minRefreshMs?: number; configSource?: string } = {},
+): TrustStore {
   const base = config.cloud.http.replace(/\/$/, '');
   return new TrustStore({
-    initial: config.trustedRoot ? parseRoot(config.trustedRoot) : legacyRoot(config.trustedKeys),
+    initial: checkAgentConfigRoot(config, opts.configSource ?? 'the agent config') ?? legacyRoot(config.trustedKeys),
     path: join(config.modelsDir, '.outpost', 'trust.json'),
     fetchRoot: (version) =>
       getSmall(

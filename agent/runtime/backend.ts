@@ -78,6 +78,12 @@ export interface ModelSource {
   dir: string;
   params: ModelParameters;
   files?: readonly VersionFile[];
+  /**
+   * `<id>@<version>` when the folder is a version from the models folder: published versions are
+   * immutable, so a backend may key what it learnt of these files by it (onnx-placement.ts).
+   * Absent for any other folder.
+   */
+  version?: string;
 }
 
 export interface Availability {

@@ -127,7 +127,11 @@ export class KeptVersions {
   }
 
   private async load(id: string, version: number, dir: string): Promise<ModelVersion> {
-    const mv = await ModelVersion.load(dir, { registry: this.opts.registry, log: this.opts.log });
+    const mv = await ModelVersion.load(dir, {
+      registry: this.opts.registry,
+      log: this.opts.log,
+      version: `${id}@${version}`,
+    });
     try {
       if (mv.id !== id)
         throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, { found: mv.id });

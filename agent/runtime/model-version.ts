@@ -31,7 +31,8 @@ export type Serving =
 /**
  * One loaded model version: its manifest, labels, colors and backend handle.
  *
- *   ModelVersion.load(dir, {registry, log?, backend?})   reads alwaysai.model.json, loads the backend
+ *   ModelVersion.load(dir, {registry, log?, backend?, version?})   reads alwaysai.model.json, loads
+ *                                       the backend (`version`: "<id>@<v>" of a models-folder version)
  *   version.smokeTest()                 the activation gate's trial run on a synthetic input
  *   version.infer(tensors)              raw tensors in, raw tensors out, with duration (s)
  *   version.predict(image | frame, o)   pre-process, infer, post-process -> typed result
@@ -87,7 +88,7 @@ export class ModelVersion {
 
   static async load(
     dir: string,
-    opts: { registry: BackendRegistry; log?: Logger; backend?: string },
+    opts: { registry: BackendRegistry; log?: Logger; backend?: string; version?: string },
   ): Promise<ModelVersion> {
     const log = moduleLogger(opts.log ?? silentLogger, 'runtime.model');
     const manifest = await readManifest(dir);
@@ -95,7 +96,7 @@ export class ModelVersion {
     const labels = p.label_file ? await readLabels(dir, p.label_file) : [];
     const colors = p.colors_file ? parseColorsFile(await readText(dir, p.colors_file), p.colors_file) : undefined;
     const backend = opts.backend ? await opts.registry.get(opts.backend) : await opts.registry.select(p.framework_type);
-    const model = await backend.load({ dir, params: p });
+    const model = await backend.load({ dir, params: p, ...(opts.version ? { version: opts.version } : {}) });
     log.info({ model: manifest.id, dir, backend: backend.name }, 'model loaded');
     return new ModelVersion(dir, manifest, labels, colors, model, log);
   }
@@ -107,9 +108,11 @@ export class ModelVersion {
         `${this.id} (${this.dir}) was unloaded; retry to reach the active version`,
       );
     validateInputs(this.model.inputs, inputs);
-    const t0 = performance.now();
+    // hrtime, not performance.now(): the first use of `performance` loads perf_hooks, and the
+    // smoke tests of a start-up would be that first use (docs/runtime.md, "Start-up").
+    const t0 = process.hrtime.bigint();
     const outputs = await this.model.run(inputs);
-    return { outputs, duration: (performance.now() - t0) / 1000 };
+    return { outputs, duration: Number(process.hrtime.bigint() - t0) / 1e9 };
   }
 
   /** Why the backend cannot run this version any more (a worker that kept dying); undefined while it can. */

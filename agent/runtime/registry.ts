@@ -5,6 +5,7 @@ import type { BackendCapability } from '../../protocol/reported-state.js';
 import type { Availability, Backend } from './backend.js';
 import { findAddon, notBuiltReason, type AddonName } from './backends/native-loader.js';
 import type { OnnxSettings } from './backends/onnx-options.js';
+import type { PlacementMemo } from './backends/onnx-placement.js';
 
 /**
  * Picks the backend for a model from its framework and from what this host can run.
@@ -197,9 +198,12 @@ function isBackend(v: unknown): v is Backend {
  * by the first model that needs it; the vendor addons, whose availability also depends on a
  * device being present, are probed when built.
  */
-export function defaultEntries(opts: { onnx?: Partial<OnnxSettings> } = {}): BackendEntry[] {
+export function defaultEntries(opts: { onnx?: Partial<OnnxSettings>; placement?: PlacementMemo } = {}): BackendEntry[] {
   return [
-    lazyModuleEntry('onnx', ['onnx'], () => import('./backends/onnx.js'), { settings: opts.onnx }),
+    lazyModuleEntry('onnx', ['onnx'], () => import('./backends/onnx.js'), {
+      settings: opts.onnx,
+      placement: opts.placement,
+    }),
     {
       ...lazyModuleEntry(
         'opencv',

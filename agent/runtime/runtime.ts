@@ -104,7 +104,7 @@ export class Runtime {
    * most one prepared instance per model is kept; a newer one replaces (and disposes) it.
    */
   async prepare(id: string, version: number, dir: string): Promise<void> {
-    const mv = await ModelVersion.load(dir, { registry: this.registry, log: this.log });
+    const mv = await ModelVersion.load(dir, { registry: this.registry, log: this.log, version: `${id}@${version}` });
     try {
       if (mv.id !== id)
         throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, {
@@ -141,7 +141,12 @@ export class Runtime {
       mv.relocate(dir);
     }
     try {
-      mv ??= await ModelVersion.load(dir, { registry: this.registry, log: this.log, backend: opts.backend });
+      mv ??= await ModelVersion.load(dir, {
+        registry: this.registry,
+        log: this.log,
+        backend: opts.backend,
+        version: `${id}@${version}`,
+      });
       if (mv.id !== id)
         throw new OutpostError('RUNTIME_MODEL_LOAD_FAILED', `${dir} holds model ${mv.id}, not ${id}`, {
           expected: id,

@@ -36,7 +36,7 @@ export class Layout {
   }
 
   async init(): Promise<void> {
-    for (const d of [this.staging, this.trash, this.blobs]) await mkdir(d, { recursive: true, mode: DIR_MODE });
+    await Promise.all([this.staging, this.trash, this.blobs].map((d) => mkdir(d, { recursive: true, mode: DIR_MODE })));
   }
 
   modelDir(id: ModelId): string {
@@ -70,16 +70,18 @@ export class Layout {
   /** Every model that has a folder, as `owner/name`. */
   async models(): Promise<string[]> {
     const out: string[] = [];
-    for (const owner of await readdir(this.dir).catch(() => [] as string[])) {
-      if (owner.startsWith('.')) continue;
-      for (const name of await readdir(join(this.dir, owner)).catch(() => [] as string[])) {
+    const owners = (await readdir(this.dir).catch(() => [] as string[])).filter((o) => !o.startsWith('.'));
+    // Read side by side: a start-up walks every model folder (agent start, docs/runtime.md).
+    const names = await Promise.all(owners.map((o) => readdir(join(this.dir, o)).catch(() => [] as string[])));
+    owners.forEach((owner, i) => {
+      for (const name of names[i]) {
         try {
           out.push(formatModelId(parseModelId(`${owner}/${name}`)));
         } catch {
           // Not a model folder (a stray file or a name we never create): leave it alone.
         }
       }
-    }
+    });
     return out.sort();
   }
 
@@ -119,11 +121,13 @@ export class Layout {
       for (const n of await readdir(d).catch(() => [] as string[]))
         await rm(join(d, n), { recursive: true, force: true });
     }
-    for (const id of await this.models()) {
-      const dir = this.modelDir(parseModelId(id));
-      for (const n of await readdir(dir).catch(() => [] as string[])) {
-        if (n.startsWith('current.tmp-')) await unlink(join(dir, n)).catch(() => undefined);
-      }
-    }
+    await Promise.all(
+      (await this.models()).map(async (id) => {
+        const dir = this.modelDir(parseModelId(id));
+        for (const n of await readdir(dir).catch(() => [] as string[])) {
+          if (n.startsWith('current.tmp-')) await unlink(join(dir, n)).catch(() => undefined);
+        }
+      }),
+    );
   }
 }

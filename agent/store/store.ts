@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { formatModelId, parseModelId, parseVersion, type ModelId } from '../../protocol/ids.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
-import { BlobPool, type BlobSource } from '../fetch/pool.js';
+import type { BlobPool, BlobSource } from '../fetch/pool.js';
 import { fsyncDir } from '../fs/atomic-file.js';
 import { hashFile } from '../fs/hash-file.js';
 import { isNoSpace, linkOrCopy } from '../fetch/fs-util.js';
@@ -74,7 +74,8 @@ export interface InstallResult {
  */
 export class Store {
   readonly layout: Layout;
-  readonly pool: BlobPool;
+  private readonly poolOptions: ConstructorParameters<typeof BlobPool>[0];
+  private poolLoaded: Promise<BlobPool> | undefined;
   private readonly keep: number;
   private readonly log: Logger;
   private chain: Promise<unknown> = Promise.resolve();
@@ -90,7 +91,7 @@ export class Store {
     this.layout = new Layout(opts.dir);
     this.keep = opts.keep ?? 3;
     this.log = moduleLogger(opts.log ?? silentLogger, 'store');
-    this.pool = new BlobPool({
+    this.poolOptions = {
       cacheDir: this.layout.blobs,
       concurrency: opts.concurrency,
       marginBytes: opts.marginBytes,
@@ -98,7 +99,17 @@ export class Store {
       retries: opts.retries,
       backoffMs: opts.backoffMs,
       log: opts.log,
-    });
+    };
+  }
+
+  /**
+   * The blob cache and its downloader, imported with the first install or GC: serving what is
+   * installed needs neither, so a start-up does not load the HTTP and TLS clients behind them
+   * (docs/runtime.md, "Start-up").
+   */
+  pool(): Promise<BlobPool> {
+    this.poolLoaded ??= import('../fetch/pool.js').then(({ BlobPool }) => new BlobPool(this.poolOptions));
+    return this.poolLoaded;
   }
 
   /** Finishes or undoes whatever a crash interrupted; safe to call any time, idempotent. */
@@ -107,12 +118,13 @@ export class Store {
   }
 
   async list(): Promise<InstalledModel[]> {
-    const out: InstalledModel[] = [];
-    for (const id of await this.layout.models()) {
-      const mid = parseModelId(id);
-      out.push({ id, current: await this.layout.current(mid), versions: await this.layout.versions(mid) });
-    }
-    return out;
+    return Promise.all(
+      (await this.layout.models()).map(async (id) => {
+        const mid = parseModelId(id);
+        const [current, versions] = await Promise.all([this.layout.current(mid), this.layout.versions(mid)]);
+        return { id, current, versions };
+      }),
+    );
   }
 
   /** The folder of the current version, or null. Apps and the runtime read models from here. */
@@ -203,7 +215,7 @@ export class Store {
       let versions = 0;
       for (const id of await this.layout.models()) versions += await this.prune(parseModelId(id));
       await this.layout.sweep();
-      const c = await this.pool.gc();
+      const c = await (await this.pool()).gc();
       return { versions, blobs: c.blobs, bytes: c.bytes };
     });
   }
@@ -235,7 +247,7 @@ export class Store {
     try {
       if (!preexisting) {
         // versions/<v> of a published version is immutable: an existing one is already complete.
-        const r = await this.pool.ensure(files, req.source, {
+        const r = await (await this.pool()).ensure(files, req.source, {
           signal: req.signal,
           onProgress: (done, total) => req.onProgress?.({ phase: 'downloading', done, total }),
         });
@@ -291,6 +303,7 @@ export class Store {
     log: Logger,
   ): Promise<number> {
     await mkdir(staging, { recursive: true, mode: DIR_MODE });
+    const pool = await this.pool();
     const dirs = new Set<string>([staging]);
     const total = files.reduce((n, f) => n + f.size, 0);
     let done = 0;
@@ -299,7 +312,7 @@ export class Store {
       const dest = join(staging, f.path);
       dirs.add(dirname(dest));
       await mkdir(dirname(dest), { recursive: true, mode: DIR_MODE });
-      const how = await linkOrCopy(this.pool.pathOf(f.sha256), dest);
+      const how = await linkOrCopy(pool.pathOf(f.sha256), dest);
       let actual: { sha256: string; size: number };
       if (how === 'linked' && fresh.has(f.sha256)) {
         actual = { sha256: f.sha256, size: (await stat(dest)).size };
@@ -309,7 +322,7 @@ export class Store {
       }
       if (actual.size !== f.size || actual.sha256 !== f.sha256) {
         // The cached blob itself is bad (disk corruption or tampering): drop it so the next sync refetches.
-        await unlink(this.pool.pathOf(f.sha256)).catch(() => undefined);
+        await unlink(pool.pathOf(f.sha256)).catch(() => undefined);
         throw new OutpostError(
           'STORE_FILE_MISMATCH',
           `staged ${f.path} has ${actual.size} bytes, sha256 ${actual.sha256}; the signed metadata says ${f.size} bytes, ${f.sha256}`,

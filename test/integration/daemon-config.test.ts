@@ -2,7 +2,9 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentEnv, runAgentVerb, writeStandaloneConfig } from '../helpers/daemon-process.js';
+import { generateKeyPairSync } from 'node:crypto';
+import { agentEnv, notifyReceiver, runAgentVerb, writeStandaloneConfig } from '../helpers/daemon-process.js';
+import { buildRoot, tufKey } from '../../protocol/trust-root.js';
 
 /**
  * Bad config files against the real binary: `agent run` exits 3 (the unit's
@@ -36,6 +38,18 @@ const without = (key: string): Record<string, unknown> => {
   return c;
 };
 
+/** A root as `outpost device provision` writes it; `edit` changes its signed part. */
+const root = (edit: (signed: Record<string, any>) => void = () => undefined): Record<string, unknown> => {
+  const key = () => tufKey(generateKeyPairSync('ed25519').publicKey);
+  const doc = JSON.parse(
+    JSON.stringify(
+      buildRoot({ version: 1, expires: '2030-01-01T00:00:00Z', rootKeys: [key()], threshold: 1, onlineKeys: [key()] }),
+    ),
+  );
+  edit(doc.signed);
+  return doc;
+};
+
 const CASES: Case[] = [
   { name: 'missing file', text: () => null, code: 'CONFIG_NOT_FOUND', names: /does not exist/, checkConfigExit: 4 },
   { name: 'not JSON', text: () => '{"deviceId": "x",', code: 'CONFIG_NOT_JSON', names: /is not valid JSON/ },
@@ -50,6 +64,13 @@ const CASES: Case[] = [
     text: () => JSON.stringify({ ...good, download: { parallel: 0 } }),
     code: 'CONFIG_INVALID',
     names: /download\.parallel must be an integer 1\.\.16, got 0/,
+  },
+  {
+    // Caught by the shape check, before anything starts (protocol/trust-root-shape.ts).
+    name: 'trustedRoot without a targets role',
+    text: () => JSON.stringify({ ...good, trustedRoot: root((s) => delete s.roles.targets) }),
+    code: 'CONFIG_INVALID',
+    names: /trustedRoot must be TUF root metadata .*role targets/,
   },
   {
     name: 'missing credentials',
@@ -95,6 +116,35 @@ describe('bad agent configs', () => {
       .error;
     expect(err.code).toBe(c.code);
     expect(err.message).toMatch(c.names);
+  });
+
+  it('a trustedRoot whose keyid is not its key: run stops after READY with exit 3, check-config agrees', async () => {
+    // Only the full TUF parse sees this, and the daemon runs it before it trusts anything.
+    const bad = root((s) => {
+      const [id] = s.roles.targets.keyids as string[];
+      const other = 'f'.repeat(64);
+      s.keys[other] = s.keys[id];
+      delete s.keys[id];
+      s.roles.targets.keyids = [other];
+    });
+    const sub = await mkdtemp(join(dir, 'root-'));
+    const file = join(sub, 'agent.json');
+    await writeFile(file, JSON.stringify({ ...good, socket: join(sub, 'agent.sock'), trustedRoot: bad }));
+    const rx = notifyReceiver(sub);
+    const run = await runAgentVerb(['agent', 'run', '--config', file], agentEnv({ NOTIFY_SOCKET: rx.path })).finally(
+      () => rx.close(),
+    );
+    expect(rx.messages.some((m) => m.startsWith('READY=1'))).toBe(true);
+    expect(rx.messages.some((m) => m.startsWith('STOPPING=1'))).toBe(true);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(
+      /^error CONFIG_INVALID: trustedRoot must be TUF root metadata .*is not the sha256 of its public key/,
+    );
+    // It served until then and stopped cleanly: the socket is gone, no sync state was written.
+    await expect(stat(join(sub, 'agent.sock'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const check = await runAgentVerb(['agent', 'check-config', '--config', file, '--json'], agentEnv());
+    expect(check.code).toBe(3);
+    expect(check.stdout).toMatch(/CONFIG_INVALID/);
   });
 
   it('the good file passes check-config with the token redacted', async () => {

@@ -46,6 +46,36 @@ describe('ResponseParser', () => {
     );
   });
 
+  it('reads a large Content-Length body in place through window() and wrote(), mixed with push()', () => {
+    const big = Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 7) % 251));
+    const bytes = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`), big]);
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 12 }), (sizes) => {
+        const p = new ResponseParser(1 << 20);
+        let from = 0;
+        let k = 0;
+        let a: ParsedAnswer | undefined;
+        while (from < bytes.length) {
+          const n = Math.min(sizes[k++ % sizes.length]!, bytes.length - from);
+          const w = p.window();
+          // A window is never longer than the body still due, and only offered once the head is read.
+          if (w) {
+            expect(w.length).toBe(bytes.length - from);
+            const m = Math.min(n, w.length);
+            w.set(bytes.subarray(from, from + m));
+            a = p.wrote(m) ?? a;
+            from += m;
+          } else {
+            a = p.push(bytes.subarray(from, from + n)) ?? a;
+            from += n;
+          }
+        }
+        expect(Buffer.compare(a!.body, big)).toBe(0);
+        expect(p.reusable).toBe(true);
+      }),
+    );
+  });
+
   it('decodes a chunked answer cut anywhere, and joins repeated headers', () => {
     fc.assert(
       fc.property(fc.array(fc.nat(), { maxLength: 12 }), (cuts) => {

@@ -10,8 +10,8 @@ import {
 } from '../../../protocol/kserve.js';
 import { releaseOutputs, type Tensor, type TensorInfo } from '../../runtime/backend.js';
 import type { ApiContext, Handler } from '../context.js';
-import { lend, readAlignedBody, type BodyLease } from '../body.js';
-import { header, mediaType, sendParts, tooLarge } from '../http.js';
+import { lend, readAlignedBody, type AnswerLife, type BodyLease } from '../body.js';
+import { header, mediaTypeOf, sendParts, tooLarge } from '../http.js';
 import type { ModelDescription } from '../types.js';
 import { servedVersion } from './models.js';
 
@@ -25,12 +25,60 @@ import { servedVersion } from './models.js';
  * only after the answer is written.
  */
 export const infer: Handler = async (req, res, { params }, ctx) => {
+  const head: InferHead = {
+    params,
+    contentType: header(req, 'content-type'),
+    headerLength: header(req, 'inference-header-content-length'),
+    contentLength: header(req, 'content-length'),
+  };
+  const body = (max: number, alignAt: number) => readAlignedBody(req, res, max, ctx.pool, alignAt);
+  const a = await runInfer(ctx, head, body, res);
+  sendParts(res, a.status, a.parts, a.byteLength, a.headers);
+};
+
+/** What the infer core needs of a request's head, whichever server parsed it. */
+export interface InferHead {
+  params: Record<string, string>;
+  contentType: string | undefined;
+  headerLength: string | undefined;
+  contentLength: string | undefined;
+}
+
+/**
+ * Reads the whole body into a pooled buffer with body byte `alignAt` 8-byte aligned, refusing
+ * more than `max` bytes (agent/api/body.ts readAlignedBody for node:http, the lane's own reader).
+ */
+export type ReadInferBody = (max: number, alignAt: number) => Promise<BodyLease>;
+
+/** An answer as parts (the JSON header and each tensor's own memory), written without joining. */
+export interface InferAnswer {
+  status: number;
+  headers: Record<string, string>;
+  parts: readonly Uint8Array[];
+  byteLength: number;
+}
+
+/**
+ * The transport-independent infer: head fields and a body reader in, the answer's parts out. Both
+ * node:http (the handler above) and the fast lane (agent/api/lane/) call it, so admission,
+ * limits, metrics and error codes are one implementation. It throws OutpostErrors (and
+ * ClientGone) like any route; the caller answers them. `life` closes when the answer has been
+ * written or the client is gone: the pooled buffers and the backend's lent outputs go back then,
+ * so the caller must write the answer synchronously after this resolves.
+ */
+export async function runInfer(
+  ctx: ApiContext,
+  head: InferHead,
+  readBody: ReadInferBody,
+  life: AnswerLife,
+): Promise<InferAnswer> {
+  const { params } = head;
   const { entry, model } = await servedVersion(ctx, params);
   const release = ctx.limiter.acquire(entry.id);
   const leases: BodyLease[] = [];
   const releaseMemory: (() => void)[] = [];
   try {
-    const type = mediaType(req);
+    const type = mediaTypeOf(head.contentType);
     if (type !== undefined && type !== 'application/json' && type !== 'application/octet-stream') {
       throw new OutpostError(
         'API_UNSUPPORTED_MEDIA_TYPE',
@@ -38,19 +86,19 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
         { contentType: type.slice(0, 80) },
       );
     }
-    const hl = parseHeaderLength(header(req, 'inference-header-content-length'));
+    const hl = parseHeaderLength(head.headerLength);
     // Tensor bytes in flight (agent/api/admission.ts): the body and the tensors decoded from it,
     // reserved before the body is read (a chunked body without a length reserves the largest
     // allowed), then the shared-memory inputs before they are copied.
-    const declared = Number(header(req, 'content-length'));
+    const declared = Number(head.contentLength);
     const bodyBytes = Number.isSafeInteger(declared) && declared >= 0 ? declared : ctx.limits.maxBodyBytes;
     releaseMemory.push(ctx.memory.reserve(Math.min(bodyBytes, ctx.limits.maxBodyBytes) * 2, 'the tensors'));
-    const body = await readAlignedBody(req, res, ctx.limits.maxBodyBytes, ctx.pool, hl ?? 0);
+    const body = await readBody(ctx.limits.maxBodyBytes, hl ?? 0);
     leases.push(body);
     const request = parseInferRequest(body.bytes, hl);
     const shmBytes = Object.values(request.shmInputs).reduce((n, t) => n + t.shm.byteSize, 0);
     if (shmBytes > 0) releaseMemory.push(ctx.memory.reserve(shmBytes, 'the shared-memory inputs'));
-    const fromShm = readShmInputs(ctx, res, request, leases);
+    const fromShm = readShmInputs(ctx, life, request, leases);
     const inputs = checkInputs(model, { ...request.inputs, ...fromShm });
     const outputs = selectOutputs(model, request);
     for (const o of outputs) if (o.shm) ctx.shm.check(o.shm, `output "${o.name}"`);
@@ -65,11 +113,11 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
       throw e;
     }
     // The outputs' memory may be lent by the backend: give it back once the answer has been
-    // written (or the client has gone). Everything below up to sendParts is synchronous, so no
-    // other run can reuse it before the answer is handed to the socket.
+    // written (or the client has gone). Everything from here to the caller's write is
+    // synchronous, so no other run can reuse it before the answer is handed to the socket.
     const outputsDone = () => releaseOutputs(result.outputs);
-    if (res.closed) outputsDone();
-    else res.once('close', outputsDone);
+    if (life.closed) outputsDone();
+    else life.once('close', outputsDone);
     ctx.metrics.inferenceSeconds.observe({ model: entry.id }, Number(process.hrtime.bigint() - started) / 1e9);
     const chosen = outputs.map((o) => {
       const tensor = result.outputs[o.name];
@@ -87,13 +135,13 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
     );
     const headers: Record<string, string> = { 'Content-Type': encoded.contentType };
     if (encoded.headerLength !== undefined) headers['Inference-Header-Content-Length'] = String(encoded.headerLength);
-    sendParts(res, 200, encoded.parts, encoded.byteLength, headers);
+    return { status: 200, headers, parts: encoded.parts, byteLength: encoded.byteLength };
   } finally {
     for (const l of leases) l.release();
     for (const r of releaseMemory) r();
     release();
   }
-};
+}
 
 /**
  * Shared-memory inputs, each read once into a pooled, aligned buffer that the tensor views. They
@@ -101,7 +149,7 @@ export const infer: Handler = async (req, res, { params }, ctx) => {
  */
 function readShmInputs(
   ctx: ApiContext,
-  res: Parameters<Handler>[1],
+  life: AnswerLife,
   request: InferRequest,
   leases: BodyLease[],
 ): Record<string, Tensor> {
@@ -111,7 +159,7 @@ function readShmInputs(
     ctx.shm.check(t.shm, `input "${name}"`);
     total += t.shm.byteSize;
     if (total > ctx.limits.maxBodyBytes) throw tooLarge(total, ctx.limits.maxBodyBytes);
-    const lease = lend(ctx.pool, res, t.shm.byteSize);
+    const lease = lend(ctx.pool, life, t.shm.byteSize);
     leases.push(lease);
     ctx.shm.read(t.shm, lease.bytes, `input "${name}"`);
     out[name] = { dtype: t.dtype, shape: t.shape, data: fromBytes(lease.bytes, t.dtype, elementCount(t.shape)) };

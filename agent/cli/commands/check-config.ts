@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { redactAgentConfig, type ConfigIssue } from '../../../protocol/agent-config.js';
 import { printError, printResult, type Command } from '../../../protocol/cli.js';
 import { OutpostError, toOutpostError } from '../../../protocol/errors/index.js';
+import { checkAgentConfigRoot } from '../../../protocol/agent-config-root.js';
 import { loadAgentConfig } from '../../config/load.js';
 
 const HELP = `usage: outpost agent check-config [--config FILE] [--json]
@@ -32,6 +33,8 @@ export const checkConfig: Command = async (argv, ctx) => {
   }
   try {
     const { config, path, overridden } = await loadAgentConfig({ path: values.config, env: ctx.env });
+    // The full TUF parse the daemon runs right after READY (loadAgentConfig checks the shape).
+    checkAgentConfigRoot(config, path);
     const shown = redactAgentConfig(config);
     const from = Object.entries(overridden).map(([k, src]) => `  ${k} <- ${src}`);
     const human = [

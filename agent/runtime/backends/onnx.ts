@@ -18,6 +18,7 @@ import {
 import { allocate, concreteShape, isDType, validateInputs } from '../tensors.js';
 import { ONNX_DEFAULTS, sessionOptionsFor, type OnnxSettings } from './onnx-options.js';
 import { OrtWorkers, type WorkerSession } from './onnx-workers.js';
+import type { PlacementMemo } from './onnx-placement.js';
 import { RunQueue } from './run-queue.js';
 
 /**
@@ -40,6 +41,8 @@ export interface OnnxBackendOptions {
   settings?: Partial<OnnxSettings>;
   /** Passed to every session (merged over the options of `settings`); tests use the same to compare. */
   sessionOptions?: Ort.InferenceSession.SessionOptions;
+  /** Trial times learnt earlier (onnx-placement.ts); without it every load measures. */
+  placement?: PlacementMemo;
 }
 
 /** The options every session gets with the default settings; exported so tests can reproduce a session. */
@@ -113,8 +116,20 @@ export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
         // Placement: a model that computes less than the hop to a worker and back costs (two
         // thread wake-ups and a copy of its inputs: 0.3-1 ms per request measured on a loaded
         // 2-core machine, docs/performance.md) is served faster on the event loop; a heavier one
-        // moves to a worker, so that requests are parsed and answered while it computes.
-        const micros = settings.workers > 0 ? await trialMicros(session, inputs) : 0;
+        // moves to a worker, so that requests are parsed and answered while it computes. A
+        // version from the models folder is placed from what earlier loads measured when that
+        // settles it, so a restart does not run each model three times first (onnx-placement.ts).
+        const memo =
+          opts.placement && source.version
+            ? {
+                memo: opts.placement,
+                key: `${source.version}/${source.params.model_file}:${bytes.length}:${optionsSignature(sessionOptions)}`,
+              }
+            : undefined;
+        const { micros, measured } =
+          settings.workers > 0
+            ? await placementMicros(session, inputs, settings.workerMinMicros, memo)
+            : { micros: 0, measured: false };
         if (settings.workers > 0 && micros >= settings.workerMinMicros) {
           workers ??= new OrtWorkers(settings.workers, log, {
             restarts: settings.workerRestarts,
@@ -131,7 +146,7 @@ export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
         // for the event loop between two runs; on the event loop itself, one at a time.
         const queue = new RunQueue(`model ${source.params.model_file}`, inWorker ? 2 : 1, settings.maxQueuedPerModel);
         const model = new OnnxModel(session, queue, inputs, outputs);
-        log.debug({ file, trialMicros: Math.round(micros), inWorker }, 'placed');
+        log.debug({ file, trialMicros: Math.round(micros), inWorker, measured }, 'placed');
         log.debug({ file, providers: p.providers, inputs: model.inputs }, 'loaded');
         return model;
       } catch (err) {
@@ -181,6 +196,12 @@ async function probeOrt(wanted: Provider[]): Promise<Probe> {
   };
 }
 
+/** The session options that change a run's time, as a short stable string. */
+function optionsSignature(o: Ort.InferenceSession.SessionOptions): string {
+  const providers = (o.executionProviders ?? []).map((p) => (typeof p === 'string' ? p : p.name)).join('+');
+  return `${o.intraOpNumThreads ?? 0}.${o.interOpNumThreads ?? 0}.${o.executionMode ?? ''}.${o.graphOptimizationLevel ?? ''}.${providers}`;
+}
+
 /** The model file must stay inside the version folder (the manifest parser checks this too). */
 function modelPath(dir: string, file: string): string {
   const full = resolve(dir, file);
@@ -213,8 +234,13 @@ function describe(meta: readonly Ort.InferenceSession.ValueMetadata[], file: str
 
 /**
  * The least time of three runs on zeros (dynamic dimensions 1), in microseconds: the least, not
- * the median, because other processes on the device only ever make a run slower. A model that
- * cannot run on such an input reports 0 and stays on the event loop (its smoke test will say why).
+ * the median, because other processes on the device only ever make a run slower. Each run counts
+ * the lesser of its wall time and the CPU time this process spent meanwhile: on a busy device the
+ * wall time also counts the moments the run waited for a core (measured here: 10.7 ms for a model
+ * that runs in 0.1 ms, three times in a row, during a parallel build), which would move a tiny
+ * model to a worker; the CPU time does not, and where onnxruntime computes on several threads
+ * the wall time is the lesser. A model that cannot run on such an input reports 0 and stays on
+ * the event loop (its smoke test will say why).
  */
 async function trialMicros(session: Session, inputs: readonly TensorInfo[]): Promise<number> {
   const feeds: Record<string, Tensor> = {};
@@ -223,13 +249,34 @@ async function trialMicros(session: Session, inputs: readonly TensorInfo[]): Pro
   try {
     for (let k = 0; k < 3; k++) {
       const t = process.hrtime.bigint();
+      const cpu = process.cpuUsage();
       await session.run(feeds);
-      best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e3);
+      const used = process.cpuUsage(cpu);
+      best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e3, used.user + used.system);
     }
   } catch {
     return 0;
   }
   return best;
+}
+
+/**
+ * The trial time that places a model: from the memo when it settles the placement (a least time
+ * under the threshold; onnx-placement.ts says why that is safe), else measured now, recorded,
+ * and combined with what the memo had.
+ */
+async function placementMicros(
+  session: Session,
+  inputs: readonly TensorInfo[],
+  threshold: number,
+  memo: { memo: PlacementMemo; key: string } | undefined,
+): Promise<{ micros: number; measured: boolean }> {
+  const known = memo ? await memo.memo.lookup(memo.key) : undefined;
+  if (known !== undefined && known < threshold) return { micros: known, measured: false };
+  const now = await trialMicros(session, inputs);
+  // 0 means the trial could not run (the smoke test will say why): nothing to learn from it.
+  if (memo && now > 0) memo.memo.record(memo.key, now);
+  return { micros: known !== undefined && now > 0 ? Math.min(known, now) : now, measured: true };
 }
 
 /** A session wherever it runs: on this thread, or in a worker (onnx-workers.ts). */

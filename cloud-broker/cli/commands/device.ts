@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { printResult } from '../../../protocol/cli.js';
 import { parseAgentConfig } from '../../../protocol/agent-config.js';
+import { checkAgentConfigRoot } from '../../../protocol/agent-config-root.js';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import { parseDeviceId } from '../../../protocol/topics.js';
 import { FleetClient } from '../../fleet/fleet-client.js';
@@ -40,7 +41,7 @@ ${CLOUD_FLAGS_HELP}`,
     const res = await (await client(values, ctx)).provision(id, tags);
     const file = path.join(dir, 'agent.json');
     // The agent parses this file at start; checking it here makes a bad one fail on this side.
-    parseAgentConfig(res.agentConfig, file);
+    checkAgentConfigRoot(parseAgentConfig(res.agentConfig, file), file);
     await writeAgentConfig(dir, res.agentConfig);
     printResult(
       ctx,

@@ -128,4 +128,9 @@ export const API = {
     exit: EXIT.FAILURE,
     hint: "The client received an answer it could not parse (the connection was cut, or a wrong server listens on the socket). Check the agent's log.",
   },
+  API_OUTPUT_BUFFER_MISMATCH: {
+    status: 400,
+    exit: EXIT.INVALID_INPUT,
+    hint: "An output buffer given to the client's infer (`outputs: [{ name, into }]`) does not fit the output the model returned: its typed array must be the output's datatype (Float32Array for FP32, BigInt64Array for INT64, Uint8Array for UINT8 and BOOL, Uint16Array for FP16) and hold at least the shape's element count. GET /v2/models/{name} lists each output's datatype and shape. Nothing was written past the buffer.",
+  },
 } as const satisfies ErrorTable;
