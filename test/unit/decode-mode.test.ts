@@ -1,5 +1,7 @@
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { type Decoded, decodeForNetwork, decodeShrink, imageGeometry } from '../../agent/runtime/decode.js';
+import { readJpegHeader } from '../../agent/runtime/decode-jpeg-header.js';
 import { blobFromFrame } from '../../agent/runtime/preprocess.js';
 import { toImageX as mapX, toImageY as mapY } from '../../agent/runtime/postprocess/common.js';
 import { encodePng, noiseImage } from '../fixtures/images.js';
@@ -75,5 +77,36 @@ describe('imageGeometry: results of a 1/k decode in the image pixels', () => {
     expect(g.slice(4)).toEqual([1281, 719]);
     expect(g[2]).toBeCloseTo(1280, 6); // the last 1/2 pixel ends at image column 1280
     expect(g[3]).toBeCloseTo(718, 6);
+  });
+});
+
+describe('readJpegHeader', () => {
+  const raw = cameraLikeImage(97, 61, 3);
+  const input = () => sharp(Buffer.from(raw.data), { raw: { width: 97, height: 61, channels: 3 } });
+
+  it('reads the size and EXIF orientation sharp reads, for baseline, progressive and EXIF files', async () => {
+    const files = [
+      await input().jpeg().toBuffer(),
+      await input().jpeg({ progressive: true, chromaSubsampling: '4:4:4' }).toBuffer(),
+      ...(await Promise.all([3, 6, 8].map((o) => input().withMetadata({ orientation: o }).jpeg().toBuffer()))),
+      await input().withMetadata({ orientation: 5 }).jpeg().toBuffer(),
+    ];
+    for (const f of files) {
+      const m = await sharp(f).metadata();
+      expect(readJpegHeader(f)).toEqual({ width: m.width, height: m.height, orientation: m.orientation ?? 1 });
+    }
+    expect(files.map((f) => readJpegHeader(f)?.orientation)).toEqual([1, 1, 3, 6, 8, 5]);
+  });
+
+  it('returns null for what is not a readable JPEG header', async () => {
+    const jpeg = await input().jpeg().toBuffer();
+    expect(readJpegHeader(await encodePng(raw))).toBeNull();
+    expect(readJpegHeader(jpeg.subarray(0, 20))).toBeNull();
+    expect(readJpegHeader(new Uint8Array([0xff, 0xd8, 0xff, 0xda, 0, 2]))).toBeNull();
+    expect(readJpegHeader(new Uint8Array([0xff, 0xd8, 0x00, 0x00, 0, 0]))).toBeNull();
+    const bad = Uint8Array.from(jpeg);
+    bad[4] = 0xff; // a segment length past the end
+    bad[5] = 0xff;
+    expect(readJpegHeader(bad)).toBeNull();
   });
 });
