@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type Decoded, decodeForNetwork, decodeShrink, imageGeometry } from '../../agent/runtime/decode.js';
 import { readJpegHeader } from '../../agent/runtime/decode-jpeg-header.js';
 import { blobFromFrame } from '../../agent/runtime/preprocess.js';
@@ -108,5 +108,27 @@ describe('readJpegHeader', () => {
     bad[4] = 0xff; // a segment length past the end
     bad[5] = 0xff;
     expect(readJpegHeader(bad)).toBeNull();
+  });
+});
+
+describe('the scratch folder of the reduced decode', () => {
+  it('removes the folders of processes that are gone, and keeps its own', async () => {
+    const { mkdirSync, existsSync, readdirSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    // A process id that is certainly gone: a child that has exited.
+    const dead = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString());
+    const stale = `/dev/shm/outpost-decode-${dead}-test`;
+    if (!existsSync('/dev/shm')) return;
+    mkdirSync(stale, { recursive: true });
+    // A fresh module instance, so that it creates its folder (and sweeps) now.
+    vi.resetModules();
+    const fresh = await import('../../agent/runtime/decode.js');
+    const jpeg = await jpegOf(cameraLikeImage(640, 480, 2), 90, '4:2:0');
+    expect((await fresh.decodeForNetwork(jpeg, { mode: 'auto', size: [160, 120] })).shrink).toBe(4);
+    expect(existsSync(stale)).toBe(false);
+    const own = readdirSync('/dev/shm').filter((n) => n.startsWith(`outpost-decode-${process.pid}-`));
+    expect(own.length).toBeGreaterThanOrEqual(1);
+    // Nothing left behind by the decode itself: the scratch file is unlinked at once.
+    for (const d of own) expect(readdirSync(`/dev/shm/${d}`)).toEqual([]);
   });
 });
