@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { describe, expect, it, vi } from 'vitest';
 import { type Decoded, decodeForNetwork, decodeShrink, imageGeometry } from '../../agent/runtime/decode.js';
 import { readJpegHeader } from '../../agent/runtime/decode-jpeg-header.js';
+import { letterboxFromFrame } from '../../agent/runtime/letterbox.js';
 import { blobFromFrame } from '../../agent/runtime/preprocess.js';
 import { toImageX as mapX, toImageY as mapY } from '../../agent/runtime/postprocess/common.js';
 import { encodePng, noiseImage } from '../fixtures/images.js';
@@ -70,6 +71,16 @@ describe('imageGeometry: results of a 1/k decode in the image pixels', () => {
       const half = corners({ frame: frame(640, 360), shrink: 2, width: 1280, height: 720 }, crop);
       for (let i = 0; i < full.length; i++) expect(half[i]).toBeCloseTo(full[i]!, 6);
     }
+  });
+
+  it('maps letterboxed network corners to the same image points as a full decode', () => {
+    const lb = (d: Decoded) => {
+      const g = imageGeometry(letterboxFromFrame(d.frame, { ...p, size: [320, 320], crop: false }).geometry, d);
+      return [mapX(g, 0), mapY(g, 0), mapX(g, 320), mapY(g, 320), g.offsetX, g.offsetY];
+    };
+    const full = lb({ frame: frame(1280, 720), shrink: 1, width: 1280, height: 720 });
+    const half = lb({ frame: frame(640, 360), shrink: 2, width: 1280, height: 720 });
+    for (let i = 0; i < full.length; i++) expect(half[i]).toBeCloseTo(full[i]!, 6);
   });
 
   it('keeps the image size when libvips drops a partial last block (odd sizes)', () => {
