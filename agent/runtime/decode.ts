@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,6 +109,7 @@ function scratchDir(): { dir: string; memory: boolean } | null {
   if (scratch !== undefined) return scratch;
   for (const base of ['/dev/shm', tmpdir()]) {
     try {
+      removeStale(base);
       const dir = mkdtempSync(join(base, `outpost-decode-${process.pid}-`));
       process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
       scratch = { dir, memory: base === '/dev/shm' };
@@ -119,6 +120,22 @@ function scratchDir(): { dir: string; memory: boolean } | null {
   }
   scratch = null;
   return null;
+}
+
+/**
+ * Folders of processes that are gone (killed before their exit handler ran): each is empty or
+ * holds the one file a decode had in flight. Only this prefix, only dead process ids.
+ */
+function removeStale(base: string): void {
+  for (const name of readdirSync(base)) {
+    const m = /^outpost-decode-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(base, name), { recursive: true, force: true });
+    }
+  }
 }
 
 /** The 1/k decode, or null when no scratch file could be written (the caller decodes in full). */

@@ -1,7 +1,8 @@
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type Decoded, decodeForNetwork, decodeShrink, imageGeometry } from '../../agent/runtime/decode.js';
 import { readJpegHeader } from '../../agent/runtime/decode-jpeg-header.js';
+import { letterboxFromFrame } from '../../agent/runtime/letterbox.js';
 import { blobFromFrame } from '../../agent/runtime/preprocess.js';
 import { toImageX as mapX, toImageY as mapY } from '../../agent/runtime/postprocess/common.js';
 import { encodePng, noiseImage } from '../fixtures/images.js';
@@ -72,6 +73,16 @@ describe('imageGeometry: results of a 1/k decode in the image pixels', () => {
     }
   });
 
+  it('maps letterboxed network corners to the same image points as a full decode', () => {
+    const lb = (d: Decoded) => {
+      const g = imageGeometry(letterboxFromFrame(d.frame, { ...p, size: [320, 320], crop: false }).geometry, d);
+      return [mapX(g, 0), mapY(g, 0), mapX(g, 320), mapY(g, 320), g.offsetX, g.offsetY];
+    };
+    const full = lb({ frame: frame(1280, 720), shrink: 1, width: 1280, height: 720 });
+    const half = lb({ frame: frame(640, 360), shrink: 2, width: 1280, height: 720 });
+    for (let i = 0; i < full.length; i++) expect(half[i]).toBeCloseTo(full[i]!, 6);
+  });
+
   it('keeps the image size when libvips drops a partial last block (odd sizes)', () => {
     const g = corners({ frame: frame(640, 359), shrink: 2, width: 1281, height: 719 }, false);
     expect(g.slice(4)).toEqual([1281, 719]);
@@ -108,5 +119,27 @@ describe('readJpegHeader', () => {
     bad[4] = 0xff; // a segment length past the end
     bad[5] = 0xff;
     expect(readJpegHeader(bad)).toBeNull();
+  });
+});
+
+describe('the scratch folder of the reduced decode', () => {
+  it('removes the folders of processes that are gone, and keeps its own', async () => {
+    const { mkdirSync, existsSync, readdirSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    // A process id that is certainly gone: a child that has exited.
+    const dead = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString());
+    const stale = `/dev/shm/outpost-decode-${dead}-test`;
+    if (!existsSync('/dev/shm')) return;
+    mkdirSync(stale, { recursive: true });
+    // A fresh module instance, so that it creates its folder (and sweeps) now.
+    vi.resetModules();
+    const fresh = await import('../../agent/runtime/decode.js');
+    const jpeg = await jpegOf(cameraLikeImage(640, 480, 2), 90, '4:2:0');
+    expect((await fresh.decodeForNetwork(jpeg, { mode: 'auto', size: [160, 120] })).shrink).toBe(4);
+    expect(existsSync(stale)).toBe(false);
+    const own = readdirSync('/dev/shm').filter((n) => n.startsWith(`outpost-decode-${process.pid}-`));
+    expect(own.length).toBeGreaterThanOrEqual(1);
+    // Nothing left behind by the decode itself: the scratch file is unlinked at once.
+    for (const d of own) expect(readdirSync(`/dev/shm/${d}`)).toEqual([]);
   });
 });
