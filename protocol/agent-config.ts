@@ -41,7 +41,13 @@ export interface AgentConfig {
   download: { parallel: number; minFreeBytes: number; retries: number };
   telemetry: { intervalSeconds: number; enabled: boolean };
   log: { level: LogLevel };
-  api: { maxBodyBytes: number; maxConcurrentPerModel: number; maxBytesInFlight: number; requestTimeoutMs: number };
+  api: {
+    maxBodyBytes: number;
+    maxConcurrentPerModel: number;
+    maxBytesInFlight: number;
+    requestTimeoutMs: number;
+    maxConnections: number;
+  };
   mqtt: { keepaliveSeconds: number; reconnectMinMs: number; reconnectMaxMs: number; maxQueued: number };
   /** The least time between two walks of the root chain (a flood of unknown keys costs one walk per window). */
   trust: { minRefreshMs: number };
@@ -90,6 +96,7 @@ export const AGENT_CONFIG_DEFAULTS = Object.freeze({
     maxConcurrentPerModel: 4,
     maxBytesInFlight: 512 * 1024 * 1024,
     requestTimeoutMs: 30_000,
+    maxConnections: 256,
   },
   mqtt: { keepaliveSeconds: 30, reconnectMinMs: 1_000, reconnectMaxMs: 60_000, maxQueued: 1_000 },
   trust: { minRefreshMs: 30_000 },
@@ -250,6 +257,7 @@ const SCHEMA: Schema = {
     maxConcurrentPerModel: int(1, 256),
     maxBytesInFlight: int(1024 * 1024, Number.MAX_SAFE_INTEGER),
     requestTimeoutMs: int(100, 3_600_000),
+    maxConnections: int(1, 65_536),
   },
   mqtt: {
     keepaliveSeconds: int(5, 3_600),

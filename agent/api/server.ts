@@ -6,6 +6,7 @@ import type { ApiContext, Route } from './context.js';
 import { SseClients } from './events.js';
 import { MemoryBudget } from './admission.js';
 import { ConcurrencyLimiter } from './limiter.js';
+import { refuseOverCap } from './connection-cap.js';
 import { ClientGone, errorBody, sendError, splitUrl } from './http.js';
 import type { HotRequest } from './lane/connection.js';
 import { DEFAULT_HEAD_LIMITS, type RequestHead } from './lane/parse.js';
@@ -35,7 +36,12 @@ export interface ApiServer {
   close(graceMs?: number): Promise<void>;
   /** Applies reloadable limits (the agent's SIGHUP) to requests that start from now on. */
   setLimits(
-    next: Partial<Pick<ApiLimits, 'maxBodyBytes' | 'maxConcurrentPerModel' | 'maxBytesInFlight' | 'requestTimeoutMs'>>,
+    next: Partial<
+      Pick<
+        ApiLimits,
+        'maxBodyBytes' | 'maxConcurrentPerModel' | 'maxBytesInFlight' | 'requestTimeoutMs' | 'maxConnections'
+      >
+    >,
   ): void;
 }
 
@@ -110,7 +116,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   // Real sockets only when node:http listens itself (no lane); the lane counts its own.
   server.on('connection', (s: Socket) => {
-    if (lane) return;
+    if (lane || refuseOverCap(s, sockets.size, limits.maxConnections)) return;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });

@@ -130,6 +130,12 @@ export interface ApiLimits {
   maxBytesInFlight: number;
   /** Time to receive a whole request (headers and body); slower ones get 408. */
   requestTimeoutMs: number;
+  /**
+   * Open connections on the socket; one more is answered 503 API_TOO_MANY_CONNECTIONS and
+   * closed. Each open connection holds a read buffer (64 KiB in the fast lane), so this bounds
+   * what idle or leaked client connections cost.
+   */
+  maxConnections: number;
   /** Time to receive the headers alone (at most requestTimeoutMs). */
   headersTimeoutMs: number;
   /** How often Node checks those two timeouts. */
@@ -147,6 +153,7 @@ export const DEFAULT_LIMITS: ApiLimits = Object.freeze({
   maxConcurrentPerModel: 4,
   maxBytesInFlight: 512 * 1024 * 1024,
   requestTimeoutMs: 30_000,
+  maxConnections: 256,
   headersTimeoutMs: 10_000,
   timeoutCheckMs: 1_000,
   keepAliveTimeoutMs: 5_000,

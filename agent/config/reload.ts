@@ -13,6 +13,7 @@ export const RELOADABLE_KEYS = [
   'api.maxConcurrentPerModel',
   'api.maxBytesInFlight',
   'api.requestTimeoutMs',
+  'api.maxConnections',
 ] as const;
 export type ReloadableKey = (typeof RELOADABLE_KEYS)[number];
 

@@ -116,6 +116,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       maxConcurrentPerModel: config.api.maxConcurrentPerModel,
       maxBytesInFlight: config.api.maxBytesInFlight,
       requestTimeoutMs: config.api.requestTimeoutMs,
+      maxConnections: config.api.maxConnections,
     },
     version: AGENT_VERSION,
     // Waits for the sync side when asked in the moment between READY and its start.

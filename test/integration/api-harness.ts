@@ -34,7 +34,13 @@ export interface Harness {
 }
 
 export async function startAgent(
-  opts: { kinds?: FixtureKind[]; limits?: Partial<ApiLimits>; shm?: ShmLimits; onnx?: Partial<OnnxSettings> } = {},
+  opts: {
+    kinds?: FixtureKind[];
+    limits?: Partial<ApiLimits>;
+    shm?: ShmLimits;
+    onnx?: Partial<OnnxSettings>;
+    lane?: boolean;
+  } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'outpost-api-'));
   const registry = opts.onnx ? new BackendRegistry({ entries: defaultEntries({ onnx: opts.onnx }) }) : undefined;
@@ -57,6 +63,7 @@ export async function startAgent(
     events: hub,
     limits: opts.limits,
     ...(opts.shm ? { shm: opts.shm } : {}),
+    ...(opts.lane === false ? { lane: false } : {}),
     version: 'test',
   });
   const socket = join(dir, 'agent.sock');

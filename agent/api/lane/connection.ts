@@ -28,6 +28,7 @@ export interface LaneHost {
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
+    maxConnections: number;
   };
   head: HeadLimits;
   /** The hot handler for this head, or undefined to hand the request to node:http. */

@@ -1,5 +1,6 @@
 import { createServer, Socket, type Server } from 'node:net';
 import { LaneConnection, type LaneHost } from './connection.js';
+import { refuseOverCap } from '../connection-cap.js';
 import { Handoff } from './handoff.js';
 
 /**
@@ -51,6 +52,7 @@ export function createLane(host: LaneHost, timeoutCheckMs: number): Lane {
   let sweep: NodeJS.Timeout | undefined;
 
   const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (accepted: Socket) => {
+    if (refuseOverCap(accepted, connections.size, host.limits.maxConnections)) return;
     const handle = (accepted as unknown as HandleCarrier)._handle;
     if (!handle || typeof handle.useUserBuffer !== 'function') return void accepted.destroy();
     (accepted as unknown as HandleCarrier)._handle = null;

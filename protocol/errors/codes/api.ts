@@ -101,6 +101,12 @@ export const API = {
     hint: "The model already runs api.maxConcurrentPerModel requests. Retry after the Retry-After header's seconds, or raise the limit.",
     retryable: true,
   },
+  API_TOO_MANY_CONNECTIONS: {
+    status: 503,
+    exit: EXIT.UNAVAILABLE,
+    hint: 'The socket already has api.maxConnections open connections. Close idle connections (reuse one keep-alive connection per app thread), retry after the Retry-After seconds, or raise the limit.',
+    retryable: true,
+  },
   API_SHUTTING_DOWN: {
     status: 503,
     exit: EXIT.UNAVAILABLE,
