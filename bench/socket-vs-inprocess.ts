@@ -10,6 +10,9 @@
  * where apps and the agent are separate processes. The model is the generated color classifier
  * (GlobalAveragePool + Gemm): its compute is tiny, so the ratios show the API's overhead at its
  * worst; a real network's seconds of compute would dilute them.
+ *
+ * OUTPOST_BENCH_LANE=0 serves the agent's socket with node:http alone, as before the fast lane
+ * (agent/api/lane/), for A/B runs of the same code at the same load (docs/performance.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -280,6 +283,8 @@ async function agentMain(dir: string): Promise<void> {
     runtime: servingRuntime(runtime),
     log: silentLogger,
     limits: { maxConcurrentPerModel: 64 },
+    // OUTPOST_BENCH_LANE=0: node:http alone on the socket, as before the fast lane (A/B runs).
+    lane: process.env.OUTPOST_BENCH_LANE !== '0',
   });
   const socket = join(dir, 'agent.sock');
   await server.listen(socket);

@@ -263,7 +263,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     };
   }
 
-  if (laneSupported()) {
+  if (opts.lane !== false && laneSupported()) {
     lane = createLane(
       {
         pool: ctx.pool,

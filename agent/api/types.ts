@@ -165,4 +165,9 @@ export interface ApiServerOptions {
   version?: string;
   /** Bounds on registered shared-memory regions (agent/api/shm.ts). */
   shm?: ShmLimits;
+  /**
+   * Serve the socket through the fast lane (agent/api/lane/, the default) or with node:http
+   * alone, as before it: for A/B measurements (bench/socket-vs-inprocess.ts).
+   */
+  lane?: boolean;
 }

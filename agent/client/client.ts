@@ -13,7 +13,7 @@ import {
 } from '../../protocol/kserve.js';
 import { collectAnswer, errorOfAnswer, jsonOf, type Answer } from '../net/http-answer.js';
 import { ConnectionPool, unreachable, whyUnreachable } from './connection.js';
-import { checkTarget, OutputPlacer } from './output-targets.js';
+import { OutputPlacer, targetsOf } from './output-targets.js';
 import type { SinkFor } from './response-parser.js';
 import { parseSse, type SseMessage } from './sse.js';
 
@@ -297,7 +297,7 @@ export class AgentClient {
     return parseJson(a.body) as T;
   }
 
-  private async send(
+  private send(
     method: string,
     path: string,
     body?: Body,
@@ -350,19 +350,6 @@ export type FrameInput = { width: number; height: number; format: 'rgb' | 'bgr' 
   | { data: Uint8Array }
   | { shm: { region: string; offset?: number } }
 );
-
-/** The outputs to read into caller arrays, checked before anything is sent; undefined if none. */
-function targetsOf(outputs: InferOptions['outputs']): Map<string, WireTensorData> | undefined {
-  let targets: Map<string, WireTensorData> | undefined;
-  for (const o of outputs ?? []) {
-    if (typeof o === 'string' || o.into === undefined) continue;
-    if (o.shm) throw new OutpostError('USAGE', `output ${o.name}: give "shm" or "into", not both`, { output: o.name });
-    targets ??= new Map();
-    if (targets.has(o.name)) throw new OutpostError('USAGE', `output ${o.name} is listed twice`, { output: o.name });
-    targets.set(o.name, checkTarget(o.name, o.into));
-  }
-  return targets;
-}
 
 function predictQuery(opts: PredictOptions): URLSearchParams {
   const q = new URLSearchParams();

@@ -52,6 +52,34 @@ const ARRAY_KINDS = new Set(Object.values(ARRAY_OF));
 /** Dropped bytes of a refused answer land here; nobody reads it (reads run one at a time). */
 const DISCARD = Buffer.allocUnsafe(64 * 1024);
 
+/**
+ * The outputs to read into caller arrays, checked before anything is sent (USAGE); undefined if
+ * none. Two targets over the same bytes are refused too: one output's bytes would land in the other.
+ */
+export function targetsOf(
+  outputs: readonly (string | { name: string; shm?: unknown; into?: unknown })[] | undefined,
+): Map<string, WireTensorData> | undefined {
+  let targets: Map<string, WireTensorData> | undefined;
+  for (const o of outputs ?? []) {
+    if (typeof o === 'string' || o.into === undefined) continue;
+    if (o.shm) throw new OutpostError('USAGE', `output ${o.name}: give "shm" or "into", not both`, { output: o.name });
+    targets ??= new Map();
+    if (targets.has(o.name)) throw new OutpostError('USAGE', `output ${o.name} is listed twice`, { output: o.name });
+    const into = checkTarget(o.name, o.into);
+    for (const [other, t] of targets)
+      if (
+        t.buffer === into.buffer &&
+        t.byteOffset < into.byteOffset + into.byteLength &&
+        into.byteOffset < t.byteOffset + t.byteLength
+      )
+        throw new OutpostError('USAGE', `outputs ${other} and ${o.name}: their "into" arrays share bytes`, {
+          output: o.name,
+        });
+    targets.set(o.name, into);
+  }
+  return targets;
+}
+
 /** Checks a target when the request is made, before anything is sent. */
 export function checkTarget(name: string, into: unknown): WireTensorData {
   const kind = ArrayBuffer.isView(into) ? (into as Uint8Array)[Symbol.toStringTag] : undefined;

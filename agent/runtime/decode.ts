@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DecodeMode } from '../../protocol/manifest-types.js';
 import { type Logger, moduleLogger, silentLogger } from '../../protocol/log.js';
-import { loadSharp } from './load-sharp.js';
+import { readJpegHeader } from './decode-jpeg-header.js';
 import { decodeImage, type Geometry, MAX_IMAGE_PIXELS, type RawFrame } from './preprocess.js';
 
 /**
@@ -61,7 +61,8 @@ export interface DecodeOptions {
 /** JPEG/PNG bytes -> the frame the model's pre-processing resizes, at the scale the mode picks. */
 export async function decodeForNetwork(bytes: Uint8Array, opts: DecodeOptions): Promise<Decoded> {
   const maxPixels = opts.maxPixels ?? MAX_IMAGE_PIXELS;
-  const plan = opts.mode === 'exact' ? null : await reducedPlan(bytes, opts.size, maxPixels);
+  const plan =
+    opts.mode === 'exact' || !(bytes instanceof Uint8Array) ? null : reducedPlan(bytes, opts.size, maxPixels);
   if (plan) {
     const frame = await decodeReduced(bytes, plan.shrink, maxPixels, opts.log);
     if (frame) return { frame, ...plan };
@@ -84,48 +85,57 @@ export function imageGeometry(g: Geometry, d: Decoded): Geometry {
 
 /**
  * The shrink for a JPEG and its displayed size, from its header; null for a full decode (PNG,
- * no shrink fits, or a header the full decode should refuse with its own message).
+ * no shrink fits, or a header the full decode should judge with its own message).
  */
-async function reducedPlan(
-  bytes: Uint8Array,
-  size: [number, number],
-  maxPixels: number,
-): Promise<Omit<Decoded, 'frame'> | null> {
-  if (!(bytes instanceof Uint8Array) || bytes.length < 3 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return null;
-  const sharp = await loadSharp();
-  let m: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
-  try {
-    m = await sharp(bytes, { limitInputPixels: false }).metadata();
-  } catch {
-    return null;
-  }
-  if (m.format !== 'jpeg' || !m.width || !m.height || m.width * m.height > maxPixels) return null;
+function reducedPlan(bytes: Uint8Array, size: [number, number], maxPixels: number): Omit<Decoded, 'frame'> | null {
+  const m = readJpegHeader(bytes);
+  if (!m || m.width * m.height > maxPixels) return null;
   // Orientations 5-8 turn the image by 90 degrees: the displayed size is the stored one swapped.
-  const turned = (m.orientation ?? 1) >= 5;
+  const turned = m.orientation >= 5;
   const width = turned ? m.height : m.width;
   const height = turned ? m.width : m.height;
   const shrink = decodeShrink('auto', width, height, size);
   return shrink === 1 ? null : { shrink, width, height };
 }
 
-let scratch: string | null | undefined;
+/** Files up to this size are written and removed synchronously when the folder is in memory. */
+const SYNC_WRITE_BYTES = 4 * 1024 * 1024;
+
+let scratch: { dir: string; memory: boolean } | null | undefined;
 let serial = 0;
 let warned = false;
 
-function scratchDir(): string | null {
+function scratchDir(): { dir: string; memory: boolean } | null {
   if (scratch !== undefined) return scratch;
   for (const base of ['/dev/shm', tmpdir()]) {
     try {
+      removeStale(base);
       const dir = mkdtempSync(join(base, `outpost-decode-${process.pid}-`));
       process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-      scratch = dir;
-      return dir;
+      scratch = { dir, memory: base === '/dev/shm' };
+      return scratch;
     } catch {
       // not writable here (a read-only /dev/shm): try the next place
     }
   }
   scratch = null;
   return null;
+}
+
+/**
+ * Folders of processes that are gone (killed before their exit handler ran): each is empty or
+ * holds the one file a decode had in flight. Only this prefix, only dead process ids.
+ */
+function removeStale(base: string): void {
+  for (const name of readdirSync(base)) {
+    const m = /^outpost-decode-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(base, name), { recursive: true, force: true });
+    }
+  }
 }
 
 /** The 1/k decode, or null when no scratch file could be written (the caller decodes in full). */
@@ -135,11 +145,26 @@ async function decodeReduced(
   maxPixels: number,
   log: Logger | undefined,
 ): Promise<RawFrame | null> {
-  const dir = scratchDir();
-  const file = dir && join(dir, `${serial++}.jpg`);
+  const where = scratchDir();
+  const file = where && join(where.dir, `${serial++}.jpg`);
+  // A write to memory of a camera frame takes tens of microseconds: less than the thread-pool
+  // round trip of an asynchronous write, so it is done in place; large bodies and disk folders
+  // go through the pool.
+  const sync = !!where?.memory && bytes.length <= SYNC_WRITE_BYTES;
+  const remove = async () => {
+    if (!file) return;
+    if (sync) {
+      try {
+        unlinkSync(file);
+      } catch {
+        // already gone
+      }
+    } else await unlink(file).catch(() => {});
+  };
   try {
     if (!file) throw new Error('no writable folder in /dev/shm or the temporary folder');
-    await writeFile(file, bytes, { mode: 0o600 });
+    if (sync) writeFileSync(file, bytes, { mode: 0o600 });
+    else await writeFile(file, bytes, { mode: 0o600 });
   } catch (err) {
     if (!warned) {
       warned = true;
@@ -148,12 +173,12 @@ async function decodeReduced(
         'reduced-scale JPEG decode unavailable (no scratch file); decoding at full size',
       );
     }
-    if (file) await unlink(file).catch(() => {});
+    await remove();
     return null;
   }
   try {
     return await decodeImage(bytes, { maxPixels, source: `${file}[shrink=${k}]` });
   } finally {
-    await unlink(file).catch(() => {});
+    await remove();
   }
 }

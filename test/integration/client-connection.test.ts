@@ -196,6 +196,42 @@ describe('ConnectionPool', () => {
     await expect(get(p, '/x', 10_000, AbortSignal.abort())).rejects.toMatchObject({ name: 'AbortError' });
   });
 
+  it('stops writing into an output array when the answer stalls mid-tensor and the call aborts or times out', async () => {
+    // A binary infer answer of 64 KiB of 1s, of which the server sends the head and half the tensor.
+    const header = Buffer.from(
+      JSON.stringify({
+        model_name: 'm',
+        outputs: [{ name: 'y', datatype: 'UINT8', shape: [65536], parameters: { binary_data_size: 65536 } }],
+      }).padEnd(120, ' '),
+    );
+    const srv = await listen(
+      rawServer((_req, s) => {
+        s.write(
+          `HTTP/1.1 200 OK\r\nInference-Header-Content-Length: ${header.length}\r\nContent-Length: ${header.length + 65536}\r\n\r\n`,
+        );
+        s.write(Buffer.concat([header, Buffer.alloc(32768, 1)]));
+      }),
+    );
+    const into = new Uint8Array(65536);
+    const ac = new AbortController();
+    const client = new AgentClient({ socket: srv.path, timeoutMs: 300 });
+    const infer = (signal?: AbortSignal) =>
+      client.infer(
+        'm',
+        { x: { dtype: 'uint8', shape: [1], data: new Uint8Array(1) } },
+        { outputs: [{ name: 'y', into }], signal },
+      );
+    const pending = infer(ac.signal);
+    setTimeout(() => ac.abort(), 100);
+    await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
+    expect(await codeOfRejection(infer())).toBe('API_UNREACHABLE');
+    client.close();
+    // What arrived is in place; nothing past it was written, and nothing after the call ended.
+    const ones = into.indexOf(0);
+    expect(ones).toBeGreaterThan(0);
+    expect(into.subarray(ones).every((b) => b === 0)).toBe(true);
+  });
+
   it('says why the agent is unreachable, and refuses line breaks in headers', async () => {
     const p = pool(join(tmp.dir, 'absent.sock'));
     const err = await get(p).catch((e: Error) => e);

@@ -19,8 +19,9 @@ import { skipForPackage } from '../helpers/requires.js';
  *     libvips keeps (libjpeg rounds up; see test/fixtures/cv2/decode_reduced.py);
  *   - `exact` against cv2.imread(path) + cv2.dnn.blobFromImage.
  * The decoded pixels are compared too: both libraries' decodes are the same libjpeg-turbo code
- * (islow IDCT, fancy upsampling), and they come out identical, full size and reduced. So the blobs
- * differ only by the resize's rounding, within the one level of runtime-preprocess-cv2.test.ts.
+ * (islow IDCT, fancy upsampling), and they come out identical, full size and reduced. The blobs
+ * are then within the one level of runtime-preprocess-cv2.test.ts (measured: identical, as the
+ * resize computes OpenCV's arithmetic; at most 1% one level off is allowed, as there).
  * Camera-like and textured images, 4:2:0 and 4:4:4 chroma, sizes that divide by k and odd ones,
  * every scale 1/2, 1/4, 1/8 and the fallback to a full decode when no scale fits.
  */
@@ -199,7 +200,7 @@ describe.skipIf(skipForPackage('reason' in py ? py.reason : null))(
         }
         total += want.length;
       }
-      expect(differing / total).toBeLessThan(0.15);
+      expect(differing / total).toBeLessThan(0.01);
       console.info(`[decode vs cv2] ${differing} of ${total} elements differ by one level`);
     });
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkTarget, OutputPlacer, type InferResult } from '../../agent/client/output-targets.js';
+import { checkTarget, OutputPlacer, targetsOf, type InferResult } from '../../agent/client/output-targets.js';
 import { ResponseParser } from '../../agent/client/response-parser.js';
 import { encodeInferResponse, type WireTensor, type WireTensorData } from '../../protocol/kserve.js';
 import { codeOf } from '../helpers/error-code.js';
@@ -216,5 +216,30 @@ describe('caller-supplied output buffers', () => {
     ['a view of a resizable ArrayBuffer', new Float32Array(new ArrayBuffer(8, { maxByteLength: 64 }))],
   ])('refuses %s as a target with USAGE before anything is sent', (_, into) => {
     expect(codeOf(() => checkTarget('boxes', into))).toBe('USAGE');
+  });
+
+  it('refuses two targets over the same bytes, and accepts neighbours in one buffer', () => {
+    const arena = new ArrayBuffer(64);
+    const a = new Float32Array(arena, 0, 8);
+    const b = new Float32Array(arena, 32, 8);
+    expect(targetsOf([{ name: 'a', into: a }, { name: 'b', into: b }, 'c'])?.size).toBe(2);
+    expect(
+      codeOf(() =>
+        targetsOf([
+          { name: 'a', into: a },
+          { name: 'b', into: new Float32Array(arena, 28, 2) },
+        ]),
+      ),
+    ).toBe('USAGE');
+    expect(
+      codeOf(() =>
+        targetsOf([
+          { name: 'a', into: a },
+          { name: 'a', into: b },
+        ]),
+      ),
+    ).toBe('USAGE');
+    expect(codeOf(() => targetsOf([{ name: 'a', into: a, shm: { region: 'r' } }]))).toBe('USAGE');
+    expect(targetsOf(['a', { name: 'b' }])).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { blobFromFrame, parseFrame, round8 } from '../../agent/runtime/preprocess.js';
+import { blobFromFrame, parseFrame } from '../../agent/runtime/preprocess.js';
 
 const frame = (w: number, h: number, px: (x: number, y: number) => number[], format: 'rgb' | 'bgr' = 'rgb') => {
   const data = new Uint8Array(w * h * 3);
@@ -67,22 +67,5 @@ describe('pre-processing without OpenCV', () => {
       expect(() => parseFrame(bad)).toThrow(expect.objectContaining({ code: 'RUNTIME_IMAGE_INVALID' }));
     }
     expect(parseFrame({ width: 1, height: 1, channels: 4, format: 'bgr', data: new Uint8Array(4) }).channels).toBe(4);
-  });
-});
-
-describe('round8 (the pixel loop rounding)', () => {
-  // The largest double below x, so that x - ulp rounds down where a naive (x + 0.5) | 0 rounds up.
-  const below = (x: number) => {
-    const b = new Float64Array([x]);
-    new BigInt64Array(b.buffer)[0]! -= 1n;
-    return b[0]!;
-  };
-  it('is Math.round on [0, 255], at halves and a hair below them', () => {
-    const xs = [0, 255, 0.25, 254.75, 0.5, 1.5, 254.5, 127.49999, 127.50001];
-    for (let k = 0; k < 255; k++) xs.push(k + 0.5, below(k + 0.5), below(k + 1));
-    for (const x of xs) expect([x, round8(x)]).toEqual([x, Math.round(x)]);
-    // The case the check exists for: the naive form rounds the largest double below 0.5 up.
-    expect((below(0.5) + 0.5) | 0).toBe(1);
-    expect(round8(below(0.5))).toBe(0);
   });
 });

@@ -53,6 +53,7 @@ const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([^\x00-\x20\x7f]+) HTTP\/
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const TRAILER = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r$/;
 const DIGITS = /^\d{1,15}$/;
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 
 export function badHeader(message: string, details?: Record<string, unknown>): OutpostError {
   return new OutpostError('API_BAD_HEADER', `the request is not valid HTTP/1.1: ${message}`, details);
@@ -80,8 +81,9 @@ export function parseHead(
   let at = start;
   while (at + 1 < end && buf[at] === 13 && buf[at + 1] === 10) at += 2;
   if (at < end && buf[at] === 10) return { kind: 'error', error: badHeader('a line ends with LF alone') };
-  const stop = buf.indexOf('\r\n\r\n', at, 'latin1');
-  if (stop === -1 || stop + 4 > end) {
+  // Search only the bytes that arrived: the rest of a reused read buffer is stale.
+  const stop = (end === buf.length ? buf : buf.subarray(0, end)).indexOf(HEAD_END, at);
+  if (stop === -1) {
     if (end - start > limits.maxHeadBytes) return { kind: 'error', error: tooLargeHead(limits) };
     return { kind: 'incomplete' };
   }
