@@ -237,6 +237,10 @@ describe('the fast lane', () => {
     expect(old.answers.map((a) => a.status)).toEqual([200]);
     expect(old.answers[0]!.headers.connection).toBe('close');
     expect(old.closed).toBe(true);
+    // The same through node:http (a handed request): it answers, ends, and the lane closes.
+    const oldPass = await exchange(['GET /v2/health/live HTTP/1.0\r\n\r\n']);
+    expect(oldPass.answers.map((a) => a.status)).toEqual([200]);
+    expect(oldPass.closed).toBe(true);
     const started = Date.now();
     const idle = await exchange([get('/v2/health/live')]);
     expect(idle.answers.map((a) => a.status)).toEqual([200]);
