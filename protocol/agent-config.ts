@@ -1,4 +1,5 @@
-import { createPublicKey, X509Certificate } from 'node:crypto';
+import type * as Crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import { isAbsolute } from 'node:path';
 import { OutpostError } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
@@ -9,8 +10,9 @@ import { rootShapeProblem } from './trust-root-shape.js';
  * writes it and the daemon reads it; both go through `parseAgentConfig`, so this file is the one
  * definition of what a valid config is.
  *
- * `trustedRoot` is checked for its shape here; its full TUF parse is `checkAgentConfigRoot`
- * (agent-config-root.ts), which every reader that trusts it runs as well.
+ * `trustedRoot` and `trustedKeys` are checked for their shape here; reading their keys and the
+ * root's full TUF parse are `checkAgentConfigRoot`'s (agent-config-root.ts), which every reader
+ * that trusts them runs as well.
  *
  * Invariants of a parsed config: every key is present (defaults filled in), every path is
  * absolute, every number is inside its documented range, and no unknown key survived (a typo in a
@@ -193,16 +195,24 @@ const trustedKey: Check = (v, key) => {
   if (typeof k.publicKey !== 'string' || !k.publicKey.includes('-----BEGIN PUBLIC KEY-----')) {
     throw issue(`${key}.publicKey`, 'must be a PEM public key ("-----BEGIN PUBLIC KEY-----...")');
   }
+  // That it is an Ed25519 key is checkAgentConfigRoot's (agent-config-root.ts): reading a key
+  // needs node:crypto, which the agent's start does not otherwise load.
+  return { keyid, publicKey: k.publicKey };
+};
+/** Why a PEM is not an Ed25519 public key, or undefined (agent-config-root.ts asks it). */
+export function ed25519Problem(pem: string): string | undefined {
   let type: string | undefined;
   try {
-    type = createPublicKey(k.publicKey).asymmetricKeyType;
+    type = crypto().createPublicKey(pem).asymmetricKeyType;
   } catch {
     type = undefined;
   }
-  if (type !== 'ed25519')
-    throw issue(`${key}.publicKey`, `must be an Ed25519 public key, got ${type ?? 'an unreadable PEM'}`);
-  return { keyid, publicKey: k.publicKey };
-};
+  return type === 'ed25519' ? undefined : `must be an Ed25519 public key, got ${type ?? 'an unreadable PEM'}`;
+}
+/** node:crypto on first use: a config without `cloud.ca` is parsed without it. */
+function crypto(): typeof Crypto {
+  return createRequire(import.meta.url)('node:crypto') as typeof Crypto;
+}
 /** What a bad trustedRoot is told, by the shape check here and by agent-config-root.ts. */
 export function rootIssueMessage(problem: string): string {
   return `must be TUF root metadata as \`outpost device provision\` writes it: root metadata: ${problem}`;
@@ -223,7 +233,7 @@ const caBundle: Check = (v, key) => {
   if (blocks.length === 0) throw issue(key, 'must be one or more PEM certificates ("-----BEGIN CERTIFICATE-----...")');
   blocks.forEach((b, i) => {
     try {
-      new X509Certificate(b);
+      new (crypto().X509Certificate)(b);
     } catch {
       throw issue(key, `certificate ${i + 1} of ${blocks.length} is not a readable X.509 certificate`);
     }

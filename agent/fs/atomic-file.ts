@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { randomHex } from './lazy-crypto.js';
 
 /**
  * The one implementation of "temp file, fsync, rename, fsync the directory" for the whole
@@ -27,7 +27,7 @@ const DEFAULT_MODE = 0o644;
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
 
 function tempPath(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomHex(6)}.tmp`);
 }
 
 /** fsyncs the directory `dir` itself, so that a rename or unlink inside it survives a power cut. */

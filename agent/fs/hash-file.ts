@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { lazyCrypto } from './lazy-crypto.js';
 import { createReadStream } from 'node:fs';
 
 /**
@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
  * the store (verifying staged files) and the cloud CLI (publish, app install), as atomic-file.ts is.
  */
 export async function hashFile(path: string, onBytes?: (n: number) => void): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
+  const h = lazyCrypto().createHash('sha256');
   let size = 0;
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
     h.update(chunk as Buffer);

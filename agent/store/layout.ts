@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { formatModelId, parseModelId, type ModelId } from '../../protocol/ids.js';
 import { fsyncDir } from '../fs/atomic-file.js';
+import { randomHex } from '../fs/lazy-crypto.js';
 
 /**
  * Modes of what the store creates (docs/store.md, "Permissions"): only the agent's user and group
@@ -88,7 +88,7 @@ export class Layout {
   /** Atomic flip: a fresh symlink renamed over `current`, then the folder is fsynced. */
   async flip(id: ModelId, v: number): Promise<void> {
     const dir = this.modelDir(id);
-    const tmp = join(dir, `current.tmp-${randomBytes(4).toString('hex')}`);
+    const tmp = join(dir, `current.tmp-${randomHex(4)}`);
     await symlink(`versions/${v}`, tmp);
     try {
       await rename(tmp, join(dir, 'current'));
@@ -104,7 +104,7 @@ export class Layout {
    * the slow recursive delete, which recover() finishes if it is interrupted.
    */
   async discard(path: string): Promise<void> {
-    const dest = join(this.trash, randomBytes(8).toString('hex'));
+    const dest = join(this.trash, randomHex(8));
     try {
       await rename(path, dest);
     } catch (err) {

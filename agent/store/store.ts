@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
@@ -7,6 +6,7 @@ import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { BlobPool, BlobSource } from '../fetch/pool.js';
 import { fsyncDir } from '../fs/atomic-file.js';
 import { hashFile } from '../fs/hash-file.js';
+import { randomHex } from '../fs/lazy-crypto.js';
 import { isNoSpace, linkOrCopy } from '../fetch/fs-util.js';
 import { parseVersionFiles, type VersionFile } from './files.js';
 import { clearJournal, readJournal, writeJournal, type InstallIntent } from './journal.js';
@@ -241,7 +241,7 @@ export class Store {
       version,
       preexisting,
       startedAt: new Date().toISOString(),
-      staging: `${mid.owner}+${mid.name}+${version}+${randomBytes(4).toString('hex')}`,
+      staging: `${mid.owner}+${mid.name}+${version}+${randomHex(4)}`,
     };
     await writeJournal(this.layout.journal, intent);
     try {
