@@ -116,7 +116,9 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   // Real sockets only when node:http listens itself (no lane); the lane counts its own.
   server.on('connection', (s: Socket) => {
-    if (lane || refuseOverCap(s, sockets.size, limits.maxConnections)) return;
+    if (lane) return;
+    const over = refuseOverCap(s, sockets.size, limits.maxConnections);
+    if (over) return void metrics.rejected.inc({ code: over.code });
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });

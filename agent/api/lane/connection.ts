@@ -2,7 +2,7 @@ import type { Server as HttpServer, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import { lend, type AnswerLife, type BodyLease, type BufferPool } from '../body.js';
-import { ClientGone, tooLarge } from '../http.js';
+import { ClientGone, errorBody, tooLarge } from '../http.js';
 import { writeAnswer, type LaneAnswer } from './answer.js';
 import { Handoff } from './handoff.js';
 import { ChunkedFramer, parseHead, type HeadLimits, type RequestHead } from './parse.js';
@@ -331,7 +331,7 @@ export class LaneConnection {
     this.endAfter = true;
     this.rs = this.re;
     if (underWay) return void this.socket.destroy(); // an answer is under way: cut instead
-    const body = Buffer.from(JSON.stringify({ ...err.toJSON(), error: err.message }));
+    const body = Buffer.from(JSON.stringify(errorBody(err)));
     writeAnswer(
       this.socket,
       { status: err.status, headers: { 'Content-Type': 'application/json' }, parts: [body], byteLength: body.length },

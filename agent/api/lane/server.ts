@@ -52,7 +52,8 @@ export function createLane(host: LaneHost, timeoutCheckMs: number): Lane {
   let sweep: NodeJS.Timeout | undefined;
 
   const server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (accepted: Socket) => {
-    if (refuseOverCap(accepted, connections.size, host.limits.maxConnections)) return;
+    const over = refuseOverCap(accepted, connections.size, host.limits.maxConnections);
+    if (over) return void host.refused(over);
     const handle = (accepted as unknown as HandleCarrier)._handle;
     if (!handle || typeof handle.useUserBuffer !== 'function') return void accepted.destroy();
     (accepted as unknown as HandleCarrier)._handle = null;
