@@ -1,5 +1,6 @@
 import { OutpostError } from '../../protocol/errors/index.js';
 import { loadSharp } from '../runtime/load-sharp.js';
+import { readJpegHeader } from '../runtime/decode-jpeg-header.js';
 
 /**
  * A global budget of decoded bytes for requests in flight (docs/local-api.md, "Memory bound").
@@ -57,12 +58,17 @@ export class MemoryBudget {
 }
 
 /**
- * What decoding `image` will hold at its peak, from its header alone (sharp reads width, height
- * and channels without decoding pixels): the decoded frame (up to 4 bytes a pixel before alpha is
+ * What decoding `image` will hold at its peak, from its header alone (a JPEG's markers, or sharp's
+ * metadata for other formats, which reads width, height and channels without decoding pixels): the decoded frame (up to 4 bytes a pixel before alpha is
  * removed) and the converted output frame beside it, plus the compressed bytes. An image whose
  * header cannot be read is left to the decoder, which refuses it with its own code.
  */
 export async function decodedBytes(image: Uint8Array): Promise<number> {
+  // A JPEG's frame header answers without sharp (about 0.4 ms through libvips' thread pool); the
+  // decode mode reads the same header again (agent/runtime/decode.ts), a few dozen bytes. A JPEG
+  // has at most 4 components, so the frame is at most 4 bytes a pixel.
+  const jpeg = readJpegHeader(image);
+  if (jpeg) return jpeg.width * jpeg.height * 4 * 2 + image.length;
   try {
     const sharp = await loadSharp();
     const m = await sharp(image, { limitInputPixels: false }).metadata();
