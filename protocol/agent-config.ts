@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { isAbsolute } from 'node:path';
 import { OutpostError } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
+import { show as showJson } from './show.js';
 import { rootShapeProblem } from './trust-root-shape.js';
 
 /**
@@ -72,6 +73,9 @@ export interface AgentConfig {
     workerRestartWindowMs: number;
   };
 }
+
+/** Config messages quote a value shorter than model messages: a key path comes with it. */
+const show = (v: unknown): string => showJson(v, 60);
 
 export interface TrustedKey {
   keyid: string;
@@ -310,10 +314,6 @@ class IssueError extends Error {
 }
 function issue(key: string, what: string, code: ConfigIssue['code'] = 'CONFIG_INVALID'): IssueError {
   return new IssueError(key, what, code);
-}
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? s.slice(0, 57) + '...' : s;
 }
 
 /** Every known key path, dotted ("download.parallel"); docs and the env mapping use it. */

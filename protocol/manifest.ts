@@ -1,5 +1,6 @@
 import { OutpostError, type ErrorCode } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
+import { show } from './show.js';
 import {
   DECODE_MODES,
   FRAMEWORKS,
@@ -121,11 +122,6 @@ class Ctx {
     const code: ErrorCode = this.opts.asFlags ? 'MODEL_FLAG_INVALID' : 'MODEL_FIELD_INVALID';
     return new OutpostError(code, `${this.label(key)} is ${show(value)}; expected ${expected}`, { key, value });
   }
-}
-
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 80 ? s.slice(0, 77) + '...' : s;
 }
 
 /** Empty strings and null mean "not set": the written file carries every key, unset ones empty. */
@@ -426,30 +422,4 @@ export function toModelJson(m: ModelManifest): Record<string, unknown> {
   for (const [k, v] of Object.entries(p)) if (!(k in params)) params[k] = v;
   out.model_parameters = params;
   return out;
-}
-
-/** Checks a colors file: one `<x>,<y>,<z>` line per class, integers 0-255; blank lines ignored. */
-export function parseColorsFile(text: string, label = 'colors_file'): [number, number, number][] {
-  const colors: [number, number, number][] = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === '') continue;
-    const m = /^(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})$/.exec(line);
-    const rgb = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [];
-    if (!m || rgb.some((x) => x > 255)) {
-      throw new OutpostError(
-        'MODEL_COLORS_INVALID',
-        `${label} line ${i + 1} is ${show(line)}; every line must be <x>,<y>,<z> with integers 0-255`,
-        { line: i + 1, value: line },
-      );
-    }
-    colors.push(rgb as [number, number, number]);
-  }
-  if (colors.length === 0) {
-    throw new OutpostError('MODEL_COLORS_INVALID', `${label} has no colors; write one <x>,<y>,<z> line per class`, {
-      line: 0,
-    });
-  }
-  return colors;
 }

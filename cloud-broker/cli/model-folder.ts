@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { OutpostError } from '../../protocol/errors/index.js';
-import { FILE_KEYS, MODEL_JSON, parseColorsFile, parseModelManifest } from '../../protocol/manifest.js';
+import { FILE_KEYS, MODEL_JSON, parseModelManifest } from '../../protocol/manifest.js';
+import { parseColorsFile } from '../../protocol/colors-file.js';
 import type { ModelManifest } from '../../protocol/manifest-types.js';
 import { readIfExists, resolveInside } from './fs-util.js';
 

@@ -4,11 +4,11 @@ import {
   PLACEHOLDER_ID,
   defaultManifest,
   manifestFiles,
-  parseColorsFile,
   parseModelManifest,
   parseModelPath,
   toModelJson,
 } from '../../protocol/manifest.js';
+import { parseColorsFile } from '../../protocol/colors-file.js';
 import { codeOf } from '../helpers/error-code.js';
 
 const base = { framework_type: 'onnx', purpose: 'Classification', model_file: 'm.onnx', size: [224, 224] };
