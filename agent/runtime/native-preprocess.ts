@@ -7,7 +7,7 @@ import type { Shrink } from './decode.js';
 /**
  * The native pre-processing addon (addons/image/image.cc, `outpost_image`): decode + resize +
  * blob in one Node-API async call on a libuv pool thread, with OpenCV's imgcodecs and imgproc,
- * so the pixels and the resize are cv2's by construction (docs/performance.md, "Round 6").
+ * so the pixels and the resize are cv2's by construction (docs/performance.md, "Round 6: native pre-processing").
  *
  * This module is its one boundary. Everything the C++ would have to trust is decided here first:
  *   - a JPEG goes native only when its frame header reads (readJpegHeader), it ends with EOI
