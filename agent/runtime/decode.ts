@@ -78,7 +78,7 @@ export async function decodeForNetwork(bytes: Uint8Array, opts: DecodeOptions): 
  * one from a partial block): at most k - 1 image pixels at the right and bottom edges are not
  * seen, and results stay clamped to the whole image.
  */
-export function imageGeometry(g: Geometry, d: Decoded): Geometry {
+export function imageGeometry(g: Geometry, d: Pick<Decoded, 'shrink' | 'width' | 'height'>): Geometry {
   if (d.shrink === 1) return g;
   return { ...g, imageWidth: d.width, imageHeight: d.height, scaleX: g.scaleX / d.shrink, scaleY: g.scaleY / d.shrink };
 }
