@@ -15,9 +15,10 @@
 // checks here repeat the ones whose failure would be a wild write; a failure is a coded rejection.
 //
 // Buffers: the decoded and resized images live in thread_local Mats, so a pool thread reuses
-// their memory from one call to the next (cv::Mat::create keeps a buffer of the same size); one
-// larger than kKeepBytes is released after the call, so a single huge image does not stay
-// resident four times over. The output is the caller's (pooled in TypeScript).
+// their memory from one call to the next (cv::Mat::create keeps a buffer of the same size). One
+// larger than kKeepBytes (4 MiB: a 1280x720 frame is kept, a 1080p one is not) is released after
+// the call, so at most 4 threads x 2 x 4 MiB stay resident between requests, never a huge image
+// four times over. The output is the caller's (pooled in TypeScript).
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -30,7 +31,7 @@
 
 namespace {
 
-constexpr size_t kKeepBytes = 8u << 20;
+constexpr size_t kKeepBytes = 4u << 20;
 constexpr int kMaxNetSide = 16384;
 constexpr int kLetterboxGray = 114;
 
@@ -54,6 +55,16 @@ struct Spec {
 double Num(Napi::Object o, const char* key, double fallback) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+// An integer field within [lo, hi] (a NaN, a fraction or an out-of-range double is refused
+// before any cast: casting one to int is undefined behaviour).
+int Int(Napi::Env env, Napi::Object o, const char* key, int fallback, int lo, int hi) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) return fallback;
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= lo && d <= hi) || d != std::floor(d))
+    outpost::ThrowError(env, "RUNTIME_IMAGE_INVALID", std::string("spec.") + key + " is out of range");
+  return static_cast<int>(d);
 }
 bool Flag(Napi::Object o, const char* key) {
   Napi::Value v = o.Get(key);
@@ -97,12 +108,17 @@ class BlobWorker : public outpost::PromiseWorker {
  protected:
   void Run() override {
     thread_local cv::Mat decoded, resized;
+    // On every exit, a failed decode included.
+    struct TrimAtExit {
+      ~TrimAtExit() {
+        Trim(decoded);
+        Trim(resized);
+      }
+    } trim;
     cv::Mat image = spec_.raw ? RawImage() : Decode(decoded);
     width_ = image.cols;
     height_ = image.rows;
     Blob(image, resized);
-    Trim(decoded);
-    Trim(resized);
   }
 
   Napi::Value Resolve(Napi::Env env) override {
@@ -125,7 +141,12 @@ class BlobWorker : public outpost::PromiseWorker {
                 : spec_.shrink == 8 ? cv::IMREAD_REDUCED_COLOR_8
                                     : cv::IMREAD_COLOR;
     if (spec_.orientation > 0) flags |= cv::IMREAD_IGNORE_ORIENTATION;
-    cv::imdecode(buf, flags, &decoded);
+    try {
+      cv::imdecode(buf, flags, &decoded);
+    } catch (const cv::Exception& e) {
+      // A decoder's own refusal: the caller hands the file to sharp, which says why.
+      throw outpost::AddonError("RUNTIME_IMAGE_INVALID", std::string("OpenCV could not decode the image: ") + e.what());
+    }
     if (decoded.empty() || decoded.type() != CV_8UC3)
       throw outpost::AddonError("RUNTIME_IMAGE_INVALID", "OpenCV could not decode the image");
     if (static_cast<double>(decoded.total()) > spec_.maxPixels * 1.0)
@@ -236,15 +257,16 @@ Napi::Value BlobCall(const Napi::CallbackInfo& info) {
   Napi::Object o = info[1].As<Napi::Object>();
   Spec s;
   s.raw = Flag(o, "raw");
-  s.shrink = static_cast<int>(Num(o, "shrink", 1));
-  s.orientation = static_cast<int>(Num(o, "orientation", 0));
-  s.width = static_cast<int>(Num(o, "width", 0));
-  s.height = static_cast<int>(Num(o, "height", 0));
-  s.channels = static_cast<int>(Num(o, "channels", 3));
+  constexpr int kMaxSide = 1 << 30;
+  s.shrink = Int(env, o, "shrink", 1, 1, 8);
+  s.orientation = Int(env, o, "orientation", 0, 0, 8);
+  s.width = Int(env, o, "width", 0, 0, kMaxSide);
+  s.height = Int(env, o, "height", 0, 0, kMaxSide);
+  s.channels = Int(env, o, "channels", 3, 3, 4);
   s.rgb = Flag(o, "rgb");
   s.maxPixels = Num(o, "maxPixels", 0);
-  s.netW = static_cast<int>(Num(o, "netWidth", 0));
-  s.netH = static_cast<int>(Num(o, "netHeight", 0));
+  s.netW = Int(env, o, "netWidth", 0, 1, kMaxNetSide);
+  s.netH = Int(env, o, "netHeight", 0, 1, kMaxNetSide);
   Napi::Value mean = o.Get("mean");
   if (!mean.IsArray() || mean.As<Napi::Array>().Length() != 3) Invalid(env, "spec.mean must be 3 numbers");
   for (uint32_t k = 0; k < 3; k++) s.mean[k] = mean.As<Napi::Array>().Get(k).ToNumber().DoubleValue();
@@ -252,10 +274,7 @@ Napi::Value BlobCall(const Napi::CallbackInfo& info) {
   s.swaprb = Flag(o, "swaprb");
   s.crop = Flag(o, "crop");
   s.letterbox = Flag(o, "letterbox");
-  if (s.netW <= 0 || s.netH <= 0 || s.netW > kMaxNetSide || s.netH > kMaxNetSide)
-    Invalid(env, "the network size must be 1-16384 on each side");
   if (s.shrink != 1 && s.shrink != 2 && s.shrink != 4 && s.shrink != 8) Invalid(env, "spec.shrink must be 1, 2, 4 or 8");
-  if (s.orientation < 0 || s.orientation > 8) Invalid(env, "spec.orientation must be 0-8");
   if (s.raw) {
     if (s.width <= 0 || s.height <= 0 || (s.channels != 3 && s.channels != 4) ||
         static_cast<double>(s.width) * s.height > s.maxPixels ||

@@ -24,7 +24,13 @@ function labelText(labels: Labels, extra?: [string, string]): string {
  */
 function keyOf(labels: Labels): string {
   const names = Object.keys(labels);
-  if (names.length > 1) names.sort();
+  // Callers write their labels in one order, so the names are nearly always sorted already;
+  // sort() would allocate its work copy on every request (docs/performance.md, round 6).
+  for (let i = 1; i < names.length; i++)
+    if (names[i - 1]! > names[i]!) {
+      names.sort();
+      break;
+    }
   let k = '';
   for (const n of names) k += `${n}\u0001${labels[n]}\u0000`;
   return k;

@@ -1,6 +1,6 @@
 import type { Tensor } from './backend.js';
 import { type AddonLoad, loadAddon } from './backends/native-loader.js';
-import { readJpegHeader } from './decode-jpeg-header.js';
+import { readJpegHeader, readPngHeader } from './decode-jpeg-header.js';
 import { type BlobParams, MAX_IMAGE_PIXELS, type RawFrame } from './preprocess.js';
 import type { Shrink } from './decode.js';
 
@@ -88,15 +88,12 @@ export function encodedPlan(b: Uint8Array, maxPixels = MAX_IMAGE_PIXELS): Encode
     if (!h || h.width * h.height > maxPixels || b[n - 2] !== 0xff || b[n - 1] !== 0xd9) return null;
     return { kind: 'jpeg', ...h };
   }
-  // Signature, then IHDR (length 13) first; IEND (length 0, then its CRC) last.
-  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-  if (n < 45 || sig.some((v, i) => b[i] !== v)) return null;
-  if (String.fromCharCode(b[12]!, b[13]!, b[14]!, b[15]!) !== 'IHDR') return null;
-  if (String.fromCharCode(b[n - 8]!, b[n - 7]!, b[n - 6]!, b[n - 5]!) !== 'IEND') return null;
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const width = view.getUint32(16);
-  const height = view.getUint32(20);
-  if (width === 0 || height === 0 || width * height > maxPixels) return null;
+  // IHDR first (readPngHeader); IEND (then its CRC) last, or the file is truncated.
+  const png = readPngHeader(b);
+  if (!png || n < 45) return null;
+  if (b[n - 8] !== 0x49 || b[n - 7] !== 0x45 || b[n - 6] !== 0x4e || b[n - 5] !== 0x44) return null; // "IEND"
+  const { width, height } = png;
+  if (width * height > maxPixels) return null;
   return { kind: 'png', width, height, orientation: 0 };
 }
 

@@ -175,7 +175,7 @@ describe.skipIf(skipForPackage(why))('native pre-processing (OpenCV) vs cv2 and 
     }
   });
 
-  it('leaves to sharp what it must refuse: a truncated JPEG, a header beyond the pixel limit', async () => {
+  it('leaves to sharp what it must refuse: truncated files, headers beyond the pixel limit', async () => {
     const jpeg = bytes[0]!;
     const opts = {
       mode: 'auto' as const,
@@ -194,6 +194,18 @@ describe.skipIf(skipForPackage(why))('native pre-processing (OpenCV) vs cv2 and 
       code: 'RUNTIME_IMAGE_INVALID',
       message: expect.stringMatching(/pixel limit/),
     });
+    // The same for a PNG: cut before its IEND, or an IHDR claiming 60000x60000.
+    const png = bytes[IMAGES.findIndex((im) => im.name === 'RGB PNG 641x479')]!;
+    expect(encodedPlan(png)).toMatchObject({ kind: 'png', width: 641, height: 479 });
+    expect(encodedPlan(png.subarray(0, png.length - 20))).toBeNull();
+    await expect(prepareInput(png.subarray(0, png.length - 20), opts)).rejects.toMatchObject({
+      code: 'RUNTIME_IMAGE_INVALID',
+    });
+    const hugePng = Buffer.from(png);
+    hugePng.writeUInt32BE(60000, 16);
+    hugePng.writeUInt32BE(60000, 20);
+    expect(encodedPlan(hugePng)).toBeNull();
+    await expect(prepareInput(hugePng, opts)).rejects.toMatchObject({ code: 'RUNTIME_IMAGE_INVALID' });
     // Not an image at all: the same code as the fallback's.
     await expect(prepareInput(new Uint8Array([1, 2, 3, 4]), opts)).rejects.toMatchObject({
       code: 'RUNTIME_IMAGE_INVALID',
