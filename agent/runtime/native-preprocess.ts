@@ -22,6 +22,8 @@ import type { Shrink } from './decode.js';
  */
 interface ImageBinding {
   abi: number;
+  /** The OpenCV version it was built against. */
+  opencv: string;
   blob(src: Uint8Array, spec: NativeSpec, out: Float32Array): Promise<{ width: number; height: number }>;
 }
 

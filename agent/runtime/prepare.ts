@@ -4,6 +4,7 @@ import { OutpostError } from '../../protocol/errors/index.js';
 import type { Tensor } from './backend.js';
 import { decodeForNetwork, decodeShrink, imageGeometry } from './decode.js';
 import { letterboxFromFrame, letterboxGeometry } from './letterbox.js';
+import { findAddon } from './backends/native-loader.js';
 import { encodedPlan, nativeBlob, nativeImage } from './native-preprocess.js';
 import {
   type BlobParams,
@@ -52,10 +53,13 @@ export async function prepareInput(image: Uint8Array | RawFrame, o: PrepareOptio
   const binding = o.native === false ? null : nativeImage();
   if (!announced && binding) {
     announced = true;
-    moduleLogger(o.log ?? silentLogger, 'runtime.prepare').info(
-      binding.ok ? { addon: binding.path } : { reason: binding.reason },
-      binding.ok ? 'pre-processing natively (OpenCV)' : 'pre-processing with sharp and TypeScript',
-    );
+    const log = moduleLogger(o.log ?? silentLogger, 'runtime.prepare');
+    if (binding.ok)
+      log.info({ addon: binding.path, opencv: binding.binding.opencv }, 'pre-processing natively (OpenCV)');
+    // A built addon that does not load (a library missing since the build) is worth a warning.
+    else if (findAddon('outpost_image'))
+      log.warn({ reason: binding.reason }, 'pre-processing with sharp and TypeScript');
+    else log.info({ reason: binding.reason }, 'pre-processing with sharp and TypeScript');
   }
   if (binding?.ok) {
     const geometryOf = o.letterbox ? letterboxGeometry : blobGeometry;
