@@ -100,27 +100,37 @@ export class Gauge extends Metric {
   }
 }
 
+/** Observations another part keeps itself: how many times each value was seen. */
+export type Tally = { labels: Labels; seen: ReadonlyMap<number, number> }[];
+
 export class Histogram extends Metric {
   private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
   constructor(
     name: string,
     help: string,
     readonly buckets: readonly number[],
+    /** Read at render time instead of observe() (the runtime's batch sizes). */
+    private readonly collect?: () => Tally,
   ) {
     super(name, help, 'histogram');
   }
-  observe(labels: Labels, value: number): void {
+  /** `times` observations of `value` (1 unless told). */
+  observe(labels: Labels, value: number, times = 1): void {
     const k = keyOf(labels);
     let s = this.series.get(k);
     if (!s) this.series.set(k, (s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
     // Buckets are cumulative in the exposition; store per-bucket counts and add up when rendering.
     const i = this.buckets.findIndex((b) => value <= b);
-    if (i !== -1) s.counts[i]! += 1;
-    s.sum += value;
-    s.count += 1;
+    if (i !== -1) s.counts[i]! += times;
+    s.sum += value * times;
+    s.count += times;
   }
   samples(): string[] {
     const out: string[] = [];
+    if (this.collect) {
+      this.series.clear();
+      for (const t of this.collect()) for (const [v, n] of t.seen) this.observe(t.labels, v, n);
+    }
     for (const s of this.series.values()) {
       let acc = 0;
       this.buckets.forEach((b, i) => {
@@ -135,6 +145,7 @@ export class Histogram extends Metric {
   }
 }
 
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** The agent API's series. Route labels are route names (never raw paths: bounded cardinality). */
@@ -171,10 +182,17 @@ export class ApiMetrics {
   );
   readonly inflight: Gauge;
   readonly sseClients: Gauge;
+  readonly batchSize: Histogram;
   private readonly extra: Metric[] = [];
 
-  constructor(inflight: () => { labels: Labels; value: number }[], sse: () => number) {
+  constructor(inflight: () => { labels: Labels; value: number }[], sse: () => number, batches: () => Tally = () => []) {
     this.inflight = new Gauge('outpost_model_inflight_requests', 'Requests a model runs right now.', inflight);
+    this.batchSize = new Histogram(
+      'outpost_model_batch_size',
+      'Rows (first dimension) per run of a model with dynamic_batching, by model: _count is runs, _sum rows; size 1 is a request that ran alone.',
+      BATCH_BUCKETS,
+      batches,
+    );
     this.sseClients = new Gauge('outpost_api_event_clients', 'Clients connected to /v1/events.', () => [
       { labels: {}, value: sse() },
     ]);
@@ -196,6 +214,7 @@ export class ApiMetrics {
       this.loads,
       this.inflight,
       this.sseClients,
+      this.batchSize,
       ...this.extra,
     ];
     return all.map((m) => m.render()).join('\n') + '\n';
