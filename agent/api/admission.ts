@@ -1,6 +1,6 @@
 import { OutpostError } from '../../protocol/errors/index.js';
 import { loadSharp } from '../runtime/load-sharp.js';
-import { readJpegHeader } from '../runtime/decode-jpeg-header.js';
+import { readJpegHeader, readPngHeader } from '../runtime/decode-jpeg-header.js';
 
 /**
  * A global budget of decoded bytes for requests in flight (docs/local-api.md, "Memory bound").
@@ -69,6 +69,10 @@ export async function decodedBytes(image: Uint8Array): Promise<number> {
   // has at most 4 components, so the frame is at most 4 bytes a pixel.
   const jpeg = readJpegHeader(image);
   if (jpeg) return jpeg.width * jpeg.height * 4 * 2 + image.length;
+  // A PNG's IHDR the same way (the native pre-processing never loads sharp for a PNG either);
+  // the same estimate as sharp's metadata gives: at most 4 channels.
+  const png = readPngHeader(image);
+  if (png) return png.width * png.height * 4 * 2 + image.length;
   try {
     const sharp = await loadSharp();
     const m = await sharp(image, { limitInputPixels: false }).metadata();

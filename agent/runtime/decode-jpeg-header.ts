@@ -68,3 +68,18 @@ function exifOrientation(b: Uint8Array, start: number, end: number): number {
   }
   return 1;
 }
+
+/**
+ * A PNG's size from its IHDR (which the format requires to be the first chunk), or null. Beside
+ * the JPEG walk because the admission and the native path read both the same way: a few bytes,
+ * no sharp.
+ */
+export function readPngHeader(b: Uint8Array): { width: number; height: number } | null {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (b.length < 33 || sig.some((v, i) => b[i] !== v)) return null;
+  if (b[12] !== 0x49 || b[13] !== 0x48 || b[14] !== 0x44 || b[15] !== 0x52) return null; // "IHDR"
+  const u32 = (o: number) => b[o]! * 0x1000000 + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
+  const width = u32(16);
+  const height = u32(20);
+  return width > 0 && height > 0 ? { width, height } : null;
+}

@@ -8,7 +8,9 @@ import { readJpegHeader } from './decode-jpeg-header.js';
 import { decodeImage, type Geometry, MAX_IMAGE_PIXELS, type RawFrame } from './preprocess.js';
 
 /**
- * The model's decode mode (`decode` in alwaysai.model.json; docs/runtime.md, "Decode mode").
+ * The model's decode mode (`decode` in alwaysai.model.json; docs/runtime.md, "Decode mode"), on
+ * the sharp path. Where the image addon is built, agent/runtime/prepare.ts decodes natively with
+ * the same rule (decodeShrink) and the same cut, and comes here only for what it leaves to sharp.
  *
  * `auto` decodes a JPEG at libjpeg's reduced scale 1/k (DCT-domain scaling: each 8x8 block is
  * inverse-transformed straight to 8/k x 8/k pixels, so the decode skips most of the IDCT, the
@@ -78,7 +80,7 @@ export async function decodeForNetwork(bytes: Uint8Array, opts: DecodeOptions): 
  * one from a partial block): at most k - 1 image pixels at the right and bottom edges are not
  * seen, and results stay clamped to the whole image.
  */
-export function imageGeometry(g: Geometry, d: Decoded): Geometry {
+export function imageGeometry(g: Geometry, d: Pick<Decoded, 'shrink' | 'width' | 'height'>): Geometry {
   if (d.shrink === 1) return g;
   return { ...g, imageWidth: d.width, imageHeight: d.height, scaleX: g.scaleX / d.shrink, scaleY: g.scaleY / d.shrink };
 }

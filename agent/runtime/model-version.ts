@@ -5,13 +5,12 @@ import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { MODEL_JSON, parseModelManifest } from '../../protocol/manifest.js';
 import { parseColorsFile } from '../../protocol/colors-file.js';
 import type { ModelManifest, ModelParameters } from '../../protocol/manifest-types.js';
-import type { LoadedModel, ModelHealth, Tensor, TensorInfo } from './backend.js';
-import { type Decoded, decodeForNetwork, imageGeometry } from './decode.js';
+import type { BatchStats, LoadedModel, ModelHealth, Tensor, TensorInfo } from './backend.js';
 import { type ImageInput, resolveImageInput, toModelInput } from './input-layout.js';
-import { letterboxFromFrame } from './letterbox.js';
+import { prepareInput } from './prepare.js';
 import { type ResolvedLayout, resolveOutputLayout } from './postprocess/layouts.js';
 import { postprocess, type PostOptions, type PredictResult } from './postprocess/index.js';
-import { type BlobParams, blobFromFrame, parseFrame, type RawFrame } from './preprocess.js';
+import { type BlobParams, blobFromFrame, type RawFrame } from './preprocess.js';
 import type { BackendRegistry } from './registry.js';
 import { concreteShape, validateInputs } from './tensors.js';
 
@@ -80,6 +79,10 @@ export class ModelVersion {
   get outputs(): readonly TensorInfo[] {
     return this.model.outputs;
   }
+  /** How many runs had each batch size, when the model batches (dynamic_batching). */
+  get batches(): BatchStats | undefined {
+    return this.model.batches;
+  }
 
   /** Output names in the order post-processing reads them: output_layer_names when given. */
   get outputOrder(): string[] {
@@ -98,6 +101,14 @@ export class ModelVersion {
     const colors = p.colors_file ? parseColorsFile(await readText(dir, p.colors_file), p.colors_file) : undefined;
     const backend = opts.backend ? await opts.registry.get(opts.backend) : await opts.registry.select(p.framework_type);
     const model = await backend.load({ dir, params: p, ...(opts.version ? { version: opts.version } : {}) });
+    if (p.dynamic_batching && !model.batches) {
+      await model.dispose().catch(() => undefined);
+      throw new OutpostError(
+        'RUNTIME_MODEL_LOAD_FAILED',
+        `${manifest.id}: model_parameters.dynamic_batching is set, but the ${backend.name} backend does not batch (only the onnx backend does); remove dynamic_batching`,
+        { model: manifest.id, backend: backend.name },
+      );
+    }
     log.info({ model: manifest.id, dir, backend: backend.name }, 'model loaded');
     return new ModelVersion(dir, manifest, labels, colors, model, log);
   }
@@ -147,21 +158,16 @@ export class ModelVersion {
       );
     }
     const input = this.input!;
-    const decoded = image instanceof Uint8Array ? await this.decode(image) : undefined;
-    const frame = decoded ? decoded.frame : parseFrame(image);
-    // Stretch is blobFromImage; letterbox resizes inside the border.
-    const blob = state.output.letterbox
-      ? letterboxFromFrame(frame, this.blobParams)
-      : blobFromFrame(frame, this.blobParams);
-    const geometry = decoded ? imageGeometry(blob.geometry, decoded) : blob.geometry;
-    const { outputs, duration } = await this.infer({ [input.name]: toModelInput(blob.tensor, input) });
-    return this.post(outputs, duration, geometry, state.output, opts);
-  }
-
-  /** JPEG/PNG bytes at the scale the model's `decode` mode picks (agent/runtime/decode.ts). */
-  private decode(bytes: Uint8Array): Promise<Decoded> {
-    const mode = this.params.decode ?? 'auto';
-    return decodeForNetwork(bytes, { mode, size: this.params.size, log: this.log });
+    const prepared = await prepareInput(image, {
+      mode: this.params.decode ?? 'auto',
+      params: this.blobParams,
+      letterbox: state.output.letterbox,
+      log: this.log,
+    });
+    const { outputs, duration } = await this.infer({ [input.name]: toModelInput(prepared.tensor, input) });
+    // Only after a run that settled: a run that failed (a timeout) may still be reading it.
+    prepared.release();
+    return this.post(outputs, duration, prepared.geometry, state.output, opts);
   }
 
   private post(

@@ -192,36 +192,48 @@ function planFor(frame: RawFrame, p: BlobParams): Plan {
   return plan;
 }
 
+/**
+ * What blobFromImage does to a cols x rows image, without the pixels: the size cv::resize
+ * produces, the scales it derives (dsize given, or fx/fy given with crop) and the crop window.
+ */
+function resizeShape(cols: number, rows: number, p: BlobParams) {
+  const [w, h] = p.size;
+  if (p.crop && (cols !== w || rows !== h)) {
+    const f = Math.max(Math.fround(w / cols), Math.fround(h / rows));
+    const dstW = roundEven(cols * f);
+    const dstH = roundEven(rows * f);
+    return { dstW, dstH, scaleX: f, scaleY: f, offX: Math.trunc(0.5 * (dstW - w)), offY: Math.trunc(0.5 * (dstH - h)) };
+  }
+  return { dstW: w, dstH: h, scaleX: w / cols, scaleY: h / rows, offX: 0, offY: 0 };
+}
+
+/** The geometry blobFromFrame reports for a cols x rows frame (the native path computes the same). */
+export function blobGeometry(cols: number, rows: number, p: BlobParams): Geometry {
+  const r = resizeShape(cols, rows, p);
+  return {
+    imageWidth: cols,
+    imageHeight: rows,
+    netWidth: p.size[0],
+    netHeight: p.size[1],
+    scaleX: r.scaleX,
+    scaleY: r.scaleY,
+    offsetX: r.offX,
+    offsetY: r.offY,
+  };
+}
+
 function makePlan(key: string, frame: RawFrame, p: BlobParams): Plan {
   const [w, h] = p.size;
   const { width: cols, height: rows, channels: cn } = frame;
-  let dstW = w,
-    dstH = h,
-    scaleX = w / cols,
-    scaleY = h / rows,
-    offX = 0,
-    offY = 0;
-  // Inverse scales exactly as cv::resize derives them (dsize given, or fx/fy given with crop).
-  let invX = w / cols,
-    invY = h / rows;
-  if (p.crop && (cols !== w || rows !== h)) {
-    const f = Math.max(Math.fround(w / cols), Math.fround(h / rows));
-    dstW = roundEven(cols * f);
-    dstH = roundEven(rows * f);
-    invX = invY = scaleX = scaleY = f;
-    offX = Math.trunc(0.5 * (dstW - w));
-    offY = Math.trunc(0.5 * (dstH - h));
-  }
+  const { dstW, dstH, scaleX: invX, scaleY: invY, offX, offY } = resizeShape(cols, rows, p);
   const same = cols === dstW && rows === dstH;
   const xs = same ? identityTaps(w, offX) : linearTaps(cols, invX, offX, w);
   const ys = same ? identityTaps(h, offY) : linearTaps(rows, invY, offY, h, true);
   // Blob channel k reads image channel src[k]; the image is BGR (see the header comment).
   const bgrIndex = frame.format === 'bgr' ? [0, 1, 2] : [2, 1, 0];
   const [c0, c1, c2] = (p.swaprb ? [bgrIndex[2], bgrIndex[1], bgrIndex[0]] : bgrIndex) as [number, number, number];
-  // Computed as the per-element formula would compute it (double, then stored as float32):
-  // the same bits, one lookup per element.
   const lut = new Float32Array(3 * 256);
-  for (let k = 0; k < 3; k++) for (let v = 0; v < 256; v++) lut[k * 256 + v] = (v - p.mean[k]!) * p.scalefactor;
+  for (let k = 0; k < 3; k++) for (let v = 0; v < 256; v++) lut[k * 256 + v] = level(v, p.mean[k]!, p.scalefactor);
   return {
     key,
     w,
@@ -235,16 +247,7 @@ function makePlan(key: string, frame: RawFrame, p: BlobParams): Plan {
     c1,
     c2,
     lut,
-    geometry: {
-      imageWidth: cols,
-      imageHeight: rows,
-      netWidth: w,
-      netHeight: h,
-      scaleX,
-      scaleY,
-      offsetX: offX,
-      offsetY: offY,
-    },
+    geometry: blobGeometry(cols, rows, p),
   };
 }
 
@@ -290,6 +293,16 @@ export function blobFromFrame(frame: RawFrame, p: BlobParams): { tensor: Tensor;
     }
   }
   return { tensor: { dtype: 'float32', shape: [1, 3, h, w], data: out }, geometry: { ...plan.geometry } };
+}
+
+/**
+ * One 8-bit level as blobFromImage turns it into the blob's float: `image -= mean` then
+ * `image *= scalefactor` on the CV_32F image, each in float32 with the Scalar converted to float
+ * first (a double product rounded once is one ulp off on a third of the elements at 1/255).
+ * The product of two float32 values is exact in a double, so fround of it is the float product.
+ */
+export function level(v: number, mean: number, scalefactor: number): number {
+  return Math.fround(Math.fround(v - Math.fround(mean)) * Math.fround(scalefactor));
 }
 
 /** INTER_RESIZE_COEF_SCALE: weights are integers out of 2048. */

@@ -1,6 +1,6 @@
 import { moduleLogger, type Logger } from '../../protocol/log.js';
 import { OutpostError, toOutpostError, isRetryable } from '../../protocol/errors/index.js';
-import { verifyDesired, type DesiredModel, type DesiredState } from '../../protocol/desired-state.js';
+import type { DesiredModel, DesiredState } from '../../protocol/desired-state.js';
 import type { Capabilities, ReportedModel, ReportedState } from '../../protocol/reported-state.js';
 import type { Store, InstallPhase } from '../store/index.js';
 import type { BlobSource } from '../fetch/index.js';
@@ -11,11 +11,12 @@ import type { SyncState } from './sync-state.js';
 import { pinnedMemo, rolledBack } from './rollback-pin.js';
 import { absent, next, reportedOf, type LifecycleEvent, type ModelRecord } from './lifecycle.js';
 import type { TrustStore } from './trust-store.js';
+import { DesiredIntake } from './desired-intake.js';
 
 /**
  * The reconcile loop: verified desired state -> plan -> apply, one apply at a time, reporting
  * every transition. A model's state moves only through the lifecycle table (lifecycle.ts): this
- * class fires its events, and the report is derived from the records the table produces. Only verified documents (verifyDesired) reach the planner; the applied
+ * class fires its events, and the report is derived from the records the table produces. Only verified documents (DesiredIntake, desired-intake.ts) reach the planner; the applied
  * revision is persisted so that a replayed older document is refused after a restart too.
  *
  * The loop is level-triggered: every apply starts from what is on disk (store.list()), so a
@@ -55,9 +56,6 @@ export interface ReconcilerOptions {
   retryMaxMs?: number;
 }
 
-/** Refusals that a newer root may cure: the walk runs, then the document is verified again. */
-const CURABLE_BY_NEW_ROOT = new Set(['DESIRED_UNTRUSTED_KEY', 'TRUST_ROOT_EXPIRED']);
-
 /** Install progress is reported at most this often (outcomes go out at once). */
 const PROGRESS_EVERY_MS = 1000;
 
@@ -74,14 +72,22 @@ export class Reconciler {
   private readonly log: Logger;
   private stopped = false;
   private readonly startedAt: string;
-  /** Counts received documents, so that a walk that ends late re-verifies only the newest one. */
-  private received = 0;
+  private readonly intake: DesiredIntake;
 
   constructor(private readonly opts: ReconcilerOptions) {
     this.startedAt = opts.startedAt ?? new Date(Math.floor(Date.now() - process.uptime() * 1000)).toISOString();
     this.log = moduleLogger(opts.log, 'sync');
     this.runner = new ExclusiveRunner((err) => this.log.error({ err }, 'apply failed unexpectedly'));
     this.retry = new Backoff(opts.retryMinMs ?? 2_000, opts.retryMaxMs ?? 300_000);
+    this.intake = new DesiredIntake({
+      deviceId: opts.deviceId,
+      trust: opts.trust,
+      state: opts.state,
+      now: opts.now,
+      refused: (code, message) => this.refused(code, message),
+      resubmit: (payload) => this.onDesired(payload),
+      stopped: () => this.stopped,
+    });
   }
 
   /** Starts from the persisted document (a device that reboots offline keeps converging). */
@@ -89,7 +95,7 @@ export class Reconciler {
     const saved = this.opts.state.lastDocument();
     if (saved !== null) {
       try {
-        this.accept(this.verify(saved, null));
+        this.accept(this.intake.verifyStored(saved));
       } catch (err) {
         this.log.warn(
           { err: toOutpostError(err).toJSON() },
@@ -103,19 +109,9 @@ export class Reconciler {
 
   /** A desired-state message from the broker (raw payload). Bad documents never reach the planner. */
   onDesired(payload: Buffer | string): void {
-    const seq = ++this.received;
-    let verified: DesiredState;
-    const floorRevoked = this.floorRevoked();
-    try {
-      verified = this.verify(payload, floorRevoked ? null : this.opts.state.lastRevision());
-    } catch (err) {
-      const e = toOutpostError(err);
-      this.refused(e.code, e.message);
-      // A document by a key the trusted root does not name may be by a new online key: walk the
-      // root chain, then verify this document again (unless a newer one arrived meanwhile).
-      if (CURABLE_BY_NEW_ROOT.has(e.code)) void this.retryAfterWalk(payload, seq);
-      return;
-    }
+    const received = this.intake.receive(payload);
+    if (received === null) return;
+    const { desired: verified, floorRevoked } = received;
     const hadError = this.lastError !== null;
     this.lastError = null;
     if (this.desired && verified.revision === this.desired.revision) {
@@ -140,19 +136,6 @@ export class Reconciler {
     this.lastError = { code, message };
     this.log.warn({ code }, message);
     this.publishNow();
-  }
-
-  private async retryAfterWalk(payload: Buffer | string, seq: number): Promise<void> {
-    const advanced = await this.opts.trust.refresh();
-    if (this.stopped || seq !== this.received) return;
-    if (advanced) {
-      this.received--;
-      this.onDesired(payload);
-      return;
-    }
-    // The walk found nothing newer; a root it refused says more than "untrusted key".
-    const why = this.opts.trust.lastError;
-    if (why) this.refused(why.code, why.message);
   }
 
   /** `sync` command: forget failures and apply again now. */
@@ -234,36 +217,6 @@ export class Reconciler {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.publishTimer) clearTimeout(this.publishTimer);
     await this.runner.stop();
-  }
-
-  /**
-   * Fast-forward recovery (TUF 5.3.11): when every key that signed the document holding the
-   * revision floor is now revoked, that floor may be a forged revision 2^50 by a stolen key, and
-   * keeping it would lock the device out of the cloud's genuine revisions for good. Documents by
-   * the revoked key are refused anyway, so the floor restarts from the next genuine document.
-   */
-  private floorRevoked(): boolean {
-    const doc = this.opts.state.lastDocument();
-    if (doc === null) return false;
-    let revoked: ReadonlySet<string>;
-    try {
-      revoked = this.opts.trust.online().revoked;
-      const ids = (JSON.parse(doc) as { signatures?: { keyid?: unknown }[] }).signatures?.map((x) => x.keyid) ?? [];
-      return ids.length > 0 && ids.every((id) => typeof id === 'string' && revoked.has(id));
-    } catch {
-      return false;
-    }
-  }
-
-  private verify(payload: Buffer | string, lastRevision: number | null): DesiredState {
-    const online = this.opts.trust.online();
-    return verifyDesired(payload, {
-      trustedKeys: online.keys,
-      revoked: online.revoked,
-      deviceId: this.opts.deviceId,
-      now: this.opts.now?.() ?? new Date(),
-      lastRevision,
-    });
   }
 
   private accept(desired: DesiredState): void {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOpenCvBackend } from '../../agent/runtime/backends/opencv.js';
 import { buildNet, sampleInput } from '../fixtures/caffe/nets.js';
 import { skipForPackage } from '../helpers/requires.js';
+import { rssGrowthMb } from '../helpers/rss-growth.js';
 import { tempRoot, writeNet } from './addon-model-dirs.js';
 
 /**
@@ -29,20 +30,12 @@ describe.skipIf(skipForPackage(a.available ? null : `OpenCV addon: ${a.reason}`)
     const source = await writeNet(root, net, 'caffe');
     const [w, h] = net.size;
     const data = sampleInput(net);
-    const gc = (globalThis as { gc?: () => void }).gc;
-    let base = 0;
-    for (let i = 0; i < ITERATIONS; i++) {
-      if (i === WARMUP) {
-        gc?.();
-        base = process.memoryUsage().rss;
-      }
+    const growthMb = await rssGrowthMb(ITERATIONS, WARMUP, async () => {
       const model = await backend.load(source);
       const out = await model.run({ data: { dtype: 'float32', shape: [1, 3, h, w], data } });
       expect(Object.values(out)[0]!.shape).toEqual(net.outputShape);
       await model.dispose();
-    }
-    gc?.();
-    const growthMb = (process.memoryUsage().rss - base) / 2 ** 20;
+    });
     console.info(
       `[leak] RSS growth over ${ITERATIONS - WARMUP} load/run/dispose cycles: ${growthMb.toFixed(2)} MB (bound ${BOUND_MB} MB)`,
     );

@@ -197,6 +197,17 @@ describe('the fast lane', () => {
     expect(closed).toBe(true);
   });
 
+  it('answers pipelined infers that arrive while one is served, more than the read buffer holds, in order', async () => {
+    // The lane keeps reading while a request is served and pauses once bytes arrive; those bytes
+    // and the rest (here well past its 64 KiB read buffer) must all be parsed after the answer.
+    const many = Array.from({ length: 8 }, () => binaryInfer());
+    expect(many.reduce((n, b) => n + b.length, 0)).toBeGreaterThan(64 * 1024);
+    const { answers: got } = await exchange([Buffer.concat([...many, Buffer.from(get('/v2/health/live'))])], 9);
+    expect(got.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200]);
+    for (const a of got.slice(0, 8)) expect(Buffer.compare(a.body, reference.body)).toBe(0);
+    expect(JSON.parse(got[8]!.body.toString())).toEqual({ live: true });
+  });
+
   it('sends 100 Continue before reading an infer body, and node:http does for other routes', async () => {
     const req = binaryInfer('Expect: 100-continue\r\n');
     const split = req.indexOf('\r\n\r\n') + 4;

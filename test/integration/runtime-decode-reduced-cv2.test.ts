@@ -1,14 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DecodeMode } from '../../protocol/manifest-types.js';
 import { type Decoded, decodeForNetwork, type Shrink } from '../../agent/runtime/decode.js';
-import { type BlobParams, blobFromFrame } from '../../agent/runtime/preprocess.js';
+import { blobFromFrame } from '../../agent/runtime/preprocess.js';
 import { type Chroma, IMAGE_KINDS, type ImageKind, jpegOf } from '../fixtures/cv2/jpegs.js';
 import { pythonWithCv2 } from '../fixtures/cv2/python.js';
+import { casesOf, type DecodeCase, writeReferences } from '../fixtures/cv2/cases.js';
 import { skipForPackage } from '../helpers/requires.js';
 
 /**
@@ -26,7 +24,6 @@ import { skipForPackage } from '../helpers/requires.js';
  * every scale 1/2, 1/4, 1/8 and the fallback to a full decode when no scale fits.
  */
 const py = pythonWithCv2();
-const script = fileURLToPath(new URL('../fixtures/cv2/decode_reduced.py', import.meta.url));
 
 interface Img {
   kind: ImageKind;
@@ -95,20 +92,7 @@ const IMAGES: Img[] = [
     nets: [{ size: [300, 300], shrink: 4 }],
   },
 ];
-const PARAMS: Omit<BlobParams, 'size'>[] = [
-  { mean: [104, 117, 123], scalefactor: 1, swaprb: false, crop: false },
-  { mean: [0, 0, 0], scalefactor: 1 / 255, swaprb: true, crop: true },
-];
-
-interface Case {
-  image: number;
-  file: string;
-  mode: DecodeMode;
-  shrink: Shrink;
-  params: BlobParams;
-  out: string;
-  pixels: string;
-}
+type Case = DecodeCase & { pixels: string };
 
 describe.skipIf(skipForPackage('reason' in py ? py.reason : null))(
   'decode modes vs cv2.imread (+ IMREAD_REDUCED_COLOR_k)',
@@ -122,25 +106,9 @@ describe.skipIf(skipForPackage('reason' in py ? py.reason : null))(
         const file = join(dir, `img${i}.jpg`);
         await writeFile(file, await jpegOf(IMAGE_KINDS[im.kind](im.width, im.height, i + 1), im.quality, im.chroma));
         files.push(file);
-        for (const net of im.nets)
-          for (const mode of ['auto', 'exact'] as const)
-            for (const p of PARAMS) {
-              const n = cases.length;
-              cases.push({
-                image: i,
-                file,
-                mode,
-                shrink: mode === 'exact' ? 1 : net.shrink,
-                params: { ...p, size: net.size },
-                out: join(dir, `out${n}.f32`),
-                pixels: join(dir, `px${n}.bgr`),
-              });
-            }
+        for (const net of im.nets) cases.push(...(casesOf(dir, i, file, net, cases.length, true) as Case[]));
       }
-      const job = {
-        cases: cases.map((c) => ({ path: c.file, shrink: c.shrink, ...c.params, out: c.out, pixels: c.pixels })),
-      };
-      execFileSync((py as { python: string }).python, [script], { input: JSON.stringify(job), timeout: 120_000 });
+      writeReferences((py as { python: string }).python, cases);
     }, 180_000);
     afterAll(async () => {
       if (dir) await rm(dir, { recursive: true, force: true });

@@ -110,7 +110,17 @@ export class LaneConnection {
       this.re -= this.rs;
       this.rs = 0;
     }
+    // While a request is being served the socket keeps reading (see waitForAnswer), and pauses
+    // once bytes arrive. The window it pauses with is the one its resume reads into, so it must
+    // not be empty: a read into no room returns 0, which is end-of-file. A window that stops one
+    // byte short of the end keeps room after any read.
+    if (this.waiting() && this.re < this.rb.length - 1) return this.rb.subarray(this.re, this.rb.length - 1);
     return this.rb.subarray(this.re);
+  }
+
+  /** The current request is with its route or node:http; its bytes are all read. */
+  private waiting(): boolean {
+    return this.state === 'hot-wait' || this.state === 'hot-run' || this.state === 'pass-wait';
   }
 
   /** `onread.callback`: `n` bytes landed in `buf` (the last target). */
@@ -195,9 +205,11 @@ export class LaneConnection {
           this.bodyDone();
           break;
         }
-        default:
-          // hot-wait, hot-run, pass-wait: the current request is not done; read no more.
+        case 'closed':
           this.setPaused(true);
+          return;
+        default:
+          this.waitForAnswer();
           return;
       }
     }
@@ -434,6 +446,17 @@ export class LaneConnection {
     }
     this.state = 'pass-wait';
     return true;
+  }
+
+  /**
+   * hot-wait, hot-run, pass-wait: the current request is not done, so nothing more is parsed.
+   * A client that waits for its answer sends nothing meanwhile, so the socket stays reading:
+   * pausing and resuming it around every request cost two epoll_ctl calls and a stream resume
+   * per request (docs/performance.md, round 6). Bytes that do arrive (a pipelining client, or
+   * the end of the connection) stay in rb, and the socket pauses until the answer is out.
+   */
+  private waitForAnswer(): void {
+    this.setPaused(this.rs !== this.re);
   }
 
   private setPaused(paused: boolean): void {

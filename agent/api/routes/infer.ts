@@ -13,7 +13,7 @@ import type { ApiContext, Handler } from '../context.js';
 import { lend, readAlignedBody, type AnswerLife, type BodyLease } from '../body.js';
 import { header, mediaTypeOf, sendParts, tooLarge } from '../http.js';
 import type { ModelDescription } from '../types.js';
-import { servedVersion } from './models.js';
+import { servedModel, servedVersion } from './models.js';
 
 /**
  * POST /v2/models/{name}[/versions/{v}]/infer: JSON tensors, the binary-tensor extension, and
@@ -73,7 +73,10 @@ export async function runInfer(
   life: AnswerLife,
 ): Promise<InferAnswer> {
   const { params } = head;
-  const { entry, model } = await servedVersion(ctx, params);
+  // Without a version in the path nothing needs loading: resolve synchronously, so the fast lane
+  // is asked for the body inside the read that brought the head, and the body's next read lands
+  // in its own buffer (agent/api/lane/connection.ts) instead of a sliver of the read buffer.
+  const { entry, model } = params.version === undefined ? servedModel(ctx, params) : await servedVersion(ctx, params);
   const release = ctx.limiter.acquire(entry.id);
   const leases: BodyLease[] = [];
   const releaseMemory: (() => void)[] = [];

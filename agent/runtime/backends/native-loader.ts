@@ -9,7 +9,12 @@ import { packageInfo } from '../../system/package-root.js';
  * collected into one reason an operator can act on, as sharp's loader does. An addon is loaded at
  * most once per process (Node caches dlopen anyway); the outcome is cached here too.
  */
-export type AddonName = 'outpost_opencv_dnn' | 'outpost_tensorrt' | 'outpost_hailort' | 'outpost_openvino';
+export type AddonName =
+  | 'outpost_opencv_dnn'
+  | 'outpost_image'
+  | 'outpost_tensorrt'
+  | 'outpost_hailort'
+  | 'outpost_openvino';
 
 export type AddonLoad<T> = { ok: true; binding: T; path: string } | { ok: false; reason: string };
 
