@@ -3,6 +3,8 @@
  * exposition format 0.0.4. The agent needs a handful of series, so it writes them itself rather
  * than pulling in a client library.
  */
+import { preprocessedImages } from '../runtime/prepare.js';
+
 type Labels = Record<string, string>;
 
 function escapeLabel(v: string): string {
@@ -60,7 +62,12 @@ abstract class Metric {
 
 export class Counter extends Metric {
   private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(name: string, help: string) {
+  constructor(
+    name: string,
+    help: string,
+    /** Read at render time instead of inc() (counts another module keeps). */
+    private readonly collect?: () => { labels: Labels; value: number }[],
+  ) {
     super(name, help, 'counter');
   }
   inc(labels: Labels = {}, by = 1): void {
@@ -73,7 +80,8 @@ export class Counter extends Metric {
     return this.values.get(keyOf(labels))?.value ?? 0;
   }
   samples(): string[] {
-    return [...this.values.values()].map((s) => `${this.name}${labelText(s.labels)} ${num(s.value)}`);
+    const all = this.collect ? this.collect() : [...this.values.values()];
+    return all.map((s) => `${this.name}${labelText(s.labels)} ${num(s.value)}`);
   }
 }
 
@@ -180,6 +188,11 @@ export class ApiMetrics {
     'outpost_model_loads_total',
     'Model version changes seen on the event stream, by model and event type.',
   );
+  readonly preprocessed = new Counter(
+    'outpost_preprocess_images_total',
+    'Images and raw frames pre-processed for /predict, by path: native (the image addon) or sharp (the fallback).',
+    () => Object.entries(preprocessedImages()).map(([path, value]) => ({ labels: { path }, value })),
+  );
   readonly inflight: Gauge;
   readonly sseClients: Gauge;
   readonly batchSize: Histogram;
@@ -212,6 +225,7 @@ export class ApiMetrics {
       this.modelErrors,
       this.rejected,
       this.loads,
+      this.preprocessed,
       this.inflight,
       this.sseClients,
       this.batchSize,

@@ -48,6 +48,12 @@ export interface Prepared {
 }
 
 let announced = false;
+const made = { native: 0, sharp: 0 };
+
+/** Blobs this process made on each path (`outpost_preprocess_images_total` on /metrics). */
+export function preprocessedImages(): Readonly<typeof made> {
+  return made;
+}
 
 export async function prepareInput(image: Uint8Array | RawFrame, o: PrepareOptions): Promise<Prepared> {
   const binding = o.native === false ? null : nativeImage();
@@ -67,6 +73,7 @@ export async function prepareInput(image: Uint8Array | RawFrame, o: PrepareOptio
       const frame = parseFrame(image);
       const r = await nativeBlob(binding.binding, { source: { frame }, params: o.params, letterbox: o.letterbox });
       const geometry = geometryOf(r.frameWidth, r.frameHeight, o.params);
+      made.native++;
       return { tensor: r.tensor, geometry, path: 'native', release: r.release };
     }
     const plan = encodedPlan(image, o.maxPixels);
@@ -85,6 +92,7 @@ export async function prepareInput(image: Uint8Array | RawFrame, o: PrepareOptio
         });
         const g = geometryOf(r.frameWidth, r.frameHeight, o.params);
         const geometry = shrink === 1 ? g : imageGeometry(g, { shrink, width, height });
+        made.native++;
         return { tensor: r.tensor, geometry, path: 'native', release: r.release };
       } catch (err) {
         // OpenCV refused the image: sharp judges it, with the message a caller gets today.
@@ -109,5 +117,6 @@ async function sharpPath(image: Uint8Array | RawFrame, o: PrepareOptions): Promi
   // Stretch/crop is blobFromImage; letterbox resizes inside the border.
   const blob = o.letterbox ? letterboxFromFrame(frame, o.params) : blobFromFrame(frame, o.params);
   const geometry = decoded ? imageGeometry(blob.geometry, decoded) : blob.geometry;
+  made.sharp++;
   return { tensor: blob.tensor, geometry, path: 'sharp', release: () => undefined };
 }
