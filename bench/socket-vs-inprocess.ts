@@ -208,33 +208,56 @@ function agentGcPauses(child: ChildProcess): Promise<[number, number][]> {
   });
 }
 
+/** What one 16-client comparison measured (rates in req/s, CPU in microseconds per request). */
+interface Contended {
+  base: number;
+  ours: number;
+  baseCpu: number;
+  clientCpu: number;
+  agentCpu: number;
+  agentMainCpu: number;
+}
+
 /**
- * 16 clients for `ms` in-process, then 16 over the socket: rates, requests done, and CPU per
- * request (this process; the agent's too for the socket side).
+ * 16 clients in-process, then 16 over the socket, for each pair of `pairs`, the pairs taking
+ * turns in `rounds` windows of `ms` each (so a change of the machine's load hits every pair
+ * alike): rates and CPU per request (this process; the agent's too for the socket side).
  */
 async function contended(
   child: ChildProcess,
+  rounds: number,
   ms: number,
-  local: () => Promise<unknown>,
-  socket: (client: number) => Promise<unknown>,
-) {
-  const cpu0 = process.cpuUsage();
-  const base = await throughput(16, ms, local);
-  const cpuBase = process.cpuUsage(cpu0);
-  const agent0 = await agentCpuSplit(child);
-  const cpu1 = process.cpuUsage();
-  const ours = await throughput(16, ms, socket);
-  const cpuOurs = process.cpuUsage(cpu1);
-  const agent1 = await agentCpuSplit(child);
-  const agent = agent1.total - agent0.total;
-  return {
-    base: base.rate,
-    ours: ours.rate,
-    baseCpu: (cpuBase.user + cpuBase.system) / base.done,
-    clientCpu: (cpuOurs.user + cpuOurs.system) / ours.done,
-    agentCpu: agent / ours.done,
-    agentMainCpu: (agent1.main - agent0.main) / ours.done,
-  };
+  pairs: { local: () => Promise<unknown>; socket: (client: number) => Promise<unknown> }[],
+): Promise<Contended[]> {
+  const sums = pairs.map(() => ({ baseN: 0, baseS: 0, baseCpu: 0, n: 0, s: 0, cpu: 0, agent: 0, main: 0 }));
+  for (let r = 0; r < rounds; r++)
+    for (const [i, p] of pairs.entries()) {
+      const t = sums[i]!;
+      const cpu0 = process.cpuUsage();
+      const base = await throughput(16, ms, p.local);
+      const cpuBase = process.cpuUsage(cpu0);
+      t.baseN += base.done;
+      t.baseS += base.done / base.rate;
+      t.baseCpu += cpuBase.user + cpuBase.system;
+      const agent0 = await agentCpuSplit(child);
+      const cpu1 = process.cpuUsage();
+      const ours = await throughput(16, ms, p.socket);
+      const cpuOurs = process.cpuUsage(cpu1);
+      const agent1 = await agentCpuSplit(child);
+      t.n += ours.done;
+      t.s += ours.done / ours.rate;
+      t.cpu += cpuOurs.user + cpuOurs.system;
+      t.agent += agent1.total - agent0.total;
+      t.main += agent1.main - agent0.main;
+    }
+  return sums.map((t) => ({
+    base: t.baseN / t.baseS,
+    ours: t.n / t.s,
+    baseCpu: t.baseCpu / t.baseN,
+    clientCpu: t.cpu / t.n,
+    agentCpu: t.agent / t.n,
+    agentMainCpu: t.main / t.n,
+  }));
 }
 
 /** Rows and runs of `model` so far, from the agent's /metrics histogram (outpost_model_batch_size). */
@@ -440,16 +463,22 @@ export async function run(): Promise<BenchRow[]> {
     const conv1 = await latencies(60, convLocal);
     // CPU per request on both sides of the 16-client conv run: what the socket path costs in all
     // (this process + the agent) against the in-process run alone; it moves less with the load.
-    const off = await contended(agent.child, 3000, convLocal, convSocket);
+    // Batching off and on take turns (four rounds of 750 ms each side), so that both meet the same load.
     const before = await batchTotals(c, BATCHED_ID);
-    const on = await contended(agent.child, 3000, dynLocal, dynSocket);
+    const [off, on] = (await contended(agent.child, 4, 750, [
+      { local: convLocal, socket: convSocket },
+      { local: dynLocal, socket: dynSocket },
+    ])) as [Contended, Contended];
     const after = await batchTotals(c, BATCHED_ID);
     const meanRows = (after.rows - before.rows) / (after.runs - before.runs);
-    const dflt = ROWS === 'conv16' ? undefined : await contended(agent.child, 3000, convLocal, convDefault);
+    const dflt =
+      ROWS === 'conv16'
+        ? undefined
+        : (await contended(agent.child, 1, 3000, [{ local: convLocal, socket: convDefault }]))[0]!;
     await session.release();
     await conv.release();
     await dyn.release();
-    const cpuRow = (name: string, r: typeof off, note: string): BenchRow => ({
+    const cpuRow = (name: string, r: Contended, note: string): BenchRow => ({
       name,
       metric: 'us',
       ours: r.clientCpu + r.agentCpu,
