@@ -36,6 +36,8 @@ import { ensureBuilt, median } from './_compiled.js';
 import { activeAt, startTestFleet, waitFor } from '../test/helpers/fleet.js';
 import type { BenchRow } from './run.js';
 import { sessionOptionsFor } from '../agent/runtime/backends/onnx-options.js';
+import { AGENT_CONFIG_DEFAULTS } from '../protocol/agent-config.js';
+import { dirname } from 'node:path';
 
 const RUNS = Number(process.env.OUTPOST_BENCH_RUNS ?? 3);
 
@@ -102,7 +104,19 @@ async function rssBytes(pid: number): Promise<number> {
 
 const SETTLE_MS = 2000;
 
-type Sample = [ms: number, rss: number, cpuMs: number];
+type Sample = [ms: number, rss: number, cpuMs: number, workers?: number];
+
+/**
+ * How many of a run's models its placement trial put on an onnxruntime worker thread (a trial of
+ * onnx.workerMinMicros or more: agent/runtime/backends/onnx.ts), read from the memo the run left.
+ * These models take about 0.1 ms; on a loaded machine a trial can still pass 500 µs, and a worker
+ * adds its own start and about 10 MiB, so the rows say how often that happened.
+ */
+async function workerPlacements(config: string): Promise<number> {
+  const file = join(dirname(config), 'models', '.outpost', 'placement.json');
+  const memo = JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as { micros?: Record<string, number> };
+  return Object.values(memo.micros ?? {}).filter((us) => us >= AGENT_CONFIG_DEFAULTS.onnx.workerMinMicros).length;
+}
 
 /** Spawns the agent bundle, times READY, samples RSS after a settle, stops. */
 async function startOnce(root: string, config: string, compileCache: string): Promise<Sample> {
@@ -121,7 +135,7 @@ async function startOnce(root: string, config: string, compileCache: string): Pr
     const rss = await rssBytes(a.child.pid!);
     a.signal('SIGTERM');
     await a.exited;
-    return [ms, rss, cpu];
+    return [ms, rss, cpu, await workerPlacements(config)];
   } finally {
     rx.close();
     await a.kill();
@@ -279,7 +293,7 @@ export async function run(): Promise<BenchRow[]> {
         baseline: mib('floor10'),
         baselineName: floorName(10),
         ratio: mib('agent10') / mib('floor10'),
-        note: `${SETTLE_MS / 1000} s after READY; goal <= 1.2x`,
+        note: `${SETTLE_MS / 1000} s after READY; goal <= 1.2x; models on a worker thread per run: ${c.agent10.map((x) => x[3]).join(', ')}`,
       },
       {
         name: 'install 10 models (deploy to all active)',
