@@ -113,7 +113,15 @@ export function recordGcPauses(): { pauses(): [number, number][]; stop(): void }
   return { pauses: () => pauses.slice(), stop: () => observer.disconnect() };
 }
 
-/** How many of `spans` ([start, end] wall-clock ms) overlap one of `pauses`. */
-export function overlapping(spans: [number, number][], pauses: [number, number][]): number {
-  return spans.filter(([s, e]) => pauses.some(([ps, pe]) => ps < e && pe > s)).length;
+/** How many of `spans` ([start, end] wall-clock ms) overlap one of `pauses`, and the pause time inside them. */
+export function overlapping(spans: [number, number][], pauses: [number, number][]): { count: number; ms: number } {
+  let count = 0;
+  let ms = 0;
+  for (const [s, e] of spans) {
+    let inside = 0;
+    for (const [ps, pe] of pauses) if (ps < e && pe > s) inside += Math.min(e, pe) - Math.max(s, ps);
+    if (inside > 0) count++;
+    ms += inside;
+  }
+  return { count, ms };
 }

@@ -281,8 +281,12 @@ export async function run(): Promise<BenchRow[]> {
     });
     const waits = (w: Waits, d: number) =>
       `${w.ms.toFixed(d)} ms: client ${w.clientWaitMs.toFixed(d)} + agent ${w.agentWaitMs.toFixed(d)} waiting`;
+    const gcNote = (l: Latency, side: 'client' | 'agent') => {
+      const o = overlapping(l.slowestSpans, gcs[side]);
+      return `${o.count} (${o.ms.toFixed(1)} ms of pause)`;
+    };
     const waitNote = (l: Latency) =>
-      `slowest 1% (${l.slowestSpans.length}): ${waits(l.slowest, 2)} in the run queue, ${overlapping(l.slowestSpans, gcs.client)} with a GC pause in the client, ${overlapping(l.slowestSpans, gcs.agent)} in the agent; median 20% ${waits(l.middle, 3)}`;
+      `slowest 1% (${l.slowestSpans.length}): ${waits(l.slowest, 2)} in the run queue; met a GC pause in the client ${gcNote(l, 'client')}, in the agent ${gcNote(l, 'agent')}; median 20% ${waits(l.middle, 3)}`;
     const latencyRows: BenchRow[] = [
       row('socket infer, binary tensors', 'p50 ms', bin.p50, base.p50, 'ratio = slower by'),
       row('socket infer, binary tensors', 'p99 ms', bin.p99, base.p99),
