@@ -35,6 +35,7 @@ import { performance } from 'node:perf_hooks';
 import {
   floorClient,
   floorPayload,
+  closeRunQueueFds,
   overlapping,
   recordGcPauses,
   runQueueMs,
@@ -264,6 +265,7 @@ export async function run(): Promise<BenchRow[]> {
     floor.close();
     closeSync(shmFd);
     clientGc.stop();
+    closeRunQueueFds();
     const gcs = { client: clientGc.pauses(), agent: await agentGcPauses(agent.child) };
     const base = lat.local;
     const bin = lat.binary;
