@@ -1,6 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { DynamicBatching } from '../protocol/manifest-batching.js';
 import { toOnnx, type Net } from '../test/fixtures/caffe/nets.js';
+import { GENERATED_CATALOG } from '../test/fixtures/model-folder.js';
 
 /**
  * The benches' "real" network: three convolutions on a 128x128 input, about 1-2 ms per
@@ -40,23 +42,26 @@ export const CONV_PARAMS = {
   softmax: false,
 };
 
-/** A model folder (model.onnx + alwaysai.model.json) serving the conv net as `id`. */
-export async function writeConvNetFolder(dir: string, id: string): Promise<void> {
+/**
+ * A model folder (model.onnx + alwaysai.model.json) serving the conv net as `id`. By default its
+ * input and output have a fixed batch of 1 (the model the benches always measured); `batch: "N"`
+ * makes the first dimension dynamic, and `dynamic_batching` goes into its model_parameters.
+ */
+export async function writeConvNetFolder(
+  dir: string,
+  id: string,
+  opts: { batch?: number | string; dynamic_batching?: DynamicBatching } = {},
+): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'model.onnx'), toOnnx(convNet()));
+  await writeFile(join(dir, 'model.onnx'), toOnnx(convNet(), opts.batch ?? 1));
   await writeFile(
     join(dir, 'alwaysai.model.json'),
     JSON.stringify({
-      accuracy: '',
-      dataset: 'generated',
+      ...GENERATED_CATALOG,
       id,
-      inference_time: 0,
-      license: 'Apache-2.0',
-      mean_average_precision_top_1: 0,
-      mean_average_precision_top_5: 0,
-      public: false,
-      website_url: '',
-      model_parameters: CONV_PARAMS,
+      model_parameters: opts.dynamic_batching
+        ? { ...CONV_PARAMS, dynamic_batching: opts.dynamic_batching }
+        : CONV_PARAMS,
     }),
   );
 }

@@ -15,6 +15,13 @@
  * (agent/api/lane/), for A/B runs of the same code at the same load (docs/performance.md).
  * OUTPOST_BENCH_ROWS=latency prints only the one-client latency rows, their floors and the agent's
  * CPU per request (a few seconds instead of half a minute, for interleaved A/B runs).
+ * OUTPOST_BENCH_ROWS=conv16 prints only the 16-client conv rows (and the conv net's latency alone).
+ *
+ * The 16-client conv rows run twice: on the conv net as always (a fixed batch of 1, batching
+ * off), and on the same net exported with a dynamic batch dimension and `dynamic_batching` in its
+ * model JSON (OUTPOST_BENCH_BATCHING, JSON, sets the block; default max_batch_size 8, no delay).
+ * Each is compared with in-process runs of its own model file at the same concurrency: 16
+ * concurrent session.run calls, unbatched, as an app would write them.
  *
  * The latency rows interleave their requests (one in-process run, one of each socket kind, one of
  * each floor, and again), so a change of load hits every row alike. The floors (bench/_socket-floor.ts)
@@ -22,7 +29,7 @@
  * /dev/shm: what a request over this socket pays before any HTTP or Outpost code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { AgentClient, SharedMemoryObject } from '../agent/client/index.js';
 import { sessionOptionsFor, type OnnxSettings } from '../agent/runtime/backends/onnx-options.js';
+import type { DynamicBatching } from '../protocol/manifest-batching.js';
 import { CONV_SIZE, writeConvNetFolder } from './_convnet.js';
 import { performance } from 'node:perf_hooks';
 import {
@@ -49,6 +57,8 @@ const SHAPE = [1, 3, SIZE, SIZE];
 const N = SHAPE.reduce((a, b) => a * b, 1);
 const ID = 'bench/classifier224';
 const CONV_ID = 'bench/convnet';
+const BATCHED_ID = 'bench/convnet-batched';
+const ROWS = process.env.OUTPOST_BENCH_ROWS;
 
 /** Mean ms of a set of requests, and the run-queue wait of this process's and the agent's main thread in them. */
 interface Waits {
@@ -164,12 +174,31 @@ export async function startAgentProcess(dir: string): Promise<{ child: ChildProc
   return { child, socket };
 }
 
-/** The agent's CPU time (user + system, microseconds) so far, asked over the IPC channel. */
+/**
+ * The agent's CPU time so far (user + system, microseconds), asked over the IPC channel, and the
+ * part of it its event-loop thread spent (from /proc, in 10 ms ticks; 0 where /proc is absent):
+ * the rest is the onnx worker thread (and the few others libuv and onnxruntime start).
+ */
 function agentCpu(child: ChildProcess): Promise<number> {
+  return agentCpuSplit(child).then((c) => c.total);
+}
+
+function agentCpuSplit(child: ChildProcess): Promise<{ total: number; main: number }> {
   return new Promise((resolve) => {
-    child.once('message', (m) => resolve(Number(m)));
+    child.once('message', (m: { total: number; main: number }) => resolve(m));
     child.send('cpu');
   });
+}
+
+/** This process's event-loop thread's CPU microseconds (Linux /proc; 0 elsewhere). */
+function mainThreadMicros(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 /** The agent's garbage-collection pauses since it started serving (see recordGcPauses). */
@@ -178,6 +207,66 @@ function agentGcPauses(child: ChildProcess): Promise<[number, number][]> {
     child.once('message', (m) => resolve(m as [number, number][]));
     child.send('gc');
   });
+}
+
+/** What one 16-client comparison measured (rates in req/s, CPU in microseconds per request). */
+interface Contended {
+  base: number;
+  ours: number;
+  baseCpu: number;
+  clientCpu: number;
+  agentCpu: number;
+  agentMainCpu: number;
+}
+
+/**
+ * 16 clients in-process, then 16 over the socket, for each pair of `pairs`, the pairs taking
+ * turns in `rounds` windows of `ms` each (so a change of the machine's load hits every pair
+ * alike): rates and CPU per request (this process; the agent's too for the socket side).
+ */
+async function contended(
+  child: ChildProcess,
+  rounds: number,
+  ms: number,
+  pairs: { local: () => Promise<unknown>; socket: (client: number) => Promise<unknown> }[],
+): Promise<Contended[]> {
+  const sums = pairs.map(() => ({ baseN: 0, baseS: 0, baseCpu: 0, n: 0, s: 0, cpu: 0, agent: 0, main: 0 }));
+  for (let r = 0; r < rounds; r++)
+    for (const [i, p] of pairs.entries()) {
+      const t = sums[i]!;
+      const cpu0 = process.cpuUsage();
+      const base = await throughput(16, ms, p.local);
+      const cpuBase = process.cpuUsage(cpu0);
+      t.baseN += base.done;
+      t.baseS += base.done / base.rate;
+      t.baseCpu += cpuBase.user + cpuBase.system;
+      const agent0 = await agentCpuSplit(child);
+      const cpu1 = process.cpuUsage();
+      const ours = await throughput(16, ms, p.socket);
+      const cpuOurs = process.cpuUsage(cpu1);
+      const agent1 = await agentCpuSplit(child);
+      t.n += ours.done;
+      t.s += ours.done / ours.rate;
+      t.cpu += cpuOurs.user + cpuOurs.system;
+      t.agent += agent1.total - agent0.total;
+      t.main += agent1.main - agent0.main;
+    }
+  return sums.map((t) => ({
+    base: t.baseN / t.baseS,
+    ours: t.n / t.s,
+    baseCpu: t.baseCpu / t.baseN,
+    clientCpu: t.cpu / t.n,
+    agentCpu: t.agent / t.n,
+    agentMainCpu: t.main / t.n,
+  }));
+}
+
+/** Rows and runs of `model` so far, from the agent's /metrics histogram (outpost_model_batch_size). */
+async function batchTotals(c: AgentClient, model: string): Promise<{ rows: number; runs: number }> {
+  const text = await c.metrics();
+  const read = (what: string) =>
+    Number(new RegExp(`^outpost_model_batch_size_${what}\\{model="${model}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { rows: read('sum'), runs: read('count') };
 }
 
 /** Agent CPU microseconds per call of `fn`, over `n` sequential calls. */
@@ -236,6 +325,13 @@ export async function run(): Promise<BenchRow[]> {
     const convSocket = (i?: number) => c.infer(CONV_ID, convInput, { binary: true, outputs: convOuts(i) });
     const convDefault = () => c.infer(CONV_ID, convInput, { binary: true });
 
+    // The batched conv net: the same weights with a dynamic batch dimension (bench/_convnet.ts);
+    // its in-process baseline runs that same file, unbatched.
+    const dyn = await ort.InferenceSession.create(join(dir, 'conv-batched', 'model.onnx'), options);
+    const dynLocal = () => dyn.run(convFeeds);
+    const dynOuts = await outputsInto(BATCHED_ID);
+    const dynSocket = (i?: number) => c.infer(BATCHED_ID, convInput, { binary: true, outputs: dynOuts(i) });
+
     // The floors: a plain net round trip to a server in the agent's process (64 bytes, and the
     // tensor's 588 KiB), and the pread the agent does for a shared-memory input.
     const floor = await floorClient(join(dir, 'floor.sock'));
@@ -248,9 +344,9 @@ export async function run(): Promise<BenchRow[]> {
         done += readSync(shmFd, preadInto, done, preadInto.byteLength - done, done);
     };
     const clientGc = recordGcPauses();
-    // 1,000 of each, so that the slowest 1% are 10 requests.
+    // 1,000 of each, so that the slowest 1% are 10 requests (one for the conv rows alone).
     const lat = await interleaved(
-      1000,
+      ROWS === 'conv16' ? 1 : 1000,
       {
         local,
         binary,
@@ -355,59 +451,78 @@ export async function run(): Promise<BenchRow[]> {
       },
       { name: 'agent CPU per request, shared memory', metric: 'us', ours: cpuShm },
     ];
-    if (process.env.OUTPOST_BENCH_ROWS === 'latency') return latencyRows;
-    const js = await latencies(30, json);
-    const { rate: t1Base } = await throughput(1, 1500, local);
-    const { rate: t1 } = await throughput(1, 1500, binary);
-    const { rate: t16Base } = await throughput(16, 2000, local);
-    const { rate: t16 } = await throughput(16, 2000, binary);
+    if (ROWS === 'latency') return latencyRows;
+    const rows: BenchRow[] = [];
+    if (ROWS !== 'conv16') {
+      const js = await latencies(30, json);
+      const { rate: t1Base } = await throughput(1, 1500, local);
+      const { rate: t1 } = await throughput(1, 1500, binary);
+      const { rate: t16Base } = await throughput(16, 2000, local);
+      const { rate: t16 } = await throughput(16, 2000, binary);
+      rows.push(
+        ...latencyRows,
+        row('socket infer, JSON tensors', 'p50 ms', js.p50, base.p50, '150k floats as JSON text each way'),
+        row('throughput, 1 client, binary', 'req/s', t1, t1Base, 'ratio = fraction of in-process'),
+        row('throughput, 16 clients, binary', 'req/s', t16, t16Base, 'agent in its own process; 2 cores shared'),
+      );
+    }
     const conv1 = await latencies(60, convLocal);
     // CPU per request on both sides of the 16-client conv run: what the socket path costs in all
     // (this process + the agent) against the in-process run alone; it moves less with the load.
-    const cpu0 = process.cpuUsage();
-    const { rate: convT16Base, done: convBaseN } = await throughput(16, 3000, convLocal);
-    const cpuBase = process.cpuUsage(cpu0);
-    const agent0 = await agentCpu(agent.child);
-    const cpu1 = process.cpuUsage();
-    const { rate: convT16, done: convN16 } = await throughput(16, 3000, convSocket);
-    const cpuSock = process.cpuUsage(cpu1);
-    const agentSock = (await agentCpu(agent.child)) - agent0;
-    const agentD0 = await agentCpu(agent.child);
-    const cpuD0 = process.cpuUsage();
-    const { rate: convT16Default, done: convN16Default } = await throughput(16, 3000, convDefault);
-    const cpuDefault = process.cpuUsage(cpuD0);
-    const agentDefault = (await agentCpu(agent.child)) - agentD0;
+    // Batching off and on take turns (four rounds of 750 ms each side), so that both meet the same load.
+    const before = await batchTotals(c, BATCHED_ID);
+    const [off, on] = (await contended(agent.child, 4, 750, [
+      { local: convLocal, socket: convSocket },
+      { local: dynLocal, socket: dynSocket },
+    ])) as [Contended, Contended];
+    const after = await batchTotals(c, BATCHED_ID);
+    const meanRows = (after.rows - before.rows) / (after.runs - before.runs);
+    const dflt =
+      ROWS === 'conv16'
+        ? undefined
+        : (await contended(agent.child, 1, 3000, [{ local: convLocal, socket: convDefault }]))[0]!;
     await session.release();
     await conv.release();
-    return [
-      ...latencyRows,
-      row('socket infer, JSON tensors', 'p50 ms', js.p50, base.p50, '150k floats as JSON text each way'),
-      row('throughput, 1 client, binary', 'req/s', t1, t1Base, 'ratio = fraction of in-process'),
-      row('throughput, 16 clients, binary', 'req/s', t16, t16Base, 'agent in its own process; 2 cores shared'),
-      {
-        name: 'CPU per request, 16 clients, conv net',
-        metric: 'us',
-        ours: (cpuSock.user + cpuSock.system + agentSock) / convN16,
-        baseline: (cpuBase.user + cpuBase.system) / convBaseN,
-        baselineName: 'in-process ort',
-        ratio: (cpuSock.user + cpuSock.system + agentSock) / convN16 / ((cpuBase.user + cpuBase.system) / convBaseN),
-        note: `client ${((cpuSock.user + cpuSock.system) / convN16).toFixed(0)} + agent ${(agentSock / convN16).toFixed(0)} us; ratio = more CPU by`,
-      },
+    await dyn.release();
+    const cpuRow = (name: string, r: Contended, note: string): BenchRow => ({
+      name,
+      metric: 'us',
+      ours: r.clientCpu + r.agentCpu,
+      baseline: r.baseCpu,
+      baselineName: 'in-process ort',
+      ratio: (r.clientCpu + r.agentCpu) / r.baseCpu,
+      note: `client ${r.clientCpu.toFixed(0)} + agent ${r.agentCpu.toFixed(0)} us (event loop ${r.agentMainCpu.toFixed(0)}); ${note}`,
+    });
+    const batching = JSON.stringify(benchBatching());
+    rows.push(
+      cpuRow('CPU per request, 16 clients, conv net', off, 'ratio = more CPU by'),
       row(
         `throughput, 16 clients, conv net ${CONV_SIZE}x${CONV_SIZE}`,
         'req/s',
-        convT16,
-        convT16Base,
-        `goal >= 0.9; ${conv1.p50.toFixed(2)} ms/inference alone`,
+        off.ours,
+        off.base,
+        `goal >= 0.9; batching off; ${conv1.p50.toFixed(2)} ms/inference alone`,
       ),
+      cpuRow('CPU per request, 16 clients, conv net, batching', on, `${meanRows.toFixed(1)} rows per run`),
       row(
-        'throughput, 16 clients, conv net, default infer()',
+        'throughput, 16 clients, conv net, dynamic batching',
         'req/s',
-        convT16Default,
-        convT16Base,
-        `client ${((cpuDefault.user + cpuDefault.system) / convN16Default).toFixed(0)} + agent ${(agentDefault / convN16Default).toFixed(0)} us CPU per request`,
+        on.ours,
+        on.base,
+        `goal >= 0.9; agent batches (${batching}); baseline: 16 concurrent unbatched session.run, same file`,
       ),
-    ];
+    );
+    if (dflt)
+      rows.push(
+        row(
+          'throughput, 16 clients, conv net, default infer()',
+          'req/s',
+          dflt.ours,
+          dflt.base,
+          `client ${dflt.clientCpu.toFixed(0)} + agent ${dflt.agentCpu.toFixed(0)} us CPU per request`,
+        ),
+      );
+    return rows;
   } finally {
     if (client) await client.unregisterSharedMemory().catch(() => undefined);
     client?.close();
@@ -415,6 +530,13 @@ export async function run(): Promise<BenchRow[]> {
     agent?.child.kill('SIGTERM');
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The batched conv net's dynamic_batching block: OUTPOST_BENCH_BATCHING (JSON) or max 8, no delay. */
+function benchBatching(): DynamicBatching {
+  return JSON.parse(
+    process.env.OUTPOST_BENCH_BATCHING ?? '{"max_batch_size":8,"max_queue_delay_microseconds":0}',
+  ) as DynamicBatching;
 }
 
 /**
@@ -440,11 +562,13 @@ async function agentMain(dir: string): Promise<void> {
   await runtime.activate(ID, 1, folder);
   await writeConvNetFolder(join(dir, 'conv'), CONV_ID);
   await runtime.activate(CONV_ID, 1, join(dir, 'conv'));
+  await writeConvNetFolder(join(dir, 'conv-batched'), BATCHED_ID, { batch: 'N', dynamic_batching: benchBatching() });
+  await runtime.activate(BATCHED_ID, 1, join(dir, 'conv-batched'));
   const gc = recordGcPauses();
   process.on('message', (m) => {
     if (m === 'gc') return void process.send?.(gc.pauses());
     const u = process.cpuUsage();
-    process.send?.(u.user + u.system);
+    process.send?.({ total: u.user + u.system, main: mainThreadMicros() });
   });
   const server = createApiServer({
     runtime: servingRuntime(runtime),

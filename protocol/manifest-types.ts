@@ -1,3 +1,5 @@
+import type { DynamicBatching } from './manifest-batching.js';
+
 /**
  * The types of `alwaysai.model.json`, the contract of the seed document (Working with Models).
  *
@@ -92,6 +94,8 @@ export interface ModelParameters {
   letterbox?: boolean;
   /** Not a seed field: the JPEG decode mode (DECODE_MODES); absent means `auto`. */
   decode?: DecodeMode;
+  /** Not a seed field: run waiting requests together (protocol/manifest-batching.ts); absent means off. */
+  dynamic_batching?: DynamicBatching;
   /** Parameter keys Outpost does not know are kept as they were. */
   [extra: string]: unknown;
 }

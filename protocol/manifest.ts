@@ -1,6 +1,7 @@
 import { OutpostError, type ErrorCode } from './errors/index.js';
 import { isModelIdPart } from './ids.js';
 import { show } from './show.js';
+import { BATCHING_KEY, parseDynamicBatching } from './manifest-batching.js';
 import {
   DECODE_MODES,
   FRAMEWORKS,
@@ -376,6 +377,7 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
   }
   if (!isUnset(p.letterbox)) params.letterbox = bool(c, p, 'letterbox', false);
   const decode = oneOf(c, p, 'decode', DECODE_MODES, null);
+  const batching = parseDynamicBatching(p[BATCHING_KEY], (k, v, e) => c.invalid(k, v, e));
   if (hailo && params.input_format === undefined)
     throw c.missing('input_format', 'for hailo models (for example "auto")');
   if (hailo && params.output_format === undefined)
@@ -386,6 +388,8 @@ function parseParams(c: Ctx, p: Record<string, unknown>): ModelParameters {
   // After the copy of unknown keys, so that an unset value ("" or null) leaves no key behind.
   if (decode !== undefined) params.decode = decode;
   else delete params.decode;
+  if (batching !== undefined) params.dynamic_batching = batching;
+  else delete params.dynamic_batching;
   return params;
 }
 

@@ -290,7 +290,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
   exports.Set("abi", Napi::Number::New(env, 1));
   exports.Set("blob", Napi::Function::New(env, BlobCall));
-  exports.Set("noop", Napi::Function::New(env, outpost::Noop));
   exports.Set("opencv", Napi::String::New(env, CV_VERSION));
   return exports;
 }

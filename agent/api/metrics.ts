@@ -3,6 +3,8 @@
  * exposition format 0.0.4. The agent needs a handful of series, so it writes them itself rather
  * than pulling in a client library.
  */
+import { preprocessedImages } from '../runtime/prepare.js';
+
 type Labels = Record<string, string>;
 
 function escapeLabel(v: string): string {
@@ -60,7 +62,12 @@ abstract class Metric {
 
 export class Counter extends Metric {
   private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(name: string, help: string) {
+  constructor(
+    name: string,
+    help: string,
+    /** Read at render time instead of inc() (counts another module keeps). */
+    private readonly collect?: () => { labels: Labels; value: number }[],
+  ) {
     super(name, help, 'counter');
   }
   inc(labels: Labels = {}, by = 1): void {
@@ -73,7 +80,8 @@ export class Counter extends Metric {
     return this.values.get(keyOf(labels))?.value ?? 0;
   }
   samples(): string[] {
-    return [...this.values.values()].map((s) => `${this.name}${labelText(s.labels)} ${num(s.value)}`);
+    const all = this.collect ? this.collect() : [...this.values.values()];
+    return all.map((s) => `${this.name}${labelText(s.labels)} ${num(s.value)}`);
   }
 }
 
@@ -100,27 +108,37 @@ export class Gauge extends Metric {
   }
 }
 
+/** Observations another part keeps itself: how many times each value was seen. */
+export type Tally = { labels: Labels; seen: ReadonlyMap<number, number> }[];
+
 export class Histogram extends Metric {
   private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
   constructor(
     name: string,
     help: string,
     readonly buckets: readonly number[],
+    /** Read at render time instead of observe() (the runtime's batch sizes). */
+    private readonly collect?: () => Tally,
   ) {
     super(name, help, 'histogram');
   }
-  observe(labels: Labels, value: number): void {
+  /** `times` observations of `value` (1 unless told). */
+  observe(labels: Labels, value: number, times = 1): void {
     const k = keyOf(labels);
     let s = this.series.get(k);
     if (!s) this.series.set(k, (s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
     // Buckets are cumulative in the exposition; store per-bucket counts and add up when rendering.
     const i = this.buckets.findIndex((b) => value <= b);
-    if (i !== -1) s.counts[i]! += 1;
-    s.sum += value;
-    s.count += 1;
+    if (i !== -1) s.counts[i]! += times;
+    s.sum += value * times;
+    s.count += times;
   }
   samples(): string[] {
     const out: string[] = [];
+    if (this.collect) {
+      this.series.clear();
+      for (const t of this.collect()) for (const [v, n] of t.seen) this.observe(t.labels, v, n);
+    }
     for (const s of this.series.values()) {
       let acc = 0;
       this.buckets.forEach((b, i) => {
@@ -135,6 +153,7 @@ export class Histogram extends Metric {
   }
 }
 
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** The agent API's series. Route labels are route names (never raw paths: bounded cardinality). */
@@ -169,12 +188,24 @@ export class ApiMetrics {
     'outpost_model_loads_total',
     'Model version changes seen on the event stream, by model and event type.',
   );
+  readonly preprocessed = new Counter(
+    'outpost_preprocess_images_total',
+    'Images and raw frames pre-processed for /predict, by path: native (the image addon) or sharp (the fallback).',
+    () => Object.entries(preprocessedImages()).map(([path, value]) => ({ labels: { path }, value })),
+  );
   readonly inflight: Gauge;
   readonly sseClients: Gauge;
+  readonly batchSize: Histogram;
   private readonly extra: Metric[] = [];
 
-  constructor(inflight: () => { labels: Labels; value: number }[], sse: () => number) {
+  constructor(inflight: () => { labels: Labels; value: number }[], sse: () => number, batches: () => Tally = () => []) {
     this.inflight = new Gauge('outpost_model_inflight_requests', 'Requests a model runs right now.', inflight);
+    this.batchSize = new Histogram(
+      'outpost_model_batch_size',
+      'Rows (first dimension) per run of a model with dynamic_batching, by model: _count is runs, _sum rows; size 1 is a request that ran alone.',
+      BATCH_BUCKETS,
+      batches,
+    );
     this.sseClients = new Gauge('outpost_api_event_clients', 'Clients connected to /v1/events.', () => [
       { labels: {}, value: sse() },
     ]);
@@ -194,8 +225,10 @@ export class ApiMetrics {
       this.modelErrors,
       this.rejected,
       this.loads,
+      this.preprocessed,
       this.inflight,
       this.sseClients,
+      this.batchSize,
       ...this.extra,
     ];
     return all.map((m) => m.render()).join('\n') + '\n';

@@ -43,6 +43,7 @@ export function servingRuntime(
       inputs: m.inputs,
       outputs: m.outputs,
       serving: m.serving,
+      ...(m.batches ? { batches: m.batches } : {}),
     };
   };
 

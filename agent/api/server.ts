@@ -14,7 +14,7 @@ import { createLane, laneSupported, type Lane } from './lane/server.js';
 import type { LaneAnswer } from './lane/answer.js';
 import { runInfer } from './routes/infer.js';
 import { BufferPool } from './body.js';
-import { ApiMetrics } from './metrics.js';
+import { ApiMetrics, type Tally } from './metrics.js';
 import { ROUTES } from './routes/index.js';
 import { ShmRegistry } from './shm.js';
 import { listenOnSocket } from './socket.js';
@@ -64,6 +64,16 @@ function match(segments: string[]): Match | undefined {
   return undefined;
 }
 
+/** The batch sizes of every served model that batches (ModelDescription.batches), for /metrics. */
+function batchTally(runtime: ApiServerOptions['runtime']): Tally {
+  const out: Tally = [];
+  for (const m of runtime.list()) {
+    const b = m.activeVersion === null ? undefined : runtime.describe(m.id)?.batches;
+    if (b) out.push({ labels: { model: m.id }, seen: b.runs });
+  }
+  return out;
+}
+
 export function createApiServer(opts: ApiServerOptions): ApiServer {
   const limits: ApiLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const headersTimeoutMs = limits.headersTimeoutMs;
@@ -74,6 +84,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   const metrics = new ApiMetrics(
     () => limiter.snapshot().map((s) => ({ labels: { model: s.model }, value: s.inFlight })),
     () => sse.size,
+    () => batchTally(opts.runtime),
   );
   const sse = new SseClients(
     log,

@@ -1,6 +1,6 @@
 import type { Logger } from '../../protocol/log.js';
 import type { Framework, Purpose } from '../../protocol/manifest-types.js';
-import type { Tensor, TensorInfo } from '../runtime/backend.js';
+import type { BatchStats, Tensor, TensorInfo } from '../runtime/backend.js';
 import type { Serving } from '../runtime/model-version.js';
 import type { RawFrame } from '../runtime/preprocess.js';
 import type { ShmLimits } from './shm.js';
@@ -47,6 +47,8 @@ export interface ModelDescription {
   outputs: readonly TensorInfo[];
   /** The layouts /predict uses and how each was chosen, or why it serves raw tensors only. */
   serving?: Serving;
+  /** Present when the version batches waiting requests (dynamic_batching): runs per batch size. */
+  batches?: BatchStats;
 }
 
 export interface PredictOptions {

@@ -47,6 +47,18 @@ export interface LoadedModel {
    */
   health?(): ModelHealth | undefined;
   onHealthChange?(listener: () => void): void;
+  /**
+   * Present when the backend runs this model's waiting requests together (dynamic_batching in
+   * the model JSON; the ONNX backend's batch-queue.ts). A backend that does not batch leaves it
+   * absent, and the runtime then refuses a model JSON that asks for batching.
+   */
+  readonly batches?: BatchStats;
+}
+
+/** What /metrics shows of a batching model: how many runs had each batch size (first dimension). */
+export interface BatchStats {
+  readonly maxBatchSize: number;
+  readonly runs: ReadonlyMap<number, number>;
 }
 
 /**

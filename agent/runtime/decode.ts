@@ -8,7 +8,9 @@ import { readJpegHeader } from './decode-jpeg-header.js';
 import { decodeImage, type Geometry, MAX_IMAGE_PIXELS, type RawFrame } from './preprocess.js';
 
 /**
- * The model's decode mode (`decode` in alwaysai.model.json; docs/runtime.md, "Decode mode").
+ * The model's decode mode (`decode` in alwaysai.model.json; docs/runtime.md, "Decode mode"), on
+ * the sharp path. Where the image addon is built, agent/runtime/prepare.ts decodes natively with
+ * the same rule (decodeShrink) and the same cut, and comes here only for what it leaves to sharp.
  *
  * `auto` decodes a JPEG at libjpeg's reduced scale 1/k (DCT-domain scaling: each 8x8 block is
  * inverse-transformed straight to 8/k x 8/k pixels, so the decode skips most of the IDCT, the

@@ -5,7 +5,7 @@ import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import { MODEL_JSON, parseModelManifest } from '../../protocol/manifest.js';
 import { parseColorsFile } from '../../protocol/colors-file.js';
 import type { ModelManifest, ModelParameters } from '../../protocol/manifest-types.js';
-import type { LoadedModel, ModelHealth, Tensor, TensorInfo } from './backend.js';
+import type { BatchStats, LoadedModel, ModelHealth, Tensor, TensorInfo } from './backend.js';
 import { type ImageInput, resolveImageInput, toModelInput } from './input-layout.js';
 import { prepareInput } from './prepare.js';
 import { type ResolvedLayout, resolveOutputLayout } from './postprocess/layouts.js';
@@ -79,6 +79,10 @@ export class ModelVersion {
   get outputs(): readonly TensorInfo[] {
     return this.model.outputs;
   }
+  /** How many runs had each batch size, when the model batches (dynamic_batching). */
+  get batches(): BatchStats | undefined {
+    return this.model.batches;
+  }
 
   /** Output names in the order post-processing reads them: output_layer_names when given. */
   get outputOrder(): string[] {
@@ -97,6 +101,14 @@ export class ModelVersion {
     const colors = p.colors_file ? parseColorsFile(await readText(dir, p.colors_file), p.colors_file) : undefined;
     const backend = opts.backend ? await opts.registry.get(opts.backend) : await opts.registry.select(p.framework_type);
     const model = await backend.load({ dir, params: p, ...(opts.version ? { version: opts.version } : {}) });
+    if (p.dynamic_batching && !model.batches) {
+      await model.dispose().catch(() => undefined);
+      throw new OutpostError(
+        'RUNTIME_MODEL_LOAD_FAILED',
+        `${manifest.id}: model_parameters.dynamic_batching is set, but the ${backend.name} backend does not batch (only the onnx backend does); remove dynamic_batching`,
+        { model: manifest.id, backend: backend.name },
+      );
+    }
     log.info({ model: manifest.id, dir, backend: backend.name }, 'model loaded');
     return new ModelVersion(dir, manifest, labels, colors, model, log);
   }

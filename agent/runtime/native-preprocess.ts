@@ -7,7 +7,7 @@ import type { Shrink } from './decode.js';
 /**
  * The native pre-processing addon (addons/image/image.cc, `outpost_image`): decode + resize +
  * blob in one Node-API async call on a libuv pool thread, with OpenCV's imgcodecs and imgproc,
- * so the pixels and the resize are cv2's by construction (docs/performance.md, "Round 6").
+ * so the pixels and the resize are cv2's by construction (docs/performance.md, "Round 6: native pre-processing").
  *
  * This module is its one boundary. Everything the C++ would have to trust is decided here first:
  *   - a JPEG goes native only when its frame header reads (readJpegHeader), it ends with EOI
@@ -22,6 +22,8 @@ import type { Shrink } from './decode.js';
  */
 interface ImageBinding {
   abi: number;
+  /** The OpenCV version it was built against. */
+  opencv: string;
   blob(src: Uint8Array, spec: NativeSpec, out: Float32Array): Promise<{ width: number; height: number }>;
 }
 
@@ -65,12 +67,6 @@ export interface NativeBlob {
 }
 
 let addon: AddonLoad<ImageBinding> | undefined;
-let completed = 0;
-
-/** Blobs this process made natively (a test's evidence of the path a request took). */
-export function nativeBlobsMade(): number {
-  return completed;
-}
 
 /** The binding, or why there is none. `OUTPOST_PREPROCESS=sharp` forces the fallback. */
 export function nativeImage(env: NodeJS.ProcessEnv = process.env): AddonLoad<ImageBinding> {
@@ -182,7 +178,6 @@ export async function nativeBlob(binding: ImageBinding, r: NativeRequest): Promi
   const out = take(3 * w * h);
   try {
     const { width, height } = await slot(() => binding.blob(src, spec, out));
-    completed++;
     return {
       tensor: { dtype: 'float32', shape: [1, 3, h, w], data: out },
       frameWidth: width,

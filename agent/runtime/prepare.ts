@@ -4,6 +4,7 @@ import { OutpostError } from '../../protocol/errors/index.js';
 import type { Tensor } from './backend.js';
 import { decodeForNetwork, decodeShrink, imageGeometry } from './decode.js';
 import { letterboxFromFrame, letterboxGeometry } from './letterbox.js';
+import { findAddon } from './backends/native-loader.js';
 import { encodedPlan, nativeBlob, nativeImage } from './native-preprocess.js';
 import {
   type BlobParams,
@@ -47,15 +48,24 @@ export interface Prepared {
 }
 
 let announced = false;
+const made = { native: 0, sharp: 0 };
+
+/** Blobs this process made on each path (`outpost_preprocess_images_total` on /metrics). */
+export function preprocessedImages(): Readonly<typeof made> {
+  return made;
+}
 
 export async function prepareInput(image: Uint8Array | RawFrame, o: PrepareOptions): Promise<Prepared> {
   const binding = o.native === false ? null : nativeImage();
   if (!announced && binding) {
     announced = true;
-    moduleLogger(o.log ?? silentLogger, 'runtime.prepare').info(
-      binding.ok ? { addon: binding.path } : { reason: binding.reason },
-      binding.ok ? 'pre-processing natively (OpenCV)' : 'pre-processing with sharp and TypeScript',
-    );
+    const log = moduleLogger(o.log ?? silentLogger, 'runtime.prepare');
+    if (binding.ok)
+      log.info({ addon: binding.path, opencv: binding.binding.opencv }, 'pre-processing natively (OpenCV)');
+    // A built addon that does not load (a library missing since the build) is worth a warning.
+    else if (findAddon('outpost_image'))
+      log.warn({ reason: binding.reason }, 'pre-processing with sharp and TypeScript');
+    else log.info({ reason: binding.reason }, 'pre-processing with sharp and TypeScript');
   }
   if (binding?.ok) {
     const geometryOf = o.letterbox ? letterboxGeometry : blobGeometry;
@@ -63,6 +73,7 @@ export async function prepareInput(image: Uint8Array | RawFrame, o: PrepareOptio
       const frame = parseFrame(image);
       const r = await nativeBlob(binding.binding, { source: { frame }, params: o.params, letterbox: o.letterbox });
       const geometry = geometryOf(r.frameWidth, r.frameHeight, o.params);
+      made.native++;
       return { tensor: r.tensor, geometry, path: 'native', release: r.release };
     }
     const plan = encodedPlan(image, o.maxPixels);
@@ -81,6 +92,7 @@ export async function prepareInput(image: Uint8Array | RawFrame, o: PrepareOptio
         });
         const g = geometryOf(r.frameWidth, r.frameHeight, o.params);
         const geometry = shrink === 1 ? g : imageGeometry(g, { shrink, width, height });
+        made.native++;
         return { tensor: r.tensor, geometry, path: 'native', release: r.release };
       } catch (err) {
         // OpenCV refused the image: sharp judges it, with the message a caller gets today.
@@ -105,5 +117,6 @@ async function sharpPath(image: Uint8Array | RawFrame, o: PrepareOptions): Promi
   // Stretch/crop is blobFromImage; letterbox resizes inside the border.
   const blob = o.letterbox ? letterboxFromFrame(frame, o.params) : blobFromFrame(frame, o.params);
   const geometry = decoded ? imageGeometry(blob.geometry, decoded) : blob.geometry;
+  made.sharp++;
   return { tensor: blob.tensor, geometry, path: 'sharp', release: () => undefined };
 }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { OutpostError, toOutpostError } from '../../protocol/errors/index.js';
 import { silentLogger, type Logger, moduleLogger } from '../../protocol/log.js';
 import type { ModelManifest } from '../../protocol/manifest-types.js';
-import type { ModelHealth, Tensor } from './backend.js';
+import type { BatchStats, ModelHealth, Tensor } from './backend.js';
 import { KeptVersions, type KeptVersionsOptions } from './kept-versions.js';
 import { ModelVersion, type InferOutput, type Serving } from './model-version.js';
 import type { PostOptions, PredictResult } from './postprocess/index.js';
@@ -43,6 +43,8 @@ export interface ServedModel {
   serving?: Serving;
   /** Present when the backend can no longer run this version (RUNTIME_WORKER_UNHEALTHY and what to do). */
   health?: ModelHealth;
+  /** Present when the version batches waiting requests (dynamic_batching): runs per batch size. */
+  batches?: BatchStats;
 }
 
 export interface RuntimeEvents {
@@ -213,6 +215,7 @@ export class Runtime {
       inFlight: kept ? 0 : s.refs,
       serving: m.serving,
       ...(m.health ? { health: m.health } : {}),
+      ...(m.batches ? { batches: m.batches } : {}),
     };
   }
 

@@ -24,12 +24,13 @@ export class GraphBuilder {
   private readonly outputs: IValueInfo[] = [];
   private counter = 0;
 
-  input(name: string, dims: number[], elemType: number = T.FLOAT): string {
+  /** A string dimension is symbolic (dim_param), e.g. "N" for a dynamic batch. */
+  input(name: string, dims: (number | string)[], elemType: number = T.FLOAT): string {
     this.inputs.push(valueInfo(name, elemType, dims));
     return name;
   }
 
-  output(name: string, dims: number[], elemType: number = T.FLOAT): void {
+  output(name: string, dims: (number | string)[], elemType: number = T.FLOAT): void {
     this.outputs.push(valueInfo(name, elemType, dims));
   }
 
@@ -90,8 +91,9 @@ export class GraphBuilder {
   }
 }
 
-function valueInfo(name: string, elemType: number, dims: number[]): IValueInfo {
-  return { name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } };
+function valueInfo(name: string, elemType: number, dims: (number | string)[]): IValueInfo {
+  const dim = dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d }));
+  return { name, type: { tensorType: { elemType, shape: { dim } } } };
 }
 
 function attr(name: string, v: AttrValue): IAttr {

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeBlobsMade, nativeImage } from '../../agent/runtime/native-preprocess.js';
+import { nativeImage } from '../../agent/runtime/native-preprocess.js';
 import { FIXTURE_KINDS } from '../fixtures/onnx/models.js';
 import { cameraLikeImage, jpegOf } from '../fixtures/cv2/jpegs.js';
 import { encodePng } from '../fixtures/images.js';
@@ -10,12 +10,19 @@ import { startAgent, type Harness } from './api-harness.js';
 /**
  * /predict over the real socket through the native pre-processing (addons/image): a 1280x720
  * JPEG (1/2 decode), an EXIF-rotated JPEG, a PNG and a raw frame, for every purpose, each
- * counted as made natively, and each answered exactly as the sharp fallback answers the same
- * request (OUTPOST_PREPROCESS=sharp, set for the second pass: the switch is read per request).
+ * counted on the agent's own /metrics as made natively (outpost_preprocess_images_total), and each
+ * answered exactly as the sharp fallback answers the same request (OUTPOST_PREPROCESS=sharp, set
+ * for the second pass: the switch is read per request).
  */
 const addon = nativeImage({});
 let h: Harness;
 const strip = (r: Record<string, unknown>) => ({ ...r, duration: undefined });
+const counts = async () => {
+  const page = await h.client.metrics();
+  const n = (path: string) =>
+    Number(new RegExp(`^outpost_preprocess_images_total\\{path="${path}"\\} (\\d+)$`, 'm').exec(page)?.[1] ?? NaN);
+  return { native: n('native'), sharp: n('sharp') };
+};
 
 describe.skipIf(skipForPackage(addon.ok ? null : addon.reason))('/predict through the native pre-processing', () => {
   beforeAll(async () => {
@@ -43,12 +50,14 @@ describe.skipIf(skipForPackage(addon.ok ? null : addon.reason))('/predict throug
           h.client.predictFrame(id, frame),
         ]);
       delete process.env.OUTPOST_PREPROCESS;
-      const before = nativeBlobsMade();
+      const before = await counts();
       const native = await ask();
-      expect(nativeBlobsMade() - before).toBe(4);
+      const between = await counts();
+      expect([between.native - before.native, between.sharp - before.sharp]).toEqual([4, 0]);
       process.env.OUTPOST_PREPROCESS = 'sharp';
       const fallback = await ask();
-      expect(nativeBlobsMade() - before).toBe(4);
+      const after = await counts();
+      expect([after.native - between.native, after.sharp - between.sharp]).toEqual([0, 4]);
       expect({ kind, answers: native.map(strip) }).toEqual({ kind, answers: fallback.map(strip) });
     }
   });

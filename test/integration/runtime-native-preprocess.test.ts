@@ -18,8 +18,8 @@ import { skipForPackage } from '../helpers/requires.js';
  * and against the sharp fallback, on real files:
  *   - blobs against cv2.imread(path[, IMREAD_REDUCED_COLOR_k]) + cv2.dnn.blobFromImage
  *     (test/fixtures/cv2/decode_reduced.py) for both decode modes: camera-like and textured
- *     JPEGs, odd sizes, 1/2, 1/4, 1/8, EXIF-rotated JPEGs, a grayscale JPEG, RGB, RGBA and gray
- *     PNGs; and raw frames of the same pixels against the PNG's reference;
+ *     JPEGs, odd sizes, 1/2, 1/4, 1/8, EXIF-rotated JPEGs, a grayscale JPEG, RGB, RGBA, gray and
+ *     EXIF-rotated PNGs; and raw frames of the same pixels against the PNG's reference;
  *   - blobs and geometry against the sharp + TypeScript path (the fallback a device without the
  *     addon runs), letterbox included, so a model answers the same on either;
  *   - what the native path leaves to sharp (a truncated file, a header beyond the pixel limit),
@@ -87,6 +87,12 @@ const IMAGES: Img[] = [
     name: 'RGBA PNG',
     make: () => rgbInput(320, 240, 11).ensureAlpha(0.5).png().toBuffer(),
     size: [224, 224],
+    shrink: 1,
+  },
+  {
+    name: 'EXIF 6 PNG',
+    make: () => rgbInput(320, 240, 13).withMetadata({ orientation: 6 }).png().toBuffer(),
+    size: [100, 100],
     shrink: 1,
   },
   { name: 'gray PNG', make: () => rgbInput(300, 200, 12).grayscale().png().toBuffer(), size: [128, 128], shrink: 1 },

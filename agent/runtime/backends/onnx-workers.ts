@@ -3,7 +3,8 @@ import { Worker } from 'node:worker_threads';
 import type * as Ort from 'onnxruntime-node';
 import { OutpostError } from '../../../protocol/errors/index.js';
 import type { Logger } from '../../../protocol/log.js';
-import type { DType, ModelHealth, Tensor, TensorData } from '../backend.js';
+import type { DType, ModelHealth, TensorData } from '../backend.js';
+import type { Feed } from './batch-queue.js';
 import { arrayClassOf, isDType } from '../tensors.js';
 
 /**
@@ -64,7 +65,7 @@ async function handle(m) {
   const names = Object.keys(out);
   let total = 0;
   for (const n of names) total = align(total) + ((out[n].data && out[n].data.byteLength) || 0);
-  const buf = m.out && m.out.byteLength >= total ? m.out : new ArrayBuffer(Math.max(8, total));
+  const buf = m.out && m.out.byteLength >= total ? m.out : new ArrayBuffer(2 ** Math.ceil(Math.log2(Math.max(8, total))));
   const outputs = [];
   let at = 0;
   for (const n of names) {
@@ -168,22 +169,37 @@ type TypedArrayClass = new (buffer: ArrayBuffer, byteOffset: number, length: num
  */
 class Recycler {
   private readonly free: ArrayBuffer[] = [];
+  /**
+   * The smallest kept buffer that holds `bytes`, else a new one rounded up to a power of two:
+   * batches (batch-queue.ts) change the size from run to run, and a buffer of the exact size
+   * would fit no later larger batch, so each would pay for fresh pages.
+   */
   take(bytes: number): ArrayBuffer {
-    const i = this.free.findIndex((b) => b.byteLength >= bytes);
-    if (i >= 0) return this.free.splice(i, 1)[0]!;
-    return new ArrayBuffer(Math.max(8, bytes));
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const n = this.free[i]!.byteLength;
+      if (n >= bytes && (best < 0 || n < this.free[best]!.byteLength)) best = i;
+    }
+    if (best >= 0) return this.free.splice(best, 1)[0]!;
+    return new ArrayBuffer(pow2(bytes));
   }
+  /** Keeps at most 4; a full pool swaps its smallest for a larger one. */
   give(b: ArrayBuffer): void {
-    if (b.byteLength === 0 || this.free.length >= 4) return;
-    this.free.push(b);
+    if (b.byteLength === 0) return;
+    if (this.free.length < 4) return void this.free.push(b);
+    let small = 0;
+    for (let i = 1; i < this.free.length; i++) if (this.free[i]!.byteLength < this.free[small]!.byteLength) small = i;
+    if (this.free[small]!.byteLength < b.byteLength) this.free[small] = b;
   }
 }
+
+const pow2 = (n: number) => Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, n))));
 
 export interface WorkerSession {
   readonly inputMetadata: Metadata;
   readonly outputMetadata: Metadata;
   /** The outputs, and `release` to call once nothing reads them any more (their memory is reused). */
-  run(inputs: Record<string, Tensor>): Promise<{ outputs: Record<string, WorkerOutput>; release?: () => void }>;
+  run(inputs: Record<string, Feed>): Promise<{ outputs: Record<string, WorkerOutput>; release?: () => void }>;
   release(): Promise<void>;
   /** undefined while the session serves (or is being restarted); why not once its slot gave up. */
   health(): ModelHealth | undefined;
@@ -231,7 +247,9 @@ export class OrtWorkers {
     let released = false;
     // Buffers that travel to the worker and back (two runs can be in flight: see onnx.ts).
     const pools = { input: new Recycler(), output: new Recycler() };
-    let lastOutputBytes = 0;
+    // Output bytes per row of the first input, learnt from the last run: the next run's output
+    // buffer is sized by its own rows (a batch's rows vary; batch-queue.ts).
+    let outputPerRow = 0;
     return {
       inputMetadata: meta.inputs,
       outputMetadata: meta.outputs,
@@ -239,21 +257,28 @@ export class OrtWorkers {
         // All inputs in one pooled buffer at 8-byte aligned offsets: one copy, then moved.
         const layout: { name: string; dtype: DType; dims: number[]; offset: number; length: number }[] = [];
         let total = 0;
+        // A batch's input comes in parts, one per request (batch-queue.ts), copied end to end.
         for (const [name, t] of Object.entries(inputs)) {
           total = align(total);
-          layout.push({ name, dtype: t.dtype, dims: t.shape, offset: total, length: t.data.length });
-          total += t.data.byteLength;
+          let length = 0;
+          for (const p of t.parts) length += p.length;
+          layout.push({ name, dtype: t.dtype, dims: t.shape, offset: total, length });
+          for (const p of t.parts) total += p.byteLength;
         }
         const input = pools.input.take(total);
-        for (const [i, t] of Object.values(inputs).entries())
-          new Uint8Array(input, layout[i]!.offset, t.data.byteLength).set(
-            new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
-          );
-        const out = pools.output.take(lastOutputBytes);
+        for (const [i, t] of Object.values(inputs).entries()) {
+          let at = layout[i]!.offset;
+          for (const p of t.parts) {
+            new Uint8Array(input, at, p.byteLength).set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+            at += p.byteLength;
+          }
+        }
+        const rows = Object.values(inputs)[0]?.shape[0] ?? 1;
+        const out = pools.output.take(outputPerRow * rows);
         const transfer = out ? [input, out] : [input];
         const r = (await this.call(slot, { op: 'run', session, feeds: layout, input, out }, transfer)) as RunReply;
         pools.input.give(r.input);
-        lastOutputBytes = r.out.byteLength;
+        outputPerRow = r.outputs.reduce((n, o) => Math.max(n, o.offset + o.bytes), 0) / rows;
         const outputs: Record<string, WorkerOutput> = {};
         for (const o of r.outputs) {
           const View = (isDType(o.type) ? arrayClassOf(o.type) : undefined) as

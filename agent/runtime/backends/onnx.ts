@@ -8,14 +8,17 @@ import { silentLogger, type Logger, moduleLogger } from '../../../protocol/log.j
 import {
   lendOutputs,
   type Availability,
+  type BatchStats,
   type Backend,
   type LoadedModel,
   type ModelHealth,
   type ModelSource,
   type Tensor,
+  type TensorData,
   type TensorInfo,
 } from '../backend.js';
-import { allocate, concreteShape, isDType, validateInputs } from '../tensors.js';
+import { allocate, arrayClassOf, concreteShape, isDType, showShape, validateInputs } from '../tensors.js';
+import { BatchQueue, feedsOfOne, type BatchQueueOptions, type Feed, type Ran } from './batch-queue.js';
 import { ONNX_DEFAULTS, sessionOptionsFor, type OnnxSettings } from './onnx-options.js';
 import { OrtWorkers, type WorkerSession } from './onnx-workers.js';
 import type { PlacementMemo } from './onnx-placement.js';
@@ -113,6 +116,8 @@ export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
       try {
         const inputs = describe(session.inputMetadata, file);
         const outputs = describe(session.outputMetadata, file);
+        const batching = source.params.dynamic_batching;
+        if (batching) checkBatchable(file, inputs, outputs);
         // Placement: a model that computes less than the hop to a worker and back costs (two
         // thread wake-ups and a copy of its inputs: 0.3-1 ms per request measured on a loaded
         // 2-core machine, docs/performance.md) is served faster on the event loop; a heavier one
@@ -144,8 +149,16 @@ export function createOnnxBackend(opts: OnnxBackendOptions = {}): Backend {
         }
         // In a worker, one run computing and one ready in its port, so the worker never waits
         // for the event loop between two runs; on the event loop itself, one at a time.
-        const queue = new RunQueue(`model ${source.params.model_file}`, inWorker ? 2 : 1, settings.maxQueuedPerModel);
-        const model = new OnnxModel(session, queue, inputs, outputs);
+        const what = `model ${source.version ?? source.params.model_file}`;
+        const parallel = inWorker ? 2 : 1;
+        const queue = new RunQueue(what, parallel, settings.maxQueuedPerModel);
+        const model = new OnnxModel(
+          session,
+          queue,
+          inputs,
+          outputs,
+          batching ? { what, parallel, maxQueued: settings.maxQueuedPerModel, policy: batching, log } : undefined,
+        );
         log.debug({ file, trialMicros: Math.round(micros), inWorker, measured }, 'placed');
         log.debug({ file, providers: p.providers, inputs: model.inputs }, 'loaded');
         return model;
@@ -233,6 +246,28 @@ function describe(meta: readonly Ort.InferenceSession.ValueMetadata[], file: str
 }
 
 /**
+ * dynamic_batching needs every input and output to have a dynamic first dimension (the batch):
+ * a model exported with a fixed batch of 1 cannot take two requests in one run. Refused at load,
+ * as Triton refuses a max_batch_size the model cannot honour, rather than ignored: the developer
+ * asked for batching, and a version that silently does not batch would hide it. The activation
+ * gate then keeps the previous version serving and reports this message.
+ */
+function checkBatchable(file: string, inputs: readonly TensorInfo[], outputs: readonly TensorInfo[]): void {
+  for (const [kind, list] of [
+    ['input', inputs],
+    ['output', outputs],
+  ] as const) {
+    const fixed = list.find((t) => t.shape.length === 0 || t.shape[0] !== null);
+    if (fixed)
+      throw new OutpostError(
+        'RUNTIME_MODEL_LOAD_FAILED',
+        `${file}: model_parameters.dynamic_batching is set, but ${kind} "${fixed.name}" has shape ${showShape(fixed.shape)}, whose first dimension is not dynamic; export the model with a dynamic batch axis (-1 or a symbolic name such as "N") on every input and output, or remove dynamic_batching`,
+        { file, [kind]: fixed.name, shape: fixed.shape },
+      );
+  }
+}
+
+/**
  * The least time of three runs on zeros (dynamic dimensions 1), in microseconds: the least, not
  * the median, because other processes on the device only ever make a run slower. Each run counts
  * the lesser of its wall time and the CPU time this process spent meanwhile: on a busy device the
@@ -250,7 +285,7 @@ async function trialMicros(session: Session, inputs: readonly TensorInfo[]): Pro
     for (let k = 0; k < 3; k++) {
       const t = process.hrtime.bigint();
       const cpu = process.cpuUsage();
-      await session.run(feeds);
+      await session.run(feedsOfOne(feeds));
       const used = process.cpuUsage(cpu);
       best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e3, used.user + used.system);
     }
@@ -289,7 +324,8 @@ function inThread(ort: OrtModule, session: Ort.InferenceSession): Session {
     outputMetadata: session.outputMetadata,
     async run(inputs) {
       const feeds: Record<string, Ort.Tensor> = {};
-      for (const [name, t] of Object.entries(inputs)) feeds[name] = new ort.Tensor(t.dtype, t.data as never, t.shape);
+      for (const [name, t] of Object.entries(inputs))
+        feeds[name] = new ort.Tensor(t.dtype, joined(t) as never, t.shape);
       const out = await session.run(feeds);
       return {
         outputs: Object.fromEntries(
@@ -301,16 +337,39 @@ function inThread(ort: OrtModule, session: Ort.InferenceSession): Session {
   };
 }
 
+/** One input's data in one array: a batch's parts are joined (a worker copies them itself). */
+function joined(f: Feed): TensorData {
+  if (f.parts.length === 1) return f.parts[0]!;
+  let n = 0;
+  for (const p of f.parts) n += p.length;
+  const out = new (arrayClassOf(f.dtype))(n);
+  let at = 0;
+  for (const p of f.parts) {
+    (out as Float32Array).set(p as Float32Array, at);
+    at += p.length;
+  }
+  return out;
+}
+
 class OnnxModel implements LoadedModel {
   readonly backend = 'onnx';
   private released = false;
+  /** Present when the model batches (dynamic_batching); then `queue` is not used. */
+  private readonly batcher: BatchQueue | undefined;
 
   constructor(
     private readonly session: Session,
     private readonly queue: RunQueue,
     readonly inputs: readonly TensorInfo[],
     readonly outputs: readonly TensorInfo[],
-  ) {}
+    batching?: Omit<BatchQueueOptions, 'exec'>,
+  ) {
+    this.batcher = batching ? new BatchQueue({ ...batching, exec: (feeds) => this.execute(feeds) }) : undefined;
+  }
+
+  get batches(): BatchStats | undefined {
+    return this.batcher?.stats;
+  }
 
   async run(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>> {
     if (this.released)
@@ -319,28 +378,36 @@ class OnnxModel implements LoadedModel {
         'this model version was unloaded; retry to reach the active version',
       );
     validateInputs(this.inputs, inputs);
-    const { outputs: out, release } = await this.queue.run(async () => {
-      try {
-        return await this.session.run(inputs);
-      } catch (err) {
-        // The worker's own codes (RUNTIME_WORKER_EXITED, RUNTIME_WORKER_UNHEALTHY) pass through.
-        if (err instanceof OutpostError) throw err;
-        throw new OutpostError(
-          'RUNTIME_INFERENCE_FAILED',
-          `onnxruntime failed to run the model: ${(err as Error).message}`,
-        );
-      }
-    });
+    const { outputs, release } = this.batcher
+      ? await this.batcher.run(inputs)
+      : await this.queue.run(() => this.execute(feedsOfOne(inputs)));
+    return release ? lendOutputs(outputs, release) : outputs;
+  }
+
+  private async execute(feeds: Record<string, Feed>): Promise<Ran> {
+    let ran: Awaited<ReturnType<Session['run']>>;
+    try {
+      ran = await this.session.run(feeds);
+    } catch (err) {
+      // The worker's own codes (RUNTIME_WORKER_EXITED, RUNTIME_WORKER_UNHEALTHY) pass through.
+      if (err instanceof OutpostError) throw err;
+      throw new OutpostError(
+        'RUNTIME_INFERENCE_FAILED',
+        `onnxruntime failed to run the model: ${(err as Error).message}`,
+      );
+    }
     const result: Record<string, Tensor> = {};
-    for (const [name, t] of Object.entries(out)) {
-      if (!isDType(t.type))
+    for (const [name, t] of Object.entries(ran.outputs)) {
+      if (!isDType(t.type)) {
+        ran.release?.();
         throw new OutpostError(
           'RUNTIME_OUTPUT_UNEXPECTED',
           `output "${name}" has dtype ${t.type}, which Outpost does not carry`,
         );
+      }
       result[name] = { dtype: t.type, shape: [...t.dims], data: t.data as Tensor['data'] };
     }
-    return release ? lendOutputs(result, release) : result;
+    return { outputs: result, ...(ran.release ? { release: ran.release } : {}) };
   }
 
   health(): ModelHealth | undefined {

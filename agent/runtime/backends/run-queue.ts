@@ -23,18 +23,8 @@ export class RunQueue {
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.running >= this.parallel) {
-      if (this.waiting.length >= this.maxQueued) {
-        throw new OutpostError(
-          'RUNTIME_QUEUE_FULL',
-          `${this.what} already has ${this.running} runs in progress and ${this.waiting.length} waiting (onnx.maxQueuedPerModel is ${this.maxQueued}); retry after ${this.retryAfterSeconds} s`,
-          {
-            running: this.running,
-            queued: this.waiting.length,
-            limit: this.maxQueued,
-            retryAfterSeconds: this.retryAfterSeconds,
-          },
-        );
-      }
+      if (this.waiting.length >= this.maxQueued)
+        throw queueFull(this.what, this.running, this.waiting.length, this.maxQueued, this.retryAfterSeconds);
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     } else this.running++;
     try {
@@ -50,4 +40,19 @@ export class RunQueue {
   get depth(): { running: number; queued: number } {
     return { running: this.running, queued: this.waiting.length };
   }
+}
+
+/** The refusal of a full queue; the batching queue (batch-queue.ts) answers with the same. */
+export function queueFull(
+  what: string,
+  running: number,
+  queued: number,
+  limit: number,
+  retryAfterSeconds: number,
+): OutpostError {
+  return new OutpostError(
+    'RUNTIME_QUEUE_FULL',
+    `${what} already has ${running} runs in progress and ${queued} waiting (onnx.maxQueuedPerModel is ${limit}); retry after ${retryAfterSeconds} s`,
+    { running, queued, limit, retryAfterSeconds },
+  );
 }
