@@ -172,6 +172,32 @@ describe.each([
     expect(Math.max(...sizes)).toBe(8);
   });
 
+  it('batches /predict too: the same results as the unbatched model of the same weights', async () => {
+    const rt = start(onnx);
+    const params = { size: [128, 128], purpose: 'SemanticSegmentation' };
+    const plain = await folder('seg-1', 'acme/seg-plain', toOnnx(convNet(), 1), params);
+    const batched = await folder('seg-n', 'acme/seg', toOnnx(convNet(), 'N'), { ...params, dynamic_batching: POLICY });
+    await rt.activate('acme/seg-plain', 1, plain);
+    await rt.activate('acme/seg', 1, batched);
+    const frames = Array.from({ length: 6 }, (_, k) => ({
+      width: 160,
+      height: 120,
+      channels: 3 as const,
+      format: 'bgr' as const,
+      data: Uint8Array.from({ length: 160 * 120 * 3 }, (_, i) => (i * (k + 3)) % 251),
+    }));
+    const before = new Map(rt.get('acme/seg')!.batches!.runs);
+    const got = await Promise.all(frames.map((f) => rt.predict('acme/seg', f)));
+    const want = await Promise.all(frames.map((f) => rt.predict('acme/seg-plain', f)));
+    for (const [k, g] of got.entries()) {
+      const { duration: _d, model: _m, ...result } = g;
+      const { duration: _d2, model: _m2, ...expected } = want[k]!;
+      expect((result as { class_map?: number[][] }).class_map).toHaveLength(120);
+      expect(result).toEqual(expected);
+    }
+    expect(Math.max(...runSizes(rt.get('acme/seg')!.batches!.runs, before))).toBeGreaterThan(1);
+  });
+
   it('gives a Gemm (fully connected) model the same bytes batched as alone', async () => {
     const rt = start(onnx);
     const dir = await folder('gemm', 'acme/gemm', gemm(), { size: [1, 1], dynamic_batching: POLICY });
