@@ -26,38 +26,76 @@ export const EXTERNAL = ['onnxruntime-node', 'sharp', 'unix-dgram'];
 /** ws's optional native speed-ups: absent on a device, and ws handles that itself. */
 const OPTIONAL = ['bufferutil', 'utf-8-validate'];
 
-// CommonJS dependencies inside an ES module call require() for node's built-ins; an ES module has
-// no `require`, so each output file gets one of its own.
-const BANNER =
-  "import { createRequire as __outpostRequire } from 'node:module';\nconst require = __outpostRequire(import.meta.url);";
+// The CommonJS stage's files learn their own URL from __filename (what import.meta.url was).
+const CJS_BANNER = '"use strict";var __outpostUrl=require("node:url").pathToFileURL(__filename).href;';
+
+/** Options both stages share. */
+const COMMON = {
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  legalComments: 'none',
+  // Whitespace and syntax only: identifiers keep their names, so a stack trace still names
+  // the functions. The sources are held in memory as strings; this makes them a third smaller.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  logLevel: 'warning',
+};
 
 export async function bundleAgent(outDir = BUNDLE_DIR) {
   const tmp = `${outDir}.${process.pid}.tmp`;
+  const esm = `${outDir}.${process.pid}.esm`;
   fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(esm, { recursive: true, force: true });
+  // Stage 1: one ES module graph split at every import() (esbuild splits ES modules only).
   const result = await build({
+    ...COMMON,
     entryPoints: { bin: path.join(ROOT, 'agent', 'cli', 'bin.ts') },
     bundle: true,
     splitting: true,
     format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    outdir: tmp,
+    outdir: esm,
     chunkNames: 'chunks/[name]-[hash]',
     external: [...EXTERNAL, ...OPTIONAL],
-    banner: { js: BANNER },
-    sourcemap: 'linked',
-    legalComments: 'none',
-    // Whitespace and syntax only: identifiers keep their names, so a stack trace still names
-    // the functions. The sources are held in memory as strings; this makes them a third smaller.
-    minifyWhitespace: true,
-    minifySyntax: true,
     metafile: true,
-    logLevel: 'warning',
   });
+  // Stage 2: each file to CommonJS, import() to a lazy require(): node 20 has a code cache for
+  // CommonJS only (agent/system/compile-cache.ts), and a require() costs less than an ES module's
+  // resolve-load-link. The source maps of stage 1 are read in, so the maps still point at the
+  // TypeScript sources.
+  const files = Object.keys(result.metafile.outputs).filter((f) => f.endsWith('.js'));
+  await build({
+    ...COMMON,
+    entryPoints: files,
+    outbase: esm,
+    outdir: tmp,
+    bundle: false,
+    format: 'cjs',
+    supported: { 'dynamic-import': false },
+    define: { 'import.meta.url': '__outpostUrl' },
+    banner: { js: CJS_BANNER },
+  });
+  fs.rmSync(esm, { recursive: true, force: true });
+  checkCommonJs(tmp);
+  // The package's own package.json says "type": "module"; this folder is CommonJS.
+  fs.writeFileSync(path.join(tmp, 'package.json'), '{ "type": "commonjs" }\n');
   fs.writeFileSync(path.join(tmp, 'THIRD-PARTY-NOTICES.txt'), notices(result.metafile));
   fs.writeFileSync(path.join(tmp, 'meta.json'), JSON.stringify(packagesOf(result.metafile), null, 2) + '\n');
   swapIn(tmp, outDir);
   return result.metafile;
+}
+
+/**
+ * Fails the build when an output file kept an import() or import.meta: inside a CommonJS file
+ * compiled through vm.Script (the compile cache) they would fail at run time.
+ */
+function checkCommonJs(dir) {
+  for (const f of fs.readdirSync(dir, { recursive: true })) {
+    if (!f.endsWith('.js')) continue;
+    const src = fs.readFileSync(path.join(dir, f), 'utf8');
+    const m = /\bimport\s*\(|\bimport\.meta\b/.exec(src);
+    if (m) throw new Error(`agent/bundle.mjs: ${f} still has "${m[0]}" after the CommonJS stage`);
+  }
 }
 
 /**

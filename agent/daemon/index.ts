@@ -13,6 +13,7 @@ import { createNotifier, type Notifier } from '../system/sd-notify.js';
 import { startWatchdog } from '../system/watchdog.js';
 import { packageInfo } from '../system/package-root.js';
 import { releaseYoungGeneration } from '../system/startup-heap.js';
+import { compileCacheStats, flushCompileCache } from '../system/compile-cache.js';
 import type { MqttSession } from '../sync/mqtt-session.js';
 import type { Reconciler } from '../sync/reconciler.js';
 import { compatibilityCheck } from '../sync/compatibility.js';
@@ -133,11 +134,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   // Where start-up time went, in ms since the process started, and the CPU time it took (a busy
   // device stretches the first, not the second): docs/runtime.md, "Start-up".
   const cpu = process.cpuUsage();
+  const cache = compileCacheStats();
   const startup = {
     storeMs: Math.round(storeOpened),
     modelsMs: Math.round(modelsServed - storeOpened),
     listenMs: Math.round(uptimeMs() - modelsServed),
     cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+    // V8's code cache of the bundle (agent/system/compile-cache.ts): files compiled from it, and
+    // without it (the first start after an install or upgrade).
+    compileCache: cache.dir ? { hits: cache.hits, misses: cache.misses } : { off: cache.reason },
   };
   log.info({ socket: config.socket, models: runtime.list().length, startup }, 'local API listening');
 
@@ -211,6 +216,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   telemetry.start();
   // Start-up is over: requests may grow the young generation again (agent/cli/bin.ts held it).
   releaseYoungGeneration();
+  // After READY and the sync side's start: the code cache for what compiled without it, so the
+  // next start reads it (what compiles later, with the first install, is written at the stop).
+  writeCompileCache(log);
 
   let stopping: Promise<void> | null = null;
   const daemon: Daemon = {
@@ -258,6 +266,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         await session.stop();
         await runtime.close();
         await placement.flush();
+        writeCompileCache(log);
         watchdog.stop();
         notifier.close();
         log.info('stopped');
@@ -266,6 +275,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     },
   };
   return daemon;
+}
+
+function writeCompileCache(log: Logger): void {
+  const r = flushCompileCache();
+  if (r.error) log.warn({ written: r.written }, `the compile cache was not written: ${r.error}`);
+  else if (r.written > 0) log.debug({ written: r.written, dir: compileCacheStats().dir }, 'compile cache written');
 }
 
 /** ms since the process started; not performance.now(), whose first use loads perf_hooks (~1.5 ms). */

@@ -170,7 +170,10 @@ export function lazyModuleEntry(
         mod = (await (typeof module === 'string' ? import(module) : module())) as Record<string, unknown>;
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        if (e.code === 'ERR_MODULE_NOT_FOUND') throw new Error(`the ${name} backend is not part of this build`);
+        // ERR_MODULE_NOT_FOUND from an ES module's import(), MODULE_NOT_FOUND from the device
+        // bundle, where import() became require() (agent/bundle.mjs).
+        if (e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND')
+          throw new Error(`the ${name} backend is not part of this build`);
         throw new Error(`the ${name} backend module failed to load: ${e.message}`);
       }
       const factory =

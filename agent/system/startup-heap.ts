@@ -17,10 +17,33 @@ import { setFlagsFromString } from 'node:v8';
  */
 const DEFAULT_GROWTH_FACTOR = 2;
 
+let held = false;
+
 export function holdYoungGeneration(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
+  held = true;
 }
 
 export function releaseYoungGeneration(): void {
   setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR}`);
+  held = false;
+}
+
+export function isYoungGenerationHeld(): boolean {
+  return held;
+}
+
+/**
+ * Runs `fn` with the flag as it is during start-up. V8's code cache records a hash of its flags
+ * and rejects bytes made under other values, so the entries of files compiled during start-up
+ * are made under the same value (agent/system/compile-cache.ts).
+ */
+export function withYoungGenerationHeld<T>(fn: () => T): T {
+  if (held) return fn();
+  holdYoungGeneration();
+  try {
+    return fn();
+  } finally {
+    releaseYoungGeneration();
+  }
 }

@@ -69,6 +69,7 @@ describe.skipIf(skip)('systemd units', () => {
       'Restart=on-failure',
       'RuntimeDirectory=outpost',
       'StateDirectory=outpost',
+      'CacheDirectory=outpost',
       'User=outpost',
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
