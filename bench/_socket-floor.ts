@@ -13,7 +13,7 @@
  * - garbage-collection pauses of both processes on the wall clock, to count the slow requests
  *   that a pause fell into.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { connect, createServer, Socket, type Server } from 'node:net';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 
@@ -87,13 +87,33 @@ export function floorPayload(n: number): Buffer {
   return b;
 }
 
-/** The run-queue wait (ms) so far of a process's main thread, or NaN where /proc has no schedstat. */
+const schedstatFds = new Map<number, number>();
+const schedstatBuf = Buffer.alloc(128);
+
+/**
+ * The run-queue wait (ms) so far of a process's main thread, or NaN where /proc has no schedstat.
+ * Read with pread into one small buffer from an fd kept open: readFileSync allocated a 64 KiB
+ * buffer per call, and 28 of them per interleaved round were enough external memory to start a
+ * mark-compact in the bench's own process every 100-200 ms.
+ */
 export function runQueueMs(pid: number): number {
   try {
-    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'latin1').split(' ')[1]) / 1e6;
+    let fd = schedstatFds.get(pid);
+    if (fd === undefined) {
+      fd = openSync(`/proc/${pid}/task/${pid}/schedstat`, 'r');
+      schedstatFds.set(pid, fd);
+    }
+    const n = readSync(fd, schedstatBuf, 0, schedstatBuf.length, 0);
+    return Number(schedstatBuf.toString('latin1', 0, n).split(' ')[1]) / 1e6;
   } catch {
     return Number.NaN;
   }
+}
+
+/** Closes the fds runQueueMs keeps open. */
+export function closeRunQueueFds(): void {
+  for (const fd of schedstatFds.values()) closeSync(fd);
+  schedstatFds.clear();
 }
 
 /**
@@ -113,7 +133,15 @@ export function recordGcPauses(): { pauses(): [number, number][]; stop(): void }
   return { pauses: () => pauses.slice(), stop: () => observer.disconnect() };
 }
 
-/** How many of `spans` ([start, end] wall-clock ms) overlap one of `pauses`. */
-export function overlapping(spans: [number, number][], pauses: [number, number][]): number {
-  return spans.filter(([s, e]) => pauses.some(([ps, pe]) => ps < e && pe > s)).length;
+/** How many of `spans` ([start, end] wall-clock ms) overlap one of `pauses`, and the pause time inside them. */
+export function overlapping(spans: [number, number][], pauses: [number, number][]): { count: number; ms: number } {
+  let count = 0;
+  let ms = 0;
+  for (const [s, e] of spans) {
+    let inside = 0;
+    for (const [ps, pe] of pauses) if (ps < e && pe > s) inside += Math.min(e, pe) - Math.max(s, ps);
+    if (inside > 0) count++;
+    ms += inside;
+  }
+  return { count, ms };
 }

@@ -43,6 +43,7 @@ import { performance } from 'node:perf_hooks';
 import {
   floorClient,
   floorPayload,
+  closeRunQueueFds,
   overlapping,
   recordGcPauses,
   runQueueMs,
@@ -360,6 +361,7 @@ export async function run(): Promise<BenchRow[]> {
     floor.close();
     closeSync(shmFd);
     clientGc.stop();
+    closeRunQueueFds();
     const gcs = { client: clientGc.pauses(), agent: await agentGcPauses(agent.child) };
     const base = lat.local;
     const bin = lat.binary;
@@ -377,8 +379,12 @@ export async function run(): Promise<BenchRow[]> {
     });
     const waits = (w: Waits, d: number) =>
       `${w.ms.toFixed(d)} ms: client ${w.clientWaitMs.toFixed(d)} + agent ${w.agentWaitMs.toFixed(d)} waiting`;
+    const gcNote = (l: Latency, side: 'client' | 'agent') => {
+      const o = overlapping(l.slowestSpans, gcs[side]);
+      return `${o.count} (${o.ms.toFixed(1)} ms of pause)`;
+    };
     const waitNote = (l: Latency) =>
-      `slowest 1% (${l.slowestSpans.length}): ${waits(l.slowest, 2)} in the run queue, ${overlapping(l.slowestSpans, gcs.client)} with a GC pause in the client, ${overlapping(l.slowestSpans, gcs.agent)} in the agent; median 20% ${waits(l.middle, 3)}`;
+      `slowest 1% (${l.slowestSpans.length}): ${waits(l.slowest, 2)} in the run queue; met a GC pause in the client ${gcNote(l, 'client')}, in the agent ${gcNote(l, 'agent')}; median 20% ${waits(l.middle, 3)}`;
     const latencyRows: BenchRow[] = [
       row('socket infer, binary tensors', 'p50 ms', bin.p50, base.p50, 'ratio = slower by'),
       row('socket infer, binary tensors', 'p99 ms', bin.p99, base.p99),

@@ -184,7 +184,7 @@ export class ShmRegistry {
 
   /** Writes `bytes` at `ref` (bytes.byteLength <= ref.byteSize was checked by the caller). */
   write(ref: ShmRef, bytes: Uint8Array, what: string): void {
-    const at = this.check({ ...ref, byteSize: bytes.byteLength }, what);
+    const at = this.check({ region: ref.region, offset: ref.offset, byteSize: bytes.byteLength }, what);
     const r = this.regions.get(ref.region)!;
     if (!r.writable)
       throw new OutpostError(

@@ -1,8 +1,8 @@
 import { OutpostError } from '../../../protocol/errors/index.js';
 import type { Logger } from '../../../protocol/log.js';
 import type { DynamicBatching } from '../../../protocol/manifest-batching.js';
-import type { BatchStats, DType, Tensor, TensorData } from '../backend.js';
-import { elementCount } from '../tensors.js';
+import type { BatchStats, DType, Tensor, TensorData, TensorInfo } from '../backend.js';
+import { arrayClassOf, elementCount, showShape } from '../tensors.js';
 import { queueFull } from './run-queue.js';
 
 /**
@@ -247,4 +247,40 @@ function split(ran: Ran, sizes: readonly number[]): Ran[] | undefined {
     };
     return { outputs, release };
   });
+}
+
+/**
+ * dynamic_batching needs every input and output to have a dynamic first dimension (the batch):
+ * a model exported with a fixed batch of 1 cannot take two requests in one run. Refused at load,
+ * as Triton refuses a max_batch_size the model cannot honour, rather than ignored: the developer
+ * asked for batching, and a version that silently does not batch would hide it. The activation
+ * gate then keeps the previous version serving and reports this message.
+ */
+export function checkBatchable(file: string, inputs: readonly TensorInfo[], outputs: readonly TensorInfo[]): void {
+  for (const [kind, list] of [
+    ['input', inputs],
+    ['output', outputs],
+  ] as const) {
+    const fixed = list.find((t) => t.shape.length === 0 || t.shape[0] !== null);
+    if (fixed)
+      throw new OutpostError(
+        'RUNTIME_MODEL_LOAD_FAILED',
+        `${file}: model_parameters.dynamic_batching is set, but ${kind} "${fixed.name}" has shape ${showShape(fixed.shape)}, whose first dimension is not dynamic; export the model with a dynamic batch axis (-1 or a symbolic name such as "N") on every input and output, or remove dynamic_batching`,
+        { file, [kind]: fixed.name, shape: fixed.shape },
+      );
+  }
+}
+
+/** One input's data in one array (an engine on this thread needs that); a worker copies the parts itself. */
+export function joinParts(f: Feed): TensorData {
+  if (f.parts.length === 1) return f.parts[0]!;
+  let n = 0;
+  for (const p of f.parts) n += p.length;
+  const out = new (arrayClassOf(f.dtype))(n);
+  let at = 0;
+  for (const p of f.parts) {
+    (out as Float32Array).set(p as Float32Array, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -14,11 +14,18 @@ import {
   type ModelHealth,
   type ModelSource,
   type Tensor,
-  type TensorData,
   type TensorInfo,
 } from '../backend.js';
-import { allocate, arrayClassOf, concreteShape, isDType, showShape, validateInputs } from '../tensors.js';
-import { BatchQueue, feedsOfOne, type BatchQueueOptions, type Feed, type Ran } from './batch-queue.js';
+import { allocate, concreteShape, isDType, validateInputs } from '../tensors.js';
+import {
+  BatchQueue,
+  checkBatchable,
+  feedsOfOne,
+  joinParts,
+  type BatchQueueOptions,
+  type Feed,
+  type Ran,
+} from './batch-queue.js';
 import { ONNX_DEFAULTS, sessionOptionsFor, type OnnxSettings } from './onnx-options.js';
 import { OrtWorkers, type WorkerSession } from './onnx-workers.js';
 import type { PlacementMemo } from './onnx-placement.js';
@@ -246,28 +253,6 @@ function describe(meta: readonly Ort.InferenceSession.ValueMetadata[], file: str
 }
 
 /**
- * dynamic_batching needs every input and output to have a dynamic first dimension (the batch):
- * a model exported with a fixed batch of 1 cannot take two requests in one run. Refused at load,
- * as Triton refuses a max_batch_size the model cannot honour, rather than ignored: the developer
- * asked for batching, and a version that silently does not batch would hide it. The activation
- * gate then keeps the previous version serving and reports this message.
- */
-function checkBatchable(file: string, inputs: readonly TensorInfo[], outputs: readonly TensorInfo[]): void {
-  for (const [kind, list] of [
-    ['input', inputs],
-    ['output', outputs],
-  ] as const) {
-    const fixed = list.find((t) => t.shape.length === 0 || t.shape[0] !== null);
-    if (fixed)
-      throw new OutpostError(
-        'RUNTIME_MODEL_LOAD_FAILED',
-        `${file}: model_parameters.dynamic_batching is set, but ${kind} "${fixed.name}" has shape ${showShape(fixed.shape)}, whose first dimension is not dynamic; export the model with a dynamic batch axis (-1 or a symbolic name such as "N") on every input and output, or remove dynamic_batching`,
-        { file, [kind]: fixed.name, shape: fixed.shape },
-      );
-  }
-}
-
-/**
  * The least time of three runs on zeros (dynamic dimensions 1), in microseconds: the least, not
  * the median, because other processes on the device only ever make a run slower. Each run counts
  * the lesser of its wall time and the CPU time this process spent meanwhile: on a busy device the
@@ -325,7 +310,7 @@ function inThread(ort: OrtModule, session: Ort.InferenceSession): Session {
     async run(inputs) {
       const feeds: Record<string, Ort.Tensor> = {};
       for (const [name, t] of Object.entries(inputs))
-        feeds[name] = new ort.Tensor(t.dtype, joined(t) as never, t.shape);
+        feeds[name] = new ort.Tensor(t.dtype, joinParts(t) as never, t.shape);
       const out = await session.run(feeds);
       return {
         outputs: Object.fromEntries(
@@ -335,20 +320,6 @@ function inThread(ort: OrtModule, session: Ort.InferenceSession): Session {
     },
     release: () => session.release(),
   };
-}
-
-/** One input's data in one array: a batch's parts are joined (a worker copies them itself). */
-function joined(f: Feed): TensorData {
-  if (f.parts.length === 1) return f.parts[0]!;
-  let n = 0;
-  for (const p of f.parts) n += p.length;
-  const out = new (arrayClassOf(f.dtype))(n);
-  let at = 0;
-  for (const p of f.parts) {
-    (out as Float32Array).set(p as Float32Array, at);
-    at += p.length;
-  }
-  return out;
 }
 
 class OnnxModel implements LoadedModel {
