@@ -106,7 +106,8 @@ describe('onnx placement memo', () => {
     expect(placed).toMatchObject({ measured: true, inWorker: false });
     expect(placed.trialMicros).toBeLessThan(THRESHOLD);
     await busy.flush();
-    expect((await entries(file))[key]).toBe(placed.trialMicros);
+    // The 'placed' log line rounds to whole microseconds; the memo keeps the measured value.
+    expect(Math.round((await entries(file))[key])).toBe(placed.trialMicros);
   });
 
   it('leaves the memo alone for a folder outside the models folder', async () => {
