@@ -6,6 +6,8 @@ import type { Logger } from '../../../protocol/log.js';
 import type { DType, ModelHealth, TensorData } from '../backend.js';
 import type { Feed } from './batch-queue.js';
 import { arrayClassOf, isDType } from '../tensors.js';
+import { WORKER_SOURCE } from './onnx-worker-source.js';
+import { Recycler } from './buffer-recycler.js';
 
 /**
  * onnxruntime sessions in worker threads, so that inference and the agent's HTTP work overlap.
@@ -20,9 +22,8 @@ import { arrayClassOf, isDType } from '../tensors.js';
  * transferred (not cloned) to the worker; each output's ArrayBuffer is transferred back. A
  * transfer moves the memory, it does not copy it.
  *
- * The worker's code is a plain CommonJS string run with `eval: true`: a worker entry file would
- * be a `.ts` file under tsx and vitest (which neither can start as a worker entry on Node 20) and a
- * `.js` file in dist/. It only creates sessions and runs them; every check stays on this side.
+ * The worker's code is in onnx-worker-source.ts. It only creates sessions and runs them; every
+ * check stays on this side.
  *
  * Lifecycle: a worker starts with the first session placed on it and stops when its last session
  * is released, so a runtime that is closed leaves no thread behind. A worker is referenced (keeps
@@ -37,61 +38,6 @@ import { arrayClassOf, isDType } from '../tensors.js';
  * and calls fail with that code until the model is loaded again. Why bounded: a model that kills
  * its thread on every run would otherwise restart forever and burn the device's cores on loads.
  */
-const WORKER_SOURCE = `
-'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const ort = require(workerData.ort);
-const ARRAYS = { float32: Float32Array, float16: Uint16Array, uint8: Uint8Array, bool: Uint8Array, int8: Int8Array, int32: Int32Array, int64: BigInt64Array };
-const sessions = new Map();
-const align = (n) => (n + 7) & ~7;
-async function handle(m) {
-  if (m.op === 'load') {
-    const s = await ort.InferenceSession.create(m.bytes, m.options);
-    sessions.set(m.session, s);
-    return [{ inputs: s.inputMetadata, outputs: s.outputMetadata }, []];
-  }
-  const s = sessions.get(m.session);
-  if (!s) throw new Error('no session ' + m.session + ' in this worker');
-  if (m.op === 'release') {
-    sessions.delete(m.session);
-    await s.release();
-    return [null, []];
-  }
-  const feeds = {};
-  for (const f of m.feeds) feeds[f.name] = new ort.Tensor(f.dtype, new ARRAYS[f.dtype](m.input, f.offset, f.length), f.dims);
-  const out = await s.run(feeds);
-  // Copied into the caller's buffer (memory already touched) and moved back: transferring
-  // onnxruntime's own output memory costs a full copy into fresh pages (docs/performance.md).
-  const names = Object.keys(out);
-  let total = 0;
-  for (const n of names) total = align(total) + ((out[n].data && out[n].data.byteLength) || 0);
-  const buf = m.out && m.out.byteLength >= total ? m.out : new ArrayBuffer(2 ** Math.ceil(Math.log2(Math.max(8, total))));
-  const outputs = [];
-  let at = 0;
-  for (const n of names) {
-    const t = out[n];
-    const d = t.data && t.data.byteLength !== undefined ? t.data : undefined;
-    at = align(at);
-    if (d) new Uint8Array(buf, at, d.byteLength).set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-    outputs.push({ name: n, type: t.type, dims: t.dims, offset: at, bytes: d ? d.byteLength : 0 });
-    at += d ? d.byteLength : 0;
-  }
-  const transfer = [buf, m.input];
-  if (m.out && m.out !== buf) transfer.push(m.out);
-  return [{ outputs, out: buf, input: m.input }, transfer];
-}
-let exitOnRun;
-parentPort.on('message', (m) => {
-  // The test hook of exitOnNextRun(): the thread ends itself, as a crash in a run would.
-  if (m.op === 'exit-on-run') return void (exitOnRun = m.code);
-  if (m.op === 'run' && exitOnRun !== undefined) process.exit(exitOnRun);
-  handle(m).then(
-    ([value, transfer]) => parentPort.postMessage({ id: m.id, ok: true, value }, transfer),
-    (err) => parentPort.postMessage({ id: m.id, ok: false, message: String((err && err.message) || err)}),
-  );
-});
-`;
-
 type Metadata = readonly Ort.InferenceSession.ValueMetadata[];
 
 interface Pending {
@@ -161,39 +107,6 @@ interface RunReply {
 const align = (n: number) => (n + 7) & ~7;
 
 type TypedArrayClass = new (buffer: ArrayBuffer, byteOffset: number, length: number) => TensorData;
-
-/**
- * A few ArrayBuffers kept for reuse. Why: on this kind of machine a fresh 512 KiB buffer costs
- * 130-500 us (zeroing and first-touch page faults) against ~30 us to copy into one already used;
- * fresh buffers are also what drives the GC here (external memory pressure).
- */
-class Recycler {
-  private readonly free: ArrayBuffer[] = [];
-  /**
-   * The smallest kept buffer that holds `bytes`, else a new one rounded up to a power of two:
-   * batches (batch-queue.ts) change the size from run to run, and a buffer of the exact size
-   * would fit no later larger batch, so each would pay for fresh pages.
-   */
-  take(bytes: number): ArrayBuffer {
-    let best = -1;
-    for (let i = 0; i < this.free.length; i++) {
-      const n = this.free[i]!.byteLength;
-      if (n >= bytes && (best < 0 || n < this.free[best]!.byteLength)) best = i;
-    }
-    if (best >= 0) return this.free.splice(best, 1)[0]!;
-    return new ArrayBuffer(pow2(bytes));
-  }
-  /** Keeps at most 4; a full pool swaps its smallest for a larger one. */
-  give(b: ArrayBuffer): void {
-    if (b.byteLength === 0) return;
-    if (this.free.length < 4) return void this.free.push(b);
-    let small = 0;
-    for (let i = 1; i < this.free.length; i++) if (this.free[i]!.byteLength < this.free[small]!.byteLength) small = i;
-    if (this.free[small]!.byteLength < b.byteLength) this.free[small] = b;
-  }
-}
-
-const pow2 = (n: number) => Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, n))));
 
 export interface WorkerSession {
   readonly inputMetadata: Metadata;
