@@ -8,6 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pollUntil } from './_fleet-helpers.js';
+import { statCpuMs } from './_stats.js';
 
 const SHIM = fileURLToPath(new URL('../cloud-broker/cli/outpost.js', import.meta.url));
 /** Clock ticks per second in /proc (USER_HZ, 100 on Linux). */
@@ -22,9 +23,7 @@ export interface ProcStats {
 }
 
 export async function procStats(pid: number): Promise<ProcStats> {
-  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  // Fields 14 and 15 (utime, stime) are at 11 and 12 after the "(comm) " part.
-  const cpuMs = ((Number(stat[11]) + Number(stat[12])) / TICK) * 1000;
+  const cpuMs = statCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8'));
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
   return { cpuMs, rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };

@@ -14,17 +14,11 @@ import { join } from 'node:path';
 import { agentEnv, notifyReceiver, spawnAgent, type AgentProcess } from '../test/helpers/daemon-process.js';
 import { agentDir, installModels } from './agent-startup.js';
 import { ensureBuilt } from './_compiled.js';
+import { procStats } from './_procs.js';
 import type { BenchRow } from './run.js';
 
 const SECONDS = Number(process.env.OUTPOST_BENCH_SECONDS ?? 60);
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux.
-
-async function cpuTicks(pid: number): Promise<number> {
-  // Fields after the ")" of the command name: utime and stime are the 12th and 13th.
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
+const cpuMs = async (pid: number) => (await procStats(pid)).cpuMs;
 
 async function rssBytes(pid: number): Promise<number> {
   const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
@@ -61,7 +55,7 @@ export async function run(): Promise<BenchRow[]> {
     await new Promise((r) => setTimeout(r, 2000));
     const pids = [on.child.pid!, off.child.pid!];
     const t0 = performance.now();
-    const c0 = await Promise.all(pids.map(cpuTicks));
+    const c0 = await Promise.all(pids.map(cpuMs));
     const rss: number[][] = [[], []];
     while (performance.now() - t0 < SECONDS * 1000) {
       await new Promise((r) => setTimeout(r, 1000));
@@ -69,9 +63,9 @@ export async function run(): Promise<BenchRow[]> {
       now.forEach((v, i) => rss[i].push(v));
     }
     const wall = (performance.now() - t0) / 1000;
-    const c1 = await Promise.all(pids.map(cpuTicks));
+    const c1 = await Promise.all(pids.map(cpuMs));
     const idle: Idle[] = pids.map((_, i) => ({
-      cpuPercent: ((c1[i] - c0[i]) / TICKS_PER_SECOND / wall) * 100,
+      cpuPercent: ((c1[i] - c0[i]) / 1000 / wall) * 100,
       rssMean: rss[i].reduce((a, b) => a + b, 0) / rss[i].length,
       rssMax: Math.max(...rss[i]),
     }));

@@ -49,7 +49,7 @@ import {
   runQueueMs,
   startFloorServer,
 } from './_socket-floor.js';
-import { percentile } from './_stats.js';
+import { percentile, statCpuMs } from './_stats.js';
 import type { BenchRow } from './run.js';
 
 const SIZE = 224;
@@ -193,9 +193,7 @@ function agentCpuSplit(child: ChildProcess): Promise<{ total: number; main: numb
 /** This process's event-loop thread's CPU microseconds (Linux /proc; 0 elsewhere). */
 function mainThreadMicros(): number {
   try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+    return statCpuMs(readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')) * 1000;
   } catch {
     return 0;
   }
