@@ -3,6 +3,7 @@
 //
 //   dist/packages/outpost-agent-<version>.tgz   the device: the agent bundle (agent/bundle.mjs:
 //                                               agent + protocol + their pure-JS dependencies),
+//                                               the apps' clients (agent/client/bundle.mjs),
 //                                               addon sources (built at install), systemd units
 //   dist/packages/outpost-<version>.tgz         the cloud and the CLI of developers and operators:
 //                                               protocol + agent + cloud-broker JS, systemd units
@@ -42,6 +43,16 @@ const CLOUD_EXCLUDED = new Set(ADDON_BUILD);
 // found) and never fails the install (a missing SDK skips its addon with one line).
 const BUILD_ADDONS = root.scripts['build:addons'];
 
+/** The device package's one importable entry: the clients of agent/client/bundle.mjs. */
+export const CLIENT_EXPORTS = {
+  './client': {
+    types: './dist/agent-client/types/agent/client/index.d.ts',
+    import: './dist/agent-client/index.js',
+    require: './dist/agent-client/index.cjs',
+  },
+  './package.json': './package.json',
+};
+
 function pick(names) {
   const out = {};
   for (const n of [...names].sort()) {
@@ -73,7 +84,9 @@ export function manifests() {
       scripts: { install: BUILD_ADDONS },
       binary: root.binary,
       dependencies: pick([...DEVICE_RUNTIME, ...ADDON_BUILD]),
-      files: ['dist/agent-bundle/', 'addons/', 'CMakeLists.txt', 'systemd/', 'README.md'],
+      // Apps on the device import the client (`outpost-agent/client`); nothing else is importable.
+      exports: CLIENT_EXPORTS,
+      files: ['dist/agent-bundle/', 'dist/agent-client/', 'addons/', 'CMakeLists.txt', 'systemd/', 'README.md'],
     },
     outpost: {
       name: 'outpost',
@@ -99,6 +112,7 @@ function copyDist(tree, stage) {
 
 function stageAgent(stage, manifest) {
   copyDist('agent-bundle', stage);
+  copyDist('agent-client', stage);
   cpSync(join(ROOT, 'addons'), join(stage, 'addons'), { recursive: true });
   cpSync(join(ROOT, 'CMakeLists.txt'), join(stage, 'CMakeLists.txt'));
   cpSync(join(ROOT, 'systemd'), join(stage, 'systemd'), { recursive: true });

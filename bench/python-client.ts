@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeJpeg, noiseImage } from '../test/fixtures/images.js';
 import { PYTHON } from '../test/helpers/python.js';
 import type { BenchRow } from './run.js';
-import { startAgentProcess } from './socket-vs-inprocess.js';
+import { startAgentProcess } from './_bench-agent.js';
 
 /**
  * The Python client's predict (agent/client/python/outpost_client.py) against the plainest

@@ -7,25 +7,48 @@ import type { ModelEntry } from './types.js';
  * model has it. An alias never silently picks one owner over another: two matches are a 409.
  */
 export function resolveModel(models: readonly ModelEntry[], name: string): ModelEntry {
-  if (name.includes('/')) {
-    const m = models.find((x) => x.id === name);
-    if (m) return m;
-  } else {
-    const matches = models.filter((x) => x.id.slice(x.id.indexOf('/') + 1) === name);
-    if (matches.length === 1) return matches[0]!;
-    if (matches.length > 1) {
-      throw new OutpostError(
-        'API_MODEL_AMBIGUOUS',
-        `the alias "${name}" matches ${matches.map((m) => m.id).join(', ')}; use the full owner/name (owner%2Fname in the URL)`,
-        { alias: name, matches: matches.map((m) => m.id) },
-      );
+  return new ModelIndex(models).resolve(name);
+}
+
+/**
+ * resolveModel over maps built once: the runtime adapter keeps one per runtime generation, so a
+ * request resolves its model name with two map reads instead of listing every model.
+ */
+export class ModelIndex {
+  private readonly byId = new Map<string, ModelEntry>();
+  private readonly byAlias = new Map<string, ModelEntry[]>();
+
+  constructor(readonly models: readonly ModelEntry[]) {
+    for (const m of models) {
+      this.byId.set(m.id, m);
+      const alias = m.id.slice(m.id.indexOf('/') + 1);
+      const same = this.byAlias.get(alias);
+      if (same) same.push(m);
+      else this.byAlias.set(alias, [m]);
     }
   }
-  throw new OutpostError(
-    'API_MODEL_NOT_FOUND',
-    `no installed model is named "${name.slice(0, 200)}"; GET /v2/models lists them`,
-    { model: name.slice(0, 200) },
-  );
+
+  resolve(name: string): ModelEntry {
+    if (name.includes('/')) {
+      const m = this.byId.get(name);
+      if (m) return m;
+    } else {
+      const matches = this.byAlias.get(name);
+      if (matches?.length === 1) return matches[0]!;
+      if (matches) {
+        throw new OutpostError(
+          'API_MODEL_AMBIGUOUS',
+          `the alias "${name}" matches ${matches.map((m) => m.id).join(', ')}; use the full owner/name (owner%2Fname in the URL)`,
+          { alias: name, matches: matches.map((m) => m.id) },
+        );
+      }
+    }
+    throw new OutpostError(
+      'API_MODEL_NOT_FOUND',
+      `no installed model is named "${name.slice(0, 200)}"; GET /v2/models lists them`,
+      { model: name.slice(0, 200) },
+    );
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Purpose } from '../../protocol/manifest-types.js';
 import { OutpostError } from '../../protocol/errors/index.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { ModelIndex } from './names.js';
 import type {
   AgentEvent,
   EventSource,
@@ -27,12 +28,19 @@ export function servingRuntime(
   opts: { store?: RepositoryStore } = {},
 ): ServingRuntime & { dispose(): void } {
   const failures = new Map<string, { version: number; code: string; message: string }>();
-  const onFailed = (e: { id: string; version: number; code: string; message: string }) => failures.set(e.id, e);
-  const onActivated = (e: { id: string }) => failures.delete(e.id);
+  // The failures are part of list(): each change of them moves the index's generation too.
+  let failureChanges = 0;
+  const onFailed = (e: { id: string; version: number; code: string; message: string }) => {
+    failures.set(e.id, e);
+    failureChanges++;
+  };
+  const onActivated = (e: { id: string }) => {
+    if (failures.delete(e.id)) failureChanges++;
+  };
   rt.events.on('failed', onFailed);
   rt.events.on('activated', onActivated);
 
-  const describe = (id: string, version?: number): ModelDescription | undefined => {
+  const describeNow = (id: string, version?: number): ModelDescription | undefined => {
     const m = rt.get(id, version);
     if (!m) return undefined;
     return {
@@ -47,35 +55,63 @@ export function servingRuntime(
     };
   };
 
+  /**
+   * What every request reads, rebuilt only when the runtime's generation (or the failures) moved:
+   * the sorted list, its name index, and each model's active-version description. Before, every
+   * infer listed and sorted all models and built their entries to resolve one name (~3% of the
+   * agent's CPU with 16 clients, docs/performance.md round 7). A kept version's description
+   * (`/versions/{v}`) is not cached: it is rare and its state lives in KeptVersions.
+   */
+  let view:
+    | { generation: number; failures: number; index: ModelIndex; active: Map<string, ModelDescription | undefined> }
+    | undefined;
+  const current = () => {
+    const generation = rt.generation;
+    if (view?.generation !== generation || view.failures !== failureChanges)
+      view = { generation, failures: failureChanges, index: new ModelIndex(listNow()), active: new Map() };
+    return view;
+  };
+  const describe = (id: string, version?: number): ModelDescription | undefined => {
+    if (version !== undefined) return describeNow(id, version);
+    const v = current();
+    if (v.active.has(id)) return v.active.get(id);
+    const d = describeNow(id);
+    v.active.set(id, d);
+    return d;
+  };
+
+  const listNow = (): ModelEntry[] => {
+    const served = rt.list().map(
+      (m): ModelEntry => ({
+        id: m.id,
+        activeVersion: m.version,
+        loadedVersions: [m.version, ...(rt.kept?.loaded(m.id) ?? [])].sort((a, b) => a - b),
+        state: m.health ? 'unhealthy' : 'ready',
+        ...(m.health ? { error: m.health } : {}),
+        ...(m.serving?.mode === 'raw-tensors'
+          ? { serving: 'raw-tensors' as const, notice: m.serving.reason }
+          : m.serving
+            ? { serving: 'results' as const }
+            : {}),
+      }),
+    );
+    const seen = new Set(served.map((m) => m.id));
+    for (const [id, f] of failures) {
+      if (!seen.has(id))
+        served.push({
+          id,
+          activeVersion: null,
+          loadedVersions: [],
+          state: 'failed',
+          error: { code: f.code, message: f.message },
+        });
+    }
+    return served.sort((a, b) => a.id.localeCompare(b.id));
+  };
+
   return {
-    list(): ModelEntry[] {
-      const served = rt.list().map(
-        (m): ModelEntry => ({
-          id: m.id,
-          activeVersion: m.version,
-          loadedVersions: [m.version, ...(rt.kept?.loaded(m.id) ?? [])].sort((a, b) => a - b),
-          state: m.health ? 'unhealthy' : 'ready',
-          ...(m.health ? { error: m.health } : {}),
-          ...(m.serving?.mode === 'raw-tensors'
-            ? { serving: 'raw-tensors' as const, notice: m.serving.reason }
-            : m.serving
-              ? { serving: 'results' as const }
-              : {}),
-        }),
-      );
-      const seen = new Set(served.map((m) => m.id));
-      for (const [id, f] of failures) {
-        if (!seen.has(id))
-          served.push({
-            id,
-            activeVersion: null,
-            loadedVersions: [],
-            state: 'failed',
-            error: { code: f.code, message: f.message },
-          });
-      }
-      return served.sort((a, b) => a.id.localeCompare(b.id));
-    },
+    list: () => current().index.models,
+    lookup: (name) => current().index.resolve(name),
     describe,
     async infer(id, version, inputs) {
       const r = await rt.infer(id, inputs, version === undefined ? {} : { version });

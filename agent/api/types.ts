@@ -76,7 +76,13 @@ export interface RepositoryEntry {
 }
 
 export interface ServingRuntime {
-  list(): ModelEntry[];
+  /** Every model, sorted by id; the same array until something changes (do not modify it). */
+  list(): readonly ModelEntry[];
+  /**
+   * The model a route's `{name}` names: `owner/name`, or the name part alone when one model has
+   * it (API_MODEL_NOT_FOUND, API_MODEL_AMBIGUOUS otherwise; agent/api/names.ts).
+   */
+  lookup(name: string): ModelEntry;
   /**
    * Loads a kept (non-active) version on demand so that `/versions/{v}` routes can serve it; the
    * runtime unloads it when idle. Absent when the runtime serves the active version only.

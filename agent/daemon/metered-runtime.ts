@@ -31,6 +31,7 @@ export function meteredRuntime(
     // Version loading and the repository extension pass through unmetered (no inference).
     ...inner,
     list: () => inner.list(),
+    lookup: (name) => inner.lookup(name),
     describe: (id, version) => inner.describe(id, version),
     infer: (id, version, inputs) => timed(id, version, () => inner.infer(id, version, inputs)),
     predict: (id, version, image, opts) => timed(id, version, () => inner.predict(id, version, image, opts)),

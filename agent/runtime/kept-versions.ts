@@ -45,10 +45,16 @@ export class KeptVersions {
   private readonly budget: number;
   private readonly idleMs: number;
   private timer: NodeJS.Timeout | undefined;
+  private changes = 0;
 
   constructor(private readonly opts: KeptVersionsOptions) {
     this.budget = opts.budgetBytes ?? DEFAULT_VERSION_BUDGET;
     this.idleMs = opts.idleMs ?? DEFAULT_VERSION_IDLE_MS;
+  }
+
+  /** Changes whenever loaded() may answer differently (Runtime.generation adds it). */
+  get generation(): number {
+    return this.changes;
   }
 
   /** Versions of `id` loaded here now. */
@@ -105,6 +111,7 @@ export class KeptVersions {
         (m) => {
           entry.model = m;
           entry.loading = undefined;
+          this.changes++;
           return m;
         },
         (err: unknown) => {
@@ -162,6 +169,7 @@ export class KeptVersions {
   private async drop(e: Entry): Promise<void> {
     if (this.entries.get(key(e.id, e.version)) !== e) return;
     this.entries.delete(key(e.id, e.version));
+    this.changes++;
     const m = e.model ?? (await e.loading?.catch(() => undefined));
     await m?.dispose().catch((err) => this.opts.log.warn({ model: e.id, version: e.version, err }, 'dispose failed'));
     this.opts.log.info({ model: e.id, version: e.version }, 'kept version unloaded');

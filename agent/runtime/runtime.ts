@@ -20,6 +20,7 @@ import { BackendRegistry } from './registry.js';
  *   await rt.infer(id, tensors, {version?})     -> { outputs, duration, version }
  *   await rt.predict(id, image|frame, opts)     -> typed result + version
  *   rt.list() / rt.get(id)                      what is served (id, version, backend, inputs...)
+ *   rt.generation                               changes whenever list() would (see below)
  *   await rt.unload(id) / await rt.close()
  *   await rt.capabilities()                     every backend with availability and reason
  *   rt.events.on('activated'|'unloaded'|'failed'|'health', ...)
@@ -71,6 +72,7 @@ export class Runtime {
   private readonly active = new Map<string, Slot>();
   private readonly activating = new Map<string, Promise<unknown>>();
   private readonly prepared = new Map<string, { version: number; model: ModelVersion }>();
+  private changes = 0;
 
   /** Older versions served on demand (`/versions/{v}`); absent unless `versions` is given. */
   readonly kept: KeptVersions | undefined;
@@ -166,11 +168,13 @@ export class Runtime {
     const slot = new Slot(version, mv);
     mv.onHealthChange(() => {
       if (this.active.get(id) !== slot) return;
+      this.changes++;
       const health = mv.health;
       this.log.warn({ model: id, version, health }, 'health changed');
       this.events.emit('health', { id, version, ...(health ? { health } : {}) });
     });
     this.active.set(id, slot);
+    this.changes++;
     this.events.emit('activated', { id, version, previous: old?.version, backend: mv.backend });
     this.log.info({ model: id, version, previous: old?.version, backend: mv.backend }, 'activated');
     if (old) this.retire(id, old);
@@ -230,6 +234,17 @@ export class Runtime {
     return serving?.mode === 'raw-tensors' ? { mode: 'raw-tensors', reason: serving.reason } : undefined;
   }
 
+  /**
+   * A number that changes whenever what list() returns may have changed: a version activated or
+   * unloaded, the active version's health, a kept version loaded or unloaded. It is read on every
+   * request by the API's name index (agent/api/runtime-adapter.ts), which rebuilds only when it
+   * moved, instead of listing and sorting every model to resolve one name. It changes
+   * synchronously with the maps it stands for, before any event about them is emitted.
+   */
+  get generation(): number {
+    return this.changes + (this.kept?.generation ?? 0);
+  }
+
   list(): ServedModel[] {
     return [...this.active.keys()].map((id) => this.get(id)!);
   }
@@ -246,6 +261,7 @@ export class Runtime {
     const s = this.active.get(id);
     if (!s) return;
     this.active.delete(id);
+    this.changes++;
     await this.retire(id, s);
   }
 

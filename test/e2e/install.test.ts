@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PYTHON } from '../helpers/python.js';
 import { missingCommand, skipForPackage } from '../helpers/requires.js';
 import { fakeRoot, verify } from '../helpers/systemd-root.js';
 import { waitFor } from '../helpers/fleet.js';
@@ -25,6 +26,7 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const PACK_MS = 300_000;
 const INSTALL_MS = 600_000;
 const noVerify = missingCommand('systemd-analyze');
+const skipPython = skipForPackage(missingCommand(PYTHON) && `${PYTHON} not found (apt-get install python3)`);
 const skipVerify = skipForPackage(noVerify && `${noVerify} (apt-get install systemd)`);
 
 let dir: string;
@@ -127,6 +129,93 @@ function getJson(socketPath: string, path: string): Promise<Record<string, unkno
   });
 }
 
+/**
+ * What an app on the device uses, from the installed package only: the TypeScript client as
+ * `outpost-agent/client` (ES module and CommonJS, resolved by node from the prefix), the Python
+ * client and both example apps, each predicting the red image through the agent's socket.
+ */
+async function appsOnTheDevice(socket: string, png: string): Promise<void> {
+  const pkg = join(agentPrefix, 'node_modules', 'outpost-agent');
+  const predict = `const a = new AgentClient({ socket: ${JSON.stringify(socket)} });
+    const r = await a.predict('admin/colors', readFileSync(${JSON.stringify(png)}));
+    console.log(JSON.stringify({ ready: (await a.health()).ready, label: r.predictions[0]?.label })); a.close();`;
+  const esm = await runTo(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { AgentClient } from 'outpost-agent/client'; import { readFileSync } from 'node:fs'; ${predict}`,
+    ],
+    { cwd: agentPrefix, env: env(), timeoutMs: 60_000 },
+  );
+  expect(esm.code, esm.stderr).toBe(0);
+  expect(JSON.parse(esm.stdout)).toEqual({ ready: true, label: 'red' });
+  const cjs = await runTo(
+    process.execPath,
+    [
+      '-e',
+      `const { AgentClient } = require('outpost-agent/client'); const { readFileSync } = require('node:fs'); (async () => { ${predict} })();`,
+    ],
+    { cwd: agentPrefix, env: env(), timeoutMs: 60_000 },
+  );
+  expect(cjs.code, cjs.stderr).toBe(0);
+  expect(JSON.parse(cjs.stdout)).toEqual({ ready: true, label: 'red' });
+  // A TypeScript app type-checks against the shipped declarations (the repository's tsc, as the
+  // app's own would be; the package resolves through its exports' "types" condition).
+  const app = join(agentPrefix, 'app.ts');
+  await writeFile(
+    app,
+    `import { AgentClient, type PredictAnswer } from 'outpost-agent/client';
+     const a: AgentClient = new AgentClient({ socket: '/run/outpost/agent.sock' });
+     export const p: Promise<PredictAnswer> = a.predict('acme/net', new Uint8Array(0));
+     // @ts-expect-error: the model name is a string
+     a.infer(42, {});`,
+  );
+  const tsc = await runTo(
+    process.execPath,
+    [join(REPO, 'node_modules/typescript/bin/tsc'), '--noEmit', '--strict', '--module', 'nodenext', app].concat([
+      '--typeRoots',
+      join(REPO, 'node_modules/@types'),
+      '--types',
+      'node',
+    ]),
+    { cwd: agentPrefix, env: env(), timeoutMs: 120_000 },
+  );
+  expect(tsc.code, tsc.stdout + tsc.stderr).toBe(0);
+
+  if (!skipPython) {
+    const py = await runTo(
+      PYTHON,
+      [
+        '-c',
+        `import json, sys; sys.path.insert(0, ${JSON.stringify(join(pkg, 'dist', 'agent-client', 'python'))})
+import outpost_client as oc
+c = oc.Client(${JSON.stringify(socket)})
+r = c.predict('admin/colors', open(${JSON.stringify(png)}, 'rb').read())
+print(json.dumps({'ready': c.ready(), 'label': r['predictions'][0]['label']}))`,
+      ],
+      { cwd: dir, env: env(), timeoutMs: 60_000 },
+    );
+    expect(py.code, py.stderr).toBe(0);
+    expect(JSON.parse(py.stdout)).toEqual({ ready: true, label: 'red' });
+  }
+  const frames = await mkdtemp(join(dir, 'frames-'));
+  await copyFile(png, join(frames, 'red.png'));
+  const examples = join(pkg, 'dist', 'agent-client', 'examples');
+  const args = ['--model', 'admin/colors', '--folder', frames, '--socket', socket];
+  const runs = [[process.execPath, join(examples, 'predict-frames.js')]];
+  if (!skipPython) runs.push([PYTHON, join(examples, 'predict_frames.py')]);
+  for (const [cmd, file] of runs) {
+    const r = await runTo(cmd!, [file!, ...args], { cwd: dir, env: env(), timeoutMs: 60_000 });
+    expect(r.code, `${file}: ${r.stderr}`).toBe(0);
+    expect(r.stdout.split('\n')[0]?.split('\t')).toEqual([
+      'red.png',
+      expect.any(String),
+      expect.stringMatching(/^red /),
+    ]);
+  }
+}
+
 describe('installed packages (npm run pack, npm install --omit=dev, no repository)', () => {
   // The two installs run at once (both are mostly native compiles: unix-dgram and the OpenCV addon
   // on the device side, the native modules of the cloud side) and are awaited by one test each, so
@@ -163,8 +252,9 @@ describe('installed packages (npm run pack, npm install --omit=dev, no repositor
       // Neither package carries the repository's tests, benchmarks, CI or sources (the cloud's below).
       for (const absent of ['test', 'bench', '.ci', 'docs', 'tsconfig.json'])
         expect(await names(join(device, 'outpost-agent'))).not.toContain(absent);
-      // The agent is one bundle (agent/bundle.mjs): no per-module tree, no source maps.
-      expect(await names(join(device, 'outpost-agent', 'dist'))).toEqual(['agent-bundle']);
+      // The agent is one bundle (agent/bundle.mjs): no per-module tree, no source maps; beside it
+      // only the apps' clients (agent/client/bundle.mjs).
+      expect(await names(join(device, 'outpost-agent', 'dist'))).toEqual(['agent-bundle', 'agent-client']);
       const shipped = await names(join(device, 'outpost-agent', 'dist', 'agent-bundle'));
       expect(shipped).toEqual(expect.arrayContaining(['THIRD-PARTY-NOTICES.txt', 'bin.js', 'chunks']));
       expect(
@@ -299,6 +389,7 @@ describe('installed packages (npm run pack, npm install --omit=dev, no repositor
       await agentCli(['predict', join(dir, 'red.png'), '--model', 'admin/colors', '--socket', socket, '--json']),
     );
     expect((answer.predictions as { label: string }[])[0]?.label).toBe('red');
+    await appsOnTheDevice(socket, join(dir, 'red.png'));
     // The reported state carries the installed package's version too.
     const shown = await waitFor(
       'the reported state',

@@ -43,6 +43,9 @@ describe('the socket file', () => {
     const other = createApiServer({
       runtime: {
         list: () => [],
+        lookup: () => {
+          throw new Error('x');
+        },
         describe: () => undefined,
         infer: async () => {
           throw new Error('x');
@@ -71,6 +74,9 @@ describe('the socket file', () => {
     const s = createApiServer({
       runtime: {
         list: () => [],
+        lookup: () => {
+          throw new Error('x');
+        },
         describe: () => undefined,
         infer: async () => {
           throw new Error('x');
@@ -92,6 +98,9 @@ describe('the socket file', () => {
     const t = createApiServer({
       runtime: {
         list: () => [],
+        lookup: () => {
+          throw new Error('x');
+        },
         describe: () => undefined,
         infer: async () => {
           throw new Error('x');

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,7 @@ interface Manifest {
   scripts?: Record<string, string>;
   dependencies: Record<string, string>;
   files: string[];
+  exports?: Record<string, unknown>;
 }
 const manifests = JSON.parse(
   execFileSync(process.execPath, [join(REPO, '.ci/pack.mjs'), '--print-manifests'], { encoding: 'utf8' }),
@@ -159,8 +160,19 @@ describe('outpost-agent (the device package)', () => {
     for (const name of NOT_ON_DEVICE) {
       expect(m.dependencies, name).not.toHaveProperty(name);
     }
-    expect(m.files).toEqual(['dist/agent-bundle/', 'addons/', 'CMakeLists.txt', 'systemd/', 'README.md']);
+    expect(m.files).toEqual([
+      'dist/agent-bundle/',
+      'dist/agent-client/',
+      'addons/',
+      'CMakeLists.txt',
+      'systemd/',
+      'README.md',
+    ]);
     expect(m.bin).toEqual({ 'outpost-agent': 'dist/agent-bundle/bin.js' });
+    // The apps' client is the one importable entry, and every path it names is in the build.
+    expect(Object.keys(m.exports ?? {})).toEqual(['./client', './package.json']);
+    for (const file of Object.values((m.exports as Record<string, Record<string, string>>)['./client']))
+      expect(existsSync(join(REPO, file)), file).toBe(true);
   });
 });
 

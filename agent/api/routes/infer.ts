@@ -15,6 +15,7 @@ import { lend, readAlignedBody, type AnswerLife, type BodyLease } from '../body.
 import { header, mediaTypeOf, sendParts, tooLarge } from '../http.js';
 import type { ModelDescription } from '../types.js';
 import { servedModel, servedVersion } from './models.js';
+import { limitFor } from '../limiter.js';
 
 /**
  * POST /v2/models/{name}[/versions/{v}]/infer: JSON tensors, the binary-tensor extension, and
@@ -79,7 +80,7 @@ export async function runInfer(
   // is asked for the body inside the read that brought the head, and the body's next read lands
   // in its own buffer (agent/api/lane/connection.ts) instead of a sliver of the read buffer.
   const { entry, model } = params.version === undefined ? servedModel(ctx, params) : await servedVersion(ctx, params);
-  const release = ctx.limiter.acquire(entry.id);
+  const release = ctx.limiter.acquire(entry.id, limitFor(model));
   const leases: BodyLease[] = [];
   const views: ShmView[] = [];
   const releaseMemory: (() => void)[] = [];

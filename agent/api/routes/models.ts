@@ -3,7 +3,7 @@ import { toKServeDatatype, type ModelMetadata, type TensorMetadata } from '../..
 import type { TensorInfo } from '../../runtime/backend.js';
 import type { Handler } from '../context.js';
 import { sendError, sendJson } from '../http.js';
-import { resolveModel, resolveVersion } from '../names.js';
+import { resolveVersion } from '../names.js';
 import type { ModelEntry, ModelDescription } from '../types.js';
 
 function tensorMeta(t: TensorInfo): TensorMetadata {
@@ -20,7 +20,7 @@ export function servedModel(
   ctx: Parameters<Handler>[3],
   params: Record<string, string>,
 ): { entry: ModelEntry; model: ModelDescription } {
-  const entry = resolveModel(ctx.runtime.list(), params.name!);
+  const entry = ctx.runtime.lookup(params.name!);
   const version = resolveVersion(entry, params.version, ctx.runtime.ensureVersion !== undefined);
   const model = ctx.runtime.describe(entry.id, version);
   if (!model || (entry.state === 'unhealthy' && model.version === entry.activeVersion)) {
@@ -43,7 +43,7 @@ export async function servedVersion(
   params: Record<string, string>,
 ): Promise<{ entry: ModelEntry; model: ModelDescription }> {
   if (params.version !== undefined && ctx.runtime.ensureVersion) {
-    const entry = resolveModel(ctx.runtime.list(), params.name!);
+    const entry = ctx.runtime.lookup(params.name!);
     const v = resolveVersion(entry, params.version, true)!;
     if (entry.activeVersion !== null && v !== entry.activeVersion) await ctx.runtime.ensureVersion(entry.id, v);
   }

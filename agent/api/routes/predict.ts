@@ -6,7 +6,8 @@ import { parseFrameSpec, readFrame } from '../frames.js';
 import type { RawFrame } from '../../runtime/preprocess.js';
 import type { Handler } from '../context.js';
 import { mediaType, readBody, sendBytes, sendJson } from '../http.js';
-import { resolveModel, resolveVersion } from '../names.js';
+import { resolveVersion } from '../names.js';
+import { limitFor } from '../limiter.js';
 import type { PredictOptions } from '../types.js';
 
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'application/octet-stream']);
@@ -49,7 +50,7 @@ function flagParam(q: URLSearchParams, key: string): boolean {
  * image is a JPEG/PNG body, or a raw frame in the body or in shared memory (agent/api/frames.ts).
  */
 export const predict: Handler = async (req, res, { params, query }, ctx) => {
-  const entry = resolveModel(ctx.runtime.list(), `${params.owner}/${params.name}`);
+  const entry = ctx.runtime.lookup(`${params.owner}/${params.name}`);
   const version = resolveVersion(entry, query.get('version') ?? undefined);
   const opts: PredictOptions = {};
   const confidence = numberParam(query, 'confidence', 0, 1, false);
@@ -73,14 +74,15 @@ export const predict: Handler = async (req, res, { params, query }, ctx) => {
       { contentType: type.slice(0, 80) },
     );
   }
-  if (!ctx.runtime.describe(entry.id, version)) {
+  const model = ctx.runtime.describe(entry.id, version);
+  if (!model) {
     throw new OutpostError(
       'API_MODEL_NOT_READY',
       `model ${entry.id} has no version ready to serve; its state is ${entry.state}`,
       { model: entry.id, state: entry.state },
     );
   }
-  const release = ctx.limiter.acquire(entry.id);
+  const release = ctx.limiter.acquire(entry.id, limitFor(model));
   let lease: BodyLease | undefined;
   let releaseMemory = (): void => undefined;
   try {

@@ -1,0 +1,124 @@
+/**
+ * 16 clients over the agent's Unix socket on the conv net of bench/_convnet.ts (a model that
+ * computes ~1-2 ms per inference), against 16 concurrent in-process onnxruntime-node runs of the
+ * same model file, measured in the same run. Goal: at least 0.9 of in-process throughput.
+ *
+ * The rows run twice: on the conv net with a fixed batch of 1 (batching off), and on the same
+ * net exported with a dynamic batch dimension and `dynamic_batching` in its model JSON
+ * (OUTPOST_BENCH_BATCHING, JSON, sets the block; default max_batch_size 8, no delay). Each is
+ * compared with in-process runs of its own model file: 16 concurrent session.run calls,
+ * unbatched, as an app would write them, with the session options the agent's sessions get.
+ * Batching off and on take turns in four rounds of 750 ms each side, so a change of the
+ * machine's load hits both alike. The CPU rows count client + agent per request against the
+ * in-process run alone; they move less with the load than the throughput share.
+ *
+ * The agent runs in a child process (bench/_bench-agent.ts). OUTPOST_BENCH_QUICK=1 leaves out the
+ * default-infer() row (3 s each side) for repeated A/B runs.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { AgentClient } from '../agent/client/index.js';
+import {
+  BATCHED_ID,
+  baselineSessionOptions,
+  benchBatching,
+  CONV_ID,
+  startAgentProcess,
+  type BenchAgent,
+} from './_bench-agent.js';
+import { CONV_SIZE } from './_convnet.js';
+import { batchTotals, contended, inProcessRow, latencies, outputsInto, type Contended } from './_throughput.js';
+import type { BenchRow } from './run.js';
+
+export async function run(): Promise<BenchRow[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'outpost-bench-16-'));
+  let agent: BenchAgent | undefined;
+  let client: AgentClient | undefined;
+  const sessions: ort.InferenceSession[] = [];
+  try {
+    agent = await startAgentProcess(dir);
+    client = new AgentClient({ socket: agent.socket });
+    const c = client;
+    const options = baselineSessionOptions();
+    const conv = await ort.InferenceSession.create(join(dir, 'conv', 'model.onnx'), options);
+    // The batched conv net: the same weights with a dynamic batch dimension; its in-process
+    // baseline runs that same file, unbatched.
+    const dyn = await ort.InferenceSession.create(join(dir, 'conv-batched', 'model.onnx'), options);
+    sessions.push(conv, dyn);
+
+    const convN = 3 * CONV_SIZE * CONV_SIZE;
+    const convData = Float32Array.from({ length: convN }, (_, i) => (i % 255) / 255);
+    const convShape = [1, 3, CONV_SIZE, CONV_SIZE];
+    const convFeeds = { data: new ort.Tensor('float32', convData, convShape) };
+    const convLocal = () => conv.run(convFeeds);
+    const dynLocal = () => dyn.run(convFeeds);
+    // The socket side runs as a performance-minded app would: outputs read into arrays it keeps
+    // (one per client loop). The default infer() is measured too.
+    const convInput = { data: { dtype: 'float32' as const, shape: convShape, data: convData } };
+    const convOuts = await outputsInto(c, CONV_ID);
+    const convSocket = (i?: number) => c.infer(CONV_ID, convInput, { binary: true, outputs: convOuts(i) });
+    const convDefault = () => c.infer(CONV_ID, convInput, { binary: true });
+    const dynOuts = await outputsInto(c, BATCHED_ID);
+    const dynSocket = (i?: number) => c.infer(BATCHED_ID, convInput, { binary: true, outputs: dynOuts(i) });
+    for (let i = 0; i < 20; i++) await Promise.all([convSocket(), dynSocket()]);
+
+    const alone = await latencies(60, convLocal);
+    const before = await batchTotals(c, BATCHED_ID);
+    const [off, on] = (await contended(agent.child, 4, 750, [
+      { local: convLocal, socket: convSocket },
+      { local: dynLocal, socket: dynSocket },
+    ])) as [Contended, Contended];
+    const after = await batchTotals(c, BATCHED_ID);
+    const meanRows = (after.rows - before.rows) / (after.runs - before.runs);
+    const dflt =
+      process.env.OUTPOST_BENCH_QUICK === '1'
+        ? undefined
+        : (await contended(agent.child, 1, 3000, [{ local: convLocal, socket: convDefault }]))[0]!;
+
+    const cpuRow = (name: string, r: Contended, note: string): BenchRow => ({
+      name,
+      metric: 'us',
+      ours: r.clientCpu + r.agentCpu,
+      baseline: r.baseCpu,
+      baselineName: 'in-process ort',
+      ratio: (r.clientCpu + r.agentCpu) / r.baseCpu,
+      note: `client ${r.clientCpu.toFixed(0)} + agent ${r.agentCpu.toFixed(0)} us (event loop ${r.agentMainCpu.toFixed(0)}); ${note}`,
+    });
+    const rows: BenchRow[] = [
+      cpuRow('CPU per request, 16 clients, conv net', off, 'ratio = more CPU by'),
+      inProcessRow(
+        `throughput, 16 clients, conv net ${CONV_SIZE}x${CONV_SIZE}`,
+        'req/s',
+        off.ours,
+        off.base,
+        `goal >= 0.9; batching off; ${alone.p50.toFixed(2)} ms/inference alone`,
+      ),
+      cpuRow('CPU per request, 16 clients, conv net, batching', on, `${meanRows.toFixed(1)} rows per run`),
+      inProcessRow(
+        'throughput, 16 clients, conv net, dynamic batching',
+        'req/s',
+        on.ours,
+        on.base,
+        `goal >= 0.9; agent batches (${JSON.stringify(benchBatching())}); baseline: 16 concurrent unbatched session.run, same file`,
+      ),
+    ];
+    if (dflt)
+      rows.push(
+        inProcessRow(
+          'throughput, 16 clients, conv net, default infer()',
+          'req/s',
+          dflt.ours,
+          dflt.base,
+          `client ${dflt.clientCpu.toFixed(0)} + agent ${dflt.agentCpu.toFixed(0)} us CPU per request`,
+        ),
+      );
+    return rows;
+  } finally {
+    for (const s of sessions) await s.release();
+    client?.close();
+    agent?.child.kill('SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+  }
+}
