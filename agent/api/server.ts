@@ -323,7 +323,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     async listen(path: string, mode = 0o660) {
       await listenOnSocket(lane?.server ?? server, path, mode);
       socketPath = path;
-      log.info({ socket: path, mode: mode.toString(8) }, 'local API listening');
+      // sharedMemory: 'mmap' (zero copy, the outpost_shm addon) or 'pread' (agent/api/shm.ts).
+      log.info({ socket: path, mode: mode.toString(8), sharedMemory: ctx.shm.mode }, 'local API listening');
     },
     setLimits(next) {
       Object.assign(limits, next);

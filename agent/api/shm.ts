@@ -2,6 +2,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from '
 import { join } from 'node:path';
 import { OutpostError } from '../../protocol/errors/index.js';
 import { isRegionName, type ShmRef } from '../../protocol/kserve.js';
+import { type ShmBinding, shmAddon } from './shm-map.js';
 
 /**
  * System shared-memory regions (the KServe v2 / Triton extension): a client creates a POSIX
@@ -15,13 +16,24 @@ import { isRegionName, type ShmRef } from '../../protocol/kserve.js';
  * - the region [offset, offset + byte_size) must lie inside the object's size at registration;
  * - regions are bounded in count and in registered bytes;
  * - every tensor's [offset, offset + size) is checked against its region before any read or
- *   write, and the object's current size is checked again right before (a client may shrink it);
- * - the agent never maps the object: it reads and writes it with pread/pwrite on the fd it
- *   opened at registration. A mapping would save one copy, but a client that truncates its
- *   object after registering would turn the agent's next access into SIGBUS, which kills the
- *   process and which no check in JavaScript can prevent; pread past the end just returns fewer
- *   bytes. The copy is from the page cache (tmpfs) and costs ~0.05 ms per 588 KiB here
- *   (docs/performance.md).
+ *   write, and the object's current size is checked again (a client may shrink it).
+ *
+ * Two ways to reach the bytes, with the same results and codes:
+ * - zero copy (the outpost_shm addon, agent/api/shm-map.ts): the region's window is mapped
+ *   (MAP_SHARED) at registration; an input tensor is a typed-array view of the mapping that
+ *   onnxruntime reads in place, and an output is one TypedArray.set into it. A client that
+ *   truncates its object while it is mapped would turn the next access into SIGBUS, which kills
+ *   a process and which no check in JavaScript can prevent (the client runs concurrently), so
+ *   the addon installs the guard Wayland compositors use for client memory pools: a SIGBUS
+ *   inside one of our mappings maps zeros over that mapping, flags it broken, and lets the
+ *   access go on. After the run (and after each output write) the request checks the flag and
+ *   the object's size; a broken region fails the request with API_SHM_OUT_OF_RANGE and stays
+ *   refused until the client registers it again. A mapping in use by a request is unmapped only
+ *   when the last such request ends, however early it was unregistered (`uses`).
+ * - pread/pwrite on the fd opened at registration (no addon, OUTPOST_SHM=pread, a tensor whose
+ *   address is not 8-byte aligned, or more regions than the addon has slots): pread past the
+ *   end just returns fewer bytes. The copy is from the page cache (tmpfs) and costs ~0.05 ms per
+ *   588 KiB here (docs/performance.md).
  * The fd stays open while the region is registered: renaming or unlinking the name afterwards
  * does not change which object the region reads (the same rule as an mmap in Triton).
  */
@@ -48,6 +60,28 @@ export interface RegionStatus {
 interface Region extends RegionStatus {
   fd: number;
   writable: boolean;
+  /** The window as mapped by the addon (bytes: exactly the region), or undefined (pread/pwrite). */
+  map: { slot: number; buffer: ArrayBuffer; bytes: Uint8Array } | undefined;
+  /** Requests holding a view of the mapping now. */
+  uses: number;
+  /** Unregistered: unmapped and closed when `uses` reaches 0. */
+  retired: boolean;
+}
+
+/** A mapped input's view, valid until release(); verify() after the run says whether it read the client's bytes. */
+export interface ShmView {
+  bytes: Uint8Array;
+  /** Throws API_SHM_OUT_OF_RANGE when the object shrank under the view (the guard's zeros were read). */
+  verify(): void;
+  release(): void;
+}
+
+/** Zero-copy views are handed out only at addresses aligned for every dtype. */
+const VIEW_ALIGN = 8;
+
+function defaultMapper(): ShmBinding | null {
+  const a = shmAddon();
+  return a.ok ? a.binding : null;
 }
 
 /** shm_open names are "/name"; the slash is part of POSIX's spelling, not a path. */
@@ -86,7 +120,14 @@ export class ShmRegistry {
     private readonly limits: ShmLimits = DEFAULT_SHM_LIMITS,
     /** Where POSIX shared-memory objects live; tests keep the default. */
     private readonly dir = '/dev/shm',
+    /** The zero-copy addon, or null for pread/pwrite (agent/api/shm-map.ts). */
+    private readonly mapper: ShmBinding | null = defaultMapper(),
   ) {}
+
+  /** 'mmap' when regions are mapped (the addon loaded), else 'pread'. */
+  get mode(): 'mmap' | 'pread' {
+    return this.mapper ? 'mmap' : 'pread';
+  }
 
   register(name: string, body: unknown): void {
     if (!isRegionName(name))
@@ -134,8 +175,29 @@ export class ShmRegistry {
       closeSync(fd);
       throw err;
     }
-    this.regions.set(name, { name, key, offset, byte_size: byteSize, fd, writable });
+    this.regions.set(name, {
+      name,
+      key,
+      offset,
+      byte_size: byteSize,
+      fd,
+      writable,
+      map: this.mapRegion(fd, offset, byteSize, writable),
+      uses: 0,
+      retired: false,
+    });
     this.registered += byteSize;
+  }
+
+  /** The region's window mapped, or undefined: a failed map (no slot, mmap refused) leaves it on pread. */
+  private mapRegion(fd: number, offset: number, byteSize: number, writable: boolean): Region['map'] {
+    if (!this.mapper) return undefined;
+    try {
+      const { slot, buffer } = this.mapper.map(fd, offset, byteSize, writable);
+      return { slot, buffer, bytes: new Uint8Array(buffer) };
+    } catch {
+      return undefined;
+    }
   }
 
   /** One region (name given) or all of them. */
@@ -145,8 +207,15 @@ export class ShmRegistry {
       const r = this.regions.get(n)!;
       this.regions.delete(n);
       this.registered -= r.byte_size;
-      closeSync(r.fd);
+      r.retired = true;
+      if (r.uses === 0) this.dispose(r);
     }
+  }
+
+  private dispose(r: Region): void {
+    if (r.map) this.mapper!.unmap(r.map.slot, r.map.buffer);
+    r.map = undefined;
+    closeSync(r.fd);
   }
 
   status(name?: string): RegionStatus[] {
@@ -170,10 +239,49 @@ export class ShmRegistry {
     return r.offset + ref.offset;
   }
 
+  /**
+   * The zero-copy view of input `ref` (checked against its region), held by the request until
+   * release(); undefined when the region is not mapped or the tensor's address is not aligned
+   * (the caller then copies with read()). A region the guard broke is refused here.
+   */
+  view(ref: ShmRef, what: string): ShmView | undefined {
+    const at = this.check(ref, what);
+    const r = this.regions.get(ref.region)!;
+    if (!r.map || at % VIEW_ALIGN !== 0) return undefined;
+    this.refuseBroken(r, what);
+    r.uses++;
+    let released = false;
+    return {
+      bytes: r.map.bytes.subarray(ref.offset, ref.offset + ref.byteSize),
+      verify: () => this.verifyMapped(r, at + ref.byteSize, what),
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--r.uses === 0 && r.retired) this.dispose(r);
+      },
+    };
+  }
+
+  private refuseBroken(r: Region, what: string): void {
+    if (r.map && this.mapper!.broken(r.map.slot))
+      throw new OutpostError(
+        'API_SHM_OUT_OF_RANGE',
+        `${what}: the object ${r.key} shrank while region ${r.name} was in use, so the agent read zeros instead of your data; resize the object, then unregister and register the region again`,
+        { region: r.name, key: r.key },
+      );
+  }
+
+  /** After an access through the mapping: the guard did not fire and the object still holds [.., end). */
+  private verifyMapped(r: Region, end: number, what: string): void {
+    this.refuseBroken(r, what);
+    if (r.map && this.mapper!.size(r.fd) < end) throw shrunk(r, what);
+  }
+
   /** Reads `ref` into `into` (exactly ref.byteSize bytes long). */
   read(ref: ShmRef, into: Uint8Array, what: string): void {
     const at = this.check(ref, what);
     const r = this.regions.get(ref.region)!;
+    this.refuseBroken(r, what);
     let done = 0;
     while (done < ref.byteSize) {
       const n = readSync(r.fd, into, done, ref.byteSize - done, at + done);
@@ -192,8 +300,16 @@ export class ShmRegistry {
         `${what}: region ${r.name} (${r.key}) was opened read-only (the agent may not write the object); give the agent write permission for outputs`,
         { region: r.name },
       );
+    const end = at + bytes.byteLength;
+    if (r.map) {
+      this.verifyMapped(r, end, what);
+      r.map.bytes.set(bytes, ref.offset);
+      // A shrink during the copy: the guard's flag, or a size now short of the output.
+      this.verifyMapped(r, end, what);
+      return;
+    }
     // pwrite past the end would grow the object: refuse instead, as for reads.
-    if (fstatSync(r.fd).size < at + bytes.byteLength) throw shrunk(r, what);
+    if (fstatSync(r.fd).size < end) throw shrunk(r, what);
     let done = 0;
     while (done < bytes.byteLength) done += writeSync(r.fd, bytes, done, bytes.byteLength - done, at + done);
   }

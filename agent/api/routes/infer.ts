@@ -10,6 +10,7 @@ import {
 } from '../../../protocol/kserve.js';
 import { releaseOutputs, type Tensor, type TensorInfo } from '../../runtime/backend.js';
 import type { ApiContext, Handler } from '../context.js';
+import type { ShmView } from '../shm.js';
 import { lend, readAlignedBody, type AnswerLife, type BodyLease } from '../body.js';
 import { header, mediaTypeOf, sendParts, tooLarge } from '../http.js';
 import type { ModelDescription } from '../types.js';
@@ -21,9 +22,10 @@ import { limitFor } from '../limiter.js';
  * tensors in registered shared-memory regions (inputs and outputs), in any mix.
  * Order matters: resolve the model and take a concurrency slot before reading the body (cheap
  * refusals first), validate every input against the model's metadata before the runtime sees it,
- * and release the slot whatever happens. Binary inputs are views of the request's own buffer and
- * shared-memory inputs are read into pooled buffers (agent/api/body.ts); both go back to the pool
- * only after the answer is written.
+ * and release the slot whatever happens. Binary inputs are views of the request's own buffer;
+ * shared-memory inputs are views of the region's mapping (agent/api/shm.ts; verified after the
+ * run, since the client may shrink its object meanwhile) or, on the pread path, read into pooled
+ * buffers (agent/api/body.ts). Buffers and mappings are given back only after the answer is written.
  */
 export const infer: Handler = async (req, res, { params }, ctx) => {
   const head: InferHead = {
@@ -80,6 +82,7 @@ export async function runInfer(
   const { entry, model } = params.version === undefined ? servedModel(ctx, params) : await servedVersion(ctx, params);
   const release = ctx.limiter.acquire(entry.id, limitFor(model));
   const leases: BodyLease[] = [];
+  const views: ShmView[] = [];
   const releaseMemory: (() => void)[] = [];
   try {
     const type = mediaTypeOf(head.contentType);
@@ -102,7 +105,7 @@ export async function runInfer(
     const request = parseInferRequest(body.bytes, hl);
     const shmBytes = Object.values(request.shmInputs).reduce((n, t) => n + t.shm.byteSize, 0);
     if (shmBytes > 0) releaseMemory.push(ctx.memory.reserve(shmBytes, 'the shared-memory inputs'));
-    const fromShm = readShmInputs(ctx, life, request, leases);
+    const fromShm = readShmInputs(ctx, life, request, leases, views);
     const inputs = checkInputs(model, { ...request.inputs, ...fromShm });
     const outputs = selectOutputs(model, request);
     for (const o of outputs) if (o.shm) ctx.shm.check(o.shm, `output "${o.name}"`);
@@ -122,6 +125,8 @@ export async function runInfer(
     const outputsDone = () => releaseOutputs(result.outputs);
     if (life.closed) outputsDone();
     else life.once('close', outputsDone);
+    // The client may have shrunk an input's object during the run: then the model read zeros.
+    for (const v of views) v.verify();
     ctx.metrics.inferenceSeconds.observe({ model: entry.id }, Number(process.hrtime.bigint() - started) / 1e9);
     const chosen = outputs.map((o) => {
       const tensor = result.outputs[o.name];
@@ -142,20 +147,31 @@ export async function runInfer(
     return { status: 200, headers, parts: encoded.parts, byteLength: encoded.byteLength };
   } finally {
     for (const l of leases) l.release();
+    // A mapping stays until the answer is written too (an output a backend returned as a view of
+    // its input must not lose its memory under the socket's write).
+    if (views.length > 0) {
+      const unview = () => {
+        for (const v of views) v.release();
+      };
+      if (life.closed) unview();
+      else life.once('close', unview);
+    }
     for (const r of releaseMemory) r();
     release();
   }
 }
 
 /**
- * Shared-memory inputs, each read once into a pooled, aligned buffer that the tensor views. They
- * count against api.maxBodyBytes as a body would: a request cannot make the agent hold more.
+ * Shared-memory inputs: a view of the region's mapping (zero copy), or each read once into a
+ * pooled, aligned buffer that the tensor views. They count against api.maxBodyBytes as a body
+ * would: a request cannot make the agent hold more.
  */
 function readShmInputs(
   ctx: ApiContext,
   life: AnswerLife,
   request: InferRequest,
   leases: BodyLease[],
+  views: ShmView[],
 ): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   let total = 0;
@@ -163,6 +179,12 @@ function readShmInputs(
     ctx.shm.check(t.shm, `input "${name}"`);
     total += t.shm.byteSize;
     if (total > ctx.limits.maxBodyBytes) throw tooLarge(total, ctx.limits.maxBodyBytes);
+    const view = ctx.shm.view(t.shm, `input "${name}"`);
+    if (view) {
+      views.push(view);
+      out[name] = { dtype: t.dtype, shape: t.shape, data: fromBytes(view.bytes, t.dtype, elementCount(t.shape)) };
+      continue;
+    }
     const lease = lend(ctx.pool, life, t.shm.byteSize);
     leases.push(lease);
     ctx.shm.read(t.shm, lease.bytes, `input "${name}"`);

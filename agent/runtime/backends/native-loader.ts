@@ -12,6 +12,7 @@ import { packageInfo } from '../../system/package-root.js';
 export type AddonName =
   | 'outpost_opencv_dnn'
   | 'outpost_image'
+  | 'outpost_shm'
   | 'outpost_tensorrt'
   | 'outpost_hailort'
   | 'outpost_openvino';
