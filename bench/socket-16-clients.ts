@@ -7,13 +7,16 @@
  * net exported with a dynamic batch dimension and `dynamic_batching` in its model JSON
  * (OUTPOST_BENCH_BATCHING, JSON, sets the block; default max_batch_size 8, no delay). Each is
  * compared with in-process runs of its own model file: 16 concurrent session.run calls,
- * unbatched, as an app would write them, with the session options the agent's sessions get.
+ * unbatched, as an app would write them, with the session options the agent's sessions get
+ * (one intra-op thread: the agent leaves the other core to the requests). A last row compares the
+ * batched socket with an in-process app on onnxruntime's own defaults, which put both cores on
+ * the model.
  * Batching off and on take turns in four rounds of 750 ms each side, so a change of the
  * machine's load hits both alike. The CPU rows count client + agent per request against the
  * in-process run alone; they move less with the load than the throughput share.
  *
  * The agent runs in a child process (bench/_bench-agent.ts). OUTPOST_BENCH_QUICK=1 leaves out the
- * default-infer() row (3 s each side) for repeated A/B runs.
+ * last two rows (ort defaults, default infer()) for repeated A/B runs: only the goal's rows.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -46,7 +49,11 @@ export async function run(): Promise<BenchRow[]> {
     // The batched conv net: the same weights with a dynamic batch dimension; its in-process
     // baseline runs that same file, unbatched.
     const dyn = await ort.InferenceSession.create(join(dir, 'conv-batched', 'model.onnx'), options);
-    sessions.push(conv, dyn);
+    // What an app in-process gets with onnxruntime's own defaults (intra-op threads = physical
+    // cores, spinning on): not the goal's baseline, which runs the agent's session options, but
+    // the other honest comparison on this machine (docs/performance.md, round 7).
+    const ortDefaults = await ort.InferenceSession.create(join(dir, 'conv', 'model.onnx'));
+    sessions.push(conv, dyn, ortDefaults);
 
     const convN = 3 * CONV_SIZE * CONV_SIZE;
     const convData = Float32Array.from({ length: convN }, (_, i) => (i % 255) / 255);
@@ -54,6 +61,7 @@ export async function run(): Promise<BenchRow[]> {
     const convFeeds = { data: new ort.Tensor('float32', convData, convShape) };
     const convLocal = () => conv.run(convFeeds);
     const dynLocal = () => dyn.run(convFeeds);
+    const defaultsLocal = () => ortDefaults.run(convFeeds);
     // The socket side runs as a performance-minded app would: outputs read into arrays it keeps
     // (one per client loop). The default infer() is measured too.
     const convInput = { data: { dtype: 'float32' as const, shape: convShape, data: convData } };
@@ -66,16 +74,17 @@ export async function run(): Promise<BenchRow[]> {
 
     const alone = await latencies(60, convLocal);
     const before = await batchTotals(c, BATCHED_ID);
-    const [off, on] = (await contended(agent.child, 4, 750, [
+    const quick = process.env.OUTPOST_BENCH_QUICK === '1';
+    const [off, on, vsDefaults] = (await contended(agent.child, 4, 750, [
       { local: convLocal, socket: convSocket },
       { local: dynLocal, socket: dynSocket },
-    ])) as [Contended, Contended];
+      ...(quick ? [] : [{ local: defaultsLocal, socket: dynSocket }]),
+    ])) as [Contended, Contended, Contended | undefined];
     const after = await batchTotals(c, BATCHED_ID);
     const meanRows = (after.rows - before.rows) / (after.runs - before.runs);
-    const dflt =
-      process.env.OUTPOST_BENCH_QUICK === '1'
-        ? undefined
-        : (await contended(agent.child, 1, 3000, [{ local: convLocal, socket: convDefault }]))[0]!;
+    const dflt = quick
+      ? undefined
+      : (await contended(agent.child, 1, 3000, [{ local: convLocal, socket: convDefault }]))[0]!;
 
     const cpuRow = (name: string, r: Contended, note: string): BenchRow => ({
       name,
@@ -104,6 +113,16 @@ export async function run(): Promise<BenchRow[]> {
         `goal >= 0.9; agent batches (${JSON.stringify(benchBatching())}); baseline: 16 concurrent unbatched session.run, same file`,
       ),
     ];
+    if (vsDefaults)
+      rows.push(
+        inProcessRow(
+          'throughput, 16 clients, batching, vs ort defaults in-process',
+          'req/s',
+          vsDefaults.ours,
+          vsDefaults.base,
+          `not the goal's baseline: in-process with onnxruntime's default threads (both cores on the model, spinning; ${(vsDefaults.baseCpu / 1000).toFixed(2)} ms CPU per request)`,
+        ),
+      );
     if (dflt)
       rows.push(
         inProcessRow(

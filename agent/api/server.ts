@@ -233,14 +233,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
    */
   function hot(head: RequestHead): ((req: HotRequest) => Promise<LaneAnswer | undefined>) | undefined {
     if (head.method !== 'POST') return undefined;
-    let m: Match | undefined;
-    try {
-      m = match(splitUrl(head.target).segments);
-    } catch {
-      return undefined; // a bad %-escape: node:http answers it
-    }
-    if (m?.route.name !== 'infer') return undefined;
-    const params = m.params;
+    const params = inferParams(head.target);
+    if (!params) return undefined;
     return async (req) => {
       inFlight++;
       const started = process.hrtime.bigint();
@@ -280,6 +274,27 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
         };
       }
     };
+  }
+
+  /**
+   * The infer route's params of a request target, or null when it is not an infer (a bad
+   * %-escape included: node:http answers it). An app sends the same few targets over and over,
+   * so each is split and matched once (at most 256 kept; the params are only read).
+   */
+  const targets = new Map<string, Record<string, string> | null>();
+  function inferParams(target: string): Record<string, string> | null {
+    let params = targets.get(target);
+    if (params !== undefined) return params;
+    let m: Match | undefined;
+    try {
+      m = match(splitUrl(target).segments);
+    } catch {
+      m = undefined;
+    }
+    params = m?.route.name === 'infer' ? m.params : null;
+    if (targets.size >= 256) targets.clear();
+    targets.set(target, params);
+    return params;
   }
 
   if (opts.lane !== false && laneSupported()) {
