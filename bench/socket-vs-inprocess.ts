@@ -21,7 +21,7 @@
  * are plain `net` round trips to a server in the agent's process, and a pread of 588 KiB from
  * /dev/shm: what a request over this socket pays before any HTTP or Outpost code.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,6 +146,10 @@ export async function run(): Promise<BenchRow[]> {
       data: { dtype: 'float32' as const, shape: SHAPE, shm: { region: 'bench', offset: 0, byteSize: data.byteLength } },
     };
     const shared = () => c.infer(ID, viaShm, { binary: true });
+    // Which path the agent took: a mapped region shows in its /proc maps (agent/api/shm.ts).
+    const shmPath = readFileSync(`/proc/${agent.child.pid}/maps`, 'utf8').includes(`/dev/shm${shm.key}`)
+      ? 'maps the region (zero copy)'
+      : 'preads the region (OUTPOST_SHM=pread or no outpost_shm addon)';
 
     // The floors: a plain net round trip to a server in the agent's process (64 bytes, and the
     // tensor's 588 KiB), and the pread the agent does for a shared-memory input.
@@ -217,7 +221,7 @@ export async function run(): Promise<BenchRow[]> {
         name: 'socket overhead, shared memory',
         metric: 'p50 ms added',
         ours: viaShmLat.p50 - base.p50,
-        note: 'goal <= 0.1; input by region',
+        note: `goal <= 0.1; input by region; the agent ${shmPath}`,
       },
       {
         name: 'socket overhead, shared memory',
@@ -247,7 +251,13 @@ export async function run(): Promise<BenchRow[]> {
         name: 'floor: shared memory (64 B round trip + pread)',
         metric: 'p50 ms',
         ours: lat.floorTiny.p50 + lat.pread.p50,
-        note: 'the least shared memory can add',
+        note: 'the least the pread path (OUTPOST_SHM=pread) can add',
+      },
+      {
+        name: 'floor: shared memory, zero copy (64 B round trip)',
+        metric: 'p50 ms',
+        ours: lat.floorTiny.p50,
+        note: 'the least the mapped path can add: no copy of the tensor at all',
       },
       {
         name: 'agent CPU per request, binary',

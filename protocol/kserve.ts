@@ -29,6 +29,6 @@ export {
 } from './kserve/wire.js';
 export { isRegionName } from './kserve/shm-parameters.js';
 export { floatToHalf, halfToFloat } from './kserve/json.js';
-export { fromBytes, type EncodedBody } from './kserve/binary.js';
+export { encodedOf, fromBytes, type EncodedBody } from './kserve/binary.js';
 export { parseInferRequest, encodeInferRequest } from './kserve/request.js';
 export { encodeInferResponse, parseInferResponse } from './kserve/response.js';

@@ -75,6 +75,15 @@ class Encoded implements EncodedBody {
   }
 }
 
+/** A body of ready parts (a header encoded earlier and its tensors: agent/api/repeat-request.ts). */
+export function encodedOf(
+  parts: Uint8Array[],
+  contentType: EncodedBody['contentType'],
+  headerLength?: number,
+): EncodedBody {
+  return new Encoded(parts, contentType, headerLength);
+}
+
 export function frame(header: object, chunks: Uint8Array[]): EncodedBody {
   let text = JSON.stringify(header);
   if (chunks.length === 0) return new Encoded([Buffer.from(text, 'utf8')], 'application/json');

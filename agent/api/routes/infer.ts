@@ -1,15 +1,8 @@
 import { OutpostError, toOutpostError } from '../../../protocol/errors/index.js';
-import {
-  elementCount,
-  encodeInferResponse,
-  fromBytes,
-  parseInferRequest,
-  toKServeDatatype,
-  type InferRequest,
-  type ShmRef,
-} from '../../../protocol/kserve.js';
+import { elementCount, fromBytes, toKServeDatatype, type InferRequest, type ShmRef } from '../../../protocol/kserve.js';
 import { releaseOutputs, type Tensor, type TensorInfo } from '../../runtime/backend.js';
 import type { ApiContext, Handler } from '../context.js';
+import { encodeRepeatable, parseRepeatable } from '../repeat-request.js';
 import type { ShmView } from '../shm.js';
 import { lend, readAlignedBody, type AnswerLife, type BodyLease } from '../body.js';
 import { header, mediaTypeOf, sendParts, tooLarge } from '../http.js';
@@ -102,7 +95,8 @@ export async function runInfer(
     releaseMemory.push(ctx.memory.reserve(Math.min(bodyBytes, ctx.limits.maxBodyBytes) * 2, 'the tensors'));
     const body = await readBody(ctx.limits.maxBodyBytes, hl ?? 0);
     leases.push(body);
-    const request = parseInferRequest(body.bytes, hl);
+    // An app's shared-memory requests repeat byte for byte: parsed once (agent/api/repeat-request.ts).
+    const request = parseRepeatable(body.bytes, hl);
     const shmBytes = Object.values(request.shmInputs).reduce((n, t) => n + t.shm.byteSize, 0);
     if (shmBytes > 0) releaseMemory.push(ctx.memory.reserve(shmBytes, 'the shared-memory inputs'));
     const fromShm = readShmInputs(ctx, life, request, leases, views);
@@ -134,7 +128,8 @@ export async function runInfer(
       if (o.shm) writeShmOutput(ctx, o.name, o.shm, tensor);
       return { name: o.name, tensor, binary: o.binary, ...(o.shm ? { shm: o.shm } : {}) };
     });
-    const encoded = encodeInferResponse(
+    const encoded = encodeRepeatable(
+      request,
       {
         model_name: entry.id,
         model_version: String(result.version),
