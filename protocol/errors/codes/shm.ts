@@ -21,7 +21,7 @@ export const SHM = {
   API_SHM_OUT_OF_RANGE: {
     status: 400,
     exit: EXIT.INVALID_INPUT,
-    hint: "An offset or size falls outside its region, or the region outside its object's size (or the object shrank after registering). Check shared_memory_offset/shared_memory_byte_size against the registered byte_size.",
+    hint: "An offset or size falls outside its region, or the region outside its object's size (or the object shrank after registering). Check shared_memory_offset/shared_memory_byte_size against the registered byte_size; after a shrink, resize the object, then unregister and register the region again.",
   },
   API_SHM_REGION_UNKNOWN: {
     status: 400,
