@@ -106,7 +106,9 @@ export function servingRuntime(
           error: { code: f.code, message: f.message },
         });
     }
-    return served.sort((a, b) => a.id.localeCompare(b.id));
+    // Shared by every request until the next change: frozen, so that no route can alter it.
+    for (const m of served) Object.freeze(m);
+    return Object.freeze(served.sort((a, b) => a.id.localeCompare(b.id))) as ModelEntry[];
   };
 
   return {
