@@ -1,7 +1,6 @@
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { OutpostError } from '../../protocol/errors/index.js';
 import {
-  encodeInferRequest,
   parseInferResponse,
   type InferResponseJson,
   type ModelMetadata,
@@ -13,6 +12,7 @@ import {
 } from '../../protocol/kserve.js';
 import { collectAnswer, errorOfAnswer, jsonOf, type Answer } from '../net/http-answer.js';
 import { ConnectionPool, unreachable, whyUnreachable } from './connection.js';
+import { encodeRequest } from './request-memo.js';
 import { OutputPlacer, targetsOf } from './output-targets.js';
 import type { SinkFor } from './response-parser.js';
 import { parseSse, type SseMessage } from './sse.js';
@@ -149,7 +149,8 @@ export class AgentClient {
     shmOutputs: Record<string, ShmTensor>;
   }> {
     const targets = targetsOf(opts.outputs);
-    const enc = encodeInferRequest(inputs, {
+    // A shared-memory request repeats every frame: encoded once (request-memo.ts).
+    const enc = encodeRequest(inputs, {
       binary: opts.binary,
       binaryOutput: opts.binary,
       id: opts.id,

@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { encodeRepeatable, parseRepeatable } from '../../agent/api/repeat-request.js';
+import { encodeRequest } from '../../agent/client/request-memo.js';
 import { encodeInferRequest, encodeInferResponse, parseInferRequest } from '../../protocol/kserve.js';
 
 /**
  * The agent's memo of repeated shared-memory requests (agent/api/repeat-request.ts): a hit is
  * exactly what parsing the same bytes gives, nothing a body carries is ever kept, and a reused
- * answer header is byte for byte the one encodeInferResponse writes.
+ * answer header is byte for byte the one encodeInferResponse writes. And the client's memo
+ * (agent/client/request-memo.ts): a kept body is byte for byte what encodeInferRequest writes.
  */
 const bytesOf = (e: { parts: Uint8Array[] }) => Buffer.concat(e.parts);
 const shmRequest = (region: string) =>
@@ -73,5 +75,44 @@ describe('repeated shared-memory requests', () => {
         want.byteLength,
       ]);
     }
+  });
+});
+
+describe("the client's repeated shared-memory requests", () => {
+  const shm = (offset: number) => ({
+    data: { dtype: 'float32' as const, shape: [1, 3, 8, 8], shm: { region: 'cam0', offset, byteSize: 768 } },
+  });
+  const opts = { binary: true, binaryOutput: true, outputs: [{ name: 'prob', binary: true }] };
+
+  it('sends the body it encoded for the same request again, equal to a fresh encode', () => {
+    const a = encodeRequest(shm(0), opts);
+    expect(encodeRequest(shm(0), { ...opts })).toBe(a);
+    expect(bytesOf(a)).toEqual(bytesOf(encodeInferRequest(shm(0), opts)));
+    type Opts = Parameters<typeof encodeRequest>[1];
+    const cases: [ReturnType<typeof shm>, Opts][] = [
+      [shm(768), opts],
+      [shm(0), { ...opts, id: 'frame-1' }],
+      [shm(0), { ...opts, outputs: [{ name: 'prob', shm: { region: 'cam0', offset: 768, byteSize: 40 } }] }],
+      [shm(0), { binary: true }],
+    ];
+    for (const [inputs, o] of cases) {
+      const b = encodeRequest(inputs, o);
+      expect(b).not.toBe(a);
+      expect(bytesOf(b)).toEqual(bytesOf(encodeInferRequest(inputs, o)));
+    }
+  });
+
+  it('encodes anew a request with a tensor in its body, or a field that is not a number', () => {
+    const inBody = { data: { dtype: 'float32' as const, shape: [1, 2], data: Float32Array.of(1, 2) } };
+    expect(encodeRequest(inBody, opts)).not.toBe(encodeRequest(inBody, opts));
+    const odd = {
+      data: {
+        dtype: 'float32' as const,
+        shape: [1, 3, 8, 8],
+        shm: { region: 'cam0', offset: '0' as unknown as number, byteSize: 768 },
+      },
+    };
+    expect(bytesOf(encodeRequest(odd, opts))).toEqual(bytesOf(encodeInferRequest(odd, opts)));
+    expect(bytesOf(encodeRequest(odd, opts)).toString()).toContain('"shared_memory_offset":"0"');
   });
 });
