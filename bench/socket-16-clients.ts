@@ -15,14 +15,19 @@
  * machine's load hits both alike. The CPU rows count client + agent per request against the
  * in-process run alone; they move less with the load than the throughput share.
  *
+ * Two more rows without OUTPOST_BENCH_QUICK: the default infer() (answers in fresh buffers), and
+ * shared memory in and out (each client's input and output in its own registered region, so no
+ * tensor byte crosses the socket; the conv net runs on a worker thread, so the agent copies the
+ * input from the mapping once and writes the output into it once).
  * The agent runs in a child process (bench/_bench-agent.ts). OUTPOST_BENCH_QUICK=1 leaves out the
- * last two rows (ort defaults, default infer()) for repeated A/B runs: only the goal's rows.
+ * last four rows (ort defaults, default infer(), shared memory without and with batching) for
+ * repeated A/B runs: only the goal's rows.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { AgentClient } from '../agent/client/index.js';
+import { AgentClient, SharedMemoryObject } from '../agent/client/index.js';
 import {
   BATCHED_ID,
   baselineSessionOptions,
@@ -40,6 +45,7 @@ export async function run(): Promise<BenchRow[]> {
   let agent: BenchAgent | undefined;
   let client: AgentClient | undefined;
   const sessions: ort.InferenceSession[] = [];
+  const objects: SharedMemoryObject[] = [];
   try {
     agent = await startAgentProcess(dir);
     client = new AgentClient({ socket: agent.socket });
@@ -70,7 +76,31 @@ export async function run(): Promise<BenchRow[]> {
     const convDefault = () => c.infer(CONV_ID, convInput, { binary: true });
     const dynOuts = await outputsInto(c, BATCHED_ID);
     const dynSocket = (i?: number) => c.infer(BATCHED_ID, convInput, { binary: true, outputs: dynOuts(i) });
-    for (let i = 0; i < 20; i++) await Promise.all([convSocket(), dynSocket()]);
+    // Shared memory both ways, as a camera app would run it: each client loop has its own object
+    // holding its input and, after it, the output the agent writes (no tensor bytes on the socket).
+    const outMeta = (await c.model(CONV_ID)).outputs[0]!;
+    const outBytes = 4 * outMeta.shape.reduce((a, b) => a * Math.max(1, b), 1);
+    const inBytes = convData.byteLength;
+    const viaShm = await Promise.all(
+      Array.from({ length: 16 }, async (_, i) => {
+        const o = SharedMemoryObject.create(`/outpost-bench16-${process.pid}-${i}`, inBytes + outBytes);
+        objects.push(o);
+        o.write(0, convData);
+        const region = `b16-${i}`;
+        await c.registerSharedMemory(region, o.key, inBytes + outBytes);
+        return {
+          input: {
+            data: { dtype: 'float32' as const, shape: convShape, shm: { region, offset: 0, byteSize: inBytes } },
+          },
+          outputs: [{ name: outMeta.name, shm: { region, offset: inBytes, byteSize: outBytes } }],
+        };
+      }),
+    );
+    const convShm = (i = 0) => c.infer(CONV_ID, viaShm[i]!.input, { outputs: viaShm[i]!.outputs });
+    // The batched net has the same output size per row, so the same regions serve it (the pairs
+    // take turns, never at once).
+    const dynShm = (i = 0) => c.infer(BATCHED_ID, viaShm[i]!.input, { outputs: viaShm[i]!.outputs });
+    for (let i = 0; i < 20; i++) await Promise.all([convSocket(), dynSocket(), convShm(i % 16), dynShm((i + 8) % 16)]);
 
     const alone = await latencies(60, convLocal);
     const before = await batchTotals(c, BATCHED_ID);
@@ -82,9 +112,13 @@ export async function run(): Promise<BenchRow[]> {
     ])) as [Contended, Contended, Contended | undefined];
     const after = await batchTotals(c, BATCHED_ID);
     const meanRows = (after.rows - before.rows) / (after.runs - before.runs);
-    const dflt = quick
-      ? undefined
-      : (await contended(agent.child, 1, 3000, [{ local: convLocal, socket: convDefault }]))[0]!;
+    const [dflt, shm, dynShmRow] = quick
+      ? []
+      : await contended(agent.child, 2, 1500, [
+          { local: convLocal, socket: convDefault },
+          { local: convLocal, socket: convShm },
+          { local: dynLocal, socket: dynShm },
+        ]);
 
     const cpuRow = (name: string, r: Contended, note: string): BenchRow => ({
       name,
@@ -133,9 +167,31 @@ export async function run(): Promise<BenchRow[]> {
           `client ${dflt.clientCpu.toFixed(0)} + agent ${dflt.agentCpu.toFixed(0)} us CPU per request`,
         ),
       );
+    if (shm)
+      rows.push(
+        inProcessRow(
+          'throughput, 16 clients, conv net, shared memory in and out',
+          'req/s',
+          shm.ours,
+          shm.base,
+          `each client's input and output in its own region; client ${shm.clientCpu.toFixed(0)} + agent ${shm.agentCpu.toFixed(0)} us CPU per request`,
+        ),
+      );
+    if (dynShmRow)
+      rows.push(
+        inProcessRow(
+          'throughput, 16 clients, conv net, shared memory, batching',
+          'req/s',
+          dynShmRow.ours,
+          dynShmRow.base,
+          `the batched net, regions as above; client ${dynShmRow.clientCpu.toFixed(0)} + agent ${dynShmRow.agentCpu.toFixed(0)} us CPU per request`,
+        ),
+      );
     return rows;
   } finally {
     for (const s of sessions) await s.release();
+    if (client && objects.length > 0) await client.unregisterSharedMemory().catch(() => undefined);
+    for (const o of objects) o.destroy();
     client?.close();
     agent?.child.kill('SIGTERM');
     await rm(dir, { recursive: true, force: true });
