@@ -9,6 +9,7 @@ import type { LoadedModel } from '../agent/runtime/backend.js';
 import { toOnnx } from '../test/fixtures/caffe/nets.js';
 import { CONV_PARAMS, CONV_SIZE, convNet } from './_convnet.js';
 import type { BenchRow } from './run.js';
+import { latencies } from './_throughput.js';
 
 /**
  * The OpenCV DNN addon against onnxruntime-node on the same ONNX model (three convolutions on a
@@ -18,16 +19,8 @@ import type { BenchRow } from './run.js';
  */
 const SIZE = CONV_SIZE;
 
-async function median(n: number, f: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < Math.min(10, n); i++) await f();
-  const t: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    await f();
-    t.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  return t.sort((a, b) => a - b)[Math.floor(n / 2)]!;
-}
+/** p50 ms of `f` (bench/_throughput.ts's latency loop, shared by the socket benches). */
+const median = async (n: number, f: () => Promise<unknown>) => (await latencies(n, f)).p50;
 
 export async function run(): Promise<BenchRow[]> {
   const opencv = createOpenCvBackend({ target: 'cpu' });

@@ -52,16 +52,27 @@ export async function bundleClient(outDir = CLIENT_DIR) {
   fs.renameSync(tmp, outDir);
 }
 
-/** The client's .d.ts files (and those of the protocol types it exports), from the sources. */
+/**
+ * The client's .d.ts files (and those of the protocol types it exports), from the sources, with
+ * the repository's own compiler options (a throwaway tsconfig extending tsconfig.json).
+ */
 function declarations(entry, outDir) {
   const tsc = createRequire(path.join(ROOT, 'package.json')).resolve('typescript/bin/tsc');
-  execFileSync(
-    process.execPath,
-    [tsc, entry, '--declaration', '--emitDeclarationOnly', '--rootDir', ROOT, '--outDir', outDir]
-      .concat(['--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022'])
-      .concat(['--strict', '--skipLibCheck', '--types', 'node']),
-    { cwd: ROOT, stdio: 'inherit' },
+  const project = path.join(path.dirname(outDir), 'tsconfig.declarations.json');
+  fs.writeFileSync(
+    project,
+    JSON.stringify({
+      extends: path.join(ROOT, 'tsconfig.json'),
+      compilerOptions: { noEmit: false, declaration: true, emitDeclarationOnly: true, rootDir: ROOT, outDir },
+      files: [entry],
+      include: [],
+    }),
   );
+  try {
+    execFileSync(process.execPath, [tsc, '-p', project], { cwd: ROOT, stdio: 'inherit' });
+  } finally {
+    fs.rmSync(project, { force: true });
+  }
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -5,7 +5,8 @@ import { type EncodedBody, encodeInferRequest, type ShmTensor, type WireTensor }
  * memory carries no tensor bytes, and an app sends the same one every frame (same region,
  * offset, shape, outputs), so its encoded body is kept and sent again. The key spells out
  * everything encodeInferRequest reads (names length-prefixed, so no two requests share a key);
- * the kept parts are read-only buffers, written to the socket as they are. At most MAX_ENTRIES.
+ * an option or tensor field added to encodeInferRequest must join the key here too. The kept parts
+ * are read-only buffers, written to the socket as they are. At most MAX_ENTRIES.
  */
 const MAX_ENTRIES = 32;
 const kept = new Map<string, EncodedBody>();
