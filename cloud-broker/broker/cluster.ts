@@ -89,7 +89,8 @@ export function openBrokerCluster(redisUrl: string, log: Logger): BrokerCluster 
   parseRedisUrl(redisUrl);
   const mqemitterRedis = require('mqemitter-redis') as (o: object) => {
     close(cb: () => void): void;
-    on(event: 'error', cb: (err: Error) => void): void;
+    /** Its connections' errors; `on` itself subscribes to an MQTT topic, not to an event. */
+    state: { on(event: 'error', cb: (err: Error) => void): void };
     subConn: RedisLike;
     pubConn: RedisLike;
   };
@@ -100,10 +101,23 @@ export function openBrokerCluster(redisUrl: string, log: Logger): BrokerCluster 
   };
   // The ioredis the persistence itself would load, so that its connection is one we can watch.
   const Redis = createRequire(require.resolve('aedes-persistence-redis'))('ioredis') as new (o: object) => RedisLike;
-  // One connection string for both; ioredis reconnects by itself with backoff, and errors while
-  // Redis is away are logged (once per state change by ioredis), not thrown.
-  const mq = mqemitterRedis({ connectionString: redisUrl });
-  mq.on('error', (err) => log.warn({ err: err.message }, 'MQTT cluster emitter: Redis error'));
+  // ioredis reconnects by itself with backoff, and errors while Redis is away are logged (once per
+  // state change by ioredis), not thrown. mqemitter-redis re-emits its connections' errors on
+  // `state`, an EventEmitter that throws when nobody listens: the listener is what keeps a Redis
+  // error from being an uncaught exception that ends the replica.
+  //
+  // The subscriber connection is ours, without ioredis' ready check. ioredis 5 sends SUBSCRIBE as
+  // soon as the socket connects (the command may run while Redis loads) but its ready check, INFO,
+  // only after the CLIENT SETINFO replies: a SUBSCRIBE in between (aedes subscribing while the
+  // connection is new or reconnecting) puts the connection in subscriber mode, where ioredis
+  // refuses INFO, fails the ready check and drops the connection, and with it the replica's
+  // subscriptions until the next reconnect. Seen once in CI as an uncaught "Connection in
+  // subscriber mode"; test/integration/broker-cluster-subscribe-race.test.ts makes it happen on
+  // purpose. A subscriber has nothing to wait for while Redis loads its data: its commands are
+  // valid during loading, so the check buys it nothing.
+  const subConn = new Redis({ ...redisOptions(redisUrl), enableReadyCheck: false });
+  const mq = mqemitterRedis({ connectionString: redisUrl, subConn });
+  mq.state.on('error', (err) => log.warn({ err: err.message }, 'MQTT cluster emitter: Redis error'));
   quietQuit(mq.subConn, log);
   quietQuit(mq.pubConn, log);
   // aedes-persistence-redis takes a ready connection as `conn`; without a listener of ours its
