@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sessionOptionsFor, type OnnxSettings } from '../agent/runtime/backends/onnx-options.js';
 import type { DynamicBatching } from '../protocol/manifest-batching.js';
+import { SOURCE_CHILD_ARGS } from './_compiled.js';
 import { writeConvNetFolder } from './_convnet.js';
 import { recordGcPauses, startFloorServer } from './_socket-floor.js';
 import { statCpuMs } from './_stats.js';
@@ -32,7 +33,7 @@ export interface BenchAgent {
 export async function startAgentProcess(dir: string): Promise<BenchAgent> {
   // OUTPOST_BENCH_AGENT_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p") profiles the agent side.
   const flags = (process.env.OUTPOST_BENCH_AGENT_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(import.meta.url)], {
+  const child = spawn(process.execPath, [...flags, ...SOURCE_CHILD_ARGS, fileURLToPath(import.meta.url)], {
     env: { ...process.env, OUTPOST_BENCH_AGENT: dir },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
  * The footprint benchmarks measure what a user runs: the JavaScript of `npm run build` with plain
@@ -17,5 +17,16 @@ export function ensureBuilt(): void {
   execFileSync('npm', ['run', '-s', 'build'], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
   built = true;
 }
+
+/**
+ * Node flags for a bench child that runs TypeScript: tsx for the bench's own file, and the hook
+ * that resolves the product's modules to their compiled dist/ files (bench/_dist-hook.mjs).
+ */
+export const SOURCE_CHILD_ARGS: readonly string[] = [
+  '--import',
+  'tsx',
+  '--import',
+  pathToFileURL(join(REPO, 'bench', '_dist-hook.mjs')).href,
+];
 
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CloudClient } from '../cloud-broker/client/cloud-client.js';
 import { FleetClient } from '../cloud-broker/fleet/fleet-client.js';
+import { SOURCE_CHILD_ARGS } from './_compiled.js';
 import type { AgentConfigDraft } from '../cloud-broker/fleet/provision.js';
 import { publishFile } from './_fleet-helpers.js';
 import { procTreeStats } from './_procs.js';
@@ -75,7 +76,7 @@ class Worker {
   error: string | null = null;
 
   constructor() {
-    this.child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(WORKER, [], { execArgv: [...SOURCE_CHILD_ARGS], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child.on('message', (m: FromWorker) => {
       if (m.t === 'progress') this.progress = m;
       else if (m.t === 'error') this.error = m.message;

@@ -18,6 +18,7 @@ import sharp from 'sharp';
 import { AgentClient } from '../agent/client/index.js';
 import { DEFAULT_LIMITS } from '../agent/api/types.js';
 import type { OutpostError } from '../protocol/errors/index.js';
+import { SOURCE_CHILD_ARGS } from './_compiled.js';
 import type { BenchRow } from './run.js';
 
 const MB = 1024 * 1024;
@@ -58,7 +59,7 @@ async function measure(
 ): Promise<{ idle: number; peak: number; after: number; ok: number; busy: number }> {
   const socket = join(dir, `agent-${budget}.sock`);
   const proc: ChildProcess = fork(fileURLToPath(import.meta.url), ['--child', socket, dir, String(budget)], {
-    execArgv: ['--import', 'tsx', '--expose-gc'],
+    execArgv: [...SOURCE_CHILD_ARGS, '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   try {

@@ -73,7 +73,8 @@ interface Latency {
 }
 
 /**
- * p50/p99 of each of `fns`, their requests interleaved (one of each, in turn, `iterations` times).
+ * p50/p99 of each of `fns`, their requests interleaved (one of each, in turn, `iterations` times,
+ * each round in an order rotated by one).
  * Around each request, outside its timed span, the run-queue wait of the main threads of this
  * process and of `agentPid` is read, so the slowest requests can say whether they waited for a core.
  */
@@ -85,8 +86,19 @@ async function interleaved<K extends string>(
   const keys = Object.keys(fns) as K[];
   for (let i = 0; i < Math.min(50, iterations); i++) for (const k of keys) await fns[k]();
   const samples = Object.fromEntries(keys.map((k) => [k, [] as Waits[]])) as Record<K, Waits[]>;
-  for (let i = 0; i < iterations; i++)
-    for (const k of keys) {
+  // Each round runs the rows in a new order (a seeded shuffle, the same in every run), so every
+  // row follows every other row about equally often. In one fixed order each row always followed
+  // the same one: the row after the in-process run met an agent whose caches that run had just
+  // evicted, and the row after another socket request met a warm one (docs/performance.md).
+  let seed = 0x2545f491;
+  const order = [...keys];
+  for (let i = 0; i < iterations; i++) {
+    for (let j = order.length - 1; j > 0; j--) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      const r = (seed >>> 8) % (j + 1);
+      [order[j], order[r]] = [order[r]!, order[j]!];
+    }
+    for (const k of order) {
       const c0 = runQueueMs(process.pid);
       const a0 = runQueueMs(agentPid);
       const at = performance.timeOrigin + performance.now();
@@ -95,6 +107,7 @@ async function interleaved<K extends string>(
       const ms = Number(process.hrtime.bigint() - t) / 1e6;
       samples[k].push({ ms, at, clientWaitMs: runQueueMs(process.pid) - c0, agentWaitMs: runQueueMs(agentPid) - a0 });
     }
+  }
   const mean = (xs: Waits[]): Waits => ({
     ms: xs.reduce((a, x) => a + x.ms, 0) / xs.length,
     at: Number.NaN,
