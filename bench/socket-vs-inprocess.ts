@@ -17,7 +17,7 @@
  * CPU per request (a few seconds instead of half a minute, for interleaved A/B runs).
  *
  * The latency rows interleave their requests (one in-process run, one of each socket kind, one of
- * each floor, and again), so a change of load hits every row alike. The floors (bench/_socket-floor.ts)
+ * each floor, in a new shuffled order each round), so a change of load hits every row alike. The floors (bench/_socket-floor.ts)
  * are plain `net` round trips to a server in the agent's process, and a pread of 588 KiB from
  * /dev/shm: what a request over this socket pays before any HTTP or Outpost code.
  */
@@ -74,7 +74,7 @@ interface Latency {
 
 /**
  * p50/p99 of each of `fns`, their requests interleaved (one of each, in turn, `iterations` times,
- * each round in an order rotated by one).
+ * each round in a new shuffled order).
  * Around each request, outside its timed span, the run-queue wait of the main threads of this
  * process and of `agentPid` is read, so the slowest requests can say whether they waited for a core.
  */
