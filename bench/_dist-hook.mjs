@@ -18,7 +18,8 @@ import { register } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 if (process.env.OUTPOST_BENCH_SOURCE !== '1') {
-  // One build per bench run: the children this process starts inherit the variable.
+  // One build per bench run: the children this process starts inherit the variable, and the
+  // footprint benches' ensureBuilt() (bench/_compiled.ts) reads it instead of building again.
   if (process.env.OUTPOST_BENCH_BUILT !== '1') {
     execFileSync('npm', ['run', '-s', 'build'], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),

@@ -17,9 +17,10 @@
  * CPU per request (a few seconds instead of half a minute, for interleaved A/B runs).
  *
  * The latency rows interleave their requests (one in-process run, one of each socket kind, one of
- * each floor, in a new shuffled order each round), so a change of load hits every row alike. The floors (bench/_socket-floor.ts)
- * are plain `net` round trips to a server in the agent's process, and a pread of 588 KiB from
- * /dev/shm: what a request over this socket pays before any HTTP or Outpost code.
+ * each floor, in a new shuffled order each round), so a change of load hits every row alike. The
+ * floors (bench/_socket-floor.ts) are plain `net` round trips to a server in the agent's process,
+ * and a pread of 588 KiB from /dev/shm: what a request over this socket pays before any HTTP or
+ * Outpost code.
  */
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
